@@ -1,0 +1,67 @@
+//! Errors the Store reports. Each variant says what went wrong in terms a
+//! protocol crate can map to its own reply (SMTP 550/552, IMAP NO [TRYCREATE],
+//! JMAP notFound) without knowing the backend.
+
+use thiserror::Error;
+
+/// The Store's error type.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("{what} {name:?} does not exist")]
+    NotFound { what: &'static str, name: String },
+
+    #[error("{what} {name:?} already exists")]
+    AlreadyExists { what: &'static str, name: String },
+
+    #[error("{0}")]
+    Invalid(String),
+
+    #[error("mailbox {name:?} has child mailboxes")]
+    HasChildren { name: String },
+
+    #[error("domain {name:?} still has {accounts} account(s); remove them first")]
+    DomainInUse { name: String, accounts: u64 },
+
+    #[error("over quota: {used} of {limit} bytes used, {needed} more needed")]
+    OverQuota { used: u64, limit: u64, needed: u64 },
+
+    #[error("the store is closed")]
+    Closed,
+
+    #[error("storage backend failed while {context}: {source}")]
+    Backend {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn not_found(what: &'static str, name: impl ToString) -> StoreError {
+        StoreError::NotFound {
+            what,
+            name: name.to_string(),
+        }
+    }
+
+    pub(crate) fn exists(what: &'static str, name: impl ToString) -> StoreError {
+        StoreError::AlreadyExists {
+            what,
+            name: name.to_string(),
+        }
+    }
+
+    /// Wraps a backend error with what the store was doing.
+    pub fn backend(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> StoreError {
+        StoreError::Backend {
+            context: context.into(),
+            source: Box::new(source),
+        }
+    }
+}
+
+/// Shorthand for results of Store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

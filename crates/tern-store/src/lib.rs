@@ -1,0 +1,23 @@
+//! `tern-store`: where Tern keeps mail.
+//!
+//! The [`Store`] trait is the whole interface: directory (domains, accounts,
+//! aliases), mailboxes, messages stored once as content-addressed blobs, the
+//! per-account change journal every sync protocol reads, full-text search,
+//! and the notification hub. [`sqlite::SqliteStore`] is the embedded
+//! backend; every backend passes the same [`conformance`] suite.
+
+pub mod error;
+pub mod hub;
+pub mod message;
+pub mod search;
+pub mod sqlite;
+pub mod store;
+pub mod types;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use error::{Result, StoreError};
+pub use search::SearchKey;
+pub use store::Store;
+pub use types::*;

@@ -1,0 +1,260 @@
+//! Domains, accounts and aliases in SQLite.
+//!
+//! Addresses arrive already validated and lowercased by the caller
+//! (`tern-core`'s address rules); this module only keeps them.
+
+use super::{db, mailboxes, now, WriteCtx};
+use crate::error::{Result, StoreError};
+use crate::types::*;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+pub fn add_domain(conn: &Connection, name: &str) -> Result<Domain> {
+    if name.is_empty() {
+        return Err(StoreError::Invalid("a domain name cannot be empty".into()));
+    }
+    let created_at = now();
+    let inserted = conn
+        .prepare_cached("INSERT INTO domain (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+        .and_then(|mut s| s.execute(params![name, created_at]))
+        .map_err(db("adding a domain"))?;
+    if inserted == 0 {
+        return Err(StoreError::exists("domain", name));
+    }
+    Ok(Domain {
+        id: DomainId(conn.last_insert_rowid()),
+        name: name.to_string(),
+        created_at,
+    })
+}
+
+pub fn list_domains(conn: &Connection) -> Result<Vec<Domain>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT id, name, created_at FROM domain ORDER BY name")
+        .map_err(db("listing domains"))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(Domain {
+                id: DomainId(r.get(0)?),
+                name: r.get(1)?,
+                created_at: r.get(2)?,
+            })
+        })
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(db("listing domains"))?;
+    Ok(rows)
+}
+
+fn domain_id(conn: &Connection, name: &str) -> Result<DomainId> {
+    conn.prepare_cached("SELECT id FROM domain WHERE name = ?1")
+        .and_then(|mut s| s.query_row([name], |r| r.get(0)).optional())
+        .map_err(db("looking up a domain"))?
+        .map(DomainId)
+        .ok_or_else(|| StoreError::not_found("domain", name))
+}
+
+pub fn remove_domain(conn: &Connection, name: &str) -> Result<()> {
+    let id = domain_id(conn, name)?;
+    let accounts: u64 = conn
+        .query_row("SELECT count(*) FROM account WHERE domain_id = ?1", [id.0], |r| r.get(0))
+        .map_err(db("counting a domain's accounts"))?;
+    if accounts > 0 {
+        return Err(StoreError::DomainInUse {
+            name: name.to_string(),
+            accounts,
+        });
+    }
+    conn.execute("DELETE FROM alias WHERE domain_id = ?1", [id.0])
+        .and_then(|_| conn.execute("DELETE FROM domain WHERE id = ?1", [id.0]))
+        .map_err(db("removing a domain"))?;
+    Ok(())
+}
+
+/// The domain part of an address or of a catch-all `@domain`.
+fn domain_of(address: &str) -> Result<&str> {
+    match address.rsplit_once('@') {
+        Some((_, domain)) if !domain.is_empty() => Ok(domain),
+        _ => Err(StoreError::Invalid(format!(
+            "{address:?} is not an address (expected local@domain)"
+        ))),
+    }
+}
+
+pub fn create_account(ctx: &mut WriteCtx<'_>, new: NewAccount) -> Result<Account> {
+    let conn = ctx.conn;
+    let address = new.address.to_lowercase();
+    let domain = domain_id(conn, domain_of(&address)?)?;
+    if alias(conn, &address)?.is_some() {
+        return Err(StoreError::Invalid(format!(
+            "{address} is already an alias; remove the alias first"
+        )));
+    }
+    let created_at = now();
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO account (address, domain_id, password_hash, quota_bytes, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                address,
+                domain.0,
+                new.password_hash,
+                new.quota_bytes.map(|q| q as i64),
+                created_at
+            ])
+        })
+        .map_err(db("creating an account"))?;
+    if inserted == 0 {
+        return Err(StoreError::exists("account", &address));
+    }
+    let id = AccountId(conn.last_insert_rowid());
+    for (name, role) in DEFAULT_MAILBOXES {
+        mailboxes::create(ctx, id, name, Some(role))?;
+    }
+    account(ctx.conn, id)
+}
+
+const ACCOUNT_COLUMNS: &str =
+    "id, address, password_hash, quota_bytes, used_bytes, created_at FROM account";
+
+fn account_row(r: &Row<'_>) -> rusqlite::Result<Account> {
+    Ok(Account {
+        id: AccountId(r.get(0)?),
+        address: r.get(1)?,
+        password_hash: r.get(2)?,
+        quota_bytes: r.get::<_, Option<i64>>(3)?.map(|q| q as u64),
+        used_bytes: r.get::<_, i64>(4)? as u64,
+        created_at: r.get(5)?,
+    })
+}
+
+pub fn list_accounts(conn: &Connection) -> Result<Vec<Account>> {
+    let mut stmt = conn
+        .prepare_cached(&format!("SELECT {ACCOUNT_COLUMNS} ORDER BY address"))
+        .map_err(db("listing accounts"))?;
+    let rows = stmt
+        .query_map([], account_row)
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(db("listing accounts"))?;
+    Ok(rows)
+}
+
+pub fn account_by_address(conn: &Connection, address: &str) -> Result<Option<Account>> {
+    conn.prepare_cached(&format!("SELECT {ACCOUNT_COLUMNS} WHERE address = ?1"))
+        .and_then(|mut s| s.query_row([address], account_row).optional())
+        .map_err(db("looking up an account"))
+}
+
+pub fn account(conn: &Connection, id: AccountId) -> Result<Account> {
+    conn.prepare_cached(&format!("SELECT {ACCOUNT_COLUMNS} WHERE id = ?1"))
+        .and_then(|mut s| s.query_row([id.0], account_row).optional())
+        .map_err(db("looking up an account"))?
+        .ok_or_else(|| StoreError::not_found("account", id))
+}
+
+fn account_id(conn: &Connection, address: &str) -> Result<AccountId> {
+    account_by_address(conn, address)?
+        .map(|a| a.id)
+        .ok_or_else(|| StoreError::not_found("account", address))
+}
+
+pub fn set_password(conn: &Connection, address: &str, hash: &str) -> Result<()> {
+    let id = account_id(conn, address)?;
+    conn.execute(
+        "UPDATE account SET password_hash = ?1 WHERE id = ?2",
+        params![hash, id.0],
+    )
+    .map_err(db("setting a password"))?;
+    Ok(())
+}
+
+pub fn set_quota(conn: &Connection, address: &str, quota: Option<u64>) -> Result<()> {
+    let id = account_id(conn, address)?;
+    conn.execute(
+        "UPDATE account SET quota_bytes = ?1 WHERE id = ?2",
+        params![quota.map(|q| q as i64), id.0],
+    )
+    .map_err(db("setting a quota"))?;
+    Ok(())
+}
+
+/// Removes an account with every mailbox, email, journal row and the blobs
+/// only it used.
+pub fn remove_account(conn: &Connection, address: &str) -> Result<()> {
+    let id = account_id(conn, address)?.0;
+    conn.execute_batch(&format!(
+        "UPDATE blob SET refs = refs - (SELECT count(*) FROM email WHERE email.blob_hash = blob.hash AND email.account_id = {id})
+           WHERE hash IN (SELECT blob_hash FROM email WHERE account_id = {id});
+         DELETE FROM blob WHERE refs <= 0;
+         DELETE FROM email_text WHERE rowid IN (SELECT id FROM email WHERE account_id = {id});
+         DELETE FROM mailbox_email WHERE mailbox_id IN (SELECT id FROM mailbox WHERE account_id = {id});
+         DELETE FROM email WHERE account_id = {id};
+         DELETE FROM mailbox WHERE account_id = {id};
+         DELETE FROM journal WHERE account_id = {id};
+         DELETE FROM account WHERE id = {id};"
+    ))
+    .map_err(db("removing an account"))?;
+    Ok(())
+}
+
+pub fn set_alias(conn: &Connection, alias: Alias) -> Result<()> {
+    let address = alias.address.to_lowercase();
+    let domain = domain_id(conn, domain_of(&address)?)?;
+    if alias.targets.is_empty() {
+        return Err(StoreError::Invalid(format!("alias {address} needs at least one target")));
+    }
+    if account_by_address(conn, &address)?.is_some() {
+        return Err(StoreError::Invalid(format!(
+            "{address} is an account; an alias cannot shadow it"
+        )));
+    }
+    let targets: Vec<String> = alias.targets.iter().map(|t| t.to_lowercase()).collect();
+    let json = serde_json::to_string(&targets)
+        .map_err(|e| StoreError::backend("encoding alias targets", e))?;
+    conn.execute(
+        "INSERT INTO alias (address, domain_id, targets) VALUES (?1, ?2, ?3)
+         ON CONFLICT (address) DO UPDATE SET targets = excluded.targets",
+        params![address, domain.0, json],
+    )
+    .map_err(db("setting an alias"))?;
+    Ok(())
+}
+
+fn alias_row(r: &Row<'_>) -> rusqlite::Result<(String, String)> {
+    Ok((r.get(0)?, r.get(1)?))
+}
+
+fn decode_alias((address, targets): (String, String)) -> Result<Alias> {
+    let targets = serde_json::from_str(&targets)
+        .map_err(|e| StoreError::backend(format!("decoding the targets of alias {address}"), e))?;
+    Ok(Alias { address, targets })
+}
+
+pub fn list_aliases(conn: &Connection) -> Result<Vec<Alias>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT address, targets FROM alias ORDER BY address")
+        .map_err(db("listing aliases"))?;
+    let rows = stmt
+        .query_map([], alias_row)
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(db("listing aliases"))?;
+    rows.into_iter().map(decode_alias).collect()
+}
+
+pub fn alias(conn: &Connection, address: &str) -> Result<Option<Alias>> {
+    conn.prepare_cached("SELECT address, targets FROM alias WHERE address = ?1")
+        .and_then(|mut s| s.query_row([address], alias_row).optional())
+        .map_err(db("looking up an alias"))?
+        .map(decode_alias)
+        .transpose()
+}
+
+pub fn remove_alias(conn: &Connection, address: &str) -> Result<()> {
+    let removed = conn
+        .execute("DELETE FROM alias WHERE address = ?1", [address])
+        .map_err(db("removing an alias"))?;
+    if removed == 0 {
+        return Err(StoreError::not_found("alias", address));
+    }
+    Ok(())
+}

@@ -1,0 +1,570 @@
+//! Messages in SQLite: delivery and append, keywords, copy, move, expunge.
+//!
+//! One email row per stored message copy; its content is a blob shared by
+//! every email with the same bytes (the same message to 100 local recipients
+//! is stored once). Each (mailbox, email) membership has its own UID and
+//! modseq. Every change stamps the operation's modseq on the rows it touches,
+//! on the mailbox's `highest_modseq`, and in the journal.
+
+use super::{db, journal, mailboxes, WriteCtx};
+use crate::error::{Result, StoreError};
+use crate::message::{parse_message, ParsedMessage};
+use crate::types::*;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use sha2::{Digest, Sha256};
+
+/// A delivery with the work that needs no lock done: hashed, parsed and
+/// encoded before it reaches the writer thread.
+pub struct Prepared {
+    raw: Vec<u8>,
+    hash: String,
+    recipients: Vec<DeliveryTarget>,
+    received_at: i64,
+    columns: EmailColumns,
+    references: Vec<String>,
+}
+
+/// The parsed columns of an email row.
+struct EmailColumns {
+    sent_at: Option<i64>,
+    message_id: Option<String>,
+    header_raw: String,
+    envelope: String,
+    structure: String,
+    summary: String,
+    fts_headers: String,
+    fts_body: String,
+}
+
+pub fn prepare(delivery: Delivery) -> Result<Prepared> {
+    let hash = hex::encode(Sha256::digest(&delivery.raw));
+    let parsed: ParsedMessage = parse_message(&delivery.raw);
+    let encode = |what: &'static str, r: serde_json::Result<String>| {
+        r.map_err(|e| StoreError::backend(format!("encoding the {what} of a message"), e))
+    };
+    let header_end = parsed.summary.header_size.min(delivery.raw.len());
+    let header_raw = String::from_utf8_lossy(&delivery.raw[..header_end]).into_owned();
+    let s = &parsed.summary;
+    let mut fts_headers = header_raw.clone();
+    // Decoded forms too, so TEXT finds words hidden in RFC 2047 encoded-words.
+    fts_headers.push('\n');
+    fts_headers.push_str(&s.subject);
+    for m in s.from.iter().chain(&s.to).chain(&s.cc) {
+        if let Some(name) = &m.name {
+            fts_headers.push('\n');
+            fts_headers.push_str(name);
+        }
+    }
+    let mut references = s.references.clone();
+    references.extend(s.in_reply_to.iter().cloned());
+    let columns = EmailColumns {
+        sent_at: s.sent_at,
+        message_id: s.message_id.clone(),
+        envelope: encode("envelope", serde_json::to_string(&parsed.envelope))?,
+        structure: encode("structure", serde_json::to_string(&parsed.structure))?,
+        summary: encode("summary", serde_json::to_string(&parsed.summary))?,
+        fts_headers,
+        fts_body: parsed.body_text,
+        header_raw,
+    };
+    Ok(Prepared {
+        raw: delivery.raw,
+        hash,
+        recipients: delivery.recipients,
+        received_at: delivery.received_at,
+        columns,
+        references,
+    })
+}
+
+/// Stores a prepared delivery. Each recipient runs in its own savepoint: one
+/// over quota or gone fails alone, the others are delivered.
+pub fn deliver(ctx: &mut WriteCtx<'_>, p: Prepared) -> Result<Vec<Result<Delivered>>> {
+    ctx.conn
+        .prepare_cached("INSERT INTO blob (hash, refs, data) VALUES (?1, 0, ?2) ON CONFLICT DO NOTHING")
+        .and_then(|mut s| s.execute(params![p.hash, p.raw]))
+        .map_err(db("storing a message blob"))?;
+    let mut results = Vec::with_capacity(p.recipients.len());
+    for target in &p.recipients {
+        ctx.conn
+            .execute_batch("SAVEPOINT rcpt")
+            .map_err(db("opening a recipient savepoint"))?;
+        let held = ctx.held_modseq(target.account_id);
+        let result = deliver_one(ctx, &p, target);
+        let end = if result.is_ok() {
+            "RELEASE rcpt"
+        } else {
+            // A modseq taken inside the savepoint was rolled back with it.
+            ctx.restore_modseq(target.account_id, held);
+            "ROLLBACK TO rcpt; RELEASE rcpt"
+        };
+        ctx.conn.execute_batch(end).map_err(db("closing a recipient savepoint"))?;
+        results.push(result);
+    }
+    // Nobody took the blob (every recipient failed): do not keep it.
+    ctx.conn
+        .execute("DELETE FROM blob WHERE hash = ?1 AND refs <= 0", [&p.hash])
+        .map_err(db("dropping an unused blob"))?;
+    Ok(results)
+}
+
+fn deliver_one(ctx: &mut WriteCtx<'_>, p: &Prepared, target: &DeliveryTarget) -> Result<Delivered> {
+    let account = target.account_id;
+    let mailbox = match target.mailbox_id {
+        Some(id) => mailboxes::get(ctx.conn, account, id)?,
+        None => mailboxes::by_role(ctx.conn, account, Role::Inbox)?
+            .ok_or_else(|| StoreError::not_found("mailbox", "INBOX"))?,
+    };
+    let size = p.raw.len() as u64;
+    charge_quota(ctx.conn, account, size)?;
+    let modseq = ctx.modseq(account)?;
+    let thread_id = find_thread(ctx.conn, account, &p.references)?;
+    let keywords = encode_keywords(&normalize_keywords(&target.keywords));
+    let c = &p.columns;
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO email (account_id, thread_id, blob_hash, size, received_at, sent_at, keywords,
+                                message_id, header_raw, envelope, structure, summary)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                account.0,
+                thread_id.map(|t| t.0).unwrap_or(0),
+                p.hash,
+                size as i64,
+                p.received_at,
+                c.sent_at,
+                keywords,
+                c.message_id,
+                c.header_raw,
+                c.envelope,
+                c.structure,
+                c.summary
+            ])
+        })
+        .map_err(db("storing an email"))?;
+    let email_id = EmailId(ctx.conn.last_insert_rowid());
+    if thread_id.is_none() {
+        // A new thread is named after its first email.
+        ctx.conn
+            .execute("UPDATE email SET thread_id = id WHERE id = ?1", [email_id.0])
+            .map_err(db("starting a thread"))?;
+    }
+    ctx.conn
+        .prepare_cached("UPDATE blob SET refs = refs + 1 WHERE hash = ?1")
+        .and_then(|mut s| s.execute([&p.hash]))
+        .map_err(db("referencing a blob"))?;
+    ctx.conn
+        .prepare_cached("INSERT INTO email_text (rowid, headers, body) VALUES (?1, ?2, ?3)")
+        .and_then(|mut s| s.execute(params![email_id.0, c.fts_headers, c.fts_body]))
+        .map_err(db("indexing an email"))?;
+    let uid = add_membership(ctx.conn, account, mailbox.id, email_id, modseq)?;
+    Ok(Delivered {
+        account_id: account,
+        mailbox_id: mailbox.id,
+        email_id,
+        uid,
+        modseq,
+    })
+}
+
+/// Counts `size` more bytes against the account's quota, or refuses.
+fn charge_quota(conn: &Connection, account: AccountId, size: u64) -> Result<()> {
+    let (used, limit): (i64, Option<i64>) = conn
+        .prepare_cached("SELECT used_bytes, quota_bytes FROM account WHERE id = ?1")
+        .and_then(|mut s| s.query_row([account.0], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .map_err(db("reading a quota"))?
+        .ok_or_else(|| StoreError::not_found("account", account))?;
+    let used = used.max(0) as u64;
+    if let Some(limit) = limit {
+        let limit = limit.max(0) as u64;
+        if used.saturating_add(size) > limit {
+            return Err(StoreError::OverQuota { used, limit, needed: size });
+        }
+    }
+    conn.prepare_cached("UPDATE account SET used_bytes = used_bytes + ?1 WHERE id = ?2")
+        .and_then(|mut s| s.execute(params![size as i64, account.0]))
+        .map_err(db("charging a quota"))?;
+    Ok(())
+}
+
+/// The thread of the first email of the account that this one refers to
+/// (References, In-Reply-To), if any.
+fn find_thread(conn: &Connection, account: AccountId, references: &[String]) -> Result<Option<ThreadId>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT thread_id FROM email WHERE account_id = ?1 AND message_id = ?2 LIMIT 1")
+        .map_err(db("finding a thread"))?;
+    for id in references.iter().rev() {
+        let found: Option<i64> = stmt
+            .query_row(params![account.0, id], |r| r.get(0))
+            .optional()
+            .map_err(db("finding a thread"))?;
+        if let Some(t) = found {
+            return Ok(Some(ThreadId(t)));
+        }
+    }
+    Ok(None)
+}
+
+/// Adds an email to a mailbox under the mailbox's next UID.
+fn add_membership(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: MailboxId,
+    email: EmailId,
+    modseq: ModSeq,
+) -> Result<Uid> {
+    let uid: u32 = conn
+        .prepare_cached(
+            "UPDATE mailbox SET uid_next = uid_next + 1, highest_modseq = ?1
+              WHERE id = ?2 AND account_id = ?3 RETURNING uid_next - 1",
+        )
+        .and_then(|mut s| s.query_row(params![modseq.0 as i64, mailbox.0, account.0], |r| r.get(0)))
+        .optional()
+        .map_err(db("allocating a UID"))?
+        .ok_or_else(|| StoreError::not_found("mailbox", mailbox))?;
+    let uid = Uid(uid);
+    conn.prepare_cached("INSERT INTO mailbox_email (mailbox_id, uid, email_id, modseq) VALUES (?1, ?2, ?3, ?4)")
+        .and_then(|mut s| s.execute(params![mailbox.0, uid.0, email.0, modseq.0 as i64]))
+        .map_err(db("adding a message to a mailbox"))?;
+    journal::record(conn, account, modseq, &ChangeKind::EmailAdded { mailbox_id: mailbox, uid, email_id: email })?;
+    Ok(uid)
+}
+
+pub(super) fn encode_keywords(keywords: &[String]) -> String {
+    let mut s = String::from(" ");
+    for k in keywords {
+        s.push_str(k);
+        s.push(' ');
+    }
+    s
+}
+
+fn decode_keywords(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_string).collect()
+}
+
+const ENTRY_COLUMNS: &str = "m.uid, m.email_id, e.thread_id, m.modseq, e.keywords, e.size, e.received_at
+       FROM mailbox_email m JOIN email e ON e.id = m.email_id";
+
+fn entry_row(r: &Row<'_>) -> rusqlite::Result<MessageEntry> {
+    Ok(MessageEntry {
+        uid: Uid(r.get(0)?),
+        email_id: EmailId(r.get(1)?),
+        thread_id: ThreadId(r.get(2)?),
+        modseq: ModSeq(r.get::<_, i64>(3)? as u64),
+        keywords: decode_keywords(&r.get::<_, String>(4)?),
+        size: r.get::<_, i64>(5)? as u64,
+        received_at: r.get(6)?,
+    })
+}
+
+/// Above this many UIDs, one scan of the mailbox beats a lookup per UID.
+const UID_LOOKUP_LIMIT: usize = 64;
+
+/// The mailbox's messages in UID order, all of them or those with `uids`.
+pub fn list(conn: &Connection, account: AccountId, mailbox: MailboxId, uids: Option<&[Uid]>) -> Result<Vec<MessageEntry>> {
+    mailboxes::get(conn, account, mailbox)?;
+    match uids {
+        Some(uids) if uids.len() <= UID_LOOKUP_LIMIT => {
+            let mut stmt = conn
+                .prepare_cached(&format!("SELECT {ENTRY_COLUMNS} WHERE m.mailbox_id = ?1 AND m.uid = ?2"))
+                .map_err(db("reading messages"))?;
+            let mut uids = uids.to_vec();
+            uids.sort_unstable();
+            uids.dedup();
+            let mut out = Vec::with_capacity(uids.len());
+            for uid in uids {
+                if let Some(e) = stmt
+                    .query_row(params![mailbox.0, uid.0], entry_row)
+                    .optional()
+                    .map_err(db("reading messages"))?
+                {
+                    out.push(e);
+                }
+            }
+            Ok(out)
+        }
+        _ => {
+            let mut stmt = conn
+                .prepare_cached(&format!("SELECT {ENTRY_COLUMNS} WHERE m.mailbox_id = ?1 ORDER BY m.uid"))
+                .map_err(db("reading messages"))?;
+            let all = stmt
+                .query_map([mailbox.0], entry_row)
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(db("reading messages"))?;
+            Ok(match uids {
+                None => all,
+                Some(uids) => {
+                    let mut wanted = uids.to_vec();
+                    wanted.sort_unstable();
+                    all.into_iter()
+                        .filter(|e| wanted.binary_search(&e.uid).is_ok())
+                        .collect()
+                }
+            })
+        }
+    }
+}
+
+/// Entries whose modseq is above `since`, in UID order.
+pub fn list_changed(conn: &Connection, mailbox: MailboxId, since: ModSeq) -> Result<Vec<MessageEntry>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {ENTRY_COLUMNS} WHERE m.mailbox_id = ?1 AND m.modseq > ?2 ORDER BY m.uid"
+        ))
+        .map_err(db("reading changed messages"))?;
+    let rows = stmt
+        .query_map(params![mailbox.0, since.0 as i64], entry_row)
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(db("reading changed messages"))?;
+    Ok(rows)
+}
+
+pub fn email(conn: &Connection, account: AccountId, id: EmailId) -> Result<Email> {
+    let row = conn
+        .prepare_cached(
+            "SELECT thread_id, blob_hash, size, received_at, keywords, envelope, structure, summary
+               FROM email WHERE id = ?1 AND account_id = ?2",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![id.0, account.0], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, String>(7)?,
+                ))
+            })
+            .optional()
+        })
+        .map_err(db("reading an email"))?
+        .ok_or_else(|| StoreError::not_found("email", id))?;
+    let (thread, blob_id, size, received_at, keywords, envelope, structure, summary) = row;
+    let decode_err = |e| StoreError::backend(format!("decoding the stored parse of email {id}"), e);
+    Ok(Email {
+        id,
+        account_id: account,
+        thread_id: ThreadId(thread),
+        blob_id,
+        size: size as u64,
+        received_at,
+        keywords: decode_keywords(&keywords),
+        envelope: serde_json::from_str(&envelope).map_err(decode_err)?,
+        structure: serde_json::from_str(&structure).map_err(decode_err)?,
+        summary: serde_json::from_str(&summary).map_err(decode_err)?,
+    })
+}
+
+pub fn read_blob(conn: &Connection, account: AccountId, hash: &str) -> Result<Vec<u8>> {
+    // An account reads only blobs one of its own emails uses.
+    conn.prepare_cached(
+        "SELECT data FROM blob WHERE hash = ?1
+            AND EXISTS (SELECT 1 FROM email WHERE blob_hash = ?1 AND account_id = ?2)",
+    )
+    .and_then(|mut s| s.query_row(params![hash, account.0], |r| r.get(0)).optional())
+    .map_err(db("reading a blob"))?
+    .ok_or_else(|| StoreError::not_found("blob", hash))
+}
+
+fn apply_keywords(current: &[String], op: KeywordOp, keywords: &[String]) -> Vec<String> {
+    match op {
+        KeywordOp::Replace => normalize_keywords(keywords),
+        KeywordOp::Add => normalize_keywords(current.iter().chain(keywords)),
+        KeywordOp::Remove => normalize_keywords(
+            current
+                .iter()
+                .filter(|c| !keywords.iter().any(|k| k.eq_ignore_ascii_case(c))),
+        ),
+    }
+}
+
+pub fn set_keywords(
+    ctx: &mut WriteCtx<'_>,
+    account: AccountId,
+    mailbox: MailboxId,
+    uids: &[Uid],
+    op: KeywordOp,
+    keywords: &[String],
+    unchanged_since: Option<ModSeq>,
+) -> Result<KeywordsResult> {
+    let mut result = KeywordsResult::default();
+    for entry in list(ctx.conn, account, mailbox, Some(uids))? {
+        if unchanged_since.is_some_and(|u| entry.modseq > u) {
+            result.modified.push(entry.uid);
+            continue;
+        }
+        let new = apply_keywords(&entry.keywords, op, keywords);
+        if new == entry.keywords {
+            continue;
+        }
+        let modseq = ctx.modseq(account)?;
+        ctx.conn
+            .prepare_cached("UPDATE email SET keywords = ?1 WHERE id = ?2")
+            .and_then(|mut s| s.execute(params![encode_keywords(&new), entry.email_id.0]))
+            .map_err(db("setting keywords"))?;
+        // Keywords belong to the email: every mailbox holding it sees the change.
+        for (mailbox_id, uid) in memberships(ctx.conn, entry.email_id)? {
+            touch(ctx.conn, mailbox_id, uid, modseq)?;
+            journal::record(
+                ctx.conn,
+                account,
+                modseq,
+                &ChangeKind::KeywordsChanged { mailbox_id, uid, email_id: entry.email_id },
+            )?;
+        }
+        result.updated.push(MessageEntry { keywords: new, modseq, ..entry });
+    }
+    Ok(result)
+}
+
+fn memberships(conn: &Connection, email: EmailId) -> Result<Vec<(MailboxId, Uid)>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT mailbox_id, uid FROM mailbox_email WHERE email_id = ?1")
+        .map_err(db("listing an email's mailboxes"))?;
+    let rows = stmt
+        .query_map([email.0], |r| Ok((MailboxId(r.get(0)?), Uid(r.get(1)?))))
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(db("listing an email's mailboxes"))?;
+    Ok(rows)
+}
+
+/// Stamps a membership and its mailbox with `modseq`.
+fn touch(conn: &Connection, mailbox: MailboxId, uid: Uid, modseq: ModSeq) -> Result<()> {
+    conn.prepare_cached("UPDATE mailbox_email SET modseq = ?1 WHERE mailbox_id = ?2 AND uid = ?3")
+        .and_then(|mut s| s.execute(params![modseq.0 as i64, mailbox.0, uid.0]))
+        .and_then(|_| {
+            conn.prepare_cached("UPDATE mailbox SET highest_modseq = max(highest_modseq, ?1) WHERE id = ?2")
+                .and_then(|mut s| s.execute(params![modseq.0 as i64, mailbox.0]))
+        })
+        .map_err(db("stamping a modseq"))?;
+    Ok(())
+}
+
+/// COPY (new emails, same blob) or MOVE (same emails, new memberships).
+pub fn copy(
+    ctx: &mut WriteCtx<'_>,
+    account: AccountId,
+    from: MailboxId,
+    uids: &[Uid],
+    to: MailboxId,
+    is_move: bool,
+) -> Result<CopyResult> {
+    let target = mailboxes::get(ctx.conn, account, to)?;
+    if is_move && from == to {
+        return Err(StoreError::Invalid("cannot move messages into the mailbox they are in".into()));
+    }
+    let entries = list(ctx.conn, account, from, Some(uids))?;
+    let mut mapping = Vec::with_capacity(entries.len());
+    let modseq = ctx.modseq(account)?;
+    for entry in entries {
+        let dest_uid = if is_move {
+            remove_membership(ctx.conn, account, from, entry.uid, entry.email_id, modseq)?;
+            add_membership(ctx.conn, account, to, entry.email_id, modseq)?
+        } else {
+            let copy = duplicate_email(ctx.conn, account, entry.email_id, entry.size)?;
+            add_membership(ctx.conn, account, to, copy, modseq)?
+        };
+        mapping.push((entry.uid, dest_uid));
+    }
+    Ok(CopyResult { uid_validity: target.uid_validity, mapping, modseq })
+}
+
+/// A new email row with the same content, parse and keywords as `email`.
+fn duplicate_email(conn: &Connection, account: AccountId, email: EmailId, size: u64) -> Result<EmailId> {
+    charge_quota(conn, account, size)?;
+    conn.prepare_cached(
+        "INSERT INTO email (account_id, thread_id, blob_hash, size, received_at, sent_at, keywords,
+                            message_id, header_raw, envelope, structure, summary)
+         SELECT account_id, thread_id, blob_hash, size, received_at, sent_at, keywords,
+                message_id, header_raw, envelope, structure, summary
+           FROM email WHERE id = ?1",
+    )
+    .and_then(|mut s| s.execute([email.0]))
+    .map_err(db("copying an email"))?;
+    let copy = EmailId(conn.last_insert_rowid());
+    conn.prepare_cached("UPDATE blob SET refs = refs + 1 WHERE hash = (SELECT blob_hash FROM email WHERE id = ?1)")
+        .and_then(|mut s| s.execute([copy.0]))
+        .and_then(|_| {
+            conn.prepare_cached(
+                "INSERT INTO email_text (rowid, headers, body) SELECT ?1, headers, body FROM email_text WHERE rowid = ?2",
+            )
+            .and_then(|mut s| s.execute(params![copy.0, email.0]))
+        })
+        .map_err(db("copying an email"))?;
+    Ok(copy)
+}
+
+/// Takes an email out of a mailbox, leaving a tombstone.
+fn remove_membership(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: MailboxId,
+    uid: Uid,
+    email: EmailId,
+    modseq: ModSeq,
+) -> Result<()> {
+    conn.prepare_cached("DELETE FROM mailbox_email WHERE mailbox_id = ?1 AND uid = ?2")
+        .and_then(|mut s| s.execute(params![mailbox.0, uid.0]))
+        .and_then(|_| {
+            conn.prepare_cached("UPDATE mailbox SET highest_modseq = max(highest_modseq, ?1) WHERE id = ?2")
+                .and_then(|mut s| s.execute(params![modseq.0 as i64, mailbox.0]))
+        })
+        .map_err(db("removing a message from a mailbox"))?;
+    journal::record(conn, account, modseq, &ChangeKind::EmailExpunged { mailbox_id: mailbox, uid, email_id: email })
+}
+
+/// Deletes an email that no mailbox holds any more, its index entry, its
+/// share of the blob and its quota charge.
+fn collect_email(conn: &Connection, account: AccountId, email: EmailId) -> Result<()> {
+    if !memberships(conn, email)?.is_empty() {
+        return Ok(());
+    }
+    let (hash, size): (String, i64) = conn
+        .prepare_cached("SELECT blob_hash, size FROM email WHERE id = ?1")
+        .and_then(|mut s| s.query_row([email.0], |r| Ok((r.get(0)?, r.get(1)?))))
+        .map_err(db("reading an email to remove"))?;
+    let steps = [
+        ("DELETE FROM email_text WHERE rowid = ?1", email.0.to_string()),
+        ("DELETE FROM email WHERE id = ?1", email.0.to_string()),
+        ("UPDATE blob SET refs = refs - 1 WHERE hash = ?1", hash.clone()),
+        ("DELETE FROM blob WHERE hash = ?1 AND refs <= 0", hash),
+    ];
+    for (sql, arg) in steps {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([arg]))
+            .map_err(db("removing an email"))?;
+    }
+    conn.prepare_cached("UPDATE account SET used_bytes = max(0, used_bytes - ?1) WHERE id = ?2")
+        .and_then(|mut s| s.execute(params![size, account.0]))
+        .map_err(db("releasing quota"))?;
+    Ok(())
+}
+
+pub fn expunge(ctx: &mut WriteCtx<'_>, account: AccountId, mailbox: MailboxId, filter: ExpungeFilter) -> Result<Vec<Uid>> {
+    let (candidates, only_deleted) = match &filter {
+        ExpungeFilter::Deleted => (list(ctx.conn, account, mailbox, None)?, true),
+        ExpungeFilter::DeletedAmong(uids) => (list(ctx.conn, account, mailbox, Some(uids))?, true),
+        ExpungeFilter::Uids(uids) => (list(ctx.conn, account, mailbox, Some(uids))?, false),
+    };
+    let doomed: Vec<MessageEntry> = candidates
+        .into_iter()
+        .filter(|e| !only_deleted || e.has_keyword("\\Deleted"))
+        .collect();
+    if doomed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let modseq = ctx.modseq(account)?;
+    let mut expunged = Vec::with_capacity(doomed.len());
+    for entry in doomed {
+        remove_membership(ctx.conn, account, mailbox, entry.uid, entry.email_id, modseq)?;
+        collect_email(ctx.conn, account, entry.email_id)?;
+        expunged.push(entry.uid);
+    }
+    Ok(expunged)
+}

@@ -1,0 +1,128 @@
+//! The SQLite schema and its migrations.
+//!
+//! `PRAGMA user_version` records the schema version; `migrate` brings an
+//! older database forward in one transaction and refuses a newer one, so a
+//! downgrade never scribbles over data it does not understand.
+
+use rusqlite::Connection;
+
+/// The schema version this code writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA_V1: &str = r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+
+CREATE TABLE domain (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    name       TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE account (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    address        TEXT NOT NULL UNIQUE,
+    domain_id      INTEGER NOT NULL REFERENCES domain(id),
+    password_hash  TEXT NOT NULL,
+    quota_bytes    INTEGER,
+    used_bytes     INTEGER NOT NULL DEFAULT 0,
+    highest_modseq INTEGER NOT NULL DEFAULT 0,
+    created_at     INTEGER NOT NULL
+);
+
+-- targets: a JSON array of addresses.
+CREATE TABLE alias (
+    address   TEXT PRIMARY KEY,
+    domain_id INTEGER NOT NULL REFERENCES domain(id),
+    targets   TEXT NOT NULL
+);
+
+CREATE TABLE mailbox (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id     INTEGER NOT NULL REFERENCES account(id),
+    name           TEXT NOT NULL,
+    role           TEXT,
+    uid_validity   INTEGER NOT NULL,
+    uid_next       INTEGER NOT NULL DEFAULT 1,
+    highest_modseq INTEGER NOT NULL DEFAULT 0,
+    subscribed     INTEGER NOT NULL DEFAULT 1,
+    UNIQUE (account_id, name)
+);
+
+-- Content-addressed message bytes: one row however many emails use it.
+CREATE TABLE blob (
+    hash TEXT PRIMARY KEY,
+    refs INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+
+-- keywords: space-separated with a space at each end (" $Junk \Seen "), so SQL
+-- can test one with instr(); IMAP flags and JMAP keywords never hold spaces.
+-- envelope/structure/summary: JSON, parsed once at delivery.
+CREATE TABLE email (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id  INTEGER NOT NULL REFERENCES account(id),
+    thread_id   INTEGER NOT NULL,
+    blob_hash   TEXT NOT NULL REFERENCES blob(hash),
+    size        INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    sent_at     INTEGER,
+    keywords    TEXT NOT NULL,
+    message_id  TEXT,
+    header_raw  TEXT NOT NULL,
+    envelope    TEXT NOT NULL,
+    structure   TEXT NOT NULL,
+    summary     TEXT NOT NULL
+);
+CREATE INDEX email_by_message_id ON email (account_id, message_id);
+
+-- One row per (mailbox, email): an email may sit in several mailboxes, each
+-- membership with its own UID and modseq.
+CREATE TABLE mailbox_email (
+    mailbox_id INTEGER NOT NULL REFERENCES mailbox(id),
+    uid        INTEGER NOT NULL,
+    email_id   INTEGER NOT NULL REFERENCES email(id),
+    modseq     INTEGER NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX mailbox_email_by_email ON mailbox_email (email_id);
+CREATE INDEX mailbox_email_by_modseq ON mailbox_email (mailbox_id, modseq);
+
+-- The change journal; rows with kind = 'expunged' are the tombstones.
+CREATE TABLE journal (
+    account_id INTEGER NOT NULL,
+    modseq     INTEGER NOT NULL,
+    kind       TEXT NOT NULL,
+    mailbox_id INTEGER,
+    uid        INTEGER,
+    email_id   INTEGER
+);
+CREATE INDEX journal_by_account ON journal (account_id, modseq);
+CREATE INDEX journal_tombstones ON journal (mailbox_id, modseq) WHERE kind = 'expunged';
+
+-- Full-text index; rowid = email.id. The trigram tokenizer gives substring
+-- matching, which IMAP SEARCH requires (RFC 9051 §6.4.4).
+CREATE VIRTUAL TABLE email_text USING fts5 (headers, body, tokenize = 'trigram');
+"#;
+
+/// Creates or upgrades the schema.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Ok(Err(format!(
+            "the database has schema version {version}, newer than this Tern understands ({SCHEMA_VERSION}); upgrade Tern"
+        )));
+    }
+    if version == SCHEMA_VERSION {
+        return Ok(Ok(()));
+    }
+    let tx = conn.transaction()?;
+    if version < 1 {
+        tx.execute_batch(SCHEMA_V1)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(Ok(()))
+}

@@ -1,0 +1,182 @@
+//! Search in SQLite: full-text keys go through the FTS5 trigram index
+//! first, then the whole key tree is evaluated over the mailbox's entries.
+//!
+//! Trigrams need three characters: shorter strings fall back to LIKE over
+//! the indexed text, which is slower but gives the same answers.
+
+use super::db;
+use crate::error::Result;
+use crate::search::{contains_ignore_case, SearchKey};
+use crate::types::*;
+use rusqlite::{params, Connection};
+use std::collections::{HashMap, HashSet};
+
+/// Per-email data a search may need beyond the entry, loaded only when a
+/// key asks for it.
+#[derive(Default)]
+struct Extra {
+    header_raw: HashMap<EmailId, String>,
+    sent_at: HashMap<EmailId, Option<i64>>,
+}
+
+pub fn search(conn: &Connection, account: AccountId, mailbox: MailboxId, key: &SearchKey) -> Result<Vec<Uid>> {
+    let entries = super::messages::list(conn, account, mailbox, None)?;
+    let mut text_hits: HashMap<(bool, String), HashSet<EmailId>> = HashMap::new();
+    let mut failed = None;
+    key.for_each_text_key(&mut |k| {
+        let (body_only, needle) = match k {
+            SearchKey::Body(s) => (true, s.clone()),
+            SearchKey::Text(s) => (false, s.clone()),
+            _ => return,
+        };
+        if text_hits.contains_key(&(body_only, needle.clone())) || failed.is_some() {
+            return;
+        }
+        match full_text(conn, account, body_only, &needle) {
+            Ok(hits) => {
+                text_hits.insert((body_only, needle), hits);
+            }
+            Err(e) => failed = Some(e),
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let mut extra = Extra::default();
+    if needs(key, &|k| matches!(k, SearchKey::Header { .. })) {
+        extra.header_raw = load_column(conn, mailbox, "header_raw")?;
+    }
+    if needs(key, &|k| matches!(k, SearchKey::Sent { .. })) {
+        extra.sent_at = load_column(conn, mailbox, "sent_at")?;
+    }
+    Ok(entries
+        .iter()
+        .filter(|e| matches(e, key, &text_hits, &extra))
+        .map(|e| e.uid)
+        .collect())
+}
+
+fn needs(key: &SearchKey, pred: &dyn Fn(&SearchKey) -> bool) -> bool {
+    pred(key)
+        || match key {
+            SearchKey::And(keys) => keys.iter().any(|k| needs(k, pred)),
+            SearchKey::Or(a, b) => needs(a, pred) || needs(b, pred),
+            SearchKey::Not(k) => needs(k, pred),
+            _ => false,
+        }
+}
+
+fn load_column<T: rusqlite::types::FromSql>(
+    conn: &Connection,
+    mailbox: MailboxId,
+    column: &'static str,
+) -> Result<HashMap<EmailId, T>> {
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT e.id, e.{column} FROM mailbox_email m JOIN email e ON e.id = m.email_id WHERE m.mailbox_id = ?1"
+        ))
+        .map_err(db("loading search data"))?;
+    let rows = stmt
+        .query_map([mailbox.0], |r| Ok((EmailId(r.get(0)?), r.get(1)?)))
+        .and_then(|rows| rows.collect::<rusqlite::Result<HashMap<_, _>>>())
+        .map_err(db("loading search data"))?;
+    Ok(rows)
+}
+
+/// Emails of the account whose indexed text contains `needle`.
+fn full_text(conn: &Connection, account: AccountId, body_only: bool, needle: &str) -> Result<HashSet<EmailId>> {
+    let columns = if body_only { "body" } else { "headers body" };
+    let (sql, arg) = if needle.chars().count() >= 3 {
+        // A quoted FTS5 string is a phrase; with trigrams, a substring.
+        let phrase = format!("{{{columns}}} : \"{}\"", needle.replace('"', "\"\""));
+        ("SELECT t.rowid FROM email_text t JOIN email e ON e.id = t.rowid
+           WHERE email_text MATCH ?1 AND e.account_id = ?2", phrase)
+    } else {
+        let escaped = needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let like = format!("%{escaped}%");
+        if body_only {
+            ("SELECT t.rowid FROM email_text t JOIN email e ON e.id = t.rowid
+               WHERE t.body LIKE ?1 ESCAPE '\\' AND e.account_id = ?2", like)
+        } else {
+            ("SELECT t.rowid FROM email_text t JOIN email e ON e.id = t.rowid
+               WHERE (t.headers LIKE ?1 ESCAPE '\\' OR t.body LIKE ?1 ESCAPE '\\') AND e.account_id = ?2", like)
+        }
+    };
+    let mut stmt = conn.prepare_cached(sql).map_err(db("searching the full-text index"))?;
+    let hits = stmt
+        .query_map(params![arg, account.0], |r| Ok(EmailId(r.get(0)?)))
+        .and_then(|rows| rows.collect::<rusqlite::Result<HashSet<_>>>())
+        .map_err(db("searching the full-text index"))?;
+    Ok(hits)
+}
+
+fn in_range(t: i64, since: Option<i64>, before: Option<i64>) -> bool {
+    since.is_none_or(|s| t >= s) && before.is_none_or(|b| t < b)
+}
+
+fn matches(e: &MessageEntry, key: &SearchKey, text: &HashMap<(bool, String), HashSet<EmailId>>, extra: &Extra) -> bool {
+    match key {
+        SearchKey::All => true,
+        SearchKey::And(keys) => keys.iter().all(|k| matches(e, k, text, extra)),
+        SearchKey::Or(a, b) => matches(e, a, text, extra) || matches(e, b, text, extra),
+        SearchKey::Not(k) => !matches(e, k, text, extra),
+        SearchKey::Uids(ranges) => ranges.iter().any(|(lo, hi)| e.uid >= *lo && e.uid <= *hi),
+        SearchKey::Keyword(k) => e.has_keyword(k),
+        SearchKey::Larger(n) => e.size > *n,
+        SearchKey::Smaller(n) => e.size < *n,
+        SearchKey::Received { since, before } => in_range(e.received_at, *since, *before),
+        SearchKey::Sent { since, before } => extra
+            .sent_at
+            .get(&e.email_id)
+            .copied()
+            .flatten()
+            .is_some_and(|t| in_range(t, *since, *before)),
+        SearchKey::Header { name, value } => extra
+            .header_raw
+            .get(&e.email_id)
+            .is_some_and(|h| header_matches(h, name, value)),
+        SearchKey::Body(s) => text.get(&(true, s.clone())).is_some_and(|h| h.contains(&e.email_id)),
+        SearchKey::Text(s) => text.get(&(false, s.clone())).is_some_and(|h| h.contains(&e.email_id)),
+        SearchKey::ModSeqAtLeast(m) => e.modseq >= *m,
+        SearchKey::EmailIds(ids) => ids.contains(&e.email_id),
+        SearchKey::ThreadIds(ids) => ids.contains(&e.thread_id),
+    }
+}
+
+/// RFC 9051 §6.4.4 HEADER: some field named `name` contains `value`.
+fn header_matches(header: &str, name: &str, value: &str) -> bool {
+    unfolded_fields(header).any(|(n, v)| n.trim().eq_ignore_ascii_case(name) && contains_ignore_case(v.trim(), value))
+}
+
+/// (name, unfolded value) of each header field.
+fn unfolded_fields(header: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for line in header.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = fields.last_mut() {
+                last.1.push_str(line);
+            }
+        } else if let Some((n, v)) = line.split_once(':') {
+            fields.push((n.to_string(), v.to_string()));
+        }
+    }
+    fields.into_iter()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_search_unfolds_and_ignores_case() {
+        let h = "Subject: hello\r\n world\r\nX-Tag: Alpha\r\n\r\n";
+        assert!(header_matches(h, "subject", "HELLO WORLD"));
+        assert!(header_matches(h, "x-tag", ""));
+        assert!(!header_matches(h, "x-missing", ""));
+        assert!(!header_matches(h, "x-tag", "beta"));
+    }
+}

@@ -1,0 +1,171 @@
+//! The Store interface: everything a protocol crate may ask of storage,
+//! expressed as domain operations. No SQL, no backend type and no wire
+//! format appears here, so SMTP, IMAP, POP3, JMAP, ActiveSync and DAV all
+//! speak to SQLite and PostgreSQL alike.
+//!
+//! Guarantees every backend gives (and `conformance` checks):
+//! - a write returns only once it is durable: after `deliver` or `append`
+//!   returns, a crash loses nothing;
+//! - every change to an account takes the account's next modseq and leaves a
+//!   journal row; expunges leave tombstones;
+//! - subscribers of the notification hub are woken after the commit, never
+//!   before.
+
+use crate::error::Result;
+use crate::search::SearchKey;
+use crate::types::*;
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+/// Storage for every protocol. Object-safe: the binary picks one backend
+/// and hands out `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ---- directory: domains, accounts, aliases ----
+
+    async fn add_domain(&self, name: &str) -> Result<Domain>;
+    async fn list_domains(&self) -> Result<Vec<Domain>>;
+    /// Refuses while accounts of the domain exist; removes its aliases.
+    async fn remove_domain(&self, name: &str) -> Result<()>;
+
+    /// Creates the account with the default mailboxes and their roles.
+    async fn create_account(&self, account: NewAccount) -> Result<Account>;
+    async fn list_accounts(&self) -> Result<Vec<Account>>;
+    /// Looks an account up by its address, case-insensitively.
+    async fn account_by_address(&self, address: &str) -> Result<Option<Account>>;
+    async fn account(&self, id: AccountId) -> Result<Account>;
+    async fn set_password(&self, address: &str, password_hash: &str) -> Result<()>;
+    async fn set_quota(&self, address: &str, quota_bytes: Option<u64>) -> Result<()>;
+    /// Removes the account and all its mail.
+    async fn remove_account(&self, address: &str) -> Result<()>;
+
+    /// Creates or replaces an alias (`local@domain` or `@domain`).
+    async fn set_alias(&self, alias: Alias) -> Result<()>;
+    async fn list_aliases(&self) -> Result<Vec<Alias>>;
+    async fn alias(&self, address: &str) -> Result<Option<Alias>>;
+    async fn remove_alias(&self, address: &str) -> Result<()>;
+
+    // ---- mailboxes ----
+
+    async fn list_mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>>;
+    async fn mailbox(&self, account: AccountId, id: MailboxId) -> Result<Mailbox>;
+    async fn mailbox_by_name(&self, account: AccountId, name: &str) -> Result<Option<Mailbox>>;
+    async fn mailbox_by_role(&self, account: AccountId, role: Role) -> Result<Option<Mailbox>>;
+    /// Creates a mailbox; missing parents (`a` for `a/b`) are created too.
+    async fn create_mailbox(
+        &self,
+        account: AccountId,
+        name: &str,
+        role: Option<Role>,
+    ) -> Result<Mailbox>;
+    /// Renames a mailbox and every child under it (`a/x` follows `a`).
+    /// Renaming INBOX moves its messages into a new mailbox instead and
+    /// leaves INBOX empty (RFC 9051 §6.3.6).
+    async fn rename_mailbox(&self, account: AccountId, id: MailboxId, new_name: &str)
+        -> Result<()>;
+    /// Deletes a mailbox and its messages (tombstones for each). Refuses
+    /// INBOX and mailboxes with children.
+    async fn delete_mailbox(&self, account: AccountId, id: MailboxId) -> Result<()>;
+    async fn subscribe_mailbox(&self, account: AccountId, id: MailboxId, on: bool) -> Result<()>;
+    async fn mailbox_counts(&self, account: AccountId, id: MailboxId) -> Result<MailboxCounts>;
+
+    // ---- messages ----
+
+    /// Stores one message for every target in one durable commit; the blob
+    /// is written once. One result per target, in order: a recipient over
+    /// quota fails alone.
+    async fn deliver(&self, delivery: Delivery) -> Result<Vec<Result<Delivered>>>;
+    /// IMAP APPEND / JMAP Email/import: one message into one mailbox.
+    async fn append(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        raw: Vec<u8>,
+        keywords: Vec<String>,
+        received_at: i64,
+    ) -> Result<Delivered>;
+    /// Every message of the mailbox in UID order (the IMAP SELECT snapshot).
+    async fn list_messages(&self, account: AccountId, mailbox: MailboxId)
+        -> Result<Vec<MessageEntry>>;
+    /// The messages with the given UIDs that exist, in UID order.
+    async fn messages(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        uids: &[Uid],
+    ) -> Result<Vec<MessageEntry>>;
+    async fn email(&self, account: AccountId, id: EmailId) -> Result<Email>;
+    /// The raw message bytes.
+    async fn read_blob(&self, account: AccountId, blob_id: &str) -> Result<Vec<u8>>;
+    /// Changes keywords of the given UIDs. With `unchanged_since`, messages
+    /// whose modseq is higher are left alone and reported (RFC 7162 §3.1.3).
+    async fn set_keywords(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        op: KeywordOp,
+        keywords: &[String],
+        unchanged_since: Option<ModSeq>,
+    ) -> Result<KeywordsResult>;
+    /// Copies messages to another mailbox as new emails with the same
+    /// content and keywords (IMAP COPY).
+    async fn copy_messages(
+        &self,
+        account: AccountId,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+    ) -> Result<CopyResult>;
+    /// Moves messages: same emails, new UIDs in `to`, tombstones in `from`
+    /// (IMAP MOVE, RFC 6851).
+    async fn move_messages(
+        &self,
+        account: AccountId,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+    ) -> Result<CopyResult>;
+    /// Removes messages from a mailbox; returns the expunged UIDs, ascending.
+    async fn expunge(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        filter: ExpungeFilter,
+    ) -> Result<Vec<Uid>>;
+    async fn quota(&self, account: AccountId) -> Result<Quota>;
+
+    // ---- the change journal ----
+
+    /// The account's highest modseq.
+    async fn highest_modseq(&self, account: AccountId) -> Result<ModSeq>;
+    /// What changed in a mailbox after `since`: current entries with a
+    /// higher modseq, and tombstones.
+    async fn mailbox_changes(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        since: ModSeq,
+    ) -> Result<MailboxChanges>;
+    /// Journal rows of the account after `since`, ascending, at most `limit`.
+    async fn account_changes(
+        &self,
+        account: AccountId,
+        since: ModSeq,
+        limit: usize,
+    ) -> Result<Vec<Change>>;
+
+    // ---- search ----
+
+    /// UIDs of the mailbox's messages matching `key`, ascending.
+    async fn search(&self, account: AccountId, mailbox: MailboxId, key: &SearchKey)
+        -> Result<Vec<Uid>>;
+
+    // ---- notifications and lifecycle ----
+
+    /// Wakes the receiver after each commit that changes the account.
+    fn subscribe(&self, account: AccountId) -> watch::Receiver<ModSeq>;
+    /// Finishes pending writes and closes the store cleanly; later calls fail
+    /// with [`crate::StoreError::Closed`].
+    async fn close(&self) -> Result<()>;
+}

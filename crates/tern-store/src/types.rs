@@ -1,0 +1,403 @@
+//! The Store's vocabulary: identifiers that carry their meaning in their type,
+//! and the records the Store hands to protocol crates.
+//!
+//! Names follow the RFCs: `uid_validity`, `uid_next` and `highest_modseq` are
+//! IMAP's (RFC 9051 §2.3.1.1, RFC 7162 §3.1), `keywords` are JMAP's word for
+//! IMAP flags (RFC 8621 §4.1.1).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident($inner:ty)) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub $inner);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A domain we accept mail for.
+    DomainId(i64)
+);
+id_type!(
+    /// An account (one user, one set of mailboxes, one change journal).
+    AccountId(i64)
+);
+id_type!(
+    /// A mailbox; unique across the whole store, never reused.
+    MailboxId(i64)
+);
+id_type!(
+    /// An email, stable for its life even when it moves between mailboxes
+    /// (the JMAP Email id and IMAP OBJECTID EMAILID, RFC 8474 §4).
+    EmailId(i64)
+);
+id_type!(
+    /// A thread of related emails (RFC 8474 THREADID).
+    ThreadId(i64)
+);
+id_type!(
+    /// An IMAP UID: strictly ascending within a mailbox, never reused
+    /// while `uid_validity` stays the same (RFC 9051 §2.3.1.1).
+    Uid(u32)
+);
+id_type!(
+    /// A modification sequence: every change to an account takes the
+    /// account's next value (RFC 7162 §3.1; JMAP states derive from it).
+    ModSeq(u64)
+);
+
+/// The special-use role of a mailbox (RFC 6154), which JMAP calls `role`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Inbox,
+    Sent,
+    Drafts,
+    Trash,
+    Junk,
+    Archive,
+    All,
+    Flagged,
+    Important,
+}
+
+impl Role {
+    /// Every role, in a stable order.
+    pub const ALL: [Role; 9] = [
+        Role::Inbox,
+        Role::Sent,
+        Role::Drafts,
+        Role::Trash,
+        Role::Junk,
+        Role::Archive,
+        Role::All,
+        Role::Flagged,
+        Role::Important,
+    ];
+
+    /// The name used in storage and in JMAP (`"sent"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Inbox => "inbox",
+            Role::Sent => "sent",
+            Role::Drafts => "drafts",
+            Role::Trash => "trash",
+            Role::Junk => "junk",
+            Role::Archive => "archive",
+            Role::All => "all",
+            Role::Flagged => "flagged",
+            Role::Important => "important",
+        }
+    }
+
+    /// Parses the storage/JMAP name.
+    pub fn parse(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
+    /// The IMAP SPECIAL-USE attribute (RFC 6154 §2), if the role has one.
+    pub fn imap_attribute(self) -> Option<&'static str> {
+        match self {
+            Role::Inbox => None,
+            Role::Sent => Some("\\Sent"),
+            Role::Drafts => Some("\\Drafts"),
+            Role::Trash => Some("\\Trash"),
+            Role::Junk => Some("\\Junk"),
+            Role::Archive => Some("\\Archive"),
+            Role::All => Some("\\All"),
+            Role::Flagged => Some("\\Flagged"),
+            Role::Important => Some("\\Important"),
+        }
+    }
+}
+
+/// The mailboxes every new account starts with, and their roles.
+pub const DEFAULT_MAILBOXES: [(&str, Role); 6] = [
+    ("INBOX", Role::Inbox),
+    ("Sent", Role::Sent),
+    ("Drafts", Role::Drafts),
+    ("Trash", Role::Trash),
+    ("Junk", Role::Junk),
+    ("Archive", Role::Archive),
+];
+
+/// The hierarchy separator in mailbox names, as IMAP LIST reports it.
+pub const HIERARCHY_SEPARATOR: char = '/';
+
+/// A domain we accept mail for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Domain {
+    pub id: DomainId,
+    pub name: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// An account, as the directory keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub id: AccountId,
+    /// The login name and primary address, lowercase.
+    pub address: String,
+    /// Argon2id PHC string; never shown to people.
+    #[serde(skip_serializing)]
+    pub password_hash: String,
+    /// Storage limit in bytes; `None` means unlimited.
+    pub quota_bytes: Option<u64>,
+    /// Bytes of mail currently counted against the quota.
+    pub used_bytes: u64,
+    pub created_at: i64,
+}
+
+/// A new account for [`crate::Store::create_account`].
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    /// Lowercase `local@domain`; the domain must exist.
+    pub address: String,
+    pub password_hash: String,
+    pub quota_bytes: Option<u64>,
+}
+
+/// An alias: mail for `address` goes to every target. `address` is either
+/// `local@domain` or `@domain` (a catch-all for the domain). A target is any
+/// address, local (an account or another alias) or remote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alias {
+    pub address: String,
+    pub targets: Vec<String>,
+}
+
+/// A mailbox and its IMAP bookkeeping.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mailbox {
+    pub id: MailboxId,
+    pub account_id: AccountId,
+    /// Full hierarchical name, `/`-separated (`Archive/2024`).
+    pub name: String,
+    pub role: Option<Role>,
+    pub uid_validity: u32,
+    /// The UID the next message added to this mailbox will get.
+    pub uid_next: Uid,
+    /// The highest modseq of any change in this mailbox, including expunges.
+    pub highest_modseq: ModSeq,
+    pub subscribed: bool,
+}
+
+/// Counts for IMAP STATUS and the JMAP Mailbox object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MailboxCounts {
+    pub messages: u32,
+    /// Messages without `\Seen`.
+    pub unseen: u32,
+    /// Messages with `\Deleted`.
+    pub deleted: u32,
+    /// Total size of the messages in bytes (IMAP STATUS=SIZE, RFC 8438).
+    pub size: u64,
+}
+
+/// One message as it sits in one mailbox: what IMAP SELECT and FETCH FLAGS
+/// need, without the content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageEntry {
+    pub uid: Uid,
+    pub email_id: EmailId,
+    pub thread_id: ThreadId,
+    /// The modseq of the last change to this message in this mailbox.
+    pub modseq: ModSeq,
+    /// Sorted, deduplicated flags and keywords in IMAP form (`\Seen`, `$Junk`).
+    pub keywords: Vec<String>,
+    pub size: u64,
+    /// IMAP INTERNALDATE / JMAP receivedAt, unix seconds.
+    pub received_at: i64,
+}
+
+impl MessageEntry {
+    /// True when the entry carries `keyword` (compared case-insensitively,
+    /// as IMAP flags are, RFC 9051 §2.3.2).
+    pub fn has_keyword(&self, keyword: &str) -> bool {
+        self.keywords.iter().any(|k| k.eq_ignore_ascii_case(keyword))
+    }
+}
+
+/// Everything known about an email except its content, which is the blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Email {
+    pub id: EmailId,
+    pub account_id: AccountId,
+    pub thread_id: ThreadId,
+    /// Hex SHA-256 of the raw message: the blob's address.
+    pub blob_id: String,
+    pub size: u64,
+    pub received_at: i64,
+    pub keywords: Vec<String>,
+    /// Parsed once at delivery (RFC 9051 §7.5.2 ENVELOPE).
+    pub envelope: crate::message::Envelope,
+    /// The MIME tree with byte offsets into the blob.
+    pub structure: crate::message::MimePart,
+    /// Decoded fields for message lists and threading.
+    pub summary: crate::message::Summary,
+}
+
+/// A message to deliver to local recipients: the raw bytes are stored once
+/// whatever the number of recipients.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub raw: Vec<u8>,
+    pub recipients: Vec<DeliveryTarget>,
+    /// Unix seconds; the time the message was received.
+    pub received_at: i64,
+}
+
+/// One recipient of a [`Delivery`]: an account and, optionally, the mailbox
+/// (INBOX when `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryTarget {
+    pub account_id: AccountId,
+    pub mailbox_id: Option<MailboxId>,
+    pub keywords: Vec<String>,
+}
+
+impl DeliveryTarget {
+    /// Delivery to the account's INBOX with no flags.
+    pub fn inbox(account_id: AccountId) -> DeliveryTarget {
+        DeliveryTarget {
+            account_id,
+            mailbox_id: None,
+            keywords: Vec::new(),
+        }
+    }
+}
+
+/// Where one delivered copy landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub account_id: AccountId,
+    pub mailbox_id: MailboxId,
+    pub email_id: EmailId,
+    pub uid: Uid,
+    pub modseq: ModSeq,
+}
+
+/// How [`crate::Store::set_keywords`] changes the keywords.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeywordOp {
+    /// IMAP `+FLAGS`.
+    Add,
+    /// IMAP `-FLAGS`.
+    Remove,
+    /// IMAP `FLAGS`.
+    Replace,
+}
+
+/// The result of a conditional keyword change (RFC 7162 §3.1.3).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeywordsResult {
+    /// Entries that changed, with their new keywords and modseq.
+    pub updated: Vec<MessageEntry>,
+    /// UIDs not changed because their modseq was above `unchanged_since`.
+    pub modified: Vec<Uid>,
+}
+
+/// Which messages [`crate::Store::expunge`] removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpungeFilter {
+    /// Every message carrying `\Deleted` at the moment of the commit (IMAP EXPUNGE).
+    Deleted,
+    /// Those of these UIDs that carry `\Deleted` (IMAP UID EXPUNGE, RFC 4315).
+    DeletedAmong(Vec<Uid>),
+    /// These UIDs, flags regardless (POP3 DELE, JMAP destroy).
+    Uids(Vec<Uid>),
+}
+
+/// A UID mapping produced by COPY or MOVE (RFC 4315 COPYUID).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyResult {
+    pub uid_validity: u32,
+    /// (source UID, destination UID) pairs, in source UID order.
+    pub mapping: Vec<(Uid, Uid)>,
+    pub modseq: ModSeq,
+}
+
+/// What changed in one mailbox since a modseq: CONDSTORE/QRESYNC's view.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailboxChanges {
+    pub highest_modseq: ModSeq,
+    /// Messages present now whose modseq is above the given one (new ones included).
+    pub changed: Vec<MessageEntry>,
+    /// UIDs expunged since then (tombstones), ascending.
+    pub expunged: Vec<Uid>,
+}
+
+/// One row of an account's change journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub modseq: ModSeq,
+    pub kind: ChangeKind,
+}
+
+/// What a journal row records. Expunges are tombstones that stay in the
+/// journal so a client offline for weeks resynchronises in one round trip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeKind {
+    MailboxCreated { mailbox_id: MailboxId },
+    MailboxRenamed { mailbox_id: MailboxId },
+    MailboxDeleted { mailbox_id: MailboxId },
+    EmailAdded { mailbox_id: MailboxId, uid: Uid, email_id: EmailId },
+    KeywordsChanged { mailbox_id: MailboxId, uid: Uid, email_id: EmailId },
+    EmailExpunged { mailbox_id: MailboxId, uid: Uid, email_id: EmailId },
+}
+
+/// Quota usage of an account (IMAP QUOTA "STORAGE", RFC 9208).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub used_bytes: u64,
+    pub limit_bytes: Option<u64>,
+}
+
+/// Sorts and deduplicates keywords case-insensitively, keeping the first
+/// spelling seen, so that stored keyword lists are canonical.
+pub fn normalize_keywords<I, S>(keywords: I) -> Vec<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut out: Vec<String> = Vec::new();
+    for k in keywords {
+        let k = k.as_ref();
+        if k.is_empty() || out.iter().any(|o| o.eq_ignore_ascii_case(k)) {
+            continue;
+        }
+        out.push(k.to_string());
+    }
+    out.sort_by_key(|k| k.to_ascii_lowercase());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_are_sorted_and_deduplicated_case_insensitively() {
+        let k = normalize_keywords(["\\Seen", "$Junk", "\\seen", "", "Work"]);
+        assert_eq!(k, vec!["$Junk", "\\Seen", "Work"]);
+    }
+
+    #[test]
+    fn roles_round_trip() {
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Role::parse("nope"), None);
+        assert_eq!(Role::Sent.imap_attribute(), Some("\\Sent"));
+    }
+}
