@@ -1,0 +1,1044 @@
+//! Tern's one configuration file, `tern.toml`.
+//!
+//! Every setting has a default, so an empty file (or none at all, when no path
+//! was given) is a working configuration: all standard ports on `0.0.0.0`, data
+//! in `./tern-data`, a self-signed certificate, and the machine's host name.
+//! `tern.example.toml` at the top of the repository lists every setting with
+//! its default and reason; a test below keeps the two in step.
+//!
+//! Mistakes are errors, never silently ignored: an unknown key, a value of the
+//! wrong type or an invalid value stops the load with a message naming the
+//! file, the line and the key, e.g.
+//! `tern.toml line 5: bad value for `listen.imap`: invalid socket address syntax`.
+//!
+//! Relative paths (`data_dir`, `tls.cert`, `tls.key`) are relative to the
+//! working directory of the server process, not to the configuration file.
+
+mod toml_keys;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::marker::PhantomData;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::address::parse_domain;
+use toml_keys::KeyMap;
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The server's own name: SMTP greeting and EHLO, `Received:` headers,
+    /// the self-signed certificate. Default: the machine's host name.
+    pub hostname: String,
+    /// Where the store, the queue and generated TLS files live.
+    pub data_dir: PathBuf,
+    /// Addresses to listen on, per protocol.
+    #[serde(deserialize_with = "table")]
+    pub listen: Listen,
+    /// Certificate and key; both or neither.
+    #[serde(deserialize_with = "table")]
+    pub tls: TlsConfig,
+    /// How the store commits.
+    #[serde(deserialize_with = "table")]
+    pub store: StoreConfig,
+    /// Bounds on what clients may ask of the server.
+    #[serde(deserialize_with = "table")]
+    pub limits: Limits,
+}
+
+/// Listening addresses per protocol. An empty list turns that listener off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listen {
+    /// SMTP from other servers (MTA), STARTTLS offered. Default `0.0.0.0:25`.
+    pub smtp: Vec<SocketAddr>,
+    /// Message submission, STARTTLS (RFC 6409). Default `0.0.0.0:587`.
+    pub submission: Vec<SocketAddr>,
+    /// Message submission over implicit TLS (RFC 8314). Default `0.0.0.0:465`.
+    pub submissions: Vec<SocketAddr>,
+    /// IMAP, STARTTLS. Default `0.0.0.0:143`.
+    pub imap: Vec<SocketAddr>,
+    /// IMAP over implicit TLS. Default `0.0.0.0:993`.
+    pub imaps: Vec<SocketAddr>,
+    /// POP3, STLS. Default `0.0.0.0:110`.
+    pub pop3: Vec<SocketAddr>,
+    /// POP3 over implicit TLS. Default `0.0.0.0:995`.
+    pub pop3s: Vec<SocketAddr>,
+    /// Plain HTTP (autoconfig, redirects). Default `0.0.0.0:80`.
+    pub http: Vec<SocketAddr>,
+    /// HTTPS: webmail, JMAP, ActiveSync, DAV, admin. Default `0.0.0.0:443`.
+    pub https: Vec<SocketAddr>,
+}
+
+impl Listen {
+    /// The addresses configured for `protocol`.
+    pub fn addrs(&self, protocol: Protocol) -> &[SocketAddr] {
+        match protocol {
+            Protocol::Smtp => &self.smtp,
+            Protocol::Submission => &self.submission,
+            Protocol::Submissions => &self.submissions,
+            Protocol::Imap => &self.imap,
+            Protocol::Imaps => &self.imaps,
+            Protocol::Pop3 => &self.pop3,
+            Protocol::Pop3s => &self.pop3s,
+            Protocol::Http => &self.http,
+            Protocol::Https => &self.https,
+        }
+    }
+}
+
+impl Default for Listen {
+    fn default() -> Listen {
+        let any = |p: Protocol| vec![SocketAddr::from((Ipv4Addr::UNSPECIFIED, p.default_port()))];
+        Listen {
+            smtp: any(Protocol::Smtp),
+            submission: any(Protocol::Submission),
+            submissions: any(Protocol::Submissions),
+            imap: any(Protocol::Imap),
+            imaps: any(Protocol::Imaps),
+            pop3: any(Protocol::Pop3),
+            pop3s: any(Protocol::Pop3s),
+            http: any(Protocol::Http),
+            https: any(Protocol::Https),
+        }
+    }
+}
+
+/// A kind of listener; displays as its key in `[listen]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    /// SMTP from other servers, port 25.
+    Smtp,
+    /// Submission with STARTTLS, port 587.
+    Submission,
+    /// Submission over implicit TLS, port 465.
+    Submissions,
+    /// IMAP with STARTTLS, port 143.
+    Imap,
+    /// IMAP over implicit TLS, port 993.
+    Imaps,
+    /// POP3 with STLS, port 110.
+    Pop3,
+    /// POP3 over implicit TLS, port 995.
+    Pop3s,
+    /// HTTP, port 80.
+    Http,
+    /// HTTPS, port 443.
+    Https,
+}
+
+impl Protocol {
+    /// Every protocol, in the order of `[listen]`.
+    pub const ALL: [Protocol; 9] = [
+        Protocol::Smtp,
+        Protocol::Submission,
+        Protocol::Submissions,
+        Protocol::Imap,
+        Protocol::Imaps,
+        Protocol::Pop3,
+        Protocol::Pop3s,
+        Protocol::Http,
+        Protocol::Https,
+    ];
+
+    /// The key in `[listen]`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Protocol::Smtp => "smtp",
+            Protocol::Submission => "submission",
+            Protocol::Submissions => "submissions",
+            Protocol::Imap => "imap",
+            Protocol::Imaps => "imaps",
+            Protocol::Pop3 => "pop3",
+            Protocol::Pop3s => "pop3s",
+            Protocol::Http => "http",
+            Protocol::Https => "https",
+        }
+    }
+
+    /// Whether TLS starts with the connection (rather than by STARTTLS/STLS,
+    /// or never, for HTTP).
+    pub fn implicit_tls(&self) -> bool {
+        matches!(
+            self,
+            Protocol::Submissions | Protocol::Imaps | Protocol::Pop3s | Protocol::Https
+        )
+    }
+
+    /// The standard port (IANA service names registry; RFC 8314 for 465).
+    pub fn default_port(self) -> u16 {
+        match self {
+            Protocol::Smtp => 25,
+            Protocol::Submission => 587,
+            Protocol::Submissions => 465,
+            Protocol::Imap => 143,
+            Protocol::Imaps => 993,
+            Protocol::Pop3 => 110,
+            Protocol::Pop3s => 995,
+            Protocol::Http => 80,
+            Protocol::Https => 443,
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// `[tls]`: the certificate chain and private key, as PEM files. Both or
+/// neither; with neither, a self-signed pair is generated under `data_dir`
+/// (see [`crate::tls`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Certificate chain, leaf first.
+    pub cert: Option<PathBuf>,
+    /// Private key: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
+    pub key: Option<PathBuf>,
+}
+
+/// `[store]`: how commits reach the disk.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// When a commit counts as done.
+    pub durability: Durability,
+    /// An artificial delay in milliseconds before each fsync, to emulate a
+    /// slower disk (a network volume, a cheap SSD) when benchmarking group
+    /// commit on fast hardware. For benchmarks only: in production it adds
+    /// latency to every delivery and buys nothing. Default 0.
+    pub fsync_delay_ms: u64,
+}
+
+/// When a commit counts as done, and so when a client hears `250` or `OK`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    /// Concurrent commits share one fsync; each client is answered after the
+    /// fsync covering its commit. As safe as `PerCommit`, and much faster
+    /// under load because the fsync is the bottleneck. The default.
+    #[default]
+    Group,
+    /// One fsync per commit: the same guarantee, lower throughput. For
+    /// comparison, and for filesystems where batching misbehaves.
+    PerCommit,
+    /// No fsync: the operating system writes when it likes, and a power
+    /// failure can lose mail that clients were told was delivered. For tests
+    /// and throw-away benchmarks only.
+    Off,
+}
+
+impl fmt::Display for Durability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Durability::Group => "group",
+            Durability::PerCommit => "per-commit",
+            Durability::Off => "off",
+        })
+    }
+}
+
+/// `[limits]`: bounds on what one client may ask; past a bound it gets a
+/// protocol error and the server carries on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest message accepted, in bytes (SMTP SIZE, RFC 1870; IMAP APPEND).
+    pub max_message_size: u64,
+    /// Most recipients of one SMTP transaction.
+    pub max_recipients: usize,
+    /// Most simultaneous client connections, all protocols together.
+    pub max_connections: usize,
+    /// Most simultaneous connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Seconds a connection may sit idle before it is closed.
+    pub idle_timeout_secs: u64,
+}
+
+impl Limits {
+    /// 50 MiB: what the large providers accept, and room for a few
+    /// base64-encoded attachments (which grow by a third).
+    pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 50 * 1024 * 1024;
+    /// 100: RFC 5321 §4.5.3.1.8 requires servers to accept at least 100.
+    pub const DEFAULT_MAX_RECIPIENTS: usize = 100;
+    /// 1000: comfortably above a small organisation's devices, well below
+    /// the file-descriptor limits of a default system.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
+    /// 20: a household or office behind one NAT address keeps several IMAP
+    /// connections per device; a single abuser cannot take the whole pool.
+    pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 20;
+    /// 300 s: RFC 5321 §4.5.3.2.7 asks SMTP servers to wait at least 5
+    /// minutes; IMAP IDLE clients re-issue IDLE well within 29 minutes and
+    /// the IMAP server may allow IDLE longer than this.
+    pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_message_size: Limits::DEFAULT_MAX_MESSAGE_SIZE,
+            max_recipients: Limits::DEFAULT_MAX_RECIPIENTS,
+            max_connections: Limits::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: Limits::DEFAULT_MAX_CONNECTIONS_PER_IP,
+            idle_timeout_secs: Limits::DEFAULT_IDLE_TIMEOUT_SECS,
+        }
+    }
+}
+
+/// Deserialises a section from a TOML table only. serde's derived struct
+/// visitor also accepts an array (fields by position), which would let
+/// `listen = []` silently mean "all defaults".
+fn table<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct TableOnly<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for TableOnly<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a table")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(MapAccessDeserializer::new(map))
+        }
+    }
+
+    deserializer.deserialize_map(TableOnly(PhantomData))
+}
+
+/// The default `data_dir`.
+pub const DEFAULT_DATA_DIR: &str = "./tern-data";
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            hostname: machine_hostname(),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            listen: Listen::default(),
+            tls: TlsConfig::default(),
+            store: StoreConfig::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The machine's host name if it is a valid domain name, else `localhost`.
+fn machine_hostname() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|path| fs::read_to_string(path).ok())
+        .find_map(|name| parse_domain(name.trim()).ok())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Why the configuration could not be loaded. Each message names the file,
+/// the line where known, and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading configuration file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("{origin} line {line}: invalid TOML: {message}")]
+    Syntax {
+        /// The file name.
+        origin: String,
+        /// 1-based line.
+        line: usize,
+        /// What the TOML parser said.
+        message: String,
+    },
+    /// A key Tern does not know, most often a typo.
+    #[error("{origin} line {line}: unknown key `{key}` {place}{expected}")]
+    UnknownKey {
+        /// The file name.
+        origin: String,
+        /// 1-based line.
+        line: usize,
+        /// The unknown key.
+        key: String,
+        /// `in [listen]`, or `at the top level`.
+        place: String,
+        /// ` (expected one of ...)`, or empty.
+        expected: String,
+    },
+    /// A value of the wrong type, or one that is out of range or malformed.
+    #[error("{}: bad value for `{key}`: {message}", at(origin, *line))]
+    BadValue {
+        /// The file name.
+        origin: String,
+        /// 1-based line, if the key appears in the file.
+        line: Option<usize>,
+        /// Dotted key path, e.g. `listen.imap`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Settings that are fine alone but not together, or an error whose key
+    /// could not be located.
+    #[error("{}: {message}", at(origin, *line))]
+    Invalid {
+        /// The file name.
+        origin: String,
+        /// 1-based line, if known.
+        line: Option<usize>,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn at(origin: &str, line: Option<usize>) -> String {
+    match line {
+        Some(line) => format!("{origin} line {line}"),
+        None => origin.to_owned(),
+    }
+}
+
+impl Config {
+    /// The file [`Config::load`] reads when given no path.
+    pub const DEFAULT_FILE: &str = "tern.toml";
+
+    /// Loads `path`, or `tern.toml` in the working directory when `path` is
+    /// `None`. A missing default file means all defaults; a missing file that
+    /// was named explicitly is an error.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let (path, explicit) = match path {
+            Some(path) => (path, true),
+            None => (Path::new(Config::DEFAULT_FILE), false),
+        };
+        let text = match fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if !explicit && e.kind() == io::ErrorKind::NotFound => {
+                return Ok(Config::default())
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        };
+        Config::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates configuration text; `origin` names it in errors.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        // Syntax first, so that what remains are errors about keys and values.
+        if let Err(e) = text.parse::<toml::Table>() {
+            let message = e.message().trim().replace('\n', "; ");
+            let offset = e.span().map_or(0, |span| span.start);
+            let message = if message.is_empty() {
+                format!("syntax error at column {}", column_of(text, offset))
+            } else {
+                message
+            };
+            return Err(ConfigError::Syntax {
+                origin: origin.to_owned(),
+                line: line_of(text, offset),
+                message,
+            });
+        }
+        let keys = KeyMap::scan(text);
+        let mut config: Config =
+            toml::from_str(text).map_err(|e| explain(&e, text, origin, &keys))?;
+        config.validate(text, origin, &keys)?;
+        Ok(config)
+    }
+
+    /// Every configured listener, in `[listen]` order.
+    pub fn listeners(&self) -> Vec<(Protocol, SocketAddr)> {
+        Protocol::ALL
+            .iter()
+            .flat_map(|&p| self.listen.addrs(p).iter().map(move |&a| (p, a)))
+            .collect()
+    }
+
+    /// Checks what the types alone cannot, normalising `hostname` to lowercase.
+    fn validate(&mut self, text: &str, origin: &str, keys: &KeyMap) -> Result<(), ConfigError> {
+        let line = |path: &[&str]| keys.find(path).map(|offset| line_of(text, offset));
+        let bad = |path: &[&str], message: String| ConfigError::BadValue {
+            origin: origin.to_owned(),
+            line: line(path),
+            key: path.join("."),
+            message,
+        };
+
+        self.hostname = parse_domain(&self.hostname)
+            .map_err(|e| bad(&["hostname"], e.problem().to_string()))?;
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(bad(&["data_dir"], "must not be empty".to_owned()));
+        }
+
+        for (key, path) in [("cert", &self.tls.cert), ("key", &self.tls.key)] {
+            if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                return Err(bad(&["tls", key], "must not be empty".to_owned()));
+            }
+        }
+        let half = match (&self.tls.cert, &self.tls.key) {
+            (Some(_), None) => Some(("cert", "key")),
+            (None, Some(_)) => Some(("key", "cert")),
+            _ => None,
+        };
+        if let Some((set, unset)) = half {
+            return Err(ConfigError::Invalid {
+                origin: origin.to_owned(),
+                line: line(&["tls", set]),
+                message: format!(
+                    "`tls.{set}` is set but `tls.{unset}` is not; set both, or neither to use a generated self-signed certificate"
+                ),
+            });
+        }
+
+        let limits = &self.limits;
+        for (key, value) in [
+            ("max_message_size", limits.max_message_size),
+            ("max_recipients", limits.max_recipients as u64),
+            ("max_connections", limits.max_connections as u64),
+            (
+                "max_connections_per_ip",
+                limits.max_connections_per_ip as u64,
+            ),
+            ("idle_timeout_secs", limits.idle_timeout_secs),
+        ] {
+            if value == 0 {
+                return Err(bad(&["limits", key], "must be at least 1".to_owned()));
+            }
+        }
+
+        // Two listeners on one address would fail at bind time with a less
+        // helpful message; say which keys collide now.
+        let mut seen: HashMap<SocketAddr, Protocol> = HashMap::new();
+        for (protocol, addr) in self.listeners() {
+            let Some(first) = seen.insert(addr, protocol) else {
+                continue;
+            };
+            if first == protocol {
+                return Err(bad(
+                    &["listen", protocol.key()],
+                    format!("{addr} is listed twice"),
+                ));
+            }
+            // Blame the key the user wrote, not one left at its default.
+            let written = |p: Protocol| keys.find(&["listen", p.key()]).is_some();
+            return Err(if written(protocol) || !written(first) {
+                bad(
+                    &["listen", protocol.key()],
+                    format!("{addr} is also used by `listen.{first}`"),
+                )
+            } else {
+                bad(
+                    &["listen", first.key()],
+                    format!(
+                        "{addr} is also the default of `listen.{protocol}`; set `listen.{protocol}` to another address, or to [] to turn it off"
+                    ),
+                )
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Turns a toml deserialisation error into one naming the key and line.
+fn explain(e: &toml::de::Error, text: &str, origin: &str, keys: &KeyMap) -> ConfigError {
+    let message = e.message().trim();
+    let Some(offset) = e.span().map(|span| span.start) else {
+        return ConfigError::Invalid {
+            origin: origin.to_owned(),
+            line: None,
+            message: message.to_owned(),
+        };
+    };
+    let line = line_of(text, offset);
+
+    // serde: "unknown field `smtpp`, expected `smtp` or `imap`" (or "one of ...")
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let (key, tail) = rest.split_once('`').unwrap_or((rest, ""));
+        let place = match keys.key_at(offset) {
+            Some([]) | Some([_]) | None => "at the top level".to_owned(),
+            Some([parents @ .., _]) => format!("in [{}]", parents.join(".")),
+        };
+        let names = backticked(tail);
+        let expected = if names.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+            format!(" (expected one of {})", names.join(", "))
+        };
+        return ConfigError::UnknownKey {
+            origin: origin.to_owned(),
+            line,
+            key: key.to_owned(),
+            place,
+            expected,
+        };
+    }
+
+    match keys.value_at(offset).or_else(|| keys.key_at(offset)) {
+        Some(path) => ConfigError::BadValue {
+            origin: origin.to_owned(),
+            line: Some(line),
+            key: path.join("."),
+            message: plain_words(message),
+        },
+        None => ConfigError::Invalid {
+            origin: origin.to_owned(),
+            line: Some(line),
+            message: plain_words(message),
+        },
+    }
+}
+
+/// Rewrites serde's Rust-flavoured phrases in TOML terms.
+fn plain_words(message: &str) -> String {
+    let mut message = message
+        .replace("expected a sequence", "expected an array")
+        .replace("invalid type: sequence", "invalid type: array")
+        .replace("invalid type: map", "invalid type: table")
+        .replace("unknown variant", "unknown value")
+        .replace("expected u64", "expected a non-negative integer")
+        .replace("expected usize", "expected a non-negative integer");
+    if let Some(at) = message.find("expected struct ") {
+        message.truncate(at);
+        message.push_str("expected a table");
+    }
+    if message == "invalid socket address syntax" {
+        message.push_str(" (expected \"IP:port\", e.g. \"0.0.0.0:25\" or \"[::]:25\")");
+    }
+    message
+}
+
+/// The `backticked` words of a serde "expected ..." tail.
+fn backticked(text: &str) -> Vec<&str> {
+    text.split('`').skip(1).step_by(2).collect()
+}
+
+/// 1-based line number of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// 1-based column (in characters) of byte `offset` in `text`.
+fn column_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    let line_start = text.as_bytes()[..end]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    String::from_utf8_lossy(&text.as_bytes()[line_start..end])
+        .chars()
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        match Config::from_toml_str(text, "tern.toml") {
+            Ok(c) => panic!("accepted {text:?} as {c:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn empty_file_means_defaults() {
+        let c = Config::from_toml_str("", "tern.toml").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.data_dir, PathBuf::from("./tern-data"));
+        assert_eq!(c.listen.smtp, vec![addr("0.0.0.0:25")]);
+        assert_eq!(c.listen.https, vec![addr("0.0.0.0:443")]);
+        assert_eq!(c.store.durability, Durability::Group);
+        assert_eq!(c.store.fsync_delay_ms, 0);
+        assert_eq!(c.limits.max_message_size, 50 * 1024 * 1024);
+        assert_eq!(c.limits.max_recipients, 100);
+        assert_eq!(c.limits.max_connections, 1000);
+        assert_eq!(c.limits.max_connections_per_ip, 20);
+        assert_eq!(c.limits.idle_timeout_secs, 300);
+        assert!(parse_domain(&c.hostname).is_ok(), "{}", c.hostname);
+        let ports: Vec<(String, u16)> = c
+            .listeners()
+            .iter()
+            .map(|(p, a)| (p.to_string(), a.port()))
+            .collect();
+        assert_eq!(
+            ports,
+            [
+                ("smtp", 25),
+                ("submission", 587),
+                ("submissions", 465),
+                ("imap", 143),
+                ("imaps", 993),
+                ("pop3", 110),
+                ("pop3s", 995),
+                ("http", 80),
+                ("https", 443)
+            ]
+            .map(|(k, p)| (k.to_owned(), p))
+        );
+    }
+
+    #[test]
+    fn full_file() {
+        let text = r#"
+hostname = "Mail.Example.ORG"
+data_dir = "/var/lib/tern"
+
+[listen]
+smtp = ["0.0.0.0:25", "[::]:25"]
+submission = []
+submissions = ["127.0.0.1:465"]
+imap = []
+imaps = ["[::1]:993"]
+pop3 = []
+pop3s = []
+http = ["127.0.0.1:8080"]
+https = ["127.0.0.1:8443"]
+
+[tls]
+cert = "/etc/tern/cert.pem"
+key = "/etc/tern/key.pem"
+
+[store]
+durability = "per-commit"
+fsync_delay_ms = 5
+
+[limits]
+max_message_size = 10_485_760
+max_recipients = 50
+max_connections = 200
+max_connections_per_ip = 10
+idle_timeout_secs = 600
+"#;
+        let c = Config::from_toml_str(text, "tern.toml").unwrap();
+        assert_eq!(c.hostname, "mail.example.org");
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/tern"));
+        assert_eq!(
+            c.listeners(),
+            vec![
+                (Protocol::Smtp, addr("0.0.0.0:25")),
+                (Protocol::Smtp, addr("[::]:25")),
+                (Protocol::Submissions, addr("127.0.0.1:465")),
+                (Protocol::Imaps, addr("[::1]:993")),
+                (Protocol::Http, addr("127.0.0.1:8080")),
+                (Protocol::Https, addr("127.0.0.1:8443")),
+            ]
+        );
+        assert_eq!(c.tls.cert, Some(PathBuf::from("/etc/tern/cert.pem")));
+        assert_eq!(c.tls.key, Some(PathBuf::from("/etc/tern/key.pem")));
+        assert_eq!(c.store.durability, Durability::PerCommit);
+        assert_eq!(c.store.fsync_delay_ms, 5);
+        assert_eq!(
+            c.limits,
+            Limits {
+                max_message_size: 10 * 1024 * 1024,
+                max_recipients: 50,
+                max_connections: 200,
+                max_connections_per_ip: 10,
+                idle_timeout_secs: 600,
+            }
+        );
+        let off = Config::from_toml_str("[store]\ndurability = \"off\"", "x").unwrap();
+        assert_eq!(off.store.durability, Durability::Off);
+    }
+
+    #[test]
+    fn partial_listen_keeps_other_defaults() {
+        let c = Config::from_toml_str("[listen]\nimap = [\"127.0.0.1:1143\"]", "t").unwrap();
+        assert_eq!(c.listen.imap, vec![addr("127.0.0.1:1143")]);
+        assert_eq!(c.listen.smtp, Listen::default().smtp);
+    }
+
+    #[test]
+    fn unknown_top_level_key() {
+        let e = err("hostname = \"a.example\"\nhostnam = \"b\"\n");
+        assert!(
+            e.starts_with("tern.toml line 2: unknown key `hostnam` at the top level (expected one of `hostname`, `data_dir`, `listen`, `tls`, `store`, `limits`)"),
+            "{e}"
+        );
+        let e = err("\n\n[listn]\nsmtp = []");
+        assert!(
+            e.starts_with("tern.toml line 3: unknown key `listn` at the top level"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_in_listen() {
+        let e = err("# comment\n[listen]\nsmtpp = [\"0.0.0.0:25\"]\n");
+        assert_eq!(
+            e,
+            "tern.toml line 3: unknown key `smtpp` in [listen] (expected one of `smtp`, `submission`, `submissions`, `imap`, `imaps`, `pop3`, `pop3s`, `http`, `https`)"
+        );
+        let e = err("listen = { imap = [], imapp = [] }");
+        assert!(
+            e.starts_with("tern.toml line 1: unknown key `imapp` in [listen]"),
+            "{e}"
+        );
+        let e = err("[limits]\nmax_recipients = 5\n\n[limits.x]\n");
+        assert!(
+            e.starts_with("tern.toml line 4: unknown key `x` in [limits]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_socket_address() {
+        let e = err("hostname = \"x.example\"\n\n[listen]\nsmtp = []\nimap = [\"0.0.0.0:143\", \"1.2.3.4\"]\n");
+        assert!(
+            e.starts_with(
+                "tern.toml line 5: bad value for `listen.imap`: invalid socket address syntax"
+            ),
+            "{e}"
+        );
+        let e = err("[listen]\nimaps = [\n  \"0.0.0.0:993\",\n  \"localhost:993\",\n]\n");
+        assert!(
+            e.starts_with("tern.toml line 4: bad value for `listen.imaps`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn wrong_types() {
+        let e = err("[listen]\nimap = \"0.0.0.0:143\"");
+        assert_eq!(
+            e,
+            "tern.toml line 2: bad value for `listen.imap`: invalid type: string \"0.0.0.0:143\", expected an array"
+        );
+        let e = err("[limits]\nmax_recipients = \"lots\"");
+        assert!(
+            e.starts_with(
+                "tern.toml line 2: bad value for `limits.max_recipients`: invalid type: string"
+            ),
+            "{e}"
+        );
+        let e = err("[limits]\nmax_recipients = -1");
+        assert!(
+            e.contains("`limits.max_recipients`") && e.contains("non-negative"),
+            "{e}"
+        );
+        let e = err("listen = 3");
+        assert_eq!(
+            e,
+            "tern.toml line 1: bad value for `listen`: invalid type: integer `3`, expected a table"
+        );
+        let e = err("hostname = 3");
+        assert!(
+            e.starts_with("tern.toml line 1: bad value for `hostname`"),
+            "{e}"
+        );
+        let e = err("\n[store]\ndurability = \"sometimes\"");
+        assert!(
+            e.starts_with(
+                "tern.toml line 3: bad value for `store.durability`: unknown value `sometimes`"
+            ),
+            "{e}"
+        );
+        let e = err("listen = []");
+        assert_eq!(
+            e,
+            "tern.toml line 1: bad value for `listen`: invalid type: array, expected a table"
+        );
+        let e = err("[[listen]]\nsmtp = []");
+        assert!(
+            e.starts_with("tern.toml line 1: bad value for `listen`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_have_lines() {
+        let e = err("hostname = \"a.example\"\n[listen]\nsmtp = [\n[listen]");
+        assert!(e.starts_with("tern.toml line 4: invalid TOML"), "{e}");
+        let e = err("a =");
+        assert_eq!(
+            e,
+            "tern.toml line 1: invalid TOML: syntax error at column 4"
+        );
+        let e = err("[listen]\nsmtp = []\n[listen]\n");
+        assert!(
+            e.starts_with("tern.toml line 3: invalid TOML") && e.contains("duplicate"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn cert_without_key() {
+        let e = err("[tls]\ncert = \"cert.pem\"\n");
+        assert_eq!(
+            e,
+            "tern.toml line 2: `tls.cert` is set but `tls.key` is not; set both, or neither to use a generated self-signed certificate"
+        );
+        let e = err("[tls]\n\nkey = \"key.pem\"\n");
+        assert!(
+            e.starts_with("tern.toml line 3: `tls.key` is set but `tls.cert` is not"),
+            "{e}"
+        );
+        let e = err("[tls]\ncert = \"\"\nkey = \"k\"");
+        assert!(
+            e.starts_with("tern.toml line 2: bad value for `tls.cert`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn hostname_is_validated() {
+        for bad in [
+            "",
+            "mail_server",
+            "-x.example",
+            "a..b",
+            "10.0.0.1",
+            "[::1]",
+            "x y",
+        ] {
+            let e = err(&format!("\nhostname = {bad:?}"));
+            assert!(
+                e.starts_with("tern.toml line 2: bad value for `hostname`: "),
+                "{e}"
+            );
+        }
+        let c = Config::from_toml_str("hostname = \"mail\"", "t").unwrap();
+        assert_eq!(c.hostname, "mail");
+    }
+
+    #[test]
+    fn limits_and_listeners_are_validated() {
+        let e = err("[limits]\nmax_connections = 0");
+        assert_eq!(
+            e,
+            "tern.toml line 2: bad value for `limits.max_connections`: must be at least 1"
+        );
+        let e = err("[listen]\nsmtp = [\"0.0.0.0:2525\"]\nsubmission = [\"0.0.0.0:2525\"]");
+        assert_eq!(
+            e,
+            "tern.toml line 3: bad value for `listen.submission`: 0.0.0.0:2525 is also used by `listen.smtp`"
+        );
+        // A default collides with an explicit setting: the explicit key is named.
+        let e = err("[listen]\nimap = [\"0.0.0.0:25\"]");
+        assert!(e.starts_with("tern.toml line 2: bad value for `listen.imap`: 0.0.0.0:25 is also used by `listen.smtp`"), "{e}");
+        let e = err("[listen]\nsmtp = [\"0.0.0.0:587\"]");
+        assert_eq!(
+            e,
+            "tern.toml line 2: bad value for `listen.smtp`: 0.0.0.0:587 is also the default of `listen.submission`; set `listen.submission` to another address, or to [] to turn it off"
+        );
+        let e = err("[listen]\nimap = [\"0.0.0.0:1\", \"0.0.0.0:1\"]");
+        assert!(e.ends_with("0.0.0.0:1 is listed twice"), "{e}");
+    }
+
+    #[test]
+    fn load_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("absent.toml");
+        let e = Config::load(Some(&missing)).unwrap_err();
+        assert!(matches!(e, ConfigError::Read { .. }));
+        assert!(e.to_string().contains("absent.toml"), "{e}");
+
+        let file = dir.path().join("tern.toml");
+        fs::write(&file, "[limits]\nmax_recipients = 7\nbogus = 1\n").unwrap();
+        let e = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "{} line 3: unknown key `bogus` in [limits]",
+                file.display()
+            )),
+            "{e}"
+        );
+
+        fs::write(&file, "[limits]\nmax_recipients = 7\n").unwrap();
+        assert_eq!(Config::load(Some(&file)).unwrap().limits.max_recipients, 7);
+    }
+
+    #[test]
+    fn protocols() {
+        let tls: Vec<_> = Protocol::ALL
+            .iter()
+            .filter(|p| p.implicit_tls())
+            .map(|p| p.key())
+            .collect();
+        assert_eq!(tls, ["submissions", "imaps", "pop3s", "https"]);
+        assert_eq!(Protocol::Pop3s.to_string(), "pop3s");
+        assert_eq!(Durability::PerCommit.to_string(), "per-commit");
+    }
+
+    const EXAMPLE: &str = include_str!("../../../tern.example.toml");
+
+    #[test]
+    fn example_file_is_the_defaults() {
+        let mut c = Config::from_toml_str(EXAMPLE, "tern.example.toml").unwrap();
+        // The one deliberate difference: an example host name.
+        assert_eq!(c.hostname, "mail.example.com");
+        c.hostname = Config::default().hostname;
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn example_file_mentions_every_setting() {
+        // Every key of the full configuration (with the optional ones filled
+        // in) must appear in the example, set or commented out, in its table.
+        let mut full = Config::default();
+        full.tls.cert = Some("c".into());
+        full.tls.key = Some("k".into());
+        let table = toml::Table::try_from(&full).unwrap();
+
+        let mut mentioned: Vec<(String, String)> = Vec::new();
+        let mut section = String::new();
+        for line in EXAMPLE.lines() {
+            let line = line.trim();
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name.to_owned();
+                continue;
+            }
+            let setting = line.trim_start_matches('#').trim_start();
+            if let Some((key, _)) = setting.split_once(" = ") {
+                mentioned.push((section.clone(), key.trim().to_owned()));
+            }
+        }
+        for (key, value) in &table {
+            match value {
+                toml::Value::Table(inner) => {
+                    assert!(EXAMPLE.contains(&format!("\n[{key}]\n")), "[{key}] missing");
+                    for sub in inner.keys() {
+                        assert!(
+                            mentioned.contains(&(key.clone(), sub.clone())),
+                            "{key}.{sub} missing from tern.example.toml"
+                        );
+                    }
+                }
+                _ => assert!(
+                    mentioned.contains(&(String::new(), key.clone())),
+                    "{key} missing from tern.example.toml"
+                ),
+            }
+        }
+    }
+}
