@@ -25,12 +25,21 @@ pub enum SearchKey {
     /// RFC822.SIZE smaller than n.
     Smaller(u64),
     /// INTERNALDATE in [since, before) — either end open when `None`.
-    Received { since: Option<i64>, before: Option<i64> },
+    Received {
+        since: Option<i64>,
+        before: Option<i64>,
+    },
     /// The Date header in [since, before); messages without a parseable Date never match.
-    Sent { since: Option<i64>, before: Option<i64> },
+    Sent {
+        since: Option<i64>,
+        before: Option<i64>,
+    },
     /// A header field (name case-insensitive) containing the value; an empty
     /// value matches every message that has the field (RFC 9051 §6.4.4 HEADER).
-    Header { name: String, value: String },
+    Header {
+        name: String,
+        value: String,
+    },
     /// The body text (through the full-text index).
     Body(String),
     /// Header or body text (through the full-text index).

@@ -85,8 +85,11 @@ pub trait Store: Send + Sync + 'static {
         received_at: i64,
     ) -> Result<Delivered>;
     /// Every message of the mailbox in UID order (the IMAP SELECT snapshot).
-    async fn list_messages(&self, account: AccountId, mailbox: MailboxId)
-        -> Result<Vec<MessageEntry>>;
+    async fn list_messages(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+    ) -> Result<Vec<MessageEntry>>;
     /// The messages with the given UIDs that exist, in UID order.
     async fn messages(
         &self,
@@ -158,8 +161,12 @@ pub trait Store: Send + Sync + 'static {
     // ---- search ----
 
     /// UIDs of the mailbox's messages matching `key`, ascending.
-    async fn search(&self, account: AccountId, mailbox: MailboxId, key: &SearchKey)
-        -> Result<Vec<Uid>>;
+    async fn search(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        key: &SearchKey,
+    ) -> Result<Vec<Uid>>;
 
     // ---- notifications and lifecycle ----
 

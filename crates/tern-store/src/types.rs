@@ -224,7 +224,9 @@ impl MessageEntry {
     /// True when the entry carries `keyword` (compared case-insensitively,
     /// as IMAP flags are, RFC 9051 §2.3.2).
     pub fn has_keyword(&self, keyword: &str) -> bool {
-        self.keywords.iter().any(|k| k.eq_ignore_ascii_case(keyword))
+        self.keywords
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(keyword))
     }
 }
 
@@ -348,12 +350,30 @@ pub struct Change {
 /// journal so a client offline for weeks resynchronises in one round trip.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChangeKind {
-    MailboxCreated { mailbox_id: MailboxId },
-    MailboxRenamed { mailbox_id: MailboxId },
-    MailboxDeleted { mailbox_id: MailboxId },
-    EmailAdded { mailbox_id: MailboxId, uid: Uid, email_id: EmailId },
-    KeywordsChanged { mailbox_id: MailboxId, uid: Uid, email_id: EmailId },
-    EmailExpunged { mailbox_id: MailboxId, uid: Uid, email_id: EmailId },
+    MailboxCreated {
+        mailbox_id: MailboxId,
+    },
+    MailboxRenamed {
+        mailbox_id: MailboxId,
+    },
+    MailboxDeleted {
+        mailbox_id: MailboxId,
+    },
+    EmailAdded {
+        mailbox_id: MailboxId,
+        uid: Uid,
+        email_id: EmailId,
+    },
+    KeywordsChanged {
+        mailbox_id: MailboxId,
+        uid: Uid,
+        email_id: EmailId,
+    },
+    EmailExpunged {
+        mailbox_id: MailboxId,
+        uid: Uid,
+        email_id: EmailId,
+    },
 }
 
 /// Quota usage of an account (IMAP QUOTA "STORAGE", RFC 9208).

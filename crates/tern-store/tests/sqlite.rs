@@ -11,7 +11,8 @@ use tern_store::*;
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(&dir.path().join("tern.db"), SqliteOptions::default()).expect("open store");
+    let store = SqliteStore::open(&dir.path().join("tern.db"), SqliteOptions::default())
+        .expect("open store");
     Fixture {
         store: Arc::new(store),
         guard: Box::new(dir),
@@ -27,11 +28,19 @@ async fn data_survives_a_clean_reopen() {
     let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
     store.add_domain("example.test").await.unwrap();
     let a = store
-        .create_account(NewAccount { address: "a@example.test".into(), password_hash: "h".into(), quota_bytes: None })
+        .create_account(NewAccount {
+            address: "a@example.test".into(),
+            password_hash: "h".into(),
+            quota_bytes: None,
+        })
         .await
         .unwrap();
     let d = store
-        .deliver(Delivery { raw: conformance::message("kept", "x"), recipients: vec![DeliveryTarget::inbox(a.id)], received_at: 1 })
+        .deliver(Delivery {
+            raw: conformance::message("kept", "x"),
+            recipients: vec![DeliveryTarget::inbox(a.id)],
+            received_at: 1,
+        })
         .await
         .unwrap()
         .pop()
@@ -58,8 +67,14 @@ async fn crash_child() {
     let Ok(path) = std::env::var(CHILD_ENV) else {
         return; // Only does something when started by the crash test.
     };
-    let store = Arc::new(SqliteStore::open(std::path::Path::new(&path), SqliteOptions::default()).unwrap());
-    let account = store.account_by_address("a@example.test").await.unwrap().unwrap().id;
+    let store =
+        Arc::new(SqliteStore::open(std::path::Path::new(&path), SqliteOptions::default()).unwrap());
+    let account = store
+        .account_by_address("a@example.test")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
     println!("ready");
     let mut tasks = Vec::new();
     for writer in 0..16u32 {
@@ -69,7 +84,11 @@ async fn crash_child() {
                 let n = writer * 1_000_000 + i;
                 let raw = conformance::message(&format!("msg-{n}"), &"body ".repeat(200));
                 let d = store
-                    .deliver(Delivery { raw, recipients: vec![DeliveryTarget::inbox(account)], received_at: 1 })
+                    .deliver(Delivery {
+                        raw,
+                        recipients: vec![DeliveryTarget::inbox(account)],
+                        received_at: 1,
+                    })
                     .await;
                 if matches!(d.as_deref(), Ok([Ok(_)])) {
                     let mut out = std::io::stdout().lock();
@@ -92,13 +111,23 @@ async fn kill_9_during_concurrent_deliveries_loses_nothing_acknowledged() {
         let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
         store.add_domain("example.test").await.unwrap();
         store
-            .create_account(NewAccount { address: "a@example.test".into(), password_hash: "h".into(), quota_bytes: None })
+            .create_account(NewAccount {
+                address: "a@example.test".into(),
+                password_hash: "h".into(),
+                quota_bytes: None,
+            })
             .await
             .unwrap();
         store.close().await.unwrap();
     }
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            "crash_child",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(CHILD_ENV, &path)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -123,11 +152,24 @@ async fn kill_9_during_concurrent_deliveries_loses_nothing_acknowledged() {
     })
     .await
     .unwrap();
-    assert!(acknowledged.len() >= 300, "the child acknowledged only {}", acknowledged.len());
+    assert!(
+        acknowledged.len() >= 300,
+        "the child acknowledged only {}",
+        acknowledged.len()
+    );
 
-    let store = SqliteStore::open(&path, SqliteOptions::default()).expect("the store opens cleanly after a crash");
-    let a = store.account_by_address("a@example.test").await.unwrap().unwrap();
-    let inbox = store.mailbox_by_role(a.id, Role::Inbox).await.unwrap().unwrap();
+    let store = SqliteStore::open(&path, SqliteOptions::default())
+        .expect("the store opens cleanly after a crash");
+    let a = store
+        .account_by_address("a@example.test")
+        .await
+        .unwrap()
+        .unwrap();
+    let inbox = store
+        .mailbox_by_role(a.id, Role::Inbox)
+        .await
+        .unwrap()
+        .unwrap();
     let entries = store.list_messages(a.id, inbox.id).await.unwrap();
     let mut subjects = std::collections::HashMap::new();
     for e in &entries {
@@ -136,9 +178,15 @@ async fn kill_9_during_concurrent_deliveries_loses_nothing_acknowledged() {
     }
     for n in &acknowledged {
         let count = subjects.get(&format!("msg-{n}")).copied().unwrap_or(0);
-        assert_eq!(count, 1, "acknowledged delivery msg-{n} is stored {count} times");
+        assert_eq!(
+            count, 1,
+            "acknowledged delivery msg-{n} is stored {count} times"
+        );
     }
-    assert!(subjects.values().all(|&c| c == 1), "a delivery was stored twice");
+    assert!(
+        subjects.values().all(|&c| c == 1),
+        "a delivery was stored twice"
+    );
     // The bookkeeping agrees with the rows.
     let last = entries.last().map(|e| e.uid.0).unwrap_or(0);
     assert!(store.mailbox(a.id, inbox.id).await.unwrap().uid_next.0 > last);
@@ -147,7 +195,11 @@ async fn kill_9_during_concurrent_deliveries_loses_nothing_acknowledged() {
     assert_eq!(store.quota(a.id).await.unwrap().used_bytes, counts.size);
     // And it keeps working.
     store
-        .deliver(Delivery { raw: conformance::message("after", "x"), recipients: vec![DeliveryTarget::inbox(a.id)], received_at: 1 })
+        .deliver(Delivery {
+            raw: conformance::message("after", "x"),
+            recipients: vec![DeliveryTarget::inbox(a.id)],
+            received_at: 1,
+        })
         .await
         .unwrap()
         .pop()

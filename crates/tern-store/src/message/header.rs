@@ -177,7 +177,8 @@ mod tests {
 
     #[test]
     fn splits_unfolds_and_takes_the_last_occurrence() {
-        let block = b"Subject: first\r\nX-Long: a\r\n  b\r\n\tc\r\nsubject : second\r\n\r\nBody: no\r\n";
+        let block =
+            b"Subject: first\r\nX-Long: a\r\n  b\r\n\tc\r\nsubject : second\r\n\r\nBody: no\r\n";
         let fields = raw_fields(block);
         assert_eq!(fields.len(), 3);
         assert_eq!(last_value(&fields, "x-long").as_deref(), Some("a  b\tc"));

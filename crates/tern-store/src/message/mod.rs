@@ -20,6 +20,7 @@ mod header;
 mod structure;
 mod subject;
 
+use std::borrow::Cow;
 use std::panic::{self, AssertUnwindSafe};
 
 use mail_parser::{Address, Message, MessageParser, MimeHeaders, PartType};
@@ -97,8 +98,8 @@ pub struct EnvelopeAddress {
 /// - `header_start <= body_start <= body_end <= raw.len()`.
 /// - `media_type == "multipart"` exactly when `children` is non-empty.
 /// - `message` is `Some` exactly for message/rfc822 and message/global.
-///   A message/rfc822 that cannot be described in place (it has a
-///   Content-Transfer-Encoding, or is empty) is reported as
+///   A message/rfc822 that cannot be described in place (it is base64 or
+///   quoted-printable encoded, or empty) is reported as
 ///   application/octet-stream, as is a part nested deeper than our limit;
 ///   a multipart whose boundary never occurs is reported as text/plain.
 ///   Either way the bytes are all there and BODYSTRUCTURE stays valid.
@@ -201,7 +202,7 @@ pub fn parse_message(raw: &[u8]) -> ParsedMessage {
     // index arithmetic on paths only hostile input reaches. Delivery must
     // not fail (or take the process down) because of one message, so a
     // panic in there degrades to the unparsed form. (This cannot catch
-    // stack exhaustion; the depth limits below are what prevent that.)
+    // stack exhaustion; `drop_flat` and the depth limits prevent that.)
     panic::catch_unwind(AssertUnwindSafe(|| parse_with_mail_parser(raw)))
         .ok()
         .flatten()
@@ -258,9 +259,17 @@ fn unparsed(raw: &[u8]) -> ParsedMessage {
     }
 }
 
-fn summarize(message: &Message<'_>, fields: &[header::RawField<'_>], header_size: usize) -> Summary {
+fn summarize(
+    message: &Message<'_>,
+    fields: &[header::RawField<'_>],
+    header_size: usize,
+) -> Summary {
     let subject = message.subject().unwrap_or_default().to_string();
-    let ids = |name: &str| last_value(fields, name).map(|v| message_ids(&v)).unwrap_or_default();
+    let ids = |name: &str| {
+        last_value(fields, name)
+            .map(|v| message_ids(&v))
+            .unwrap_or_default()
+    };
     Summary {
         base_subject: subject::base_subject(&subject),
         subject,
@@ -312,7 +321,7 @@ fn mailboxes(address: Option<&Address<'_>>) -> Vec<Mailbox> {
 
 /// The text people see first: the first text body part (mail-parser's
 /// JMAP-style choice), or the first HTML body converted to text.
-fn first_body_text(message: &Message<'_>) -> String {
+fn first_body_text<'a>(message: &'a Message<'_>) -> Cow<'a, str> {
     let first = |ids: &[u32]| {
         ids.first()
             .and_then(|&id| message.parts.get(id as usize))
@@ -324,34 +333,24 @@ fn first_body_text(message: &Message<'_>) -> String {
 }
 
 /// A text or HTML part as plain text.
-fn part_text(body: &PartType<'_>) -> Option<String> {
+fn part_text<'a>(body: &'a PartType<'_>) -> Option<Cow<'a, str>> {
     match body {
-        PartType::Text(text) => Some(text.to_string()),
-        PartType::Html(html) => Some(mail_parser::decoders::html::html_to_text(html)),
+        PartType::Text(text) => Some(Cow::Borrowed(text.as_ref())),
+        PartType::Html(html) => Some(Cow::Owned(mail_parser::decoders::html::html_to_text(html))),
         _ => None,
     }
 }
 
+/// At most [`PREVIEW_CHARS`] characters of `text`, whitespace runs
+/// collapsed to one space; lazy, so a huge body costs only its start.
 fn preview_of(text: &str) -> String {
-    let mut preview = String::new();
-    let mut chars = 0;
-    for word in text.split_whitespace() {
-        if chars > 0 {
-            preview.push(' ');
-            chars += 1;
-        }
-        for c in word.chars() {
-            if chars >= PREVIEW_CHARS {
-                return preview;
-            }
-            preview.push(c);
-            chars += 1;
-        }
-        if chars >= PREVIEW_CHARS {
-            break;
-        }
-    }
-    // A trailing space can only come from the cut; drop it.
+    let mut preview: String = text
+        .split_whitespace()
+        .flat_map(|word| std::iter::once(' ').chain(word.chars()))
+        .skip(1) // the space before the first word
+        .take(PREVIEW_CHARS)
+        .collect();
+    // The cut may have left a space at the end.
     preview.truncate(preview.trim_end().len());
     preview
 }
@@ -409,6 +408,397 @@ fn drop_flat(message: Message<'_>) {
             if let PartType::Message(inner) = std::mem::take(&mut part.body) {
                 pending.push(inner);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::structure::tests::assert_well_formed;
+    use super::*;
+
+    fn addr(name: Option<&str>, mailbox: &str, host: &str) -> EnvelopeAddress {
+        EnvelopeAddress {
+            name: name.map(str::to_string),
+            adl: None,
+            mailbox: Some(mailbox.to_string()),
+            host: Some(host.to_string()),
+        }
+    }
+
+    fn mailbox(name: Option<&str>, address: &str) -> Mailbox {
+        Mailbox {
+            name: name.map(str::to_string),
+            address: address.to_string(),
+        }
+    }
+
+    /// Parses, checks the structure's invariants and the JSON round trip
+    /// (the form the database stores).
+    fn parse(raw: &[u8]) -> ParsedMessage {
+        let parsed = parse_message(raw);
+        assert_well_formed(raw, &parsed.structure);
+        assert!(parsed.body_text.len() <= MAX_INDEXED_TEXT);
+        let json = serde_json::to_string(&parsed).unwrap();
+        assert_eq!(
+            serde_json::from_str::<ParsedMessage>(&json).unwrap(),
+            parsed
+        );
+        parsed
+    }
+
+    #[test]
+    fn simple_message_without_content_type() {
+        let raw = b"From: Alice <alice@example.com>\r
+To: bob@example.org\r
+Subject: Re: hello\r
+Date: Tue, 1 Jul 2003 10:52:37 +0200\r
+Message-ID: <1234@local.machine.example>\r
+In-Reply-To: <parent@example.com>\r
+References: <root@example.com> <parent@example.com>\r
+\r
+Hello Bob,\r
+\r
+  how   are you?\r
+";
+        let parsed = parse(raw);
+        let s = &parsed.structure;
+        assert_eq!(
+            (s.media_type.as_str(), s.media_subtype.as_str()),
+            ("text", "plain")
+        );
+        assert_eq!(s.encoding, None);
+        assert!(s.params.is_empty());
+        assert_eq!(
+            &raw[s.body_start..s.body_end],
+            b"Hello Bob,\r\n\r\n  how   are you?\r\n"
+        );
+        assert_eq!(s.body_lines, 3);
+
+        let e = &parsed.envelope;
+        assert_eq!(e.date.as_deref(), Some("Tue, 1 Jul 2003 10:52:37 +0200"));
+        assert_eq!(e.subject.as_deref(), Some("Re: hello"));
+        assert_eq!(e.from, vec![addr(Some("Alice"), "alice", "example.com")]);
+        // RFC 9051 §7.5.2: absent Sender and Reply-To are filled from From.
+        assert_eq!(e.sender, e.from);
+        assert_eq!(e.reply_to, e.from);
+        assert_eq!(e.to, vec![addr(None, "bob", "example.org")]);
+        assert!(e.cc.is_empty() && e.bcc.is_empty());
+        assert_eq!(
+            e.message_id.as_deref(),
+            Some("<1234@local.machine.example>")
+        );
+        assert_eq!(e.in_reply_to.as_deref(), Some("<parent@example.com>"));
+
+        let sum = &parsed.summary;
+        assert_eq!(sum.subject, "Re: hello");
+        assert_eq!(sum.base_subject, "hello");
+        assert_eq!(sum.from, vec![mailbox(Some("Alice"), "alice@example.com")]);
+        assert_eq!(sum.to, vec![mailbox(None, "bob@example.org")]);
+        assert_eq!(sum.sent_at, Some(1_057_049_557));
+        assert_eq!(
+            sum.message_id.as_deref(),
+            Some("1234@local.machine.example")
+        );
+        assert_eq!(sum.in_reply_to, vec!["parent@example.com"]);
+        assert_eq!(
+            sum.references,
+            vec!["root@example.com", "parent@example.com"]
+        );
+        assert_eq!(sum.preview, "Hello Bob, how are you?");
+        assert!(!sum.has_attachment);
+        assert_eq!(sum.header_size, s.body_start);
+        assert_eq!(
+            &raw[..sum.header_size][raw[..sum.header_size].len() - 4..],
+            b"\r\n\r\n"
+        );
+        assert!(parsed.body_text.contains("how   are you?"));
+    }
+
+    #[test]
+    fn group_addresses_in_to() {
+        let raw = b"From: a@example.com\r
+To: Friends: Carol <carol@example.com>, dave@example.com;, undisclosed-recipients:;, eve@example.com\r
+Sender: \r
+\r
+body\r
+";
+        let parsed = parse(raw);
+        let group_start = |name: &str| EnvelopeAddress {
+            mailbox: Some(name.to_string()),
+            ..EnvelopeAddress::default()
+        };
+        assert_eq!(
+            parsed.envelope.to,
+            vec![
+                group_start("Friends"),
+                addr(Some("Carol"), "carol", "example.com"),
+                addr(None, "dave", "example.com"),
+                EnvelopeAddress::default(),
+                group_start("undisclosed-recipients"),
+                EnvelopeAddress::default(),
+                addr(None, "eve", "example.com"),
+            ]
+        );
+        // Present but empty counts as absent (RFC 9051 §7.5.2).
+        assert_eq!(parsed.envelope.sender, parsed.envelope.from);
+        assert_eq!(
+            parsed.summary.to,
+            vec![
+                mailbox(Some("Carol"), "carol@example.com"),
+                mailbox(None, "dave@example.com"),
+                mailbox(None, "eve@example.com"),
+            ]
+        );
+    }
+
+    #[test]
+    fn encoded_words_are_raw_in_envelope_and_decoded_in_summary() {
+        let raw = b"From: =?ISO-8859-1?Q?Keld_J=F8rn_Simonsen?= <keld@example.dk>\r
+Subject: =?utf-8?q?Caf=C3=A9?=\r
+ =?utf-8?b?IGF1IGxhaXQ=?=\r
+\r
+x\r
+";
+        let parsed = parse(raw);
+        assert_eq!(
+            parsed.envelope.subject.as_deref(),
+            Some("=?utf-8?q?Caf=C3=A9?= =?utf-8?b?IGF1IGxhaXQ=?=")
+        );
+        assert_eq!(
+            parsed.envelope.from[0].name.as_deref(),
+            Some("=?ISO-8859-1?Q?Keld_J=F8rn_Simonsen?=")
+        );
+        assert_eq!(parsed.summary.subject, "Café au lait");
+        assert_eq!(parsed.summary.base_subject, "Café au lait");
+        assert_eq!(
+            parsed.summary.from,
+            vec![mailbox(Some("Keld Jørn Simonsen"), "keld@example.dk")]
+        );
+    }
+
+    #[test]
+    fn eight_bit_utf8_headers() {
+        let raw = "From: Jörg Müller <jörg@bücher.example>\r
+Subject: Fwd: Grüße aus Köln\r
+\r
+Schöne Grüße\r
+"
+        .as_bytes();
+        let parsed = parse(raw);
+        assert_eq!(
+            parsed.envelope.subject.as_deref(),
+            Some("Fwd: Grüße aus Köln")
+        );
+        assert_eq!(
+            parsed.envelope.from,
+            vec![addr(Some("Jörg Müller"), "jörg", "bücher.example")]
+        );
+        assert_eq!(parsed.summary.subject, "Fwd: Grüße aus Köln");
+        assert_eq!(parsed.summary.base_subject, "Grüße aus Köln");
+        assert_eq!(parsed.summary.from[0].name.as_deref(), Some("Jörg Müller"));
+        assert_eq!(parsed.summary.preview, "Schöne Grüße");
+        // Latin-1 bytes are not UTF-8: they become U+FFFD, never a panic.
+        let parsed = parse(b"Subject: Gr\xfc\xdfe\r\n\r\nx");
+        assert_eq!(
+            parsed.envelope.subject.as_deref(),
+            Some("Gr\u{fffd}\u{fffd}e")
+        );
+    }
+
+    #[test]
+    fn base_subject_example_from_the_brief() {
+        let parsed = parse(b"Subject: Re: [list] Fwd: hello (fwd)\r\n\r\n");
+        assert_eq!(parsed.summary.subject, "Re: [list] Fwd: hello (fwd)");
+        assert_eq!(parsed.summary.base_subject, "hello");
+    }
+
+    #[test]
+    fn html_attachments_and_search_text() {
+        let raw = b"From: a@example.com\r
+Subject: report\r
+Content-Type: multipart/mixed; boundary=x\r
+\r
+--x\r
+Content-Type: text/html; charset=utf-8\r
+Content-Transfer-Encoding: quoted-printable\r
+\r
+<html><head><style>p {}</style></head><body><p>Caf=C3=A9 &amp; <b>cr=\r
+=C3=A8me</b></p></body></html>\r
+--x\r
+Content-Type: application/pdf\r
+Content-Disposition: attachment; filename*=utf-8''Bericht%20M%C3%A4rz.pdf\r
+Content-Transfer-Encoding: base64\r
+\r
+JVBERi0=\r
+--x--\r
+";
+        let parsed = parse(raw);
+        assert!(parsed.summary.has_attachment);
+        assert_eq!(parsed.summary.preview, "Café & crème");
+        let text = &parsed.body_text;
+        assert!(text.contains("Café & crème"), "{text:?}");
+        assert!(!text.contains("<b>") && !text.contains("p {}"), "{text:?}");
+        assert!(text.contains("Bericht März.pdf"), "{text:?}");
+        let pdf = &parsed.structure.children[1];
+        // RFC 2231 value joined and decoded.
+        assert_eq!(
+            pdf.disposition.as_ref().unwrap().params,
+            vec![("filename".to_string(), "Bericht März.pdf".to_string())]
+        );
+        // An inline image alone is not an attachment for JMAP.
+        let raw = b"Content-Type: multipart/related; boundary=r\r
+\r
+--r\r
+Content-Type: text/html\r
+\r
+<img src=\"cid:i\">\r
+--r\r
+Content-Type: image/png\r
+Content-Disposition: inline\r
+Content-ID: <i>\r
+\r
+iVBO\r
+--r--\r
+";
+        assert!(!parse(raw).summary.has_attachment);
+    }
+
+    #[test]
+    fn body_text_is_capped_at_a_char_boundary() {
+        let mut raw = b"Subject: big\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n".to_vec();
+        // Three-byte characters, so the cap falls inside one.
+        while raw.len() < MAX_INDEXED_TEXT + 100_000 {
+            raw.extend_from_slice("€uro ".as_bytes());
+        }
+        let parsed = parse(&raw);
+        assert!(parsed.body_text.len() <= MAX_INDEXED_TEXT);
+        assert!(parsed.body_text.len() > MAX_INDEXED_TEXT - 4);
+        assert_eq!(parsed.summary.preview.chars().count(), 256);
+    }
+
+    #[test]
+    fn bare_lf_line_endings() {
+        let raw = b"From: a@example.com\nSubject: lf\n only\nTo: b@example.com\n\nline 1\nline 2\n";
+        let parsed = parse(raw);
+        assert_eq!(parsed.envelope.subject.as_deref(), Some("lf only"));
+        assert_eq!(parsed.summary.subject, "lf only");
+        let s = &parsed.structure;
+        assert_eq!(
+            &raw[..s.body_start],
+            b"From: a@example.com\nSubject: lf\n only\nTo: b@example.com\n\n"
+        );
+        assert_eq!(&raw[s.body_start..s.body_end], b"line 1\nline 2\n");
+        assert_eq!(s.body_lines, 2);
+    }
+
+    #[test]
+    fn garbage_is_one_text_part() {
+        for raw in [
+            &b"\x00\x01\x02\xff\xfe binary \x80\x81 junk without any structure"[..],
+            b"just a line of text\nand another: with a colon\n\nbody?",
+            b"abcdef",
+            b"\xff\xff\xff\xff",
+        ] {
+            let parsed = parse(raw);
+            let s = &parsed.structure;
+            assert_eq!(
+                (s.header_start, s.body_start, s.body_end),
+                (0, 0, raw.len()),
+                "{raw:?}"
+            );
+            assert_eq!(
+                (s.media_type.as_str(), s.media_subtype.as_str()),
+                ("text", "plain")
+            );
+            assert_eq!(parsed.envelope, Envelope::default());
+            assert_eq!(parsed.summary.header_size, 0);
+        }
+        let parsed = parse(b"just a line of text\n\nbody");
+        assert!(parsed.body_text.contains("just a line of text"));
+        assert_eq!(parsed.summary.preview, "just a line of text body");
+    }
+
+    #[test]
+    fn empty_and_header_only_inputs() {
+        let parsed = parse(b"");
+        let s = &parsed.structure;
+        assert_eq!(
+            (s.header_start, s.body_start, s.body_end, s.body_lines),
+            (0, 0, 0, 0)
+        );
+        assert_eq!(parsed.body_text, "");
+        assert_eq!(parsed.summary, Summary::default());
+
+        // A header with no blank line and no body: all header.
+        let raw = b"Subject: only a header";
+        let parsed = parse(raw);
+        assert_eq!(parsed.structure.body_start, raw.len());
+        assert_eq!(parsed.envelope.subject.as_deref(), Some("only a header"));
+
+        // An empty header: the message is all body.
+        let raw = b"\r\nbody only\r\n";
+        let parsed = parse(raw);
+        assert_eq!(parsed.structure.body_start, 2);
+        assert_eq!(parsed.envelope, Envelope::default());
+    }
+
+    #[test]
+    fn truncations_and_mutations_never_panic() {
+        let raw = b"From: \"A, B\" <a@example.com>\r
+To: G: x@y, (c) z@w;\r
+Subject: =?utf-8?q?t=C3=A9st?=\r
+Content-Type: multipart/mixed; boundary=\"o\"\r
+\r
+--o\r
+Content-Type: multipart/alternative; boundary=i\r
+\r
+--i\r
+Content-Type: text/plain; charset*0*=utf-8''a; charset*1=b\r
+Content-Transfer-Encoding: quoted-printable\r
+\r
+caf=C3=A9 =\r
+--i\r
+Content-Type: text/html\r
+Content-Transfer-Encoding: base64\r
+\r
+PGI+aGk8L2I+\r
+--i--\r
+--o\r
+Content-Type: message/rfc822\r
+\r
+Subject: inner\r
+Content-Type: multipart/mixed; boundary=e\r
+\r
+--e\r
+\r
+e\r
+--e--\r
+--o--\r
+";
+        for end in 0..=raw.len() {
+            parse(&raw[..end]);
+        }
+        // Deterministic xorshift: flip bytes all over the message.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..2_000 {
+            let mut mutated = raw.to_vec();
+            for _ in 0..(next() % 8 + 1) {
+                let at = (next() as usize) % mutated.len();
+                mutated[at] = match next() % 4 {
+                    0 => b'\n',
+                    1 => b'-',
+                    2 => b':',
+                    _ => next() as u8,
+                };
+            }
+            parse(&mutated);
         }
     }
 }

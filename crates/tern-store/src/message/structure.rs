@@ -121,9 +121,9 @@ impl<'a> StructureBuilder<'a> {
                 }
             }
             // An embedded message is only described when mail-parser parsed
-            // it in place: with a Content-Transfer-Encoding (which RFC 2046
-            // §5.2.1 forbids) it parsed the decoded bytes, whose offsets do
-            // not point into our blob.
+            // it in place: base64 or quoted-printable (RFC 2046 §5.2.1 allows
+            // only 7bit, 8bit and binary) make it parse the decoded bytes,
+            // whose offsets do not point into our blob.
             PartType::Message(inner) if p.encoding == Encoding::None && !inner.parts.is_empty() => {
                 if can_descend {
                     Shape::Message(Box::new(self.embedded(inner, body, depth)))
@@ -275,9 +275,9 @@ fn leaf_type(declared: Option<&(String, Option<String>)>, in_digest: bool) -> (S
         // the boundary never occurs): it keeps the bytes as text, so do we;
         // a multipart with no parts is not valid in BODYSTRUCTURE.
         Some((t, _)) if t == "multipart" => owned("text", "plain"),
-        // A message/rfc822 we could not describe (encoded, or empty) cannot
-        // be shown as one: IMAP's grammar would require an envelope and a
-        // body. Presented, like Dovecot does, as opaque bytes.
+        // A message/rfc822 we could not describe (base64/QP-encoded, or
+        // empty) cannot be shown as one: IMAP's grammar would then require
+        // an envelope and a body. Presented as opaque bytes instead.
         Some((t, Some(s))) if t == "message" && (s == "rfc822" || s == "global") => {
             owned("application", "octet-stream")
         }
@@ -320,7 +320,10 @@ pub(super) mod tests {
     pub(in super::super) fn assert_well_formed(raw: &[u8], part: &MimePart) {
         fn walk(raw: &[u8], part: &MimePart, start: usize, end: usize, depth: usize) {
             assert!(depth <= MAX_MIME_DEPTH + 1, "tree deeper than the limit");
-            assert!(start <= part.header_start, "{part:?} starts before its parent's body");
+            assert!(
+                start <= part.header_start,
+                "{part:?} starts before its parent's body"
+            );
             assert!(part.header_start <= part.body_start);
             assert!(part.body_start <= part.body_end);
             assert!(part.body_end <= end && end <= raw.len());
@@ -409,7 +412,13 @@ epilogue\r
         // Written with CRLF; the bare-LF variant compares against the same
         // text with CRs removed.
         let lf = !raw.contains(&b'\r');
-        let fix = |s: &str| if lf { s.replace('\r', "") } else { s.to_string() };
+        let fix = |s: &str| {
+            if lf {
+                s.replace('\r', "")
+            } else {
+                s.to_string()
+            }
+        };
         let parsed = parse_message(raw);
         let root = &parsed.structure;
         assert_well_formed(raw, root);
@@ -420,8 +429,14 @@ epilogue\r
         );
         assert_eq!(root.body_end, raw.len());
         assert_eq!(parsed.summary.header_size, root.body_start);
-        assert_eq!((root.media_type.as_str(), root.media_subtype.as_str()), ("multipart", "mixed"));
-        assert_eq!(root.params, vec![("boundary".to_string(), "outer".to_string())]);
+        assert_eq!(
+            (root.media_type.as_str(), root.media_subtype.as_str()),
+            ("multipart", "mixed")
+        );
+        assert_eq!(
+            root.params,
+            vec![("boundary".to_string(), "outer".to_string())]
+        );
         assert_eq!(root.children.len(), 4);
 
         let alt = &root.children[0];
@@ -436,21 +451,37 @@ epilogue\r
         let plain = &alt.children[0];
         assert_eq!(
             slices(raw, plain),
-            (fix("Content-Type: text/plain; charset=utf-8\r\n\r\n").as_str(), "plain text")
+            (
+                fix("Content-Type: text/plain; charset=utf-8\r\n\r\n").as_str(),
+                "plain text"
+            )
         );
         assert_eq!((plain.body_size, plain.body_lines), (10, 1));
-        assert_eq!(plain.params, vec![("charset".to_string(), "utf-8".to_string())]);
+        assert_eq!(
+            plain.params,
+            vec![("charset".to_string(), "utf-8".to_string())]
+        );
         let html = &alt.children[1];
         assert_eq!(
             slices(raw, html),
-            (fix("Content-Type: text/html\r\n\r\n").as_str(), "<p>html</p>")
+            (
+                fix("Content-Type: text/html\r\n\r\n").as_str(),
+                "<p>html</p>"
+            )
         );
 
         let pdf = &root.children[1];
         assert_eq!(slices(raw, pdf).1, "QUJD");
-        assert!(slices(raw, pdf).0.starts_with("Content-Type: application/pdf"));
-        assert!(slices(raw, pdf).0.ends_with(&fix("Content-Language: de, en\r\n\r\n")));
-        assert_eq!((pdf.media_type.as_str(), pdf.media_subtype.as_str()), ("application", "pdf"));
+        assert!(slices(raw, pdf)
+            .0
+            .starts_with("Content-Type: application/pdf"));
+        assert!(slices(raw, pdf)
+            .0
+            .ends_with(&fix("Content-Language: de, en\r\n\r\n")));
+        assert_eq!(
+            (pdf.media_type.as_str(), pdf.media_subtype.as_str()),
+            ("application", "pdf")
+        );
         assert_eq!(pdf.encoding.as_deref(), Some("base64"));
         assert_eq!(pdf.id.as_deref(), Some("<pdf@x>"));
         // Verbatim, as IMAP's body-fld-desc wants it.
@@ -461,10 +492,16 @@ epilogue\r
         assert_eq!(pdf.language, vec!["de", "en"]);
         let disposition = pdf.disposition.as_ref().unwrap();
         assert_eq!(disposition.kind, "attachment");
-        assert_eq!(disposition.params, vec![("filename".to_string(), "a.pdf".to_string())]);
+        assert_eq!(
+            disposition.params,
+            vec![("filename".to_string(), "a.pdf".to_string())]
+        );
 
         let rfc822 = &root.children[2];
-        assert_eq!((rfc822.media_type.as_str(), rfc822.media_subtype.as_str()), ("message", "rfc822"));
+        assert_eq!(
+            (rfc822.media_type.as_str(), rfc822.media_subtype.as_str()),
+            ("message", "rfc822")
+        );
         assert_eq!(
             slices(raw, rfc822),
             (
@@ -487,10 +524,7 @@ epilogue\r
 
         let rfc822_multi = &root.children[3];
         let embedded = rfc822_multi.message.as_ref().unwrap();
-        assert_eq!(
-            embedded.envelope.from[0].mailbox.as_deref(),
-            Some("y")
-        );
+        assert_eq!(embedded.envelope.from[0].mailbox.as_deref(), Some("y"));
         let inner = &embedded.structure;
         assert_eq!(inner.media_subtype, "mixed");
         assert_eq!(
@@ -522,7 +556,10 @@ epilogue\r
             panic!("three parts expected: {root:?}")
         };
         assert_eq!(slices(raw, first), ("\r\n", "no header"));
-        assert_eq!((first.media_type.as_str(), first.media_subtype.as_str()), ("text", "plain"));
+        assert_eq!(
+            (first.media_type.as_str(), first.media_subtype.as_str()),
+            ("text", "plain")
+        );
         assert_eq!(slices(raw, empty).1, "");
         assert_eq!(empty.body_lines, 0);
         assert_eq!(slices(raw, last).1, "no close delimiter");
@@ -588,7 +625,10 @@ item body\r
         );
         assert_eq!(root.children[0].encoding.as_deref(), Some("base64"));
         let item = &root.children[3].children[0];
-        assert_eq!((item.media_type.as_str(), item.media_subtype.as_str()), ("message", "rfc822"));
+        assert_eq!(
+            (item.media_type.as_str(), item.media_subtype.as_str()),
+            ("message", "rfc822")
+        );
         assert_eq!(
             item.message.as_ref().unwrap().envelope.subject.as_deref(),
             Some("digest item")
@@ -600,7 +640,9 @@ item body\r
         let depth = 300;
         let mut raw = String::from("Subject: deep\r\n");
         for i in 0..depth {
-            raw.push_str(&format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n"));
+            raw.push_str(&format!(
+                "Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n"
+            ));
         }
         raw.push_str("Content-Type: text/plain\r\n\r\nbottom\r\n");
         for i in (0..depth).rev() {
@@ -618,7 +660,10 @@ item body\r
         assert_eq!(part.media_type, "application");
         // What we store, we can read back.
         let json = serde_json::to_string(&parsed).unwrap();
-        assert_eq!(serde_json::from_str::<super::super::ParsedMessage>(&json).unwrap(), parsed);
+        assert_eq!(
+            serde_json::from_str::<super::super::ParsedMessage>(&json).unwrap(),
+            parsed
+        );
     }
 
     #[test]
@@ -631,7 +676,10 @@ item body\r
         let parsed = parse_message(raw.as_bytes());
         assert_well_formed(raw.as_bytes(), &parsed.structure);
         let json = serde_json::to_string(&parsed).unwrap();
-        assert_eq!(serde_json::from_str::<super::super::ParsedMessage>(&json).unwrap(), parsed);
+        assert_eq!(
+            serde_json::from_str::<super::super::ParsedMessage>(&json).unwrap(),
+            parsed
+        );
     }
 
     #[test]

@@ -14,7 +14,9 @@ pub fn add_domain(conn: &Connection, name: &str) -> Result<Domain> {
     }
     let created_at = now();
     let inserted = conn
-        .prepare_cached("INSERT INTO domain (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+        .prepare_cached(
+            "INSERT INTO domain (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )
         .and_then(|mut s| s.execute(params![name, created_at]))
         .map_err(db("adding a domain"))?;
     if inserted == 0 {
@@ -55,7 +57,11 @@ fn domain_id(conn: &Connection, name: &str) -> Result<DomainId> {
 pub fn remove_domain(conn: &Connection, name: &str) -> Result<()> {
     let id = domain_id(conn, name)?;
     let accounts: u64 = conn
-        .query_row("SELECT count(*) FROM account WHERE domain_id = ?1", [id.0], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM account WHERE domain_id = ?1",
+            [id.0],
+            |r| r.get(0),
+        )
         .map_err(db("counting a domain's accounts"))?;
     if accounts > 0 {
         return Err(StoreError::DomainInUse {
@@ -201,7 +207,9 @@ pub fn set_alias(conn: &Connection, alias: Alias) -> Result<()> {
     let address = alias.address.to_lowercase();
     let domain = domain_id(conn, domain_of(&address)?)?;
     if alias.targets.is_empty() {
-        return Err(StoreError::Invalid(format!("alias {address} needs at least one target")));
+        return Err(StoreError::Invalid(format!(
+            "alias {address} needs at least one target"
+        )));
     }
     if account_by_address(conn, &address)?.is_some() {
         return Err(StoreError::Invalid(format!(

@@ -9,14 +9,31 @@ use crate::types::*;
 use rusqlite::{params, Connection};
 
 /// Writes one journal row.
-pub fn record(conn: &Connection, account: AccountId, modseq: ModSeq, kind: &ChangeKind) -> Result<()> {
+pub fn record(
+    conn: &Connection,
+    account: AccountId,
+    modseq: ModSeq,
+    kind: &ChangeKind,
+) -> Result<()> {
     let (name, mailbox, uid, email) = match *kind {
         ChangeKind::MailboxCreated { mailbox_id } => ("mailbox-created", mailbox_id, None, None),
         ChangeKind::MailboxRenamed { mailbox_id } => ("mailbox-renamed", mailbox_id, None, None),
         ChangeKind::MailboxDeleted { mailbox_id } => ("mailbox-deleted", mailbox_id, None, None),
-        ChangeKind::EmailAdded { mailbox_id, uid, email_id } => ("added", mailbox_id, Some(uid), Some(email_id)),
-        ChangeKind::KeywordsChanged { mailbox_id, uid, email_id } => ("keywords", mailbox_id, Some(uid), Some(email_id)),
-        ChangeKind::EmailExpunged { mailbox_id, uid, email_id } => ("expunged", mailbox_id, Some(uid), Some(email_id)),
+        ChangeKind::EmailAdded {
+            mailbox_id,
+            uid,
+            email_id,
+        } => ("added", mailbox_id, Some(uid), Some(email_id)),
+        ChangeKind::KeywordsChanged {
+            mailbox_id,
+            uid,
+            email_id,
+        } => ("keywords", mailbox_id, Some(uid), Some(email_id)),
+        ChangeKind::EmailExpunged {
+            mailbox_id,
+            uid,
+            email_id,
+        } => ("expunged", mailbox_id, Some(uid), Some(email_id)),
     };
     conn.prepare_cached(
         "INSERT INTO journal (account_id, modseq, kind, mailbox_id, uid, email_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -44,15 +61,27 @@ fn decode(kind: &str, mailbox: i64, uid: Option<u32>, email: Option<i64>) -> Opt
         "mailbox-deleted" => ChangeKind::MailboxDeleted { mailbox_id },
         "added" => {
             let (uid, email_id) = message()?;
-            ChangeKind::EmailAdded { mailbox_id, uid, email_id }
+            ChangeKind::EmailAdded {
+                mailbox_id,
+                uid,
+                email_id,
+            }
         }
         "keywords" => {
             let (uid, email_id) = message()?;
-            ChangeKind::KeywordsChanged { mailbox_id, uid, email_id }
+            ChangeKind::KeywordsChanged {
+                mailbox_id,
+                uid,
+                email_id,
+            }
         }
         "expunged" => {
             let (uid, email_id) = message()?;
-            ChangeKind::EmailExpunged { mailbox_id, uid, email_id }
+            ChangeKind::EmailExpunged {
+                mailbox_id,
+                uid,
+                email_id,
+            }
         }
         _ => return None,
     })
@@ -110,15 +139,22 @@ pub fn account_changes(
         )
         .map_err(db("reading the change journal"))?;
     let rows = stmt
-        .query_map(params![account.0, since.0 as i64, limit.min(i64::MAX as usize) as i64], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, Option<u32>>(3)?,
-                r.get::<_, Option<i64>>(4)?,
-            ))
-        })
+        .query_map(
+            params![
+                account.0,
+                since.0 as i64,
+                limit.min(i64::MAX as usize) as i64
+            ],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<u32>>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                ))
+            },
+        )
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
         .map_err(db("reading the change journal"))?;
     Ok(rows

@@ -28,7 +28,9 @@ pub fn normalize_name(name: &str) -> Result<String> {
     }
     let mut segments: Vec<&str> = name.split(HIERARCHY_SEPARATOR).collect();
     if segments.iter().any(|s| s.is_empty()) {
-        return Err(invalid("empty hierarchy level (leading, trailing or doubled '/')"));
+        return Err(invalid(
+            "empty hierarchy level (leading, trailing or doubled '/')",
+        ));
     }
     if segments[0].eq_ignore_ascii_case("INBOX") {
         segments[0] = "INBOX";
@@ -44,7 +46,10 @@ fn mailbox_row(r: &Row<'_>) -> rusqlite::Result<Mailbox> {
         id: MailboxId(r.get(0)?),
         account_id: AccountId(r.get(1)?),
         name: r.get(2)?,
-        role: r.get::<_, Option<String>>(3)?.as_deref().and_then(Role::parse),
+        role: r
+            .get::<_, Option<String>>(3)?
+            .as_deref()
+            .and_then(Role::parse),
         uid_validity: r.get(4)?,
         uid_next: Uid(r.get(5)?),
         highest_modseq: ModSeq(r.get::<_, i64>(6)? as u64),
@@ -54,7 +59,9 @@ fn mailbox_row(r: &Row<'_>) -> rusqlite::Result<Mailbox> {
 
 pub fn list(conn: &Connection, account: AccountId) -> Result<Vec<Mailbox>> {
     let mut stmt = conn
-        .prepare_cached(&format!("SELECT {MAILBOX_COLUMNS} WHERE account_id = ?1 ORDER BY name"))
+        .prepare_cached(&format!(
+            "SELECT {MAILBOX_COLUMNS} WHERE account_id = ?1 ORDER BY name"
+        ))
         .map_err(db("listing mailboxes"))?;
     let rows = stmt
         .query_map([account.0], mailbox_row)
@@ -64,25 +71,40 @@ pub fn list(conn: &Connection, account: AccountId) -> Result<Vec<Mailbox>> {
 }
 
 pub fn get(conn: &Connection, account: AccountId, id: MailboxId) -> Result<Mailbox> {
-    conn.prepare_cached(&format!("SELECT {MAILBOX_COLUMNS} WHERE id = ?1 AND account_id = ?2"))
-        .and_then(|mut s| s.query_row(params![id.0, account.0], mailbox_row).optional())
-        .map_err(db("looking up a mailbox"))?
-        .ok_or_else(|| StoreError::not_found("mailbox", id))
+    conn.prepare_cached(&format!(
+        "SELECT {MAILBOX_COLUMNS} WHERE id = ?1 AND account_id = ?2"
+    ))
+    .and_then(|mut s| {
+        s.query_row(params![id.0, account.0], mailbox_row)
+            .optional()
+    })
+    .map_err(db("looking up a mailbox"))?
+    .ok_or_else(|| StoreError::not_found("mailbox", id))
 }
 
 pub fn by_name(conn: &Connection, account: AccountId, name: &str) -> Result<Option<Mailbox>> {
     let Ok(name) = normalize_name(name) else {
         return Ok(None);
     };
-    conn.prepare_cached(&format!("SELECT {MAILBOX_COLUMNS} WHERE account_id = ?1 AND name = ?2"))
-        .and_then(|mut s| s.query_row(params![account.0, name], mailbox_row).optional())
-        .map_err(db("looking up a mailbox"))
+    conn.prepare_cached(&format!(
+        "SELECT {MAILBOX_COLUMNS} WHERE account_id = ?1 AND name = ?2"
+    ))
+    .and_then(|mut s| {
+        s.query_row(params![account.0, name], mailbox_row)
+            .optional()
+    })
+    .map_err(db("looking up a mailbox"))
 }
 
 pub fn by_role(conn: &Connection, account: AccountId, role: Role) -> Result<Option<Mailbox>> {
-    conn.prepare_cached(&format!("SELECT {MAILBOX_COLUMNS} WHERE account_id = ?1 AND role = ?2"))
-        .and_then(|mut s| s.query_row(params![account.0, role.as_str()], mailbox_row).optional())
-        .map_err(db("looking up a mailbox by role"))
+    conn.prepare_cached(&format!(
+        "SELECT {MAILBOX_COLUMNS} WHERE account_id = ?1 AND role = ?2"
+    ))
+    .and_then(|mut s| {
+        s.query_row(params![account.0, role.as_str()], mailbox_row)
+            .optional()
+    })
+    .map_err(db("looking up a mailbox by role"))
 }
 
 /// A UIDVALIDITY never given out before in this store: the current time in
@@ -91,7 +113,11 @@ pub fn by_role(conn: &Connection, account: AccountId, role: Role) -> Result<Opti
 /// data directory the clients may still have cached.
 fn next_uid_validity(conn: &Connection) -> Result<u32> {
     let last: Option<i64> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'last_uid_validity'", [], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'last_uid_validity'",
+            [],
+            |r| r.get(0),
+        )
         .optional()
         .map_err(db("reading the last UIDVALIDITY"))?;
     let now = (super::now() as u64 & 0xffff_ffff) as i64;
@@ -143,7 +169,12 @@ pub fn create(
     insert(ctx, account, &name, role)
 }
 
-fn insert(ctx: &mut WriteCtx<'_>, account: AccountId, name: &str, role: Option<Role>) -> Result<Mailbox> {
+fn insert(
+    ctx: &mut WriteCtx<'_>,
+    account: AccountId,
+    name: &str,
+    role: Option<Role>,
+) -> Result<Mailbox> {
     let modseq = ctx.modseq(account)?;
     let uid_validity = next_uid_validity(ctx.conn)?;
     ctx.conn
@@ -162,7 +193,12 @@ fn insert(ctx: &mut WriteCtx<'_>, account: AccountId, name: &str, role: Option<R
         })
         .map_err(db("creating a mailbox"))?;
     let id = MailboxId(ctx.conn.last_insert_rowid());
-    journal::record(ctx.conn, account, modseq, &ChangeKind::MailboxCreated { mailbox_id: id })?;
+    journal::record(
+        ctx.conn,
+        account,
+        modseq,
+        &ChangeKind::MailboxCreated { mailbox_id: id },
+    )?;
     get(ctx.conn, account, id)
 }
 
@@ -180,7 +216,12 @@ fn children(conn: &Connection, account: AccountId, name: &str) -> Result<Vec<Mai
     Ok(rows)
 }
 
-pub fn rename(ctx: &mut WriteCtx<'_>, account: AccountId, id: MailboxId, new_name: &str) -> Result<()> {
+pub fn rename(
+    ctx: &mut WriteCtx<'_>,
+    account: AccountId,
+    id: MailboxId,
+    new_name: &str,
+) -> Result<()> {
     let mailbox = get(ctx.conn, account, id)?;
     let new_name = normalize_name(new_name)?;
     if new_name == mailbox.name {
@@ -228,7 +269,12 @@ pub fn rename(ctx: &mut WriteCtx<'_>, account: AccountId, id: MailboxId, new_nam
                 params![name, modseq.0 as i64, mailbox_id.0],
             )
             .map_err(db("renaming a mailbox"))?;
-        journal::record(ctx.conn, account, modseq, &ChangeKind::MailboxRenamed { mailbox_id })?;
+        journal::record(
+            ctx.conn,
+            account,
+            modseq,
+            &ChangeKind::MailboxRenamed { mailbox_id },
+        )?;
     }
     Ok(())
 }
@@ -241,12 +287,22 @@ pub fn delete(ctx: &mut WriteCtx<'_>, account: AccountId, id: MailboxId) -> Resu
     if !children(ctx.conn, account, &mailbox.name)?.is_empty() {
         return Err(StoreError::HasChildren { name: mailbox.name });
     }
-    messages::expunge(ctx, account, id, ExpungeFilter::Uids(all_uids(ctx.conn, account, id)?))?;
+    messages::expunge(
+        ctx,
+        account,
+        id,
+        ExpungeFilter::Uids(all_uids(ctx.conn, account, id)?),
+    )?;
     let modseq = ctx.modseq(account)?;
     ctx.conn
         .execute("DELETE FROM mailbox WHERE id = ?1", [id.0])
         .map_err(db("deleting a mailbox"))?;
-    journal::record(ctx.conn, account, modseq, &ChangeKind::MailboxDeleted { mailbox_id: id })?;
+    journal::record(
+        ctx.conn,
+        account,
+        modseq,
+        &ChangeKind::MailboxDeleted { mailbox_id: id },
+    )?;
     Ok(())
 }
 
@@ -257,10 +313,18 @@ fn all_uids(conn: &Connection, account: AccountId, id: MailboxId) -> Result<Vec<
         .collect())
 }
 
-pub fn subscribe(ctx: &mut WriteCtx<'_>, account: AccountId, id: MailboxId, on: bool) -> Result<()> {
+pub fn subscribe(
+    ctx: &mut WriteCtx<'_>,
+    account: AccountId,
+    id: MailboxId,
+    on: bool,
+) -> Result<()> {
     get(ctx.conn, account, id)?;
     ctx.conn
-        .execute("UPDATE mailbox SET subscribed = ?1 WHERE id = ?2", params![on, id.0])
+        .execute(
+            "UPDATE mailbox SET subscribed = ?1 WHERE id = ?2",
+            params![on, id.0],
+        )
         .map_err(db("changing a subscription"))?;
     Ok(())
 }

@@ -81,7 +81,9 @@ pub fn prepare(delivery: Delivery) -> Result<Prepared> {
 /// over quota or gone fails alone, the others are delivered.
 pub fn deliver(ctx: &mut WriteCtx<'_>, p: Prepared) -> Result<Vec<Result<Delivered>>> {
     ctx.conn
-        .prepare_cached("INSERT INTO blob (hash, refs, data) VALUES (?1, 0, ?2) ON CONFLICT DO NOTHING")
+        .prepare_cached(
+            "INSERT INTO blob (hash, refs, data) VALUES (?1, 0, ?2) ON CONFLICT DO NOTHING",
+        )
         .and_then(|mut s| s.execute(params![p.hash, p.raw]))
         .map_err(db("storing a message blob"))?;
     let mut results = Vec::with_capacity(p.recipients.len());
@@ -98,7 +100,9 @@ pub fn deliver(ctx: &mut WriteCtx<'_>, p: Prepared) -> Result<Vec<Result<Deliver
             ctx.restore_modseq(target.account_id, held);
             "ROLLBACK TO rcpt; RELEASE rcpt"
         };
-        ctx.conn.execute_batch(end).map_err(db("closing a recipient savepoint"))?;
+        ctx.conn
+            .execute_batch(end)
+            .map_err(db("closing a recipient savepoint"))?;
         results.push(result);
     }
     // Nobody took the blob (every recipient failed): do not keep it.
@@ -148,7 +152,10 @@ fn deliver_one(ctx: &mut WriteCtx<'_>, p: &Prepared, target: &DeliveryTarget) ->
     if thread_id.is_none() {
         // A new thread is named after its first email.
         ctx.conn
-            .execute("UPDATE email SET thread_id = id WHERE id = ?1", [email_id.0])
+            .execute(
+                "UPDATE email SET thread_id = id WHERE id = ?1",
+                [email_id.0],
+            )
             .map_err(db("starting a thread"))?;
     }
     ctx.conn
@@ -173,14 +180,21 @@ fn deliver_one(ctx: &mut WriteCtx<'_>, p: &Prepared, target: &DeliveryTarget) ->
 fn charge_quota(conn: &Connection, account: AccountId, size: u64) -> Result<()> {
     let (used, limit): (i64, Option<i64>) = conn
         .prepare_cached("SELECT used_bytes, quota_bytes FROM account WHERE id = ?1")
-        .and_then(|mut s| s.query_row([account.0], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .and_then(|mut s| {
+            s.query_row([account.0], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
         .map_err(db("reading a quota"))?
         .ok_or_else(|| StoreError::not_found("account", account))?;
     let used = used.max(0) as u64;
     if let Some(limit) = limit {
         let limit = limit.max(0) as u64;
         if used.saturating_add(size) > limit {
-            return Err(StoreError::OverQuota { used, limit, needed: size });
+            return Err(StoreError::OverQuota {
+                used,
+                limit,
+                needed: size,
+            });
         }
     }
     conn.prepare_cached("UPDATE account SET used_bytes = used_bytes + ?1 WHERE id = ?2")
@@ -191,9 +205,15 @@ fn charge_quota(conn: &Connection, account: AccountId, size: u64) -> Result<()> 
 
 /// The thread of the first email of the account that this one refers to
 /// (References, In-Reply-To), if any.
-fn find_thread(conn: &Connection, account: AccountId, references: &[String]) -> Result<Option<ThreadId>> {
+fn find_thread(
+    conn: &Connection,
+    account: AccountId,
+    references: &[String],
+) -> Result<Option<ThreadId>> {
     let mut stmt = conn
-        .prepare_cached("SELECT thread_id FROM email WHERE account_id = ?1 AND message_id = ?2 LIMIT 1")
+        .prepare_cached(
+            "SELECT thread_id FROM email WHERE account_id = ?1 AND message_id = ?2 LIMIT 1",
+        )
         .map_err(db("finding a thread"))?;
     for id in references.iter().rev() {
         let found: Option<i64> = stmt
@@ -225,10 +245,21 @@ fn add_membership(
         .map_err(db("allocating a UID"))?
         .ok_or_else(|| StoreError::not_found("mailbox", mailbox))?;
     let uid = Uid(uid);
-    conn.prepare_cached("INSERT INTO mailbox_email (mailbox_id, uid, email_id, modseq) VALUES (?1, ?2, ?3, ?4)")
-        .and_then(|mut s| s.execute(params![mailbox.0, uid.0, email.0, modseq.0 as i64]))
-        .map_err(db("adding a message to a mailbox"))?;
-    journal::record(conn, account, modseq, &ChangeKind::EmailAdded { mailbox_id: mailbox, uid, email_id: email })?;
+    conn.prepare_cached(
+        "INSERT INTO mailbox_email (mailbox_id, uid, email_id, modseq) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .and_then(|mut s| s.execute(params![mailbox.0, uid.0, email.0, modseq.0 as i64]))
+    .map_err(db("adding a message to a mailbox"))?;
+    journal::record(
+        conn,
+        account,
+        modseq,
+        &ChangeKind::EmailAdded {
+            mailbox_id: mailbox,
+            uid,
+            email_id: email,
+        },
+    )?;
     Ok(uid)
 }
 
@@ -245,7 +276,8 @@ fn decode_keywords(s: &str) -> Vec<String> {
     s.split_whitespace().map(str::to_string).collect()
 }
 
-const ENTRY_COLUMNS: &str = "m.uid, m.email_id, e.thread_id, m.modseq, e.keywords, e.size, e.received_at
+const ENTRY_COLUMNS: &str =
+    "m.uid, m.email_id, e.thread_id, m.modseq, e.keywords, e.size, e.received_at
        FROM mailbox_email m JOIN email e ON e.id = m.email_id";
 
 fn entry_row(r: &Row<'_>) -> rusqlite::Result<MessageEntry> {
@@ -264,12 +296,19 @@ fn entry_row(r: &Row<'_>) -> rusqlite::Result<MessageEntry> {
 const UID_LOOKUP_LIMIT: usize = 64;
 
 /// The mailbox's messages in UID order, all of them or those with `uids`.
-pub fn list(conn: &Connection, account: AccountId, mailbox: MailboxId, uids: Option<&[Uid]>) -> Result<Vec<MessageEntry>> {
+pub fn list(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: MailboxId,
+    uids: Option<&[Uid]>,
+) -> Result<Vec<MessageEntry>> {
     mailboxes::get(conn, account, mailbox)?;
     match uids {
         Some(uids) if uids.len() <= UID_LOOKUP_LIMIT => {
             let mut stmt = conn
-                .prepare_cached(&format!("SELECT {ENTRY_COLUMNS} WHERE m.mailbox_id = ?1 AND m.uid = ?2"))
+                .prepare_cached(&format!(
+                    "SELECT {ENTRY_COLUMNS} WHERE m.mailbox_id = ?1 AND m.uid = ?2"
+                ))
                 .map_err(db("reading messages"))?;
             let mut uids = uids.to_vec();
             uids.sort_unstable();
@@ -288,7 +327,9 @@ pub fn list(conn: &Connection, account: AccountId, mailbox: MailboxId, uids: Opt
         }
         _ => {
             let mut stmt = conn
-                .prepare_cached(&format!("SELECT {ENTRY_COLUMNS} WHERE m.mailbox_id = ?1 ORDER BY m.uid"))
+                .prepare_cached(&format!(
+                    "SELECT {ENTRY_COLUMNS} WHERE m.mailbox_id = ?1 ORDER BY m.uid"
+                ))
                 .map_err(db("reading messages"))?;
             let all = stmt
                 .query_map([mailbox.0], entry_row)
@@ -309,7 +350,11 @@ pub fn list(conn: &Connection, account: AccountId, mailbox: MailboxId, uids: Opt
 }
 
 /// Entries whose modseq is above `since`, in UID order.
-pub fn list_changed(conn: &Connection, mailbox: MailboxId, since: ModSeq) -> Result<Vec<MessageEntry>> {
+pub fn list_changed(
+    conn: &Connection,
+    mailbox: MailboxId,
+    since: ModSeq,
+) -> Result<Vec<MessageEntry>> {
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT {ENTRY_COLUMNS} WHERE m.mailbox_id = ?1 AND m.modseq > ?2 ORDER BY m.uid"
@@ -367,7 +412,10 @@ pub fn read_blob(conn: &Connection, account: AccountId, hash: &str) -> Result<Ve
         "SELECT data FROM blob WHERE hash = ?1
             AND EXISTS (SELECT 1 FROM email WHERE blob_hash = ?1 AND account_id = ?2)",
     )
-    .and_then(|mut s| s.query_row(params![hash, account.0], |r| r.get(0)).optional())
+    .and_then(|mut s| {
+        s.query_row(params![hash, account.0], |r| r.get(0))
+            .optional()
+    })
     .map_err(db("reading a blob"))?
     .ok_or_else(|| StoreError::not_found("blob", hash))
 }
@@ -415,10 +463,18 @@ pub fn set_keywords(
                 ctx.conn,
                 account,
                 modseq,
-                &ChangeKind::KeywordsChanged { mailbox_id, uid, email_id: entry.email_id },
+                &ChangeKind::KeywordsChanged {
+                    mailbox_id,
+                    uid,
+                    email_id: entry.email_id,
+                },
             )?;
         }
-        result.updated.push(MessageEntry { keywords: new, modseq, ..entry });
+        result.updated.push(MessageEntry {
+            keywords: new,
+            modseq,
+            ..entry
+        });
     }
     Ok(result)
 }
@@ -439,8 +495,10 @@ fn touch(conn: &Connection, mailbox: MailboxId, uid: Uid, modseq: ModSeq) -> Res
     conn.prepare_cached("UPDATE mailbox_email SET modseq = ?1 WHERE mailbox_id = ?2 AND uid = ?3")
         .and_then(|mut s| s.execute(params![modseq.0 as i64, mailbox.0, uid.0]))
         .and_then(|_| {
-            conn.prepare_cached("UPDATE mailbox SET highest_modseq = max(highest_modseq, ?1) WHERE id = ?2")
-                .and_then(|mut s| s.execute(params![modseq.0 as i64, mailbox.0]))
+            conn.prepare_cached(
+                "UPDATE mailbox SET highest_modseq = max(highest_modseq, ?1) WHERE id = ?2",
+            )
+            .and_then(|mut s| s.execute(params![modseq.0 as i64, mailbox.0]))
         })
         .map_err(db("stamping a modseq"))?;
     Ok(())
@@ -457,7 +515,9 @@ pub fn copy(
 ) -> Result<CopyResult> {
     let target = mailboxes::get(ctx.conn, account, to)?;
     if is_move && from == to {
-        return Err(StoreError::Invalid("cannot move messages into the mailbox they are in".into()));
+        return Err(StoreError::Invalid(
+            "cannot move messages into the mailbox they are in".into(),
+        ));
     }
     let entries = list(ctx.conn, account, from, Some(uids))?;
     let mut mapping = Vec::with_capacity(entries.len());
@@ -472,11 +532,20 @@ pub fn copy(
         };
         mapping.push((entry.uid, dest_uid));
     }
-    Ok(CopyResult { uid_validity: target.uid_validity, mapping, modseq })
+    Ok(CopyResult {
+        uid_validity: target.uid_validity,
+        mapping,
+        modseq,
+    })
 }
 
 /// A new email row with the same content, parse and keywords as `email`.
-fn duplicate_email(conn: &Connection, account: AccountId, email: EmailId, size: u64) -> Result<EmailId> {
+fn duplicate_email(
+    conn: &Connection,
+    account: AccountId,
+    email: EmailId,
+    size: u64,
+) -> Result<EmailId> {
     charge_quota(conn, account, size)?;
     conn.prepare_cached(
         "INSERT INTO email (account_id, thread_id, blob_hash, size, received_at, sent_at, keywords,
@@ -512,11 +581,22 @@ fn remove_membership(
     conn.prepare_cached("DELETE FROM mailbox_email WHERE mailbox_id = ?1 AND uid = ?2")
         .and_then(|mut s| s.execute(params![mailbox.0, uid.0]))
         .and_then(|_| {
-            conn.prepare_cached("UPDATE mailbox SET highest_modseq = max(highest_modseq, ?1) WHERE id = ?2")
-                .and_then(|mut s| s.execute(params![modseq.0 as i64, mailbox.0]))
+            conn.prepare_cached(
+                "UPDATE mailbox SET highest_modseq = max(highest_modseq, ?1) WHERE id = ?2",
+            )
+            .and_then(|mut s| s.execute(params![modseq.0 as i64, mailbox.0]))
         })
         .map_err(db("removing a message from a mailbox"))?;
-    journal::record(conn, account, modseq, &ChangeKind::EmailExpunged { mailbox_id: mailbox, uid, email_id: email })
+    journal::record(
+        conn,
+        account,
+        modseq,
+        &ChangeKind::EmailExpunged {
+            mailbox_id: mailbox,
+            uid,
+            email_id: email,
+        },
+    )
 }
 
 /// Deletes an email that no mailbox holds any more, its index entry, its
@@ -530,9 +610,15 @@ fn collect_email(conn: &Connection, account: AccountId, email: EmailId) -> Resul
         .and_then(|mut s| s.query_row([email.0], |r| Ok((r.get(0)?, r.get(1)?))))
         .map_err(db("reading an email to remove"))?;
     let steps = [
-        ("DELETE FROM email_text WHERE rowid = ?1", email.0.to_string()),
+        (
+            "DELETE FROM email_text WHERE rowid = ?1",
+            email.0.to_string(),
+        ),
         ("DELETE FROM email WHERE id = ?1", email.0.to_string()),
-        ("UPDATE blob SET refs = refs - 1 WHERE hash = ?1", hash.clone()),
+        (
+            "UPDATE blob SET refs = refs - 1 WHERE hash = ?1",
+            hash.clone(),
+        ),
         ("DELETE FROM blob WHERE hash = ?1 AND refs <= 0", hash),
     ];
     for (sql, arg) in steps {
@@ -546,7 +632,12 @@ fn collect_email(conn: &Connection, account: AccountId, email: EmailId) -> Resul
     Ok(())
 }
 
-pub fn expunge(ctx: &mut WriteCtx<'_>, account: AccountId, mailbox: MailboxId, filter: ExpungeFilter) -> Result<Vec<Uid>> {
+pub fn expunge(
+    ctx: &mut WriteCtx<'_>,
+    account: AccountId,
+    mailbox: MailboxId,
+    filter: ExpungeFilter,
+) -> Result<Vec<Uid>> {
     let (candidates, only_deleted) = match &filter {
         ExpungeFilter::Deleted => (list(ctx.conn, account, mailbox, None)?, true),
         ExpungeFilter::DeletedAmong(uids) => (list(ctx.conn, account, mailbox, Some(uids))?, true),
@@ -562,7 +653,14 @@ pub fn expunge(ctx: &mut WriteCtx<'_>, account: AccountId, mailbox: MailboxId, f
     let modseq = ctx.modseq(account)?;
     let mut expunged = Vec::with_capacity(doomed.len());
     for entry in doomed {
-        remove_membership(ctx.conn, account, mailbox, entry.uid, entry.email_id, modseq)?;
+        remove_membership(
+            ctx.conn,
+            account,
+            mailbox,
+            entry.uid,
+            entry.email_id,
+            modseq,
+        )?;
         collect_email(ctx.conn, account, entry.email_id)?;
         expunged.push(entry.uid);
     }

@@ -341,7 +341,11 @@ impl Store for SqliteStore {
             .unwrap_or_else(|| Err(StoreError::Invalid("nothing was appended".into())))
     }
 
-    async fn list_messages(&self, account: AccountId, mailbox: MailboxId) -> Result<Vec<MessageEntry>> {
+    async fn list_messages(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+    ) -> Result<Vec<MessageEntry>> {
         self.read(move |c| messages::list(c, account, mailbox, None))
             .await
     }
@@ -429,7 +433,8 @@ impl Store for SqliteStore {
     }
 
     async fn highest_modseq(&self, account: AccountId) -> Result<ModSeq> {
-        self.read(move |c| journal::highest_modseq(c, account)).await
+        self.read(move |c| journal::highest_modseq(c, account))
+            .await
     }
 
     async fn mailbox_changes(

@@ -19,7 +19,12 @@ struct Extra {
     sent_at: HashMap<EmailId, Option<i64>>,
 }
 
-pub fn search(conn: &Connection, account: AccountId, mailbox: MailboxId, key: &SearchKey) -> Result<Vec<Uid>> {
+pub fn search(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: MailboxId,
+    key: &SearchKey,
+) -> Result<Vec<Uid>> {
     let entries = super::messages::list(conn, account, mailbox, None)?;
     let mut text_hits: HashMap<(bool, String), HashSet<EmailId>> = HashMap::new();
     let mut failed = None;
@@ -84,25 +89,41 @@ fn load_column<T: rusqlite::types::FromSql>(
 }
 
 /// Emails of the account whose indexed text contains `needle`.
-fn full_text(conn: &Connection, account: AccountId, body_only: bool, needle: &str) -> Result<HashSet<EmailId>> {
+fn full_text(
+    conn: &Connection,
+    account: AccountId,
+    body_only: bool,
+    needle: &str,
+) -> Result<HashSet<EmailId>> {
     let columns = if body_only { "body" } else { "headers body" };
     let (sql, arg) = if needle.chars().count() >= 3 {
         // A quoted FTS5 string is a phrase; with trigrams, a substring.
         let phrase = format!("{{{columns}}} : \"{}\"", needle.replace('"', "\"\""));
-        ("SELECT t.rowid FROM email_text t JOIN email e ON e.id = t.rowid
-           WHERE email_text MATCH ?1 AND e.account_id = ?2", phrase)
+        (
+            "SELECT t.rowid FROM email_text t JOIN email e ON e.id = t.rowid
+           WHERE email_text MATCH ?1 AND e.account_id = ?2",
+            phrase,
+        )
     } else {
-        let escaped = needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let escaped = needle
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
         let like = format!("%{escaped}%");
         if body_only {
-            ("SELECT t.rowid FROM email_text t JOIN email e ON e.id = t.rowid
-               WHERE t.body LIKE ?1 ESCAPE '\\' AND e.account_id = ?2", like)
+            (
+                "SELECT t.rowid FROM email_text t JOIN email e ON e.id = t.rowid
+               WHERE t.body LIKE ?1 ESCAPE '\\' AND e.account_id = ?2",
+                like,
+            )
         } else {
             ("SELECT t.rowid FROM email_text t JOIN email e ON e.id = t.rowid
                WHERE (t.headers LIKE ?1 ESCAPE '\\' OR t.body LIKE ?1 ESCAPE '\\') AND e.account_id = ?2", like)
         }
     };
-    let mut stmt = conn.prepare_cached(sql).map_err(db("searching the full-text index"))?;
+    let mut stmt = conn
+        .prepare_cached(sql)
+        .map_err(db("searching the full-text index"))?;
     let hits = stmt
         .query_map(params![arg, account.0], |r| Ok(EmailId(r.get(0)?)))
         .and_then(|rows| rows.collect::<rusqlite::Result<HashSet<_>>>())
@@ -114,7 +135,12 @@ fn in_range(t: i64, since: Option<i64>, before: Option<i64>) -> bool {
     since.is_none_or(|s| t >= s) && before.is_none_or(|b| t < b)
 }
 
-fn matches(e: &MessageEntry, key: &SearchKey, text: &HashMap<(bool, String), HashSet<EmailId>>, extra: &Extra) -> bool {
+fn matches(
+    e: &MessageEntry,
+    key: &SearchKey,
+    text: &HashMap<(bool, String), HashSet<EmailId>>,
+    extra: &Extra,
+) -> bool {
     match key {
         SearchKey::All => true,
         SearchKey::And(keys) => keys.iter().all(|k| matches(e, k, text, extra)),
@@ -135,8 +161,12 @@ fn matches(e: &MessageEntry, key: &SearchKey, text: &HashMap<(bool, String), Has
             .header_raw
             .get(&e.email_id)
             .is_some_and(|h| header_matches(h, name, value)),
-        SearchKey::Body(s) => text.get(&(true, s.clone())).is_some_and(|h| h.contains(&e.email_id)),
-        SearchKey::Text(s) => text.get(&(false, s.clone())).is_some_and(|h| h.contains(&e.email_id)),
+        SearchKey::Body(s) => text
+            .get(&(true, s.clone()))
+            .is_some_and(|h| h.contains(&e.email_id)),
+        SearchKey::Text(s) => text
+            .get(&(false, s.clone()))
+            .is_some_and(|h| h.contains(&e.email_id)),
         SearchKey::ModSeqAtLeast(m) => e.modseq >= *m,
         SearchKey::EmailIds(ids) => ids.contains(&e.email_id),
         SearchKey::ThreadIds(ids) => ids.contains(&e.thread_id),
@@ -145,7 +175,8 @@ fn matches(e: &MessageEntry, key: &SearchKey, text: &HashMap<(bool, String), Has
 
 /// RFC 9051 §6.4.4 HEADER: some field named `name` contains `value`.
 fn header_matches(header: &str, name: &str, value: &str) -> bool {
-    unfolded_fields(header).any(|(n, v)| n.trim().eq_ignore_ascii_case(name) && contains_ignore_case(v.trim(), value))
+    unfolded_fields(header)
+        .any(|(n, v)| n.trim().eq_ignore_ascii_case(name) && contains_ignore_case(v.trim(), value))
 }
 
 /// (name, unfolded value) of each header field.

@@ -210,7 +210,8 @@ fn run(
             op_modseq: HashMap::new(),
             touched: HashMap::new(),
         };
-        let completions: Vec<Completion> = batch.into_iter().map(|job| job(Some(&mut ctx))).collect();
+        let completions: Vec<Completion> =
+            batch.into_iter().map(|job| job(Some(&mut ctx))).collect();
         let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");

@@ -1,0 +1,173 @@
+//! Conformance cases: The change journal, tombstones, notifications and closing.
+
+use super::*;
+
+pub async fn journal_and_tombstones(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let mb = inbox(&store, &a).await;
+    let d1 = deliver_to(&store, &a, message("1", "1")).await;
+    let d2 = deliver_to(&store, &a, message("2", "2")).await;
+    let d3 = deliver_to(&store, &a, message("3", "3")).await;
+    assert!(d1.modseq < d2.modseq && d2.modseq < d3.modseq);
+    let mark = d3.modseq;
+    store
+        .set_keywords(
+            a.id,
+            mb.id,
+            &[d1.uid],
+            KeywordOp::Add,
+            &["\\Seen".into()],
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .expunge(a.id, mb.id, ExpungeFilter::Uids(vec![d2.uid]))
+        .await
+        .unwrap();
+    let d4 = deliver_to(&store, &a, message("4", "4")).await;
+    let changes = store.mailbox_changes(a.id, mb.id, mark).await.unwrap();
+    assert_eq!(uids(&changes.changed), [d1.uid.0, d4.uid.0]);
+    assert_eq!(changes.expunged, [d2.uid]);
+    assert_eq!(changes.highest_modseq, d4.modseq);
+    assert_eq!(
+        store.mailbox(a.id, mb.id).await.unwrap().highest_modseq,
+        d4.modseq
+    );
+    // Since the start: everything present, tombstone included.
+    let all = store.mailbox_changes(a.id, mb.id, ModSeq(0)).await.unwrap();
+    assert_eq!(uids(&all.changed), [d1.uid.0, d3.uid.0, d4.uid.0]);
+    assert_eq!(all.expunged, [d2.uid]);
+    // Nothing since now.
+    let none = store.mailbox_changes(a.id, mb.id, d4.modseq).await.unwrap();
+    assert!(none.changed.is_empty() && none.expunged.is_empty());
+    // A change in another mailbox does not move this one's highest modseq.
+    let sent = store
+        .mailbox_by_role(a.id, Role::Sent)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .append(a.id, sent.id, message("s", "s"), vec![], 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.mailbox(a.id, mb.id).await.unwrap().highest_modseq,
+        d4.modseq
+    );
+    assert!(store.highest_modseq(a.id).await.unwrap() > d4.modseq);
+}
+
+pub async fn account_changes(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let start = store.highest_modseq(a.id).await.unwrap();
+    let mb = store.create_mailbox(a.id, "Lists", None).await.unwrap();
+    let d = store
+        .append(a.id, mb.id, message("1", "1"), vec![], 1)
+        .await
+        .unwrap();
+    store
+        .set_keywords(
+            a.id,
+            mb.id,
+            &[d.uid],
+            KeywordOp::Add,
+            &["\\Seen".into()],
+            None,
+        )
+        .await
+        .unwrap();
+    store.rename_mailbox(a.id, mb.id, "Lists2").await.unwrap();
+    store
+        .expunge(a.id, mb.id, ExpungeFilter::Uids(vec![d.uid]))
+        .await
+        .unwrap();
+    store.delete_mailbox(a.id, mb.id).await.unwrap();
+    let changes = store.account_changes(a.id, start, 100).await.unwrap();
+    let kinds: Vec<&ChangeKind> = changes.iter().map(|c| &c.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            &ChangeKind::MailboxCreated { mailbox_id: mb.id },
+            &ChangeKind::EmailAdded {
+                mailbox_id: mb.id,
+                uid: d.uid,
+                email_id: d.email_id
+            },
+            &ChangeKind::KeywordsChanged {
+                mailbox_id: mb.id,
+                uid: d.uid,
+                email_id: d.email_id
+            },
+            &ChangeKind::MailboxRenamed { mailbox_id: mb.id },
+            &ChangeKind::EmailExpunged {
+                mailbox_id: mb.id,
+                uid: d.uid,
+                email_id: d.email_id
+            },
+            &ChangeKind::MailboxDeleted { mailbox_id: mb.id },
+        ]
+    );
+    assert!(
+        changes.windows(2).all(|w| w[0].modseq < w[1].modseq),
+        "one modseq per operation"
+    );
+    assert_eq!(
+        changes.last().unwrap().modseq,
+        store.highest_modseq(a.id).await.unwrap()
+    );
+    assert_eq!(
+        store.account_changes(a.id, start, 2).await.unwrap().len(),
+        2
+    );
+    let other = account(&store, "b@example.test").await;
+    let ob = store
+        .account_changes(other.id, ModSeq(0), 100)
+        .await
+        .unwrap();
+    assert!(ob
+        .iter()
+        .all(|c| matches!(c.kind, ChangeKind::MailboxCreated { .. })));
+}
+
+pub async fn notifications_after_commit(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let b = account(&store, "b@example.test").await;
+    let mut rx = store.subscribe(a.id);
+    let mut rx_b = store.subscribe(b.id);
+    let waiter = tokio::spawn(async move {
+        rx.changed().await.expect("hub alive");
+        let seen = *rx.borrow_and_update();
+        seen
+    });
+    let d = deliver_to(&store, &a, message("ping", "x")).await;
+    let seen = tokio::time::timeout(std::time::Duration::from_secs(10), waiter)
+        .await
+        .expect("woken")
+        .unwrap();
+    assert!(seen >= d.modseq);
+    // By the time the subscriber is woken, the change is readable.
+    assert!(store
+        .mailbox_changes(a.id, d.mailbox_id, ModSeq(0))
+        .await
+        .unwrap()
+        .changed
+        .iter()
+        .any(|e| e.uid == d.uid));
+    assert!(!rx_b.has_changed().unwrap(), "other accounts are not woken");
+    let _ = rx_b.borrow_and_update();
+}
+
+pub async fn close_refuses_further_work(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    deliver_to(&store, &a, message("before", "x")).await;
+    store.close().await.unwrap();
+    assert!(matches!(
+        store.list_domains().await,
+        Err(StoreError::Closed)
+    ));
+    assert!(matches!(
+        store.add_domain("late.test").await,
+        Err(StoreError::Closed)
+    ));
+}

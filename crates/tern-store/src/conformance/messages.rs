@@ -1,0 +1,431 @@
+//! Conformance cases: Delivery, append, keywords, copy, move, expunge, concurrency and threads.
+
+use super::*;
+
+pub async fn deliver_stores_one_blob(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let b = account(&store, "b@example.test").await;
+    let raw = message("hello", "the body");
+    let results = store
+        .deliver(Delivery {
+            raw: raw.clone(),
+            recipients: vec![DeliveryTarget::inbox(a.id), DeliveryTarget::inbox(b.id)],
+            received_at: 1_800_000_000,
+        })
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 2);
+    let da = results[0].as_ref().unwrap();
+    let db = results[1].as_ref().unwrap();
+    assert_eq!((da.account_id, db.account_id), (a.id, b.id));
+    assert_eq!(da.uid, Uid(1));
+    let ea = store.email(a.id, da.email_id).await.unwrap();
+    let eb = store.email(b.id, db.email_id).await.unwrap();
+    assert_eq!(ea.blob_id, eb.blob_id, "one blob for both recipients");
+    assert_ne!(ea.id, eb.id);
+    assert_eq!(store.read_blob(a.id, &ea.blob_id).await.unwrap(), raw);
+    let second = deliver_to(&store, &a, message("again", "x")).await;
+    assert_eq!(second.uid, Uid(2));
+    let mb = inbox(&store, &a).await;
+    assert_eq!(mb.uid_next, Uid(3));
+    let counts = store.mailbox_counts(a.id, mb.id).await.unwrap();
+    assert_eq!((counts.messages, counts.unseen, counts.deleted), (2, 2, 0));
+    assert_eq!(
+        counts.size,
+        ea.size + store.email(a.id, second.email_id).await.unwrap().size
+    );
+    // Another account cannot read the blob, even knowing its id.
+    let c = account(&store, "c@example.test").await;
+    assert!(matches!(
+        store.read_blob(c.id, &ea.blob_id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+pub async fn deliver_over_quota_fails_alone(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let b = account(&store, "b@example.test").await;
+    store.set_quota("b@example.test", Some(10)).await.unwrap();
+    let results = store
+        .deliver(Delivery {
+            raw: message("big", &"x".repeat(100)),
+            recipients: vec![DeliveryTarget::inbox(b.id), DeliveryTarget::inbox(a.id)],
+            received_at: 1,
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(results[0], Err(StoreError::OverQuota { limit: 10, .. })),
+        "{:?}",
+        results[0]
+    );
+    assert!(results[1].is_ok());
+    assert_eq!(store.quota(b.id).await.unwrap().used_bytes, 0);
+    assert!(store
+        .list_messages(b.id, inbox(&store, &b).await.id)
+        .await
+        .unwrap()
+        .is_empty());
+    // The failed recipient's modseq bookkeeping stayed consistent.
+    let m = store.highest_modseq(b.id).await.unwrap();
+    let later = deliver_to(&store, &a, message("later", "y")).await;
+    assert!(later.modseq > results[1].as_ref().unwrap().modseq);
+    store.set_quota("b@example.test", None).await.unwrap();
+    let ok = deliver_to(&store, &b, message("small", "z")).await;
+    assert!(ok.modseq > m);
+}
+
+pub async fn append_round_trips_exactly(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let drafts = store
+        .mailbox_by_role(a.id, Role::Drafts)
+        .await
+        .unwrap()
+        .unwrap();
+    // Bytes that must survive untouched: bare LF, 8-bit, NUL, no final newline.
+    let mut raw = b"Subject: =?utf-8?q?caf=C3=A9?=\nX: y\r\n\r\nbody \xff\x00 \xc3\xa9".to_vec();
+    raw.extend_from_slice(&[b'z'; 3]);
+    let d = store
+        .append(
+            a.id,
+            drafts.id,
+            raw.clone(),
+            vec!["\\Draft".into(), "\\Seen".into()],
+            1_700_000_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.mailbox_id, drafts.id);
+    let e = store.email(a.id, d.email_id).await.unwrap();
+    assert_eq!(store.read_blob(a.id, &e.blob_id).await.unwrap(), raw);
+    assert_eq!(e.size, raw.len() as u64);
+    assert_eq!(e.received_at, 1_700_000_000);
+    assert_eq!(e.keywords, ["\\Draft", "\\Seen"]);
+    let list = store.list_messages(a.id, drafts.id).await.unwrap();
+    assert_eq!(list[0].keywords, ["\\Draft", "\\Seen"]);
+    // Garbage is stored too: a mail store never refuses bytes it cannot parse.
+    store
+        .append(a.id, drafts.id, vec![0xff; 64], vec![], 1)
+        .await
+        .unwrap();
+    store
+        .append(a.id, drafts.id, Vec::new(), vec![], 1)
+        .await
+        .unwrap();
+}
+
+pub async fn parsed_metadata_is_kept(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let raw = b"From: =?utf-8?q?J=C3=B6rg?= <jorg@example.net>\r\nTo: a@example.test\r\n\
+Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nMessage-ID: <m1@example.net>\r\n\
+Date: Tue, 3 Nov 2026 08:00:00 +0100\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n\
+--b\r\nContent-Type: application/pdf; name=x.pdf\r\nContent-Disposition: attachment; filename=x.pdf\r\n\r\nPDF\r\n--b--\r\n"
+        .to_vec();
+    let d = deliver_to(&store, &a, raw).await;
+    let e = store.email(a.id, d.email_id).await.unwrap();
+    assert_eq!(e.summary.subject, "Grüße");
+    assert_eq!(
+        e.envelope.subject.as_deref(),
+        Some("=?utf-8?q?Gr=C3=BC=C3=9Fe?=")
+    );
+    assert_eq!(e.summary.message_id.as_deref(), Some("m1@example.net"));
+    assert_eq!(e.summary.sent_at, Some(1_793_689_200));
+    assert_eq!(e.structure.media_type, "multipart");
+    assert_eq!(e.structure.children.len(), 2);
+    assert!(e.summary.has_attachment);
+}
+
+pub async fn keywords(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let mb = inbox(&store, &a).await;
+    let d1 = deliver_to(&store, &a, message("1", "1")).await;
+    let d2 = deliver_to(&store, &a, message("2", "2")).await;
+    let all = [d1.uid, d2.uid];
+    let r = store
+        .set_keywords(
+            a.id,
+            mb.id,
+            &all,
+            KeywordOp::Add,
+            &["\\Seen".into(), "$Work".into()],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.updated.len(), 2);
+    assert!(r.updated.iter().all(|e| e.modseq > d2.modseq));
+    let m1 = r.updated[0].modseq;
+    let r = store
+        .set_keywords(
+            a.id,
+            mb.id,
+            &[d1.uid],
+            KeywordOp::Remove,
+            &["\\SEEN".into()],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.updated[0].keywords, ["$Work"]);
+    assert!(r.updated[0].modseq > m1);
+    let r = store
+        .set_keywords(
+            a.id,
+            mb.id,
+            &[d2.uid],
+            KeywordOp::Replace,
+            &["\\Flagged".into()],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.updated[0].keywords, ["\\Flagged"]);
+    // No change, no new modseq.
+    let before = store.highest_modseq(a.id).await.unwrap();
+    let r = store
+        .set_keywords(
+            a.id,
+            mb.id,
+            &[d2.uid],
+            KeywordOp::Add,
+            &["\\flagged".into()],
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(r.updated.is_empty());
+    assert_eq!(store.highest_modseq(a.id).await.unwrap(), before);
+    let entries = store.list_messages(a.id, mb.id).await.unwrap();
+    assert_eq!(entries[0].keywords, ["$Work"]);
+    assert_eq!(entries[1].keywords, ["\\Flagged"]);
+    let counts = store.mailbox_counts(a.id, mb.id).await.unwrap();
+    assert_eq!(counts.unseen, 2);
+    // UIDs that do not exist are ignored.
+    let r = store
+        .set_keywords(a.id, mb.id, &[Uid(99)], KeywordOp::Add, &["x".into()], None)
+        .await
+        .unwrap();
+    assert!(r.updated.is_empty() && r.modified.is_empty());
+}
+
+pub async fn conditional_keywords(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let mb = inbox(&store, &a).await;
+    let d1 = deliver_to(&store, &a, message("1", "1")).await;
+    let d2 = deliver_to(&store, &a, message("2", "2")).await;
+    // d2 was added after d1's modseq: UNCHANGEDSINCE d1 protects it.
+    let r = store
+        .set_keywords(
+            a.id,
+            mb.id,
+            &[d1.uid, d2.uid],
+            KeywordOp::Add,
+            &["\\Seen".into()],
+            Some(d1.modseq),
+        )
+        .await
+        .unwrap();
+    assert_eq!(uids(&r.updated), [d1.uid.0]);
+    assert_eq!(r.modified, [d2.uid]);
+}
+
+pub async fn copy(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let mb = inbox(&store, &a).await;
+    let archive = store
+        .mailbox_by_role(a.id, Role::Archive)
+        .await
+        .unwrap()
+        .unwrap();
+    let d1 = deliver_to(&store, &a, message("1", "1")).await;
+    let d2 = deliver_to(&store, &a, message("2", "2")).await;
+    store
+        .set_keywords(
+            a.id,
+            mb.id,
+            &[d1.uid],
+            KeywordOp::Add,
+            &["\\Seen".into()],
+            None,
+        )
+        .await
+        .unwrap();
+    let used = store.quota(a.id).await.unwrap().used_bytes;
+    let r = store
+        .copy_messages(a.id, mb.id, &[d2.uid, d1.uid, Uid(77)], archive.id)
+        .await
+        .unwrap();
+    assert_eq!(r.uid_validity, archive.uid_validity);
+    assert_eq!(r.mapping, vec![(d1.uid, Uid(1)), (d2.uid, Uid(2))]);
+    let copies = store.list_messages(a.id, archive.id).await.unwrap();
+    assert_eq!(copies.len(), 2);
+    assert_ne!(copies[0].email_id, d1.email_id, "a copy is a new email");
+    assert_eq!(copies[0].keywords, ["\\Seen"]);
+    assert_eq!(store.list_messages(a.id, mb.id).await.unwrap().len(), 2);
+    assert_eq!(store.quota(a.id).await.unwrap().used_bytes, used * 2);
+    // Copies diverge: a flag on the copy leaves the original alone.
+    store
+        .set_keywords(
+            a.id,
+            archive.id,
+            &[Uid(2)],
+            KeywordOp::Add,
+            &["$X".into()],
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(store.list_messages(a.id, mb.id).await.unwrap()[1]
+        .keywords
+        .is_empty());
+}
+
+pub async fn move_keeps_the_email(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let mb = inbox(&store, &a).await;
+    let trash = store
+        .mailbox_by_role(a.id, Role::Trash)
+        .await
+        .unwrap()
+        .unwrap();
+    let d1 = deliver_to(&store, &a, message("1", "1")).await;
+    let d2 = deliver_to(&store, &a, message("2", "2")).await;
+    let used = store.quota(a.id).await.unwrap().used_bytes;
+    let r = store
+        .move_messages(a.id, mb.id, &[d1.uid], trash.id)
+        .await
+        .unwrap();
+    assert_eq!(r.mapping, vec![(d1.uid, Uid(1))]);
+    let moved = store.list_messages(a.id, trash.id).await.unwrap();
+    assert_eq!(moved[0].email_id, d1.email_id, "a move keeps the email id");
+    assert_eq!(
+        uids(&store.list_messages(a.id, mb.id).await.unwrap()),
+        [d2.uid.0]
+    );
+    assert_eq!(store.quota(a.id).await.unwrap().used_bytes, used);
+    let changes = store.mailbox_changes(a.id, mb.id, d2.modseq).await.unwrap();
+    assert_eq!(changes.expunged, [d1.uid]);
+    assert!(store
+        .move_messages(a.id, trash.id, &[Uid(1)], trash.id)
+        .await
+        .is_err());
+}
+
+pub async fn expunge(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let mb = inbox(&store, &a).await;
+    let mut ds = Vec::new();
+    for i in 0..4 {
+        ds.push(deliver_to(&store, &a, message(&format!("m{i}"), "x")).await);
+    }
+    let blob = store.email(a.id, ds[0].email_id).await.unwrap().blob_id;
+    let deleted: Vec<Uid> = vec![ds[0].uid, ds[1].uid, ds[2].uid];
+    store
+        .set_keywords(
+            a.id,
+            mb.id,
+            &deleted,
+            KeywordOp::Add,
+            &["\\Deleted".into()],
+            None,
+        )
+        .await
+        .unwrap();
+    // UID EXPUNGE: only the listed ones that are \Deleted.
+    let gone = store
+        .expunge(
+            a.id,
+            mb.id,
+            ExpungeFilter::DeletedAmong(vec![ds[0].uid, ds[3].uid]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(gone, [ds[0].uid]);
+    assert!(matches!(
+        store.read_blob(a.id, &blob).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // EXPUNGE: every \Deleted one.
+    let gone = store
+        .expunge(a.id, mb.id, ExpungeFilter::Deleted)
+        .await
+        .unwrap();
+    assert_eq!(gone, [ds[1].uid, ds[2].uid]);
+    // By UID regardless of flags.
+    let gone = store
+        .expunge(a.id, mb.id, ExpungeFilter::Uids(vec![ds[3].uid, Uid(1000)]))
+        .await
+        .unwrap();
+    assert_eq!(gone, [ds[3].uid]);
+    assert!(store.list_messages(a.id, mb.id).await.unwrap().is_empty());
+    assert_eq!(store.quota(a.id).await.unwrap().used_bytes, 0);
+    // Nothing to expunge takes no modseq.
+    let m = store.highest_modseq(a.id).await.unwrap();
+    assert!(store
+        .expunge(a.id, mb.id, ExpungeFilter::Deleted)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.highest_modseq(a.id).await.unwrap(), m);
+    // UIDs are never reused after expunge.
+    assert_eq!(
+        deliver_to(&store, &a, message("new", "x")).await.uid,
+        Uid(5)
+    );
+}
+
+pub async fn concurrent_deliveries(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let store = store.clone();
+        let id = a.id;
+        tasks.push(tokio::spawn(async move {
+            store
+                .deliver(Delivery {
+                    raw: message(&format!("c{i}"), "x"),
+                    recipients: vec![DeliveryTarget::inbox(id)],
+                    received_at: 1,
+                })
+                .await
+                .unwrap()
+                .pop()
+                .unwrap()
+                .unwrap()
+        }));
+    }
+    let mut uids = Vec::new();
+    let mut modseqs = Vec::new();
+    for t in tasks {
+        let d = t.await.unwrap();
+        uids.push(d.uid.0);
+        modseqs.push(d.modseq.0);
+    }
+    uids.sort_unstable();
+    modseqs.sort_unstable();
+    assert_eq!(uids, (1..=64).collect::<Vec<_>>());
+    modseqs.dedup();
+    assert_eq!(modseqs.len(), 64, "each delivery has its own modseq");
+    assert_eq!(
+        store
+            .list_messages(a.id, inbox(&store, &a).await.id)
+            .await
+            .unwrap()
+            .len(),
+        64
+    );
+}
+
+pub async fn threading(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let first = deliver_to(&store, &a, message("topic", "first")).await;
+    let reply = b"From: b@example.net\r\nSubject: Re: topic\r\nMessage-ID: <r1@example.net>\r\nIn-Reply-To: <topic@example.net>\r\n\r\nreply\r\n".to_vec();
+    let reply = deliver_to(&store, &a, reply).await;
+    let other = deliver_to(&store, &a, message("unrelated", "x")).await;
+    let t1 = store.email(a.id, first.email_id).await.unwrap().thread_id;
+    let t2 = store.email(a.id, reply.email_id).await.unwrap().thread_id;
+    let t3 = store.email(a.id, other.email_id).await.unwrap().thread_id;
+    assert_eq!(t1, t2);
+    assert_ne!(t1, t3);
+}

@@ -1,0 +1,116 @@
+//! The conformance suite every Store backend must pass.
+//!
+//! Each case is a plain async function over `Arc<dyn Store>`; the
+//! [`conformance_tests!`](crate::conformance_tests) macro turns them into one
+//! `#[tokio::test]` each for a backend, given one constructor. A second
+//! backend (PostgreSQL) runs the very same cases by writing:
+//!
+//! ```text
+//! tern_store::conformance_tests!(my_backend::fixture);
+//! ```
+//!
+//! where `fixture` is an `async fn() -> Fixture` giving a fresh, empty store.
+
+mod directory;
+mod journal;
+mod mailboxes;
+mod messages;
+mod search;
+
+pub use directory::*;
+pub use journal::*;
+pub use mailboxes::*;
+pub use messages::*;
+pub use search::*;
+
+pub(crate) use crate::search::SearchKey;
+pub(crate) use crate::types::*;
+pub(crate) use crate::{Store, StoreError};
+use std::any::Any;
+use std::sync::Arc;
+
+/// A fresh store and whatever keeps it alive (a temporary directory, a
+/// scratch database); dropped at the end of the case.
+pub struct Fixture {
+    pub store: Arc<dyn Store>,
+    pub guard: Box<dyn Any + Send>,
+}
+
+/// Generates one test per conformance case for the backend whose fixture
+/// constructor is given.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($fixture:path) => {
+        $crate::conformance_tests!(@cases $fixture;
+            domains, accounts, aliases, mailbox_hierarchy, rename_inbox, mailbox_delete,
+            uid_validity_is_never_reused, deliver_stores_one_blob, deliver_over_quota_fails_alone,
+            append_round_trips_exactly, parsed_metadata_is_kept, keywords, conditional_keywords,
+            copy, move_keeps_the_email, expunge, journal_and_tombstones, account_changes,
+            search, notifications_after_commit, concurrent_deliveries, threading,
+            remove_account_removes_mail, close_refuses_further_work);
+    };
+    (@cases $fixture:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let fixture = $fixture().await;
+                $crate::conformance::$case(fixture.store.clone()).await;
+                drop(fixture);
+            }
+        )*
+    };
+}
+
+/// A small RFC 5322 message.
+pub fn message(subject: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: Alice <alice@example.net>\r\nTo: bob@example.test\r\nSubject: {subject}\r\n\
+         Date: Mon, 2 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{subject}@example.net>\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+pub(crate) async fn account(store: &Arc<dyn Store>, address: &str) -> Account {
+    let domain = address
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .unwrap_or("example.test");
+    match store.add_domain(domain).await {
+        Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+        Err(e) => panic!("adding domain: {e}"),
+    }
+    store
+        .create_account(NewAccount {
+            address: address.into(),
+            password_hash: "$argon2id$placeholder".into(),
+            quota_bytes: None,
+        })
+        .await
+        .expect("create account")
+}
+
+pub(crate) async fn inbox(store: &Arc<dyn Store>, a: &Account) -> Mailbox {
+    store
+        .mailbox_by_role(a.id, Role::Inbox)
+        .await
+        .unwrap()
+        .expect("INBOX")
+}
+
+pub(crate) async fn deliver_to(store: &Arc<dyn Store>, a: &Account, raw: Vec<u8>) -> Delivered {
+    store
+        .deliver(Delivery {
+            raw,
+            recipients: vec![DeliveryTarget::inbox(a.id)],
+            received_at: 1_800_000_000,
+        })
+        .await
+        .unwrap()
+        .pop()
+        .unwrap()
+        .unwrap()
+}
+
+pub(crate) fn uids(entries: &[MessageEntry]) -> Vec<u32> {
+    entries.iter().map(|e| e.uid.0).collect()
+}

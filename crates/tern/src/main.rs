@@ -1,0 +1,175 @@
+//! `tern`: the command line of the Tern mail server.
+//!
+//! `tern serve` runs the server; every other command administers the same
+//! data directory, and works while the server runs (SQLite orders the two
+//! processes' writes). `--config FILE` and `--json` are global: they may
+//! stand before or after the command.
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tern::admin::{self, Output};
+
+#[derive(Parser)]
+#[command(
+    name = "tern",
+    version,
+    about = "Tern: a complete mail server in one binary"
+)]
+struct Cli {
+    /// Configuration file [default: tern.toml in the working directory, if present]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print results as JSON, for scripts
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the mail server with every configured listener
+    Serve,
+    /// Manage the domains Tern receives mail for
+    #[command(subcommand)]
+    Domain(DomainCommand),
+    /// Manage accounts (mail users)
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Manage aliases: addresses that forward to accounts or elsewhere
+    #[command(subcommand)]
+    Alias(AliasCommand),
+}
+
+#[derive(Subcommand)]
+enum DomainCommand {
+    /// Start receiving mail for DOMAIN
+    Add { domain: String },
+    /// List the domains
+    List,
+    /// Stop receiving mail for DOMAIN (its accounts must be removed first)
+    Remove { domain: String },
+}
+
+#[derive(Args)]
+struct PasswordSource {
+    /// Read the password from the first line of standard input instead of prompting
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Create an account with INBOX, Sent, Drafts, Trash, Junk and Archive
+    Add {
+        /// The address, which is also the login name
+        address: String,
+        #[command(flatten)]
+        password: PasswordSource,
+        /// Storage limit, e.g. 500M, 2G, 1073741824 (bytes); none by default
+        #[arg(long, value_name = "SIZE")]
+        quota: Option<String>,
+    },
+    /// List the accounts with their storage use
+    List,
+    /// Remove an account and ALL its mail
+    Remove { address: String },
+    /// Set a new password
+    Passwd {
+        address: String,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+}
+
+#[derive(Subcommand)]
+enum AliasCommand {
+    /// Forward ALIAS to every TARGET (added to its targets if it exists); "@domain" catches all
+    Add {
+        alias: String,
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// List the aliases
+    List,
+    /// Remove an alias
+    Remove { alias: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let output = if cli.json {
+        Output::Json
+    } else {
+        Output::Human
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, output)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, the whole chain of causes: what failed and why.
+            eprintln!("error: {}", admin::describe(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli, out: Output) -> Result<()> {
+    let config = tern_core::Config::load(cli.config.as_deref())?;
+    if let Command::Serve = cli.command {
+        return tern::server::serve(config).await;
+    }
+    let store = admin::open_store(&config)?;
+    let result = match cli.command {
+        Command::Serve => unreachable!("handled above"),
+        Command::Domain(DomainCommand::Add { domain }) => {
+            admin::domain_add(&*store, &domain, out).await
+        }
+        Command::Domain(DomainCommand::List) => admin::domain_list(&*store, out).await,
+        Command::Domain(DomainCommand::Remove { domain }) => {
+            admin::domain_remove(&*store, &domain, out).await
+        }
+        Command::Account(AccountCommand::Add {
+            address,
+            password,
+            quota,
+        }) => {
+            admin::account_add(
+                &*store,
+                &address,
+                password.password_stdin,
+                quota.as_deref(),
+                out,
+            )
+            .await
+        }
+        Command::Account(AccountCommand::List) => admin::account_list(&*store, out).await,
+        Command::Account(AccountCommand::Remove { address }) => {
+            admin::account_remove(&*store, &address, out).await
+        }
+        Command::Account(AccountCommand::Passwd { address, password }) => {
+            admin::account_passwd(&*store, &address, password.password_stdin, out).await
+        }
+        Command::Alias(AliasCommand::Add { alias, targets }) => {
+            admin::alias_add(&*store, &alias, &targets, out).await
+        }
+        Command::Alias(AliasCommand::List) => admin::alias_list(&*store, out).await,
+        Command::Alias(AliasCommand::Remove { alias }) => {
+            admin::alias_remove(&*store, &alias, out).await
+        }
+    };
+    // Close cleanly whatever happened, then report the command's own result.
+    store.close().await?;
+    result
+}

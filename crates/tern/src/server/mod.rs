@@ -1,0 +1,121 @@
+//! `tern serve`: opens the store, binds every configured listener whose
+//! protocol is built, says `ready`, and runs until SIGTERM or SIGINT.
+//!
+//! Shutdown order matters: stop accepting first (no new sessions), give
+//! running sessions a grace period to finish their command, then close the
+//! store (the writer thread drains its queue and checkpoints the WAL), and
+//! only then exit 0. A session cut off by the grace period loses nothing
+//! acknowledged: every acknowledgement waited for a durable commit.
+
+mod listener;
+mod shutdown;
+
+pub use listener::{bind, Accepted, BoxedSession, ConnectionLimits, LimitExceeded, Listener};
+pub use shutdown::{SessionTracker, Shutdown};
+
+use anyhow::{Context, Result};
+use std::sync::Arc;
+use std::time::Duration;
+use tern_core::{Config, Protocol};
+use tern_store::Store;
+
+/// How long running sessions get to finish after a stop signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// What serves one protocol on an accepted connection. Protocol crates
+/// provide these as they are built.
+pub type Service = Arc<dyn Fn(Accepted) -> BoxedSession + Send + Sync>;
+
+/// Everything a protocol needs from the running server.
+pub struct ServerContext {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub tls: Arc<tokio_rustls::rustls::ServerConfig>,
+    pub shutdown: Shutdown,
+}
+
+/// The service for `protocol`, or `None` while that protocol is not built.
+fn service_for(protocol: Protocol, _ctx: &Arc<ServerContext>) -> Option<Service> {
+    match protocol {
+        Protocol::Smtp
+        | Protocol::Submission
+        | Protocol::Submissions
+        | Protocol::Imap
+        | Protocol::Imaps
+        | Protocol::Pop3
+        | Protocol::Pop3s
+        | Protocol::Http
+        | Protocol::Https => None,
+    }
+}
+
+/// Sets up logging to stderr; `RUST_LOG` overrides the default `info`.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Runs the server until a stop signal.
+pub async fn serve(config: Config) -> Result<()> {
+    init_logging();
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let store = crate::admin::open_store(&config)?;
+    let tls = tern_core::tls::server_config(&config.tls, &config.hostname, &config.data_dir)
+        .context("setting up TLS")?;
+    let shutdown = Shutdown::new();
+    let ctx = Arc::new(ServerContext {
+        config,
+        store,
+        tls,
+        shutdown: shutdown.clone(),
+    });
+    let limits = ConnectionLimits::new(
+        ctx.config.limits.max_connections,
+        ctx.config.limits.max_connections_per_ip,
+    );
+    let sessions = SessionTracker::new();
+
+    let mut accept_loops = Vec::new();
+    for (protocol, addr) in ctx.config.listeners() {
+        let Some(service) = service_for(protocol, &ctx) else {
+            tracing::info!("{protocol} on {addr}: skipped, {protocol} is not built yet");
+            continue;
+        };
+        let listener = bind(protocol, addr).await?;
+        tracing::info!("{protocol} listening on {}", listener.local_addr());
+        accept_loops.push(tokio::spawn(listener.run(
+            service,
+            limits.clone(),
+            sessions.clone(),
+            shutdown.clone(),
+        )));
+    }
+    tracing::info!(
+        hostname = %ctx.config.hostname,
+        data_dir = %ctx.config.data_dir.display(),
+        "tern ready: {} listener(s) serving",
+        accept_loops.len()
+    );
+
+    let signal = shutdown::wait_for_signal().await?;
+    tracing::info!("{signal} received: no new connections, finishing sessions");
+    shutdown.trigger();
+    for l in accept_loops {
+        let _ = l.await;
+    }
+    if !sessions.wait_idle(SHUTDOWN_GRACE).await {
+        tracing::warn!(
+            "{} session(s) still running after {SHUTDOWN_GRACE:?}; closing anyway",
+            sessions.active()
+        );
+    }
+    ctx.store.close().await.context("closing the store")?;
+    tracing::info!("tern stopped cleanly");
+    Ok(())
+}

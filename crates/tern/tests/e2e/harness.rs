@@ -1,0 +1,227 @@
+//! Starting and stopping the real binary. A server is ready when it prints
+//! its `ready` line; no test sleeps to wait for it.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long a server may take to print `ready` (first start generates a
+/// certificate; CI machines are slow).
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub const TERN: &str = env!("CARGO_BIN_EXE_tern");
+
+/// A temporary data directory with a config file that listens only on
+/// loopback ephemeral ports.
+pub struct TestDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestDir {
+    pub fn new() -> TestDir {
+        TestDir::with_config("")
+    }
+
+    /// `extra` is appended to the base configuration.
+    pub fn with_config(extra: &str) -> TestDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let listen: String = [
+            "smtp",
+            "submission",
+            "submissions",
+            "imap",
+            "imaps",
+            "pop3",
+            "pop3s",
+            "http",
+            "https",
+        ]
+        .iter()
+        .map(|p| format!("{p} = [\"127.0.0.1:0\"]\n"))
+        .collect();
+        let config = format!(
+            "hostname = \"mail.example.test\"\ndata_dir = \"{}\"\n{extra}\n[listen]\n{listen}",
+            dir.path().join("data").display()
+        );
+        std::fs::write(dir.path().join("tern.toml"), config).expect("write config");
+        TestDir { dir }
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("tern.toml")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Runs `tern --config <ours> ARGS...` with `stdin` as standard input.
+    pub fn tern(&self, args: &[&str], stdin: &str) -> Output {
+        let config = self.config();
+        let mut all = vec!["--config", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        run(&all, stdin, self.dir.path())
+    }
+
+    /// Runs a command that must succeed, returning its stdout.
+    pub fn ok(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.tern(args, stdin);
+        assert!(
+            out.status.success(),
+            "tern {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    /// Runs a command that must fail, returning its stderr.
+    pub fn fails(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.tern(args, stdin);
+        assert!(
+            !out.status.success(),
+            "tern {args:?} succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).expect("utf-8 output")
+    }
+
+    /// Adds a domain and an account with password `secret`.
+    pub fn add_account(&self, address: &str) {
+        let domain = address.split('@').nth(1).unwrap();
+        let _ = self.tern(&["domain", "add", domain], "");
+        self.ok(&["account", "add", address, "--password-stdin"], "secret\n");
+    }
+
+    pub fn start(&self) -> Server {
+        Server::start(&self.config(), self.dir.path())
+    }
+}
+
+/// Runs the binary with `args` in `cwd`.
+pub fn run(args: &[&str], stdin: &str, cwd: &Path) -> Output {
+    let mut child = Command::new(TERN)
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tern");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait for tern")
+}
+
+/// A running `tern serve`.
+pub struct Server {
+    child: Option<Child>,
+    /// Log lines up to and including the ready line.
+    pub startup_log: Vec<String>,
+    /// "<protocol>" -> bound address, from the "listening on" lines.
+    pub listeners: HashMap<String, SocketAddr>,
+    rest: mpsc::Receiver<String>,
+}
+
+impl Server {
+    pub fn start(config: &Path, cwd: &Path) -> Server {
+        let mut child = Command::new(TERN)
+            .args(["--config", config.to_str().unwrap(), "serve"])
+            .current_dir(cwd)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tern serve");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Server {
+            child: Some(child),
+            startup_log: Vec::new(),
+            listeners: HashMap::new(),
+            rest: rx,
+        };
+        loop {
+            let line = match server.rest.recv_timeout(READY_TIMEOUT) {
+                Ok(line) => line,
+                Err(_) => panic!(
+                    "no ready line; log so far:\n{}",
+                    server.startup_log.join("\n")
+                ),
+            };
+            let plain = strip_ansi(&line);
+            if let Some((proto, addr)) = plain.split_once(" listening on ") {
+                let proto = proto.rsplit(' ').next().unwrap_or(proto).to_string();
+                if let Ok(addr) = addr.trim().parse() {
+                    server.listeners.insert(proto, addr);
+                }
+            }
+            server.startup_log.push(plain.clone());
+            if plain.contains("tern ready") {
+                return server;
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends `signal` (e.g. "TERM") and waits for the exit, returning the
+    /// status and the log lines printed after startup.
+    pub fn stop_with(mut self, signal: &str) -> (ExitStatus, Vec<String>) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} failed");
+        let status = self.child.take().unwrap().wait().unwrap();
+        // The reader thread ends at EOF, which the exit brings.
+        let rest: Vec<String> = self.rest.iter().map(|l| strip_ansi(&l)).collect();
+        (status, rest)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Removes terminal colour codes, should the logger emit any.
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

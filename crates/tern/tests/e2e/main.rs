@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `tern` binary, started on ephemeral ports in
+//! a temporary data directory, driven from outside like an administrator
+//! and (as protocols arrive) real mail clients would.
+
+mod admin;
+mod config;
+mod harness;
+mod serve;

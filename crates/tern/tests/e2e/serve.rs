@@ -1,0 +1,95 @@
+//! `tern serve`: starts, says ready, skips what is not built, stops cleanly.
+
+use crate::harness::*;
+
+#[test]
+fn serve_says_ready_and_stops_cleanly_on_sigterm() {
+    let t = TestDir::new();
+    let server = t.start();
+    let log = server.startup_log.join("\n");
+    // One line per configured listener; none of these protocols is built yet.
+    for proto in [
+        "smtp",
+        "submission",
+        "submissions",
+        "imap",
+        "imaps",
+        "pop3",
+        "pop3s",
+        "http",
+        "https",
+    ] {
+        assert!(
+            log.contains(&format!("{proto} on 127.0.0.1:0: skipped")),
+            "no line for {proto} in:\n{log}"
+        );
+    }
+    // First start made a self-signed certificate and the store.
+    assert!(t.data_dir().join("tls/cert.pem").exists());
+    assert!(t.data_dir().join("tls/key.pem").exists());
+    assert!(t.data_dir().join("tern.db").exists());
+    let (status, rest) = server.stop_with("TERM");
+    assert!(status.success(), "exit status {status:?}; log: {rest:?}");
+    let rest = rest.join("\n");
+    assert!(rest.contains("SIGTERM received"), "{rest}");
+    assert!(rest.contains("stopped cleanly"), "{rest}");
+}
+
+#[test]
+fn serve_stops_cleanly_on_sigint_and_restarts_with_the_same_certificate() {
+    let t = TestDir::new();
+    let server = t.start();
+    let cert = std::fs::read(t.data_dir().join("tls/cert.pem")).unwrap();
+    let (status, rest) = server.stop_with("INT");
+    assert!(status.success(), "{rest:?}");
+    assert!(rest.join("\n").contains("SIGINT received"));
+    let server = t.start();
+    assert_eq!(
+        std::fs::read(t.data_dir().join("tls/cert.pem")).unwrap(),
+        cert,
+        "certificate reused"
+    );
+    let (status, _) = server.stop_with("TERM");
+    assert!(status.success());
+}
+
+#[test]
+fn an_empty_listener_list_turns_the_listener_off() {
+    let t = TestDir::new();
+    let config = std::fs::read_to_string(t.config())
+        .unwrap()
+        .replace("imap = [\"127.0.0.1:0\"]", "imap = []");
+    std::fs::write(t.config(), config).unwrap();
+    let server = t.start();
+    let log = server.startup_log.join("\n");
+    assert!(!log.contains("imap on"), "{log}");
+    assert!(log.contains("imaps on 127.0.0.1:0"), "{log}");
+    let (status, _) = server.stop_with("TERM");
+    assert!(status.success());
+}
+
+#[test]
+fn admin_commands_work_while_the_server_runs() {
+    let t = TestDir::new();
+    let server = t.start();
+    t.ok(&["domain", "add", "example.test"], "");
+    t.ok(
+        &["account", "add", "live@example.test", "--password-stdin"],
+        "pw\n",
+    );
+    assert!(t.ok(&["account", "list"], "").contains("live@example.test"));
+    t.ok(
+        &["alias", "add", "info@example.test", "live@example.test"],
+        "",
+    );
+    t.ok(
+        &["account", "passwd", "live@example.test", "--password-stdin"],
+        "pw2\n",
+    );
+    let (status, rest) = server.stop_with("TERM");
+    assert!(status.success(), "{rest:?}");
+    // Everything done beside the running server is kept.
+    let accounts: serde_json::Value =
+        serde_json::from_str(&t.ok(&["account", "list", "--json"], "")).unwrap();
+    assert_eq!(accounts[0]["address"], "live@example.test");
+}
