@@ -49,15 +49,25 @@ async fn main() -> Result<()> {
         None => tempfile::tempdir()?,
     };
     let fsyncs = raw_fsync_rate(base.path(), Duration::from_secs(2))?;
-    println!("raw fsync rate of {}: {fsyncs:.0} fsync/s ({:.3} ms each)\n", base.path().display(), 1000.0 / fsyncs);
-    println!("{} messages of {} bytes per measurement\n", args.messages, args.size);
+    println!(
+        "raw fsync rate of {}: {fsyncs:.0} fsync/s ({:.3} ms each)\n",
+        base.path().display(),
+        1000.0 / fsyncs
+    );
+    println!(
+        "{} messages of {} bytes per measurement\n",
+        args.messages, args.size
+    );
     println!("| fsync delay | writers | group (msg/s) | per-commit (msg/s) | off (msg/s) | group/off | group/per-commit |");
     println!("|---|---|---|---|---|---|---|");
     for &delay in &args.fsync_delay_ms {
         for &writers in &args.writers {
             let mut rates = Vec::new();
             for durability in [Durability::Group, Durability::PerCommit, Durability::Off] {
-                let options = SqliteOptions { durability, fsync_delay: Duration::from_millis(delay) };
+                let options = SqliteOptions {
+                    durability,
+                    fsync_delay: Duration::from_millis(delay),
+                };
                 rates.push(run(base.path(), options, writers, args.messages, args.size).await?);
             }
             println!(
@@ -76,9 +86,18 @@ async fn main() -> Result<()> {
 /// Delivers `messages` messages from `writers` concurrent tasks into a fresh
 /// store and returns deliveries per second, counted until the last
 /// acknowledgement.
-async fn run(dir: &Path, options: SqliteOptions, writers: usize, messages: usize, size: usize) -> Result<f64> {
+async fn run(
+    dir: &Path,
+    options: SqliteOptions,
+    writers: usize,
+    messages: usize,
+    size: usize,
+) -> Result<f64> {
     let scratch = tempfile::tempdir_in(dir)?;
-    let store = Arc::new(SqliteStore::open(&scratch.path().join("bench.db"), options)?);
+    let store = Arc::new(SqliteStore::open(
+        &scratch.path().join("bench.db"),
+        options,
+    )?);
     store.add_domain("bench.test").await?;
     // One account per writer: the realistic case of many recipients, and it
     // keeps writers from contending on one account's modseq row alone.
@@ -102,7 +121,11 @@ async fn run(dir: &Path, options: SqliteOptions, writers: usize, messages: usize
             for i in 0..per_writer {
                 let raw = message(w, i, size);
                 let results = store
-                    .deliver(Delivery { raw, recipients: vec![DeliveryTarget::inbox(account)], received_at: 0 })
+                    .deliver(Delivery {
+                        raw,
+                        recipients: vec![DeliveryTarget::inbox(account)],
+                        received_at: 0,
+                    })
                     .await?;
                 for r in results {
                     r?;

@@ -288,7 +288,7 @@ fn check_domain(domain: &str) -> Result<String, Problem> {
 }
 
 /// At most [`MAX_QUOTED`] characters of `s`, for error messages.
-fn quoted(s: &str) -> String {
+pub(crate) fn quoted(s: &str) -> String {
     match s.char_indices().nth(MAX_QUOTED) {
         Some((cut, _)) => format!("{}…", &s[..cut]),
         None => s.to_owned(),

@@ -74,7 +74,16 @@ pub trait Store: Send + Sync + 'static {
     /// Stores one message for every target in one durable commit; the blob
     /// is written once. One result per target, in order: a recipient over
     /// quota fails alone.
-    async fn deliver(&self, delivery: Delivery) -> Result<Vec<Result<Delivered>>>;
+    async fn deliver(&self, delivery: Delivery) -> Result<Vec<Result<Delivered>>> {
+        Ok(self.accept(delivery, None).await?.local)
+    }
+    /// What SMTP does with a message: deliver to the local targets and queue
+    /// it for the remote recipients, all in one durable commit, so a 250
+    /// never covers half a message. A queue entry that cannot be written
+    /// fails the whole call; a local target that fails (quota) fails alone.
+    async fn accept(&self, delivery: Delivery, outbound: Option<Outbound>) -> Result<Accepted>;
+    /// Every queued message with its recipients, oldest first.
+    async fn queue_list(&self) -> Result<Vec<QueuedMessage>>;
     /// IMAP APPEND / JMAP Email/import: one message into one mailbox.
     async fn append(
         &self,

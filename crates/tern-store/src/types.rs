@@ -279,6 +279,101 @@ impl DeliveryTarget {
     }
 }
 
+id_type!(
+    /// A message waiting in the outbound queue.
+    QueueId(i64)
+);
+
+/// A message for remote recipients, queued in the same durable commit as
+/// the local deliveries of the same message (the outbound worker takes it
+/// from there). The DSN fields are RFC 3461's, kept for the bounce.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outbound {
+    /// The reverse-path; empty for the null sender `<>`.
+    pub mail_from: String,
+    pub recipients: Vec<OutboundRecipient>,
+    /// DSN `ENVID`.
+    pub env_id: Option<String>,
+    /// DSN `RET`: return the full message or only its headers.
+    pub ret: Option<DsnReturn>,
+    /// The account that submitted it, if any.
+    pub account_id: Option<AccountId>,
+}
+
+/// DSN `RET` (RFC 3461 §4.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DsnReturn {
+    Full,
+    Headers,
+}
+
+/// One remote recipient and its DSN wishes (RFC 3461 §4.1, §4.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundRecipient {
+    pub address: String,
+    pub notify: DsnNotify,
+    /// DSN `ORCPT`, as given (`rfc822;user@example.com`).
+    pub orcpt: Option<String>,
+}
+
+/// DSN `NOTIFY`: when the sender wants to hear about this recipient.
+/// `never` is all false; the default (no NOTIFY given) is failure + delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DsnNotify {
+    pub success: bool,
+    pub failure: bool,
+    pub delay: bool,
+}
+
+impl Default for DsnNotify {
+    fn default() -> DsnNotify {
+        DsnNotify {
+            success: false,
+            failure: true,
+            delay: true,
+        }
+    }
+}
+
+/// The state of one queued recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecipientStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+/// A queued message as the queue shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedMessage {
+    pub id: QueueId,
+    pub blob_id: String,
+    pub size: u64,
+    pub outbound: Outbound,
+    pub created_at: i64,
+    pub recipients: Vec<QueuedRecipient>,
+}
+
+/// One recipient of a queued message, with its delivery attempts so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedRecipient {
+    pub address: String,
+    pub status: RecipientStatus,
+    pub attempts: u32,
+    /// Unix seconds of the next attempt.
+    pub next_attempt: i64,
+    pub last_error: Option<String>,
+}
+
+/// What [`crate::Store::accept`] did: one result per local target, and the
+/// queue entry for the remote recipients, if there were any.
+#[derive(Debug)]
+pub struct Accepted {
+    pub local: Vec<crate::Result<Delivered>>,
+    pub queued: Option<QueueId>,
+}
+
 /// Where one delivered copy landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivered {
@@ -356,6 +451,10 @@ pub enum ChangeKind {
     MailboxRenamed {
         mailbox_id: MailboxId,
     },
+    /// A property other than the name changed (subscription).
+    MailboxUpdated {
+        mailbox_id: MailboxId,
+    },
     MailboxDeleted {
         mailbox_id: MailboxId,
     },
@@ -381,6 +480,29 @@ pub enum ChangeKind {
 pub struct Quota {
     pub used_bytes: u64,
     pub limit_bytes: Option<u64>,
+}
+
+/// Longest keyword accepted: far above any real flag, small enough that
+/// keyword lists never dominate a row.
+pub const MAX_KEYWORD_LEN: usize = 128;
+
+/// Checks that `keyword` is an IMAP flag or keyword (RFC 9051 §9: `flag`,
+/// an atom optionally after a backslash) and so also a valid JMAP keyword.
+/// The store keeps keywords space-separated, so this is also what keeps one
+/// keyword from posing as two.
+pub fn validate_keyword(keyword: &str) -> Result<(), crate::StoreError> {
+    let atom = keyword.strip_prefix('\\').unwrap_or(keyword);
+    let bad = atom.is_empty()
+        || keyword.len() > MAX_KEYWORD_LEN
+        || atom
+            .bytes()
+            .any(|b| !(0x21..0x7f).contains(&b) || b"(){%*\"\\]".contains(&b));
+    if bad {
+        return Err(crate::StoreError::Invalid(format!(
+            "{keyword:?} is not a valid flag or keyword"
+        )));
+    }
+    Ok(())
 }
 
 /// Sorts and deduplicates keywords case-insensitively, keeping the first
@@ -410,6 +532,27 @@ mod tests {
     fn keywords_are_sorted_and_deduplicated_case_insensitively() {
         let k = normalize_keywords(["\\Seen", "$Junk", "\\seen", "", "Work"]);
         assert_eq!(k, vec!["$Junk", "\\Seen", "Work"]);
+    }
+
+    #[test]
+    fn keywords_must_be_atoms() {
+        for good in ["\\Seen", "$Junk", "Work", "a.b-c_d"] {
+            assert!(validate_keyword(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "\\",
+            "two words",
+            "x\\Deleted",
+            "a(b",
+            "é",
+            "tab\t",
+            "q\"",
+            "%",
+            "]",
+        ] {
+            assert!(validate_keyword(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -169,7 +169,8 @@ async fn run(cli: Cli, out: Output) -> Result<()> {
             admin::alias_remove(&*store, &alias, out).await
         }
     };
-    // Close cleanly whatever happened, then report the command's own result.
-    store.close().await?;
-    result
+    // Close cleanly whatever happened; the command's own error comes first.
+    let closed = store.close().await;
+    result?;
+    Ok(closed?)
 }

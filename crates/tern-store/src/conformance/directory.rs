@@ -30,6 +30,18 @@ pub async fn domains(store: Arc<dyn Store>) {
     ));
 }
 
+pub async fn quota_bounds(store: Arc<dyn Store>) {
+    account(&store, "q@example.test").await;
+    assert!(matches!(
+        store.set_quota("q@example.test", Some(u64::MAX)).await,
+        Err(StoreError::Invalid(_))
+    ));
+    store
+        .set_quota("q@example.test", Some(i64::MAX as u64))
+        .await
+        .unwrap();
+}
+
 pub async fn accounts(store: Arc<dyn Store>) {
     assert!(matches!(
         store
@@ -172,6 +184,17 @@ pub async fn remove_account_removes_mail(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let eb = results[1].as_ref().unwrap().email_id;
+    // Mail only `a` has, in two copies, and one with flags in another mailbox.
+    let own = deliver_to(&store, &a, message("own", "only a has this")).await;
+    let archive = store
+        .mailbox_by_role(a.id, Role::Archive)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .copy_messages(a.id, own.mailbox_id, &[own.uid], archive.id)
+        .await
+        .unwrap();
     store.remove_account("a@example.test").await.unwrap();
     assert!(store
         .account_by_address("a@example.test")

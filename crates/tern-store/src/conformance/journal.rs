@@ -130,6 +130,37 @@ pub async fn account_changes(store: Arc<dyn Store>) {
         .all(|c| matches!(c.kind, ChangeKind::MailboxCreated { .. })));
 }
 
+pub async fn change_pages_never_split_an_operation(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let mb = inbox(&store, &a).await;
+    let start = store.highest_modseq(a.id).await.unwrap();
+    let mut uids = Vec::new();
+    for i in 0..3 {
+        uids.push(
+            deliver_to(&store, &a, message(&format!("m{i}"), "x"))
+                .await
+                .uid,
+        );
+    }
+    // One operation, three rows.
+    store
+        .set_keywords(a.id, mb.id, &uids, KeywordOp::Add, &["\\Seen".into()], None)
+        .await
+        .unwrap();
+    let all = store.account_changes(a.id, start, 100).await.unwrap();
+    assert_eq!(all.len(), 6);
+    // A page of 4 would end inside the keyword operation: it stops before it.
+    let page = store.account_changes(a.id, start, 4).await.unwrap();
+    assert_eq!(page.len(), 3);
+    // Resuming gets the whole operation even though it exceeds the limit.
+    let rest = store
+        .account_changes(a.id, page[2].modseq, 2)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 3);
+    assert!(rest.iter().all(|c| c.modseq == rest[0].modseq));
+}
+
 pub async fn notifications_after_commit(store: Arc<dyn Store>) {
     let a = account(&store, "a@example.test").await;
     let b = account(&store, "b@example.test").await;

@@ -105,6 +105,55 @@ pub async fn mailbox_hierarchy(store: Arc<dyn Store>) {
     ));
 }
 
+pub async fn non_ascii_hierarchy(store: Arc<dyn Store>) {
+    let a = account(&store, "u@example.test").await;
+    let parent = store.create_mailbox(a.id, "Entwürfe", None).await.unwrap();
+    store
+        .create_mailbox(a.id, "Entwürfe/2024", None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.delete_mailbox(a.id, parent.id).await,
+        Err(StoreError::HasChildren { .. })
+    ));
+    store
+        .rename_mailbox(a.id, parent.id, "Brouillons/Été")
+        .await
+        .unwrap();
+    assert!(store
+        .mailbox_by_name(a.id, "Brouillons/Été/2024")
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .mailbox_by_name(a.id, "Entwürfe/2024")
+        .await
+        .unwrap()
+        .is_none());
+}
+
+pub async fn subscriptions_are_journalled(store: Arc<dyn Store>) {
+    let a = account(&store, "u@example.test").await;
+    let sent = store
+        .mailbox_by_role(a.id, Role::Sent)
+        .await
+        .unwrap()
+        .unwrap();
+    let before = store.highest_modseq(a.id).await.unwrap();
+    store.subscribe_mailbox(a.id, sent.id, false).await.unwrap();
+    let changes = store.account_changes(a.id, before, 10).await.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(
+        changes[0].kind,
+        ChangeKind::MailboxUpdated {
+            mailbox_id: sent.id
+        }
+    );
+    // Setting what is already set changes nothing.
+    store.subscribe_mailbox(a.id, sent.id, false).await.unwrap();
+    assert_eq!(store.highest_modseq(a.id).await.unwrap(), changes[0].modseq);
+}
+
 pub async fn rename_inbox(store: Arc<dyn Store>) {
     let a = account(&store, "u@example.test").await;
     let inbox = inbox(&store, &a).await;

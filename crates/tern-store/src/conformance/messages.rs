@@ -209,6 +209,33 @@ pub async fn keywords(store: Arc<dyn Store>) {
     assert!(r.updated.is_empty() && r.modified.is_empty());
 }
 
+pub async fn invalid_keywords_are_refused(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let mb = inbox(&store, &a).await;
+    let d = deliver_to(&store, &a, message("1", "1")).await;
+    for bad in ["x \\Deleted", "", "a(b", "caf\u{e9}"] {
+        let r = store
+            .set_keywords(
+                a.id,
+                mb.id,
+                &[d.uid],
+                KeywordOp::Add,
+                &[bad.to_string()],
+                None,
+            )
+            .await;
+        assert!(matches!(r, Err(StoreError::Invalid(_))), "{bad:?}: {r:?}");
+        let r = store
+            .append(a.id, mb.id, message("2", "2"), vec![bad.to_string()], 1)
+            .await;
+        assert!(matches!(r, Err(StoreError::Invalid(_))), "{bad:?}: {r:?}");
+    }
+    assert!(store.list_messages(a.id, mb.id).await.unwrap()[0]
+        .keywords
+        .is_empty());
+    assert_eq!(store.mailbox_counts(a.id, mb.id).await.unwrap().deleted, 0);
+}
+
 pub async fn conditional_keywords(store: Arc<dyn Store>) {
     let a = account(&store, "a@example.test").await;
     let mb = inbox(&store, &a).await;
@@ -428,4 +455,79 @@ pub async fn threading(store: Arc<dyn Store>) {
     let t3 = store.email(a.id, other.email_id).await.unwrap().thread_id;
     assert_eq!(t1, t2);
     assert_ne!(t1, t3);
+}
+
+pub async fn accept_queues_remote_recipients_in_the_same_commit(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let raw = message("out", "to the world");
+    let outbound = Outbound {
+        mail_from: "a@example.test".into(),
+        recipients: vec![
+            OutboundRecipient {
+                address: "x@remote.test".into(),
+                notify: DsnNotify {
+                    success: true,
+                    failure: true,
+                    delay: false,
+                },
+                orcpt: Some("rfc822;x@remote.test".into()),
+            },
+            OutboundRecipient {
+                address: "y@remote.test".into(),
+                notify: DsnNotify::default(),
+                orcpt: None,
+            },
+        ],
+        env_id: Some("env-1".into()),
+        ret: Some(DsnReturn::Headers),
+        account_id: Some(a.id),
+    };
+    let accepted = store
+        .accept(
+            Delivery {
+                raw: raw.clone(),
+                recipients: vec![DeliveryTarget::inbox(a.id)],
+                received_at: 1,
+            },
+            Some(outbound.clone()),
+        )
+        .await
+        .unwrap();
+    let local = accepted.local[0].as_ref().unwrap();
+    let id = accepted.queued.expect("queued");
+    let queue = store.queue_list().await.unwrap();
+    assert_eq!(queue.len(), 1);
+    let q = &queue[0];
+    assert_eq!(q.id, id);
+    assert_eq!(q.outbound, outbound);
+    assert_eq!(q.size, raw.len() as u64);
+    assert!(q
+        .recipients
+        .iter()
+        .all(|r| r.status == RecipientStatus::Pending && r.attempts == 0));
+    // The local copy and the queue share one blob.
+    assert_eq!(
+        store.email(a.id, local.email_id).await.unwrap().blob_id,
+        q.blob_id
+    );
+    // Expunging the local copy leaves the queued message's bytes in place.
+    store
+        .expunge(a.id, local.mailbox_id, ExpungeFilter::Uids(vec![local.uid]))
+        .await
+        .unwrap();
+    assert_eq!(store.queue_list().await.unwrap()[0].blob_id, q.blob_id);
+    // With only remote recipients there are no local results, only the queue.
+    let only_remote = store
+        .accept(
+            Delivery {
+                raw: message("out2", "x"),
+                recipients: vec![],
+                received_at: 1,
+            },
+            Some(outbound),
+        )
+        .await
+        .unwrap();
+    assert!(only_remote.local.is_empty() && only_remote.queued.is_some());
+    assert_eq!(store.queue_list().await.unwrap().len(), 2);
 }

@@ -42,12 +42,14 @@ pub struct Fixture {
 macro_rules! conformance_tests {
     ($fixture:path) => {
         $crate::conformance_tests!(@cases $fixture;
-            domains, accounts, aliases, mailbox_hierarchy, rename_inbox, mailbox_delete,
+            domains, accounts, quota_bounds, aliases, non_ascii_hierarchy, subscriptions_are_journalled,
+            invalid_keywords_are_refused, change_pages_never_split_an_operation, mailbox_hierarchy, rename_inbox, mailbox_delete,
             uid_validity_is_never_reused, deliver_stores_one_blob, deliver_over_quota_fails_alone,
             append_round_trips_exactly, parsed_metadata_is_kept, keywords, conditional_keywords,
             copy, move_keeps_the_email, expunge, journal_and_tombstones, account_changes,
             search, notifications_after_commit, concurrent_deliveries, threading,
-            remove_account_removes_mail, close_refuses_further_work);
+            remove_account_removes_mail, close_refuses_further_work,
+            accept_queues_remote_recipients_in_the_same_commit);
     };
     (@cases $fixture:path; $($case:ident),* $(,)?) => {
         $(

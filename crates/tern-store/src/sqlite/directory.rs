@@ -85,7 +85,18 @@ fn domain_of(address: &str) -> Result<&str> {
     }
 }
 
+/// SQLite integers are signed: a quota above i64::MAX would wrap negative.
+fn check_quota(quota: Option<u64>) -> Result<()> {
+    match quota {
+        Some(q) if q > i64::MAX as u64 => {
+            Err(StoreError::Invalid(format!("quota {q} is too large")))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub fn create_account(ctx: &mut WriteCtx<'_>, new: NewAccount) -> Result<Account> {
+    check_quota(new.quota_bytes)?;
     let conn = ctx.conn;
     let address = new.address.to_lowercase();
     let domain = domain_id(conn, domain_of(&address)?)?;
@@ -175,6 +186,7 @@ pub fn set_password(conn: &Connection, address: &str, hash: &str) -> Result<()> 
 }
 
 pub fn set_quota(conn: &Connection, address: &str, quota: Option<u64>) -> Result<()> {
+    check_quota(quota)?;
     let id = account_id(conn, address)?;
     conn.execute(
         "UPDATE account SET quota_bytes = ?1 WHERE id = ?2",
@@ -188,13 +200,20 @@ pub fn set_quota(conn: &Connection, address: &str, quota: Option<u64>) -> Result
 /// only it used.
 pub fn remove_account(conn: &Connection, address: &str) -> Result<()> {
     let id = account_id(conn, address)?.0;
+    // Order matters: emails reference blobs, so the blobs this account
+    // alone used can only go once its emails are gone. `id` is an integer
+    // from the database, never text from a client.
     conn.execute_batch(&format!(
-        "UPDATE blob SET refs = refs - (SELECT count(*) FROM email WHERE email.blob_hash = blob.hash AND email.account_id = {id})
-           WHERE hash IN (SELECT blob_hash FROM email WHERE account_id = {id});
-         DELETE FROM blob WHERE refs <= 0;
+        "CREATE TEMP TABLE IF NOT EXISTS doomed_blob (hash TEXT PRIMARY KEY, n INTEGER NOT NULL);
+         DELETE FROM temp.doomed_blob;
+         INSERT INTO temp.doomed_blob SELECT blob_hash, count(*) FROM email WHERE account_id = {id} GROUP BY blob_hash;
          DELETE FROM email_text WHERE rowid IN (SELECT id FROM email WHERE account_id = {id});
          DELETE FROM mailbox_email WHERE mailbox_id IN (SELECT id FROM mailbox WHERE account_id = {id});
          DELETE FROM email WHERE account_id = {id};
+         UPDATE blob SET refs = refs - (SELECT n FROM temp.doomed_blob d WHERE d.hash = blob.hash)
+           WHERE hash IN (SELECT hash FROM temp.doomed_blob);
+         DELETE FROM blob WHERE hash IN (SELECT hash FROM temp.doomed_blob) AND refs <= 0;
+         DELETE FROM temp.doomed_blob;
          DELETE FROM mailbox WHERE account_id = {id};
          DELETE FROM journal WHERE account_id = {id};
          DELETE FROM account WHERE id = {id};"

@@ -19,6 +19,7 @@ pub fn record(
         ChangeKind::MailboxCreated { mailbox_id } => ("mailbox-created", mailbox_id, None, None),
         ChangeKind::MailboxRenamed { mailbox_id } => ("mailbox-renamed", mailbox_id, None, None),
         ChangeKind::MailboxDeleted { mailbox_id } => ("mailbox-deleted", mailbox_id, None, None),
+        ChangeKind::MailboxUpdated { mailbox_id } => ("mailbox-updated", mailbox_id, None, None),
         ChangeKind::EmailAdded {
             mailbox_id,
             uid,
@@ -59,6 +60,7 @@ fn decode(kind: &str, mailbox: i64, uid: Option<u32>, email: Option<i64>) -> Opt
         "mailbox-created" => ChangeKind::MailboxCreated { mailbox_id },
         "mailbox-renamed" => ChangeKind::MailboxRenamed { mailbox_id },
         "mailbox-deleted" => ChangeKind::MailboxDeleted { mailbox_id },
+        "mailbox-updated" => ChangeKind::MailboxUpdated { mailbox_id },
         "added" => {
             let (uid, email_id) = message()?;
             ChangeKind::EmailAdded {
@@ -126,16 +128,44 @@ pub fn mailbox_changes(
     })
 }
 
+/// Journal rows after `since`, at most `limit` of them but never part of one
+/// modseq: a client that resumes from the last modseq it got must not miss
+/// the rest of that operation. One operation with more rows than `limit`
+/// comes whole.
 pub fn account_changes(
     conn: &Connection,
     account: AccountId,
     since: ModSeq,
     limit: usize,
 ) -> Result<Vec<Change>> {
+    let limit = limit.clamp(1, i64::MAX as usize - 1);
+    let mut rows = journal_rows(conn, account, since, None, Some(limit + 1))?;
+    if rows.len() > limit {
+        let cut = rows[limit].modseq;
+        if rows[limit - 1].modseq != cut {
+            rows.truncate(limit);
+        } else {
+            rows.retain(|c| c.modseq < cut);
+            if rows.is_empty() {
+                rows = journal_rows(conn, account, ModSeq(cut.0 - 1), Some(cut), None)?;
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Rows with `since < modseq <= until`, in order, at most `limit`.
+fn journal_rows(
+    conn: &Connection,
+    account: AccountId,
+    since: ModSeq,
+    until: Option<ModSeq>,
+    limit: Option<usize>,
+) -> Result<Vec<Change>> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT modseq, kind, mailbox_id, uid, email_id FROM journal
-              WHERE account_id = ?1 AND modseq > ?2 ORDER BY modseq, rowid LIMIT ?3",
+              WHERE account_id = ?1 AND modseq > ?2 AND modseq <= ?3 ORDER BY modseq, rowid LIMIT ?4",
         )
         .map_err(db("reading the change journal"))?;
     let rows = stmt
@@ -143,7 +173,8 @@ pub fn account_changes(
             params![
                 account.0,
                 since.0 as i64,
-                limit.min(i64::MAX as usize) as i64
+                until.map_or(i64::MAX, |u| u.0 as i64),
+                limit.map_or(-1, |l| l as i64)
             ],
             |r| {
                 Ok((

@@ -206,11 +206,11 @@ fn children(conn: &Connection, account: AccountId, name: &str) -> Result<Vec<Mai
     let prefix = format!("{name}{HIERARCHY_SEPARATOR}");
     let mut stmt = conn
         .prepare_cached(&format!(
-            "SELECT {MAILBOX_COLUMNS} WHERE account_id = ?1 AND substr(name, 1, ?2) = ?3 ORDER BY name"
+            "SELECT {MAILBOX_COLUMNS} WHERE account_id = ?1 AND substr(name, 1, length(?2)) = ?2 ORDER BY name"
         ))
         .map_err(db("listing child mailboxes"))?;
     let rows = stmt
-        .query_map(params![account.0, prefix.len() as i64, prefix], mailbox_row)
+        .query_map(params![account.0, prefix], mailbox_row)
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
         .map_err(db("listing child mailboxes"))?;
     Ok(rows)
@@ -319,14 +319,23 @@ pub fn subscribe(
     id: MailboxId,
     on: bool,
 ) -> Result<()> {
-    get(ctx.conn, account, id)?;
+    if get(ctx.conn, account, id)?.subscribed == on {
+        return Ok(());
+    }
+    // A property of the mailbox changed: JMAP's Mailbox state must move.
+    let modseq = ctx.modseq(account)?;
     ctx.conn
         .execute(
             "UPDATE mailbox SET subscribed = ?1 WHERE id = ?2",
             params![on, id.0],
         )
         .map_err(db("changing a subscription"))?;
-    Ok(())
+    journal::record(
+        ctx.conn,
+        account,
+        modseq,
+        &ChangeKind::MailboxUpdated { mailbox_id: id },
+    )
 }
 
 pub fn counts(conn: &Connection, account: AccountId, id: MailboxId) -> Result<MailboxCounts> {

@@ -79,7 +79,11 @@ pub fn prepare(delivery: Delivery) -> Result<Prepared> {
 
 /// Stores a prepared delivery. Each recipient runs in its own savepoint: one
 /// over quota or gone fails alone, the others are delivered.
-pub fn deliver(ctx: &mut WriteCtx<'_>, p: Prepared) -> Result<Vec<Result<Delivered>>> {
+pub fn deliver(
+    ctx: &mut WriteCtx<'_>,
+    p: Prepared,
+    outbound: Option<Outbound>,
+) -> Result<Accepted> {
     ctx.conn
         .prepare_cached(
             "INSERT INTO blob (hash, refs, data) VALUES (?1, 0, ?2) ON CONFLICT DO NOTHING",
@@ -105,11 +109,23 @@ pub fn deliver(ctx: &mut WriteCtx<'_>, p: Prepared) -> Result<Vec<Result<Deliver
             .map_err(db("closing a recipient savepoint"))?;
         results.push(result);
     }
+    let queued = match outbound {
+        Some(o) if !o.recipients.is_empty() => Some(super::queue::enqueue(
+            ctx.conn,
+            &p.hash,
+            p.raw.len() as u64,
+            &o,
+        )?),
+        _ => None,
+    };
     // Nobody took the blob (every recipient failed): do not keep it.
     ctx.conn
         .execute("DELETE FROM blob WHERE hash = ?1 AND refs <= 0", [&p.hash])
         .map_err(db("dropping an unused blob"))?;
-    Ok(results)
+    Ok(Accepted {
+        local: results,
+        queued,
+    })
 }
 
 fn deliver_one(ctx: &mut WriteCtx<'_>, p: &Prepared, target: &DeliveryTarget) -> Result<Delivered> {
@@ -123,6 +139,10 @@ fn deliver_one(ctx: &mut WriteCtx<'_>, p: &Prepared, target: &DeliveryTarget) ->
     charge_quota(ctx.conn, account, size)?;
     let modseq = ctx.modseq(account)?;
     let thread_id = find_thread(ctx.conn, account, &p.references)?;
+    target
+        .keywords
+        .iter()
+        .try_for_each(|k| validate_keyword(k))?;
     let keywords = encode_keywords(&normalize_keywords(&target.keywords));
     let c = &p.columns;
     ctx.conn
@@ -441,6 +461,7 @@ pub fn set_keywords(
     keywords: &[String],
     unchanged_since: Option<ModSeq>,
 ) -> Result<KeywordsResult> {
+    keywords.iter().try_for_each(|k| validate_keyword(k))?;
     let mut result = KeywordsResult::default();
     for entry in list(ctx.conn, account, mailbox, Some(uids))? {
         if unchanged_since.is_some_and(|u| entry.modseq > u) {
@@ -520,6 +541,14 @@ pub fn copy(
         ));
     }
     let entries = list(ctx.conn, account, from, Some(uids))?;
+    if entries.is_empty() {
+        // Nothing to do takes no modseq and wakes nobody.
+        return Ok(CopyResult {
+            uid_validity: target.uid_validity,
+            mapping: Vec::new(),
+            modseq: super::journal::highest_modseq(ctx.conn, account)?,
+        });
+    }
     let mut mapping = Vec::with_capacity(entries.len());
     let modseq = ctx.modseq(account)?;
     for entry in entries {

@@ -13,6 +13,7 @@ mod directory;
 mod journal;
 mod mailboxes;
 mod messages;
+mod queue;
 mod schema;
 mod search;
 mod writer;
@@ -124,6 +125,7 @@ impl SqliteStore {
     {
         let readers = self.readers.clone();
         let path = self.path.clone();
+        let closed = self.closed.clone();
         if self.closed.load(std::sync::atomic::Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
@@ -133,9 +135,14 @@ impl SqliteStore {
                 Some(c) => c,
                 None => open_connection(&path, true)?,
             };
+            // One transaction per read: every statement of it sees the same
+            // snapshot, so a reader never mixes two states of the store.
+            conn.execute_batch("BEGIN")
+                .map_err(|e| StoreError::backend("starting a read", e))?;
             let result = op(&conn);
+            let _ = conn.execute_batch("COMMIT");
             let mut pool = readers.lock().unwrap_or_else(|e| e.into_inner());
-            if pool.len() < READ_POOL_SIZE {
+            if pool.len() < READ_POOL_SIZE && !closed.load(std::sync::atomic::Ordering::Acquire) {
                 pool.push(conn);
             }
             result
@@ -308,14 +315,18 @@ impl Store for SqliteStore {
         self.read(move |c| mailboxes::counts(c, account, id)).await
     }
 
-    async fn deliver(&self, delivery: Delivery) -> Result<Vec<Result<Delivered>>> {
+    async fn accept(&self, delivery: Delivery, outbound: Option<Outbound>) -> Result<Accepted> {
         // Parse and hash outside the writer: the writer's time is the
         // server's scarcest resource.
         let prepared = tokio::task::spawn_blocking(move || messages::prepare(delivery))
             .await
             .map_err(|e| StoreError::backend("parsing a message", e))??;
-        self.write(move |ctx| messages::deliver(ctx, prepared))
+        self.write(move |ctx| messages::deliver(ctx, prepared, outbound))
             .await
+    }
+
+    async fn queue_list(&self) -> Result<Vec<QueuedMessage>> {
+        self.read(queue::list).await
     }
 
     async fn append(

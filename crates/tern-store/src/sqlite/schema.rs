@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE meta (
@@ -107,9 +107,44 @@ CREATE INDEX journal_tombstones ON journal (mailbox_id, modseq) WHERE kind = 'ex
 CREATE VIRTUAL TABLE email_text USING fts5 (headers, body, tokenize = 'trigram');
 "#;
 
+/// Version 2: the outbound queue. A queued message holds a reference on its
+/// blob like an email does.
+const SCHEMA_V2: &str = r#"
+CREATE TABLE queue_message (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    blob_hash  TEXT NOT NULL REFERENCES blob(hash),
+    size       INTEGER NOT NULL,
+    mail_from  TEXT NOT NULL,
+    env_id     TEXT,
+    ret        TEXT,
+    account_id INTEGER,
+    created_at INTEGER NOT NULL
+);
+
+-- notify: bit 0 success, bit 1 failure, bit 2 delay (DSN NOTIFY).
+CREATE TABLE queue_recipient (
+    message_id   INTEGER NOT NULL REFERENCES queue_message(id),
+    address      TEXT NOT NULL,
+    notify       INTEGER NOT NULL,
+    orcpt        TEXT,
+    status       TEXT NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_attempt INTEGER NOT NULL,
+    last_error   TEXT,
+    PRIMARY KEY (message_id, address)
+) WITHOUT ROWID;
+CREATE INDEX queue_recipient_due ON queue_recipient (status, next_attempt);
+
+-- Blob deletes check their referencing emails, and reads check ownership.
+CREATE INDEX email_by_blob ON email (blob_hash, account_id);
+"#;
+
 /// Creates or upgrades the schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    // IMMEDIATE takes the write lock first, so two processes starting on a
+    // fresh directory (server and admin command) migrate one after the other.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > SCHEMA_VERSION {
         return Ok(Err(format!(
             "the database has schema version {version}, newer than this Tern understands ({SCHEMA_VERSION}); upgrade Tern"
@@ -118,9 +153,11 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     if version == SCHEMA_VERSION {
         return Ok(Ok(()));
     }
-    let tx = conn.transaction()?;
     if version < 1 {
         tx.execute_batch(SCHEMA_V1)?;
+    }
+    if version < 2 {
+        tx.execute_batch(SCHEMA_V2)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;

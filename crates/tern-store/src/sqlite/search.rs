@@ -95,6 +95,8 @@ fn full_text(
     body_only: bool,
     needle: &str,
 ) -> Result<HashSet<EmailId>> {
+    // FTS5 strings end at NUL; mail text never holds one worth finding.
+    let needle = &needle.replace('\0', "");
     let columns = if body_only { "body" } else { "headers body" };
     let (sql, arg) = if needle.chars().count() >= 3 {
         // A quoted FTS5 string is a phrase; with trigrams, a substring.

@@ -34,6 +34,9 @@ pub struct WriteCtx<'c> {
     op_modseq: HashMap<AccountId, ModSeq>,
     /// Highest modseq per account over the whole batch, to notify after commit.
     touched: HashMap<AccountId, ModSeq>,
+    /// Set when the batch's transaction can no longer be trusted; the batch
+    /// then fails as a whole.
+    broken: Option<String>,
 }
 
 impl WriteCtx<'_> {
@@ -152,28 +155,48 @@ fn in_savepoint<T>(
     ctx: &mut WriteCtx<'_>,
     op: impl FnOnce(&mut WriteCtx<'_>) -> Result<T>,
 ) -> Result<T> {
+    if let Some(why) = &ctx.broken {
+        // The batch's transaction is already lost; do not run more work
+        // outside it (each statement would commit on its own).
+        return Err(StoreError::Invalid(format!("not run: {why}")));
+    }
     ctx.conn
         .execute_batch("SAVEPOINT op")
         .map_err(|e| StoreError::backend("opening a savepoint", e))?;
     ctx.op_modseq.clear();
-    let result = op(ctx);
+    // A bug that panics inside one operation must not take the writer
+    // thread (and so every later write) down with it.
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(ctx))).unwrap_or_else(|_| {
+            Err(StoreError::Invalid(
+                "the operation panicked; it was rolled back".into(),
+            ))
+        });
     let end = match &result {
-        Ok(_) => {
-            for (account, modseq) in ctx.op_modseq.drain() {
-                let t = ctx.touched.entry(account).or_insert(modseq);
-                *t = (*t).max(modseq);
-            }
-            "RELEASE op"
-        }
-        Err(_) => {
-            ctx.op_modseq.clear();
-            "ROLLBACK TO op; RELEASE op"
-        }
+        Ok(_) => "RELEASE op",
+        Err(_) => "ROLLBACK TO op; RELEASE op",
     };
-    match ctx.conn.execute_batch(end) {
-        Ok(()) => result,
-        Err(e) => Err(StoreError::backend("closing a savepoint", e)),
+    if let Err(e) = ctx.conn.execute_batch(end) {
+        // Whether this operation's writes stay in the transaction is now
+        // unknown: the only safe answer is to fail the whole batch.
+        ctx.broken = Some(format!("closing a savepoint failed: {e}"));
+        return Err(StoreError::backend("closing a savepoint", e));
     }
+    if ctx.conn.is_autocommit() {
+        // SQLite rolled the whole transaction back by itself (disk full,
+        // I/O error): every earlier operation of the batch is undone too.
+        ctx.broken =
+            Some("the transaction was rolled back by SQLite (disk full or I/O error?)".into());
+        return Err(StoreError::Invalid("the write transaction was lost".into()));
+    }
+    if result.is_ok() {
+        for (account, modseq) in ctx.op_modseq.drain() {
+            let t = ctx.touched.entry(account).or_insert(modseq);
+            *t = (*t).max(modseq);
+        }
+    }
+    ctx.op_modseq.clear();
+    result
 }
 
 fn run(
@@ -209,12 +232,18 @@ fn run(
             conn: &conn,
             op_modseq: HashMap::new(),
             touched: HashMap::new(),
+            broken: None,
         };
         let completions: Vec<Completion> =
             batch.into_iter().map(|job| job(Some(&mut ctx))).collect();
-        let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        let commit = match ctx.broken.take() {
+            Some(why) => Err(why),
+            None => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
+        };
         if commit.is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
         } else if !fsync_delay.is_zero() && durability != Durability::Off {
             // Benchmark aid: pretend the disk's fsync is this much slower.
             std::thread::sleep(fsync_delay);
@@ -233,8 +262,11 @@ fn run(
         }
     }
     // Every sender is gone: fold the WAL back into the database so the next
-    // start (or a copy of the data directory) finds one tidy file.
+    // start (or a copy of the data directory) finds one tidy file. Without
+    // waiting: if another process (the server, beside an admin command) is
+    // busy with the database, it will checkpoint at its own close.
+    let _ = conn.busy_timeout(Duration::ZERO);
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
-        tracing::warn!("checkpointing the WAL at close: {e}");
+        tracing::debug!("checkpointing the WAL at close: {e}");
     }
 }

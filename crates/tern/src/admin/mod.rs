@@ -78,7 +78,7 @@ pub fn parse_size(text: &str) -> Result<u64> {
         other => bail!("invalid size unit {other:?} in {text:?} (use K, M, G or T)"),
     };
     let bytes = number * multiplier as f64;
-    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+    if !bytes.is_finite() || bytes < 1.0 || bytes > i64::MAX as f64 {
         bail!("size {text:?} is out of range");
     }
     Ok(bytes as u64)

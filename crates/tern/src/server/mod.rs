@@ -103,8 +103,19 @@ pub async fn serve(config: Config) -> Result<()> {
         accept_loops.len()
     );
 
-    let signal = shutdown::wait_for_signal().await?;
-    tracing::info!("{signal} received: no new connections, finishing sessions");
+    match shutdown::wait_for_signal().await {
+        Ok(signal) => tracing::info!("{signal} received: no new connections, finishing sessions"),
+        // Without signal handling we cannot wait for a stop; stop now, cleanly.
+        Err(e) => tracing::error!("cannot wait for stop signals ({e}); stopping"),
+    }
+    // A second signal means the operator will not wait: exit at once. Every
+    // acknowledged write is already durable, so this loses nothing promised.
+    tokio::spawn(async {
+        if let Ok(signal) = shutdown::wait_for_signal().await {
+            tracing::warn!("{signal} received again: exiting without waiting");
+            std::process::exit(1);
+        }
+    });
     shutdown.trigger();
     for l in accept_loops {
         let _ = l.await;
