@@ -29,6 +29,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::address::parse_domain;
+use crate::net::IpNetwork;
 use toml_keys::KeyMap;
 
 /// The whole configuration.
@@ -52,6 +53,9 @@ pub struct Config {
     /// Bounds on what clients may ask of the server.
     #[serde(deserialize_with = "table")]
     pub limits: Limits,
+    /// SMTP sessions: relaying, errors, DATA.
+    #[serde(deserialize_with = "table")]
+    pub smtp: SmtpConfig,
 }
 
 /// Listening addresses per protocol. An empty list turns that listener off.
@@ -263,6 +267,12 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     /// Seconds a connection may sit idle before it is closed.
     pub idle_timeout_secs: u64,
+    /// Failed logins from one IP address (IPv6: one /64) within
+    /// `auth_failure_window_secs` after which further attempts are refused
+    /// until the window passes (see [`crate::auth_limit`]).
+    pub max_auth_failures: u32,
+    /// Seconds a failed login counts against its address.
+    pub auth_failure_window_secs: u64,
 }
 
 impl Limits {
@@ -281,6 +291,12 @@ impl Limits {
     /// minutes; IMAP IDLE clients re-issue IDLE well within 29 minutes and
     /// the IMAP server may allow IDLE longer than this.
     pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
+    /// 5: enough for a user fumbling a password on a new device, few enough
+    /// that guessing gets nowhere; the account itself is never locked.
+    pub const DEFAULT_MAX_AUTH_FAILURES: u32 = 5;
+    /// 300 s: five guesses per five minutes per address slows a dictionary
+    /// attack to a crawl, while a locked-out user waits minutes, not hours.
+    pub const DEFAULT_AUTH_FAILURE_WINDOW_SECS: u64 = 300;
 }
 
 impl Default for Limits {
@@ -291,6 +307,74 @@ impl Default for Limits {
             max_connections: Limits::DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: Limits::DEFAULT_MAX_CONNECTIONS_PER_IP,
             idle_timeout_secs: Limits::DEFAULT_IDLE_TIMEOUT_SECS,
+            max_auth_failures: Limits::DEFAULT_MAX_AUTH_FAILURES,
+            auth_failure_window_secs: Limits::DEFAULT_AUTH_FAILURE_WINDOW_SECS,
+        }
+    }
+}
+
+/// `[smtp]`: SMTP sessions, both from other servers and from users
+/// submitting mail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// Client networks that may relay (send to other domains) without AUTH.
+    /// Default empty, not even loopback.
+    pub relay_networks: Vec<IpNetwork>,
+    /// Protocol errors (bad or out-of-order commands) in one session before
+    /// it is closed with `421`.
+    pub max_errors: usize,
+    /// Seconds to wait for each block of message data, and for the end of
+    /// data, after `DATA`.
+    pub data_timeout_secs: u64,
+    /// Longest line accepted in message data, in bytes with its CRLF.
+    pub max_line_length: usize,
+    /// Characters that start an address extension, as in Postfix's
+    /// `recipient_delimiter`: with `+`, mail to `joe+lists@example.com`
+    /// goes to `joe@example.com`. Empty turns extensions off.
+    pub recipient_delimiter: String,
+}
+
+impl SmtpConfig {
+    /// Empty, not even loopback: an open relay is the worst misconfiguration
+    /// a mail server can have, so even local programs must authenticate
+    /// unless their network is listed explicitly.
+    pub const DEFAULT_RELAY_NETWORKS: &[IpNetwork] = &[];
+    /// 10: a confused client gets several tries, a probing one is cut off.
+    pub const DEFAULT_MAX_ERRORS: usize = 10;
+    /// 600 s: RFC 5321 §4.5.3.2.6 gives the client 10 minutes for the DATA
+    /// terminator, and so for each block; a server must wait at least that.
+    pub const DEFAULT_DATA_TIMEOUT_SECS: u64 = 600;
+    /// 64 KiB: some mailers write whole HTML bodies as one line, so the
+    /// 1000 of RFC 5321 §4.5.3.1.6 (a limit on senders) is too tight, but a
+    /// line must be bounded or it could take unbounded memory.
+    pub const DEFAULT_MAX_LINE_LENGTH: usize = 64 * 1024;
+    /// RFC 5321 §4.5.3.1.6: a receiver must accept text lines of 1000 octets,
+    /// CRLF included.
+    pub const MIN_MAX_LINE_LENGTH: usize = 1000;
+    /// `+`: the convention of most servers and providers.
+    pub const DEFAULT_RECIPIENT_DELIMITER: &str = "+";
+    /// 4: a few alternatives (`+-`) are useful, a long list is a mistake.
+    pub const MAX_RECIPIENT_DELIMITERS: usize = 4;
+    /// Longest command line, in bytes with its CRLF; not configurable.
+    /// RFC 5321 §4.5.3.1.4 says 512, but ESMTP parameters extend it
+    /// (RFC 1869 §4.1.2), and clients send long `MAIL FROM` and `AUTH` lines.
+    pub const MAX_COMMAND_LINE: usize = 4096;
+
+    /// Whether a client at `ip` may relay without authenticating.
+    pub fn may_relay(&self, ip: std::net::IpAddr) -> bool {
+        self.relay_networks.iter().any(|net| net.contains(ip))
+    }
+}
+
+impl Default for SmtpConfig {
+    fn default() -> SmtpConfig {
+        SmtpConfig {
+            relay_networks: SmtpConfig::DEFAULT_RELAY_NETWORKS.to_vec(),
+            max_errors: SmtpConfig::DEFAULT_MAX_ERRORS,
+            data_timeout_secs: SmtpConfig::DEFAULT_DATA_TIMEOUT_SECS,
+            max_line_length: SmtpConfig::DEFAULT_MAX_LINE_LENGTH,
+            recipient_delimiter: SmtpConfig::DEFAULT_RECIPIENT_DELIMITER.to_owned(),
         }
     }
 }
@@ -332,6 +416,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             store: StoreConfig::default(),
             limits: Limits::default(),
+            smtp: SmtpConfig::default(),
         }
     }
 }
@@ -519,11 +604,34 @@ impl Config {
                 limits.max_connections_per_ip as u64,
             ),
             ("idle_timeout_secs", limits.idle_timeout_secs),
+            ("max_auth_failures", u64::from(limits.max_auth_failures)),
+            ("auth_failure_window_secs", limits.auth_failure_window_secs),
         ] {
             if value == 0 {
                 return Err(bad(&["limits", key], "must be at least 1".to_owned()));
             }
         }
+
+        let smtp = &self.smtp;
+        for (key, value) in [
+            ("max_errors", smtp.max_errors as u64),
+            ("data_timeout_secs", smtp.data_timeout_secs),
+        ] {
+            if value == 0 {
+                return Err(bad(&["smtp", key], "must be at least 1".to_owned()));
+            }
+        }
+        if smtp.max_line_length < SmtpConfig::MIN_MAX_LINE_LENGTH {
+            return Err(bad(
+                &["smtp", "max_line_length"],
+                format!(
+                    "must be at least {}: RFC 5321 §4.5.3.1.6 requires accepting lines of 1000 octets",
+                    SmtpConfig::MIN_MAX_LINE_LENGTH
+                ),
+            ));
+        }
+        check_delimiter(&smtp.recipient_delimiter)
+            .map_err(|message| bad(&["smtp", "recipient_delimiter"], message))?;
 
         // Two listeners on one address would fail at bind time with a less
         // helpful message; say which keys collide now.
@@ -559,6 +667,27 @@ impl Config {
             });
         }
         Ok(())
+    }
+}
+
+/// Checks `smtp.recipient_delimiter`: a few characters that cannot be part
+/// of a plain user name.
+fn check_delimiter(delimiter: &str) -> Result<(), String> {
+    let count = delimiter.chars().count();
+    if count > SmtpConfig::MAX_RECIPIENT_DELIMITERS {
+        return Err(format!(
+            "{count} characters; at most {} are allowed (each one is a delimiter on its own)",
+            SmtpConfig::MAX_RECIPIENT_DELIMITERS
+        ));
+    }
+    match delimiter
+        .chars()
+        .find(|&c| c.is_alphanumeric() || c == '@' || c.is_whitespace() || c.is_control())
+    {
+        Some(c) => Err(format!(
+            "{c:?} cannot be a delimiter: use characters such as \"+\" or \"-\" that are neither letters, digits, `@`, spaces nor control characters"
+        )),
+        None => Ok(()),
     }
 }
 
@@ -620,7 +749,8 @@ fn plain_words(message: &str) -> String {
         .replace("invalid type: map", "invalid type: table")
         .replace("unknown variant", "unknown value")
         .replace("expected u64", "expected a non-negative integer")
-        .replace("expected usize", "expected a non-negative integer");
+        .replace("expected usize", "expected a non-negative integer")
+        .replace("expected u32", "expected a non-negative integer");
     if let Some(at) = message.find("expected struct ") {
         message.truncate(at);
         message.push_str("expected a table");

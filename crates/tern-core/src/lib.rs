@@ -5,15 +5,22 @@
 //! - [`tls`]: the rustls server configuration, with a self-signed certificate
 //!   generated on first start when none is configured;
 //! - [`password`]: Argon2id password hashing and verification;
-//! - [`address`]: validated email addresses and domain names for the directory.
+//! - [`address`]: validated email addresses and domain names for the directory;
+//! - [`net`]: IP networks in CIDR notation, e.g. `smtp.relay_networks`;
+//! - [`auth_limit`]: failed logins per client address, shared by every
+//!   protocol that takes passwords.
 //!
 //! This crate does no network I/O and knows no wire format; it must never
 //! depend on `tern-store` or on a protocol crate (arrows point down only).
 
 pub mod address;
+pub mod auth_limit;
 pub mod config;
+pub mod net;
 pub mod password;
 pub mod tls;
 
 pub use address::{parse_domain, Address, AddressError};
-pub use config::{Config, ConfigError, Durability, Protocol};
+pub use auth_limit::{AuthLimiter, RetryAfter};
+pub use config::{Config, ConfigError, Durability, Protocol, SmtpConfig};
+pub use net::{IpNetwork, IpNetworkError};

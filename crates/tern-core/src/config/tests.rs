@@ -27,6 +27,14 @@ fn empty_file_means_defaults() {
     assert_eq!(c.limits.max_connections, 1000);
     assert_eq!(c.limits.max_connections_per_ip, 20);
     assert_eq!(c.limits.idle_timeout_secs, 300);
+    assert_eq!(c.limits.max_auth_failures, 5);
+    assert_eq!(c.limits.auth_failure_window_secs, 300);
+    assert_eq!(c.smtp.relay_networks, []);
+    assert_eq!(c.smtp.max_errors, 10);
+    assert_eq!(c.smtp.data_timeout_secs, 600);
+    assert_eq!(c.smtp.max_line_length, 65536);
+    assert_eq!(c.smtp.recipient_delimiter, "+");
+    assert!(!c.smtp.may_relay("127.0.0.1".parse().unwrap()));
     assert!(parse_domain(&c.hostname).is_ok(), "{}", c.hostname);
     let ports: Vec<(String, u16)> = c
         .listeners()
@@ -81,6 +89,15 @@ max_recipients = 50
 max_connections = 200
 max_connections_per_ip = 10
 idle_timeout_secs = 600
+max_auth_failures = 3
+auth_failure_window_secs = 900
+
+[smtp]
+relay_networks = ["127.0.0.0/8", "::1", "192.168.1.0/24", "2001:db8::/32"]
+max_errors = 5
+data_timeout_secs = 300
+max_line_length = 1000
+recipient_delimiter = "+-"
 "#;
     let c = Config::from_toml_str(text, "tern.toml").unwrap();
     assert_eq!(c.hostname, "mail.example.org");
@@ -108,7 +125,39 @@ idle_timeout_secs = 600
             max_connections: 200,
             max_connections_per_ip: 10,
             idle_timeout_secs: 600,
+            max_auth_failures: 3,
+            auth_failure_window_secs: 900,
         }
+    );
+    let nets: Vec<String> = c
+        .smtp
+        .relay_networks
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(
+        nets,
+        ["127.0.0.0/8", "::1/128", "192.168.1.0/24", "2001:db8::/32"]
+    );
+    for (ip, relay) in [
+        ("127.0.0.1", true),
+        ("::ffff:127.0.0.1", true),
+        ("::1", true),
+        ("192.168.1.200", true),
+        ("192.168.2.1", false),
+        ("2001:db8:5::1", true),
+        ("2001:db9::1", false),
+    ] {
+        assert_eq!(c.smtp.may_relay(ip.parse().unwrap()), relay, "{ip}");
+    }
+    assert_eq!(
+        (
+            c.smtp.max_errors,
+            c.smtp.data_timeout_secs,
+            c.smtp.max_line_length,
+            c.smtp.recipient_delimiter.as_str()
+        ),
+        (5, 300, 1000, "+-")
     );
     let off = Config::from_toml_str("[store]\ndurability = \"off\"", "x").unwrap();
     assert_eq!(off.store.durability, Durability::Off);
@@ -125,7 +174,7 @@ fn partial_listen_keeps_other_defaults() {
 fn unknown_top_level_key() {
     let e = err("hostname = \"a.example\"\nhostnam = \"b\"\n");
     assert!(
-        e.starts_with("tern.toml line 2: unknown key `hostnam` at the top level (expected one of `hostname`, `data_dir`, `listen`, `tls`, `store`, `limits`)"),
+        e.starts_with("tern.toml line 2: unknown key `hostnam` at the top level (expected one of `hostname`, `data_dir`, `listen`, `tls`, `store`, `limits`, `smtp`)"),
         "{e}"
     );
     let e = err("\n\n[listn]\nsmtp = []");
@@ -308,6 +357,102 @@ fn limits_and_listeners_are_validated() {
     );
     let e = err("[listen]\nimap = [\"0.0.0.0:1\", \"0.0.0.0:1\"]");
     assert!(e.ends_with("0.0.0.0:1 is listed twice"), "{e}");
+}
+
+#[test]
+fn smtp_is_validated() {
+    let e = err("[smtp]\nrelay_networks = [\"127.0.0.0/8\",\n  \"10.0.0.1/8\"]");
+    assert_eq!(
+        e,
+        "tern.toml line 3: bad value for `smtp.relay_networks`: 10.0.0.1/8 has host bits set; did you mean 10.0.0.0/8?"
+    );
+    let e = err("[smtp]\nrelay_networks = [\"10.0.0.0/33\"]");
+    assert!(
+        e.starts_with("tern.toml line 2: bad value for `smtp.relay_networks`: \"10.0.0.0/33\": prefix length /33 is too long"),
+        "{e}"
+    );
+    let e = err("[smtp]\nrelay_networks = [\"localhost\"]");
+    assert!(
+        e.starts_with("tern.toml line 2: bad value for `smtp.relay_networks`: \"localhost\" is not an IP address or network"),
+        "{e}"
+    );
+    let e = err("[smtp]\nrelay_networks = \"10.0.0.0/8\"");
+    assert!(e.contains("expected an array"), "{e}");
+    let e = err("smtp = []");
+    assert_eq!(
+        e,
+        "tern.toml line 1: bad value for `smtp`: invalid type: array, expected a table"
+    );
+
+    for key in ["max_errors", "data_timeout_secs"] {
+        let e = err(&format!("[smtp]\n\n{key} = 0"));
+        assert_eq!(
+            e,
+            format!("tern.toml line 3: bad value for `smtp.{key}`: must be at least 1")
+        );
+    }
+    let e = err("[smtp]\nmax_line_length = 999");
+    assert_eq!(
+        e,
+        "tern.toml line 2: bad value for `smtp.max_line_length`: must be at least 1000: RFC 5321 §4.5.3.1.6 requires accepting lines of 1000 octets"
+    );
+    let e = err("[smtp]\nmax_line_length = 0");
+    assert!(e.contains("must be at least 1000"), "{e}");
+    let e = err("[smtp]\nmax_errorss = 3");
+    assert!(
+        e.starts_with("tern.toml line 2: unknown key `max_errorss` in [smtp] (expected one of `relay_networks`, `max_errors`,"),
+        "{e}"
+    );
+
+    for ok in ["", "+", "-", "+-_=", "+~"] {
+        let text = format!("[smtp]\nrecipient_delimiter = {ok:?}");
+        let c = Config::from_toml_str(&text, "t").unwrap();
+        assert_eq!(c.smtp.recipient_delimiter, ok);
+    }
+    for (bad, problem) in [
+        ("+-_=~", "5 characters; at most 4 are allowed"),
+        ("x", "'x' cannot be a delimiter"),
+        ("+1", "'1' cannot be a delimiter"),
+        ("é", "'é' cannot be a delimiter"),
+        ("@", "'@' cannot be a delimiter"),
+        ("+ ", "' ' cannot be a delimiter"),
+        ("\\t", "'\\t' cannot be a delimiter"),
+        ("\\u007F", "'\\u{7f}' cannot be a delimiter"),
+    ] {
+        let e = err(&format!("[smtp]\nrecipient_delimiter = \"{bad}\""));
+        assert!(
+            e.starts_with(&format!(
+                "tern.toml line 2: bad value for `smtp.recipient_delimiter`: {problem}"
+            )),
+            "{bad:?}: {e}"
+        );
+    }
+    let e = err("[smtp]\nrecipient_delimiter = '+'\nmax_errors = -1");
+    assert!(
+        e.contains("`smtp.max_errors`") && e.contains("non-negative"),
+        "{e}"
+    );
+}
+
+#[test]
+fn auth_limits_are_validated() {
+    for key in ["max_auth_failures", "auth_failure_window_secs"] {
+        let e = err(&format!("[limits]\n{key} = 0"));
+        assert_eq!(
+            e,
+            format!("tern.toml line 2: bad value for `limits.{key}`: must be at least 1")
+        );
+    }
+    let e = err("[limits]\nmax_auth_failures = -2");
+    assert!(
+        e.contains("`limits.max_auth_failures`") && e.contains("non-negative"),
+        "{e}"
+    );
+    let e = err("[limits]\nmax_auth_failures = 4294967296");
+    assert!(
+        e.starts_with("tern.toml line 2: bad value for `limits.max_auth_failures`"),
+        "{e}"
+    );
 }
 
 #[test]
