@@ -82,6 +82,10 @@ pub trait Store: Send + Sync + 'static {
     /// never covers half a message. A queue entry that cannot be written
     /// fails the whole call; a local target that fails (quota) fails alone.
     async fn accept(&self, delivery: Delivery, outbound: Option<Outbound>) -> Result<Accepted>;
+    /// Queues an already stored blob for more recipients: for a local
+    /// recipient whose delivery failed after the others succeeded (the queue
+    /// retries, then bounces). Fails with NotFound if the blob is gone.
+    async fn enqueue_blob(&self, blob_id: &str, outbound: Outbound) -> Result<QueueId>;
     /// Every queued message with its recipients, oldest first.
     async fn queue_list(&self) -> Result<Vec<QueuedMessage>>;
     /// IMAP APPEND / JMAP Email/import: one message into one mailbox.

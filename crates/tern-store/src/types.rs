@@ -372,6 +372,8 @@ pub struct QueuedRecipient {
 pub struct Accepted {
     pub local: Vec<crate::Result<Delivered>>,
     pub queued: Option<QueueId>,
+    /// The stored message's blob (for [`crate::Store::enqueue_blob`]).
+    pub blob_id: String,
 }
 
 /// Where one delivered copy landed.

@@ -531,3 +531,41 @@ pub async fn accept_queues_remote_recipients_in_the_same_commit(store: Arc<dyn S
     assert!(only_remote.local.is_empty() && only_remote.queued.is_some());
     assert_eq!(store.queue_list().await.unwrap().len(), 2);
 }
+
+pub async fn enqueue_blob_queues_stored_bytes(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let accepted = store
+        .accept(
+            Delivery {
+                raw: message("q", "x"),
+                recipients: vec![DeliveryTarget::inbox(a.id)],
+                received_at: 1,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(accepted.queued.is_none());
+    let outbound = Outbound {
+        mail_from: "s@remote.test".into(),
+        recipients: vec![OutboundRecipient {
+            address: "a@example.test".into(),
+            notify: DsnNotify::default(),
+            orcpt: None,
+        }],
+        env_id: None,
+        ret: None,
+        account_id: None,
+    };
+    store
+        .enqueue_blob(&accepted.blob_id, outbound.clone())
+        .await
+        .unwrap();
+    let queue = store.queue_list().await.unwrap();
+    assert_eq!(queue[0].blob_id, accepted.blob_id);
+    assert_eq!(queue[0].size, message("q", "x").len() as u64);
+    assert!(matches!(
+        store.enqueue_blob("0000", outbound).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}

@@ -125,6 +125,7 @@ pub fn deliver(
     Ok(Accepted {
         local: results,
         queued,
+        blob_id: p.hash,
     })
 }
 

@@ -325,6 +325,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn enqueue_blob(&self, blob_id: &str, outbound: Outbound) -> Result<QueueId> {
+        let blob_id = blob_id.to_string();
+        self.write(move |ctx| queue::enqueue_existing(ctx.conn, &blob_id, &outbound))
+            .await
+    }
+
     async fn queue_list(&self) -> Result<Vec<QueuedMessage>> {
         self.read(queue::list).await
     }

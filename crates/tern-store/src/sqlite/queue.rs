@@ -5,7 +5,7 @@
 use super::{db, now};
 use crate::error::{Result, StoreError};
 use crate::types::*;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 fn notify_bits(n: DsnNotify) -> i64 {
     (n.success as i64) | (n.failure as i64) << 1 | (n.delay as i64) << 2
@@ -67,6 +67,16 @@ pub fn enqueue(conn: &Connection, hash: &str, size: u64, outbound: &Outbound) ->
             .map_err(db("queueing a recipient"))?;
     }
     Ok(id)
+}
+
+/// Queues a blob that is already stored.
+pub fn enqueue_existing(conn: &Connection, hash: &str, outbound: &Outbound) -> Result<QueueId> {
+    let size: Option<i64> = conn
+        .prepare_cached("SELECT length(data) FROM blob WHERE hash = ?1")
+        .and_then(|mut s| s.query_row([hash], |r| r.get(0)).optional())
+        .map_err(db("looking up a blob to queue"))?;
+    let size = size.ok_or_else(|| StoreError::not_found("blob", hash))?;
+    enqueue(conn, hash, size as u64, outbound)
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<QueuedMessage>> {

@@ -16,7 +16,9 @@ pub use shutdown::{SessionTracker, Shutdown};
 use anyhow::{Context, Result};
 use std::sync::Arc;
 use std::time::Duration;
+use tern_core::AuthLimiter;
 use tern_core::{Config, Protocol};
+use tern_smtp::{Mode, SmtpServer};
 use tern_store::Store;
 
 /// How long running sessions get to finish after a stop signal.
@@ -32,21 +34,43 @@ pub struct ServerContext {
     pub store: Arc<dyn Store>,
     pub tls: Arc<tokio_rustls::rustls::ServerConfig>,
     pub shutdown: Shutdown,
+    pub smtp: Arc<SmtpServer>,
 }
 
 /// The service for `protocol`, or `None` while that protocol is not built.
-fn service_for(protocol: Protocol, _ctx: &Arc<ServerContext>) -> Option<Service> {
+fn service_for(protocol: Protocol, ctx: &Arc<ServerContext>) -> Option<Service> {
     match protocol {
-        Protocol::Smtp
-        | Protocol::Submission
-        | Protocol::Submissions
-        | Protocol::Imap
+        Protocol::Smtp => Some(smtp_service(ctx, Mode::Mta)),
+        Protocol::Submission => Some(smtp_service(ctx, Mode::Submission)),
+        Protocol::Submissions => Some(smtp_service(ctx, Mode::Submissions)),
+        Protocol::Imap
         | Protocol::Imaps
         | Protocol::Pop3
         | Protocol::Pop3s
         | Protocol::Http
         | Protocol::Https => None,
     }
+}
+
+/// SMTP sessions of one kind (port 25, 587 or 465).
+fn smtp_service(ctx: &Arc<ServerContext>, mode: Mode) -> Service {
+    let smtp = ctx.smtp.clone();
+    let stopping = ctx.shutdown.receiver();
+    Arc::new(move |accepted: Accepted| {
+        let smtp = smtp.clone();
+        let stopping = stopping.clone();
+        Box::pin(async move {
+            let admitted = accepted
+                .admission
+                .as_ref()
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            // The permit holds the connection's slot for the whole session.
+            let _permit = accepted.admission;
+            smtp.handle(accepted.stream, accepted.peer, mode, admitted, stopping)
+                .await
+        })
+    })
 }
 
 /// Sets up logging to stderr; `RUST_LOG` overrides the default `info`.
@@ -56,6 +80,7 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }
@@ -69,11 +94,21 @@ pub async fn serve(config: Config) -> Result<()> {
     let tls = tern_core::tls::server_config(&config.tls, &config.hostname, &config.data_dir)
         .context("setting up TLS")?;
     let shutdown = Shutdown::new();
+    let auth_limiter = Arc::new(AuthLimiter::from_limits(&config.limits));
+    let smtp = Arc::new(SmtpServer::new(
+        config.hostname.clone(),
+        store.clone(),
+        tls.clone(),
+        config.smtp.clone(),
+        config.limits.clone(),
+        auth_limiter,
+    ));
     let ctx = Arc::new(ServerContext {
         config,
         store,
         tls,
         shutdown: shutdown.clone(),
+        smtp,
     });
     let limits = ConnectionLimits::new(
         ctx.config.limits.max_connections,

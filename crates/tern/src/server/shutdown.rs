@@ -33,6 +33,12 @@ impl Shutdown {
         self.tx.send_replace(true);
     }
 
+    /// A receiver that turns true when shutdown starts, for protocol
+    /// crates that know nothing of this type.
+    pub fn receiver(&self) -> watch::Receiver<bool> {
+        self.rx.clone()
+    }
+
     pub fn is_triggered(&self) -> bool {
         *self.rx.borrow()
     }

@@ -1,0 +1,96 @@
+//! `tern-smtp`: the server side of SMTP.
+//!
+//! - Port 25 ([`Mode::Mta`]): mail from other servers for our domains and
+//!   accounts (RFC 5321), never relayed elsewhere without AUTH.
+//! - Ports 587 ([`Mode::Submission`], STARTTLS then AUTH) and 465
+//!   ([`Mode::Submissions`], implicit TLS, RFC 8314): our users send
+//!   (RFC 6409); local recipients are delivered at once, remote ones queued.
+//!
+//! ESMTP: PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME (RFC 6152),
+//! SMTPUTF8 (RFC 6531), ENHANCEDSTATUSCODES (RFC 2034/3463), CHUNKING
+//! (RFC 3030), DSN (RFC 3461), STARTTLS (RFC 3207), AUTH PLAIN and LOGIN
+//! (RFC 4954).
+//!
+//! This crate translates between the wire and the Store; it opens no
+//! files and knows no other protocol. A reply of 250 after DATA is sent
+//! only once `Store::accept` has made the message durable.
+
+pub mod command;
+pub mod headers;
+pub mod io;
+pub mod path;
+pub mod recipient;
+pub mod reply;
+mod session;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tern_core::config::{Limits, SmtpConfig};
+use tern_core::AuthLimiter;
+use tern_store::Store;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_rustls::rustls::ServerConfig;
+
+/// Which SMTP service a listener offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Port 25: inbound mail from other servers.
+    Mta,
+    /// Port 587: submission, STARTTLS then AUTH.
+    Submission,
+    /// Port 465: submission over implicit TLS.
+    Submissions,
+}
+
+/// Everything the SMTP sessions share.
+pub struct SmtpServer {
+    /// Our name in the greeting, EHLO and Received.
+    pub hostname: String,
+    pub store: Arc<dyn Store>,
+    pub tls: Arc<ServerConfig>,
+    pub smtp: SmtpConfig,
+    pub limits: Limits,
+    pub auth_limiter: Arc<AuthLimiter>,
+    /// A valid hash of no real password, verified when the account does not
+    /// exist so that a failed login takes as long either way.
+    dummy_hash: String,
+}
+
+impl SmtpServer {
+    pub fn new(
+        hostname: String,
+        store: Arc<dyn Store>,
+        tls: Arc<ServerConfig>,
+        smtp: SmtpConfig,
+        limits: Limits,
+        auth_limiter: Arc<AuthLimiter>,
+    ) -> SmtpServer {
+        let dummy_hash =
+            tern_core::password::hash_password("tern-dummy-password").unwrap_or_default();
+        SmtpServer {
+            hostname,
+            store,
+            tls,
+            smtp,
+            limits,
+            auth_limiter,
+            dummy_hash,
+        }
+    }
+
+    /// Runs one client connection to its end. `admitted` is false when a
+    /// connection limit was reached: the client gets 421 and is closed.
+    /// `stopping` turns true when the server shuts down; the session then
+    /// ends at the next command with 421.
+    pub async fn handle(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        mode: Mode,
+        admitted: Result<(), String>,
+        stopping: watch::Receiver<bool>,
+    ) {
+        session::run(self, stream, peer, mode, admitted, stopping).await
+    }
+}

@@ -1,0 +1,201 @@
+//! AUTH (RFC 4954) with the PLAIN (RFC 4616) and LOGIN mechanisms.
+//!
+//! Offered only under TLS or on loopback. Failed attempts are counted per
+//! client address by the shared limiter; past its limit the client gets
+//! 454 until the window passes. An unknown user costs the same Argon2
+//! verification as a wrong password, so timing does not reveal accounts.
+
+use super::{End, Flow, Session};
+use crate::reply::Reply;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use tern_core::password::verify_password;
+
+/// Longest SASL response line: a base64 PLAIN response of a 255-byte user
+/// and a 1000-byte password fits easily.
+const MAX_SASL_LINE: usize = 4096;
+
+impl Session {
+    pub(super) async fn auth(
+        &mut self,
+        mechanism: String,
+        initial: Option<String>,
+    ) -> Result<Flow, End> {
+        if !self.auth_allowed() {
+            self.reply(Reply::new(
+                538,
+                "5.7.11",
+                "encryption required: issue STARTTLS first",
+            ));
+            return Ok(Flow::Continue);
+        }
+        if self.account.is_some() {
+            self.reply(Reply::new(503, "5.5.1", "already authenticated"));
+            return Ok(Flow::Continue);
+        }
+        if self.tx.is_some() {
+            self.reply(Reply::new(
+                503,
+                "5.5.1",
+                "AUTH is not allowed during a transaction",
+            ));
+            return Ok(Flow::Continue);
+        }
+        if self.helo.is_none() {
+            self.reply(Reply::new(503, "5.5.1", "say EHLO first"));
+            return Ok(Flow::Continue);
+        }
+        if let Err(retry) = self.srv.auth_limiter.check(self.peer.ip()) {
+            self.reply(Reply::new(454, "4.7.0", retry.to_string()));
+            return Ok(Flow::Continue);
+        }
+        let credentials = match mechanism.as_str() {
+            "PLAIN" => {
+                let response = match initial {
+                    // "=" is an empty initial response (RFC 4954 §4).
+                    Some(r) if r != "=" => Some(r),
+                    Some(_) => Some(String::new()),
+                    None => self.challenge("").await?,
+                };
+                response.map(|r| decode_plain(&r))
+            }
+            "LOGIN" => {
+                let user = match initial {
+                    Some(u) => Some(u),
+                    None => self.challenge("VXNlcm5hbWU6").await?, // "Username:"
+                };
+                match user {
+                    None => None,
+                    // "Password:"
+                    Some(user) => self
+                        .challenge("UGFzc3dvcmQ6")
+                        .await?
+                        .map(|pass| decode_login(&user, &pass)),
+                }
+            }
+            _ => {
+                self.reply(Reply::new(
+                    504,
+                    "5.5.4",
+                    "unrecognized authentication mechanism; use PLAIN or LOGIN",
+                ));
+                return Ok(Flow::Continue);
+            }
+        };
+        let (user, password) = match credentials {
+            None => {
+                self.reply(Reply::new(501, "5.0.0", "authentication cancelled"));
+                return Ok(Flow::Continue);
+            }
+            Some(Err(why)) => {
+                self.reply(Reply::new(501, "5.5.2", why));
+                return Ok(Flow::Continue);
+            }
+            Some(Ok(pair)) => pair,
+        };
+        match self.verify(&user, &password).await {
+            Ok(Some(account)) => {
+                tracing::info!("smtp {}: authenticated as {}", self.peer, account.address);
+                self.account = Some(account);
+                self.reply(Reply::new(235, "2.7.0", "authentication successful"));
+            }
+            Ok(None) => {
+                self.srv.auth_limiter.record_failure(self.peer.ip());
+                tracing::info!("smtp {}: failed login for {user:?}", self.peer);
+                self.reply(Reply::new(
+                    535,
+                    "5.7.8",
+                    "authentication credentials invalid",
+                ));
+            }
+            Err(e) => self.temporary_failure("checking a password", e),
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Sends a 334 challenge and reads the answer; `None` if cancelled (`*`).
+    async fn challenge(&mut self, text: &str) -> Result<Option<String>, End> {
+        self.reply(Reply::bare(334, vec![text.to_string()]));
+        let idle = self.idle_timeout();
+        let line = self.read_line(MAX_SASL_LINE, idle).await?;
+        if !line.complete {
+            return Err(End::Gone);
+        }
+        let text = String::from_utf8_lossy(&line.bytes).trim().to_string();
+        Ok(if text == "*" || line.overflow {
+            None
+        } else {
+            Some(text)
+        })
+    }
+
+    /// The account if the password is right.
+    async fn verify(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<Option<tern_store::Account>, tern_store::StoreError> {
+        let account = self.srv.store.account_by_address(user).await?;
+        let hash = account
+            .as_ref()
+            .map(|a| a.password_hash.clone())
+            .unwrap_or_else(|| self.srv.dummy_hash.clone());
+        let password = password.to_string();
+        // Argon2 takes tens of milliseconds of CPU: off the async threads.
+        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+            .await
+            .unwrap_or(false);
+        Ok(account.filter(|_| ok))
+    }
+}
+
+/// PLAIN: base64 of `authzid NUL authcid NUL password` (RFC 4616 §2).
+fn decode_plain(b64: &str) -> Result<(String, String), &'static str> {
+    let bytes = BASE64.decode(b64.trim()).map_err(|_| "invalid base64")?;
+    let text = String::from_utf8(bytes).map_err(|_| "credentials are not UTF-8")?;
+    let mut parts = text.split('\0');
+    let (Some(authzid), Some(authcid), Some(password), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err("malformed PLAIN response");
+    };
+    if !authzid.is_empty() && !authzid.eq_ignore_ascii_case(authcid) {
+        return Err("acting as another user is not supported");
+    }
+    Ok((authcid.to_string(), password.to_string()))
+}
+
+/// LOGIN: base64 user name and password in two answers.
+fn decode_login(user: &str, pass: &str) -> Result<(String, String), &'static str> {
+    let decode = |s: &str| -> Result<String, &'static str> {
+        String::from_utf8(BASE64.decode(s.trim()).map_err(|_| "invalid base64")?)
+            .map_err(|_| "credentials are not UTF-8")
+    };
+    Ok((decode(user)?, decode(pass)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_responses() {
+        let enc = |s: &str| BASE64.encode(s);
+        assert_eq!(
+            decode_plain(&enc("\0u@x\0pw")),
+            Ok(("u@x".into(), "pw".into()))
+        );
+        assert_eq!(
+            decode_plain(&enc("u@x\0u@x\0pw")),
+            Ok(("u@x".into(), "pw".into()))
+        );
+        assert!(decode_plain(&enc("other\0u@x\0pw")).is_err());
+        assert!(decode_plain(&enc("u@x\0pw")).is_err());
+        assert!(decode_plain(&enc("a\0b\0c\0d")).is_err());
+        assert!(decode_plain("!!!").is_err());
+        assert_eq!(
+            decode_login(&enc("u@x"), &enc("pw")),
+            Ok(("u@x".into(), "pw".into()))
+        );
+    }
+}

@@ -1,0 +1,176 @@
+//! DATA (RFC 5321 §4.1.1.4) and BDAT (RFC 3030): the message itself.
+//!
+//! DATA ends only at CRLF "." CRLF. A bare LF or bare CR anywhere in the
+//! data is refused with 554 once the real end is reached: a server that
+//! took LF "." LF (or CR "." CR) as the end could be made to see two
+//! messages where the client's outbound server saw one — SMTP smuggling.
+//! The size limit is enforced while reading: past it the rest is read and
+//! dropped, and the client gets 552 at the end, never a broken connection.
+
+use super::{End, Flow, Session};
+use crate::reply::Reply;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+
+/// What went wrong inside the data, reported after its end.
+#[derive(Default)]
+struct DataFaults {
+    too_big: bool,
+    bare_line_end: bool,
+    line_too_long: bool,
+}
+
+impl Session {
+    fn data_timeout(&self) -> Duration {
+        Duration::from_secs(self.srv.smtp.data_timeout_secs)
+    }
+
+    /// 503/554 when there is nothing to send data for.
+    fn data_refusal(&self) -> Option<Reply> {
+        match &self.tx {
+            None => Some(Reply::new(503, "5.5.1", "MAIL FROM and RCPT TO first")),
+            Some(tx) if tx.accepted_rcpts == 0 => {
+                Some(Reply::new(554, "5.5.1", "no valid recipients"))
+            }
+            Some(_) => None,
+        }
+    }
+
+    pub(super) async fn data(&mut self) -> Result<Flow, End> {
+        if let Some(refusal) = self.data_refusal() {
+            self.reply(refusal);
+            return Ok(Flow::Continue);
+        }
+        self.reply(Reply::bare(
+            354,
+            vec!["end data with <CR><LF>.<CR><LF>".into()],
+        ));
+        let max_size = self.srv.limits.max_message_size as usize;
+        let max_line = self.srv.smtp.max_line_length;
+        let timeout = self.data_timeout();
+        let mut message = Vec::new();
+        let mut faults = DataFaults::default();
+        loop {
+            let line = self.read_line(max_line, timeout).await?;
+            if !line.complete {
+                // The connection ended inside the data: nothing was accepted.
+                return Err(End::Gone);
+            }
+            let bytes = &line.bytes;
+            if bytes.as_slice() == b".\r\n" {
+                break;
+            }
+            if line.overflow {
+                faults.line_too_long = true;
+                continue;
+            }
+            // The line ends with LF; anything but CRLF there, or a CR
+            // elsewhere in it, is a bare line end.
+            let body = &bytes[..bytes.len() - 1];
+            if body.last() != Some(&b'\r') || body[..body.len() - 1].contains(&b'\r') {
+                faults.bare_line_end = true;
+            }
+            // RFC 5321 §4.5.2: a leading dot was doubled by the client.
+            let unstuffed = if bytes.first() == Some(&b'.') {
+                &bytes[1..]
+            } else {
+                &bytes[..]
+            };
+            if message.len() + unstuffed.len() > max_size {
+                faults.too_big = true;
+            } else if !faults.too_big {
+                message.extend_from_slice(unstuffed);
+            }
+        }
+        let refusal = if faults.bare_line_end {
+            Some(Reply::new(554, "5.6.0", "message refused: bare LF or CR in data; lines must end with CRLF (RFC 5321 §2.3.8)"))
+        } else if faults.too_big {
+            Some(Reply::new(
+                552,
+                "5.3.4",
+                format!("message too big; the limit is {max_size} bytes"),
+            ))
+        } else if faults.line_too_long {
+            Some(Reply::new(
+                554,
+                "5.6.0",
+                format!("message refused: a line is longer than {max_line} bytes"),
+            ))
+        } else {
+            None
+        };
+        match refusal {
+            Some(reply) => {
+                self.tx = None;
+                self.reply(reply);
+            }
+            None => self.finish(message).await,
+        }
+        Ok(Flow::Continue)
+    }
+
+    pub(super) async fn bdat(&mut self, size: u64, last: bool) -> Result<Flow, End> {
+        // The chunk follows the command whatever we think of it, so it is
+        // always read (or skipped) to keep the session in step (RFC 3030 §3).
+        let refusal = self.data_refusal();
+        let max_size = self.srv.limits.max_message_size as usize;
+        let mut chunk = Vec::new();
+        let keep = refusal.is_none()
+            && self
+                .tx
+                .as_ref()
+                .and_then(|t| t.bdat.as_ref())
+                .is_none_or(|(data, too_big)| {
+                    !*too_big && (data.len() as u64).saturating_add(size) <= max_size as u64
+                });
+        let timeout = self.data_timeout();
+        let read = async {
+            if keep {
+                chunk.reserve(size.min(max_size as u64) as usize);
+                (&mut self.conn).take(size).read_to_end(&mut chunk).await
+            } else {
+                tokio::io::copy(&mut (&mut self.conn).take(size), &mut tokio::io::sink())
+                    .await
+                    .map(|n| n as usize)
+            }
+        };
+        let n = tokio::time::timeout(timeout, read)
+            .await
+            .map_err(|_| End::Timeout)??;
+        if (n as u64) < size {
+            return Err(End::Gone);
+        }
+        if let Some(refusal) = refusal {
+            self.reply(refusal);
+            return Ok(Flow::Continue);
+        }
+        let Some(tx) = self.tx.as_mut() else {
+            return Ok(Flow::Continue);
+        };
+        let (data, too_big) = tx.bdat.get_or_insert_with(|| (Vec::new(), false));
+        if keep {
+            data.extend_from_slice(&chunk);
+        } else {
+            *too_big = true;
+            data.clear();
+        }
+        let (received, too_big) = (data.len(), *too_big);
+        if !last {
+            self.reply(Reply::new(250, "2.0.0", format!("{size} octets received")));
+            return Ok(Flow::Continue);
+        }
+        let message = tx.bdat.take().map(|(d, _)| d).unwrap_or_default();
+        if too_big {
+            self.tx = None;
+            self.reply(Reply::new(
+                552,
+                "5.3.4",
+                format!("message too big; the limit is {max_size} bytes"),
+            ));
+            return Ok(Flow::Continue);
+        }
+        tracing::debug!("smtp {}: BDAT LAST after {received} octets", self.peer);
+        self.finish(message).await;
+        Ok(Flow::Continue)
+    }
+}

@@ -1,0 +1,346 @@
+//! One SMTP session: the greeting, the command loop, and the state a
+//! session carries (RFC 5321 §4.1.4 command order).
+//!
+//! Replies are collected in `out` and written when the client has nothing
+//! more pipelined (RFC 2920): a pipelined batch gets its replies in one
+//! write, and a lone command is answered at once. The session never holds
+//! a lock across a network write.
+
+mod auth;
+mod data;
+mod deliver;
+mod ehlo;
+mod mail;
+mod rcpt;
+mod starttls;
+
+use crate::command::{self, Command, CommandError, MailParams};
+use crate::io::Stream;
+use crate::path::Mailbox;
+use crate::reply::Reply;
+use crate::{Mode, SmtpServer};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tern_core::config::SmtpConfig;
+use tern_store::{Account, AccountId, OutboundRecipient};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+/// How long a TLS handshake may take before the client is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a session ends early.
+#[derive(Debug)]
+pub(crate) enum End {
+    /// The peer closed or the connection failed.
+    Gone,
+    /// The peer said nothing for too long.
+    Timeout,
+}
+
+impl From<std::io::Error> for End {
+    fn from(_: std::io::Error) -> End {
+        End::Gone
+    }
+}
+
+/// What the loop does after a command.
+pub(crate) enum Flow {
+    Continue,
+    Close,
+}
+
+/// A line as read from the client, terminator included.
+pub(crate) struct RawLine {
+    pub bytes: Vec<u8>,
+    /// Ended with LF (false at end of input).
+    pub complete: bool,
+    /// Longer than allowed: `bytes` holds only the start.
+    pub overflow: bool,
+}
+
+/// The envelope of the message being received.
+pub(crate) struct Transaction {
+    pub from: Option<Mailbox>,
+    pub params: MailParams,
+    /// Local accounts and the address each was reached through.
+    pub local: Vec<(AccountId, String)>,
+    pub remote: Vec<OutboundRecipient>,
+    /// RCPT commands accepted (one address may expand to many targets).
+    pub accepted_rcpts: usize,
+    /// BDAT chunks so far, and whether the size limit was passed.
+    pub bdat: Option<(Vec<u8>, bool)>,
+}
+
+pub(crate) struct Session {
+    srv: Arc<SmtpServer>,
+    mode: Mode,
+    peer: SocketAddr,
+    conn: BufReader<Stream>,
+    out: Vec<u8>,
+    /// The EHLO/HELO name, once given.
+    helo: Option<String>,
+    esmtp: bool,
+    account: Option<Account>,
+    tx: Option<Transaction>,
+    errors: usize,
+    stopping: watch::Receiver<bool>,
+}
+
+pub(crate) async fn run(
+    srv: Arc<SmtpServer>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    mode: Mode,
+    admitted: Result<(), String>,
+    stopping: watch::Receiver<bool>,
+) {
+    let stream = if mode == Mode::Submissions {
+        // Port 465: TLS from the first byte (RFC 8314 §3.3).
+        let acceptor = tokio_rustls::TlsAcceptor::from(srv.tls.clone());
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
+            Ok(Err(e)) => {
+                tracing::debug!("smtp {peer}: TLS handshake failed: {e}");
+                return;
+            }
+            Err(_) => return,
+        }
+    } else {
+        Stream::Plain(tcp)
+    };
+    let mut s = Session {
+        srv,
+        mode,
+        peer,
+        conn: BufReader::new(stream),
+        out: Vec::new(),
+        helo: None,
+        esmtp: false,
+        account: None,
+        tx: None,
+        errors: 0,
+        stopping,
+    };
+    if let Err(why) = admitted {
+        s.reply(Reply::new(
+            421,
+            "4.7.0",
+            format!("{} too busy ({why}); try again later", s.srv.hostname),
+        ));
+        let _ = s.flush().await;
+        return;
+    }
+    s.reply(Reply::bare(
+        220,
+        vec![format!("{} ESMTP Tern", s.srv.hostname)],
+    ));
+    match s.command_loop().await {
+        Ok(()) => {}
+        Err(End::Timeout) => {
+            s.out.clear();
+            s.reply(Reply::new(
+                421,
+                "4.4.2",
+                format!("{} timeout; closing", s.srv.hostname),
+            ));
+        }
+        Err(End::Gone) => return,
+    }
+    let _ = s.flush().await;
+    let _ = s.conn.get_mut().shutdown().await;
+}
+
+impl Session {
+    fn config(&self) -> &SmtpConfig {
+        &self.srv.smtp
+    }
+
+    fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.srv.limits.idle_timeout_secs)
+    }
+
+    fn is_tls(&self) -> bool {
+        self.conn.get_ref().is_tls()
+    }
+
+    fn is_loopback(&self) -> bool {
+        match self.peer.ip() {
+            IpAddr::V4(ip) => ip.is_loopback(),
+            IpAddr::V6(ip) => {
+                ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+            }
+        }
+    }
+
+    /// AUTH is offered only where the password cannot be sniffed.
+    fn auth_allowed(&self) -> bool {
+        self.is_tls() || self.is_loopback()
+    }
+
+    /// Queues a reply; errors count towards `max_errors`.
+    fn reply(&mut self, reply: Reply) {
+        // 421 ends the session anyway; 451 is our fault, not the client's.
+        if reply.is_error() && reply.code != 421 && reply.code != 451 {
+            self.errors += 1;
+        }
+        reply.write_to(&mut self.out);
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            let out = std::mem::take(&mut self.out);
+            self.conn.get_mut().write_all(&out).await?;
+            self.conn.get_mut().flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Reads one line of at most `max` bytes (more is consumed and dropped),
+    /// writing pending replies first if the client has nothing pipelined.
+    async fn read_line(&mut self, max: usize, timeout: Duration) -> Result<RawLine, End> {
+        let read = async {
+            let mut line = RawLine {
+                bytes: Vec::new(),
+                complete: false,
+                overflow: false,
+            };
+            loop {
+                if self.conn.buffer().is_empty() {
+                    self.flush().await?;
+                }
+                let buf = self.conn.fill_buf().await?;
+                if buf.is_empty() {
+                    return Ok(line);
+                }
+                let (n, done) = match buf.iter().position(|&b| b == b'\n') {
+                    Some(i) => (i + 1, true),
+                    None => (buf.len(), false),
+                };
+                if line.bytes.len() + n <= max {
+                    line.bytes.extend_from_slice(&buf[..n]);
+                } else {
+                    line.overflow = true;
+                }
+                self.conn.consume(n);
+                if done {
+                    line.complete = true;
+                    return Ok(line);
+                }
+            }
+        };
+        tokio::time::timeout(timeout, read)
+            .await
+            .map_err(|_| End::Timeout)?
+    }
+
+    async fn command_loop(&mut self) -> Result<(), End> {
+        loop {
+            if self.errors >= self.config().max_errors {
+                self.reply(Reply::new(421, "4.7.0", "too many errors; closing"));
+                return Ok(());
+            }
+            let max = SmtpConfig::MAX_COMMAND_LINE;
+            let idle = self.idle_timeout();
+            let mut stopping = self.stopping.clone();
+            let line = tokio::select! {
+                line = self.read_line(max, idle) => line?,
+                _ = stopping.wait_for(|s| *s) => {
+                    self.reply(Reply::new(421, "4.3.2", "server shutting down; try again later"));
+                    return Ok(());
+                }
+            };
+            if !line.complete {
+                return Err(End::Gone);
+            }
+            if line.overflow {
+                self.reply(Reply::new(
+                    500,
+                    "5.5.2",
+                    format!("line too long (limit {max} bytes)"),
+                ));
+                continue;
+            }
+            let text = line.bytes.strip_suffix(b"\n").unwrap_or(&line.bytes);
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            let flow = match command::parse(text) {
+                Ok(cmd) => self.dispatch(cmd).await?,
+                Err(e) => {
+                    self.reply(syntax_reply(&e));
+                    Flow::Continue
+                }
+            };
+            if let Flow::Close = flow {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn dispatch(&mut self, cmd: Command) -> Result<Flow, End> {
+        // A BDAT transfer admits only more BDAT, RSET, NOOP or QUIT (RFC 3030 §2).
+        let in_bdat = self.tx.as_ref().is_some_and(|t| t.bdat.is_some());
+        if in_bdat
+            && !matches!(
+                cmd,
+                Command::Bdat { .. } | Command::Rset | Command::Noop | Command::Quit
+            )
+        {
+            self.reply(Reply::new(
+                503,
+                "5.5.1",
+                "only BDAT, RSET, NOOP or QUIT during a BDAT transfer",
+            ));
+            return Ok(Flow::Continue);
+        }
+        match cmd {
+            Command::Ehlo(name) => self.ehlo(name, true),
+            Command::Helo(name) => self.ehlo(name, false),
+            Command::Mail { from, params } => self.mail(from, params).await,
+            Command::Rcpt { to, params } => self.rcpt(to, params).await,
+            Command::Data => return self.data().await,
+            Command::Bdat { size, last } => return self.bdat(size, last).await,
+            Command::Auth { mechanism, initial } => return self.auth(mechanism, initial).await,
+            Command::StartTls => return self.starttls().await,
+            Command::Rset => {
+                self.tx = None;
+                self.reply(Reply::new(250, "2.0.0", "reset"));
+            }
+            Command::Noop => self.reply(Reply::new(250, "2.0.0", "OK")),
+            Command::Help => self.reply(Reply::new(
+                214,
+                "2.0.0",
+                "see RFC 5321; https://www.rfc-editor.org/rfc/rfc5321",
+            )),
+            // Never confirm addresses: VRFY and EXPN help harvesters, not users.
+            Command::Vrfy => self.reply(Reply::new(
+                252,
+                "2.5.0",
+                "cannot VRFY user, but will accept message and attempt delivery",
+            )),
+            Command::Expn => self.reply(Reply::new(502, "5.5.1", "EXPN is not available")),
+            Command::Quit => {
+                self.reply(Reply::new(
+                    221,
+                    "2.0.0",
+                    format!("{} closing", self.srv.hostname),
+                ));
+                return Ok(Flow::Close);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+/// The reply for a line that did not parse.
+fn syntax_reply(e: &CommandError) -> Reply {
+    match e {
+        CommandError::Unknown => Reply::new(500, "5.5.1", "command not recognized"),
+        CommandError::Syntax(why) => Reply::new(501, "5.5.4", format!("syntax error: {why}")),
+        CommandError::Path(why) => Reply::new(501, "5.1.3", format!("bad address syntax: {why}")),
+        CommandError::Parameter(p) => {
+            Reply::new(555, "5.5.4", format!("parameter {p} not recognized"))
+        }
+    }
+}
