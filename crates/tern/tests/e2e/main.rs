@@ -6,3 +6,4 @@ mod admin;
 mod config;
 mod harness;
 mod serve;
+mod smtp_crash;
