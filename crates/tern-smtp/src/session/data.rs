@@ -115,14 +115,15 @@ impl Session {
         let refusal = self.data_refusal();
         let max_size = self.srv.limits.max_message_size as usize;
         let mut chunk = Vec::new();
-        let keep = refusal.is_none()
-            && self
-                .tx
-                .as_ref()
-                .and_then(|t| t.bdat.as_ref())
-                .is_none_or(|(data, too_big)| {
-                    !*too_big && (data.len() as u64).saturating_add(size) <= max_size as u64
-                });
+        // Keep the chunk only while the message stays within the limit;
+        // past it the bytes are skipped, never buffered.
+        let (so_far, already_too_big) = self
+            .tx
+            .as_ref()
+            .and_then(|t| t.bdat.as_ref())
+            .map_or((0, false), |(data, too_big)| (data.len() as u64, *too_big));
+        let keep =
+            refusal.is_none() && !already_too_big && so_far.saturating_add(size) <= max_size as u64;
         let timeout = self.data_timeout();
         let read = async {
             if keep {

@@ -21,7 +21,7 @@ impl Session {
         // The outbound worker strips Return-Path before relaying.
         message.extend_from_slice(format!("Return-Path: <{mail_from}>\r\n").as_bytes());
         message.extend_from_slice(
-            self.received_header(&id, received_at, &tx.local, &tx.remote)
+            self.received_header(&id, received_at, &tx.local, &tx.remote, tx.params.smtputf8)
                 .as_bytes(),
         );
         if self.mode != Mode::Mta || self.account.is_some() {
@@ -124,13 +124,17 @@ impl Session {
         at: i64,
         local: &[(tern_store::AccountId, String)],
         remote: &[OutboundRecipient],
+        utf8: bool,
     ) -> String {
-        let protocol = match (self.is_tls(), self.account.is_some()) {
-            (false, false) => "ESMTP",
-            (true, false) => "ESMTPS",
-            (false, true) => "ESMTPA",
-            (true, true) => "ESMTPSA",
+        // RFC 3848 and, for SMTPUTF8 transactions, RFC 6531 §4.3.
+        let base = if utf8 { "UTF8SMTP" } else { "ESMTP" };
+        let suffix = match (self.is_tls(), self.account.is_some()) {
+            (false, false) => "",
+            (true, false) => "S",
+            (false, true) => "A",
+            (true, true) => "SA",
         };
+        let protocol = format!("{base}{suffix}");
         let helo = self.helo.as_deref().unwrap_or("unknown");
         // Name the recipient only when there is one, so a copy to many
         // does not tell each recipient who else got it.

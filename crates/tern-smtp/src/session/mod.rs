@@ -16,7 +16,7 @@ mod starttls;
 
 use crate::command::{self, Command, CommandError, MailParams};
 use crate::io::Stream;
-use crate::path::Mailbox;
+use crate::path::{Mailbox, PathError};
 use crate::reply::Reply;
 use crate::{Mode, SmtpServer};
 use std::net::{IpAddr, SocketAddr};
@@ -338,6 +338,12 @@ fn syntax_reply(e: &CommandError) -> Reply {
     match e {
         CommandError::Unknown => Reply::new(500, "5.5.1", "command not recognized"),
         CommandError::Syntax(why) => Reply::new(501, "5.5.4", format!("syntax error: {why}")),
+        // RFC 6531 §3.5: a non-ASCII address without SMTPUTF8.
+        CommandError::Path(PathError::NeedsUtf8) => Reply::new(
+            553,
+            "5.6.7",
+            "non-ASCII address needs SMTPUTF8 on MAIL FROM",
+        ),
         CommandError::Path(why) => Reply::new(501, "5.1.3", format!("bad address syntax: {why}")),
         CommandError::Parameter(p) => {
             Reply::new(555, "5.5.4", format!("parameter {p} not recognized"))

@@ -116,6 +116,7 @@ pub async fn serve(config: Config) -> Result<()> {
     );
     let sessions = SessionTracker::new();
 
+    let mut signals = shutdown::Signals::install().context("installing signal handlers")?;
     let mut accept_loops = Vec::new();
     for (protocol, addr) in ctx.config.listeners() {
         let Some(service) = service_for(protocol, &ctx) else {
@@ -138,18 +139,14 @@ pub async fn serve(config: Config) -> Result<()> {
         accept_loops.len()
     );
 
-    match shutdown::wait_for_signal().await {
-        Ok(signal) => tracing::info!("{signal} received: no new connections, finishing sessions"),
-        // Without signal handling we cannot wait for a stop; stop now, cleanly.
-        Err(e) => tracing::error!("cannot wait for stop signals ({e}); stopping"),
-    }
+    let signal = signals.recv().await;
+    tracing::info!("{signal} received: no new connections, finishing sessions");
     // A second signal means the operator will not wait: exit at once. Every
     // acknowledged write is already durable, so this loses nothing promised.
-    tokio::spawn(async {
-        if let Ok(signal) = shutdown::wait_for_signal().await {
-            tracing::warn!("{signal} received again: exiting without waiting");
-            std::process::exit(1);
-        }
+    tokio::spawn(async move {
+        let signal = signals.recv().await;
+        tracing::warn!("{signal} received again: exiting without waiting");
+        std::process::exit(1);
     });
     shutdown.trigger();
     for l in accept_loops {

@@ -6,4 +6,5 @@ mod admin;
 mod config;
 mod harness;
 mod serve;
+mod smtp;
 mod smtp_crash;
