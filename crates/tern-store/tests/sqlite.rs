@@ -206,3 +206,43 @@ async fn kill_9_during_concurrent_deliveries_loses_nothing_acknowledged() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_search_index_is_rebuilt_from_the_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tern.db");
+    let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    store.add_domain("example.test").await.unwrap();
+    let a = store
+        .create_account(NewAccount {
+            address: "a@example.test".into(),
+            password_hash: "h".into(),
+            quota_bytes: None,
+        })
+        .await
+        .unwrap();
+    let raw = conformance::message("findme", "the word xylophone is rare");
+    let d = store
+        .deliver(Delivery {
+            raw,
+            recipients: vec![DeliveryTarget::inbox(a.id)],
+            received_at: 1,
+        })
+        .await
+        .unwrap()
+        .pop()
+        .unwrap()
+        .unwrap();
+    store.close().await.unwrap();
+    drop(store);
+    // The index is derived data: without it, the store rebuilds it.
+    for suffix in ["index.db", "index.db-wal", "index.db-shm"] {
+        let _ = std::fs::remove_file(path.with_extension(suffix));
+    }
+    let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    let hits = store
+        .search(a.id, d.mailbox_id, &SearchKey::Body("xylophone".into()))
+        .await
+        .unwrap();
+    assert_eq!(hits, [d.uid]);
+}

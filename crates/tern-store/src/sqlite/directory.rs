@@ -3,6 +3,7 @@
 //! Addresses arrive already validated and lowercased by the caller
 //! (`tern-core`'s address rules); this module only keeps them.
 
+use super::indexer::IndexJob;
 use super::{db, mailboxes, now, WriteCtx};
 use crate::error::{Result, StoreError};
 use crate::types::*;
@@ -198,8 +199,16 @@ pub fn set_quota(conn: &Connection, address: &str, quota: Option<u64>) -> Result
 
 /// Removes an account with every mailbox, email, journal row and the blobs
 /// only it used.
-pub fn remove_account(conn: &Connection, address: &str) -> Result<()> {
+pub fn remove_account(ctx: &mut WriteCtx<'_>, address: &str) -> Result<()> {
+    let conn = ctx.conn;
     let id = account_id(conn, address)?.0;
+    let emails: Vec<i64> = conn
+        .prepare("SELECT id FROM email WHERE account_id = ?1")
+        .and_then(|mut s| s.query_map([id], |r| r.get(0))?.collect())
+        .map_err(db("listing an account's emails"))?;
+    for email_id in emails {
+        ctx.index(IndexJob::Remove { email_id });
+    }
     // Order matters: emails reference blobs, so the blobs this account
     // alone used can only go once its emails are gone. `id` is an integer
     // from the database, never text from a client.
@@ -207,7 +216,6 @@ pub fn remove_account(conn: &Connection, address: &str) -> Result<()> {
         "CREATE TEMP TABLE IF NOT EXISTS doomed_blob (hash TEXT PRIMARY KEY, n INTEGER NOT NULL);
          DELETE FROM temp.doomed_blob;
          INSERT INTO temp.doomed_blob SELECT blob_hash, count(*) FROM email WHERE account_id = {id} GROUP BY blob_hash;
-         DELETE FROM email_text WHERE rowid IN (SELECT id FROM email WHERE account_id = {id});
          DELETE FROM mailbox_email WHERE mailbox_id IN (SELECT id FROM mailbox WHERE account_id = {id});
          DELETE FROM email WHERE account_id = {id};
          UPDATE blob SET refs = refs - (SELECT n FROM temp.doomed_blob d WHERE d.hash = blob.hash)

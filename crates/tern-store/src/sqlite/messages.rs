@@ -6,6 +6,7 @@
 //! modseq. Every change stamps the operation's modseq on the rows it touches,
 //! on the mailbox's `highest_modseq`, and in the journal.
 
+use super::indexer::IndexJob;
 use super::{db, journal, mailboxes, WriteCtx};
 use crate::error::{Result, StoreError};
 use crate::message::{parse_message, ParsedMessage};
@@ -96,12 +97,14 @@ pub fn deliver(
             .execute_batch("SAVEPOINT rcpt")
             .map_err(db("opening a recipient savepoint"))?;
         let held = ctx.held_modseq(target.account_id);
+        let index_mark = ctx.index_mark();
         let result = deliver_one(ctx, &p, target);
         let end = if result.is_ok() {
             "RELEASE rcpt"
         } else {
             // A modseq taken inside the savepoint was rolled back with it.
             ctx.restore_modseq(target.account_id, held);
+            ctx.forget_index_jobs(index_mark);
             "ROLLBACK TO rcpt; RELEASE rcpt"
         };
         ctx.conn
@@ -183,11 +186,12 @@ fn deliver_one(ctx: &mut WriteCtx<'_>, p: &Prepared, target: &DeliveryTarget) ->
         .prepare_cached("UPDATE blob SET refs = refs + 1 WHERE hash = ?1")
         .and_then(|mut s| s.execute([&p.hash]))
         .map_err(db("referencing a blob"))?;
-    ctx.conn
-        .prepare_cached("INSERT INTO email_text (rowid, headers, body) VALUES (?1, ?2, ?3)")
-        .and_then(|mut s| s.execute(params![email_id.0, c.fts_headers, c.fts_body]))
-        .map_err(db("indexing an email"))?;
     let uid = add_membership(ctx.conn, account, mailbox.id, email_id, modseq)?;
+    ctx.index(IndexJob::Add {
+        email_id: email_id.0,
+        headers: c.fts_headers.clone(),
+        body: c.fts_body.clone(),
+    });
     Ok(Delivered {
         account_id: account,
         mailbox_id: mailbox.id,
@@ -557,7 +561,7 @@ pub fn copy(
             remove_membership(ctx.conn, account, from, entry.uid, entry.email_id, modseq)?;
             add_membership(ctx.conn, account, to, entry.email_id, modseq)?
         } else {
-            let copy = duplicate_email(ctx.conn, account, entry.email_id, entry.size)?;
+            let copy = duplicate_email(ctx, account, entry.email_id, entry.size)?;
             add_membership(ctx.conn, account, to, copy, modseq)?
         };
         mapping.push((entry.uid, dest_uid));
@@ -571,11 +575,12 @@ pub fn copy(
 
 /// A new email row with the same content, parse and keywords as `email`.
 fn duplicate_email(
-    conn: &Connection,
+    ctx: &mut WriteCtx<'_>,
     account: AccountId,
     email: EmailId,
     size: u64,
 ) -> Result<EmailId> {
+    let conn = ctx.conn;
     charge_quota(conn, account, size)?;
     conn.prepare_cached(
         "INSERT INTO email (account_id, thread_id, blob_hash, size, received_at, sent_at, keywords,
@@ -587,15 +592,15 @@ fn duplicate_email(
     .and_then(|mut s| s.execute([email.0]))
     .map_err(db("copying an email"))?;
     let copy = EmailId(conn.last_insert_rowid());
-    conn.prepare_cached("UPDATE blob SET refs = refs + 1 WHERE hash = (SELECT blob_hash FROM email WHERE id = ?1)")
-        .and_then(|mut s| s.execute([copy.0]))
-        .and_then(|_| {
-            conn.prepare_cached(
-                "INSERT INTO email_text (rowid, headers, body) SELECT ?1, headers, body FROM email_text WHERE rowid = ?2",
-            )
-            .and_then(|mut s| s.execute(params![copy.0, email.0]))
-        })
-        .map_err(db("copying an email"))?;
+    conn.prepare_cached(
+        "UPDATE blob SET refs = refs + 1 WHERE hash = (SELECT blob_hash FROM email WHERE id = ?1)",
+    )
+    .and_then(|mut s| s.execute([copy.0]))
+    .map_err(db("copying an email"))?;
+    ctx.index(IndexJob::Copy {
+        from: email.0,
+        to: copy.0,
+    });
     Ok(copy)
 }
 
@@ -631,19 +636,17 @@ fn remove_membership(
 
 /// Deletes an email that no mailbox holds any more, its index entry, its
 /// share of the blob and its quota charge.
-fn collect_email(conn: &Connection, account: AccountId, email: EmailId) -> Result<()> {
+fn collect_email(ctx: &mut WriteCtx<'_>, account: AccountId, email: EmailId) -> Result<()> {
+    let conn = ctx.conn;
     if !memberships(conn, email)?.is_empty() {
         return Ok(());
     }
+    ctx.index(IndexJob::Remove { email_id: email.0 });
     let (hash, size): (String, i64) = conn
         .prepare_cached("SELECT blob_hash, size FROM email WHERE id = ?1")
         .and_then(|mut s| s.query_row([email.0], |r| Ok((r.get(0)?, r.get(1)?))))
         .map_err(db("reading an email to remove"))?;
     let steps = [
-        (
-            "DELETE FROM email_text WHERE rowid = ?1",
-            email.0.to_string(),
-        ),
         ("DELETE FROM email WHERE id = ?1", email.0.to_string()),
         (
             "UPDATE blob SET refs = refs - 1 WHERE hash = ?1",
@@ -691,7 +694,7 @@ pub fn expunge(
             entry.email_id,
             modseq,
         )?;
-        collect_email(ctx.conn, account, entry.email_id)?;
+        collect_email(ctx, account, entry.email_id)?;
         expunged.push(entry.uid);
     }
     Ok(expunged)

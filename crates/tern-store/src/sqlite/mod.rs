@@ -9,7 +9,9 @@
 //! - Several processes may open the same database (the admin CLI beside a
 //!   running server); SQLite's locks and the busy timeout order their writes.
 
+mod checkpoint;
 mod directory;
+mod indexer;
 mod journal;
 mod mailboxes;
 mod messages;
@@ -24,6 +26,8 @@ use crate::search::SearchKey;
 use crate::store::Store;
 use crate::types::*;
 use async_trait::async_trait;
+use checkpoint::Checkpointer;
+use indexer::Indexer;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -63,6 +67,8 @@ pub struct SqliteOptions {
 pub struct SqliteStore {
     path: PathBuf,
     writer: Arc<Writer>,
+    indexer: Arc<Indexer>,
+    checkpointer: Arc<Checkpointer>,
     closed: Arc<std::sync::atomic::AtomicBool>,
     readers: Arc<Mutex<Vec<Connection>>>,
     hub: Arc<NotificationHub>,
@@ -91,12 +97,27 @@ impl SqliteStore {
             Ok(Err(msg)) => return Err(StoreError::Invalid(msg)),
             Err(e) => return Err(StoreError::backend("migrating the schema", e)),
         }
+        // Checkpoints happen on their own thread (see `checkpoint`); a WAL
+        // file left large by a burst is cut back when it is reset.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .and_then(|_| conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024))
+            .map_err(|e| StoreError::backend("configuring checkpoints", e))?;
+        let checkpointer = Arc::new(Checkpointer::start(path)?);
         let hub = Arc::new(NotificationHub::new());
-        let writer = Writer::start(conn, options.durability, options.fsync_delay, hub.clone())
-            .map_err(|e| StoreError::backend("starting the writer thread", e))?;
+        let indexer = Arc::new(Indexer::start(&conn, path)?);
+        let writer = Writer::start(
+            conn,
+            options.durability,
+            options.fsync_delay,
+            hub.clone(),
+            indexer.clone(),
+        )
+        .map_err(|e| StoreError::backend("starting the writer thread", e))?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer: Arc::new(writer),
+            indexer,
+            checkpointer,
             closed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             readers: Arc::new(Mutex::new(Vec::new())),
             hub,
@@ -167,6 +188,11 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
     if !read_only {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| StoreError::backend("switching to WAL", e))?;
+    } else {
+        // Readers see the search index as schema `idx`.
+        let index = indexer::index_path(path);
+        conn.execute("ATTACH DATABASE ?1 AS idx", [index.to_string_lossy()])
+            .map_err(|e| StoreError::backend("attaching the search index", e))?;
     }
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(|e| StoreError::backend("enabling foreign keys", e))?;
@@ -236,7 +262,7 @@ impl Store for SqliteStore {
 
     async fn remove_account(&self, address: &str) -> Result<()> {
         let address = address.to_lowercase();
-        self.write(move |ctx| directory::remove_account(ctx.conn, &address))
+        self.write(move |ctx| directory::remove_account(ctx, &address))
             .await
     }
 
@@ -481,7 +507,8 @@ impl Store for SqliteStore {
         key: &SearchKey,
     ) -> Result<Vec<Uid>> {
         let key = key.clone();
-        self.read(move |c| search::search(c, account, mailbox, &key))
+        let progress = self.indexer.progress.clone();
+        self.read(move |c| search::search(c, account, mailbox, &key, &progress))
             .await
     }
 
@@ -495,10 +522,18 @@ impl Store for SqliteStore {
         self.closed
             .store(true, std::sync::atomic::Ordering::Release);
         // Joining the writer thread blocks; keep it off the async threads.
-        let writer = self.writer.clone();
-        tokio::task::spawn_blocking(move || writer.shutdown())
-            .await
-            .map_err(|e| StoreError::backend("stopping the writer", e))?;
+        // The writer first: its last batch hands index jobs to the indexer.
+        let (writer, indexer) = (self.writer.clone(), self.indexer.clone());
+        let checkpointer = self.checkpointer.clone();
+        tokio::task::spawn_blocking(move || {
+            // The checkpointer first, so the writer's final TRUNCATE
+            // checkpoint does not wait on it.
+            checkpointer.shutdown();
+            writer.shutdown();
+            indexer.shutdown();
+        })
+        .await
+        .map_err(|e| StoreError::backend("stopping the writer", e))?;
         self.readers
             .lock()
             .unwrap_or_else(|e| e.into_inner())

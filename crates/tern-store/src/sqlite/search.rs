@@ -5,6 +5,7 @@
 //! the indexed text, which is slower but gives the same answers.
 
 use super::db;
+use super::indexer::{Progress, SEARCH_WAIT};
 use crate::error::Result;
 use crate::search::{contains_ignore_case, SearchKey};
 use crate::types::*;
@@ -24,8 +25,14 @@ pub fn search(
     account: AccountId,
     mailbox: MailboxId,
     key: &SearchKey,
+    progress: &Progress,
 ) -> Result<Vec<Uid>> {
     let entries = super::messages::list(conn, account, mailbox, None)?;
+    let mut uses_text = false;
+    key.for_each_text_key(&mut |_| uses_text = true);
+    if uses_text && !progress.wait_caught_up(SEARCH_WAIT) {
+        tracing::warn!("search index is behind; answering from what it holds");
+    }
     let mut text_hits: HashMap<(bool, String), HashSet<EmailId>> = HashMap::new();
     let mut failed = None;
     key.for_each_text_key(&mut |k| {
@@ -102,8 +109,8 @@ fn full_text(
         // A quoted FTS5 string is a phrase; with trigrams, a substring.
         let phrase = format!("{{{columns}}} : \"{}\"", needle.replace('"', "\"\""));
         (
-            "SELECT t.rowid FROM email_text t JOIN email e ON e.id = t.rowid
-           WHERE email_text MATCH ?1 AND e.account_id = ?2",
+            "SELECT t.rowid FROM idx.email_text t JOIN email e ON e.id = t.rowid
+           WHERE t.email_text MATCH ?1 AND e.account_id = ?2",
             phrase,
         )
     } else {
@@ -114,12 +121,12 @@ fn full_text(
         let like = format!("%{escaped}%");
         if body_only {
             (
-                "SELECT t.rowid FROM email_text t JOIN email e ON e.id = t.rowid
+                "SELECT t.rowid FROM idx.email_text t JOIN email e ON e.id = t.rowid
                WHERE t.body LIKE ?1 ESCAPE '\\' AND e.account_id = ?2",
                 like,
             )
         } else {
-            ("SELECT t.rowid FROM email_text t JOIN email e ON e.id = t.rowid
+            ("SELECT t.rowid FROM idx.email_text t JOIN email e ON e.id = t.rowid
                WHERE (t.headers LIKE ?1 ESCAPE '\\' OR t.body LIKE ?1 ESCAPE '\\') AND e.account_id = ?2", like)
         }
     };

@@ -12,6 +12,7 @@
 //! An operation that fails is rolled back to its savepoint and fails alone;
 //! the rest of the batch commits.
 
+use super::indexer::{IndexJob, Indexer};
 use super::Durability;
 use crate::error::{Result, StoreError};
 use crate::hub::NotificationHub;
@@ -37,6 +38,8 @@ pub struct WriteCtx<'c> {
     /// Set when the batch's transaction can no longer be trusted; the batch
     /// then fails as a whole.
     broken: Option<String>,
+    /// Search index changes, handed to the indexer once the batch commits.
+    index_jobs: Vec<IndexJob>,
 }
 
 impl WriteCtx<'_> {
@@ -60,6 +63,21 @@ impl WriteCtx<'_> {
         let modseq = ModSeq(next as u64);
         self.op_modseq.insert(account, modseq);
         Ok(modseq)
+    }
+
+    /// Queues a search index change, applied after the commit.
+    pub fn index(&mut self, job: IndexJob) {
+        self.index_jobs.push(job);
+    }
+
+    /// How many index changes are queued, to drop those of a rolled-back
+    /// savepoint with [`WriteCtx::forget_index_jobs`].
+    pub fn index_mark(&self) -> usize {
+        self.index_jobs.len()
+    }
+
+    pub fn forget_index_jobs(&mut self, mark: usize) {
+        self.index_jobs.truncate(mark);
     }
 
     /// The modseq the operation holds for `account`, if it took one yet.
@@ -94,11 +112,12 @@ impl Writer {
         durability: Durability,
         fsync_delay: Duration,
         hub: Arc<NotificationHub>,
+        indexer: Arc<Indexer>,
     ) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("tern-store-writer".into())
-            .spawn(move || run(conn, rx, durability, fsync_delay, &hub))?;
+            .spawn(move || run(conn, rx, durability, fsync_delay, &hub, &indexer))?;
         Ok(Writer {
             jobs: std::sync::Mutex::new(Some(tx)),
             thread: std::sync::Mutex::new(Some(thread)),
@@ -164,6 +183,7 @@ fn in_savepoint<T>(
         .execute_batch("SAVEPOINT op")
         .map_err(|e| StoreError::backend("opening a savepoint", e))?;
     ctx.op_modseq.clear();
+    let index_mark = ctx.index_mark();
     // A bug that panics inside one operation must not take the writer
     // thread (and so every later write) down with it.
     let result =
@@ -189,6 +209,9 @@ fn in_savepoint<T>(
             Some("the transaction was rolled back by SQLite (disk full or I/O error?)".into());
         return Err(StoreError::Invalid("the write transaction was lost".into()));
     }
+    if result.is_err() {
+        ctx.forget_index_jobs(index_mark);
+    }
     if result.is_ok() {
         for (account, modseq) in ctx.op_modseq.drain() {
             let t = ctx.touched.entry(account).or_insert(modseq);
@@ -205,6 +228,7 @@ fn run(
     durability: Durability,
     fsync_delay: Duration,
     hub: &NotificationHub,
+    indexer: &Indexer,
 ) {
     let max_batch = match durability {
         Durability::PerCommit => 1,
@@ -233,6 +257,7 @@ fn run(
             op_modseq: HashMap::new(),
             touched: HashMap::new(),
             broken: None,
+            index_jobs: Vec::new(),
         };
         let completions: Vec<Completion> =
             batch.into_iter().map(|job| job(Some(&mut ctx))).collect();
@@ -253,6 +278,9 @@ fn run(
         // has been woken (an IMAP IDLE hears of a message before SMTP's 250).
         let touched = std::mem::take(&mut ctx.touched);
         if commit.is_ok() {
+            // Before the answers, so a search that follows a returned write
+            // waits for its text.
+            indexer.submit(std::mem::take(&mut ctx.index_jobs));
             for (account, modseq) in touched {
                 hub.notify(account, modseq);
             }

@@ -1,0 +1,297 @@
+//! The full-text index, kept beside the mail rather than inside it.
+//!
+//! Indexing a message with FTS5 trigrams costs more than storing it, and
+//! inside the writer's per-operation savepoints FTS5 flushes a segment per
+//! delivery. So the index lives in its own database file (`*.index.db`),
+//! written by its own thread in large batches, after the mail commit: the
+//! writer hands each committed batch's index jobs over in commit order.
+//!
+//! The index is derived data. Its meta row `indexed_upto` is the highest
+//! email id whose text it holds, advanced in the same transaction as the
+//! text; emails above it (the tail a crash can lose) are indexed again
+//! from their blobs when the store opens. A lost removal only leaves an
+//! orphan row, which search never returns because results are matched
+//! against the mailbox's current messages.
+//!
+//! Searches wait for the indexer to catch up with every batch committed
+//! before they started (bounded by [`SEARCH_WAIT`]), so a message is
+//! searchable as soon as its delivery has returned.
+
+use crate::error::{Result, StoreError};
+use crate::message::ParsedMessage;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// Longest a search waits for the index to catch up before it answers from
+/// what is indexed.
+pub const SEARCH_WAIT: Duration = Duration::from_secs(10);
+
+/// Most job lists applied in one index transaction.
+const MAX_BATCH: usize = 256;
+
+const INDEX_SCHEMA: &str = r#"
+CREATE VIRTUAL TABLE IF NOT EXISTS email_text USING fts5 (headers, body, tokenize = 'trigram');
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"#;
+
+/// One change to the index.
+pub enum IndexJob {
+    Add {
+        email_id: i64,
+        headers: String,
+        body: String,
+    },
+    /// A COPY: the new email has the same text as `from`.
+    Copy {
+        from: i64,
+        to: i64,
+    },
+    Remove {
+        email_id: i64,
+    },
+}
+
+/// The text of a message as the index keeps it: the header block plus the
+/// decoded subject and names (so TEXT finds words inside RFC 2047
+/// encoded-words), and the body text.
+pub fn index_text(raw: &[u8], parsed: &ParsedMessage) -> (String, String) {
+    let s = &parsed.summary;
+    let header_end = s.header_size.min(raw.len());
+    let mut headers = String::from_utf8_lossy(&raw[..header_end]).into_owned();
+    headers.push('\n');
+    headers.push_str(&s.subject);
+    for m in s.from.iter().chain(&s.to).chain(&s.cc) {
+        if let Some(name) = &m.name {
+            headers.push('\n');
+            headers.push_str(name);
+        }
+    }
+    (headers, parsed.body_text.clone())
+}
+
+/// The index file beside the mail database `tern.db` → `tern.index.db`.
+pub fn index_path(db: &Path) -> PathBuf {
+    db.with_extension("index.db")
+}
+
+/// Batches sent and applied, so searches can wait for the index.
+#[derive(Default)]
+pub struct Progress {
+    sent: AtomicU64,
+    applied: Mutex<u64>,
+    caught_up: Condvar,
+}
+
+impl Progress {
+    /// Waits until every batch sent before this call has been applied, at
+    /// most `limit`; true if it has.
+    pub fn wait_caught_up(&self, limit: Duration) -> bool {
+        let target = self.sent.load(Ordering::Acquire);
+        let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        let (applied, _) = self
+            .caught_up
+            .wait_timeout_while(applied, limit, |a| *a < target)
+            .unwrap_or_else(|e| e.into_inner());
+        *applied >= target
+    }
+}
+
+/// Handle to the indexer thread.
+/// A committed batch's index jobs and its sequence number.
+type Batch = (u64, Vec<IndexJob>);
+
+pub struct Indexer {
+    jobs: Mutex<Option<mpsc::Sender<Batch>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    pub progress: Arc<Progress>,
+}
+
+impl Indexer {
+    /// Opens the index next to the mail database, indexes what a crash left
+    /// out, and starts the thread.
+    pub fn start(main: &Connection, db_path: &Path) -> Result<Indexer> {
+        let conn = open(&index_path(db_path))?;
+        catch_up(main, &conn)?;
+        let progress = Arc::new(Progress::default());
+        let (tx, rx) = mpsc::channel();
+        let p = progress.clone();
+        let thread = std::thread::Builder::new()
+            .name("tern-store-indexer".into())
+            .spawn(move || run(conn, rx, &p))
+            .map_err(|e| StoreError::backend("starting the indexer thread", e))?;
+        Ok(Indexer {
+            jobs: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+            progress,
+        })
+    }
+
+    /// Hands over the index jobs of one committed batch.
+    pub fn submit(&self, jobs: Vec<IndexJob>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let sender = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(sender) = sender.as_ref() {
+            let seq = self.progress.sent.fetch_add(1, Ordering::AcqRel) + 1;
+            // A gone thread means the store is closing; the catch-up at the
+            // next open indexes whatever this batch held.
+            let _ = sender.send((seq, jobs));
+        }
+    }
+
+    /// Applies what is queued and stops the thread.
+    pub fn shutdown(&self) {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn open(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)
+        .map_err(|e| StoreError::backend(format!("opening {}", path.display()), e))?;
+    conn.busy_timeout(Duration::from_secs(10))
+        .and_then(|_| conn.pragma_update(None, "journal_mode", "WAL"))
+        // Derived data: integrity matters, the last transactions do not (the
+        // catch-up redoes them), so no fsync per commit.
+        .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
+        .and_then(|_| conn.execute_batch(INDEX_SCHEMA))
+        .map_err(|e| StoreError::backend("preparing the search index", e))?;
+    Ok(conn)
+}
+
+fn indexed_upto(conn: &Connection) -> rusqlite::Result<i64> {
+    Ok(conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'indexed_upto'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Indexes emails the index has not seen (a crash's tail, or everything
+/// for a new index file), reading them back from their blobs.
+fn catch_up(main: &Connection, index: &Connection) -> Result<()> {
+    let err = |e| StoreError::backend("catching the search index up", e);
+    // IMMEDIATE: take the write lock before reading, or a second process
+    // indexing at the same moment makes the upgrade fail without waiting.
+    index.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+    let from = indexed_upto(index).map_err(err)?;
+    let mut stmt = main
+        .prepare("SELECT e.id, b.data FROM email e JOIN blob b ON b.hash = e.blob_hash WHERE e.id > ?1 ORDER BY e.id")
+        .map_err(err)?;
+    let mut rows = stmt.query([from]).map_err(err)?;
+    let mut count = 0u64;
+    while let Some(row) = rows.next().map_err(err)? {
+        let id: i64 = row.get(0).map_err(err)?;
+        let raw: Vec<u8> = row.get(1).map_err(err)?;
+        let parsed = crate::message::parse_message(&raw);
+        let (headers, body) = index_text(&raw, &parsed);
+        apply(
+            index,
+            &IndexJob::Add {
+                email_id: id,
+                headers,
+                body,
+            },
+        )
+        .map_err(err)?;
+        count += 1;
+    }
+    index.execute_batch("COMMIT").map_err(err)?;
+    if count > 0 {
+        tracing::info!("search index: indexed {count} message(s) it was missing");
+    }
+    Ok(())
+}
+
+/// Applies one job; Add and Copy advance `indexed_upto`.
+fn apply(conn: &Connection, job: &IndexJob) -> rusqlite::Result<()> {
+    let added = match job {
+        IndexJob::Add {
+            email_id,
+            headers,
+            body,
+        } => {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO email_text (rowid, headers, body) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![email_id, headers, body])?;
+            Some(*email_id)
+        }
+        IndexJob::Copy { from, to } => {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO email_text (rowid, headers, body) SELECT ?1, headers, body FROM email_text WHERE rowid = ?2",
+            )?
+            .execute(params![to, from])?;
+            Some(*to)
+        }
+        IndexJob::Remove { email_id } => {
+            conn.prepare_cached("DELETE FROM email_text WHERE rowid = ?1")?
+                .execute([email_id])?;
+            None
+        }
+    };
+    if let Some(id) = added {
+        conn.prepare_cached(
+            "INSERT INTO meta (key, value) VALUES ('indexed_upto', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+        )?
+        .execute([id])?;
+    }
+    Ok(())
+}
+
+/// The indexer's nice value: under a burst of mail the CPU goes first to
+/// taking mail in (SMTP sessions and the writer); the index catches up
+/// when the burst is over, and a search waits for it meanwhile.
+const INDEXER_NICENESS: libc::c_int = 10;
+
+/// Lowers this thread's scheduling priority (Linux: per thread).
+fn lower_priority() {
+    // SAFETY: gettid and setpriority only read their integer arguments; a
+    // failure leaves the priority as it was, which is harmless.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, INDEXER_NICENESS);
+    }
+}
+
+fn run(conn: Connection, jobs: mpsc::Receiver<Batch>, progress: &Progress) {
+    lower_priority();
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
+            }
+        }
+        let last_seq = batch.last().map(|(seq, _)| *seq).unwrap_or(0);
+        let result = conn.execute_batch("BEGIN IMMEDIATE").and_then(|_| {
+            for (_, list) in &batch {
+                for job in list {
+                    apply(&conn, job)?;
+                }
+            }
+            conn.execute_batch("COMMIT")
+        });
+        if let Err(e) = result {
+            // The mail is safe; the next open's catch-up redoes the index.
+            tracing::error!("search index: applying a batch failed: {e}");
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        let mut applied = progress.applied.lock().unwrap_or_else(|e| e.into_inner());
+        *applied = (*applied).max(last_seq);
+        progress.caught_up.notify_all();
+    }
+    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+}
