@@ -13,6 +13,7 @@
 //! parallel; none sleeps: each waits on the ready line or on a reply.
 
 mod delivery;
+mod limits;
 mod protocol;
 mod relay;
 mod submission;
