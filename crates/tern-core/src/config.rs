@@ -14,7 +14,10 @@
 //! Relative paths (`data_dir`, `tls.cert`, `tls.key`) are relative to the
 //! working directory of the server process, not to the configuration file.
 
+mod pop3;
 mod toml_keys;
+
+pub use pop3::{Pop3Config, Pop3Deleted};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -56,6 +59,9 @@ pub struct Config {
     /// SMTP sessions: relaying, errors, DATA.
     #[serde(deserialize_with = "table")]
     pub smtp: SmtpConfig,
+    /// POP3: deleted messages, login pacing.
+    #[serde(deserialize_with = "table")]
+    pub pop3: Pop3Config,
 }
 
 /// Listening addresses per protocol. An empty list turns that listener off.
@@ -417,6 +423,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             limits: Limits::default(),
             smtp: SmtpConfig::default(),
+            pop3: Pop3Config::default(),
         }
     }
 }
@@ -632,6 +639,12 @@ impl Config {
         }
         check_delimiter(&smtp.recipient_delimiter)
             .map_err(|message| bad(&["smtp", "recipient_delimiter"], message))?;
+        if self.pop3.max_errors == 0 {
+            return Err(bad(
+                &["pop3", "max_errors"],
+                "must be at least 1".to_owned(),
+            ));
+        }
 
         // Two listeners on one address would fail at bind time with a less
         // helpful message; say which keys collide now.

@@ -16,11 +16,12 @@
 pub mod address;
 pub mod auth_limit;
 pub mod config;
+pub mod io;
 pub mod net;
 pub mod password;
 pub mod tls;
 
 pub use address::{parse_domain, Address, AddressError};
 pub use auth_limit::{AuthLimiter, RetryAfter};
-pub use config::{Config, ConfigError, Durability, Protocol, SmtpConfig};
+pub use config::{Config, ConfigError, Durability, Pop3Config, Pop3Deleted, Protocol, SmtpConfig};
 pub use net::{IpNetwork, IpNetworkError};

@@ -48,9 +48,33 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     }
 }
 
+/// Checks a login: the password against the account's hash, or, when there
+/// is no such account, against a fixed dummy hash, so that an unknown user
+/// costs the same Argon2 work as a wrong password and timing reveals nothing.
+pub fn verify_login(password: &str, hash: Option<&str>) -> bool {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    match hash {
+        Some(hash) => verify_password(password, hash),
+        None => {
+            let dummy =
+                DUMMY.get_or_init(|| hash_password("tern-dummy-password").unwrap_or_default());
+            verify_password(password, dummy);
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logins_without_an_account_always_fail() {
+        let hash = hash_password("right").unwrap();
+        assert!(verify_login("right", Some(&hash)));
+        assert!(!verify_login("wrong", Some(&hash)));
+        assert!(!verify_login("tern-dummy-password", None));
+    }
 
     #[test]
     fn hash_then_verify() {

@@ -17,7 +17,6 @@
 
 pub mod command;
 pub mod headers;
-pub mod io;
 pub mod path;
 pub mod recipient;
 pub mod reply;
@@ -52,9 +51,6 @@ pub struct SmtpServer {
     pub smtp: SmtpConfig,
     pub limits: Limits,
     pub auth_limiter: Arc<AuthLimiter>,
-    /// A valid hash of no real password, verified when the account does not
-    /// exist so that a failed login takes as long either way.
-    dummy_hash: String,
 }
 
 impl SmtpServer {
@@ -66,8 +62,6 @@ impl SmtpServer {
         limits: Limits,
         auth_limiter: Arc<AuthLimiter>,
     ) -> SmtpServer {
-        let dummy_hash =
-            tern_core::password::hash_password("tern-dummy-password").unwrap_or_default();
         SmtpServer {
             hostname,
             store,
@@ -75,7 +69,6 @@ impl SmtpServer {
             smtp,
             limits,
             auth_limiter,
-            dummy_hash,
         }
     }
 

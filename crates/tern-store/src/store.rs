@@ -113,6 +113,15 @@ pub trait Store: Send + Sync + 'static {
     async fn email(&self, account: AccountId, id: EmailId) -> Result<Email>;
     /// The raw message bytes.
     async fn read_blob(&self, account: AccountId, blob_id: &str) -> Result<Vec<u8>>;
+    /// At most `len` bytes of the raw message from `offset` (fewer at its
+    /// end, none past it), so that large messages stream in bounded memory.
+    async fn read_blob_range(
+        &self,
+        account: AccountId,
+        blob_id: &str,
+        offset: u64,
+        len: usize,
+    ) -> Result<Vec<u8>>;
     /// Changes keywords of the given UIDs. With `unchanged_since`, messages
     /// whose modseq is higher are left alone and reported (RFC 7162 §3.1.3).
     async fn set_keywords(

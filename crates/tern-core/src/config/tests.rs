@@ -174,7 +174,7 @@ fn partial_listen_keeps_other_defaults() {
 fn unknown_top_level_key() {
     let e = err("hostname = \"a.example\"\nhostnam = \"b\"\n");
     assert!(
-        e.starts_with("tern.toml line 2: unknown key `hostnam` at the top level (expected one of `hostname`, `data_dir`, `listen`, `tls`, `store`, `limits`, `smtp`)"),
+        e.starts_with("tern.toml line 2: unknown key `hostnam` at the top level (expected one of `hostname`, `data_dir`, `listen`, `tls`, `store`, `limits`, `smtp`, `pop3`)"),
         "{e}"
     );
     let e = err("\n\n[listn]\nsmtp = []");
@@ -540,4 +540,17 @@ fn example_file_mentions_every_setting() {
             ),
         }
     }
+}
+
+#[test]
+fn pop3_settings() {
+    let c =
+        Config::from_toml_str("[pop3]\ndeleted = \"trash\"\nlogin_delay_secs = 60", "t").unwrap();
+    assert_eq!(c.pop3.deleted, Pop3Deleted::Trash);
+    assert_eq!(c.pop3.login_delay_secs, 60);
+    assert_eq!(Config::default().pop3.deleted, Pop3Deleted::Expunge);
+    let e = err("[pop3]\ndeleted = \"shred\"");
+    assert!(e.contains("line 2") && e.contains("pop3.deleted"), "{e}");
+    let e = err("[pop3]\nmax_errors = 0");
+    assert!(e.contains("pop3.max_errors"), "{e}");
 }

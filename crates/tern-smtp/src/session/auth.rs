@@ -3,13 +3,14 @@
 //! Offered only under TLS or on loopback. Failed attempts are counted per
 //! client address by the shared limiter; past its limit the client gets
 //! 454 until the window passes. An unknown user costs the same Argon2
-//! verification as a wrong password, so timing does not reveal accounts.
+//! verification as a wrong password (`verify_login`), so timing does not
+//! reveal accounts.
 
 use super::{End, Flow, Session};
 use crate::reply::Reply;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use tern_core::password::verify_password;
+use tern_core::password::verify_login;
 
 /// Longest SASL response line: a base64 PLAIN response of a 255-byte user
 /// and a 1000-byte password fits easily.
@@ -136,13 +137,10 @@ impl Session {
         password: &str,
     ) -> Result<Option<tern_store::Account>, tern_store::StoreError> {
         let account = self.srv.store.account_by_address(user).await?;
-        let hash = account
-            .as_ref()
-            .map(|a| a.password_hash.clone())
-            .unwrap_or_else(|| self.srv.dummy_hash.clone());
+        let hash = account.as_ref().map(|a| a.password_hash.clone());
         let password = password.to_string();
         // Argon2 takes tens of milliseconds of CPU: off the async threads.
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        let ok = tokio::task::spawn_blocking(move || verify_login(&password, hash.as_deref()))
             .await
             .unwrap_or(false);
         Ok(account.filter(|_| ok))

@@ -15,7 +15,6 @@ mod rcpt;
 mod starttls;
 
 use crate::command::{self, Command, CommandError, MailParams};
-use crate::io::Stream;
 use crate::path::{Mailbox, PathError};
 use crate::reply::Reply;
 use crate::{Mode, SmtpServer};
@@ -23,6 +22,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tern_core::config::SmtpConfig;
+use tern_core::io::Stream;
 use tern_store::{Account, AccountId, OutboundRecipient};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;

@@ -7,8 +7,8 @@
 //! afterwards: no EHLO, no transaction, no authentication (RFC 3207 §4.2).
 
 use super::{End, Flow, Session, TLS_HANDSHAKE_TIMEOUT};
-use crate::io::Stream;
 use crate::reply::Reply;
+use tern_core::io::Stream;
 use tokio::io::BufReader;
 
 impl Session {

@@ -114,6 +114,42 @@ pub async fn append_round_trips_exactly(store: Arc<dyn Store>) {
         .unwrap();
 }
 
+pub async fn blob_ranges_stream_a_message(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let raw: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let inbox = inbox(&store, &a).await;
+    let d = store
+        .append(a.id, inbox.id, raw.clone(), vec![], 1)
+        .await
+        .unwrap();
+    let blob = store.email(a.id, d.email_id).await.unwrap().blob_id;
+    let mut streamed = Vec::new();
+    let mut offset = 0u64;
+    loop {
+        let chunk = store
+            .read_blob_range(a.id, &blob, offset, 7_000)
+            .await
+            .unwrap();
+        if chunk.is_empty() {
+            break;
+        }
+        assert!(chunk.len() <= 7_000);
+        offset += chunk.len() as u64;
+        streamed.extend(chunk);
+    }
+    assert_eq!(streamed, raw);
+    assert!(store
+        .read_blob_range(a.id, &blob, 1 << 40, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let other = account(&store, "b@example.test").await;
+    assert!(matches!(
+        store.read_blob_range(other.id, &blob, 0, 10).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
 pub async fn parsed_metadata_is_kept(store: Arc<dyn Store>) {
     let a = account(&store, "a@example.test").await;
     let raw = b"From: =?utf-8?q?J=C3=B6rg?= <jorg@example.net>\r\nTo: a@example.test\r\n\

@@ -49,7 +49,8 @@ macro_rules! conformance_tests {
             copy, move_keeps_the_email, expunge, journal_and_tombstones, account_changes,
             search, notifications_after_commit, concurrent_deliveries, threading,
             remove_account_removes_mail, close_refuses_further_work,
-            accept_queues_remote_recipients_in_the_same_commit, enqueue_blob_queues_stored_bytes);
+            accept_queues_remote_recipients_in_the_same_commit, enqueue_blob_queues_stored_bytes,
+            blob_ranges_stream_a_message);
     };
     (@cases $fixture:path; $($case:ident),* $(,)?) => {
         $(

@@ -445,6 +445,40 @@ pub fn read_blob(conn: &Connection, account: AccountId, hash: &str) -> Result<Ve
     .ok_or_else(|| StoreError::not_found("blob", hash))
 }
 
+/// Reads part of a blob through SQLite's incremental blob I/O, without
+/// loading the rest.
+pub fn read_blob_range(
+    conn: &Connection,
+    account: AccountId,
+    hash: &str,
+    offset: u64,
+    len: usize,
+) -> Result<Vec<u8>> {
+    let rowid: i64 = conn
+        .prepare_cached(
+            "SELECT rowid FROM blob WHERE hash = ?1
+                AND EXISTS (SELECT 1 FROM email WHERE blob_hash = ?1 AND account_id = ?2)",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![hash, account.0], |r| r.get(0))
+                .optional()
+        })
+        .map_err(db("finding a blob"))?
+        .ok_or_else(|| StoreError::not_found("blob", hash))?;
+    let blob = conn
+        .blob_open(rusqlite::MAIN_DB, "blob", "data", rowid, true)
+        .map_err(db("opening a blob"))?;
+    let size = blob.len() as u64;
+    if offset >= size {
+        return Ok(Vec::new());
+    }
+    let n = (len as u64).min(size - offset) as usize;
+    let mut buf = vec![0u8; n];
+    blob.read_at_exact(&mut buf, offset as usize)
+        .map_err(db("reading a blob"))?;
+    Ok(buf)
+}
+
 fn apply_keywords(current: &[String], op: KeywordOp, keywords: &[String]) -> Vec<String> {
     match op {
         KeywordOp::Replace => normalize_keywords(keywords),

@@ -414,6 +414,18 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn read_blob_range(
+        &self,
+        account: AccountId,
+        blob_id: &str,
+        offset: u64,
+        len: usize,
+    ) -> Result<Vec<u8>> {
+        let blob_id = blob_id.to_string();
+        self.read(move |c| messages::read_blob_range(c, account, &blob_id, offset, len))
+            .await
+    }
+
     async fn set_keywords(
         &self,
         account: AccountId,

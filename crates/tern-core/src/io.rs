@@ -1,5 +1,6 @@
-//! The connection: plain TCP until STARTTLS, TLS after (or from the start
-//! on port 465), behind one type so the session code does not care.
+//! A client connection: plain TCP until STARTTLS/STLS, TLS after (or from
+//! the first byte on the implicit-TLS ports), behind one type so protocol
+//! sessions do not care which.
 
 use std::io;
 use std::pin::Pin;
