@@ -19,6 +19,7 @@ pub mod config;
 pub mod io;
 pub mod net;
 pub mod password;
+pub mod sasl;
 pub mod tls;
 
 pub use address::{parse_domain, Address, AddressError};

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tern_core::AuthLimiter;
 use tern_core::{Config, Protocol};
+use tern_pop3::Pop3Server;
 use tern_smtp::{Mode, SmtpServer};
 use tern_store::Store;
 
@@ -35,6 +36,7 @@ pub struct ServerContext {
     pub tls: Arc<tokio_rustls::rustls::ServerConfig>,
     pub shutdown: Shutdown,
     pub smtp: Arc<SmtpServer>,
+    pub pop3: Arc<Pop3Server>,
 }
 
 /// The service for `protocol`, or `None` while that protocol is not built.
@@ -43,12 +45,9 @@ fn service_for(protocol: Protocol, ctx: &Arc<ServerContext>) -> Option<Service> 
         Protocol::Smtp => Some(smtp_service(ctx, Mode::Mta)),
         Protocol::Submission => Some(smtp_service(ctx, Mode::Submission)),
         Protocol::Submissions => Some(smtp_service(ctx, Mode::Submissions)),
-        Protocol::Imap
-        | Protocol::Imaps
-        | Protocol::Pop3
-        | Protocol::Pop3s
-        | Protocol::Http
-        | Protocol::Https => None,
+        Protocol::Pop3 => Some(pop3_service(ctx, tern_pop3::Mode::Plain)),
+        Protocol::Pop3s => Some(pop3_service(ctx, tern_pop3::Mode::Tls)),
+        Protocol::Imap | Protocol::Imaps | Protocol::Http | Protocol::Https => None,
     }
 }
 
@@ -68,6 +67,26 @@ fn smtp_service(ctx: &Arc<ServerContext>, mode: Mode) -> Service {
             // The permit holds the connection's slot for the whole session.
             let _permit = accepted.admission;
             smtp.handle(accepted.stream, accepted.peer, mode, admitted, stopping)
+                .await
+        })
+    })
+}
+
+/// POP3 sessions on port 110 or 995.
+fn pop3_service(ctx: &Arc<ServerContext>, mode: tern_pop3::Mode) -> Service {
+    let pop3 = ctx.pop3.clone();
+    let stopping = ctx.shutdown.receiver();
+    Arc::new(move |accepted: Accepted| {
+        let pop3 = pop3.clone();
+        let stopping = stopping.clone();
+        Box::pin(async move {
+            let admitted = accepted
+                .admission
+                .as_ref()
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            let _permit = accepted.admission;
+            pop3.handle(accepted.stream, accepted.peer, mode, admitted, stopping)
                 .await
         })
     })
@@ -101,6 +120,14 @@ pub async fn serve(config: Config) -> Result<()> {
         tls.clone(),
         config.smtp.clone(),
         config.limits.clone(),
+        auth_limiter.clone(),
+    ));
+    let pop3 = Arc::new(Pop3Server::new(
+        config.hostname.clone(),
+        store.clone(),
+        tls.clone(),
+        config.pop3.clone(),
+        config.limits.clone(),
         auth_limiter,
     ));
     let ctx = Arc::new(ServerContext {
@@ -109,6 +136,7 @@ pub async fn serve(config: Config) -> Result<()> {
         tls,
         shutdown: shutdown.clone(),
         smtp,
+        pop3,
     });
     let limits = ConnectionLimits::new(
         ctx.config.limits.max_connections,

@@ -1,0 +1,108 @@
+//! `tern-pop3`: the POP3 server (RFC 1939) on ports 110 (STLS, RFC 2595)
+//! and 995 (implicit TLS, RFC 8314), with CAPA (RFC 2449), SASL PLAIN
+//! (RFC 5034), RESP-CODES and AUTH-RESP-CODE (RFC 3206) and UTF8 (RFC 6856).
+//!
+//! The maildrop is INBOX as it stood at login: numbers and sizes hold for
+//! the whole session while IMAP, SMTP or others change the mailbox. UIDL is
+//! the email's id, stable for ever. DELE takes effect only at QUIT, through
+//! the Store like any other expunge; a dropped connection removes nothing.
+//! One POP3 session at a time per maildrop (`[IN-USE]` otherwise).
+
+pub mod command;
+mod session;
+mod stream;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tern_core::config::{Limits, Pop3Config};
+use tern_core::AuthLimiter;
+use tern_store::{AccountId, Store};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_rustls::rustls::ServerConfig;
+
+/// Whether a listener speaks TLS from the first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Port 110: plaintext, STLS offered.
+    Plain,
+    /// Port 995: implicit TLS.
+    Tls,
+}
+
+/// Everything POP3 sessions share.
+pub struct Pop3Server {
+    pub hostname: String,
+    pub store: Arc<dyn Store>,
+    pub tls: Arc<ServerConfig>,
+    pub config: Pop3Config,
+    pub limits: Limits,
+    pub auth_limiter: Arc<AuthLimiter>,
+    /// Maildrops held by a session (RFC 1939 §4: exclusive access).
+    in_use: Mutex<HashSet<AccountId>>,
+    /// When each account last logged in, for LOGIN-DELAY.
+    last_login: Mutex<HashMap<AccountId, Instant>>,
+}
+
+impl Pop3Server {
+    pub fn new(
+        hostname: String,
+        store: Arc<dyn Store>,
+        tls: Arc<ServerConfig>,
+        config: Pop3Config,
+        limits: Limits,
+        auth_limiter: Arc<AuthLimiter>,
+    ) -> Pop3Server {
+        Pop3Server {
+            hostname,
+            store,
+            tls,
+            config,
+            limits,
+            auth_limiter,
+            in_use: Mutex::new(HashSet::new()),
+            last_login: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Runs one connection to its end. `admitted` is `Err` when a connection
+    /// limit was reached; `stopping` turns true at shutdown.
+    pub async fn handle(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        mode: Mode,
+        admitted: Result<(), String>,
+        stopping: watch::Receiver<bool>,
+    ) {
+        session::run(self, stream, peer, mode, admitted, stopping).await
+    }
+
+    /// Takes the maildrop lock of `account`, if no other session holds it.
+    fn lock_maildrop(self: &Arc<Self>, account: AccountId) -> Option<MaildropLock> {
+        let mut in_use = self.in_use.lock().unwrap_or_else(|e| e.into_inner());
+        in_use.insert(account).then(|| MaildropLock {
+            server: self.clone(),
+            account,
+        })
+    }
+}
+
+/// Held while a session has the maildrop; released on drop, whatever ends
+/// the session.
+pub(crate) struct MaildropLock {
+    server: Arc<Pop3Server>,
+    account: AccountId,
+}
+
+impl Drop for MaildropLock {
+    fn drop(&mut self) {
+        self.server
+            .in_use
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.account);
+    }
+}

@@ -1,0 +1,191 @@
+//! The AUTHORIZATION state: USER/PASS (RFC 1939 §7), AUTH PLAIN (RFC 5034),
+//! STLS (RFC 2595), UTF8 (RFC 6856), and taking the maildrop.
+//!
+//! Failed logins count against the client's address in the shared limiter;
+//! an unknown user costs the same Argon2 work as a wrong password.
+
+use super::maildrop::Maildrop;
+use super::{End, Session, State, TLS_HANDSHAKE_TIMEOUT};
+use crate::command::Command;
+use std::time::Instant;
+use tern_core::io::Stream;
+use tern_core::password::verify_login;
+use tern_core::sasl::decode_plain;
+use tokio::io::BufReader;
+
+impl Session {
+    /// A command in the AUTHORIZATION state; false when the session ends.
+    pub(super) async fn authorization(&mut self, cmd: Command) -> Result<bool, End> {
+        match cmd {
+            Command::User(name) => {
+                if !self.auth_allowed() {
+                    self.err(
+                        "use STLS first: passwords are not accepted over an unencrypted connection",
+                    );
+                } else {
+                    // Never says whether the user exists (RFC 1939 §13).
+                    self.state = State::Authorization { user: Some(name) };
+                    self.ok("send PASS");
+                }
+            }
+            Command::Pass(password) => {
+                let user = match &mut self.state {
+                    State::Authorization { user } => user.take(),
+                    State::Transaction { .. } => None,
+                };
+                match user {
+                    None => self.err("USER first"),
+                    Some(user) => self.login(&user, &password).await,
+                }
+            }
+            Command::Auth { mechanism, initial } => self.auth(mechanism, initial).await?,
+            Command::Stls => return self.stls().await,
+            Command::Utf8 => self.ok("UTF8 enabled"),
+            _ => self.err("not logged in: USER and PASS, or AUTH, first"),
+        }
+        Ok(true)
+    }
+
+    async fn auth(
+        &mut self,
+        mechanism: Option<String>,
+        initial: Option<String>,
+    ) -> Result<(), End> {
+        if !self.auth_allowed() {
+            self.err("use STLS first: passwords are not accepted over an unencrypted connection");
+            return Ok(());
+        }
+        let Some(mechanism) = mechanism else {
+            // Old clients (RFC 1734) ask for the list with a bare AUTH.
+            self.out.extend_from_slice(b"+OK\r\nPLAIN\r\n.\r\n");
+            return Ok(());
+        };
+        if mechanism != "PLAIN" {
+            self.err("unsupported mechanism; use PLAIN");
+            return Ok(());
+        }
+        let response = match initial {
+            Some(r) if r == "=" => String::new(),
+            Some(r) => r,
+            None => {
+                self.out.extend_from_slice(b"+ \r\n");
+                match self.read_line().await? {
+                    None => return Err(End::Gone),
+                    Some(None) => {
+                        self.err("line too long");
+                        return Ok(());
+                    }
+                    Some(Some(line)) => String::from_utf8_lossy(&line).trim().to_string(),
+                }
+            }
+        };
+        if response == "*" {
+            self.err("authentication cancelled");
+            return Ok(());
+        }
+        match decode_plain(&response) {
+            Ok((user, password)) => self.login(&user, &password).await,
+            Err(why) => self.err(why),
+        }
+        Ok(())
+    }
+
+    /// Checks the credentials and takes the maildrop.
+    async fn login(&mut self, user: &str, password: &str) {
+        if let Err(retry) = self.srv.auth_limiter.check(self.peer.ip()) {
+            self.err(&format!("[SYS/TEMP] {retry}"));
+            return;
+        }
+        let account = match self.srv.store.account_by_address(user).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!("pop3 {}: looking up {user:?}: {e}", self.peer);
+                self.err("[SYS/TEMP] temporary failure; try again later");
+                return;
+            }
+        };
+        let hash = account.as_ref().map(|a| a.password_hash.clone());
+        let pass = password.to_string();
+        // Argon2 takes tens of milliseconds of CPU: off the async threads.
+        let ok = tokio::task::spawn_blocking(move || verify_login(&pass, hash.as_deref()))
+            .await
+            .unwrap_or(false);
+        let Some(account) = account.filter(|_| ok) else {
+            self.srv.auth_limiter.record_failure(self.peer.ip());
+            tracing::info!("pop3 {}: failed login for {user:?}", self.peer);
+            self.err("[AUTH] invalid user name or password");
+            return;
+        };
+        let delay = self.srv.config.login_delay_secs;
+        if delay > 0 {
+            let mut last = self
+                .srv
+                .last_login
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(at) = last.get(&account.id) {
+                let since = at.elapsed().as_secs();
+                if since < delay {
+                    drop(last);
+                    self.err(&format!(
+                        "[LOGIN-DELAY] wait {} more seconds between logins",
+                        delay - since
+                    ));
+                    return;
+                }
+            }
+            last.insert(account.id, Instant::now());
+        }
+        let Some(lock) = self.srv.lock_maildrop(account.id) else {
+            self.err("[IN-USE] the maildrop is in use by another POP3 session");
+            return;
+        };
+        match Maildrop::open(self.srv.store.as_ref(), account.id).await {
+            Ok(maildrop) => {
+                let (count, size) = maildrop.stat();
+                tracing::info!(
+                    "pop3 {}: {} logged in, {count} messages",
+                    self.peer,
+                    account.address
+                );
+                self.state = State::Transaction {
+                    maildrop,
+                    _lock: lock,
+                };
+                self.ok(&format!("maildrop has {count} messages ({size} octets)"));
+            }
+            Err(e) => {
+                tracing::error!(
+                    "pop3 {}: opening the maildrop of {}: {e}",
+                    self.peer,
+                    account.address
+                );
+                self.err("[SYS/TEMP] cannot open the maildrop; try again later");
+            }
+        }
+    }
+
+    /// STLS: everything pipelined before the handshake is dropped with the
+    /// plaintext buffer, and the session starts over (RFC 2595 §4).
+    async fn stls(&mut self) -> Result<bool, End> {
+        if self.is_tls() {
+            self.err("TLS is already active");
+            return Ok(true);
+        }
+        self.ok("begin TLS negotiation");
+        self.flush().await?;
+        let conn = std::mem::replace(&mut self.conn, BufReader::new(Stream::Closed));
+        let Stream::Plain(tcp) = conn.into_inner() else {
+            return Err(End::Gone);
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.srv.tls.clone());
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => {
+                self.conn = BufReader::new(Stream::Tls(Box::new(tls)));
+                self.state = State::Authorization { user: None };
+                Ok(true)
+            }
+            _ => Err(End::Gone),
+        }
+    }
+}
