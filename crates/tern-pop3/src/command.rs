@@ -199,3 +199,27 @@ mod tests {
         assert!(parse(b"USER \xff").is_err());
     }
 }
+
+#[cfg(test)]
+mod robustness {
+    use super::*;
+
+    #[test]
+    fn no_input_makes_the_parser_panic() {
+        let mut seed = 11u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        let alphabet = b" 0123456789-+RETRTOPLISTUIDLDELEUSERPASSAUTHPLAIN\xff\x00\xc3\xa9";
+        for _ in 0..100_000 {
+            let len = next() % 24;
+            let line: Vec<u8> = (0..len)
+                .map(|_| alphabet[next() % alphabet.len()])
+                .collect();
+            let _ = parse(&line);
+        }
+    }
+}

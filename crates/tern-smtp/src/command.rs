@@ -445,3 +445,48 @@ mod tests {
         assert!(p("AUTH").is_err());
     }
 }
+
+#[cfg(test)]
+mod robustness {
+    use super::*;
+
+    /// A small deterministic generator: the same inputs on every run.
+    fn lcg(seed: &mut u64) -> u64 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        *seed >> 33
+    }
+
+    #[test]
+    fn no_input_makes_the_parser_panic() {
+        let seeds: [&[u8]; 6] = [
+            b"MAIL FROM:<a@b.c> SIZE=10 BODY=8BITMIME",
+            b"RCPT TO:<\"q\\\"x\"@[IPv6:::1]> NOTIFY=SUCCESS ORCPT=rfc822;a+2Bb",
+            b"RCPT TO:<@a,@b:c@d>",
+            b"AUTH PLAIN =",
+            b"BDAT 18446744073709551615 LAST",
+            b"EHLO \xf0\x9f\x92\xa9",
+        ];
+        let alphabet = b"<>@:\"\\[]., =+%!-;0123456789abcdefghijklmnopqrstuvwxyzMAILRCPTFROMTO\xc3\xa9\xff\x00";
+        let mut seed = 7u64;
+        for base in seeds {
+            for _ in 0..20_000 {
+                let mut line = base.to_vec();
+                for _ in 0..(lcg(&mut seed) % 6) {
+                    let pos = (lcg(&mut seed) as usize) % (line.len() + 1);
+                    match lcg(&mut seed) % 3 {
+                        0 if pos < line.len() => {
+                            line.remove(pos);
+                        }
+                        1 if pos < line.len() => {
+                            line[pos] = alphabet[lcg(&mut seed) as usize % alphabet.len()]
+                        }
+                        _ => line.insert(pos, alphabet[lcg(&mut seed) as usize % alphabet.len()]),
+                    }
+                }
+                let _ = parse(&line);
+            }
+        }
+    }
+}
