@@ -45,6 +45,31 @@ pub struct AuthLimiter {
     max_failures: u32,
     window: Duration,
     state: Mutex<State>,
+    /// Makes [`AuthLimiter::begin`]'s check-and-count one step.
+    begin_lock: Mutex<()>,
+}
+
+/// A login attempt in progress, counted as a failure until it succeeds.
+pub struct Attempt<'a> {
+    limiter: &'a AuthLimiter,
+    ip: IpAddr,
+    at: Instant,
+}
+
+impl Attempt<'_> {
+    /// The password was right: the attempt no longer counts.
+    pub fn succeeded(self) {
+        let mut state = self.limiter.lock();
+        let key = key(self.ip);
+        if let Some(times) = state.failures.get_mut(&key) {
+            if let Some(i) = times.iter().rposition(|&t| t == self.at) {
+                times.remove(i);
+            }
+            if times.is_empty() {
+                state.failures.remove(&key);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -100,6 +125,7 @@ impl AuthLimiter {
         AuthLimiter {
             max_failures: max_failures.max(1),
             window,
+            begin_lock: Mutex::new(()),
             state: Mutex::new(State::default()),
         }
     }
@@ -137,6 +163,22 @@ impl AuthLimiter {
     /// login.
     pub fn record_success(&self, ip: IpAddr) {
         self.lock().failures.remove(&key(ip));
+    }
+
+    /// Starts a login attempt: refused if the address is over its limit;
+    /// otherwise the attempt counts as a failure right away, until
+    /// [`Attempt::succeeded`] takes it back. Counting before the password is
+    /// checked means many parallel attempts cannot all pass the check.
+    pub fn begin(&self, ip: IpAddr) -> Result<Attempt<'_>, RetryAfter> {
+        let _serial = self.begin_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        self.check_at(ip, now)?;
+        self.record_failure_at(ip, now);
+        Ok(Attempt {
+            limiter: self,
+            ip,
+            at: now,
+        })
     }
 
     /// [`AuthLimiter::check`] at the time `now`.
@@ -238,6 +280,20 @@ fn key(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attempts_count_until_they_succeed() {
+        let l = AuthLimiter::new(2, Duration::from_secs(60));
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let a = l.begin(ip).unwrap();
+        // b fails: it simply never calls succeeded(), and keeps counting.
+        let _b = l.begin(ip).unwrap();
+        // Two in flight: a third is refused before any password is checked.
+        assert!(l.begin(ip).is_err());
+        a.succeeded();
+        let _c = l.begin(ip).unwrap();
+        assert!(l.begin(ip).is_err());
+    }
     use std::net::Ipv4Addr;
 
     fn ip(s: &str) -> IpAddr {

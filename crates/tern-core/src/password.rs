@@ -64,6 +64,29 @@ pub fn verify_login(password: &str, hash: Option<&str>) -> bool {
     }
 }
 
+/// Argon2 verifications allowed at once: each takes 19 MiB and a core for
+/// tens of milliseconds, so a flood of logins queues here instead of
+/// exhausting memory and starving the mail sessions.
+fn verification_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        tokio::sync::Semaphore::new(cores * 2)
+    })
+}
+
+/// [`verify_login`] off the async threads, at most a few at a time.
+pub async fn verify_login_async(password: String, hash: Option<String>) -> bool {
+    let Ok(_slot) = verification_slots().acquire().await else {
+        return false;
+    };
+    tokio::task::spawn_blocking(move || verify_login(&password, hash.as_deref()))
+        .await
+        .unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -161,7 +161,11 @@ impl Resolver<'_> {
             return Ok(false);
         };
         if let Some(base) = self.base_local(local) {
-            if format!("{base}@{domain}") == account.address {
+            // joe+x@ is joe's, unless "joe+x" (or, with "-" as a delimiter,
+            // "mary-ann") is itself someone else's address.
+            let taken = self.store.account_by_address(&sender).await?.is_some()
+                || self.store.alias(&sender).await?.is_some();
+            if !taken && format!("{base}@{domain}") == account.address {
                 return Ok(true);
             }
         }
@@ -358,5 +362,26 @@ mod tests {
             .await
             .unwrap());
         assert!(!r.may_send_as(&joe, "joe@remote.test").await.unwrap());
+        // With "-" as a delimiter, joe-ann@ is not joe's when it is an account.
+        let dashes = Resolver {
+            store: store.as_ref(),
+            delimiters: "+-",
+        };
+        store
+            .create_account(NewAccount {
+                address: "joe-ann@example.test".into(),
+                password_hash: "x".into(),
+                quota_bytes: None,
+            })
+            .await
+            .unwrap();
+        assert!(!dashes
+            .may_send_as(&joe, "joe-ann@example.test")
+            .await
+            .unwrap());
+        assert!(dashes
+            .may_send_as(&joe, "joe-lists@example.test")
+            .await
+            .unwrap());
     }
 }

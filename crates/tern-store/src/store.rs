@@ -80,7 +80,10 @@ pub trait Store: Send + Sync + 'static {
     /// What SMTP does with a message: deliver to the local targets and queue
     /// it for the remote recipients, all in one durable commit, so a 250
     /// never covers half a message. A queue entry that cannot be written
-    /// fails the whole call; a local target that fails (quota) fails alone.
+    /// fails the whole call. A local target over quota fails alone; when the
+    /// message is accepted anyway (another target took it, or it has remote
+    /// recipients) and `outbound` is given, that target's address is queued
+    /// in the same commit ([`Accepted::deferred`]), so the queue retries.
     async fn accept(&self, delivery: Delivery, outbound: Option<Outbound>) -> Result<Accepted>;
     /// Queues an already stored blob for more recipients: for a local
     /// recipient whose delivery failed after the others succeeded (the queue

@@ -372,6 +372,9 @@ pub struct QueuedRecipient {
 pub struct Accepted {
     pub local: Vec<crate::Result<Delivered>>,
     pub queued: Option<QueueId>,
+    /// Indexes of `local` targets that were over quota and were queued
+    /// instead (only when the message was accepted for someone else).
+    pub deferred: Vec<usize>,
     /// The stored message's blob (for [`crate::Store::enqueue_blob`]).
     pub blob_id: String,
 }

@@ -9,7 +9,7 @@ use super::{End, Session, State, TLS_HANDSHAKE_TIMEOUT};
 use crate::command::Command;
 use std::time::Instant;
 use tern_core::io::Stream;
-use tern_core::password::verify_login;
+use tern_core::password::verify_login_async;
 use tern_core::sasl::decode_plain;
 use tokio::io::BufReader;
 
@@ -92,56 +92,57 @@ impl Session {
 
     /// Checks the credentials and takes the maildrop.
     async fn login(&mut self, user: &str, password: &str) {
-        if let Err(retry) = self.srv.auth_limiter.check(self.peer.ip()) {
-            self.err(&format!("[SYS/TEMP] {retry}"));
-            return;
-        }
-        let account = match self.srv.store.account_by_address(user).await {
+        let srv = self.srv.clone();
+        let attempt = match srv.auth_limiter.begin(self.peer.ip()) {
+            Ok(a) => a,
+            Err(retry) => {
+                self.temp_err(&format!("[SYS/TEMP] {retry}"));
+                return;
+            }
+        };
+        let account = match srv.store.account_by_address(user).await {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!("pop3 {}: looking up {user:?}: {e}", self.peer);
-                self.err("[SYS/TEMP] temporary failure; try again later");
+                self.temp_err("[SYS/TEMP] temporary failure; try again later");
                 return;
             }
         };
         let hash = account.as_ref().map(|a| a.password_hash.clone());
-        let pass = password.to_string();
-        // Argon2 takes tens of milliseconds of CPU: off the async threads.
-        let ok = tokio::task::spawn_blocking(move || verify_login(&pass, hash.as_deref()))
-            .await
-            .unwrap_or(false);
+        let ok = verify_login_async(password.to_string(), hash).await;
         let Some(account) = account.filter(|_| ok) else {
-            self.srv.auth_limiter.record_failure(self.peer.ip());
             tracing::info!("pop3 {}: failed login for {user:?}", self.peer);
             self.err("[AUTH] invalid user name or password");
             return;
         };
-        let delay = self.srv.config.login_delay_secs;
+        attempt.succeeded();
+        let delay = srv.config.login_delay_secs;
         if delay > 0 {
-            let mut last = self
-                .srv
-                .last_login
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if let Some(at) = last.get(&account.id) {
-                let since = at.elapsed().as_secs();
+            let last = srv.last_login.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(since) = last.get(&account.id).map(|at| at.elapsed().as_secs()) {
                 if since < delay {
                     drop(last);
-                    self.err(&format!(
+                    self.temp_err(&format!(
                         "[LOGIN-DELAY] wait {} more seconds between logins",
                         delay - since
                     ));
                     return;
                 }
             }
-            last.insert(account.id, Instant::now());
         }
-        let Some(lock) = self.srv.lock_maildrop(account.id) else {
-            self.err("[IN-USE] the maildrop is in use by another POP3 session");
+        let Some(lock) = srv.lock_maildrop(account.id) else {
+            self.temp_err("[IN-USE] the maildrop is in use by another POP3 session");
             return;
         };
-        match Maildrop::open(self.srv.store.as_ref(), account.id).await {
+        match Maildrop::open(srv.store.as_ref(), account.id).await {
             Ok(maildrop) => {
+                if delay > 0 {
+                    // Only a login that got the maildrop starts the delay.
+                    srv.last_login
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(account.id, Instant::now());
+                }
                 let (count, size) = maildrop.stat();
                 tracing::info!(
                     "pop3 {}: {} logged in, {count} messages",
@@ -160,7 +161,7 @@ impl Session {
                     self.peer,
                     account.address
                 );
-                self.err("[SYS/TEMP] cannot open the maildrop; try again later");
+                self.temp_err("[SYS/TEMP] cannot open the maildrop; try again later");
             }
         }
     }

@@ -23,6 +23,9 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// (base64 credentials) need more, so lines up to this are read.
 const MAX_LINE: usize = 4096;
 
+/// Replies held back for pipelining before they are written anyway.
+const MAX_PENDING_OUTPUT: usize = 64 * 1024;
+
 /// RFC 1939 §3: the autologout timer is at least 10 minutes.
 const MIN_IDLE: Duration = Duration::from_secs(600);
 
@@ -68,6 +71,10 @@ pub(crate) async fn run(
     admitted: Result<(), String>,
     stopping: watch::Receiver<bool>,
 ) {
+    if admitted.is_err() && mode == Mode::Tls {
+        // No TLS handshake for a connection we will not serve.
+        return;
+    }
     let stream = match mode {
         Mode::Plain => Stream::Plain(tcp),
         Mode::Tls => {
@@ -88,7 +95,7 @@ pub(crate) async fn run(
         stopping,
     };
     if let Err(why) = admitted {
-        s.err(&format!("[SYS/TEMP] too busy ({why}); try again later"));
+        s.temp_err(&format!("[SYS/TEMP] too busy ({why}); try again later"));
         let _ = s.flush().await;
         return;
     }
@@ -115,18 +122,37 @@ impl Session {
     /// An error reply; counts towards `max_errors`.
     fn err(&mut self, text: &str) {
         self.errors += 1;
+        self.temp_err(text);
+    }
+
+    /// An error reply for a condition that is not the client's fault
+    /// ([SYS/TEMP], [IN-USE], [LOGIN-DELAY]); not counted.
+    fn temp_err(&mut self, text: &str) {
         self.out
             .extend_from_slice(format!("-ERR {}", text.replace(['\r', '\n'], " ")).as_bytes());
         self.out.extend_from_slice(b"\r\n");
     }
 
+    /// Writes pending replies; a client that stops reading meets the idle
+    /// timeout here too, so it cannot keep the maildrop locked for ever.
     async fn flush(&mut self) -> std::io::Result<()> {
         if !self.out.is_empty() {
             let out = std::mem::take(&mut self.out);
-            self.conn.get_mut().write_all(&out).await?;
-            self.conn.get_mut().flush().await?;
+            let timeout = self.idle();
+            let conn = self.conn.get_mut();
+            let write = async {
+                conn.write_all(&out).await?;
+                conn.flush().await
+            };
+            tokio::time::timeout(timeout, write)
+                .await
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
         }
         Ok(())
+    }
+
+    fn idle(&self) -> Duration {
+        Duration::from_secs(self.srv.limits.idle_timeout_secs).max(MIN_IDLE)
     }
 
     fn is_tls(&self) -> bool {
@@ -150,12 +176,14 @@ impl Session {
     /// One line without its line end, or `None` at end of input; an
     /// overlong line is consumed and reported as `Some(None)`.
     async fn read_line(&mut self) -> Result<Option<Option<Vec<u8>>>, End> {
-        let idle = Duration::from_secs(self.srv.limits.idle_timeout_secs).max(MIN_IDLE);
+        let idle = self.idle();
         let read = async {
             let mut line = Vec::new();
             let mut overflow = false;
             loop {
-                if self.conn.buffer().is_empty() {
+                // Replies go out when the client has nothing more pipelined,
+                // or once they pile up: pipelined LISTs must not grow memory.
+                if self.conn.buffer().is_empty() || self.out.len() > MAX_PENDING_OUTPUT {
                     self.flush().await?;
                 }
                 let buf = self.conn.fill_buf().await?;
@@ -199,7 +227,7 @@ impl Session {
             let line = tokio::select! {
                 line = self.read_line() => line?,
                 _ = stopping.wait_for(|s| *s) => {
-                    self.err("[SYS/TEMP] server shutting down; nothing was deleted");
+                    self.temp_err("[SYS/TEMP] server shutting down; nothing was deleted");
                     return Ok(());
                 }
             };

@@ -10,7 +10,7 @@ use super::{End, Flow, Session};
 use crate::reply::Reply;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use tern_core::password::verify_login;
+use tern_core::password::verify_login_async;
 use tern_core::sasl::decode_plain;
 
 /// Longest SASL response line: a base64 PLAIN response of a 255-byte user
@@ -45,10 +45,6 @@ impl Session {
         }
         if self.helo.is_none() {
             self.reply(Reply::new(503, "5.5.1", "say EHLO first"));
-            return Ok(Flow::Continue);
-        }
-        if let Err(retry) = self.srv.auth_limiter.check(self.peer.ip()) {
-            self.reply(Reply::new(454, "4.7.0", retry.to_string()));
             return Ok(Flow::Continue);
         }
         let credentials = match mechanism.as_str() {
@@ -95,14 +91,22 @@ impl Session {
             }
             Some(Ok(pair)) => pair,
         };
+        let srv = self.srv.clone();
+        let attempt = match srv.auth_limiter.begin(self.peer.ip()) {
+            Ok(a) => a,
+            Err(retry) => {
+                self.reply(Reply::new(454, "4.7.0", retry.to_string()));
+                return Ok(Flow::Continue);
+            }
+        };
         match self.verify(&user, &password).await {
             Ok(Some(account)) => {
+                attempt.succeeded();
                 tracing::info!("smtp {}: authenticated as {}", self.peer, account.address);
                 self.account = Some(account);
                 self.reply(Reply::new(235, "2.7.0", "authentication successful"));
             }
             Ok(None) => {
-                self.srv.auth_limiter.record_failure(self.peer.ip());
                 tracing::info!("smtp {}: failed login for {user:?}", self.peer);
                 self.reply(Reply::new(
                     535,
@@ -139,11 +143,7 @@ impl Session {
     ) -> Result<Option<tern_store::Account>, tern_store::StoreError> {
         let account = self.srv.store.account_by_address(user).await?;
         let hash = account.as_ref().map(|a| a.password_hash.clone());
-        let password = password.to_string();
-        // Argon2 takes tens of milliseconds of CPU: off the async threads.
-        let ok = tokio::task::spawn_blocking(move || verify_login(&password, hash.as_deref()))
-            .await
-            .unwrap_or(false);
+        let ok = verify_login_async(password.to_string(), hash).await;
         Ok(account.filter(|_| ok))
     }
 }

@@ -50,24 +50,31 @@ impl Session {
         let timeout = self.data_timeout();
         let mut message = Vec::new();
         let mut faults = DataFaults::default();
+        // The end is CRLF "." CRLF: a "." line ends the data only when the
+        // line before it ended with CRLF (the 354 counts as such). After a
+        // bare LF, ".\r\n" is data — taking it as the end is what SMTP
+        // smuggling exploits.
+        let mut after_crlf = true;
         loop {
             let line = self.read_line(max_line, timeout).await?;
             if !line.complete {
                 // The connection ended inside the data: nothing was accepted.
                 return Err(End::Gone);
             }
-            let bytes = &line.bytes;
-            if bytes.as_slice() == b".\r\n" {
-                break;
-            }
             if line.overflow {
                 faults.line_too_long = true;
+                after_crlf = line.bytes.ends_with(b"\r\n");
                 continue;
+            }
+            let bytes = &line.bytes;
+            if after_crlf && bytes.as_slice() == b".\r\n" {
+                break;
             }
             // The line ends with LF; anything but CRLF there, or a CR
             // elsewhere in it, is a bare line end.
             let body = &bytes[..bytes.len() - 1];
-            if body.last() != Some(&b'\r') || body[..body.len() - 1].contains(&b'\r') {
+            after_crlf = body.last() == Some(&b'\r');
+            if !after_crlf || body[..body.len() - 1].contains(&b'\r') {
                 faults.bare_line_end = true;
             }
             // RFC 5321 §4.5.2: a leading dot was doubled by the client.
@@ -127,7 +134,6 @@ impl Session {
         let timeout = self.data_timeout();
         let read = async {
             if keep {
-                chunk.reserve(size.min(max_size as u64) as usize);
                 (&mut self.conn).take(size).read_to_end(&mut chunk).await
             } else {
                 tokio::io::copy(&mut (&mut self.conn).take(size), &mut tokio::io::sink())

@@ -56,49 +56,36 @@ impl Session {
             recipients: targets,
             received_at,
         };
-        let accepted = match self
-            .srv
-            .store
-            .accept(delivery, Some(outbound.clone()))
-            .await
-        {
+        let accepted = match self.srv.store.accept(delivery, Some(outbound)).await {
             Ok(a) => a,
             Err(e) => return self.temporary_failure("storing a message", e),
         };
-        // A local recipient that could not take the message (quota) must
-        // still get it once it can, or the sender a bounce: it goes to the
-        // queue, which retries and bounces. All failed and nothing else
-        // accepted: the client is told now instead, and nothing is owed.
+        // A local recipient over quota was queued by `accept` in the same
+        // commit when the message was accepted for anyone else (the queue
+        // retries, then bounces). If nobody took it, the client hears now
+        // and nothing is owed.
         let failed: Vec<(usize, StoreError)> = accepted
             .local
             .into_iter()
             .enumerate()
             .filter_map(|(i, r)| r.err().map(|e| (i, e)))
             .collect();
-        if !failed.is_empty() && failed.len() == tx.local.len() && tx.remote.is_empty() {
-            let (_, first) = &failed[0];
-            return match first {
-                StoreError::OverQuota { .. } => {
-                    self.reply(Reply::new(452, "4.2.2", "mailbox full; try again later"))
-                }
-                e => self.temporary_failure("delivering a message", e),
-            };
-        }
-        if !failed.is_empty() {
-            let retry = Outbound {
-                recipients: failed
-                    .iter()
-                    .map(|(i, _)| OutboundRecipient {
-                        address: tx.local[*i].1.clone(),
-                        notify: Default::default(),
-                        orcpt: None,
-                    })
-                    .collect(),
-                ..outbound
-            };
-            if let Err(e) = self.srv.store.enqueue_blob(&accepted.blob_id, retry).await {
-                return self.temporary_failure("queueing for a full mailbox", e);
+        if let Some((_, e)) = failed.iter().find(|(i, _)| !accepted.deferred.contains(i)) {
+            if failed.len() == tx.local.len() && tx.remote.is_empty() {
+                return match e {
+                    StoreError::OverQuota { .. } => {
+                        self.reply(Reply::new(452, "4.2.2", "mailbox full; try again later"))
+                    }
+                    e => self.temporary_failure("delivering a message", e),
+                };
             }
+            // A failure that is not a full mailbox, with others delivered:
+            // the message is accepted for them; log loudly, as it is lost
+            // for this one recipient (only a store fault gets here).
+            tracing::error!(
+                "smtp {}: a local delivery failed after others succeeded: {e}",
+                self.peer
+            );
         }
         tracing::info!(
             "smtp {}: accepted {id} from <{mail_from}>, {size} bytes, {} local, {} queued{}",

@@ -28,6 +28,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+/// Replies held back for pipelining before they are written anyway.
+const MAX_PENDING_OUTPUT: usize = 64 * 1024;
+
 /// How long a TLS handshake may take before the client is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -97,6 +100,11 @@ pub(crate) async fn run(
     admitted: Result<(), String>,
     stopping: watch::Receiver<bool>,
 ) {
+    if admitted.is_err() && mode == Mode::Submissions {
+        // No TLS handshake for a connection we will not serve: a refused
+        // client must cost nothing.
+        return;
+    }
     let stream = if mode == Mode::Submissions {
         // Port 465: TLS from the first byte (RFC 8314 §3.3).
         let acceptor = tokio_rustls::TlsAcceptor::from(srv.tls.clone());
@@ -182,18 +190,28 @@ impl Session {
 
     /// Queues a reply; errors count towards `max_errors`.
     fn reply(&mut self, reply: Reply) {
-        // 421 ends the session anyway; 451 is our fault, not the client's.
-        if reply.is_error() && reply.code != 421 && reply.code != 451 {
+        // Only 5xx count: 4xx are temporary conditions (452 too many
+        // recipients is how a long recipient list is meant to be split).
+        if reply.code >= 500 {
             self.errors += 1;
         }
         reply.write_to(&mut self.out);
     }
 
+    /// Writes the pending replies. A client that stops reading gets the
+    /// idle timeout too, so it cannot hold a session (and its slot) forever.
     async fn flush(&mut self) -> std::io::Result<()> {
         if !self.out.is_empty() {
             let out = std::mem::take(&mut self.out);
-            self.conn.get_mut().write_all(&out).await?;
-            self.conn.get_mut().flush().await?;
+            let timeout = self.idle_timeout();
+            let conn = self.conn.get_mut();
+            let write = async {
+                conn.write_all(&out).await?;
+                conn.flush().await
+            };
+            tokio::time::timeout(timeout, write)
+                .await
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
         }
         Ok(())
     }
@@ -208,7 +226,7 @@ impl Session {
                 overflow: false,
             };
             loop {
-                if self.conn.buffer().is_empty() {
+                if self.conn.buffer().is_empty() || self.out.len() > MAX_PENDING_OUTPUT {
                     self.flush().await?;
                 }
                 let buf = self.conn.fill_buf().await?;
@@ -219,10 +237,19 @@ impl Session {
                     Some(i) => (i + 1, true),
                     None => (buf.len(), false),
                 };
-                if line.bytes.len() + n <= max {
+                // Once over the limit, nothing more of this line is kept (the
+                // end of an overlong line must not pass for a short one),
+                // except its last bytes, to tell how it ended.
+                if !line.overflow && line.bytes.len() + n <= max {
                     line.bytes.extend_from_slice(&buf[..n]);
                 } else {
+                    if !line.overflow {
+                        line.bytes.clear();
+                    }
                     line.overflow = true;
+                    line.bytes.extend_from_slice(&buf[n.saturating_sub(2)..n]);
+                    let keep = line.bytes.len().saturating_sub(2);
+                    line.bytes.drain(..keep);
                 }
                 self.conn.consume(n);
                 if done {

@@ -605,3 +605,49 @@ pub async fn enqueue_blob_queues_stored_bytes(store: Arc<dyn Store>) {
         Err(StoreError::NotFound { .. })
     ));
 }
+
+pub async fn over_quota_recipients_are_queued_when_others_take_the_message(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let b = account(&store, "b@example.test").await;
+    store.set_quota("b@example.test", Some(10)).await.unwrap();
+    let outbound = Outbound {
+        mail_from: "s@remote.test".into(),
+        recipients: vec![],
+        env_id: None,
+        ret: None,
+        account_id: None,
+    };
+    let delivery = |targets: Vec<DeliveryTarget>| Delivery {
+        raw: message("q", "x"),
+        recipients: targets,
+        received_at: 1,
+    };
+    // b alone is over quota: nothing is queued, the caller is told.
+    let alone = store
+        .accept(
+            delivery(vec![DeliveryTarget::inbox(b.id)]),
+            Some(outbound.clone()),
+        )
+        .await
+        .unwrap();
+    assert!(alone.local[0].is_err() && alone.deferred.is_empty() && alone.queued.is_none());
+    assert!(store.queue_list().await.unwrap().is_empty());
+    // With a, the message is accepted, and b's copy waits in the queue.
+    let both = store
+        .accept(
+            delivery(vec![
+                DeliveryTarget::inbox(a.id),
+                DeliveryTarget::inbox(b.id),
+            ]),
+            Some(outbound),
+        )
+        .await
+        .unwrap();
+    assert!(both.local[0].is_ok());
+    assert!(matches!(both.local[1], Err(StoreError::OverQuota { .. })));
+    assert_eq!(both.deferred, [1]);
+    let queue = store.queue_list().await.unwrap();
+    assert_eq!(queue.len(), 1);
+    assert_eq!(queue[0].recipients[0].address, "b@example.test");
+    assert_eq!(queue[0].blob_id, both.blob_id);
+}

@@ -50,7 +50,7 @@ macro_rules! conformance_tests {
             search, notifications_after_commit, concurrent_deliveries, threading,
             remove_account_removes_mail, close_refuses_further_work,
             accept_queues_remote_recipients_in_the_same_commit, enqueue_blob_queues_stored_bytes,
-            blob_ranges_stream_a_message);
+            blob_ranges_stream_a_message, over_quota_recipients_are_queued_when_others_take_the_message);
     };
     (@cases $fixture:path; $($case:ident),* $(,)?) => {
         $(

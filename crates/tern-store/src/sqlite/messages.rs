@@ -112,14 +112,43 @@ pub fn deliver(
             .map_err(db("closing a recipient savepoint"))?;
         results.push(result);
     }
+    // A local recipient over quota, when the message is accepted anyway
+    // (another recipient took it, or it goes to remote ones), joins the
+    // queue in this same commit: the queue retries and in the end bounces,
+    // so nothing acknowledged is lost and nothing is stored twice.
+    let mut deferred = Vec::new();
+    let accepted_anyway = results.iter().any(|r| r.is_ok())
+        || outbound.as_ref().is_some_and(|o| !o.recipients.is_empty());
     let queued = match outbound {
-        Some(o) if !o.recipients.is_empty() => Some(super::queue::enqueue(
-            ctx.conn,
-            &p.hash,
-            p.raw.len() as u64,
-            &o,
-        )?),
-        _ => None,
+        Some(mut o) => {
+            if accepted_anyway {
+                for (i, (target, result)) in p.recipients.iter().zip(&results).enumerate() {
+                    if let Err(StoreError::OverQuota { .. }) = result {
+                        let address =
+                            super::directory::account(ctx.conn, target.account_id)?.address;
+                        if !o.recipients.iter().any(|r| r.address == address) {
+                            o.recipients.push(OutboundRecipient {
+                                address,
+                                notify: DsnNotify::default(),
+                                orcpt: None,
+                            });
+                        }
+                        deferred.push(i);
+                    }
+                }
+            }
+            if o.recipients.is_empty() {
+                None
+            } else {
+                Some(super::queue::enqueue(
+                    ctx.conn,
+                    &p.hash,
+                    p.raw.len() as u64,
+                    &o,
+                )?)
+            }
+        }
+        None => None,
     };
     // Nobody took the blob (every recipient failed): do not keep it.
     ctx.conn
@@ -128,6 +157,7 @@ pub fn deliver(
     Ok(Accepted {
         local: results,
         queued,
+        deferred,
         blob_id: p.hash,
     })
 }

@@ -175,8 +175,16 @@ impl ConnectionLimits {
         }
     }
 
-    /// Takes a slot for a connection from `ip`, if both limits allow.
+    /// Takes a slot for a connection from `ip`, if both limits allow. An
+    /// IPv6 client is counted by its /64, which one host usually has whole.
     pub fn admit(&self, ip: IpAddr) -> Result<ConnectionPermit, LimitExceeded> {
+        let ip = match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6((u128::from(v6) & !0xffff_ffff_ffff_ffff).into()),
+            },
+            v4 => v4,
+        };
         let mut counts = self.inner.lock();
         if counts.total >= self.inner.max_total {
             return Err(LimitExceeded::Total(self.inner.max_total));
@@ -238,6 +246,14 @@ mod tests {
         drop(p1);
         assert_eq!(limits.open(), 2);
         assert!(limits.admit(a).is_ok());
+        // One IPv6 /64 is one client.
+        let limits = ConnectionLimits::new(10, 1);
+        let _x = limits.admit("2001:db8::1".parse().unwrap()).unwrap();
+        assert_eq!(
+            limits.admit("2001:db8::2".parse().unwrap()).err(),
+            Some(LimitExceeded::PerIp(1))
+        );
+        assert!(limits.admit("2001:db8:0:1::1".parse().unwrap()).is_ok());
     }
 
     #[tokio::test]

@@ -214,6 +214,8 @@ fn smuggled_messages_behind_bare_line_ends_are_refused_as_one() {
             "CRLF.LF",
             format!("Subject: two\r\n\r\nhello\r\n.\n{smuggled}"),
         ),
+        // The SEC Consult variant: a bare LF, then "." CRLF.
+        ("LF.CRLF", format!("Subject: lfcrlf\r\n\r\nhello\n.\r\n{smuggled}")),
         (
             "CR.CR",
             format!(
