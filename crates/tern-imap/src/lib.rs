@@ -10,3 +10,4 @@
 
 pub mod mutf7;
 pub mod parse;
+pub mod response;
