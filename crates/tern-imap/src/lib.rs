@@ -1,13 +1,59 @@
 //! `tern-imap`: the IMAP server (RFC 9051 IMAP4rev2 and RFC 3501
-//! IMAP4rev1).
+//! IMAP4rev1) on ports 143 (STARTTLS) and 993 (implicit TLS).
 //!
-//! Built so far: [`parse`], the command parser — every command of RFC 9051
-//! and RFC 3501 with the extensions Tern offers (CONDSTORE/QRESYNC, MOVE,
-//! UIDPLUS, ESEARCH, SEARCHRES, SORT, THREAD, LIST-EXTENDED, LIST-STATUS,
-//! SPECIAL-USE, CREATE-SPECIAL-USE, QUOTA, BINARY, MULTIAPPEND, ENABLE, ID,
-//! IDLE, COMPRESS, UNSELECT, NAMESPACE) — and [`mutf7`], the modified UTF-7
-//! of IMAP4rev1 mailbox names. Sessions come next.
+//! - [`parse`]: every command of RFC 9051/3501 and of the extensions Tern
+//!   offers, from one whole command (literals included);
+//! - [`response`]: strings, ENVELOPE, BODYSTRUCTURE and dates on the wire;
+//! - [`mutf7`]: IMAP4rev1's modified UTF-7 mailbox names;
+//! - `session`: the connection states, a file per command group, and the
+//!   untagged updates that keep several sessions on one mailbox consistent.
+//!
+//! A protocol translator only: every change goes through the Store, which
+//! journals it; other sessions hear of it through the notification hub.
 
 pub mod mutf7;
 pub mod parse;
 pub mod response;
+mod session;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tern_core::config::Limits;
+use tern_core::AuthLimiter;
+use tern_store::Store;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_rustls::rustls::ServerConfig;
+
+/// Whether a listener speaks TLS from the first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Port 143: plaintext, STARTTLS offered.
+    Plain,
+    /// Port 993: implicit TLS.
+    Tls,
+}
+
+/// Everything IMAP sessions share.
+pub struct ImapServer {
+    pub hostname: String,
+    pub store: Arc<dyn Store>,
+    pub tls: Arc<ServerConfig>,
+    pub limits: Limits,
+    pub auth_limiter: Arc<AuthLimiter>,
+}
+
+impl ImapServer {
+    /// Runs one connection to its end. `admitted` is `Err` when a connection
+    /// limit was reached; `stopping` turns true at shutdown.
+    pub async fn handle(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        mode: Mode,
+        admitted: Result<(), String>,
+        stopping: watch::Receiver<bool>,
+    ) {
+        session::run(self, stream, peer, mode, admitted, stopping).await
+    }
+}

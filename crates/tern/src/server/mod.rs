@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tern_core::AuthLimiter;
 use tern_core::{Config, Protocol};
+use tern_imap::ImapServer;
 use tern_pop3::Pop3Server;
 use tern_smtp::{Mode, SmtpServer};
 use tern_store::Store;
@@ -37,6 +38,7 @@ pub struct ServerContext {
     pub shutdown: Shutdown,
     pub smtp: Arc<SmtpServer>,
     pub pop3: Arc<Pop3Server>,
+    pub imap: Arc<ImapServer>,
 }
 
 /// The service for `protocol`, or `None` while that protocol is not built.
@@ -47,7 +49,9 @@ fn service_for(protocol: Protocol, ctx: &Arc<ServerContext>) -> Option<Service> 
         Protocol::Submissions => Some(smtp_service(ctx, Mode::Submissions)),
         Protocol::Pop3 => Some(pop3_service(ctx, tern_pop3::Mode::Plain)),
         Protocol::Pop3s => Some(pop3_service(ctx, tern_pop3::Mode::Tls)),
-        Protocol::Imap | Protocol::Imaps | Protocol::Http | Protocol::Https => None,
+        Protocol::Imap => Some(imap_service(ctx, tern_imap::Mode::Plain)),
+        Protocol::Imaps => Some(imap_service(ctx, tern_imap::Mode::Tls)),
+        Protocol::Http | Protocol::Https => None,
     }
 }
 
@@ -67,6 +71,26 @@ fn smtp_service(ctx: &Arc<ServerContext>, mode: Mode) -> Service {
             // The permit holds the connection's slot for the whole session.
             let _permit = accepted.admission;
             smtp.handle(accepted.stream, accepted.peer, mode, admitted, stopping)
+                .await
+        })
+    })
+}
+
+/// IMAP sessions on port 143 or 993.
+fn imap_service(ctx: &Arc<ServerContext>, mode: tern_imap::Mode) -> Service {
+    let imap = ctx.imap.clone();
+    let stopping = ctx.shutdown.receiver();
+    Arc::new(move |accepted: Accepted| {
+        let imap = imap.clone();
+        let stopping = stopping.clone();
+        Box::pin(async move {
+            let admitted = accepted
+                .admission
+                .as_ref()
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            let _permit = accepted.admission;
+            imap.handle(accepted.stream, accepted.peer, mode, admitted, stopping)
                 .await
         })
     })
@@ -122,6 +146,13 @@ pub async fn serve(config: Config) -> Result<()> {
         config.limits.clone(),
         auth_limiter.clone(),
     ));
+    let imap = Arc::new(ImapServer {
+        hostname: config.hostname.clone(),
+        store: store.clone(),
+        tls: tls.clone(),
+        limits: config.limits.clone(),
+        auth_limiter: auth_limiter.clone(),
+    });
     let pop3 = Arc::new(Pop3Server::new(
         config.hostname.clone(),
         store.clone(),
@@ -137,6 +168,7 @@ pub async fn serve(config: Config) -> Result<()> {
         shutdown: shutdown.clone(),
         smtp,
         pop3,
+        imap,
     });
     let limits = ConnectionLimits::new(
         ctx.config.limits.max_connections,

@@ -1,0 +1,538 @@
+//! FETCH and UID FETCH (RFC 9051 §6.4.5), with CONDSTORE's CHANGEDSINCE
+//! and MODSEQ (RFC 7162), QRESYNC's VANISHED (EARLIER), BINARY (RFC 3516)
+//! and OBJECTID (RFC 8474).
+//!
+//! Metadata comes from the Store's entries and parsed structure; message
+//! bytes are read only for the items that need them. A non-PEEK body fetch
+//! sets \Seen (in a read-write mailbox) before the response is built.
+
+use super::selected::uid_set;
+use super::Session;
+use crate::parse::{FetchAttribute, Section, SectionPart, SequenceSet};
+use crate::response;
+use base64::Engine;
+use tern_store::message::MimePart;
+use tern_store::{Email, KeywordOp, MessageEntry, ModSeq};
+
+impl Session {
+    pub(super) async fn fetch(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        set: &SequenceSet,
+        items: &[FetchAttribute],
+        changed_since: Option<u64>,
+        vanished: bool,
+    ) {
+        if changed_since.is_some() {
+            self.condstore = true;
+        }
+        let account = self.account_id();
+        let Some(sel) = self.selected() else { return };
+        let (mailbox, read_only) = (sel.mailbox.id, sel.read_only);
+        let uids = sel.resolve(set, uid);
+        let store = self.srv.store.clone();
+        let mut entries = match store.messages(account, mailbox, &uids).await {
+            Ok(e) => e,
+            Err(e) => return self.store_error(tag, e),
+        };
+        if let Some(since) = changed_since {
+            entries.retain(|e| e.modseq.0 > since);
+            if vanished {
+                if let Ok(changes) = store.mailbox_changes(account, mailbox, ModSeq(since)).await {
+                    let max = uids
+                        .last()
+                        .map_or(0, |u| u.0)
+                        .max(changes.expunged.last().map_or(0, |u| u.0));
+                    let in_set = set.resolve(max).unwrap_or_default();
+                    let gone: Vec<_> = changes
+                        .expunged
+                        .into_iter()
+                        .filter(|u| in_set.iter().any(|&(a, b)| u.0 >= a && u.0 <= b))
+                        .collect();
+                    if !gone.is_empty() {
+                        self.untagged(&format!("VANISHED (EARLIER) {}", uid_set(&gone)));
+                    }
+                }
+            }
+        }
+        // Implicit \Seen, before anything is written (RFC 9051 §6.4.5).
+        let sets_seen = !read_only && items.iter().any(sets_seen);
+        if sets_seen {
+            let unseen: Vec<_> = entries
+                .iter()
+                .filter(|e| !e.has_keyword("\\Seen"))
+                .map(|e| e.uid)
+                .collect();
+            if !unseen.is_empty() {
+                match store
+                    .set_keywords(
+                        account,
+                        mailbox,
+                        &unseen,
+                        KeywordOp::Add,
+                        &["\\Seen".to_string()],
+                        None,
+                    )
+                    .await
+                {
+                    Ok(r) => {
+                        // Reported below with the FETCH; the next sync need
+                        // not repeat it when nothing else happened meanwhile.
+                        if let Some(m) = r.updated.iter().map(|e| e.modseq).max() {
+                            if let Some(sel) = self.selected_mut() {
+                                if sel.modseq.0 + 1 == m.0 {
+                                    sel.modseq = m;
+                                }
+                            }
+                        }
+                        for u in r.updated {
+                            if let Some(e) = entries.iter_mut().find(|e| e.uid == u.uid) {
+                                *e = u;
+                            }
+                        }
+                    }
+                    Err(e) => return self.store_error(tag, e),
+                }
+            }
+        }
+        let needs_email = items.iter().any(|i| {
+            matches!(
+                i,
+                FetchAttribute::Envelope
+                    | FetchAttribute::Body
+                    | FetchAttribute::BodyStructure
+                    | FetchAttribute::BodySection { .. }
+                    | FetchAttribute::Binary { .. }
+                    | FetchAttribute::BinarySize { .. }
+                    | FetchAttribute::Rfc822Header
+                    | FetchAttribute::Rfc822Text
+            )
+        });
+        let needs_raw = items.iter().any(|i| {
+            matches!(
+                i,
+                FetchAttribute::BodySection { .. }
+                    | FetchAttribute::Binary { .. }
+                    | FetchAttribute::BinarySize { .. }
+                    | FetchAttribute::Rfc822
+                    | FetchAttribute::Rfc822Header
+                    | FetchAttribute::Rfc822Text
+            )
+        });
+        let (condstore, utf8) = (self.condstore, self.utf8 || self.rev2);
+        for entry in &entries {
+            let Some(seq) = self.selected().and_then(|s| s.seq(entry.uid)) else {
+                continue;
+            };
+            let email = if needs_email {
+                store.email(account, entry.email_id).await.ok()
+            } else {
+                None
+            };
+            let raw = match (&email, needs_raw) {
+                (Some(e), true) => store.read_blob(account, &e.blob_id).await.ok(),
+                _ => None,
+            };
+            if (needs_email && email.is_none()) || (needs_raw && raw.is_none()) {
+                // Expunged while we were reading: say nothing of it.
+                continue;
+            }
+            let mut out = format!("* {seq} FETCH (").into_bytes();
+            let mut first = true;
+            let mut sep = |out: &mut Vec<u8>| {
+                if !first {
+                    out.push(b' ');
+                }
+                first = false;
+            };
+            if uid && !items.contains(&FetchAttribute::Uid) {
+                sep(&mut out);
+                out.extend_from_slice(format!("UID {}", entry.uid).as_bytes());
+            }
+            for item in items {
+                sep(&mut out);
+                write_item(&mut out, item, entry, email.as_ref(), raw.as_deref(), utf8);
+            }
+            if sets_seen && !items.contains(&FetchAttribute::Flags) {
+                sep(&mut out);
+                out.extend_from_slice(b"FLAGS ");
+                response::flags(&mut out, &entry.keywords);
+            }
+            if (condstore || changed_since.is_some()) && !items.contains(&FetchAttribute::ModSeq) {
+                sep(&mut out);
+                out.extend_from_slice(format!("MODSEQ ({})", entry.modseq).as_bytes());
+            }
+            out.extend_from_slice(b")\r\n");
+            self.out.extend_from_slice(&out);
+            if self.out.len() > 1 << 20 {
+                // Large results go out as they are built.
+                if self.flush().await.is_err() {
+                    return;
+                }
+            }
+        }
+        // Expunges must not be announced during FETCH by number (§7.5.1).
+        self.sync(uid).await;
+        self.tagged(tag, "OK", "FETCH completed");
+    }
+}
+
+fn sets_seen(item: &FetchAttribute) -> bool {
+    matches!(
+        item,
+        FetchAttribute::BodySection { peek: false, .. }
+            | FetchAttribute::Binary { peek: false, .. }
+            | FetchAttribute::Rfc822
+            | FetchAttribute::Rfc822Text
+    )
+}
+
+fn write_item(
+    out: &mut Vec<u8>,
+    item: &FetchAttribute,
+    e: &MessageEntry,
+    email: Option<&Email>,
+    raw: Option<&[u8]>,
+    utf8: bool,
+) {
+    use FetchAttribute::*;
+    let raw = raw.unwrap_or_default();
+    match item {
+        Uid => out.extend_from_slice(format!("UID {}", e.uid).as_bytes()),
+        Flags => {
+            out.extend_from_slice(b"FLAGS ");
+            response::flags(out, &e.keywords);
+        }
+        InternalDate => {
+            out.extend_from_slice(b"INTERNALDATE ");
+            response::date_time(out, e.received_at);
+        }
+        Rfc822Size => out.extend_from_slice(format!("RFC822.SIZE {}", e.size).as_bytes()),
+        ModSeq => out.extend_from_slice(format!("MODSEQ ({})", e.modseq).as_bytes()),
+        EmailId => out.extend_from_slice(format!("EMAILID (M{})", e.email_id).as_bytes()),
+        ThreadId => out.extend_from_slice(format!("THREADID (T{})", e.thread_id).as_bytes()),
+        Envelope => {
+            out.extend_from_slice(b"ENVELOPE ");
+            if let Some(email) = email {
+                response::envelope(out, &email.envelope, utf8);
+            }
+        }
+        Body | BodyStructure => {
+            out.extend_from_slice(if matches!(item, Body) {
+                b"BODY "
+            } else {
+                b"BODYSTRUCTURE "
+            });
+            if let Some(email) = email {
+                response::body_structure(
+                    out,
+                    &email.structure,
+                    matches!(item, BodyStructure),
+                    utf8,
+                );
+            }
+        }
+        Rfc822 => {
+            out.extend_from_slice(b"RFC822 ");
+            literal(out, raw);
+        }
+        Rfc822Header => {
+            let end = email.map_or(0, |m| m.structure.body_start).min(raw.len());
+            out.extend_from_slice(b"RFC822.HEADER ");
+            literal(out, &raw[..end]);
+        }
+        Rfc822Text => {
+            let start = email.map_or(0, |m| m.structure.body_start).min(raw.len());
+            out.extend_from_slice(b"RFC822.TEXT ");
+            literal(out, &raw[start..]);
+        }
+        BodySection {
+            section, partial, ..
+        } => {
+            let bytes = email
+                .and_then(|m| section_bytes(raw, &m.structure, section))
+                .unwrap_or_default();
+            out.extend_from_slice(b"BODY[");
+            section_name(out, section);
+            out.push(b']');
+            let slice = apply_partial(out, &bytes, *partial);
+            out.push(b' ');
+            literal(out, slice);
+        }
+        Binary { part, partial, .. } => {
+            let decoded = email.and_then(|m| binary_bytes(raw, &m.structure, part));
+            out.extend_from_slice(format!("BINARY[{}]", dotted(part)).as_bytes());
+            match decoded {
+                None => out.extend_from_slice(b" NIL"),
+                Some(bytes) => {
+                    let slice = apply_partial(out, &bytes, *partial);
+                    out.push(b' ');
+                    if slice.contains(&0) {
+                        out.push(b'~');
+                    }
+                    literal(out, slice);
+                }
+            }
+        }
+        BinarySize { part } => {
+            let size = email
+                .and_then(|m| binary_bytes(raw, &m.structure, part))
+                .map_or(0, |b| b.len());
+            out.extend_from_slice(format!("BINARY.SIZE[{}] {size}", dotted(part)).as_bytes());
+        }
+    }
+}
+
+fn literal(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(format!("{{{}}}\r\n", bytes.len()).as_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// `<origin>` in the response and the requested slice (RFC 9051 §6.4.5).
+fn apply_partial<'a>(out: &mut Vec<u8>, bytes: &'a [u8], partial: Option<(u64, u64)>) -> &'a [u8] {
+    match partial {
+        None => bytes,
+        Some((offset, len)) => {
+            out.extend_from_slice(format!("<{offset}>").as_bytes());
+            let start = (offset as usize).min(bytes.len());
+            let end = start.saturating_add(len as usize).min(bytes.len());
+            &bytes[start..end]
+        }
+    }
+}
+
+fn dotted(part: &[u32]) -> String {
+    part.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn section_name(out: &mut Vec<u8>, s: &Section) {
+    let mut name = dotted(&s.part);
+    if let Some(what) = &s.what {
+        if !name.is_empty() {
+            name.push('.');
+        }
+        match what {
+            SectionPart::Header => name.push_str("HEADER"),
+            SectionPart::Text => name.push_str("TEXT"),
+            SectionPart::Mime => name.push_str("MIME"),
+            SectionPart::HeaderFields(f) => name.push_str(&format!(
+                "HEADER.FIELDS ({})",
+                f.join(" ").to_ascii_uppercase()
+            )),
+            SectionPart::HeaderFieldsNot(f) => name.push_str(&format!(
+                "HEADER.FIELDS.NOT ({})",
+                f.join(" ").to_ascii_uppercase()
+            )),
+        }
+    }
+    out.extend_from_slice(name.as_bytes());
+}
+
+/// The part a section path names (RFC 9051 §6.4.5 part numbering): in a
+/// multipart, children from 1; in a single part, 1 is the part itself; a
+/// message/rfc822 part is entered to number its message's parts.
+fn find_part<'a>(root: &'a MimePart, path: &[u32]) -> Option<&'a MimePart> {
+    let mut cur = root;
+    for (i, &n) in path.iter().enumerate() {
+        let container = if i == 0 {
+            cur
+        } else {
+            cur.message.as_ref().map(|m| &m.structure).unwrap_or(cur)
+        };
+        if i > 0 && cur.message.is_none() && !cur.media_type.eq_ignore_ascii_case("multipart") {
+            return None;
+        }
+        cur = if container.media_type.eq_ignore_ascii_case("multipart") {
+            container.children.get(n as usize - 1)?
+        } else if n == 1 {
+            container
+        } else {
+            return None;
+        };
+    }
+    Some(cur)
+}
+
+/// The bytes of a body section.
+fn section_bytes(raw: &[u8], root: &MimePart, s: &Section) -> Option<Vec<u8>> {
+    let slice = |a: usize, b: usize| {
+        raw.get(a.min(raw.len())..b.min(raw.len()))
+            .map(<[u8]>::to_vec)
+    };
+    let part = if s.part.is_empty() {
+        root
+    } else {
+        find_part(root, &s.part)?
+    };
+    // HEADER and TEXT of a part address the message inside it.
+    let message = if s.part.is_empty() {
+        Some(root)
+    } else {
+        part.message.as_ref().map(|m| &m.structure)
+    };
+    match &s.what {
+        None if s.part.is_empty() => Some(raw.to_vec()),
+        None => slice(part.body_start, part.body_end),
+        Some(SectionPart::Mime) => slice(part.header_start, part.body_start),
+        Some(SectionPart::Header) => message.and_then(|m| slice(m.header_start, m.body_start)),
+        Some(SectionPart::Text) => {
+            message.and_then(|m| slice(m.body_start, m.body_end.max(m.body_start)))
+        }
+        Some(SectionPart::HeaderFields(names)) => message
+            .and_then(|m| slice(m.header_start, m.body_start))
+            .map(|h| header_fields(&h, names, true)),
+        Some(SectionPart::HeaderFieldsNot(names)) => message
+            .and_then(|m| slice(m.header_start, m.body_start))
+            .map(|h| header_fields(&h, names, false)),
+    }
+}
+
+/// The header fields named (or, with `keep` false, all others), then the
+/// blank line (RFC 9051: HEADER.FIELDS includes the delimiting blank line).
+fn header_fields(header: &[u8], names: &[String], keep: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut include = false;
+    for line in header.split_inclusive(|&b| b == b'\n') {
+        let trimmed = line.strip_suffix(b"\n").unwrap_or(line);
+        let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
+        if trimmed.is_empty() {
+            break;
+        }
+        if !line.starts_with(b" ") && !line.starts_with(b"\t") {
+            let name = line.split(|&b| b == b':').next().unwrap_or_default();
+            let name = String::from_utf8_lossy(name).trim().to_string();
+            include = names.iter().any(|n| n.eq_ignore_ascii_case(&name)) == keep;
+        }
+        if include {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// BINARY: a leaf part's content with its transfer encoding undone.
+fn binary_bytes(raw: &[u8], root: &MimePart, path: &[u32]) -> Option<Vec<u8>> {
+    let part = if path.is_empty() {
+        root
+    } else {
+        find_part(root, path)?
+    };
+    if part.media_type.eq_ignore_ascii_case("multipart") && !path.is_empty() {
+        return None;
+    }
+    let body = raw.get(part.body_start.min(raw.len())..part.body_end.min(raw.len()))?;
+    if path.is_empty() {
+        return Some(raw.to_vec());
+    }
+    match part
+        .encoding
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("base64") => {
+            let clean: Vec<u8> = body
+                .iter()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
+            base64::engine::general_purpose::STANDARD.decode(clean).ok()
+        }
+        Some("quoted-printable") => Some(quoted_printable(body)),
+        _ => Some(body.to_vec()),
+    }
+}
+
+/// Quoted-printable decoding (RFC 2045 §6.7): `=XX` and soft line breaks.
+fn quoted_printable(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    while i < s.len() {
+        if s[i] == b'=' {
+            if s.get(i + 1) == Some(&b'\r') && s.get(i + 2) == Some(&b'\n') {
+                i += 3;
+                continue;
+            }
+            if s.get(i + 1) == Some(&b'\n') {
+                i += 2;
+                continue;
+            }
+            if let (Some(h), Some(l)) = (
+                s.get(i + 1).and_then(|&b| hex(b)),
+                s.get(i + 2).and_then(|&b| hex(b)),
+            ) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tern_store::message::parse_message;
+
+    const NESTED: &[u8] = b"Subject: outer\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: text/plain\r\n\r\nfirst\r\n\
+--a\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9\r\n--b\r\nContent-Type: application/octet-stream\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nAAEC\r\n--b--\r\n\r\n--a--\r\n";
+
+    fn section(part: &[u32], what: Option<SectionPart>) -> Section {
+        Section {
+            part: part.to_vec(),
+            what,
+        }
+    }
+
+    #[test]
+    fn sections_slice_the_stored_bytes() {
+        let p = parse_message(NESTED);
+        let s = |part: &[u32], what| {
+            String::from_utf8(section_bytes(NESTED, &p.structure, &section(part, what)).unwrap())
+                .unwrap()
+        };
+        assert_eq!(s(&[1], None), "first");
+        assert_eq!(
+            s(&[1], Some(SectionPart::Mime)),
+            "Content-Type: text/plain\r\n\r\n"
+        );
+        assert!(s(&[2], Some(SectionPart::Header)).starts_with("Subject: inner\r\n"));
+        assert_eq!(s(&[2, 1], None), "caf=C3=A9");
+        assert_eq!(
+            s(&[], Some(SectionPart::HeaderFields(vec!["subject".into()]))),
+            "Subject: outer\r\n\r\n"
+        );
+        assert!(s(
+            &[],
+            Some(SectionPart::HeaderFieldsNot(vec!["subject".into()]))
+        )
+        .starts_with("Content-Type: multipart/mixed"));
+        assert!(section_bytes(NESTED, &p.structure, &section(&[3], None)).is_none());
+        assert!(section_bytes(NESTED, &p.structure, &section(&[1, 1, 1], None)).is_none());
+    }
+
+    #[test]
+    fn binary_undoes_transfer_encodings() {
+        let p = parse_message(NESTED);
+        assert_eq!(
+            binary_bytes(NESTED, &p.structure, &[2, 1]).unwrap(),
+            "café".as_bytes()
+        );
+        assert_eq!(
+            binary_bytes(NESTED, &p.structure, &[2, 2]).unwrap(),
+            [0, 1, 2]
+        );
+        assert_eq!(quoted_printable(b"a=3Db=\r\nc=ZZ"), b"a=bc=ZZ");
+    }
+}

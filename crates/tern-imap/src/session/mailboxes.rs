@@ -1,0 +1,304 @@
+//! Mailbox commands of the authenticated state: CREATE (with
+//! CREATE-SPECIAL-USE, RFC 6154), DELETE, RENAME, SUBSCRIBE/UNSUBSCRIBE,
+//! LIST (with LIST-EXTENDED, RFC 5258, LIST-STATUS, RFC 5819, and
+//! SPECIAL-USE attributes), LSUB, STATUS (with STATUS=SIZE, RFC 8438) and
+//! QUOTA (RFC 9208).
+
+use super::Session;
+use crate::parse::{ListReturn, StatusItem};
+use tern_store::{Mailbox, Role, HIERARCHY_SEPARATOR};
+
+impl Session {
+    pub(super) async fn create(&mut self, tag: &str, name: &str, special_use: &[String]) {
+        let Some(decoded) = self.decode_mailbox(name) else {
+            return self.tagged(tag, "NO", "invalid mailbox name (modified UTF-7 expected)");
+        };
+        // RFC 9051 §6.3.4: a trailing separator only says a child is coming.
+        let decoded = decoded.trim_end_matches(HIERARCHY_SEPARATOR).to_string();
+        let role = match special_use {
+            [] => None,
+            [one] => match Role::ALL.into_iter().find(|r| {
+                r.imap_attribute()
+                    .is_some_and(|a| a.eq_ignore_ascii_case(one))
+            }) {
+                Some(r) => Some(r),
+                None => {
+                    return self.tagged(tag, "NO", "[USEATTR] unsupported special-use attribute")
+                }
+            },
+            _ => return self.tagged(tag, "NO", "[USEATTR] one special-use attribute at a time"),
+        };
+        match self
+            .srv
+            .store
+            .create_mailbox(self.account_id(), &decoded, role)
+            .await
+        {
+            Ok(_) => self.ok_synced(tag, "CREATE completed").await,
+            Err(tern_store::StoreError::Invalid(why)) if role.is_some() => {
+                self.tagged(tag, "NO", &format!("[USEATTR] {why}"))
+            }
+            Err(e) => self.store_error(tag, e),
+        }
+    }
+
+    pub(super) async fn delete(&mut self, tag: &str, name: &str) {
+        let Some(mailbox) = self.find_mailbox(tag, name).await else {
+            return;
+        };
+        if self.selected().is_some_and(|s| s.mailbox.id == mailbox.id) {
+            self.state = super::State::Authenticated;
+        }
+        match self
+            .srv
+            .store
+            .delete_mailbox(self.account_id(), mailbox.id)
+            .await
+        {
+            Ok(()) => self.ok_synced(tag, "DELETE completed").await,
+            Err(e) => self.store_error(tag, e),
+        }
+    }
+
+    pub(super) async fn rename(&mut self, tag: &str, from: &str, to: &str) {
+        let Some(mailbox) = self.find_mailbox(tag, from).await else {
+            return;
+        };
+        let Some(to) = self.decode_mailbox(to) else {
+            return self.tagged(tag, "NO", "invalid mailbox name (modified UTF-7 expected)");
+        };
+        match self
+            .srv
+            .store
+            .rename_mailbox(self.account_id(), mailbox.id, &to)
+            .await
+        {
+            Ok(()) => self.ok_synced(tag, "RENAME completed").await,
+            Err(e) => self.store_error(tag, e),
+        }
+    }
+
+    pub(super) async fn subscribe(&mut self, tag: &str, name: &str, on: bool) {
+        let Some(mailbox) = self.find_mailbox(tag, name).await else {
+            return;
+        };
+        match self
+            .srv
+            .store
+            .subscribe_mailbox(self.account_id(), mailbox.id, on)
+            .await
+        {
+            Ok(()) => {
+                self.ok_synced(
+                    tag,
+                    if on {
+                        "SUBSCRIBE completed"
+                    } else {
+                        "UNSUBSCRIBE completed"
+                    },
+                )
+                .await
+            }
+            Err(e) => self.store_error(tag, e),
+        }
+    }
+
+    /// LIST and LSUB.
+    pub(super) async fn list(
+        &mut self,
+        tag: &str,
+        reference: &str,
+        patterns: &[String],
+        select: &[String],
+        ret: ListReturn,
+        lsub: bool,
+    ) {
+        let command = if lsub { "LSUB" } else { "LIST" };
+        if !lsub && patterns.len() == 1 && patterns[0].is_empty() {
+            // The hierarchy separator and root (RFC 9051 §6.3.9).
+            self.untagged("LIST (\\Noselect) \"/\" \"\"");
+            return self.ok_synced(tag, "LIST completed").await;
+        }
+        let subscribed_only = select.iter().any(|s| s == "SUBSCRIBED");
+        let special_only = select.iter().any(|s| s == "SPECIAL-USE");
+        let show_subscribed = lsub || ret.subscribed || subscribed_only;
+        let mailboxes = match self.srv.store.list_mailboxes(self.account_id()).await {
+            Ok(m) => m,
+            Err(e) => return self.store_error(tag, e),
+        };
+        let Some(reference) = self.decode_mailbox(reference) else {
+            return self.tagged(tag, "NO", "invalid reference");
+        };
+        let mut patterns_utf8 = Vec::new();
+        for p in patterns {
+            match self.decode_mailbox(p) {
+                Some(p) => patterns_utf8.push(format!("{reference}{p}")),
+                None => return self.tagged(tag, "NO", "invalid pattern"),
+            }
+        }
+        for m in &mailboxes {
+            if !patterns_utf8.iter().any(|p| matches_pattern(p, &m.name)) {
+                continue;
+            }
+            if (subscribed_only && !m.subscribed)
+                || (special_only && m.role.and_then(Role::imap_attribute).is_none())
+            {
+                continue;
+            }
+            let has_children = mailboxes
+                .iter()
+                .any(|c| c.name.starts_with(&format!("{}/", m.name)));
+            let mut attrs = vec![if has_children {
+                "\\HasChildren"
+            } else {
+                "\\HasNoChildren"
+            }];
+            if show_subscribed && m.subscribed {
+                attrs.push("\\Subscribed");
+            }
+            if let Some(a) = m.role.and_then(Role::imap_attribute) {
+                attrs.push(a);
+            }
+            let mut line = format!("* {command} ({}) \"/\" ", attrs.join(" ")).into_bytes();
+            line.extend_from_slice(&self.encode_mailbox(&m.name));
+            line.extend_from_slice(b"\r\n");
+            self.out.extend_from_slice(&line);
+            if let Some(items) = &ret.status {
+                self.status_line(m, items).await;
+            }
+        }
+        self.ok_synced(tag, &format!("{command} completed")).await;
+    }
+
+    pub(super) async fn status(&mut self, tag: &str, name: &str, items: &[StatusItem]) {
+        let Some(mailbox) = self.find_mailbox(tag, name).await else {
+            return;
+        };
+        self.status_line(&mailbox, items).await;
+        self.ok_synced(tag, "STATUS completed").await;
+    }
+
+    async fn status_line(&mut self, m: &Mailbox, items: &[StatusItem]) {
+        let counts = self
+            .srv
+            .store
+            .mailbox_counts(self.account_id(), m.id)
+            .await
+            .unwrap_or_default();
+        let mut parts = Vec::new();
+        for item in items {
+            parts.push(match item {
+                StatusItem::Messages => format!("MESSAGES {}", counts.messages),
+                StatusItem::Recent => "RECENT 0".to_string(),
+                StatusItem::UidNext => format!("UIDNEXT {}", m.uid_next),
+                StatusItem::UidValidity => format!("UIDVALIDITY {}", m.uid_validity),
+                StatusItem::Unseen => format!("UNSEEN {}", counts.unseen),
+                StatusItem::Deleted => format!("DELETED {}", counts.deleted),
+                StatusItem::Size => format!("SIZE {}", counts.size),
+                StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", m.highest_modseq),
+                StatusItem::MailboxId => format!("MAILBOXID (M{})", m.id),
+                StatusItem::AppendLimit => {
+                    format!("APPENDLIMIT {}", self.srv.limits.max_message_size)
+                }
+            });
+        }
+        let mut line = b"* STATUS ".to_vec();
+        line.extend_from_slice(&self.encode_mailbox(&m.name));
+        line.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
+        self.out.extend_from_slice(&line);
+    }
+
+    /// GETQUOTA / GETQUOTAROOT: one root, "", holding the account's storage
+    /// (RFC 9208 §4.2), in KiB.
+    pub(super) async fn get_quota(&mut self, tag: &str, root: &str, mailbox: Option<&str>) {
+        if let Some(name) = mailbox {
+            if self.find_mailbox(tag, name).await.is_none() {
+                return;
+            }
+            let mut line = b"* QUOTAROOT ".to_vec();
+            line.extend_from_slice(&self.encode_mailbox(name));
+            line.extend_from_slice(b" \"\"\r\n");
+            self.out.extend_from_slice(&line);
+        } else if !root.is_empty() {
+            return self.tagged(tag, "NO", "[NONEXISTENT] no such quota root");
+        }
+        match self.srv.store.quota(self.account_id()).await {
+            Ok(q) => {
+                if let Some(limit) = q.limit_bytes {
+                    self.untagged(&format!(
+                        "QUOTA \"\" (STORAGE {} {})",
+                        q.used_bytes.div_ceil(1024),
+                        limit / 1024
+                    ));
+                } else {
+                    self.untagged("QUOTA \"\" ()");
+                }
+                self.ok_synced(tag, "GETQUOTA completed").await;
+            }
+            Err(e) => self.store_error(tag, e),
+        }
+    }
+}
+
+/// LIST wildcards (RFC 9051 §6.3.9): `*` matches anything, `%` anything but
+/// the separator. INBOX matches in any case.
+pub(crate) fn matches_pattern(pattern: &str, name: &str) -> bool {
+    let pattern = match pattern.get(..5) {
+        Some(p)
+            if p.eq_ignore_ascii_case("inbox")
+                && (pattern.len() == 5 || pattern[5..].starts_with('/')) =>
+        {
+            format!("INBOX{}", &pattern[5..])
+        }
+        _ => pattern.to_string(),
+    };
+    glob(pattern.as_bytes(), name.as_bytes())
+}
+
+fn glob(p: &[u8], n: &[u8]) -> bool {
+    // Dynamic programming over (pattern, name) positions: linear in their
+    // product, so no pattern of many wildcards can take exponential time.
+    // can[j] = the pattern consumed so far matches name[..j].
+    let mut can = vec![false; n.len() + 1];
+    can[0] = true;
+    for &c in p {
+        let mut next = vec![false; n.len() + 1];
+        match c {
+            b'*' | b'%' => {
+                for j in 0..=n.len() {
+                    // The wildcard matches nothing more, or one more character.
+                    next[j] = can[j] || (j > 0 && next[j - 1] && (c == b'*' || n[j - 1] != b'/'));
+                }
+            }
+            _ => {
+                for j in 1..=n.len() {
+                    next[j] = can[j - 1] && n[j - 1] == c;
+                }
+            }
+        }
+        can = next;
+    }
+    can[n.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_wildcards() {
+        assert!(matches_pattern("*", "Archive/2026/Q1"));
+        assert!(matches_pattern("%", "Archive"));
+        assert!(!matches_pattern("%", "Archive/2026"));
+        assert!(matches_pattern("Archive/%", "Archive/2026"));
+        assert!(!matches_pattern("Archive/%", "Archive/2026/Q1"));
+        assert!(matches_pattern("inbox", "INBOX"));
+        assert!(matches_pattern("Inbox/*", "INBOX/x"));
+        assert!(!matches_pattern("Inboxes", "INBOXes"));
+        assert!(matches_pattern("A*c", "Abc"));
+        assert!(!matches_pattern("A*c", "Abd"));
+        assert!(!matches_pattern(&"*a".repeat(30), &"b".repeat(60)));
+        assert!(matches_pattern("*/%", "a/b/c"));
+        assert!(!matches_pattern("%/%", "a/b/c"));
+    }
+}

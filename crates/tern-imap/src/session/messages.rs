@@ -1,0 +1,246 @@
+//! Commands that change messages: STORE (with UNCHANGEDSINCE, RFC 7162
+//! §3.1.3), COPY and MOVE (RFC 6851) with COPYUID (RFC 4315), and APPEND
+//! with MULTIAPPEND (RFC 3502) and APPENDUID.
+
+use super::selected::uid_set;
+use super::Session;
+use crate::parse::{AppendMessage, SequenceSet, StoreMode};
+use crate::response;
+use tern_store::{Delivery, DeliveryTarget, KeywordOp, StoreError};
+
+impl Session {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn store_flags(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        set: &SequenceSet,
+        mode: StoreMode,
+        silent: bool,
+        flags: &[String],
+        unchanged_since: Option<u64>,
+    ) {
+        if unchanged_since.is_some() {
+            self.condstore = true;
+        }
+        let account = self.account_id();
+        let Some(sel) = self.selected() else { return };
+        if sel.read_only {
+            return self.tagged(tag, "NO", "[READ-ONLY] the mailbox is read-only");
+        }
+        if flags.iter().any(|f| f == "\\Recent" || f == "\\*") {
+            return self.tagged(tag, "BAD", "\\Recent and \\* cannot be stored");
+        }
+        let uids = sel.resolve(set, uid);
+        let mailbox = sel.mailbox.id;
+        let op = match mode {
+            StoreMode::Add => KeywordOp::Add,
+            StoreMode::Remove => KeywordOp::Remove,
+            StoreMode::Replace => KeywordOp::Replace,
+        };
+        let result = match self
+            .srv
+            .store
+            .set_keywords(
+                account,
+                mailbox,
+                &uids,
+                op,
+                flags,
+                unchanged_since.map(tern_store::ModSeq),
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return self.store_error(tag, e),
+        };
+        let condstore = self.condstore;
+        let mut out = Vec::new();
+        for e in &result.updated {
+            // FLAGS.SILENT still reports MODSEQ under CONDSTORE (RFC 7162 §3.1.3).
+            if silent && !condstore {
+                continue;
+            }
+            let Some(seq) = self.selected().and_then(|s| s.seq(e.uid)) else {
+                continue;
+            };
+            out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
+            let mut parts = Vec::new();
+            if uid {
+                parts.push(format!("UID {}", e.uid));
+            }
+            if !silent {
+                let mut f = b"FLAGS ".to_vec();
+                response::flags(&mut f, &e.keywords);
+                parts.push(String::from_utf8_lossy(&f).into_owned());
+            }
+            if condstore {
+                parts.push(format!("MODSEQ ({})", e.modseq));
+            }
+            out.extend_from_slice(parts.join(" ").as_bytes());
+            out.extend_from_slice(b")\r\n");
+        }
+        self.out.extend_from_slice(&out);
+        // Our own change is already reported: skip it in the next sync.
+        if let Some(m) = result.updated.iter().map(|e| e.modseq).max() {
+            if let Some(sel) = self.selected_mut() {
+                if sel.modseq.0 + 1 == m.0 {
+                    sel.modseq = m;
+                }
+            }
+        }
+        self.sync(uid).await;
+        if result.modified.is_empty() {
+            self.tagged(tag, "OK", "STORE completed");
+        } else {
+            let set = if uid {
+                uid_set(&result.modified)
+            } else {
+                let seqs: Vec<tern_store::Uid> = result
+                    .modified
+                    .iter()
+                    .filter_map(|u| self.selected().and_then(|s| s.seq(*u)).map(tern_store::Uid))
+                    .collect();
+                uid_set(&seqs)
+            };
+            self.tagged(
+                tag,
+                "OK",
+                &format!("[MODIFIED {set}] some messages changed since"),
+            );
+        }
+    }
+
+    pub(super) async fn copy_or_move(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        set: &SequenceSet,
+        name: &str,
+        is_move: bool,
+    ) {
+        let account = self.account_id();
+        let Some(sel) = self.selected() else { return };
+        if is_move && sel.read_only {
+            return self.tagged(tag, "NO", "[READ-ONLY] the mailbox is read-only");
+        }
+        let (uids, from) = (sel.resolve(set, uid), sel.mailbox.id);
+        let Some(decoded) = self.decode_mailbox(name) else {
+            return self.tagged(tag, "NO", "invalid mailbox name");
+        };
+        let target = match self.srv.store.mailbox_by_name(account, &decoded).await {
+            Ok(Some(t)) => t,
+            Ok(None) => return self.tagged(tag, "NO", "[TRYCREATE] no such mailbox"),
+            Err(e) => return self.store_error(tag, e),
+        };
+        let store = self.srv.store.clone();
+        let result = if is_move {
+            store.move_messages(account, from, &uids, target.id).await
+        } else {
+            store.copy_messages(account, from, &uids, target.id).await
+        };
+        let result = match result {
+            Ok(r) => r,
+            Err(e) => return self.store_error(tag, e),
+        };
+        let code = if result.mapping.is_empty() {
+            String::new()
+        } else {
+            let src: Vec<_> = result.mapping.iter().map(|(s, _)| *s).collect();
+            let dst: Vec<_> = result.mapping.iter().map(|(_, d)| *d).collect();
+            format!(
+                "[COPYUID {} {} {}] ",
+                result.uid_validity,
+                uid_set(&src),
+                uid_set(&dst)
+            )
+        };
+        if is_move {
+            // RFC 6851 §4.3: COPYUID in an untagged OK, then the expunges.
+            if !code.is_empty() {
+                self.untagged(&format!("OK {code}moved"));
+            }
+            self.sync(true).await;
+            self.tagged(tag, "OK", "MOVE completed");
+        } else {
+            self.sync(uid).await;
+            self.tagged(tag, "OK", &format!("{code}COPY completed"));
+        }
+    }
+
+    pub(super) async fn append(&mut self, tag: &str, name: &str, messages: Vec<AppendMessage>) {
+        let account = self.account_id();
+        let Some(decoded) = self.decode_mailbox(name) else {
+            return self.tagged(tag, "NO", "invalid mailbox name");
+        };
+        let mailbox = match self.srv.store.mailbox_by_name(account, &decoded).await {
+            Ok(Some(m)) => m,
+            Ok(None) => return self.tagged(tag, "NO", "[TRYCREATE] no such mailbox"),
+            Err(e) => return self.store_error(tag, e),
+        };
+        let max = self.srv.limits.max_message_size as usize;
+        if messages.iter().any(|m| m.data.len() > max) {
+            return self.tagged(tag, "NO", &format!("[TOOBIG] the limit is {max} bytes"));
+        }
+        if messages.iter().any(|m| m.data.is_empty()) {
+            return self.tagged(tag, "NO", "an empty message cannot be appended");
+        }
+        if messages
+            .iter()
+            .flat_map(|m| &m.flags)
+            .any(|f| f == "\\Recent" || f == "\\*")
+        {
+            return self.tagged(tag, "BAD", "\\Recent and \\* cannot be set");
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        // MULTIAPPEND is all or nothing (RFC 3502 §6.3.11): each message is
+        // delivered durably in turn, and on a failure the ones already added
+        // are expunged again before the NO.
+        let mut added = Vec::new();
+        for m in messages {
+            let delivery = Delivery {
+                raw: m.data,
+                recipients: vec![DeliveryTarget {
+                    account_id: account,
+                    mailbox_id: Some(mailbox.id),
+                    keywords: m.flags,
+                }],
+                received_at: m.date.unwrap_or(now),
+            };
+            let result = self.srv.store.deliver(delivery).await.and_then(|mut r| {
+                r.pop()
+                    .unwrap_or_else(|| Err(StoreError::Invalid("nothing was appended".into())))
+            });
+            match result {
+                Ok(d) => added.push(d.uid),
+                Err(e) => {
+                    if !added.is_empty() {
+                        let _ = self
+                            .srv
+                            .store
+                            .expunge(
+                                account,
+                                mailbox.id,
+                                tern_store::ExpungeFilter::Uids(added.clone()),
+                            )
+                            .await;
+                    }
+                    return self.store_error(tag, e);
+                }
+            }
+        }
+        self.sync(true).await;
+        self.tagged(
+            tag,
+            "OK",
+            &format!(
+                "[APPENDUID {} {}] APPEND completed",
+                mailbox.uid_validity,
+                uid_set(&added)
+            ),
+        );
+    }
+}

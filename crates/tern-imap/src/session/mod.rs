@@ -1,0 +1,571 @@
+//! One IMAP connection: reading whole commands (literals included), the
+//! connection states of RFC 9051 §3, dispatching to a file per command
+//! group, and tagged replies.
+//!
+//! Untagged updates about the selected mailbox (EXISTS, EXPUNGE, FETCH
+//! FLAGS) are produced by [`Session::sync`] before each tagged reply, never
+//! while a FETCH, STORE or SEARCH by sequence number runs (RFC 9051 §7.5.1).
+
+mod auth;
+mod fetch;
+mod idle;
+mod mailboxes;
+mod messages;
+mod search;
+mod selected;
+
+use crate::parse::{self, CommandBody, ParseError};
+use crate::{ImapServer, Mode};
+use selected::Selected;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tern_core::io::Stream;
+use tern_store::Account;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+/// How long a TLS handshake may take.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A command line (between literals) longer than this is refused.
+const MAX_LINE: usize = 64 * 1024;
+/// Before login, literals are small: a login and a password, not a message
+/// (RFC 9051 §4.3, and a memory bound for unauthenticated peers).
+const MAX_LITERAL_BEFORE_LOGIN: u64 = 8 * 1024;
+/// RFC 9051 §5.4: the autologout timer is at least 30 minutes once logged in.
+const MIN_IDLE_LOGGED_IN: Duration = Duration::from_secs(30 * 60);
+/// Replies held back for pipelining before they are written anyway.
+const MAX_PENDING_OUTPUT: usize = 64 * 1024;
+/// Bad commands in a row before the client gets BYE.
+const MAX_BAD_COMMANDS: usize = 20;
+
+/// Why a session ends early.
+pub(crate) enum End {
+    Gone,
+    Timeout,
+}
+
+impl From<std::io::Error> for End {
+    fn from(_: std::io::Error) -> End {
+        End::Gone
+    }
+}
+
+/// What a command asked the connection to do next.
+pub(crate) enum Next {
+    Continue,
+    Logout,
+}
+
+/// RFC 9051 §3 connection states.
+pub(crate) enum State {
+    NotAuthenticated,
+    Authenticated,
+    Selected(Selected),
+}
+
+pub(crate) struct Session {
+    srv: Arc<ImapServer>,
+    peer: SocketAddr,
+    conn: BufReader<Stream>,
+    out: Vec<u8>,
+    state: State,
+    account: Option<Account>,
+    /// ENABLEd: CONDSTORE (also turned on by its first use), QRESYNC,
+    /// UTF8=ACCEPT, IMAP4rev2.
+    condstore: bool,
+    qresync: bool,
+    utf8: bool,
+    rev2: bool,
+    bad_commands: usize,
+    stopping: watch::Receiver<bool>,
+}
+
+pub(crate) async fn run(
+    srv: Arc<ImapServer>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    mode: Mode,
+    admitted: Result<(), String>,
+    stopping: watch::Receiver<bool>,
+) {
+    if admitted.is_err() && mode == Mode::Tls {
+        return;
+    }
+    let stream = match mode {
+        Mode::Plain => Stream::Plain(tcp),
+        Mode::Tls => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(srv.tls.clone());
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
+                _ => return,
+            }
+        }
+    };
+    let mut s = Session {
+        srv,
+        peer,
+        conn: BufReader::new(stream),
+        out: Vec::new(),
+        state: State::NotAuthenticated,
+        account: None,
+        condstore: false,
+        qresync: false,
+        utf8: false,
+        rev2: false,
+        bad_commands: 0,
+        stopping,
+    };
+    if let Err(why) = admitted {
+        s.untagged(&format!("BYE too busy ({why}); try again later"));
+        let _ = s.flush().await;
+        return;
+    }
+    let caps = s.capabilities();
+    s.untagged(&format!(
+        "OK [CAPABILITY {caps}] Tern IMAP4rev2 server ready"
+    ));
+    match s.command_loop().await {
+        Ok(()) | Err(End::Gone) => {}
+        Err(End::Timeout) => s.untagged("BYE autologout; idle for too long"),
+    }
+    let _ = s.flush().await;
+    let _ = s.conn.get_mut().shutdown().await;
+}
+
+impl Session {
+    fn idle_timeout(&self) -> Duration {
+        let configured = Duration::from_secs(self.srv.limits.idle_timeout_secs);
+        match self.state {
+            State::NotAuthenticated => configured,
+            _ => configured.max(MIN_IDLE_LOGGED_IN),
+        }
+    }
+
+    fn is_tls(&self) -> bool {
+        self.conn.get_ref().is_tls()
+    }
+
+    fn is_loopback(&self) -> bool {
+        match self.peer.ip() {
+            IpAddr::V4(ip) => ip.is_loopback(),
+            IpAddr::V6(ip) => {
+                ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+            }
+        }
+    }
+
+    /// LOGIN and AUTHENTICATE only where passwords cannot be sniffed.
+    fn auth_allowed(&self) -> bool {
+        self.is_tls() || self.is_loopback()
+    }
+
+    pub(crate) fn untagged(&mut self, text: &str) {
+        self.out.extend_from_slice(b"* ");
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    pub(crate) fn tagged(&mut self, tag: &str, status: &str, text: &str) {
+        self.out
+            .extend_from_slice(format!("{tag} {status} {text}\r\n").as_bytes());
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            let out = std::mem::take(&mut self.out);
+            let timeout = self.idle_timeout();
+            let conn = self.conn.get_mut();
+            let write = async {
+                conn.write_all(&out).await?;
+                conn.flush().await
+            };
+            tokio::time::timeout(timeout, write)
+                .await
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        }
+        Ok(())
+    }
+
+    /// Reads one line of at most `max` bytes, LF included; `Ok(None)` at end
+    /// of input, `Err(true)` inside for an overlong line (consumed).
+    async fn read_line(&mut self, max: usize) -> Result<Option<Result<Vec<u8>, ()>>, End> {
+        let timeout = self.idle_timeout();
+        let read = async {
+            let mut line = Vec::new();
+            let mut overflow = false;
+            loop {
+                if self.conn.buffer().is_empty() || self.out.len() > MAX_PENDING_OUTPUT {
+                    self.flush().await?;
+                }
+                let buf = self.conn.fill_buf().await?;
+                if buf.is_empty() {
+                    return Ok(None);
+                }
+                let (n, done) = match buf.iter().position(|&b| b == b'\n') {
+                    Some(i) => (i + 1, true),
+                    None => (buf.len(), false),
+                };
+                if !overflow && line.len() + n <= max {
+                    line.extend_from_slice(&buf[..n]);
+                } else {
+                    overflow = true;
+                    line.clear();
+                }
+                self.conn.consume(n);
+                if done {
+                    return Ok(Some(if overflow { Err(()) } else { Ok(line) }));
+                }
+            }
+        };
+        tokio::time::timeout(timeout, read)
+            .await
+            .map_err(|_| End::Timeout)?
+    }
+
+    /// Reads a whole command: lines joined with their literals, final CRLF
+    /// removed. `Ok(Err(reason))` for a command refused while reading (too
+    /// long, literal too big), already consumed.
+    async fn read_command(&mut self) -> Result<Option<Result<Vec<u8>, String>>, End> {
+        let mut command = Vec::new();
+        let max_literal = match self.state {
+            State::NotAuthenticated => MAX_LITERAL_BEFORE_LOGIN,
+            _ => self.srv.limits.max_message_size,
+        };
+        loop {
+            let line = match self.read_line(MAX_LINE).await? {
+                None => return Ok(None),
+                Some(Err(())) => return Ok(Some(Err("line too long".into()))),
+                Some(Ok(line)) => line,
+            };
+            let line = line.strip_suffix(b"\n").unwrap_or(&line);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            command.extend_from_slice(line);
+            let Some((size, sync)) = literal_announced(line) else {
+                return Ok(Some(Ok(command)));
+            };
+            if size > max_literal {
+                if sync {
+                    // The client waits for "+": refuse instead, and it will
+                    // not send the literal (RFC 9051 §7.5).
+                    return Ok(Some(Err(format!(
+                        "literal too big (at most {max_literal} bytes here)"
+                    ))));
+                }
+                // LITERAL+ was sent anyway: skip it, then refuse.
+                self.skip(size).await?;
+                let _ = self.read_line(MAX_LINE).await?;
+                return Ok(Some(Err(format!(
+                    "literal too big (at most {max_literal} bytes here)"
+                ))));
+            }
+            if sync {
+                self.out.extend_from_slice(b"+ go ahead\r\n");
+                self.flush().await?;
+            }
+            command.extend_from_slice(b"\r\n");
+            let start = command.len();
+            command.resize(start + size as usize, 0);
+            let timeout = self.idle_timeout();
+            tokio::time::timeout(timeout, self.conn.read_exact(&mut command[start..]))
+                .await
+                .map_err(|_| End::Timeout)??;
+        }
+    }
+
+    async fn skip(&mut self, n: u64) -> Result<(), End> {
+        let timeout = self.idle_timeout();
+        let mut limited = (&mut self.conn).take(n);
+        let mut sink = tokio::io::sink();
+        let copy = tokio::io::copy(&mut limited, &mut sink);
+        tokio::time::timeout(timeout, copy)
+            .await
+            .map_err(|_| End::Timeout)??;
+        Ok(())
+    }
+
+    async fn command_loop(&mut self) -> Result<(), End> {
+        loop {
+            let mut stopping = self.stopping.clone();
+            let command = tokio::select! {
+                c = self.read_command() => c?,
+                _ = stopping.wait_for(|s| *s) => {
+                    self.untagged("BYE server shutting down");
+                    return Ok(());
+                }
+            };
+            let Some(command) = command else {
+                return Err(End::Gone);
+            };
+            let bytes = match command {
+                Ok(bytes) => bytes,
+                Err(why) => {
+                    self.bad(None, &why);
+                    if self.bad_commands >= MAX_BAD_COMMANDS {
+                        self.untagged("BYE too many bad commands");
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
+            let parsed = parse::parse_command(&bytes);
+            let command = match parsed {
+                Ok(c) => c,
+                Err(e) => {
+                    let tag = ParseError::tag(&bytes);
+                    self.bad(tag.as_deref(), &e.to_string());
+                    if self.bad_commands >= MAX_BAD_COMMANDS {
+                        self.untagged("BYE too many bad commands");
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
+            self.bad_commands = 0;
+            if let Next::Logout = self.dispatch(command.tag, command.body).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    fn bad(&mut self, tag: Option<&str>, why: &str) {
+        self.bad_commands += 1;
+        match tag {
+            Some(tag) => self.tagged(tag, "BAD", why),
+            None => self.untagged(&format!("BAD {why}")),
+        }
+    }
+
+    async fn dispatch(&mut self, tag: String, body: CommandBody) -> Result<Next, End> {
+        use CommandBody::*;
+        let authenticated = !matches!(self.state, State::NotAuthenticated);
+        let selected = matches!(self.state, State::Selected(_));
+        match body {
+            Capability => {
+                let caps = self.capabilities();
+                self.untagged(&format!("CAPABILITY {caps}"));
+                self.ok_synced(&tag, "CAPABILITY completed").await;
+            }
+            Noop => self.ok_synced(&tag, "NOOP completed").await,
+            Logout => {
+                self.untagged("BYE logging out");
+                self.tagged(&tag, "OK", "LOGOUT completed");
+                return Ok(Next::Logout);
+            }
+            Id(_) => {
+                self.untagged("ID (\"name\" \"Tern\")");
+                self.ok_synced(&tag, "ID completed").await;
+            }
+            StartTls => return self.starttls(&tag).await,
+            Login { user, password } => self.login(&tag, &user, &password).await,
+            Authenticate { mechanism, initial } => {
+                self.authenticate(&tag, &mechanism, initial).await?
+            }
+            _ if !authenticated => self.tagged(&tag, "NO", "log in first"),
+            Enable(caps) => self.enable(&tag, &caps),
+            Namespace => {
+                self.untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
+                self.ok_synced(&tag, "NAMESPACE completed").await;
+            }
+            Select { mailbox, params } => self.select(&tag, &mailbox, params, false).await,
+            Examine { mailbox, params } => self.select(&tag, &mailbox, params, true).await,
+            Create {
+                mailbox,
+                special_use,
+            } => self.create(&tag, &mailbox, &special_use).await,
+            Delete(mailbox) => self.delete(&tag, &mailbox).await,
+            Rename { from, to } => self.rename(&tag, &from, &to).await,
+            Subscribe(mailbox) => self.subscribe(&tag, &mailbox, true).await,
+            Unsubscribe(mailbox) => self.subscribe(&tag, &mailbox, false).await,
+            List {
+                reference,
+                patterns,
+                select,
+                ret,
+            } => {
+                self.list(&tag, &reference, &patterns, &select, ret, false)
+                    .await
+            }
+            Lsub { reference, pattern } => {
+                let ret = parse::ListReturn::default();
+                self.list(
+                    &tag,
+                    &reference,
+                    &[pattern],
+                    &["SUBSCRIBED".to_string()],
+                    ret,
+                    true,
+                )
+                .await
+            }
+            Status { mailbox, items } => self.status(&tag, &mailbox, &items).await,
+            Append { mailbox, messages } => self.append(&tag, &mailbox, messages).await,
+            Idle => return self.idle(&tag).await,
+            GetQuota(root) => self.get_quota(&tag, &root, None).await,
+            GetQuotaRoot(mailbox) => self.get_quota(&tag, "", Some(&mailbox)).await,
+            Compress(_) => self.tagged(&tag, "NO", "[CANNOT] COMPRESS is not available yet"),
+            _ if !selected => self.tagged(&tag, "NO", "select a mailbox first"),
+            Check => self.ok_synced(&tag, "CHECK completed").await,
+            Close => self.close(&tag, true).await,
+            Unselect => self.close(&tag, false).await,
+            Expunge { uids } => self.expunge(&tag, uids).await,
+            Search {
+                uid,
+                charset,
+                criteria,
+                ret,
+            } => {
+                self.search(&tag, uid, charset.as_deref(), &criteria, ret)
+                    .await
+            }
+            Fetch {
+                uid,
+                set,
+                items,
+                changed_since,
+                vanished,
+            } => {
+                self.fetch(&tag, uid, &set, &items, changed_since, vanished)
+                    .await
+            }
+            Store {
+                uid,
+                set,
+                mode,
+                silent,
+                flags,
+                unchanged_since,
+            } => {
+                self.store_flags(&tag, uid, &set, mode, silent, &flags, unchanged_since)
+                    .await
+            }
+            Copy { uid, set, mailbox } => self.copy_or_move(&tag, uid, &set, &mailbox, false).await,
+            Move { uid, set, mailbox } => self.copy_or_move(&tag, uid, &set, &mailbox, true).await,
+            Sort { .. } | Thread { .. } => {
+                self.tagged(&tag, "NO", "[CANNOT] SORT and THREAD are not available yet")
+            }
+        }
+        Ok(Next::Continue)
+    }
+
+    /// Sends pending mailbox updates, then the tagged OK.
+    pub(crate) async fn ok_synced(&mut self, tag: &str, text: &str) {
+        self.sync(true).await;
+        self.tagged(tag, "OK", text);
+    }
+
+    /// CAPABILITY for the current state (RFC 9051 §7.2.2).
+    fn capabilities(&self) -> String {
+        let mut caps = vec!["IMAP4rev2", "IMAP4rev1"];
+        match self.state {
+            State::NotAuthenticated => {
+                if !self.is_tls() {
+                    caps.push("STARTTLS");
+                }
+                if self.auth_allowed() {
+                    caps.extend(["AUTH=PLAIN", "SASL-IR"]);
+                } else {
+                    caps.push("LOGINDISABLED");
+                }
+            }
+            _ => caps.extend([
+                "ENABLE",
+                "IDLE",
+                "NAMESPACE",
+                "ID",
+                "UNSELECT",
+                "CHILDREN",
+                "UIDPLUS",
+                "MOVE",
+                "LIST-EXTENDED",
+                "LIST-STATUS",
+                "SPECIAL-USE",
+                "CREATE-SPECIAL-USE",
+                "ESEARCH",
+                "SEARCHRES",
+                "WITHIN",
+                "CONDSTORE",
+                "QRESYNC",
+                "QUOTA",
+                "QUOTA=RES-STORAGE",
+                "BINARY",
+                "STATUS=SIZE",
+                "OBJECTID",
+                "MULTIAPPEND",
+                "UTF8=ACCEPT",
+            ]),
+        }
+        caps.extend(["LITERAL+", "ID"]);
+        caps.dedup();
+        let mut s = caps.join(" ");
+        if !matches!(self.state, State::NotAuthenticated) {
+            s.push_str(&format!(
+                " APPENDLIMIT={}",
+                self.srv.limits.max_message_size
+            ));
+        }
+        s
+    }
+
+    /// A mailbox name from the client, in the store's UTF-8 form.
+    pub(crate) fn decode_mailbox(&self, name: &str) -> Option<String> {
+        if self.utf8 || self.rev2 {
+            Some(name.to_string())
+        } else {
+            crate::mutf7::decode(name)
+        }
+    }
+
+    /// A mailbox name for the client.
+    pub(crate) fn encode_mailbox(&self, name: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        if self.utf8 || self.rev2 {
+            crate::response::string(&mut out, name.as_bytes(), true);
+        } else {
+            crate::response::string(&mut out, crate::mutf7::encode(name).as_bytes(), false);
+        }
+        out
+    }
+}
+
+/// `{n}` or `{n+}` at the end of a line: the size and whether the client
+/// waits for a continuation (synchronising literal).
+fn literal_announced(line: &[u8]) -> Option<(u64, bool)> {
+    let inner = line.strip_suffix(b"}")?;
+    let open = inner.iter().rposition(|&b| b == b'{')?;
+    let mut digits = &inner[open + 1..];
+    let sync = match digits.strip_suffix(b"+") {
+        Some(d) => {
+            digits = d;
+            false
+        }
+        None => true,
+    };
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits)
+        .ok()?
+        .parse()
+        .ok()
+        .map(|n| (n, sync))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_are_recognised_at_the_end_of_a_line() {
+        assert_eq!(literal_announced(b"a LOGIN {3}"), Some((3, true)));
+        assert_eq!(
+            literal_announced(b"a APPEND INBOX ~{10+}"),
+            Some((10, false))
+        );
+        assert_eq!(literal_announced(b"a NOOP"), None);
+        assert_eq!(literal_announced(b"a {x}"), None);
+        assert_eq!(literal_announced(b"a {}"), None);
+        assert_eq!(literal_announced(b"a {99999999999999999999}"), None);
+    }
+}

@@ -1,0 +1,430 @@
+//! The selected state: SELECT/EXAMINE with CONDSTORE and QRESYNC (RFC
+//! 7162), CLOSE/UNSELECT, EXPUNGE/UID EXPUNGE (RFC 4315), and [`sync`], which
+//! tells the client what other sessions changed.
+//!
+//! The session keeps its own view of the mailbox: the UIDs in sequence
+//! order and the highest modseq it has reported. `sync` asks the Store for
+//! the changes since that modseq and reports new messages (EXISTS), flag
+//! changes (FETCH) and expunges (EXPUNGE, or VANISHED under QRESYNC),
+//! keeping sequence numbers consistent (RFC 9051 §7.5.1, §2.3.1.2).
+//!
+//! [`sync`]: Session::sync
+
+use super::Session;
+use crate::parse::{SelectParams, SequenceSet};
+use std::fmt::Write;
+use tern_store::{ExpungeFilter, Mailbox, ModSeq, StoreError, Uid};
+
+/// A selected mailbox as this session sees it.
+pub(crate) struct Selected {
+    pub mailbox: Mailbox,
+    pub read_only: bool,
+    /// UIDs in sequence order: message n has UID `uids[n - 1]`.
+    pub uids: Vec<Uid>,
+    /// The highest modseq whose changes this session has reported.
+    pub modseq: ModSeq,
+    /// Expunged by others but not yet announced (a FETCH/STORE/SEARCH by
+    /// sequence number was running); their numbers stay valid until then.
+    pub pending_expunge: Vec<Uid>,
+    /// The saved search result (SEARCHRES `$`).
+    pub saved: Vec<Uid>,
+}
+
+impl Selected {
+    /// The sequence number of `uid`, if the session knows it.
+    pub fn seq(&self, uid: Uid) -> Option<u32> {
+        self.uids.binary_search(&uid).ok().map(|i| i as u32 + 1)
+    }
+
+    /// The UIDs named by a sequence set of message numbers or of UIDs.
+    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Vec<Uid> {
+        if let SequenceSet::Saved = set {
+            return self
+                .saved
+                .iter()
+                .copied()
+                .filter(|u| self.uids.binary_search(u).is_ok())
+                .collect();
+        }
+        if uid {
+            let max = self.uids.last().map_or(0, |u| u.0);
+            let ranges = set.resolve(max).unwrap_or_default();
+            self.uids
+                .iter()
+                .copied()
+                .filter(|u| ranges.iter().any(|&(a, b)| u.0 >= a && u.0 <= b))
+                .collect()
+        } else {
+            let n = self.uids.len() as u32;
+            set.resolve(n)
+                .unwrap_or_default()
+                .into_iter()
+                .flat_map(|(a, b)| a.max(1)..=b.min(n))
+                .map(|seq| self.uids[seq as usize - 1])
+                .collect()
+        }
+    }
+}
+
+impl Session {
+    pub(crate) fn selected(&self) -> Option<&Selected> {
+        match &self.state {
+            super::State::Selected(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn selected_mut(&mut self) -> Option<&mut Selected> {
+        match &mut self.state {
+            super::State::Selected(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn account_id(&self) -> tern_store::AccountId {
+        self.account
+            .as_ref()
+            .map(|a| a.id)
+            .unwrap_or(tern_store::AccountId(0))
+    }
+
+    /// Finds a mailbox by the client's name; NO with [NONEXISTENT] if absent.
+    pub(crate) async fn find_mailbox(&mut self, tag: &str, name: &str) -> Option<Mailbox> {
+        let Some(decoded) = self.decode_mailbox(name) else {
+            self.tagged(tag, "NO", "invalid mailbox name (modified UTF-7 expected)");
+            return None;
+        };
+        match self
+            .srv
+            .store
+            .mailbox_by_name(self.account_id(), &decoded)
+            .await
+        {
+            Ok(Some(m)) => Some(m),
+            Ok(None) => {
+                self.tagged(tag, "NO", "[NONEXISTENT] no such mailbox");
+                None
+            }
+            Err(e) => {
+                self.store_error(tag, e);
+                None
+            }
+        }
+    }
+
+    pub(crate) fn store_error(&mut self, tag: &str, e: StoreError) {
+        match e {
+            StoreError::NotFound { .. } => self.tagged(tag, "NO", &format!("[NONEXISTENT] {e}")),
+            StoreError::AlreadyExists { .. } => {
+                self.tagged(tag, "NO", &format!("[ALREADYEXISTS] {e}"))
+            }
+            StoreError::OverQuota { .. } => self.tagged(tag, "NO", &format!("[OVERQUOTA] {e}")),
+            StoreError::Invalid(_)
+            | StoreError::HasChildren { .. }
+            | StoreError::DomainInUse { .. } => self.tagged(tag, "NO", &format!("[CANNOT] {e}")),
+            e => {
+                tracing::error!("imap {}: {e}", self.peer);
+                self.tagged(
+                    tag,
+                    "NO",
+                    "[SERVERBUG] the server could not do that; try again later",
+                );
+            }
+        }
+    }
+
+    /// SELECT and EXAMINE (RFC 9051 §6.3.2, RFC 7162 §3.1.8 and §3.2.5).
+    pub(super) async fn select(
+        &mut self,
+        tag: &str,
+        name: &str,
+        params: SelectParams,
+        read_only: bool,
+    ) {
+        // Selecting, even failing, ends the current selection (RFC 9051 §6.3.2).
+        if matches!(self.state, super::State::Selected(_)) {
+            self.state = super::State::Authenticated;
+            self.untagged("OK [CLOSED] previous mailbox closed");
+        }
+        if params.condstore || params.qresync.is_some() {
+            self.condstore = true;
+        }
+        if params.qresync.is_some() && !self.qresync {
+            self.tagged(tag, "BAD", "QRESYNC must be ENABLEd first");
+            return;
+        }
+        let Some(mailbox) = self.find_mailbox(tag, name).await else {
+            return;
+        };
+        let account = self.account_id();
+        let store = self.srv.store.clone();
+        let entries = match store.list_messages(account, mailbox.id).await {
+            Ok(e) => e,
+            Err(e) => return self.store_error(tag, e),
+        };
+        let counts = store
+            .mailbox_counts(account, mailbox.id)
+            .await
+            .unwrap_or_default();
+        let mut out = String::new();
+        let _ = write!(
+            out,
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded $Junk $NotJunk $MDNSent)\r\n\
+             * OK [PERMANENTFLAGS ({})] flags the client can change\r\n\
+             * {} EXISTS\r\n",
+            if read_only { "" } else { "\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*" },
+            entries.len()
+        );
+        if !self.rev2 {
+            out.push_str("* 0 RECENT\r\n");
+            if let Some(i) = entries.iter().position(|e| !e.has_keyword("\\Seen")) {
+                let _ = write!(out, "* OK [UNSEEN {}] first unseen\r\n", i + 1);
+            }
+        }
+        let _ = write!(
+            out,
+            "* OK [UIDVALIDITY {}] UIDs valid\r\n* OK [UIDNEXT {}] predicted next UID\r\n\
+             * OK [HIGHESTMODSEQ {}] highest\r\n* OK [MAILBOXID (M{})] mailbox id\r\n",
+            mailbox.uid_validity, mailbox.uid_next, mailbox.highest_modseq, mailbox.id
+        );
+        let _ = counts;
+        self.out.extend_from_slice(out.as_bytes());
+        let highest = mailbox.highest_modseq;
+        let selected = Selected {
+            uids: entries.iter().map(|e| e.uid).collect(),
+            mailbox,
+            read_only,
+            modseq: highest,
+            pending_expunge: Vec::new(),
+            saved: Vec::new(),
+        };
+        let uid_validity = selected.mailbox.uid_validity;
+        self.state = super::State::Selected(selected);
+        if let Some(q) = params.qresync {
+            if q.uid_validity == uid_validity {
+                self.qresync_resync(q.modseq, q.known_uids.as_ref()).await;
+            }
+        }
+        let mode = if read_only { "READ-ONLY" } else { "READ-WRITE" };
+        self.tagged(
+            tag,
+            "OK",
+            &format!(
+                "[{mode}] {} completed",
+                if read_only { "EXAMINE" } else { "SELECT" }
+            ),
+        );
+    }
+
+    /// QRESYNC's resynchronisation at SELECT: VANISHED (EARLIER) for what was
+    /// expunged since `modseq`, then FETCH for what changed.
+    async fn qresync_resync(&mut self, modseq: u64, known: Option<&SequenceSet>) {
+        let account = self.account_id();
+        let Some(sel) = self.selected() else { return };
+        let mailbox = sel.mailbox.id;
+        let Ok(changes) = self
+            .srv
+            .store
+            .mailbox_changes(account, mailbox, ModSeq(modseq))
+            .await
+        else {
+            return;
+        };
+        let max_known = changes.expunged.iter().map(|u| u.0).max().unwrap_or(0);
+        let known_ranges = known.and_then(|k| k.resolve(max_known));
+        let vanished: Vec<Uid> = changes
+            .expunged
+            .iter()
+            .copied()
+            .filter(|u| {
+                known_ranges
+                    .as_ref()
+                    .is_none_or(|r| r.iter().any(|&(a, b)| u.0 >= a && u.0 <= b))
+            })
+            .collect();
+        if !vanished.is_empty() {
+            self.untagged(&format!("VANISHED (EARLIER) {}", uid_set(&vanished)));
+        }
+        let mut out = Vec::new();
+        for e in &changes.changed {
+            let Some(seq) = self.selected().and_then(|s| s.seq(e.uid)) else {
+                continue;
+            };
+            out.extend_from_slice(format!("* {seq} FETCH (UID {} FLAGS (", e.uid).as_bytes());
+            out.extend_from_slice(e.keywords.join(" ").as_bytes());
+            out.extend_from_slice(format!(") MODSEQ ({}))\r\n", e.modseq).as_bytes());
+        }
+        self.out.extend_from_slice(&out);
+    }
+
+    /// CLOSE (expunging \Deleted messages unless read-only) or UNSELECT.
+    pub(super) async fn close(&mut self, tag: &str, expunge: bool) {
+        let Some(sel) = self.selected() else { return };
+        let (mailbox, read_only) = (sel.mailbox.id, sel.read_only);
+        if expunge && !read_only {
+            // CLOSE reports nothing of what it removes (RFC 9051 §6.4.1).
+            if let Err(e) = self
+                .srv
+                .store
+                .expunge(self.account_id(), mailbox, ExpungeFilter::Deleted)
+                .await
+            {
+                return self.store_error(tag, e);
+            }
+        }
+        self.state = super::State::Authenticated;
+        self.tagged(
+            tag,
+            "OK",
+            if expunge {
+                "CLOSE completed"
+            } else {
+                "UNSELECT completed"
+            },
+        );
+    }
+
+    /// EXPUNGE and UID EXPUNGE.
+    pub(super) async fn expunge(&mut self, tag: &str, uids: Option<SequenceSet>) {
+        let Some(sel) = self.selected() else { return };
+        if sel.read_only {
+            return self.tagged(tag, "NO", "[READ-ONLY] the mailbox is read-only");
+        }
+        let filter = match &uids {
+            None => ExpungeFilter::Deleted,
+            Some(set) => ExpungeFilter::DeletedAmong(sel.resolve(set, true)),
+        };
+        let mailbox = sel.mailbox.id;
+        if let Err(e) = self
+            .srv
+            .store
+            .expunge(self.account_id(), mailbox, filter)
+            .await
+        {
+            return self.store_error(tag, e);
+        }
+        // The removal reaches this session like anyone else's: through sync.
+        self.sync(true).await;
+        self.tagged(tag, "OK", "EXPUNGE completed");
+    }
+
+    /// Reports what changed in the selected mailbox since the last report.
+    /// With `allow_expunge` false (a FETCH, STORE or SEARCH by sequence
+    /// number), expunges wait, so message numbers keep their meaning.
+    pub(crate) async fn sync(&mut self, allow_expunge: bool) {
+        let account = self.account_id();
+        let Some(sel) = self.selected() else { return };
+        let (mailbox, since) = (sel.mailbox.id, sel.modseq);
+        let changes = match self
+            .srv
+            .store
+            .mailbox_changes(account, mailbox, since)
+            .await
+        {
+            Ok(c) => c,
+            Err(StoreError::NotFound { .. }) => {
+                // Deleted by another session: nothing is left to show.
+                self.state = super::State::Authenticated;
+                self.untagged("BYE the selected mailbox was deleted");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!("imap {}: reading changes: {e}", self.peer);
+                return;
+            }
+        };
+        let (qresync, condstore) = (self.qresync, self.condstore);
+        let Some(sel) = self.selected_mut() else {
+            return;
+        };
+        let mut out = String::new();
+        sel.pending_expunge.extend(
+            changes
+                .expunged
+                .iter()
+                .copied()
+                .filter(|u| sel.uids.binary_search(u).is_ok()),
+        );
+        if allow_expunge && !sel.pending_expunge.is_empty() {
+            let mut gone = std::mem::take(&mut sel.pending_expunge);
+            gone.sort_unstable();
+            gone.dedup();
+            if qresync {
+                let _ = write!(out, "* VANISHED {}\r\n", uid_set(&gone));
+                sel.uids.retain(|u| gone.binary_search(u).is_err());
+            } else {
+                // Highest first: each EXPUNGE renumbers only what follows it.
+                for uid in gone.iter().rev() {
+                    if let Ok(i) = sel.uids.binary_search(uid) {
+                        sel.uids.remove(i);
+                        let _ = write!(out, "* {} EXPUNGE\r\n", i + 1);
+                    }
+                }
+            }
+        }
+        let last = sel.uids.last().copied().unwrap_or(Uid(0));
+        let mut added = false;
+        for e in &changes.changed {
+            if e.uid > last {
+                sel.uids.push(e.uid);
+                added = true;
+            } else if let Ok(i) = sel.uids.binary_search(&e.uid) {
+                let _ = write!(out, "* {} FETCH (", i + 1);
+                if qresync {
+                    let _ = write!(out, "UID {} ", e.uid);
+                }
+                let _ = write!(out, "FLAGS ({})", e.keywords.join(" "));
+                if condstore {
+                    let _ = write!(out, " MODSEQ ({})", e.modseq);
+                }
+                out.push_str(")\r\n");
+            }
+        }
+        if added {
+            let _ = write!(out, "* {} EXISTS\r\n", sel.uids.len());
+        }
+        sel.modseq = sel.modseq.max(changes.highest_modseq);
+        self.out.extend_from_slice(out.as_bytes());
+    }
+}
+
+/// A compact UID set: `1:3,7,9:10`.
+pub(crate) fn uid_set(uids: &[Uid]) -> String {
+    let mut sorted: Vec<u32> = uids.iter().map(|u| u.0).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            let _ = write!(out, "{start}");
+        } else {
+            let _ = write!(out, "{start}:{end}");
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_are_compact() {
+        assert_eq!(
+            uid_set(&[Uid(3), Uid(1), Uid(2), Uid(7), Uid(9), Uid(10)]),
+            "1:3,7,9:10"
+        );
+        assert_eq!(uid_set(&[Uid(5)]), "5");
+    }
+}
