@@ -404,7 +404,7 @@ impl Session {
             Idle => return self.idle(&tag).await,
             GetQuota(root) => self.get_quota(&tag, &root, None).await,
             GetQuotaRoot(mailbox) => self.get_quota(&tag, "", Some(&mailbox)).await,
-            Compress(_) => self.tagged(&tag, "NO", "[CANNOT] COMPRESS is not available yet"),
+            Compress(mechanism) => return self.compress(&tag, &mechanism).await,
             _ if !selected => self.tagged(&tag, "NO", "select a mailbox first"),
             Check => self.ok_synced(&tag, "CHECK completed").await,
             Close => self.close(&tag, true).await,
@@ -446,6 +446,33 @@ impl Session {
                 self.tagged(&tag, "NO", "[CANNOT] SORT and THREAD are not available yet")
             }
         }
+        Ok(Next::Continue)
+    }
+
+    /// COMPRESS=DEFLATE (RFC 4978): from after the OK, both directions are
+    /// raw deflate. Bytes the client already sent behind the command are
+    /// compressed ones and are handed to the inflater, not dropped.
+    async fn compress(&mut self, tag: &str, mechanism: &str) -> Result<Next, End> {
+        if mechanism != "DEFLATE" {
+            self.tagged(
+                tag,
+                "BAD",
+                "unknown compression mechanism; DEFLATE is offered",
+            );
+            return Ok(Next::Continue);
+        }
+        if self.conn.get_ref().is_compressed() {
+            self.tagged(tag, "NO", "[COMPRESSIONACTIVE] already compressing");
+            return Ok(Next::Continue);
+        }
+        self.tagged(tag, "OK", "DEFLATE active");
+        self.flush().await?;
+        let pending = self.conn.buffer().to_vec();
+        let conn = std::mem::replace(&mut self.conn, BufReader::new(Stream::Closed));
+        let inner = conn.into_inner();
+        self.conn = BufReader::new(Stream::Deflate(Box::new(
+            tern_core::io::Deflate::with_input(inner, pending),
+        )));
         Ok(Next::Continue)
     }
 
@@ -494,6 +521,7 @@ impl Session {
                 "OBJECTID",
                 "MULTIAPPEND",
                 "UTF8=ACCEPT",
+                "COMPRESS=DEFLATE",
             ]),
         }
         caps.extend(["LITERAL+", "ID"]);
