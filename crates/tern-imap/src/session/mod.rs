@@ -13,6 +13,7 @@ mod mailboxes;
 mod messages;
 mod search;
 mod selected;
+mod sort;
 
 use crate::parse::{self, CommandBody, ParseError};
 use crate::{ImapServer, Mode};
@@ -442,9 +443,22 @@ impl Session {
             }
             Copy { uid, set, mailbox } => self.copy_or_move(&tag, uid, &set, &mailbox, false).await,
             Move { uid, set, mailbox } => self.copy_or_move(&tag, uid, &set, &mailbox, true).await,
-            Sort { .. } | Thread { .. } => {
-                self.tagged(&tag, "NO", "[CANNOT] SORT and THREAD are not available yet")
+            Sort {
+                uid,
+                criteria,
+                charset,
+                search,
+                ret,
+            } => {
+                self.sort(&tag, uid, &criteria, &charset, &search, ret)
+                    .await
             }
+            Thread {
+                uid,
+                algorithm,
+                charset,
+                search,
+            } => self.thread(&tag, uid, &algorithm, &charset, &search).await,
         }
         Ok(Next::Continue)
     }
@@ -522,6 +536,11 @@ impl Session {
                 "MULTIAPPEND",
                 "UTF8=ACCEPT",
                 "COMPRESS=DEFLATE",
+                "SORT",
+                "SORT=DISPLAY",
+                "ESORT",
+                "THREAD=ORDEREDSUBJECT",
+                "THREAD=REFERENCES",
             ]),
         }
         caps.extend(["LITERAL+", "ID"]);

@@ -157,7 +157,7 @@ fn not(k: Key) -> Key {
     Key::Not(Box::new(k))
 }
 
-fn translate(k: &SearchKey, sel: &Selected, now: i64) -> Key {
+pub(super) fn translate(k: &SearchKey, sel: &Selected, now: i64) -> Key {
     use SearchKey as S;
     let header = |name: &str, v: &str| Key::Header {
         name: name.to_string(),
