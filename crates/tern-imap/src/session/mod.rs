@@ -226,9 +226,10 @@ impl Session {
     }
 
     /// Reads a whole command: lines joined with their literals, final CRLF
-    /// removed. `Ok(Err(reason))` for a command refused while reading (too
-    /// long, literal too big), already consumed.
-    async fn read_command(&mut self) -> Result<Option<Result<Vec<u8>, String>>, End> {
+    /// removed. `Ok(Err((reason, start)))` for a command refused while
+    /// reading (too long, literal too big), already consumed; `start` holds
+    /// what was read of it, for its tag.
+    async fn read_command(&mut self) -> Result<Option<Result<Vec<u8>, (String, Vec<u8>)>>, End> {
         let mut command = Vec::new();
         let max_literal = match self.state {
             State::NotAuthenticated => MAX_LITERAL_BEFORE_LOGIN,
@@ -237,7 +238,7 @@ impl Session {
         loop {
             let line = match self.read_line(MAX_LINE).await? {
                 None => return Ok(None),
-                Some(Err(())) => return Ok(Some(Err("line too long".into()))),
+                Some(Err(())) => return Ok(Some(Err(("line too long".into(), command)))),
                 Some(Ok(line)) => line,
             };
             let line = line.strip_suffix(b"\n").unwrap_or(&line);
@@ -250,15 +251,17 @@ impl Session {
                 if sync {
                     // The client waits for "+": refuse instead, and it will
                     // not send the literal (RFC 9051 §7.5).
-                    return Ok(Some(Err(format!(
-                        "literal too big (at most {max_literal} bytes here)"
+                    return Ok(Some(Err((
+                        format!("literal too big (at most {max_literal} bytes here)"),
+                        command,
                     ))));
                 }
                 // LITERAL+ was sent anyway: skip it, then refuse.
                 self.skip(size).await?;
                 let _ = self.read_line(MAX_LINE).await?;
-                return Ok(Some(Err(format!(
-                    "literal too big (at most {max_literal} bytes here)"
+                return Ok(Some(Err((
+                    format!("literal too big (at most {max_literal} bytes here)"),
+                    command,
                 ))));
             }
             if sync {
@@ -301,8 +304,9 @@ impl Session {
             };
             let bytes = match command {
                 Ok(bytes) => bytes,
-                Err(why) => {
-                    self.bad(None, &why);
+                Err((why, start)) => {
+                    let tag = ParseError::tag(&start);
+                    self.bad(tag.as_deref(), &why);
                     if self.bad_commands >= MAX_BAD_COMMANDS {
                         self.untagged("BYE too many bad commands");
                         return Ok(());

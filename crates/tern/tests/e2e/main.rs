@@ -5,6 +5,7 @@
 mod admin;
 mod config;
 mod harness;
+mod imap_scripts;
 mod serve;
 mod smtp;
 mod smtp_crash;
