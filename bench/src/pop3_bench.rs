@@ -22,13 +22,10 @@
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use std::fmt::Write as _;
-use std::future::Future;
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 
 /// Longest single-line response read: RFC 1939 §3 allows 512 octets; some
 /// servers send longer texts, none this much.
@@ -62,7 +59,7 @@ struct Args {
     /// Most bytes in one RETR response
     #[arg(long, default_value_t = 256 * 1024 * 1024)]
     max_message_bytes: u64,
-    /// Seconds to wait for any one response
+    /// Seconds to wait for any one read or write
     #[arg(long, default_value_t = 60)]
     reply_timeout: u64,
     /// Seconds the whole session may take
@@ -76,80 +73,67 @@ struct Args {
     json: bool,
 }
 
-/// A connected POP3 session.
+/// A connected POP3 session. Blocking sockets: one session, one command at
+/// a time, so a thread waiting in read(2) is the cheapest client there is
+/// (no event loop between the server's reply and the next command).
 struct Conn {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
-    reply_timeout: Duration,
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
     deadline: Instant,
     max_message_bytes: u64,
     line: Vec<u8>,
 }
 
 impl Conn {
-    /// Connects and reads the greeting.
-    async fn open(server: SocketAddr, reply_timeout: Duration, deadline: Instant) -> Result<Conn> {
-        let tcp = tokio::time::timeout(reply_timeout, TcpStream::connect(server))
-            .await
-            .map_err(|_| anyhow!("connecting to {server}: timed out"))?
-            .with_context(|| format!("connecting to {server}"))?;
+    /// Connects and reads the greeting. Every read and write times out
+    /// after `reply_timeout`; the session as a whole at `deadline`.
+    fn open(args: &Args, deadline: Instant) -> Result<Conn> {
+        let reply_timeout = Duration::from_secs(args.reply_timeout.max(1));
+        let tcp = TcpStream::connect_timeout(&args.server, reply_timeout)
+            .with_context(|| format!("connecting to {}", args.server))?;
         // Each command goes out at once, as an interactive client's would.
         tcp.set_nodelay(true)?;
-        let (r, w) = tcp.into_split();
+        tcp.set_read_timeout(Some(reply_timeout))?;
+        tcp.set_write_timeout(Some(reply_timeout))?;
+        let writer = tcp.try_clone().context("cloning the socket")?;
         let mut conn = Conn {
-            reader: BufReader::with_capacity(READ_BUFFER, r),
-            writer: w,
-            reply_timeout,
+            reader: BufReader::with_capacity(READ_BUFFER, tcp),
+            writer,
             deadline,
-            max_message_bytes: 0,
+            max_message_bytes: args.max_message_bytes,
             line: Vec::with_capacity(512),
         };
-        conn.status("greeting").await?;
+        conn.status("greeting")?;
         Ok(conn)
     }
 
-    /// How long the next read may take: the reply timeout, or less near
-    /// the session's deadline.
-    fn limit(&self, what: &str) -> Result<Duration> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+    fn check_deadline(&self, what: &str) -> Result<()> {
+        if Instant::now() >= self.deadline {
             bail!("{what}: the session's time limit is reached");
         }
-        Ok(self.reply_timeout.min(left))
+        Ok(())
     }
 
     /// Sends one command line (CRLF added) and reads its status line; an
     /// -ERR is an error naming the command.
-    async fn command(&mut self, cmd: &str, shown: &str) -> Result<String> {
+    fn command(&mut self, cmd: &str, shown: &str) -> Result<String> {
+        self.check_deadline(shown)?;
         let line = format!("{cmd}\r\n");
-        let w = &mut self.writer;
-        let write = async { w.write_all(line.as_bytes()).await.context("writing") };
-        tokio::time::timeout(self.reply_timeout, write)
-            .await
-            .map_err(|_| anyhow!("{shown}: writing timed out"))??;
-        self.status(shown).await
+        self.writer
+            .write_all(line.as_bytes())
+            .map_err(|e| timed_out(e, shown, "writing"))?;
+        self.status(shown)
     }
 
     /// Reads one status line: the text after +OK, or an error for -ERR.
-    async fn status(&mut self, what: &str) -> Result<String> {
-        let mut line = std::mem::take(&mut self.line);
-        line.clear();
-        let limit = self.limit(what)?;
-        let reader = &mut self.reader;
-        let read = async {
-            reader
-                .take(MAX_STATUS_LINE)
-                .read_until(b'\n', &mut line)
-                .await
-                .context("reading a response")?;
-            anyhow::Ok(())
-        };
-        let res = bounded(what, limit, read).await;
-        let text = String::from_utf8_lossy(&line)
-            .trim_end_matches(['\r', '\n'])
-            .to_string();
-        self.line = line;
-        res?;
+    fn status(&mut self, what: &str) -> Result<String> {
+        self.line.clear();
+        (&mut self.reader)
+            .take(MAX_STATUS_LINE)
+            .read_until(b'\n', &mut self.line)
+            .map_err(|e| timed_out(e, what, "reading a response"))?;
+        let text = String::from_utf8_lossy(&self.line);
+        let text = text.trim_end_matches(['\r', '\n']);
         if text.is_empty() {
             bail!("{what}: the server closed the connection");
         }
@@ -162,68 +146,70 @@ impl Conn {
     /// Reads a multi-line response's body up to and including its
     /// terminating `.` line; returns the bytes before that line, as sent
     /// (dot-stuffed, CRLFs included).
-    async fn multiline(&mut self, what: &str) -> Result<u64> {
-        let max = self.max_message_bytes;
-        let limit = self.limit(what)?;
-        let reader = &mut self.reader;
-        let read = async {
-            let mut total: u64 = 0;
-            // How much of ".\r\n" the current line starts with; None once
-            // the line is known to be something else.
-            let mut matched: Option<usize> = Some(0);
-            loop {
-                let buf = reader.fill_buf().await.context("reading a response")?;
-                if buf.is_empty() {
-                    bail!("the server closed the connection inside a response");
-                }
-                let mut i = 0;
-                let mut end = None;
-                while i < buf.len() {
-                    match matched {
-                        None => match buf[i..].iter().position(|&b| b == b'\n') {
-                            Some(p) => {
-                                i += p + 1;
-                                matched = Some(0);
+    fn multiline(&mut self, what: &str) -> Result<u64> {
+        let mut total: u64 = 0;
+        // How much of ".\r\n" the current line starts with; None once the
+        // line is known to be something else.
+        let mut matched: Option<usize> = Some(0);
+        loop {
+            self.check_deadline(what)?;
+            let buf = self
+                .reader
+                .fill_buf()
+                .map_err(|e| timed_out(e, what, "reading a response"))?;
+            if buf.is_empty() {
+                bail!("{what}: the server closed the connection inside a response");
+            }
+            let mut i = 0;
+            let mut end = None;
+            while i < buf.len() {
+                match matched {
+                    None => match buf[i..].iter().position(|&b| b == b'\n') {
+                        Some(p) => {
+                            i += p + 1;
+                            matched = Some(0);
+                        }
+                        None => i = buf.len(),
+                    },
+                    Some(k) => {
+                        let b = buf[i];
+                        i += 1;
+                        if b == TERMINATOR[k] {
+                            if k + 1 == TERMINATOR.len() {
+                                end = Some(i);
+                                break;
                             }
-                            None => i = buf.len(),
-                        },
-                        Some(k) => {
-                            let b = buf[i];
-                            i += 1;
-                            if b == TERMINATOR[k] {
-                                if k + 1 == TERMINATOR.len() {
-                                    end = Some(i);
-                                    break;
-                                }
-                                matched = Some(k + 1);
-                            } else if b == b'\n' {
-                                matched = Some(0);
-                            } else {
-                                matched = None;
-                            }
+                            matched = Some(k + 1);
+                        } else if b == b'\n' {
+                            matched = Some(0);
+                        } else {
+                            matched = None;
                         }
                     }
                 }
-                let used = end.unwrap_or(buf.len());
-                reader.consume(used);
-                total += used as u64;
-                if end.is_some() {
-                    return Ok(total - TERMINATOR.len() as u64);
-                }
-                if total > max {
-                    bail!("a response of more than {max} bytes");
-                }
             }
-        };
-        bounded(what, limit, read).await
+            let used = end.unwrap_or(buf.len());
+            self.reader.consume(used);
+            total += used as u64;
+            if end.is_some() {
+                return Ok(total - TERMINATOR.len() as u64);
+            }
+            if total > self.max_message_bytes {
+                bail!(
+                    "{what}: a response of more than {} bytes",
+                    self.max_message_bytes
+                );
+            }
+        }
     }
 }
 
-/// Runs `f` for at most `limit`.
-async fn bounded<T>(what: &str, limit: Duration, f: impl Future<Output = Result<T>>) -> Result<T> {
-    tokio::time::timeout(limit, f)
-        .await
-        .map_err(|_| anyhow!("{what}: timed out"))?
+/// An I/O error, saying "timed out" for the socket timeouts.
+fn timed_out(e: std::io::Error, what: &str, doing: &str) -> anyhow::Error {
+    match e.kind() {
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => anyhow!("{what}: {doing}: timed out"),
+        _ => anyhow!("{what}: {doing}: {e}"),
+    }
 }
 
 /// What one session measured.
@@ -255,29 +241,22 @@ fn parse_stat(text: &str) -> Result<(usize, u64)> {
 }
 
 /// Connect, USER, PASS: a session in the TRANSACTION state.
-async fn login(args: &Args, deadline: Instant) -> Result<Conn> {
-    let mut conn = Conn::open(
-        args.server,
-        Duration::from_secs(args.reply_timeout),
-        deadline,
-    )
-    .await?;
-    conn.max_message_bytes = args.max_message_bytes;
-    conn.command(&format!("USER {}", args.user), "USER").await?;
-    conn.command(&format!("PASS {}", args.password), "PASS")
-        .await?;
+fn login(args: &Args, deadline: Instant) -> Result<Conn> {
+    let mut conn = Conn::open(args, deadline)?;
+    conn.command(&format!("USER {}", args.user), "USER")?;
+    conn.command(&format!("PASS {}", args.password), "PASS")?;
     Ok(conn)
 }
 
-async fn session(args: &Args) -> Result<Report> {
+fn session(args: &Args) -> Result<Report> {
     let mut r = Report::default();
     let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
     let start = Instant::now();
-    let mut conn = login(args, deadline).await?;
+    let mut conn = login(args, deadline)?;
     let logged_in = Instant::now();
     r.login = logged_in - start;
 
-    let (messages, octets) = parse_stat(&conn.command("STAT", "STAT").await?)?;
+    let (messages, octets) = parse_stat(&conn.command("STAT", "STAT")?)?;
     r.messages = messages;
     r.octets = octets;
     let stat_done = Instant::now();
@@ -290,16 +269,16 @@ async fn session(args: &Args) -> Result<Report> {
     }
 
     for n in 1..=messages {
-        conn.command(&format!("RETR {n}"), "RETR").await?;
-        r.bytes += conn.multiline("RETR").await?;
+        conn.command(&format!("RETR {n}"), "RETR")?;
+        r.bytes += conn.multiline("RETR")?;
         r.retrieved += 1;
-        conn.command(&format!("DELE {n}"), "DELE").await?;
+        conn.command(&format!("DELE {n}"), "DELE")?;
         r.deleted += 1;
     }
     let downloaded = Instant::now();
     r.download = downloaded - stat_done;
 
-    conn.command("QUIT", "QUIT").await?;
+    conn.command("QUIT", "QUIT")?;
     let end = Instant::now();
     r.quit = end - downloaded;
     r.total = end - start;
@@ -307,10 +286,10 @@ async fn session(args: &Args) -> Result<Report> {
 
     if args.verify_empty {
         let deadline = Instant::now() + Duration::from_secs(args.reply_timeout);
-        let mut conn = login(args, deadline).await?;
-        let (left, _) = parse_stat(&conn.command("STAT", "STAT").await?)?;
+        let mut conn = login(args, deadline)?;
+        let (left, _) = parse_stat(&conn.command("STAT", "STAT")?)?;
         r.left = Some(left);
-        conn.command("QUIT", "QUIT").await?;
+        conn.command("QUIT", "QUIT")?;
     }
     Ok(r)
 }
@@ -334,12 +313,7 @@ fn run(args: Args) -> Result<ExitCode> {
             args.server
         );
     }
-    // One session, one command at a time: one thread is all it needs.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let r = runtime.block_on(session(&args))?;
+    let r = session(&args)?;
     let secs = |d: Duration| d.as_secs_f64();
 
     if args.json {
