@@ -2,25 +2,27 @@
 //!
 //! An [`AuthLimiter`] remembers when each client address last failed to log
 //! in. Once an address has `max_failures` failures within `window`, further
-//! attempts are refused until the oldest of them is `window` old; a success
-//! forgets the address. The account itself is never locked, so a guesser
+//! attempts are refused until the oldest of them is `window` old. The
+//! account itself is never locked, so a guesser
 //! elsewhere cannot lock its owner out. One limiter is shared (through an
 //! `Arc`) by every protocol that takes passwords: SMTP AUTH, IMAP, POP3, HTTP.
 //!
-//! The caller's order: [`AuthLimiter::check`] before verifying a password
-//! (a refused attempt is not verified, so it costs no Argon2 work and is not
-//! itself counted), then [`AuthLimiter::record_failure`] or
-//! [`AuthLimiter::record_success`] after.
+//! The protocols call [`AuthLimiter::begin`] before verifying a password: a
+//! refused attempt is not verified (no Argon2 work), and an admitted one
+//! counts as a failure at once, so parallel guesses cannot all slip through;
+//! [`Attempt::succeeded`] takes back that one attempt when the password is
+//! right.
 //!
 //! Addresses are grouped as the network hands them out: an IPv4 address is
 //! one client (and an IPv4-mapped IPv6 address is that IPv4 address), while
 //! IPv6 is counted per /64, because one host usually has a whole /64 (RFC 4291
 //! §2.5.1, RFC 7421) and could otherwise take a fresh address per guess.
 //!
-//! A success forgives the whole address: a client behind the same NAT, or an
-//! attacker holding one valid account, resets the count with a good login.
-//! That keeps an office's users from locking each other out; it trades away
-//! some protection against a guesser who owns an account here.
+//! A success does not forgive the address's earlier failures: otherwise an
+//! attacker holding one valid account here could reset the count between
+//! guesses at others. Failures expire with the window instead.
+//! ([`AuthLimiter::record_success`], which forgives them all, stays for
+//! callers that want it; the protocols do not use it.)
 //!
 //! Memory is bounded: one address keeps at most `max_failures` timestamps,
 //! and when more than [`AuthLimiter::MAX_TRACKED`] addresses are held, those

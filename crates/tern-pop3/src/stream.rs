@@ -36,41 +36,43 @@ impl Stuffer {
         self.done
     }
 
-    /// Appends the wire form of `chunk` to `out`.
+    /// Appends the wire form of `chunk` to `out`, a line at a time: runs
+    /// of ordinary bytes are copied whole.
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
-        for &b in chunk {
-            if self.done {
-                return;
-            }
-            if self.at_line_start && b == b'.' {
+        let mut rest = chunk;
+        while !rest.is_empty() && !self.done {
+            if self.at_line_start && rest[0] == b'.' {
                 out.push(b'.');
             }
-            match b {
-                b'\n' => {
+            match rest.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    self.content(&rest[..i], out);
                     if !self.prev_cr {
                         out.push(b'\r');
                     }
                     out.push(b'\n');
-                    self.end_of_line();
                     self.prev_cr = false;
-                    continue;
+                    self.end_of_line();
+                    rest = &rest[i + 1..];
                 }
-                b'\r' => {
-                    if self.prev_cr {
-                        self.line_empty = false;
-                    }
-                    self.prev_cr = true;
-                    self.at_line_start = false;
-                    out.push(b'\r');
-                    continue;
+                None => {
+                    self.content(rest, out);
+                    rest = &[];
                 }
-                _ => {}
             }
-            self.prev_cr = false;
-            self.at_line_start = false;
-            self.line_empty = false;
-            out.push(b);
         }
+    }
+
+    /// Bytes of a line, without its LF.
+    fn content(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        let Some(&last) = bytes.last() else { return };
+        out.extend_from_slice(bytes);
+        // A line stays "empty" only while it holds nothing but one CR.
+        if !(bytes == b"\r" && !self.prev_cr) {
+            self.line_empty = false;
+        }
+        self.at_line_start = false;
+        self.prev_cr = last == b'\r';
     }
 
     fn end_of_line(&mut self) {
@@ -124,6 +126,59 @@ mod tests {
         // Across chunk boundaries: CR in one chunk, LF in the next; a dot at the start of a chunk.
         assert_eq!(run(&[b"a\r", b"\n.b\r\n"], None), b"a\r\n..b\r\n.\r\n");
         assert_eq!(run(&[b""], None), b".\r\n");
+    }
+
+    /// The wire form computed the slow, obvious way, for comparison.
+    fn reference(message: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut lines: Vec<&[u8]> = message.split(|&b| b == b'\n').collect();
+        let last = lines.pop().unwrap_or_default();
+        for line in lines {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.first() == Some(&b'.') {
+                out.push(b'.');
+            }
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"\r\n");
+        }
+        if !last.is_empty() {
+            if last.first() == Some(&b'.') {
+                out.push(b'.');
+            }
+            out.extend_from_slice(last);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+        out
+    }
+
+    #[test]
+    fn any_message_in_any_chunks_matches_the_reference() {
+        let mut seed = 5u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        for _ in 0..3000 {
+            let len = next() % 60;
+            let message: Vec<u8> = (0..len).map(|_| b".\r\nab"[next() % 5]).collect();
+            let mut chunks = Vec::new();
+            let mut rest = &message[..];
+            while !rest.is_empty() {
+                let n = 1 + next() % rest.len();
+                chunks.push(&rest[..n]);
+                rest = &rest[n..];
+            }
+            assert_eq!(
+                run(&chunks, None),
+                reference(&message),
+                "{:?} in {:?}",
+                String::from_utf8_lossy(&message),
+                chunks
+            );
+        }
     }
 
     #[test]

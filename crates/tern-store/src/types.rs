@@ -218,6 +218,12 @@ pub struct MessageEntry {
     pub size: u64,
     /// IMAP INTERNALDATE / JMAP receivedAt, unix seconds.
     pub received_at: i64,
+    /// The message's bytes, for [`crate::Store::read_blob_range`] without
+    /// a detour through [`crate::Store::email`].
+    pub blob_id: String,
+    /// The size with CRLF line ends (what POP3 sends); equals `size` for
+    /// messages stored with CRLF.
+    pub crlf_size: u64,
 }
 
 impl MessageEntry {

@@ -15,7 +15,11 @@ use tern_store::{AccountId, EmailId, ExpungeFilter, MailboxId, Role, Store, Stor
 struct Message {
     uid: Uid,
     email_id: EmailId,
+    blob_id: String,
+    /// As POP3 counts it: CRLF line ends (RFC 1939 §11).
     size: u64,
+    /// As stored: where reading the blob ends.
+    stored_size: u64,
     deleted: bool,
 }
 
@@ -42,7 +46,10 @@ impl Maildrop {
             .map(|e| Message {
                 uid: e.uid,
                 email_id: e.email_id,
-                size: e.size,
+                blob_id: e.blob_id,
+                // RFC 1939 §11: sizes count each line end as CRLF.
+                size: e.crlf_size,
+                stored_size: e.size,
                 deleted: false,
             })
             .collect();
@@ -135,22 +142,29 @@ impl Session {
         let Some(md) = self.maildrop() else {
             return Ok(());
         };
-        let (account, email_id, size) = match md.get(n) {
-            Ok(m) => (md.account, m.email_id, m.size),
+        let (account, blob, size, stored_size) = match md.get(n) {
+            Ok(m) => (md.account, m.blob_id.clone(), m.size, m.stored_size),
             Err(e) => {
                 self.err(&e);
                 return Ok(());
             }
         };
-        let blob = match self.srv.store.email(account, email_id).await {
-            Ok(email) => email.blob_id,
+        // The first chunk decides between +OK and -ERR: a message another
+        // client removed since login is reported before anything is sent.
+        let first = match self
+            .srv
+            .store
+            .read_blob_range(account, &blob, 0, CHUNK)
+            .await
+        {
+            Ok(chunk) => chunk,
             Err(StoreError::NotFound { .. }) => {
                 self.err(&format!("message {n} was removed by another client"));
                 return Ok(());
             }
             Err(e) => {
                 tracing::error!("pop3 {}: reading message {n}: {e}", self.peer);
-                self.err("[SYS/TEMP] cannot read the message; try again later");
+                self.temp_err("[SYS/TEMP] cannot read the message; try again later");
                 return Ok(());
             }
         };
@@ -159,16 +173,21 @@ impl Session {
             Some(_) => self.ok("top of message follows"),
         }
         let mut stuffer = Stuffer::new(top);
-        let mut offset = 0u64;
-        let mut wire = Vec::with_capacity(CHUNK + CHUNK / 8);
-        loop {
+        let mut offset = first.len() as u64;
+        stuffer.push(&first, &mut self.out);
+        // The size is known: no extra round trip to discover the end.
+        while offset < stored_size && !stuffer.is_done() {
+            if self.out.len() >= CHUNK {
+                self.flush().await?;
+            }
             let chunk = match self
                 .srv
                 .store
                 .read_blob_range(account, &blob, offset, CHUNK)
                 .await
             {
-                Ok(c) => c,
+                Ok(c) if !c.is_empty() => c,
+                Ok(_) => break,
                 Err(e) => {
                     // Halfway through a multi-line response there is no way
                     // to say -ERR: the connection is closed instead.
@@ -179,17 +198,10 @@ impl Session {
                     return Err(End::Gone);
                 }
             };
-            if chunk.is_empty() {
-                break;
-            }
             offset += chunk.len() as u64;
-            stuffer.push(&chunk, &mut wire);
-            self.out.append(&mut wire);
-            self.flush().await?;
-            if stuffer.is_done() {
-                break;
-            }
+            stuffer.push(&chunk, &mut self.out);
         }
+        // The terminator goes out with the rest: one write for a small message.
         stuffer.finish(&mut self.out);
         Ok(())
     }

@@ -19,6 +19,8 @@ use sha2::{Digest, Sha256};
 pub struct Prepared {
     raw: Vec<u8>,
     hash: String,
+    /// The size with every line ending in CRLF and a final line end.
+    crlf_size: u64,
     recipients: Vec<DeliveryTarget>,
     received_at: i64,
     columns: EmailColumns,
@@ -69,6 +71,7 @@ pub fn prepare(delivery: Delivery) -> Result<Prepared> {
         header_raw,
     };
     Ok(Prepared {
+        crlf_size: crlf_size(&delivery.raw),
         raw: delivery.raw,
         hash,
         recipients: delivery.recipients,
@@ -76,6 +79,23 @@ pub fn prepare(delivery: Delivery) -> Result<Prepared> {
         columns,
         references,
     })
+}
+
+/// The size of `raw` as sent with CRLF line ends: one more octet per bare
+/// LF, and a final CRLF if the message does not end with a line end.
+pub fn crlf_size(raw: &[u8]) -> u64 {
+    let mut size = raw.len() as u64;
+    let mut prev = 0u8;
+    for &b in raw {
+        if b == b'\n' && prev != b'\r' {
+            size += 1;
+        }
+        prev = b;
+    }
+    if !raw.is_empty() && !raw.ends_with(b"\n") {
+        size += 2;
+    }
+    size
 }
 
 /// Stores a prepared delivery. Each recipient runs in its own savepoint: one
@@ -182,8 +202,8 @@ fn deliver_one(ctx: &mut WriteCtx<'_>, p: &Prepared, target: &DeliveryTarget) ->
     ctx.conn
         .prepare_cached(
             "INSERT INTO email (account_id, thread_id, blob_hash, size, received_at, sent_at, keywords,
-                                message_id, header_raw, envelope, structure, summary)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                                message_id, header_raw, envelope, structure, summary, crlf_size)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -198,7 +218,8 @@ fn deliver_one(ctx: &mut WriteCtx<'_>, p: &Prepared, target: &DeliveryTarget) ->
                 c.header_raw,
                 c.envelope,
                 c.structure,
-                c.summary
+                c.summary,
+                p.crlf_size as i64
             ])
         })
         .map_err(db("storing an email"))?;
@@ -332,7 +353,8 @@ fn decode_keywords(s: &str) -> Vec<String> {
 }
 
 const ENTRY_COLUMNS: &str =
-    "m.uid, m.email_id, e.thread_id, m.modseq, e.keywords, e.size, e.received_at
+    "m.uid, m.email_id, e.thread_id, m.modseq, e.keywords, e.size, e.received_at, e.blob_hash,
+       coalesce(e.crlf_size, e.size)
        FROM mailbox_email m JOIN email e ON e.id = m.email_id";
 
 fn entry_row(r: &Row<'_>) -> rusqlite::Result<MessageEntry> {
@@ -344,6 +366,8 @@ fn entry_row(r: &Row<'_>) -> rusqlite::Result<MessageEntry> {
         keywords: decode_keywords(&r.get::<_, String>(4)?),
         size: r.get::<_, i64>(5)? as u64,
         received_at: r.get(6)?,
+        blob_id: r.get(7)?,
+        crlf_size: r.get::<_, i64>(8)? as u64,
     })
 }
 
@@ -648,9 +672,9 @@ fn duplicate_email(
     charge_quota(conn, account, size)?;
     conn.prepare_cached(
         "INSERT INTO email (account_id, thread_id, blob_hash, size, received_at, sent_at, keywords,
-                            message_id, header_raw, envelope, structure, summary)
+                            message_id, header_raw, envelope, structure, summary, crlf_size)
          SELECT account_id, thread_id, blob_hash, size, received_at, sent_at, keywords,
-                message_id, header_raw, envelope, structure, summary
+                message_id, header_raw, envelope, structure, summary, crlf_size
            FROM email WHERE id = ?1",
     )
     .and_then(|mut s| s.execute([email.0]))
@@ -762,4 +786,19 @@ pub fn expunge(
         expunged.push(entry.uid);
     }
     Ok(expunged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::crlf_size;
+
+    #[test]
+    fn crlf_sizes_count_bare_line_ends() {
+        assert_eq!(crlf_size(b"a\r\nb\r\n"), 6);
+        assert_eq!(crlf_size(b"a\nb\n"), 6);
+        assert_eq!(crlf_size(b"a\r\nb"), 6);
+        assert_eq!(crlf_size(b""), 0);
+        let m = b"From: <sender@remote.test>\nSubject: lf\n\n.dot\nline 2\n";
+        assert_eq!(crlf_size(m), m.len() as u64 + 5);
+    }
 }

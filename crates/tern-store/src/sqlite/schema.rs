@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE meta (
@@ -142,6 +142,12 @@ CREATE INDEX email_by_blob ON email (blob_hash, account_id);
 /// Version 3: the search index moves to its own file (see `indexer.rs`).
 const SCHEMA_V3: &str = "DROP TABLE IF EXISTS email_text;";
 
+/// Version 4: the size of a message with every line ending in CRLF, which
+/// POP3 reports (RFC 1939 §11) and IMAP may one day; differs from `size`
+/// only for messages stored with bare LF.
+const SCHEMA_V4: &str = "ALTER TABLE email ADD COLUMN crlf_size INTEGER;
+UPDATE email SET crlf_size = size WHERE crlf_size IS NULL;";
+
 /// Creates or upgrades the schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     // IMMEDIATE takes the write lock first, so two processes starting on a
@@ -164,6 +170,9 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     }
     if version < 3 {
         tx.execute_batch(SCHEMA_V3)?;
+    }
+    if version < 4 {
+        tx.execute_batch(SCHEMA_V4)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;

@@ -6,6 +6,7 @@ mod admin;
 mod config;
 mod harness;
 mod imap_scripts;
+mod pop3;
 mod serve;
 mod smtp;
 mod smtp_crash;
