@@ -68,7 +68,7 @@ impl Stuffer {
         let Some(&last) = bytes.last() else { return };
         out.extend_from_slice(bytes);
         // A line stays "empty" only while it holds nothing but one CR.
-        if !(bytes == b"\r" && !self.prev_cr) {
+        if bytes != b"\r" || self.prev_cr {
             self.line_empty = false;
         }
         self.at_line_start = false;
