@@ -188,17 +188,12 @@ fn deliver(smtp: std::net::SocketAddr, to: &str, subject: &str, at: &str) {
     stream.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
     let mut w = stream.try_clone().unwrap();
     let mut r = BufReader::new(stream);
-    let mut reply = || {
-        let mut code = String::new();
-        loop {
-            let mut line = String::new();
-            r.read_line(&mut line).unwrap();
-            if line.len() < 4 || line.as_bytes()[3] != b'-' {
-                code = line.get(..3).unwrap_or("").to_string();
-                break;
-            }
+    let mut reply = || loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        if line.len() < 4 || line.as_bytes()[3] != b'-' {
+            break line.get(..3).unwrap_or("").to_string();
         }
-        code
     };
     assert_eq!(reply(), "220", "{at}");
     let body = format!(

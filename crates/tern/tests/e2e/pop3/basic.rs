@@ -289,7 +289,7 @@ fn a_20_mib_message_is_retrieved_byte_exact() {
     let mut i = 0u64;
     while sent.len() < 20 << 20 {
         // Every 997th line starts with a dot, stuffed on both protocols.
-        let lead = if i % 997 == 0 { '.' } else { 'L' };
+        let lead = if i.is_multiple_of(997) { '.' } else { 'L' };
         sent.extend_from_slice(
             format!("{lead}{i:010} {}\r\n", "0123456789abcdef".repeat(4)).as_bytes(),
         );

@@ -215,7 +215,10 @@ fn smuggled_messages_behind_bare_line_ends_are_refused_as_one() {
             format!("Subject: two\r\n\r\nhello\r\n.\n{smuggled}"),
         ),
         // The SEC Consult variant: a bare LF, then "." CRLF.
-        ("LF.CRLF", format!("Subject: lfcrlf\r\n\r\nhello\n.\r\n{smuggled}")),
+        (
+            "LF.CRLF",
+            format!("Subject: lfcrlf\r\n\r\nhello\n.\r\n{smuggled}"),
+        ),
         (
             "CR.CR",
             format!(
