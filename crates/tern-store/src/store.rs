@@ -116,6 +116,13 @@ pub trait Store: Send + Sync + 'static {
     async fn email(&self, account: AccountId, id: EmailId) -> Result<Email>;
     /// The raw message bytes.
     async fn read_blob(&self, account: AccountId, blob_id: &str) -> Result<Vec<u8>>;
+    /// Several whole messages in one round trip (`None` for any that is
+    /// gone), for a client that will read them one after another.
+    async fn read_blobs(
+        &self,
+        account: AccountId,
+        blob_ids: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>>;
     /// At most `len` bytes of the raw message from `offset` (fewer at its
     /// end, none past it), so that large messages stream in bounded memory.
     async fn read_blob_range(

@@ -23,11 +23,18 @@ struct Message {
     deleted: bool,
 }
 
+/// Messages read ahead of RETR, at most: clients download in order, and one
+/// store round trip for many small messages beats one each.
+const READ_AHEAD_BYTES: u64 = 1 << 20;
+const READ_AHEAD_MESSAGES: usize = 64;
+
 /// The session's view of INBOX.
 pub(super) struct Maildrop {
     account: AccountId,
     inbox: MailboxId,
     messages: Vec<Message>,
+    /// Small messages read ahead, by index; each is sent at most once.
+    ahead: std::collections::HashMap<usize, Vec<u8>>,
 }
 
 impl Maildrop {
@@ -54,6 +61,7 @@ impl Maildrop {
             })
             .collect();
         Ok(Maildrop {
+            ahead: std::collections::HashMap::new(),
             account,
             inbox: inbox.id,
             messages,
@@ -149,6 +157,24 @@ impl Session {
                 return Ok(());
             }
         };
+        // Small messages come from the read-ahead, filled for this one and
+        // the ones after it in one round trip.
+        if stored_size <= CHUNK as u64 {
+            self.read_ahead(n as usize - 1).await;
+            if let Some(data) = self
+                .maildrop()
+                .and_then(|md| md.ahead.remove(&(n as usize - 1)))
+            {
+                match top {
+                    None => self.ok(&format!("{size} octets")),
+                    Some(_) => self.ok("top of message follows"),
+                }
+                let mut stuffer = Stuffer::new(top);
+                stuffer.push(&data, &mut self.out);
+                stuffer.finish(&mut self.out);
+                return Ok(());
+            }
+        }
         // The first chunk decides between +OK and -ERR: a message another
         // client removed since login is reported before anything is sent.
         let first = match self
@@ -204,6 +230,41 @@ impl Session {
         // The terminator goes out with the rest: one write for a small message.
         stuffer.finish(&mut self.out);
         Ok(())
+    }
+
+    /// Reads message `index` and the small ones after it in one round trip,
+    /// unless it is already read.
+    async fn read_ahead(&mut self, index: usize) {
+        let Some(md) = self.maildrop() else { return };
+        if md.ahead.contains_key(&index) {
+            return;
+        }
+        let account = md.account;
+        let mut batch = Vec::new();
+        let mut total = 0u64;
+        for (i, m) in md.messages.iter().enumerate().skip(index) {
+            if m.deleted || m.stored_size > CHUNK as u64 {
+                continue;
+            }
+            if batch.len() >= READ_AHEAD_MESSAGES || total + m.stored_size > READ_AHEAD_BYTES {
+                break;
+            }
+            total += m.stored_size;
+            batch.push((i, m.blob_id.clone()));
+        }
+        let ids: Vec<String> = batch.iter().map(|(_, b)| b.clone()).collect();
+        // A failure here only means each message is read on its own below.
+        let Ok(blobs) = self.srv.store.read_blobs(account, &ids).await else {
+            return;
+        };
+        if let Some(md) = self.maildrop() {
+            md.ahead.clear();
+            for ((i, _), blob) in batch.into_iter().zip(blobs) {
+                if let Some(data) = blob {
+                    md.ahead.insert(i, data);
+                }
+            }
+        }
     }
 
     /// QUIT: in TRANSACTION, the UPDATE state removes what DELE marked.

@@ -143,6 +143,11 @@ pub async fn blob_ranges_stream_a_message(store: Arc<dyn Store>) {
         .await
         .unwrap()
         .is_empty());
+    let both = store
+        .read_blobs(a.id, &[blob.clone(), "0000".into()])
+        .await
+        .unwrap();
+    assert_eq!(both, vec![Some(raw.clone()), None]);
     let other = account(&store, "b@example.test").await;
     assert!(matches!(
         store.read_blob_range(other.id, &blob, 0, 10).await,

@@ -414,6 +414,25 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn read_blobs(
+        &self,
+        account: AccountId,
+        blob_ids: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        let blob_ids = blob_ids.to_vec();
+        self.read(move |c| {
+            blob_ids
+                .iter()
+                .map(|id| match messages::read_blob(c, account, id) {
+                    Ok(data) => Ok(Some(data)),
+                    Err(StoreError::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(e),
+                })
+                .collect()
+        })
+        .await
+    }
+
     async fn read_blob_range(
         &self,
         account: AccountId,
