@@ -130,9 +130,12 @@ impl Session {
             } else {
                 None
             };
-            let raw = match (&email, needs_raw) {
-                (Some(e), true) => store.read_blob(account, &e.blob_id).await.ok(),
-                _ => None,
+            // The bytes are read by the entry's blob id: RFC822 needs no
+            // parse, only the bytes.
+            let raw = if needs_raw {
+                store.read_blob(account, &entry.blob_id).await.ok()
+            } else {
+                None
             };
             if (needs_email && email.is_none()) || (needs_raw && raw.is_none()) {
                 // Expunged while we were reading: say nothing of it.

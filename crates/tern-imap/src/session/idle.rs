@@ -6,10 +6,14 @@
 
 use super::{End, Next, Session, State};
 use std::time::Duration;
+use tokio::io::AsyncBufReadExt;
 
 /// RFC 9051 §5.4: clients re-issue IDLE at least every 29 minutes; past
 /// 30 minutes of silence the session ends.
 const IDLE_LIMIT: Duration = Duration::from_secs(30 * 60);
+
+/// Longer than any "DONE" line a client sends.
+const MAX_DONE_LINE: usize = 64;
 
 impl Session {
     pub(super) async fn idle(&mut self, tag: &str) -> Result<Next, End> {
@@ -18,6 +22,7 @@ impl Session {
         self.sync(true).await;
         self.flush().await?;
         let mut stopping = self.stopping.clone();
+        let mut partial = Vec::new();
         loop {
             tokio::select! {
                 changed = changes.changed() => {
@@ -29,23 +34,35 @@ impl Session {
                     if matches!(self.state, State::Selected(_)) {
                         self.sync(true).await;
                         self.flush().await?;
+                        if self.closing {
+                            return Ok(Next::Logout);
+                        }
                     }
                 }
-                line = tokio::time::timeout(IDLE_LIMIT, self.read_line(64)) => {
-                    let line = match line {
+                // fill_buf consumes nothing, so an update arriving while the
+                // client is halfway through "DONE" loses none of it: the
+                // bytes are moved into `partial` only here.
+                buf = tokio::time::timeout(IDLE_LIMIT, self.conn.fill_buf()) => {
+                    let buf = match buf {
                         Err(_) => {
                             self.untagged("BYE idle for too long");
                             return Ok(Next::Logout);
                         }
-                        Ok(line) => line?,
+                        Ok(buf) => buf?,
                     };
-                    match line {
-                        None => return Err(End::Gone),
-                        Some(Ok(l)) if l.trim_ascii().eq_ignore_ascii_case(b"DONE") => break,
-                        Some(_) => {
-                            self.tagged(tag, "BAD", "expected DONE");
-                            return Ok(Next::Continue);
+                    if buf.is_empty() {
+                        return Err(End::Gone);
+                    }
+                    let newline = buf.iter().position(|&b| b == b'\n');
+                    let take = newline.map_or(buf.len(), |i| i + 1);
+                    partial.extend_from_slice(&buf[..take]);
+                    self.conn.consume(take);
+                    if newline.is_some() || partial.len() > MAX_DONE_LINE {
+                        if partial.trim_ascii().eq_ignore_ascii_case(b"DONE") {
+                            break;
                         }
+                        self.tagged(tag, "BAD", "expected DONE");
+                        return Ok(Next::Continue);
                     }
                 }
                 // The guard wait_for returns must not live across awaits.

@@ -80,6 +80,8 @@ pub(crate) struct Session {
     utf8: bool,
     rev2: bool,
     bad_commands: usize,
+    /// A BYE was sent: the session ends after the current command.
+    closing: bool,
     stopping: watch::Receiver<bool>,
 }
 
@@ -116,6 +118,7 @@ pub(crate) async fn run(
         utf8: false,
         rev2: false,
         bad_commands: 0,
+        closing: false,
         stopping,
     };
     if let Err(why) = admitted {
@@ -169,6 +172,10 @@ impl Session {
     }
 
     pub(crate) fn tagged(&mut self, tag: &str, status: &str, text: &str) {
+        if self.closing {
+            // After BYE the connection ends: no command completes.
+            return;
+        }
         self.out
             .extend_from_slice(format!("{tag} {status} {text}\r\n").as_bytes());
     }
@@ -329,6 +336,9 @@ impl Session {
             };
             self.bad_commands = 0;
             if let Next::Logout = self.dispatch(command.tag, command.body).await? {
+                return Ok(());
+            }
+            if self.closing {
                 return Ok(());
             }
         }

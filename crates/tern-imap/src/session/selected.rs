@@ -326,6 +326,8 @@ impl Session {
                 // Deleted by another session: nothing is left to show.
                 self.state = super::State::Authenticated;
                 self.untagged("BYE the selected mailbox was deleted");
+                // BYE means the connection ends (RFC 9051 §7.1.5).
+                self.closing = true;
                 return;
             }
             Err(e) => {

@@ -183,9 +183,23 @@ fn matches(
 }
 
 /// RFC 9051 §6.4.4 HEADER: some field named `name` contains `value`.
+/// The value is compared as written and with RFC 2047 encoded-words
+/// decoded, so `SUBJECT "Grüße"` finds `=?utf-8?q?Gr=C3=BC=C3=9Fe?=`.
 fn header_matches(header: &str, name: &str, value: &str) -> bool {
-    unfolded_fields(header)
-        .any(|(n, v)| n.trim().eq_ignore_ascii_case(name) && contains_ignore_case(v.trim(), value))
+    unfolded_fields(header).any(|(n, v)| {
+        n.trim().eq_ignore_ascii_case(name)
+            && (contains_ignore_case(v.trim(), value)
+                || (v.contains("=?") && contains_ignore_case(&decode_words(&v), value)))
+    })
+}
+
+/// A header value with its encoded-words decoded (as unstructured text).
+fn decode_words(value: &str) -> String {
+    let raw = format!("Subject: {}\r\n\r\n", value.trim());
+    mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .and_then(|m| m.subject().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// (name, unfolded value) of each header field.
@@ -218,5 +232,8 @@ mod tests {
         assert!(header_matches(h, "x-tag", ""));
         assert!(!header_matches(h, "x-missing", ""));
         assert!(!header_matches(h, "x-tag", "beta"));
+        let encoded = "Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= aus\r\nFrom: =?utf-8?q?J=C3=BCrgen?= <j@example.net>\r\n\r\n";
+        assert!(header_matches(encoded, "subject", "grüße aus"));
+        assert!(header_matches(encoded, "from", "Jürgen"));
     }
 }

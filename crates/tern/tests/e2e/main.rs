@@ -5,6 +5,7 @@
 mod admin;
 mod config;
 mod harness;
+mod imap;
 mod imap_scripts;
 mod pop3;
 mod serve;
