@@ -27,6 +27,8 @@ struct Message {
 /// store round trip for many small messages beats one each.
 const READ_AHEAD_BYTES: u64 = 1 << 20;
 const READ_AHEAD_MESSAGES: usize = 64;
+/// Larger messages are streamed in chunks instead of read whole.
+const READ_AHEAD_MAX_MESSAGE: u64 = 256 * 1024;
 
 /// The session's view of INBOX.
 pub(super) struct Maildrop {
@@ -159,7 +161,7 @@ impl Session {
         };
         // Small messages come from the read-ahead, filled for this one and
         // the ones after it in one round trip.
-        if stored_size <= CHUNK as u64 {
+        if stored_size <= READ_AHEAD_MAX_MESSAGE {
             self.read_ahead(n as usize - 1).await;
             if let Some(data) = self
                 .maildrop()
@@ -243,7 +245,7 @@ impl Session {
         let mut batch = Vec::new();
         let mut total = 0u64;
         for (i, m) in md.messages.iter().enumerate().skip(index) {
-            if m.deleted || m.stored_size > CHUNK as u64 {
+            if m.deleted || m.stored_size > READ_AHEAD_MAX_MESSAGE {
                 continue;
             }
             if batch.len() >= READ_AHEAD_MESSAGES || total + m.stored_size > READ_AHEAD_BYTES {
