@@ -12,6 +12,7 @@
 //! parallel; none sleeps: each waits on a reply (IDLE reads block, with a
 //! read timeout only as a safety net against a hang).
 
+mod clients;
 mod curl;
 mod expunge;
 mod fetch;
