@@ -62,6 +62,12 @@ impl Session {
         } else {
             None
         };
+        // IMAP4rev2 answers every SEARCH with ESEARCH (RFC 9051 §6.4.4).
+        let ret = if self.rev2 && ret.is_none() {
+            Some(vec![SearchReturn::All])
+        } else {
+            ret
+        };
         match ret {
             None => {
                 let mut line = String::from("SEARCH");
