@@ -85,3 +85,47 @@ impl AsyncWrite for Stream {
         }
     }
 }
+
+/// How long a TLS handshake may take before the client is dropped.
+pub const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs the server side of a TLS handshake on `tcp` (implicit TLS or after
+/// STARTTLS/STLS); `None` if it fails or takes too long.
+pub async fn accept_tls(
+    tls: std::sync::Arc<tokio_rustls::rustls::ServerConfig>,
+    tcp: TcpStream,
+) -> Option<Stream> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => Some(Stream::Tls(Box::new(stream))),
+        _ => None,
+    }
+}
+
+/// Writes `bytes` and flushes within `limit`: a client that stops reading
+/// cannot hold a session forever.
+pub async fn write_all_within(
+    stream: &mut (impl tokio::io::AsyncWrite + Unpin),
+    bytes: &[u8],
+    limit: std::time::Duration,
+) -> io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let write = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    tokio::time::timeout(limit, write)
+        .await
+        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
+}
+
+/// Loopback, including IPv4-mapped IPv6 loopback: where passwords may be
+/// sent without TLS.
+pub fn is_loopback(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(ip) => ip.is_loopback(),
+        std::net::IpAddr::V6(ip) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! The not-authenticated state (RFC 9051 §6.2): STARTTLS, LOGIN and
 //! AUTHENTICATE PLAIN with SASL-IR (RFC 4959); and ENABLE (RFC 5161).
 
-use super::{End, Next, Session, State, TLS_HANDSHAKE_TIMEOUT};
+use super::{End, Next, Session, State};
 use tern_core::io::Stream;
 use tern_core::password::verify_login_async;
 use tern_core::sasl::decode_plain;
@@ -25,13 +25,12 @@ impl Session {
         let Stream::Plain(tcp) = conn.into_inner() else {
             return Err(End::Gone);
         };
-        let acceptor = tokio_rustls::TlsAcceptor::from(self.srv.tls.clone());
-        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-            Ok(Ok(tls)) => {
-                self.conn = BufReader::new(Stream::Tls(Box::new(tls)));
+        match tern_core::io::accept_tls(self.srv.tls.clone(), tcp).await {
+            Some(tls) => {
+                self.conn = BufReader::new(tls);
                 Ok(Next::Continue)
             }
-            _ => Err(End::Gone),
+            None => Err(End::Gone),
         }
     }
 

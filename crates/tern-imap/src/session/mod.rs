@@ -18,7 +18,7 @@ mod sort;
 use crate::parse::{self, CommandBody, ParseError};
 use crate::{ImapServer, Mode};
 use selected::Selected;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tern_core::io::Stream;
@@ -27,8 +27,6 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-/// How long a TLS handshake may take.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A command line (between literals) longer than this is refused.
 const MAX_LINE: usize = 64 * 1024;
 /// Before login, literals are small: a login and a password, not a message
@@ -98,13 +96,10 @@ pub(crate) async fn run(
     }
     let stream = match mode {
         Mode::Plain => Stream::Plain(tcp),
-        Mode::Tls => {
-            let acceptor = tokio_rustls::TlsAcceptor::from(srv.tls.clone());
-            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
-                _ => return,
-            }
-        }
+        Mode::Tls => match tern_core::io::accept_tls(srv.tls.clone(), tcp).await {
+            Some(tls) => tls,
+            None => return,
+        },
     };
     let mut s = Session {
         srv,
@@ -152,12 +147,7 @@ impl Session {
     }
 
     fn is_loopback(&self) -> bool {
-        match self.peer.ip() {
-            IpAddr::V4(ip) => ip.is_loopback(),
-            IpAddr::V6(ip) => {
-                ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-            }
-        }
+        tern_core::io::is_loopback(self.peer.ip())
     }
 
     /// LOGIN and AUTHENTICATE only where passwords cannot be sniffed.
@@ -184,14 +174,7 @@ impl Session {
         if !self.out.is_empty() {
             let out = std::mem::take(&mut self.out);
             let timeout = self.idle_timeout();
-            let conn = self.conn.get_mut();
-            let write = async {
-                conn.write_all(&out).await?;
-                conn.flush().await
-            };
-            tokio::time::timeout(timeout, write)
-                .await
-                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+            tern_core::io::write_all_within(self.conn.get_mut(), &out, timeout).await?;
         }
         Ok(())
     }

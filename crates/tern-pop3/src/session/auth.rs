@@ -5,7 +5,7 @@
 //! an unknown user costs the same Argon2 work as a wrong password.
 
 use super::maildrop::Maildrop;
-use super::{End, Session, State, TLS_HANDSHAKE_TIMEOUT};
+use super::{End, Session, State};
 use crate::command::Command;
 use std::time::Instant;
 use tern_core::io::Stream;
@@ -179,14 +179,13 @@ impl Session {
         let Stream::Plain(tcp) = conn.into_inner() else {
             return Err(End::Gone);
         };
-        let acceptor = tokio_rustls::TlsAcceptor::from(self.srv.tls.clone());
-        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-            Ok(Ok(tls)) => {
-                self.conn = BufReader::new(Stream::Tls(Box::new(tls)));
+        match tern_core::io::accept_tls(self.srv.tls.clone(), tcp).await {
+            Some(tls) => {
+                self.conn = BufReader::new(tls);
                 self.state = State::Authorization { user: None };
                 Ok(true)
             }
-            _ => Err(End::Gone),
+            None => Err(End::Gone),
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::command::{self, Command, CommandError, MailParams};
 use crate::path::{Mailbox, PathError};
 use crate::reply::Reply;
 use crate::{Mode, SmtpServer};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tern_core::config::SmtpConfig;
@@ -30,9 +30,6 @@ use tokio::sync::watch;
 
 /// Replies held back for pipelining before they are written anyway.
 const MAX_PENDING_OUTPUT: usize = 64 * 1024;
-
-/// How long a TLS handshake may take before the client is dropped.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a session ends early.
 #[derive(Debug)]
@@ -107,14 +104,12 @@ pub(crate) async fn run(
     }
     let stream = if mode == Mode::Submissions {
         // Port 465: TLS from the first byte (RFC 8314 §3.3).
-        let acceptor = tokio_rustls::TlsAcceptor::from(srv.tls.clone());
-        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-            Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
-            Ok(Err(e)) => {
-                tracing::debug!("smtp {peer}: TLS handshake failed: {e}");
+        match tern_core::io::accept_tls(srv.tls.clone(), tcp).await {
+            Some(tls) => tls,
+            None => {
+                tracing::debug!("smtp {peer}: TLS handshake failed");
                 return;
             }
-            Err(_) => return,
         }
     } else {
         Stream::Plain(tcp)
@@ -175,12 +170,7 @@ impl Session {
     }
 
     fn is_loopback(&self) -> bool {
-        match self.peer.ip() {
-            IpAddr::V4(ip) => ip.is_loopback(),
-            IpAddr::V6(ip) => {
-                ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-            }
-        }
+        tern_core::io::is_loopback(self.peer.ip())
     }
 
     /// AUTH is offered only where the password cannot be sniffed.
@@ -204,14 +194,7 @@ impl Session {
         if !self.out.is_empty() {
             let out = std::mem::take(&mut self.out);
             let timeout = self.idle_timeout();
-            let conn = self.conn.get_mut();
-            let write = async {
-                conn.write_all(&out).await?;
-                conn.flush().await
-            };
-            tokio::time::timeout(timeout, write)
-                .await
-                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+            tern_core::io::write_all_within(self.conn.get_mut(), &out, timeout).await?;
         }
         Ok(())
     }

@@ -6,7 +6,7 @@
 //! session (CVE-2011-0411 in several servers). The session starts over
 //! afterwards: no EHLO, no transaction, no authentication (RFC 3207 §4.2).
 
-use super::{End, Flow, Session, TLS_HANDSHAKE_TIMEOUT};
+use super::{End, Flow, Session};
 use crate::reply::Reply;
 use tern_core::io::Stream;
 use tokio::io::BufReader;
@@ -24,16 +24,11 @@ impl Session {
         let Stream::Plain(tcp) = conn.into_inner() else {
             return Err(End::Gone);
         };
-        let acceptor = tokio_rustls::TlsAcceptor::from(self.srv.tls.clone());
-        let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => {
-                tracing::debug!("smtp {}: TLS handshake failed: {e}", self.peer);
-                return Err(End::Gone);
-            }
-            Err(_) => return Err(End::Gone),
+        let Some(tls) = tern_core::io::accept_tls(self.srv.tls.clone(), tcp).await else {
+            tracing::debug!("smtp {}: TLS handshake failed", self.peer);
+            return Err(End::Gone);
         };
-        self.conn = BufReader::new(Stream::Tls(Box::new(tls)));
+        self.conn = BufReader::new(tls);
         self.helo = None;
         self.esmtp = false;
         self.tx = None;

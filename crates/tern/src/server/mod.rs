@@ -22,6 +22,7 @@ use tern_imap::ImapServer;
 use tern_pop3::Pop3Server;
 use tern_smtp::{Mode, SmtpServer};
 use tern_store::Store;
+use tokio::sync::watch;
 
 /// How long running sessions get to finish after a stop signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -55,64 +56,60 @@ fn service_for(protocol: Protocol, ctx: &Arc<ServerContext>) -> Option<Service> 
     }
 }
 
-/// SMTP sessions of one kind (port 25, 587 or 465).
-fn smtp_service(ctx: &Arc<ServerContext>, mode: Mode) -> Service {
-    let smtp = ctx.smtp.clone();
+/// What every protocol's `handle` receives: the connection, its peer,
+/// whether it was admitted (`Err` names the limit reached), and the
+/// shutdown signal.
+type Connection = (
+    tokio::net::TcpStream,
+    std::net::SocketAddr,
+    Result<(), String>,
+    watch::Receiver<bool>,
+);
+
+/// A [`Service`] that runs `session` on each accepted connection; the
+/// connection's permit is held for the whole session.
+fn service<F, Fut>(ctx: &Arc<ServerContext>, session: F) -> Service
+where
+    F: Fn(Connection) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let stopping = ctx.shutdown.receiver();
+    let session = Arc::new(session);
     Arc::new(move |accepted: Accepted| {
-        let smtp = smtp.clone();
-        let stopping = stopping.clone();
+        let (session, stopping) = (session.clone(), stopping.clone());
         Box::pin(async move {
             let admitted = accepted
                 .admission
                 .as_ref()
                 .map(|_| ())
                 .map_err(|e| e.to_string());
-            // The permit holds the connection's slot for the whole session.
             let _permit = accepted.admission;
-            smtp.handle(accepted.stream, accepted.peer, mode, admitted, stopping)
-                .await
+            session((accepted.stream, accepted.peer, admitted, stopping)).await
         })
+    })
+}
+
+/// SMTP sessions of one kind (port 25, 587 or 465).
+fn smtp_service(ctx: &Arc<ServerContext>, mode: Mode) -> Service {
+    let smtp = ctx.smtp.clone();
+    service(ctx, move |(stream, peer, admitted, stopping)| {
+        smtp.clone().handle(stream, peer, mode, admitted, stopping)
     })
 }
 
 /// IMAP sessions on port 143 or 993.
 fn imap_service(ctx: &Arc<ServerContext>, mode: tern_imap::Mode) -> Service {
     let imap = ctx.imap.clone();
-    let stopping = ctx.shutdown.receiver();
-    Arc::new(move |accepted: Accepted| {
-        let imap = imap.clone();
-        let stopping = stopping.clone();
-        Box::pin(async move {
-            let admitted = accepted
-                .admission
-                .as_ref()
-                .map(|_| ())
-                .map_err(|e| e.to_string());
-            let _permit = accepted.admission;
-            imap.handle(accepted.stream, accepted.peer, mode, admitted, stopping)
-                .await
-        })
+    service(ctx, move |(stream, peer, admitted, stopping)| {
+        imap.clone().handle(stream, peer, mode, admitted, stopping)
     })
 }
 
 /// POP3 sessions on port 110 or 995.
 fn pop3_service(ctx: &Arc<ServerContext>, mode: tern_pop3::Mode) -> Service {
     let pop3 = ctx.pop3.clone();
-    let stopping = ctx.shutdown.receiver();
-    Arc::new(move |accepted: Accepted| {
-        let pop3 = pop3.clone();
-        let stopping = stopping.clone();
-        Box::pin(async move {
-            let admitted = accepted
-                .admission
-                .as_ref()
-                .map(|_| ())
-                .map_err(|e| e.to_string());
-            let _permit = accepted.admission;
-            pop3.handle(accepted.stream, accepted.peer, mode, admitted, stopping)
-                .await
-        })
+    service(ctx, move |(stream, peer, admitted, stopping)| {
+        pop3.clone().handle(stream, peer, mode, admitted, stopping)
     })
 }
 
