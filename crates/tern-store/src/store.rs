@@ -114,6 +114,8 @@ pub trait Store: Send + Sync + 'static {
         uids: &[Uid],
     ) -> Result<Vec<MessageEntry>>;
     async fn email(&self, account: AccountId, id: EmailId) -> Result<Email>;
+    /// Several emails in one round trip; `None` for any that is gone.
+    async fn emails(&self, account: AccountId, ids: &[EmailId]) -> Result<Vec<Option<Email>>>;
     /// The raw message bytes.
     async fn read_blob(&self, account: AccountId, blob_id: &str) -> Result<Vec<u8>>;
     /// Several whole messages in one round trip (`None` for any that is

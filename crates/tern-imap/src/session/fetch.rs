@@ -121,15 +121,21 @@ impl Session {
             )
         });
         let (condstore, utf8) = (self.condstore, self.utf8 || self.rev2);
-        for entry in &entries {
+        // Parsed metadata for every message in one round trip.
+        let mut emails: Vec<Option<tern_store::Email>> = if needs_email {
+            let ids: Vec<_> = entries.iter().map(|e| e.email_id).collect();
+            match store.emails(account, &ids).await {
+                Ok(e) => e,
+                Err(e) => return self.store_error(tag, e),
+            }
+        } else {
+            vec![None; entries.len()]
+        };
+        for (index, entry) in entries.iter().enumerate() {
             let Some(seq) = self.selected().and_then(|s| s.seq(entry.uid)) else {
                 continue;
             };
-            let email = if needs_email {
-                store.email(account, entry.email_id).await.ok()
-            } else {
-                None
-            };
+            let email = emails[index].take();
             // The bytes are read by the entry's blob id: RFC822 needs no
             // parse, only the bytes.
             let raw = if needs_raw {

@@ -162,10 +162,6 @@ impl Session {
             Ok(e) => e,
             Err(e) => return self.store_error(tag, e),
         };
-        let counts = store
-            .mailbox_counts(account, mailbox.id)
-            .await
-            .unwrap_or_default();
         let mut out = String::new();
         let _ = write!(
             out,
@@ -187,7 +183,6 @@ impl Session {
              * OK [HIGHESTMODSEQ {}] highest\r\n* OK [MAILBOXID (M{})] mailbox id\r\n",
             mailbox.uid_validity, mailbox.uid_next, mailbox.highest_modseq, mailbox.id
         );
-        let _ = counts;
         self.out.extend_from_slice(out.as_bytes());
         let highest = mailbox.highest_modseq;
         let selected = Selected {

@@ -148,6 +148,12 @@ pub async fn blob_ranges_stream_a_message(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(both, vec![Some(raw.clone()), None]);
+    let emails = store
+        .emails(a.id, &[d.email_id, EmailId(999_999)])
+        .await
+        .unwrap();
+    assert_eq!(emails[0].as_ref().map(|e| e.id), Some(d.email_id));
+    assert!(emails[1].is_none());
     let other = account(&store, "b@example.test").await;
     assert!(matches!(
         store.read_blob_range(other.id, &blob, 0, 10).await,

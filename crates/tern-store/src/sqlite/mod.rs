@@ -408,6 +408,20 @@ impl Store for SqliteStore {
         self.read(move |c| messages::email(c, account, id)).await
     }
 
+    async fn emails(&self, account: AccountId, ids: &[EmailId]) -> Result<Vec<Option<Email>>> {
+        let ids = ids.to_vec();
+        self.read(move |c| {
+            ids.iter()
+                .map(|id| match messages::email(c, account, *id) {
+                    Ok(e) => Ok(Some(e)),
+                    Err(StoreError::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(e),
+                })
+                .collect()
+        })
+        .await
+    }
+
     async fn read_blob(&self, account: AccountId, blob_id: &str) -> Result<Vec<u8>> {
         let blob_id = blob_id.to_string();
         self.read(move |c| messages::read_blob(c, account, &blob_id))
