@@ -190,6 +190,9 @@ pub struct Mailbox {
     /// The highest modseq of any change in this mailbox, including expunges.
     pub highest_modseq: ModSeq,
     pub subscribed: bool,
+    /// A name kept only as the parent of others, after DELETE; it holds no
+    /// messages (IMAP `\Noselect`).
+    pub noselect: bool,
 }
 
 /// Counts for IMAP STATUS and the JMAP Mailbox object.

@@ -153,6 +153,9 @@ impl Session {
             } else {
                 "\\HasNoChildren"
             }];
+            if m.noselect {
+                attrs.push("\\Noselect");
+            }
             if show_subscribed && m.subscribed {
                 attrs.push("\\Subscribed");
             }
@@ -163,7 +166,7 @@ impl Session {
             line.extend_from_slice(&self.encode_mailbox(&m.name));
             line.extend_from_slice(b"\r\n");
             self.out.extend_from_slice(&line);
-            if let Some(items) = &ret.status {
+            if let (Some(items), false) = (&ret.status, m.noselect) {
                 self.status_line(m, items).await;
             }
         }
@@ -174,6 +177,13 @@ impl Session {
         let Some(mailbox) = self.find_mailbox(tag, name).await else {
             return;
         };
+        if mailbox.noselect {
+            return self.tagged(
+                tag,
+                "NO",
+                "[NONEXISTENT] that name holds no messages, only other mailboxes",
+            );
+        }
         self.status_line(&mailbox, items).await;
         self.ok_synced(tag, "STATUS completed").await;
     }

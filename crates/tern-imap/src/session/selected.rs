@@ -156,6 +156,13 @@ impl Session {
         let Some(mailbox) = self.find_mailbox(tag, name).await else {
             return;
         };
+        if mailbox.noselect {
+            return self.tagged(
+                tag,
+                "NO",
+                "[NONEXISTENT] that name holds no messages, only other mailboxes",
+            );
+        }
         let account = self.account_id();
         let store = self.srv.store.clone();
         let entries = match store.list_messages(account, mailbox.id).await {

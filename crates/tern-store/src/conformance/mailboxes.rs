@@ -183,6 +183,32 @@ pub async fn mailbox_delete(store: Arc<dyn Store>) {
     assert!(store.delete_mailbox(a.id, inbox.id).await.is_err());
     let parent = store.create_mailbox(a.id, "P", None).await.unwrap();
     let child = store.create_mailbox(a.id, "P/C", None).await.unwrap();
+    let in_parent = store
+        .append(a.id, parent.id, message("p", "p"), vec![], 1)
+        .await
+        .unwrap();
+    // With children, DELETE empties the mailbox and keeps the name as their
+    // \Noselect parent (RFC 9051 §6.3.4); the children are untouched.
+    store.delete_mailbox(a.id, parent.id).await.unwrap();
+    let kept = store.mailbox(a.id, parent.id).await.unwrap();
+    assert!(kept.noselect);
+    assert!(store
+        .list_messages(a.id, parent.id)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(matches!(
+        store.email(a.id, in_parent.email_id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(!store.mailbox(a.id, child.id).await.unwrap().noselect);
+    // It holds no messages, and deleting it again while it has children fails.
+    assert!(matches!(
+        store
+            .append(a.id, parent.id, message("x", "x"), vec![], 1)
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
     assert!(matches!(
         store.delete_mailbox(a.id, parent.id).await,
         Err(StoreError::HasChildren { .. })
@@ -191,8 +217,7 @@ pub async fn mailbox_delete(store: Arc<dyn Store>) {
         .append(a.id, child.id, message("x", "y"), vec![], 1)
         .await
         .unwrap();
-    let used = store.quota(a.id).await.unwrap().used_bytes;
-    assert!(used > 0);
+    assert!(store.quota(a.id).await.unwrap().used_bytes > 0);
     store.delete_mailbox(a.id, child.id).await.unwrap();
     assert!(store.mailbox_by_name(a.id, "P/C").await.unwrap().is_none());
     assert_eq!(store.quota(a.id).await.unwrap().used_bytes, 0);
@@ -200,7 +225,12 @@ pub async fn mailbox_delete(store: Arc<dyn Store>) {
         store.email(a.id, d.email_id).await,
         Err(StoreError::NotFound { .. })
     ));
+    // CREATE makes a \Noselect name a mailbox again.
+    let again = store.create_mailbox(a.id, "P", None).await.unwrap();
+    assert_eq!(again.id, parent.id);
+    assert!(!again.noselect);
     store.delete_mailbox(a.id, parent.id).await.unwrap();
+    assert!(store.mailbox_by_name(a.id, "P").await.unwrap().is_none());
 }
 
 pub async fn uid_validity_is_never_reused(store: Arc<dyn Store>) {

@@ -39,7 +39,7 @@ pub fn normalize_name(name: &str) -> Result<String> {
 }
 
 const MAILBOX_COLUMNS: &str =
-    "id, account_id, name, role, uid_validity, uid_next, highest_modseq, subscribed FROM mailbox";
+    "id, account_id, name, role, uid_validity, uid_next, highest_modseq, subscribed, noselect FROM mailbox";
 
 fn mailbox_row(r: &Row<'_>) -> rusqlite::Result<Mailbox> {
     Ok(Mailbox {
@@ -54,6 +54,7 @@ fn mailbox_row(r: &Row<'_>) -> rusqlite::Result<Mailbox> {
         uid_next: Uid(r.get(5)?),
         highest_modseq: ModSeq(r.get::<_, i64>(6)? as u64),
         subscribed: r.get(7)?,
+        noselect: r.get(8)?,
     })
 }
 
@@ -143,8 +144,28 @@ pub fn create(
     role: Option<Role>,
 ) -> Result<Mailbox> {
     let name = normalize_name(name)?;
-    if by_name(ctx.conn, account, &name)?.is_some() {
-        return Err(StoreError::exists("mailbox", &name));
+    if let Some(existing) = by_name(ctx.conn, account, &name)? {
+        if !existing.noselect || role.is_some() {
+            return Err(StoreError::exists("mailbox", &name));
+        }
+        // A name left behind by DELETE (it had children) becomes a
+        // mailbox again (RFC 9051 §6.3.3 allows creating it).
+        let modseq = ctx.modseq(account)?;
+        ctx.conn
+            .execute(
+                "UPDATE mailbox SET noselect = 0 WHERE id = ?1",
+                [existing.id.0],
+            )
+            .map_err(db("re-creating a mailbox"))?;
+        journal::record(
+            ctx.conn,
+            account,
+            modseq,
+            &ChangeKind::MailboxUpdated {
+                mailbox_id: existing.id,
+            },
+        )?;
+        return get(ctx.conn, account, existing.id);
     }
     if let Some(role) = role {
         if by_role(ctx.conn, account, role)?.is_some() {
@@ -284,7 +305,9 @@ pub fn delete(ctx: &mut WriteCtx<'_>, account: AccountId, id: MailboxId) -> Resu
     if mailbox.name == "INBOX" {
         return Err(StoreError::Invalid("INBOX cannot be deleted".into()));
     }
-    if !children(ctx.conn, account, &mailbox.name)?.is_empty() {
+    let has_children = !children(ctx.conn, account, &mailbox.name)?.is_empty();
+    if has_children && mailbox.noselect {
+        // RFC 9051 §6.3.4: an error for a \Noselect name with inferiors.
         return Err(StoreError::HasChildren { name: mailbox.name });
     }
     messages::expunge(
@@ -294,6 +317,19 @@ pub fn delete(ctx: &mut WriteCtx<'_>, account: AccountId, id: MailboxId) -> Resu
         ExpungeFilter::Uids(all_uids(ctx.conn, account, id)?),
     )?;
     let modseq = ctx.modseq(account)?;
+    if has_children {
+        // The children stay; the name stays as their \Noselect parent,
+        // holding no messages (RFC 9051 §6.3.4).
+        ctx.conn
+            .execute("UPDATE mailbox SET noselect = 1 WHERE id = ?1", [id.0])
+            .map_err(db("deleting a mailbox"))?;
+        return journal::record(
+            ctx.conn,
+            account,
+            modseq,
+            &ChangeKind::MailboxUpdated { mailbox_id: id },
+        );
+    }
     ctx.conn
         .execute("DELETE FROM mailbox WHERE id = ?1", [id.0])
         .map_err(db("deleting a mailbox"))?;

@@ -189,6 +189,7 @@ fn deliver_one(ctx: &mut WriteCtx<'_>, p: &Prepared, target: &DeliveryTarget) ->
         None => mailboxes::by_role(ctx.conn, account, Role::Inbox)?
             .ok_or_else(|| StoreError::not_found("mailbox", "INBOX"))?,
     };
+    no_messages_in(&mailbox)?;
     let size = p.raw.len() as u64;
     charge_quota(ctx.conn, account, size)?;
     let modseq = ctx.modseq(account)?;
@@ -250,6 +251,17 @@ fn deliver_one(ctx: &mut WriteCtx<'_>, p: &Prepared, target: &DeliveryTarget) ->
         uid,
         modseq,
     })
+}
+
+/// A `\Noselect` name holds no messages.
+fn no_messages_in(mailbox: &Mailbox) -> Result<()> {
+    if mailbox.noselect {
+        return Err(StoreError::Invalid(format!(
+            "{} holds no messages (it only holds other mailboxes)",
+            mailbox.name
+        )));
+    }
+    Ok(())
 }
 
 /// Counts `size` more bytes against the account's quota, or refuses.
@@ -628,6 +640,7 @@ pub fn copy(
     is_move: bool,
 ) -> Result<CopyResult> {
     let target = mailboxes::get(ctx.conn, account, to)?;
+    no_messages_in(&target)?;
     if is_move && from == to {
         return Err(StoreError::Invalid(
             "cannot move messages into the mailbox they are in".into(),

@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE meta (
@@ -148,6 +148,10 @@ const SCHEMA_V3: &str = "DROP TABLE IF EXISTS email_text;";
 const SCHEMA_V4: &str = "ALTER TABLE email ADD COLUMN crlf_size INTEGER;
 UPDATE email SET crlf_size = size WHERE crlf_size IS NULL;";
 
+/// Version 5: a deleted mailbox with children stays as their `\Noselect`
+/// parent.
+const SCHEMA_V5: &str = "ALTER TABLE mailbox ADD COLUMN noselect INTEGER NOT NULL DEFAULT 0;";
+
 /// Creates or upgrades the schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     // IMMEDIATE takes the write lock first, so two processes starting on a
@@ -173,6 +177,9 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     }
     if version < 4 {
         tx.execute_batch(SCHEMA_V4)?;
+    }
+    if version < 5 {
+        tx.execute_batch(SCHEMA_V5)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
