@@ -8,10 +8,14 @@
 //! `Arc`) by every protocol that takes passwords: SMTP AUTH, IMAP, POP3, HTTP.
 //!
 //! The protocols call [`AuthLimiter::begin`] before verifying a password: a
-//! refused attempt is not verified (no Argon2 work), and an admitted one
-//! counts as a failure at once, so parallel guesses cannot all slip through;
-//! [`Attempt::succeeded`] takes back that one attempt when the password is
-//! right.
+//! refused attempt is not verified (no Argon2 work). An admitted attempt is
+//! *in flight* until it ends, and an attempt that does not end with
+//! [`Attempt::succeeded`] counts as a failure. An address may have at most
+//! `max_failures` failures and attempts in flight together; further attempts
+//! wait for one in flight to end rather than being refused, so many parallel
+//! guesses get no more tries than guesses in a row, while many parallel
+//! *right* passwords (a mail client opening five connections, an office
+//! behind one NAT address) all get in, a few milliseconds apart.
 //!
 //! Addresses are grouped as the network hands them out: an IPv4 address is
 //! one client (and an IPv4-mapped IPv6 address is that IPv4 address), while
@@ -47,30 +51,44 @@ pub struct AuthLimiter {
     max_failures: u32,
     window: Duration,
     state: Mutex<State>,
-    /// Makes [`AuthLimiter::begin`]'s check-and-count one step.
-    begin_lock: Mutex<()>,
+    /// Signalled whenever an attempt ends, for the attempts waiting in
+    /// [`AuthLimiter::begin`] on their address's attempts in flight.
+    attempt_ended: tokio::sync::Notify,
 }
 
-/// A login attempt in progress, counted as a failure until it succeeds.
+/// A login attempt in flight. Dropping it without calling
+/// [`Attempt::succeeded`] counts a failure: a wrong password, but also an
+/// attempt abandoned half-way, so cancelling cannot be used to guess for free.
 pub struct Attempt<'a> {
     limiter: &'a AuthLimiter,
     ip: IpAddr,
-    at: Instant,
+    succeeded: bool,
 }
 
 impl Attempt<'_> {
-    /// The password was right: the attempt no longer counts.
-    pub fn succeeded(self) {
-        let mut state = self.limiter.lock();
-        let key = key(self.ip);
-        if let Some(times) = state.failures.get_mut(&key) {
-            if let Some(i) = times.iter().rposition(|&t| t == self.at) {
-                times.remove(i);
+    /// The password was right: the attempt ends without counting.
+    pub fn succeeded(mut self) {
+        self.succeeded = true;
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        let now = Instant::now();
+        {
+            let mut state = self.limiter.lock();
+            let key = key(self.ip);
+            if let Some(n) = state.in_flight.get_mut(&key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    state.in_flight.remove(&key);
+                }
             }
-            if times.is_empty() {
-                state.failures.remove(&key);
+            if !self.succeeded {
+                self.limiter.record_failure_locked(&mut state, self.ip, now);
             }
         }
+        self.limiter.attempt_ended.notify_waiters();
     }
 }
 
@@ -79,6 +97,9 @@ struct State {
     /// Per address key (see [`key`]), the failures within the window, oldest
     /// first; never more than `max_failures` of them, never empty.
     failures: HashMap<IpAddr, VecDeque<Instant>>,
+    /// Per address key, the attempts admitted by [`AuthLimiter::begin`] and
+    /// not yet ended; never zero. Bounded by the open connections.
+    in_flight: HashMap<IpAddr, usize>,
     /// When the table was last found full of live entries: the oldest "newest
     /// failure" among them. Nothing can expire before it is `window` old, so
     /// until then a full table is not scanned again.
@@ -127,7 +148,7 @@ impl AuthLimiter {
         AuthLimiter {
             max_failures: max_failures.max(1),
             window,
-            begin_lock: Mutex::new(()),
+            attempt_ended: tokio::sync::Notify::new(),
             state: Mutex::new(State::default()),
         }
     }
@@ -167,50 +188,82 @@ impl AuthLimiter {
         self.lock().failures.remove(&key(ip));
     }
 
-    /// Starts a login attempt: refused if the address is over its limit;
-    /// otherwise the attempt counts as a failure right away, until
-    /// [`Attempt::succeeded`] takes it back. Counting before the password is
-    /// checked means many parallel attempts cannot all pass the check.
-    pub fn begin(&self, ip: IpAddr) -> Result<Attempt<'_>, RetryAfter> {
-        let _serial = self.begin_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        self.check_at(ip, now)?;
-        self.record_failure_at(ip, now);
-        Ok(Attempt {
-            limiter: self,
-            ip,
-            at: now,
-        })
+    /// Starts a login attempt: refused if the address has `max_failures`
+    /// failures within the window; otherwise admitted once the address's
+    /// failures and attempts in flight are fewer than `max_failures`, waiting
+    /// for attempts in flight to end until then.
+    pub async fn begin(&self, ip: IpAddr) -> Result<Attempt<'_>, RetryAfter> {
+        loop {
+            // Registered before looking, so an attempt ending in between
+            // still wakes us.
+            let mut ended = std::pin::pin!(self.attempt_ended.notified());
+            ended.as_mut().enable();
+            {
+                let mut state = self.lock();
+                let failures = self.check_locked(&mut state, ip, Instant::now())?;
+                let in_flight = state.in_flight.entry(key(ip)).or_insert(0);
+                if failures + *in_flight < self.max_failures as usize {
+                    *in_flight += 1;
+                    return Ok(Attempt {
+                        limiter: self,
+                        ip,
+                        succeeded: false,
+                    });
+                }
+                if *in_flight == 0 {
+                    // Unreachable (failures alone would have refused), but
+                    // never leave a zero behind.
+                    state.in_flight.remove(&key(ip));
+                }
+            }
+            ended.await;
+        }
     }
 
     /// [`AuthLimiter::check`] at the time `now`.
     fn check_at(&self, ip: IpAddr, now: Instant) -> Result<(), RetryAfter> {
-        let key = key(ip);
         let mut state = self.lock();
+        self.check_locked(&mut state, ip, now).map(|_| ())
+    }
+
+    /// Whether `ip` may attempt a login at `now`; if so, how many failures
+    /// it has within the window.
+    fn check_locked(
+        &self,
+        state: &mut State,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Result<usize, RetryAfter> {
+        let key = key(ip);
         let Some(times) = state.failures.get_mut(&key) else {
-            return Ok(());
+            return Ok(0);
         };
         self.expire(times, now);
         match times.front() {
             None => {
                 state.failures.remove(&key);
-                Ok(())
+                Ok(0)
             }
             Some(&oldest) if times.len() >= self.max_failures as usize => Err(RetryAfter(
                 self.window
                     .saturating_sub(now.saturating_duration_since(oldest)),
             )),
-            Some(_) => Ok(()),
+            Some(_) => Ok(times.len()),
         }
     }
 
     /// [`AuthLimiter::record_failure`] at the time `now`.
     fn record_failure_at(&self, ip: IpAddr, now: Instant) {
-        let key = key(ip);
         let mut state = self.lock();
+        self.record_failure_locked(&mut state, ip, now);
+    }
+
+    /// Counts a failure from `ip` at `now`, under the lock.
+    fn record_failure_locked(&self, state: &mut State, ip: IpAddr, now: Instant) {
+        let key = key(ip);
         if state.failures.len() >= AuthLimiter::MAX_TRACKED
             && !state.failures.contains_key(&key)
-            && !self.make_room(&mut state, now)
+            && !self.make_room(state, now)
         {
             return;
         }
@@ -283,20 +336,52 @@ fn key(ip: IpAddr) -> IpAddr {
 mod tests {
     use super::*;
 
-    #[test]
-    fn attempts_count_until_they_succeed() {
+    #[tokio::test]
+    async fn attempts_count_unless_they_succeed() {
         let l = AuthLimiter::new(2, Duration::from_secs(60));
         let ip: IpAddr = "192.0.2.9".parse().unwrap();
-        let a = l.begin(ip).unwrap();
-        // b fails: it simply never calls succeeded(), and keeps counting.
-        let _b = l.begin(ip).unwrap();
-        // Two in flight: a third is refused before any password is checked.
-        assert!(l.begin(ip).is_err());
-        a.succeeded();
-        let _c = l.begin(ip).unwrap();
-        assert!(l.begin(ip).is_err());
+        l.begin(ip).await.unwrap().succeeded();
+        l.begin(ip).await.unwrap().succeeded();
+        // Wrong passwords: the attempt is dropped without succeeded().
+        drop(l.begin(ip).await.unwrap());
+        l.begin(ip).await.unwrap().succeeded();
+        drop(l.begin(ip).await.unwrap());
+        assert!(l.begin(ip).await.is_err());
+        assert!(l.check(ip).is_err());
     }
+
+    #[tokio::test]
+    async fn parallel_attempts_wait_instead_of_being_refused() {
+        let l = Arc::new(AuthLimiter::new(2, Duration::from_secs(60)));
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let a = l.begin(ip).await.unwrap();
+        let b = l.begin(ip).await.unwrap();
+        // Two in flight: a third waits for one of them.
+        let third = {
+            let l = l.clone();
+            tokio::spawn(async move { l.begin(ip).await.map(|a| a.succeeded()) })
+        };
+        tokio::task::yield_now().await;
+        assert!(!third.is_finished());
+        a.succeeded();
+        third.await.unwrap().unwrap();
+        // b fails; a fourth now meets one failure and nothing in flight.
+        drop(b);
+        let d = l.begin(ip).await.unwrap();
+        // One failure plus d in flight: a fifth waits, then d fails and the
+        // fifth is refused without ever being verified.
+        let fifth = {
+            let l = l.clone();
+            tokio::spawn(async move { l.begin(ip).await.map(|a| a.succeeded()) })
+        };
+        tokio::task::yield_now().await;
+        assert!(!fifth.is_finished());
+        drop(d);
+        assert!(fifth.await.unwrap().is_err());
+    }
+
     use std::net::Ipv4Addr;
+    use std::sync::Arc;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

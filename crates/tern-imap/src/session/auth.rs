@@ -92,7 +92,7 @@ impl Session {
 
     async fn check_credentials(&mut self, tag: &str, user: &str, password: &str) {
         let srv = self.srv.clone();
-        let attempt = match srv.auth_limiter.begin(self.peer.ip()) {
+        let attempt = match srv.auth_limiter.begin(self.peer.ip()).await {
             Ok(a) => a,
             Err(retry) => {
                 self.tagged(tag, "NO", &format!("[UNAVAILABLE] {retry}"));

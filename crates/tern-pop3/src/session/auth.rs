@@ -93,7 +93,7 @@ impl Session {
     /// Checks the credentials and takes the maildrop.
     async fn login(&mut self, user: &str, password: &str) {
         let srv = self.srv.clone();
-        let attempt = match srv.auth_limiter.begin(self.peer.ip()) {
+        let attempt = match srv.auth_limiter.begin(self.peer.ip()).await {
             Ok(a) => a,
             Err(retry) => {
                 self.temp_err(&format!("[SYS/TEMP] {retry}"));

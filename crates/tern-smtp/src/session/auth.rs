@@ -92,7 +92,7 @@ impl Session {
             Some(Ok(pair)) => pair,
         };
         let srv = self.srv.clone();
-        let attempt = match srv.auth_limiter.begin(self.peer.ip()) {
+        let attempt = match srv.auth_limiter.begin(self.peer.ip()).await {
             Ok(a) => a,
             Err(retry) => {
                 self.reply(Reply::new(454, "4.7.0", retry.to_string()));

@@ -129,7 +129,7 @@ except poplib.error_proto as e:
 
 #[test]
 fn parallel_guesses_cannot_all_pass_the_limiter() {
-    // Each attempt counts from the moment it starts, so guesses sent at
+    // Attempts in flight hold places under the limit, so guesses sent at
     // once on many connections get no more tries than guesses in a row.
     let t = bob("[limits]\nmax_auth_failures = 2\nauth_failure_window_secs = 300");
     let server = t.start();

@@ -84,3 +84,24 @@ fn repeated_failed_logins_are_refused_for_a_while_even_with_the_right_password()
     // The session itself goes on.
     s.cmd("NOOP").is(250, "2.0.0");
 }
+
+#[test]
+fn many_parallel_logins_with_the_right_password_all_get_in() {
+    // Five clients behind one address (or one client opening several
+    // connections) log in at once: the limit holds back guesses, not them.
+    let t = two_accounts("[limits]\nmax_auth_failures = 2\nauth_failure_window_secs = 300");
+    let server = t.start();
+    let plain = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode("\0bob@example.test\0secret")
+    };
+    let mut sessions: Vec<Smtp> = (0..6)
+        .map(|_| Smtp::ehlo(addr(&server, "submission"), "office.test"))
+        .collect();
+    for s in &mut sessions {
+        s.send(format!("AUTH PLAIN {plain}\r\n"));
+    }
+    for s in &mut sessions {
+        s.reply().is(235, "2.7.0");
+    }
+}
