@@ -98,6 +98,24 @@ enum AliasCommand {
     Remove { alias: String },
 }
 
+/// Makes glibc return large freed blocks to the system at once. Its default
+/// threshold adapts upwards after a large block is freed, so after one Argon2
+/// verification (19 MiB) every later buffer comes from arenas that are never
+/// trimmed, and the resident size of each thread's arena grows with the
+/// connections it served: 2 MiB per idle IMAP connection where 16 KiB is
+/// live (BENCHMARKS.md, issue 4). Fixing the threshold stops the adapting.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_retention() {
+    // SAFETY: mallopt only sets allocator parameters; it is called before
+    // any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_retention() {}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let output = if cli.json {
@@ -105,8 +123,13 @@ fn main() -> ExitCode {
     } else {
         Output::Human
     };
+    limit_malloc_retention();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Blocking threads run store reads and Argon2; past a few per core
+        // they only contend for the CPU (and each holds a read connection),
+        // so further work queues instead. Tokio's default is 512.
+        .max_blocking_threads(64)
         .build()
     {
         Ok(rt) => rt,

@@ -40,8 +40,17 @@ use writer::{WriteCtx, Writer};
 /// stuck peer.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Idle read connections kept open; more are opened under load and closed after.
-const READ_POOL_SIZE: usize = 8;
+/// Idle read connections kept open; more are opened under load and closed
+/// after. Generous, because a connection opened afresh has an empty statement
+/// cache: with 8, a mixed IMAP load spent a fifth of its CPU compiling SQL
+/// (BENCHMARKS.md, issue 4). Each idle one costs its page cache (see
+/// [`READER_CACHE_KIB`]) and a file descriptor.
+const READ_POOL_SIZE: usize = 48;
+
+/// Page cache of each read connection. Small: the operating system caches
+/// the file for all of them, and the readers' hot pages (the mailbox and
+/// email indexes) are few.
+const READER_CACHE_KIB: i64 = 512;
 
 /// When a commit reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -193,6 +202,8 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
         let index = indexer::index_path(path);
         conn.execute("ATTACH DATABASE ?1 AS idx", [index.to_string_lossy()])
             .map_err(|e| StoreError::backend("attaching the search index", e))?;
+        conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)
+            .map_err(|e| StoreError::backend("sizing the page cache", e))?;
     }
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(|e| StoreError::backend("enabling foreign keys", e))?;
