@@ -95,144 +95,14 @@ LOAD=$TARGET/release/smtp-load
 POP=$TARGET/release/pop3-bench
 
 say() { echo "== $*" >&2; }
-die() { echo "compare-dovecot-pop3: $*" >&2; exit 1; }
+SCRIPT_NAME=compare-dovecot-pop3
+die() { echo "$SCRIPT_NAME: $*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "run as root: it installs Dovecot and Dovecot switches to the mail user"
 
-# --- temporary directory and cleanup ------------------------------------------
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/tern-vs-dovecot.XXXXXX")
-[ -d "$WORK" ] || die "cannot make a temporary directory"
-# Dovecot's login (dovenull) and mail (VMAIL_ID) processes must traverse it.
-chmod 755 "$WORK"
-# Whatever a tool leaves in its working directory lands here, not in the tree.
-cd "$WORK"
-DV=$WORK/dovecot
-DV_CONF=$DV/dovecot.conf
-TERN_DIR=$WORK/tern
-TERN_PID=""
-CHILD_PID=""
-CHILD_RC=0
-DV_STARTED=0
-# policy-rc.d put in place for the install, and where the original went.
-POLICY=/usr/sbin/policy-rc.d
-POLICY_OURS=0
-POLICY_SAVED=""
-
-# Waits up to STOP_TIMEOUT seconds for process $1 to end; kills it after that.
-stop_pid() {
-    local pid=$1 i
-    for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
-stop_tern() {
-    if [ -n "$TERN_PID" ]; then
-        kill -TERM "$TERN_PID" 2>/dev/null || true
-        stop_pid "$TERN_PID"
-        wait "$TERN_PID" 2>/dev/null || true
-        TERN_PID=""
-    fi
-}
-
-stop_dovecot() {
-    if [ "$DV_STARTED" = 1 ]; then
-        local master
-        master=$(tr -dc 0-9 <"$DV/run/master.pid" 2>/dev/null || true)
-        if [ -n "$master" ]; then
-            kill -TERM "$master" 2>/dev/null || true
-            stop_pid "$master"
-        fi
-        DV_STARTED=0
-    fi
-}
-
-restore_policy() {
-    if [ "$POLICY_OURS" = 1 ]; then
-        rm -f "$POLICY"
-        if [ -n "$POLICY_SAVED" ]; then mv -f "$POLICY_SAVED" "$POLICY"; fi
-        POLICY_OURS=0
-    fi
-}
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    if [ -n "$CHILD_PID" ]; then
-        kill -TERM "$CHILD_PID" 2>/dev/null || true
-        stop_pid "$CHILD_PID"
-    fi
-    restore_policy
-    stop_tern
-    stop_dovecot
-    if [ "$rc" != 0 ]; then
-        echo "compare-dovecot-pop3: stopped (exit $rc); servers stopped" >&2
-    fi
-    if [ "$KEEP" = 1 ]; then
-        echo "kept $WORK" >&2
-    else
-        rm -rf "$WORK"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# True when something already listens on 127.0.0.1:$1.
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# Waits until 127.0.0.1:$1 accepts connections, at most START_TIMEOUT seconds.
-wait_port() {
-    local i
-    for ((i = 0; i < START_TIMEOUT * 10; i++)); do
-        port_busy "$1" && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-# Runs the command after $1 with its output into the file $1 and its exit
-# code into CHILD_RC. In the background and waited for, in this shell, so
-# that a signal to this script runs the cleanup at once (bash defers traps
-# while a foreground command or a $(...) runs).
-run_child() {
-    local out=$1
-    shift
-    CHILD_RC=0
-    "$@" >"$out" &
-    CHILD_PID=$!
-    wait "$CHILD_PID" || CHILD_RC=$?
-    CHILD_PID=""
-}
-
-# The number or boolean under "$2" in the one-line JSON object $1.
-field() { sed -n "s/.*\"$2\": \([^,}]*\).*/\1/p" <<<"$1"; }
-
-# CPU time (utime + stime, in clock ticks) of process $1 and its threads.
-HZ=$(getconf CLK_TCK)
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-
-# Waits until process $1 has used no CPU for 1 s (five samples 0.2 s apart),
-# at most SETTLE_TIMEOUT seconds; prints the seconds waited.
-settle() {
-    local pid=$1 last now quiet=0 i
-    last=$(cpu_ticks "$pid")
-    for ((i = 0; i < SETTLE_TIMEOUT * 5; i++)); do
-        sleep 0.2
-        now=$(cpu_ticks "$pid")
-        if [ "$now" = "$last" ]; then
-            quiet=$((quiet + 1))
-            [ "$quiet" -ge 5 ] && break
-        else
-            quiet=0
-        fi
-        last=$now
-    done
-    awk -v i="$i" 'BEGIN { printf "%.1f", (i + 1) * 0.2 }'
-}
+# Temporary directory, cleanup, server stop, port and CPU waits.
+# shellcheck source=lib/dovecot-harness.sh
+. "$ROOT/bench/lib/dovecot-harness.sh"
 
 PORTS=("$DOVECOT_PORT")
 if [ "$DOVECOT_ONLY" = 0 ]; then PORTS+=("$TERN_SMTP_PORT" "$TERN_POP3_PORT"); fi
