@@ -133,93 +133,7 @@ fi
 
 # --- Dovecot: install without starting the system service -----------------------
 
-# The system instance's master, if one runs.
-system_dovecot() {
-    local pid
-    pid=$(tr -dc 0-9 </run/dovecot/master.pid 2>/dev/null || true)
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo "$pid"; fi
-}
-
-if ! [ -x /usr/sbin/dovecot ] || ! [ -x /usr/lib/dovecot/pop3 ]; then
-    say "installing Dovecot from Debian (dovecot-core, dovecot-pop3d; service not started)"
-    BEFORE=$(system_dovecot)
-    # invoke-rc.d asks policy-rc.d; 101 means "do not start services".
-    if ! { [ -x "$POLICY" ] && { "$POLICY" dovecot start >/dev/null 2>&1; [ $? = 101 ]; }; }; then
-        if [ -e "$POLICY" ]; then
-            POLICY_SAVED=$WORK/policy-rc.d.orig
-            cp -a "$POLICY" "$POLICY_SAVED"
-        fi
-        POLICY_OURS=1
-        printf '#!/bin/sh\nexit 101\n' >"$POLICY"
-        chmod 755 "$POLICY"
-    fi
-    apt_install() {
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-            dovecot-core dovecot-pop3d >>"$WORK/apt.log" 2>&1
-    }
-    apt_install || { apt-get update -q >>"$WORK/apt.log" 2>&1 && apt_install; } || {
-        tail -20 "$WORK/apt.log" >&2
-        die "cannot install dovecot-core and dovecot-pop3d"
-    }
-    restore_policy
-    # Should policy-rc.d have been ignored: stop what the install started.
-    AFTER=$(system_dovecot)
-    if [ -n "$AFTER" ] && [ -z "$BEFORE" ]; then
-        say "the install started the system Dovecot (pid $AFTER): stopping it"
-        kill -TERM "$AFTER" 2>/dev/null || true
-        stop_pid "$AFTER"
-    fi
-fi
-DV_VERSION=$(dovecot --version 2>/dev/null | awk '{ print $1 }')
-[ -n "$DV_VERSION" ] || die "dovecot does not run"
-
-# --- messages -------------------------------------------------------------------
-
-# Writes $3 distinct messages of about $2 bytes (counted with CRLF line ends,
-# as smtp-load counts) into the Maildir folder $1/new, as LF files named as
-# Dovecot's LDA names them: <time>.M<n>P<pid>.<host>,S=<file size>,W=<size
-# with CRLF>. Headers like smtp-load's, a body of varied words.
-make_maildir() {
-    local dir=$1 size=$2 count=$3
-    mkdir -p "$dir/cur" "$dir/new" "$dir/tmp"
-    awk -v dir="$dir/new" -v size="$size" -v count="$count" -v now="$(date +%s)" -v pid=$$ '
-    BEGIN {
-        nw = split("the mail server delivers message to every mailbox of our domain quickly " \
-            "and safely after checking its envelope with care report meeting tomorrow budget " \
-            "invoice attached please review draft schedule project update thanks regards " \
-            "question answer weekly summary release notes customer order shipping status " \
-            "account password reset calendar invite agenda minutes follow up on this thread " \
-            "before friday lunch office travel plans holiday team", W, " ")
-        for (n = 0; n < count; n++) {
-            srand(n + 1)
-            k = 0
-            L[++k] = "From: Load Generator <sender@load.example>"
-            L[++k] = "To: bench@bench.test"
-            L[++k] = "Subject: pop3-bench message " n
-            L[++k] = "Message-ID: <" n "." now "." pid "@load.example>"
-            L[++k] = "Date: Mon, 2 Nov 2026 10:00:00 +0000"
-            L[++k] = "MIME-Version: 1.0"
-            L[++k] = "Content-Type: text/plain; charset=us-ascii"
-            L[++k] = ""
-            crlf = 0
-            for (i = 1; i <= k; i++) crlf += length(L[i]) + 2
-            line = ""
-            while (crlf + length(line) + 2 < size) {
-                w = W[int(rand() * nw) + 1]
-                if (length(line) + length(w) + 1 > 72) {
-                    L[++k] = line
-                    crlf += length(line) + 2
-                    line = ""
-                }
-                line = (line == "") ? w : line " " w
-            }
-            if (line != "") { L[++k] = line; crlf += length(line) + 2 }
-            f = sprintf("%s/%d.M%dP%d.bench.local,S=%d,W=%d", dir, now, n, pid, crlf - k, crlf)
-            for (i = 1; i <= k; i++) print L[i] > f
-            close(f)
-        }
-    }'
-}
+install_dovecot pop3
 
 # --- Tern: domain and accounts ----------------------------------------------------
 
@@ -326,7 +240,7 @@ doveconf -c "$DV_CONF" -n >"$DV/doveconf.txt" 2>&1 || { cat "$DV/doveconf.txt" >
 mkdir -p "$DV/home/warm/Maildir"/{cur,new,tmp}
 for size in $SIZES; do
     say "Dovecot: $MESSAGES messages of $size bytes into a template Maildir"
-    make_maildir "$DV/template-$size/Maildir" "$size" "$MESSAGES"
+    make_maildir "$DV/template-$size/Maildir" "$size" "$MESSAGES" bench@bench.test "pop3-bench message"
 done
 chown -R "$VMAIL_ID:$VMAIL_ID" "$DV/home" "$DV"/template-*
 
