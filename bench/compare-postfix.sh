@@ -84,29 +84,7 @@ chmod 755 "$WORK"
 PF=$WORK/postfix
 PF_CONF=$PF/conf
 TERN_DIR=$WORK/tern
-TERN_PID=""
-LOAD_PID=""
-LOAD_RC=0
 PF_STARTED=0
-
-# Waits up to STOP_TIMEOUT seconds for process $1 to end; kills it after that.
-stop_pid() {
-    local pid=$1 i
-    for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
-stop_tern() {
-    if [ -n "$TERN_PID" ]; then
-        kill -TERM "$TERN_PID" 2>/dev/null || true
-        stop_pid "$TERN_PID"
-        wait "$TERN_PID" 2>/dev/null || true
-        TERN_PID=""
-    fi
-}
 
 stop_postfix() {
     if [ "$PF_STARTED" = 1 ]; then
@@ -121,9 +99,9 @@ stop_postfix() {
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
-    if [ -n "$LOAD_PID" ]; then
-        kill -TERM "$LOAD_PID" 2>/dev/null || true
-        stop_pid "$LOAD_PID"
+    if [ -n "$CHILD_PID" ]; then
+        kill -TERM "$CHILD_PID" 2>/dev/null || true
+        stop_pid "$CHILD_PID"
     fi
     stop_tern
     stop_postfix
@@ -140,35 +118,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# True when something already listens on 127.0.0.1:$1.
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# Waits until 127.0.0.1:$1 accepts connections, at most START_TIMEOUT seconds.
-wait_port() {
-    local i
-    for ((i = 0; i < START_TIMEOUT * 10; i++)); do
-        port_busy "$1" && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-# Runs smtp-load with the arguments after $1, its output into the file $1 and
-# its exit code into LOAD_RC. In the background and waited for, in this
-# shell, so that a signal to this script runs the cleanup at once (bash
-# defers traps while a foreground command or a $(...) runs).
-run_load() {
-    local out=$1
-    shift
-    LOAD_RC=0
-    "$LOAD" "$@" >"$out" &
-    LOAD_PID=$!
-    wait "$LOAD_PID" || LOAD_RC=$?
-    LOAD_PID=""
-}
-
-# The number or boolean under "$2" in the one-line JSON object $1.
-field() { sed -n "s/.*\"$2\": \([^,}]*\).*/\1/p" <<<"$1"; }
+# stop_pid, stop_tern, port_busy, wait_port, run_child, field.
+# shellcheck source=lib/common.sh
+. "$ROOT/bench/lib/common.sh"
 
 for port in "$TERN_PORT" "$POSTFIX_PORT"; do
     if port_busy "$port"; then die "127.0.0.1:$port is already in use"; fi
@@ -232,16 +184,16 @@ run_tern() {
     RUST_LOG=${TERN_LOG:-info} "$TERN" --config "$TERN_DIR/tern.toml" serve 2>>"$TERN_DIR/tern.log" &
     TERN_PID=$!
     wait_port "$TERN_PORT" || { tail -20 "$TERN_DIR/tern.log" >&2; die "tern serve did not start"; }
-    run_load "$WORK/load.out" --server "127.0.0.1:$TERN_PORT" "${LOAD_ARGS[@]}"
+    run_child "$WORK/load.out" "$LOAD" --server "127.0.0.1:$TERN_PORT" "${LOAD_ARGS[@]}"
     stop_tern
     out=$(cat "$WORK/load.out")
-    [ -n "$out" ] || die "smtp-load against Tern printed nothing (exit $LOAD_RC)"
+    [ -n "$out" ] || die "smtp-load against Tern printed nothing (exit $CHILD_RC)"
     if command -v python3 >/dev/null; then
         # One email row per delivered message.
         stored=$(python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from email").fetchone()[0])' \
             "$TERN_DIR/data/tern.db" 2>/dev/null || echo "?")
     fi
-    echo "${out%\}}, \"stored\": \"$stored\", \"exit\": $LOAD_RC}" >"$result"
+    echo "${out%\}}, \"stored\": \"$stored\", \"exit\": $CHILD_RC}" >"$result"
 }
 
 # --- Postfix --------------------------------------------------------------------
@@ -338,12 +290,12 @@ run_postfix() {
     PF_STARTED=1
     postfix -c "$PF_CONF" start >/dev/null 2>&1 || { tail -20 "$PF/maillog" >&2; die "postfix did not start"; }
     wait_port "$POSTFIX_PORT" || { tail -20 "$PF/maillog" >&2; die "postfix smtpd is not listening"; }
-    run_load "$WORK/load.out" --server "127.0.0.1:$POSTFIX_PORT" "${LOAD_ARGS[@]}" \
+    run_child "$WORK/load.out" "$LOAD" --server "127.0.0.1:$POSTFIX_PORT" "${LOAD_ARGS[@]}" \
         --wait-maildir "$PF/mail" --poll-ms 50 --wait-timeout "$DELIVERY_TIMEOUT"
     stop_postfix
     out=$(cat "$WORK/load.out")
-    [ -n "$out" ] || die "smtp-load against Postfix printed nothing (exit $LOAD_RC)"
-    echo "${out%\}}, \"exit\": $LOAD_RC}" >"$result"
+    [ -n "$out" ] || die "smtp-load against Postfix printed nothing (exit $CHILD_RC)"
+    echo "${out%\}}, \"exit\": $CHILD_RC}" >"$result"
 }
 
 # --- the rounds -----------------------------------------------------------------

@@ -1,8 +1,8 @@
 # bench/lib/dovecot-harness.sh — what the Dovecot comparisons share: a
-# temporary directory, starting and stopping the two servers, and waiting
-# for ports and for a process to go quiet. Sourced by compare-dovecot-*.sh
-# after they have set SCRIPT_NAME, KEEP, START_TIMEOUT, SETTLE_TIMEOUT and
-# STOP_TIMEOUT; not meant to run alone.
+# temporary directory and its cleanup, stopping Dovecot, installing it, and
+# writing Maildirs (with the helpers of common.sh). Sourced by
+# compare-dovecot-*.sh after they have set SCRIPT_NAME, KEEP, START_TIMEOUT,
+# SETTLE_TIMEOUT and STOP_TIMEOUT; not meant to run alone.
 
 # --- temporary directory and cleanup ------------------------------------------
 
@@ -15,33 +15,11 @@ cd "$WORK"
 DV=$WORK/dovecot
 DV_CONF=$DV/dovecot.conf
 TERN_DIR=$WORK/tern
-TERN_PID=""
-CHILD_PID=""
-CHILD_RC=0
 DV_STARTED=0
 # policy-rc.d put in place for the install, and where the original went.
 POLICY=/usr/sbin/policy-rc.d
 POLICY_OURS=0
 POLICY_SAVED=""
-
-# Waits up to STOP_TIMEOUT seconds for process $1 to end; kills it after that.
-stop_pid() {
-    local pid=$1 i
-    for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
-stop_tern() {
-    if [ -n "$TERN_PID" ]; then
-        kill -TERM "$TERN_PID" 2>/dev/null || true
-        stop_pid "$TERN_PID"
-        wait "$TERN_PID" 2>/dev/null || true
-        TERN_PID=""
-    fi
-}
 
 stop_dovecot() {
     if [ "$DV_STARTED" = 1 ]; then
@@ -86,58 +64,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# True when something already listens on 127.0.0.1:$1.
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# Waits until 127.0.0.1:$1 accepts connections, at most START_TIMEOUT seconds.
-wait_port() {
-    local i
-    for ((i = 0; i < START_TIMEOUT * 10; i++)); do
-        port_busy "$1" && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-# Runs the command after $1 with its output into the file $1 and its exit
-# code into CHILD_RC. In the background and waited for, in this shell, so
-# that a signal to this script runs the cleanup at once (bash defers traps
-# while a foreground command or a $(...) runs).
-run_child() {
-    local out=$1
-    shift
-    CHILD_RC=0
-    "$@" >"$out" &
-    CHILD_PID=$!
-    wait "$CHILD_PID" || CHILD_RC=$?
-    CHILD_PID=""
-}
-
-# The number or boolean under "$2" in the one-line JSON object $1.
-field() { sed -n "s/.*\"$2\": \([^,}]*\).*/\1/p" <<<"$1"; }
-
-# CPU time (utime + stime, in clock ticks) of process $1 and its threads.
-HZ=$(getconf CLK_TCK)
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-
-# Waits until process $1 has used no CPU for 1 s (five samples 0.2 s apart),
-# at most SETTLE_TIMEOUT seconds; prints the seconds waited.
-settle() {
-    local pid=$1 last now quiet=0 i
-    last=$(cpu_ticks "$pid")
-    for ((i = 0; i < SETTLE_TIMEOUT * 5; i++)); do
-        sleep 0.2
-        now=$(cpu_ticks "$pid")
-        if [ "$now" = "$last" ]; then
-            quiet=$((quiet + 1))
-            [ "$quiet" -ge 5 ] && break
-        else
-            quiet=0
-        fi
-        last=$now
-    done
-    awk -v i="$i" 'BEGIN { printf "%.1f", (i + 1) * 0.2 }'
-}
+# shellcheck source=common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # --- Dovecot: install without starting the system service -----------------------
 

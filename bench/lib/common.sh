@@ -1,0 +1,82 @@
+# bench/lib/common.sh — process and port helpers shared by every comparison
+# script (compare-postfix.sh, compare-dovecot-*.sh): stopping a process,
+# waiting for a port, running a child so that signals still reach the
+# cleanup, reading a JSON field, waiting for a process to go quiet. Expects
+# START_TIMEOUT, STOP_TIMEOUT and (for settle) SETTLE_TIMEOUT; TERN_PID,
+# CHILD_PID and CHILD_RC are its state. Sourced, not run.
+
+TERN_PID=""
+CHILD_PID=""
+CHILD_RC=0
+
+# Waits up to STOP_TIMEOUT seconds for process $1 to end; kills it after that.
+stop_pid() {
+    local pid=$1 i
+    for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+stop_tern() {
+    if [ -n "$TERN_PID" ]; then
+        kill -TERM "$TERN_PID" 2>/dev/null || true
+        stop_pid "$TERN_PID"
+        wait "$TERN_PID" 2>/dev/null || true
+        TERN_PID=""
+    fi
+}
+
+# True when something already listens on 127.0.0.1:$1.
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Waits until 127.0.0.1:$1 accepts connections, at most START_TIMEOUT seconds.
+wait_port() {
+    local i
+    for ((i = 0; i < START_TIMEOUT * 10; i++)); do
+        port_busy "$1" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# Runs the command after $1 with its output into the file $1 and its exit
+# code into CHILD_RC. In the background and waited for, in this shell, so
+# that a signal to this script runs the cleanup at once (bash defers traps
+# while a foreground command or a $(...) runs).
+run_child() {
+    local out=$1
+    shift
+    CHILD_RC=0
+    "$@" >"$out" &
+    CHILD_PID=$!
+    wait "$CHILD_PID" || CHILD_RC=$?
+    CHILD_PID=""
+}
+
+# The number or boolean under "$2" in the one-line JSON object $1.
+field() { sed -n "s/.*\"$2\": \([^,}]*\).*/\1/p" <<<"$1"; }
+
+# CPU time (utime + stime, in clock ticks) of process $1 and its threads.
+HZ=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# Waits until process $1 has used no CPU for 1 s (five samples 0.2 s apart),
+# at most SETTLE_TIMEOUT seconds; prints the seconds waited.
+settle() {
+    local pid=$1 last now quiet=0 i
+    last=$(cpu_ticks "$pid")
+    for ((i = 0; i < SETTLE_TIMEOUT * 5; i++)); do
+        sleep 0.2
+        now=$(cpu_ticks "$pid")
+        if [ "$now" = "$last" ]; then
+            quiet=$((quiet + 1))
+            [ "$quiet" -ge 5 ] && break
+        else
+            quiet=0
+        fi
+        last=$now
+    done
+    awk -v i="$i" 'BEGIN { printf "%.1f", (i + 1) * 0.2 }'
+}
