@@ -203,8 +203,8 @@ fn deliver_one(ctx: &mut WriteCtx<'_>, p: &Prepared, target: &DeliveryTarget) ->
     ctx.conn
         .prepare_cached(
             "INSERT INTO email (account_id, thread_id, blob_hash, size, received_at, sent_at, keywords,
-                                message_id, header_raw, envelope, structure, summary, crlf_size)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                                message_id, crlf_size)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -216,15 +216,26 @@ fn deliver_one(ctx: &mut WriteCtx<'_>, p: &Prepared, target: &DeliveryTarget) ->
                 c.sent_at,
                 keywords,
                 c.message_id,
-                c.header_raw,
-                c.envelope,
-                c.structure,
-                c.summary,
                 p.crlf_size as i64
             ])
         })
         .map_err(db("storing an email"))?;
     let email_id = EmailId(ctx.conn.last_insert_rowid());
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO email_meta (email_id, header_raw, envelope, structure, summary)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                email_id.0,
+                c.header_raw,
+                c.envelope,
+                c.structure,
+                c.summary
+            ])
+        })
+        .map_err(db("storing an email's parse"))?;
     if thread_id.is_none() {
         // A new thread is named after its first email.
         ctx.conn
@@ -461,8 +472,10 @@ pub fn list_changed(
 pub fn email(conn: &Connection, account: AccountId, id: EmailId) -> Result<Email> {
     let row = conn
         .prepare_cached(
-            "SELECT thread_id, blob_hash, size, received_at, keywords, envelope, structure, summary
-               FROM email WHERE id = ?1 AND account_id = ?2",
+            "SELECT e.thread_id, e.blob_hash, e.size, e.received_at, e.keywords,
+                    p.envelope, p.structure, p.summary
+               FROM email e JOIN email_meta p ON p.email_id = e.id
+              WHERE e.id = ?1 AND e.account_id = ?2",
         )
         .and_then(|mut s| {
             s.query_row(params![id.0, account.0], |r| {
@@ -685,14 +698,20 @@ fn duplicate_email(
     charge_quota(conn, account, size)?;
     conn.prepare_cached(
         "INSERT INTO email (account_id, thread_id, blob_hash, size, received_at, sent_at, keywords,
-                            message_id, header_raw, envelope, structure, summary, crlf_size)
+                            message_id, crlf_size)
          SELECT account_id, thread_id, blob_hash, size, received_at, sent_at, keywords,
-                message_id, header_raw, envelope, structure, summary, crlf_size
+                message_id, crlf_size
            FROM email WHERE id = ?1",
     )
     .and_then(|mut s| s.execute([email.0]))
     .map_err(db("copying an email"))?;
     let copy = EmailId(conn.last_insert_rowid());
+    conn.prepare_cached(
+        "INSERT INTO email_meta (email_id, header_raw, envelope, structure, summary)
+         SELECT ?2, header_raw, envelope, structure, summary FROM email_meta WHERE email_id = ?1",
+    )
+    .and_then(|mut s| s.execute([email.0, copy.0]))
+    .map_err(db("copying an email's parse"))?;
     conn.prepare_cached(
         "UPDATE blob SET refs = refs + 1 WHERE hash = (SELECT blob_hash FROM email WHERE id = ?1)",
     )

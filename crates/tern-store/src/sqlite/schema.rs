@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE meta (
@@ -152,6 +152,26 @@ UPDATE email SET crlf_size = size WHERE crlf_size IS NULL;";
 /// parent.
 const SCHEMA_V5: &str = "ALTER TABLE mailbox ADD COLUMN noselect INTEGER NOT NULL DEFAULT 0;";
 
+/// Version 6: the parse of each email (raw header, envelope, structure,
+/// summary: kilobytes of text) moves out of `email` into `email_meta`. An
+/// `email` row is then about a hundred bytes, so the rows of a whole mailbox
+/// sit in a few pages: listing a mailbox (SELECT, FETCH FLAGS, SEARCH,
+/// EXPUNGE) read one or two rows per page before, each page copied in from
+/// the file again after every commit by another connection.
+const SCHEMA_V6: &str = "CREATE TABLE email_meta (
+    email_id   INTEGER PRIMARY KEY REFERENCES email(id) ON DELETE CASCADE,
+    header_raw TEXT NOT NULL,
+    envelope   TEXT NOT NULL,
+    structure  TEXT NOT NULL,
+    summary    TEXT NOT NULL
+);
+INSERT INTO email_meta (email_id, header_raw, envelope, structure, summary)
+    SELECT id, header_raw, envelope, structure, summary FROM email;
+ALTER TABLE email DROP COLUMN header_raw;
+ALTER TABLE email DROP COLUMN envelope;
+ALTER TABLE email DROP COLUMN structure;
+ALTER TABLE email DROP COLUMN summary;";
+
 /// Creates or upgrades the schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     // IMMEDIATE takes the write lock first, so two processes starting on a
@@ -181,7 +201,73 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     if version < 5 {
         tx.execute_batch(SCHEMA_V5)?;
     }
+    if version < 6 {
+        tx.execute_batch(SCHEMA_V6)?;
+    }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database at version 5 with one email keeps that email, parse and
+    /// all, through the move of the parse into `email_meta`.
+    #[test]
+    fn version_5_moves_the_parse_out_of_email() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for step in [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 5;
+             INSERT INTO domain (id, name, created_at) VALUES (1, 'example.org', 0);
+             INSERT INTO account (id, address, domain_id, password_hash, created_at)
+                 VALUES (1, 'a@example.org', 1, 'x', 0);
+             INSERT INTO blob (hash, refs, data) VALUES ('h', 1, x'00');
+             INSERT INTO email (id, account_id, thread_id, blob_hash, size, received_at, keywords,
+                                header_raw, envelope, structure, summary, crlf_size)
+                 VALUES (7, 1, 7, 'h', 1, 0, ' ', 'Subject: hi', '{\"e\":1}', '{\"s\":1}', '{\"m\":1}', 1);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap().unwrap();
+        let meta: (String, String, String, String) = conn
+            .query_row(
+                "SELECT header_raw, envelope, structure, summary FROM email_meta WHERE email_id = 7",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            meta,
+            (
+                "Subject: hi".into(),
+                "{\"e\":1}".into(),
+                "{\"s\":1}".into(),
+                "{\"m\":1}".into()
+            )
+        );
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('email')")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(!columns.iter().any(|c| c == "header_raw" || c == "envelope"));
+        assert!(columns.iter().any(|c| c == "keywords"));
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        // Deleting the email takes its parse with it.
+        conn.execute_batch("PRAGMA foreign_keys = ON; DELETE FROM email WHERE id = 7;")
+            .unwrap();
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM email_meta", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
+    }
 }

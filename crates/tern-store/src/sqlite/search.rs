@@ -56,10 +56,10 @@ pub fn search(
     }
     let mut extra = Extra::default();
     if needs(key, &|k| matches!(k, SearchKey::Header { .. })) {
-        extra.header_raw = load_column(conn, mailbox, "header_raw")?;
+        extra.header_raw = load_column(conn, mailbox, "p.header_raw")?;
     }
     if needs(key, &|k| matches!(k, SearchKey::Sent { .. })) {
-        extra.sent_at = load_column(conn, mailbox, "sent_at")?;
+        extra.sent_at = load_column(conn, mailbox, "e.sent_at")?;
     }
     Ok(entries
         .iter()
@@ -83,9 +83,16 @@ fn load_column<T: rusqlite::types::FromSql>(
     mailbox: MailboxId,
     column: &'static str,
 ) -> Result<HashMap<EmailId, T>> {
+    // `p.` columns live in the wide email_meta table: joined only for them.
+    let meta = if column.starts_with("p.") {
+        "JOIN email_meta p ON p.email_id = e.id"
+    } else {
+        ""
+    };
     let mut stmt = conn
         .prepare(&format!(
-            "SELECT e.id, e.{column} FROM mailbox_email m JOIN email e ON e.id = m.email_id WHERE m.mailbox_id = ?1"
+            "SELECT e.id, {column} FROM mailbox_email m JOIN email e ON e.id = m.email_id
+               {meta} WHERE m.mailbox_id = ?1"
         ))
         .map_err(db("loading search data"))?;
     let rows = stmt
