@@ -205,6 +205,15 @@ pub trait Store: Send + Sync + 'static {
     // ---- notifications and lifecycle ----
 
     /// Wakes the receiver after each commit that changes the account.
+    ///
+    /// The value is the account's highest modseq as of the latest commit
+    /// announced, and it rises after every commit that changes the account,
+    /// once that commit is visible to reads. So a session that noted the
+    /// value, then read, needs to read again only when the value moves.
+    /// Every write operation takes exactly the next modseq of each account
+    /// it changes (they are consecutive): a value one above the noted one
+    /// that equals the session's own write's modseq means nobody else
+    /// wrote in between.
     fn subscribe(&self, account: AccountId) -> watch::Receiver<ModSeq>;
     /// Finishes pending writes and closes the store cleanly; later calls fail
     /// with [`crate::StoreError::Closed`].

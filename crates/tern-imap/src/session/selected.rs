@@ -14,6 +14,7 @@ use super::Session;
 use crate::parse::{SelectParams, SequenceSet};
 use std::fmt::Write;
 use tern_store::{ExpungeFilter, Mailbox, ModSeq, StoreError, Uid};
+use tokio::sync::watch;
 
 /// A selected mailbox as this session sees it.
 pub(crate) struct Selected {
@@ -28,6 +29,16 @@ pub(crate) struct Selected {
     pub pending_expunge: Vec<Uid>,
     /// The saved search result (SEARCHRES `$`).
     pub saved: Vec<Uid>,
+    /// The account's commits as the notification hub announces them,
+    /// subscribed before the mailbox was read.
+    pub changes: watch::Receiver<ModSeq>,
+    /// What `changes` said when the Store was last asked for changes: while
+    /// it says the same, nothing was committed since, and [`Session::sync`]
+    /// has nothing to ask.
+    pub synced_at: ModSeq,
+    /// (UID, modseq) of the changes the running STORE made and answered
+    /// itself, which the sync after it must not report again.
+    pub own_changes: Vec<(Uid, ModSeq)>,
 }
 
 impl Selected {
@@ -153,6 +164,10 @@ impl Session {
             self.tagged(tag, "BAD", "QRESYNC must be ENABLEd first");
             return;
         }
+        // Subscribed before anything is read: a commit after the reads
+        // below then always moves `changes` (see `sync`).
+        let mut changes = self.srv.store.subscribe(self.account_id());
+        let synced_at = *changes.borrow_and_update();
         let Some(mailbox) = self.find_mailbox(tag, name).await else {
             return;
         };
@@ -199,6 +214,9 @@ impl Session {
             modseq: highest,
             pending_expunge: Vec::new(),
             saved: Vec::new(),
+            changes,
+            synced_at,
+            own_changes: Vec::new(),
         };
         let uid_validity = selected.mailbox.uid_validity;
         self.state = super::State::Selected(selected);
@@ -313,9 +331,23 @@ impl Session {
     /// Reports what changed in the selected mailbox since the last report.
     /// With `allow_expunge` false (a FETCH, STORE or SEARCH by sequence
     /// number), expunges wait, so message numbers keep their meaning.
+    ///
+    /// Asks the Store only when the notification hub announced a commit to
+    /// the account since the last time (or expunges wait to be announced):
+    /// most commands follow no change at all.
     pub(crate) async fn sync(&mut self, allow_expunge: bool) {
         let account = self.account_id();
-        let Some(sel) = self.selected() else { return };
+        let Some(sel) = self.selected_mut() else {
+            return;
+        };
+        // Read before the Store is asked: a commit the answer misses comes
+        // after this value, so it moves `changes` again.
+        let latest = *sel.changes.borrow_and_update();
+        let expunges_due = allow_expunge && !sel.pending_expunge.is_empty();
+        let own_changes = std::mem::take(&mut sel.own_changes);
+        if latest == sel.synced_at && !expunges_due {
+            return;
+        }
         let (mailbox, since) = (sel.mailbox.id, sel.modseq);
         let changes = match self
             .srv
@@ -341,6 +373,7 @@ impl Session {
         let Some(sel) = self.selected_mut() else {
             return;
         };
+        sel.synced_at = latest;
         let mut out = String::new();
         sel.pending_expunge.extend(
             changes
@@ -372,6 +405,8 @@ impl Session {
             if e.uid > last {
                 sel.uids.push(e.uid);
                 added = true;
+            } else if own_changes.contains(&(e.uid, e.modseq)) {
+                continue;
             } else if let Ok(i) = sel.uids.binary_search(&e.uid) {
                 let _ = write!(out, "* {} FETCH (", i + 1);
                 if qresync {

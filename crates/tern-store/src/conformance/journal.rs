@@ -189,6 +189,42 @@ pub async fn notifications_after_commit(store: Arc<dyn Store>) {
     let _ = rx_b.borrow_and_update();
 }
 
+/// The contract IMAP's sync relies on (`Store::subscribe`): each write
+/// takes the account's next modseq, and the hub shows it once committed.
+pub async fn modseqs_are_consecutive_and_announced(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let mb = inbox(&store, &a).await;
+    let rx = store.subscribe(a.id);
+    let d1 = deliver_to(&store, &a, message("1", "1")).await;
+    assert_eq!(*rx.borrow(), d1.modseq);
+    let d2 = deliver_to(&store, &a, message("2", "2")).await;
+    assert_eq!(d2.modseq.0, d1.modseq.0 + 1);
+    assert_eq!(*rx.borrow(), d2.modseq);
+    let flagged = store
+        .set_keywords(
+            a.id,
+            mb.id,
+            &[d1.uid, d2.uid],
+            KeywordOp::Add,
+            &["\\Flagged".into()],
+            None,
+        )
+        .await
+        .unwrap();
+    let m: Vec<ModSeq> = flagged.updated.iter().map(|e| e.modseq).collect();
+    assert_eq!(m, [ModSeq(d2.modseq.0 + 1); 2], "one modseq per operation");
+    assert_eq!(*rx.borrow(), m[0]);
+    store
+        .expunge(a.id, mb.id, ExpungeFilter::Uids(vec![d1.uid]))
+        .await
+        .unwrap();
+    assert_eq!(*rx.borrow(), ModSeq(m[0].0 + 1));
+    assert_eq!(
+        store.highest_modseq(a.id).await.unwrap(),
+        ModSeq(m[0].0 + 1)
+    );
+}
+
 pub async fn close_refuses_further_work(store: Arc<dyn Store>) {
     let a = account(&store, "a@example.test").await;
     deliver_to(&store, &a, message("before", "x")).await;
