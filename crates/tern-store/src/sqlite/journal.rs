@@ -110,7 +110,7 @@ pub fn mailbox_changes(
     since: ModSeq,
 ) -> Result<MailboxChanges> {
     let mb = super::mailboxes::get(conn, account, mailbox)?;
-    let changed = super::messages::list_changed(conn, mailbox, since)?;
+    let changed = super::messages::list_changed(conn, account, mailbox, since)?;
     let mut stmt = conn
         .prepare_cached(
             "SELECT DISTINCT uid FROM journal

@@ -11,7 +11,7 @@ use super::{db, journal, mailboxes, WriteCtx};
 use crate::error::{Result, StoreError};
 use crate::message::{parse_message, ParsedMessage};
 use crate::types::*;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{named_params, params, Connection, OptionalExtension, Row};
 use sha2::{Digest, Sha256};
 
 /// A delivery with the work that needs no lock done: hashed, parsed and
@@ -375,10 +375,17 @@ fn decode_keywords(s: &str) -> Vec<String> {
     s.split_whitespace().map(str::to_string).collect()
 }
 
+/// The columns of a [`MessageEntry`], for a query that adds its own WHERE
+/// on `m` and binds `:account`. The emails' columns come from the
+/// `email_listing` index (schema v7), where an account's emails sit side by
+/// side: through the table, each email of a mailbox was a page of its own
+/// (mail arrives interleaved across accounts), and every commit by anyone
+/// makes a reader read its pages again.
 const ENTRY_COLUMNS: &str =
     "m.uid, m.email_id, e.thread_id, m.modseq, e.keywords, e.size, e.received_at, e.blob_hash,
        coalesce(e.crlf_size, e.size)
-       FROM mailbox_email m JOIN email e ON e.id = m.email_id";
+       FROM mailbox_email m
+       JOIN email e INDEXED BY email_listing ON e.account_id = :account AND e.id = m.email_id";
 
 fn entry_row(r: &Row<'_>) -> rusqlite::Result<MessageEntry> {
     Ok(MessageEntry {
@@ -409,7 +416,7 @@ pub fn list(
         Some(uids) if uids.len() <= UID_LOOKUP_LIMIT => {
             let mut stmt = conn
                 .prepare_cached(&format!(
-                    "SELECT {ENTRY_COLUMNS} WHERE m.mailbox_id = ?1 AND m.uid = ?2"
+                    "SELECT {ENTRY_COLUMNS} WHERE m.mailbox_id = :mailbox AND m.uid = :uid"
                 ))
                 .map_err(db("reading messages"))?;
             let mut uids = uids.to_vec();
@@ -418,7 +425,10 @@ pub fn list(
             let mut out = Vec::with_capacity(uids.len());
             for uid in uids {
                 if let Some(e) = stmt
-                    .query_row(params![mailbox.0, uid.0], entry_row)
+                    .query_row(
+                        named_params! {":account": account.0, ":mailbox": mailbox.0, ":uid": uid.0},
+                        entry_row,
+                    )
                     .optional()
                     .map_err(db("reading messages"))?
                 {
@@ -430,11 +440,14 @@ pub fn list(
         _ => {
             let mut stmt = conn
                 .prepare_cached(&format!(
-                    "SELECT {ENTRY_COLUMNS} WHERE m.mailbox_id = ?1 ORDER BY m.uid"
+                    "SELECT {ENTRY_COLUMNS} WHERE m.mailbox_id = :mailbox ORDER BY m.uid"
                 ))
                 .map_err(db("reading messages"))?;
             let all = stmt
-                .query_map([mailbox.0], entry_row)
+                .query_map(
+                    named_params! {":account": account.0, ":mailbox": mailbox.0},
+                    entry_row,
+                )
                 .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
                 .map_err(db("reading messages"))?;
             Ok(match uids {
@@ -454,16 +467,20 @@ pub fn list(
 /// Entries whose modseq is above `since`, in UID order.
 pub fn list_changed(
     conn: &Connection,
+    account: AccountId,
     mailbox: MailboxId,
     since: ModSeq,
 ) -> Result<Vec<MessageEntry>> {
     let mut stmt = conn
         .prepare_cached(&format!(
-            "SELECT {ENTRY_COLUMNS} WHERE m.mailbox_id = ?1 AND m.modseq > ?2 ORDER BY m.uid"
+            "SELECT {ENTRY_COLUMNS} WHERE m.mailbox_id = :mailbox AND m.modseq > :since ORDER BY m.uid"
         ))
         .map_err(db("reading changed messages"))?;
     let rows = stmt
-        .query_map(params![mailbox.0, since.0 as i64], entry_row)
+        .query_map(
+            named_params! {":account": account.0, ":mailbox": mailbox.0, ":since": since.0 as i64},
+            entry_row,
+        )
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
         .map_err(db("reading changed messages"))?;
     Ok(rows)
