@@ -394,7 +394,7 @@ pub async fn expunge(store: Arc<dyn Store>) {
         ds.push(deliver_to(&store, &a, message(&format!("m{i}"), "x")).await);
     }
     let blob = store.email(a.id, ds[0].email_id).await.unwrap().blob_id;
-    let deleted: Vec<Uid> = vec![ds[0].uid, ds[1].uid, ds[2].uid];
+    let deleted: Vec<Uid> = vec![ds[0].uid, ds[1].uid];
     store
         .set_keywords(
             a.id,
@@ -402,6 +402,18 @@ pub async fn expunge(store: Arc<dyn Store>) {
             &deleted,
             KeywordOp::Add,
             &["\\Deleted".into()],
+            None,
+        )
+        .await
+        .unwrap();
+    // Flags are case-insensitive (RFC 9051 §2.3.2): a client's spelling counts.
+    store
+        .set_keywords(
+            a.id,
+            mb.id,
+            &[ds[2].uid],
+            KeywordOp::Add,
+            &["\\deleted".into()],
             None,
         )
         .await

@@ -808,33 +808,54 @@ pub fn expunge(
     mailbox: MailboxId,
     filter: ExpungeFilter,
 ) -> Result<Vec<Uid>> {
-    let (candidates, only_deleted) = match &filter {
-        ExpungeFilter::Deleted => (list(ctx.conn, account, mailbox, None)?, true),
-        ExpungeFilter::DeletedAmong(uids) => (list(ctx.conn, account, mailbox, Some(uids))?, true),
-        ExpungeFilter::Uids(uids) => (list(ctx.conn, account, mailbox, Some(uids))?, false),
+    let doomed: Vec<(Uid, EmailId)> = match &filter {
+        ExpungeFilter::Deleted => deleted_messages(ctx.conn, account, mailbox)?,
+        ExpungeFilter::DeletedAmong(uids) | ExpungeFilter::Uids(uids) => {
+            let only_deleted = matches!(filter, ExpungeFilter::DeletedAmong(_));
+            list(ctx.conn, account, mailbox, Some(uids))?
+                .into_iter()
+                .filter(|e| !only_deleted || e.has_keyword("\\Deleted"))
+                .map(|e| (e.uid, e.email_id))
+                .collect()
+        }
     };
-    let doomed: Vec<MessageEntry> = candidates
-        .into_iter()
-        .filter(|e| !only_deleted || e.has_keyword("\\Deleted"))
-        .collect();
     if doomed.is_empty() {
         return Ok(Vec::new());
     }
     let modseq = ctx.modseq(account)?;
     let mut expunged = Vec::with_capacity(doomed.len());
-    for entry in doomed {
-        remove_membership(
-            ctx.conn,
-            account,
-            mailbox,
-            entry.uid,
-            entry.email_id,
-            modseq,
-        )?;
-        collect_email(ctx, account, entry.email_id)?;
-        expunged.push(entry.uid);
+    for (uid, email_id) in doomed {
+        remove_membership(ctx.conn, account, mailbox, uid, email_id, modseq)?;
+        collect_email(ctx, account, email_id)?;
+        expunged.push(uid);
     }
     Ok(expunged)
+}
+
+/// The messages of a mailbox flagged `\Deleted`, found in SQL: EXPUNGE runs
+/// on the writer thread, which should not build an entry for every message
+/// of the mailbox to keep a few. Keywords keep the case they were stored
+/// with, so the test ignores case as [`MessageEntry::has_keyword`] does.
+fn deleted_messages(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: MailboxId,
+) -> Result<Vec<(Uid, EmailId)>> {
+    mailboxes::get(conn, account, mailbox)?;
+    conn.prepare_cached(
+        "SELECT m.uid, m.email_id FROM mailbox_email m
+           JOIN email e INDEXED BY email_listing ON e.account_id = :account AND e.id = m.email_id
+          WHERE m.mailbox_id = :mailbox AND instr(lower(e.keywords), ' \\deleted ') > 0
+          ORDER BY m.uid",
+    )
+    .and_then(|mut s| {
+        s.query_map(
+            named_params! {":account": account.0, ":mailbox": mailbox.0},
+            |r| Ok((Uid(r.get(0)?), EmailId(r.get(1)?))),
+        )?
+        .collect()
+    })
+    .map_err(db("finding deleted messages"))
 }
 
 #[cfg(test)]

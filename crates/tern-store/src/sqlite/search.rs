@@ -193,10 +193,9 @@ fn matches(
 /// The value is compared as written and with RFC 2047 encoded-words
 /// decoded, so `SUBJECT "Grüße"` finds `=?utf-8?q?Gr=C3=BC=C3=9Fe?=`.
 fn header_matches(header: &str, name: &str, value: &str) -> bool {
-    unfolded_fields(header).any(|(n, v)| {
-        n.trim().eq_ignore_ascii_case(name)
-            && (contains_ignore_case(v.trim(), value)
-                || (v.contains("=?") && contains_ignore_case(&decode_words(&v), value)))
+    fields_named(header, name).any(|v| {
+        contains_ignore_case(v.trim(), value)
+            || (v.contains("=?") && contains_ignore_case(&decode_words(&v), value))
     })
 }
 
@@ -209,23 +208,32 @@ fn decode_words(value: &str) -> String {
         .unwrap_or_default()
 }
 
-/// (name, unfolded value) of each header field.
-fn unfolded_fields(header: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    let mut fields: Vec<(String, String)> = Vec::new();
-    for line in header.split('\n') {
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.is_empty() {
-            break;
-        }
+/// The unfolded values of the header fields called `name`. A search runs
+/// this over every message of a mailbox: only the fields asked for are
+/// copied, the others are skipped where they lie.
+fn fields_named<'h>(header: &'h str, name: &'h str) -> impl Iterator<Item = String> + 'h {
+    let mut lines = header
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .take_while(|l| !l.is_empty())
+        .peekable();
+    std::iter::from_fn(move || loop {
+        let line = lines.next()?;
         if line.starts_with([' ', '\t']) {
-            if let Some(last) = fields.last_mut() {
-                last.1.push_str(line);
-            }
-        } else if let Some((n, v)) = line.split_once(':') {
-            fields.push((n.to_string(), v.to_string()));
+            continue; // the rest of a field not asked for
         }
-    }
-    fields.into_iter()
+        let Some((n, v)) = line.split_once(':') else {
+            continue;
+        };
+        if !n.trim().eq_ignore_ascii_case(name) {
+            continue;
+        }
+        let mut value = v.to_string();
+        while let Some(more) = lines.next_if(|l| l.starts_with([' ', '\t'])) {
+            value.push_str(more);
+        }
+        return Some(value);
+    })
 }
 
 #[cfg(test)]
