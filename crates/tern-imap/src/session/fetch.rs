@@ -77,15 +77,9 @@ impl Session {
                     .await
                 {
                     Ok(r) => {
-                        // Reported below with the FETCH; the next sync need
-                        // not repeat it when nothing else happened meanwhile.
-                        if let Some(m) = r.updated.iter().map(|e| e.modseq).max() {
-                            if let Some(sel) = self.selected_mut() {
-                                if sel.modseq.0 + 1 == m.0 {
-                                    sel.modseq = m;
-                                }
-                            }
-                        }
+                        // Reported below with the FETCH: the sync after it
+                        // must not repeat it.
+                        self.note_own_changes(&r.updated);
                         for u in r.updated {
                             if let Some(e) = entries.iter_mut().find(|e| e.uid == u.uid) {
                                 *e = u;
@@ -109,17 +103,7 @@ impl Session {
                     | FetchAttribute::Rfc822Text
             )
         });
-        let needs_raw = items.iter().any(|i| {
-            matches!(
-                i,
-                FetchAttribute::BodySection { .. }
-                    | FetchAttribute::Binary { .. }
-                    | FetchAttribute::BinarySize { .. }
-                    | FetchAttribute::Rfc822
-                    | FetchAttribute::Rfc822Header
-                    | FetchAttribute::Rfc822Text
-            )
-        });
+        let needs_raw = items.iter().any(needs_raw_bytes);
         let (condstore, utf8) = (self.condstore, self.utf8 || self.rev2);
         // Parsed metadata for every message in one round trip.
         let mut emails: Vec<Option<tern_store::Email>> = if needs_email {
@@ -136,14 +120,21 @@ impl Session {
                 continue;
             };
             let email = emails[index].take();
+            // A large message wanted whole (or a range of it) goes out in
+            // chunks, never held in memory whole.
+            let streamed = needs_raw
+                && entry.size > STREAM_ABOVE
+                && items
+                    .iter()
+                    .all(|i| !needs_raw_bytes(i) || whole_body(i).is_some());
             // The bytes are read by the entry's blob id: RFC822 needs no
             // parse, only the bytes.
-            let raw = if needs_raw {
+            let raw = if needs_raw && !streamed {
                 store.read_blob(account, &entry.blob_id).await.ok()
             } else {
                 None
             };
-            if (needs_email && email.is_none()) || (needs_raw && raw.is_none()) {
+            if (needs_email && email.is_none()) || (needs_raw && !streamed && raw.is_none()) {
                 // Expunged while we were reading: say nothing of it.
                 continue;
             }
@@ -161,6 +152,23 @@ impl Session {
             }
             for item in items {
                 sep(&mut out);
+                if let Some((name, partial)) = whole_body(item).filter(|_| streamed) {
+                    out.extend_from_slice(name.as_bytes());
+                    let (start, len) = partial_range(&mut out, entry.size, partial);
+                    self.out.append(&mut out);
+                    if let Err(why) = self
+                        .stream_literal(account, &entry.blob_id, start, len)
+                        .await
+                    {
+                        // The literal's length is promised and cannot be
+                        // kept: the connection must end here.
+                        tracing::warn!("imap {}: streaming a message: {why}", self.peer);
+                        self.out.clear();
+                        self.closing = true;
+                        return;
+                    }
+                    continue;
+                }
                 write_item(&mut out, item, entry, email.as_ref(), raw.as_deref(), utf8);
             }
             if sets_seen && !items.contains(&FetchAttribute::Flags) {
@@ -184,6 +192,91 @@ impl Session {
         // Expunges must not be announced during FETCH by number (§7.5.1).
         self.sync(uid).await;
         self.tagged(tag, "OK", "FETCH completed");
+    }
+}
+
+/// Messages above this size, fetched whole or by byte range, are sent in
+/// chunks of [`STREAM_CHUNK`] straight from the Store.
+const STREAM_ABOVE: u64 = 1 << 20;
+const STREAM_CHUNK: usize = 256 * 1024;
+
+impl Session {
+    /// Writes ` {len}\r\n` and `len` bytes of the blob from `start`, a
+    /// chunk at a time. The first chunk is read before anything is written,
+    /// so a message expunged meanwhile fails cleanly; one that vanishes
+    /// halfway (its last copy expunged and collected) leaves the literal
+    /// short, which the caller answers by ending the connection.
+    async fn stream_literal(
+        &mut self,
+        account: tern_store::AccountId,
+        blob_id: &str,
+        start: u64,
+        len: u64,
+    ) -> Result<(), String> {
+        let store = self.srv.store.clone();
+        let mut sent = 0u64;
+        let mut header = Some(format!(" {{{len}}}\r\n"));
+        while sent < len || header.is_some() {
+            let want = (len - sent).min(STREAM_CHUNK as u64) as usize;
+            let chunk = if want == 0 {
+                Vec::new()
+            } else {
+                let chunk = store
+                    .read_blob_range(account, blob_id, start + sent, want)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if chunk.is_empty() {
+                    return Err("the message ended before its recorded size".into());
+                }
+                chunk
+            };
+            if let Some(h) = header.take() {
+                self.out.extend_from_slice(h.as_bytes());
+            }
+            let n = chunk.len().min(want);
+            self.out.extend_from_slice(&chunk[..n]);
+            sent += n as u64;
+            self.flush().await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// Items that need the message's bytes.
+fn needs_raw_bytes(item: &FetchAttribute) -> bool {
+    matches!(
+        item,
+        FetchAttribute::BodySection { .. }
+            | FetchAttribute::Binary { .. }
+            | FetchAttribute::BinarySize { .. }
+            | FetchAttribute::Rfc822
+            | FetchAttribute::Rfc822Header
+            | FetchAttribute::Rfc822Text
+    )
+}
+
+/// For an item that is the whole message or a byte range of it (BODY[],
+/// BODY.PEEK[]<o.n>, RFC822): its name in the response and the range.
+fn whole_body(item: &FetchAttribute) -> Option<(&'static str, Option<(u64, u64)>)> {
+    match item {
+        FetchAttribute::Rfc822 => Some(("RFC822", None)),
+        FetchAttribute::BodySection {
+            section, partial, ..
+        } if section.part.is_empty() && section.what.is_none() => Some(("BODY[]", *partial)),
+        _ => None,
+    }
+}
+
+/// [`apply_partial`] for a message of `size` bytes not in memory: writes
+/// the `<origin>` and returns the (start, length) to send.
+fn partial_range(out: &mut Vec<u8>, size: u64, partial: Option<(u64, u64)>) -> (u64, u64) {
+    match partial {
+        None => (0, size),
+        Some((offset, len)) => {
+            out.extend_from_slice(format!("<{offset}>").as_bytes());
+            let start = offset.min(size);
+            (start, len.min(size - start))
+        }
     }
 }
 

@@ -81,20 +81,8 @@ impl Session {
             out.extend_from_slice(b")\r\n");
         }
         self.out.extend_from_slice(&out);
-        // Our own change is answered above (or silenced); the sync below
-        // must not repeat it. An account's modseqs are consecutive
-        // (`Store::subscribe`): when ours is the next after what the last
-        // sync saw and the latest commit announced, nothing else changed
-        // anywhere, and sync need not ask the Store at all.
-        if let Some(sel) = self.selected_mut() {
-            sel.own_changes = result.updated.iter().map(|e| (e.uid, e.modseq)).collect();
-            if let Some(m) = result.updated.iter().map(|e| e.modseq).max() {
-                if sel.synced_at.0 + 1 == m.0 && *sel.changes.borrow() == m {
-                    sel.synced_at = m;
-                    sel.modseq = sel.modseq.max(m);
-                }
-            }
-        }
+        // Answered above (or silenced): the sync below must not repeat it.
+        self.note_own_changes(&result.updated);
         self.sync(uid).await;
         if result.modified.is_empty() {
             self.tagged(tag, "OK", "STORE completed");

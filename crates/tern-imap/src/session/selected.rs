@@ -328,6 +328,25 @@ impl Session {
         self.tagged(tag, "OK", "EXPUNGE completed");
     }
 
+    /// Notes flag changes this session made and reports itself (STORE, the
+    /// implicit `\Seen` of FETCH), so the next [`Session::sync`] skips them.
+    /// An account's modseqs are consecutive (`Store::subscribe`): when the
+    /// change's modseq is the next after what the last sync saw and the
+    /// latest commit announced, nothing else changed anywhere, and that
+    /// sync need not ask the Store at all.
+    pub(crate) fn note_own_changes(&mut self, updated: &[tern_store::MessageEntry]) {
+        let Some(sel) = self.selected_mut() else {
+            return;
+        };
+        sel.own_changes = updated.iter().map(|e| (e.uid, e.modseq)).collect();
+        if let Some(m) = updated.iter().map(|e| e.modseq).max() {
+            if sel.synced_at.0 + 1 == m.0 && *sel.changes.borrow() == m {
+                sel.synced_at = m;
+                sel.modseq = sel.modseq.max(m);
+            }
+        }
+    }
+
     /// Reports what changed in the selected mailbox since the last report.
     /// With `allow_expunge` false (a FETCH, STORE or SEARCH by sequence
     /// number), expunges wait, so message numbers keep their meaning.

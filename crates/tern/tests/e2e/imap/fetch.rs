@@ -137,3 +137,92 @@ Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=d
     assert!(s("body_text").contains("FLAGS (\\Seen)"), "{out}");
     assert_eq!(flags_of(&s("flags_after_body")), ["\\Seen"], "{out}");
 }
+
+const PY_LARGE: &str = r#"
+import hashlib
+M = login()
+data = open(sys.argv[2], "rb").read()
+ok(M.append("INBOX", None, None, data))
+ok(M.select("INBOX"))
+sha = lambda b: hashlib.sha256(b).hexdigest()
+def fetch(items):
+    typ, resp = M.fetch("1", items)
+    if typ != "OK":
+        raise SystemExit(f"expected OK, got {typ} {resp!r}")
+    lits = [d[1] for d in resp if isinstance(d, tuple)]
+    return {
+        "sha": [sha(l) for l in lits],
+        "heads": [d[0].decode() for d in resp if isinstance(d, tuple)],
+        "tails": [d.decode() for d in resp if isinstance(d, bytes)],
+    }
+out = {
+    "expect_whole": sha(data),
+    "expect_range": sha(data[1000000:1600000]),
+    "expect_empty": sha(b""),
+    "size": len(data),
+}
+out["whole"] = fetch("(BODY.PEEK[])")
+out["mixed"] = fetch("(UID RFC822.SIZE BODY.PEEK[] FLAGS)")
+out["range"] = fetch("(BODY.PEEK[]<1000000.600000>)")
+out["past_end"] = fetch("(BODY.PEEK[]<99000000.10>)")
+out["rfc822"] = fetch("(RFC822)")
+out["flags_after"] = ok(M.fetch("1", "(FLAGS)"))
+out["noop"] = ok(M.noop())
+M.logout()
+print(json.dumps(out))
+"#;
+
+/// A message above the streaming threshold (1 MiB) fetched whole, by
+/// range, past its end and as RFC822 among other items: the bytes are
+/// exact, the literal lengths right, and the session goes on after.
+#[test]
+fn large_messages_are_fetched_exactly_in_chunks() {
+    let t = with_bob();
+    let server = t.start();
+    let mut raw =
+        b"From: alice@example.net\r\nTo: bob@example.test\r\nSubject: big\r\n\r\n".to_vec();
+    let mut i = 0u32;
+    while raw.len() < 3 * 1024 * 1024 + 12345 {
+        raw.extend_from_slice(
+            format!("line {i} of a large message, caf\u{e9} {}\r\n", i * 7919).as_bytes(),
+        );
+        i += 1;
+    }
+    let file = write_file(&t, "big.eml", &raw);
+    let out = imaplib(&server, PY_LARGE, &[file.to_str().unwrap()]);
+    let s = |v: &serde_json::Value| v.as_str().unwrap().to_string();
+    let whole = s(&out["expect_whole"]);
+    assert_eq!(out["size"], raw.len());
+    assert_eq!(out["whole"]["sha"][0], whole, "{}", out["whole"]);
+    assert!(s(&out["whole"]["heads"][0]).ends_with(&format!("BODY[] {{{}}}", raw.len())));
+    assert_eq!(out["mixed"]["sha"][0], whole);
+    let head = s(&out["mixed"]["heads"][0]);
+    assert!(
+        head.contains("UID 1") && head.contains(&format!("RFC822.SIZE {}", raw.len())),
+        "{head}"
+    );
+    assert!(
+        s(&out["mixed"]["tails"][0]).contains("FLAGS ()"),
+        "{}",
+        out["mixed"]
+    );
+    assert_eq!(out["range"]["sha"][0], out["expect_range"]);
+    assert!(
+        s(&out["range"]["heads"][0]).ends_with("BODY[]<1000000> {600000}"),
+        "{}",
+        out["range"]
+    );
+    assert_eq!(out["past_end"]["sha"][0], out["expect_empty"]);
+    assert!(
+        s(&out["past_end"]["heads"][0]).ends_with("BODY[]<99000000> {0}"),
+        "{}",
+        out["past_end"]
+    );
+    assert_eq!(out["rfc822"]["sha"][0], whole);
+    assert!(
+        s(&out["rfc822"]["tails"][0]).contains("FLAGS (\\Seen)"),
+        "{}",
+        out["rfc822"]
+    );
+    assert_eq!(flags_of(&s(&out["flags_after"])), ["\\Seen"], "{out}");
+}
