@@ -79,7 +79,7 @@ impl Session {
                     Ok(r) => {
                         // Reported below with the FETCH: the sync after it
                         // must not repeat it.
-                        self.note_own_changes(&r.updated);
+                        self.note_own_changes(&r.updated, true);
                         for u in r.updated {
                             if let Some(e) = entries.iter_mut().find(|e| e.uid == u.uid) {
                                 *e = u;
@@ -134,7 +134,17 @@ impl Session {
             } else {
                 None
             };
-            if (needs_email && email.is_none()) || (needs_raw && !streamed && raw.is_none()) {
+            // A streamed message is probed before anything of it is
+            // written, so one expunged meanwhile is left out like any other.
+            let gone = if streamed {
+                !matches!(
+                    store.read_blob_range(account, &entry.blob_id, 0, 1).await,
+                    Ok(first) if !first.is_empty()
+                )
+            } else {
+                needs_raw && raw.is_none()
+            };
+            if (needs_email && email.is_none()) || gone {
                 // Expunged while we were reading: say nothing of it.
                 continue;
             }
@@ -202,10 +212,10 @@ const STREAM_CHUNK: usize = 256 * 1024;
 
 impl Session {
     /// Writes ` {len}\r\n` and `len` bytes of the blob from `start`, a
-    /// chunk at a time. The first chunk is read before anything is written,
-    /// so a message expunged meanwhile fails cleanly; one that vanishes
-    /// halfway (its last copy expunged and collected) leaves the literal
-    /// short, which the caller answers by ending the connection.
+    /// chunk at a time. The caller probed the blob before writing anything
+    /// of the message; one that vanishes after that (its last copy expunged
+    /// and collected mid-stream) leaves the literal short, which the caller
+    /// answers by ending the connection.
     async fn stream_literal(
         &mut self,
         account: tern_store::AccountId,

@@ -81,8 +81,11 @@ impl Session {
             out.extend_from_slice(b")\r\n");
         }
         self.out.extend_from_slice(&out);
-        // Answered above (or silenced): the sync below must not repeat it.
-        self.note_own_changes(&result.updated);
+        // Answered above: the sync below must not repeat it. Silenced
+        // (FLAGS.SILENT) it is not answered, so the sync reports it if
+        // another session changed the same message's flags meanwhile
+        // (RFC 9051 §6.4.6).
+        self.note_own_changes(&result.updated, !silent);
         self.sync(uid).await;
         if result.modified.is_empty() {
             self.tagged(tag, "OK", "STORE completed");

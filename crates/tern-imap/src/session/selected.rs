@@ -36,8 +36,8 @@ pub(crate) struct Selected {
     /// it says the same, nothing was committed since, and [`Session::sync`]
     /// has nothing to ask.
     pub synced_at: ModSeq,
-    /// (UID, modseq) of the changes the running STORE made and answered
-    /// itself, which the sync after it must not report again.
+    /// (UID, modseq) of the flag changes the running command made and
+    /// answered itself, which the sync after it must not report again.
     pub own_changes: Vec<(Uid, ModSeq)>,
 }
 
@@ -328,17 +328,25 @@ impl Session {
         self.tagged(tag, "OK", "EXPUNGE completed");
     }
 
-    /// Notes flag changes this session made and reports itself (STORE, the
-    /// implicit `\Seen` of FETCH), so the next [`Session::sync`] skips them.
-    /// An account's modseqs are consecutive (`Store::subscribe`): when the
-    /// change's modseq is the next after what the last sync saw and the
-    /// latest commit announced, nothing else changed anywhere, and that
-    /// sync need not ask the Store at all.
-    pub(crate) fn note_own_changes(&mut self, updated: &[tern_store::MessageEntry]) {
+    /// Notes flag changes this session just made (STORE, the implicit
+    /// `\Seen` of FETCH). When it `reported` their flags itself, the next
+    /// [`Session::sync`] skips them. An account's modseqs are consecutive
+    /// (`Store::subscribe`): when the change's modseq is the next after
+    /// what the last sync saw and the latest commit announced, nothing else
+    /// changed anywhere, and that sync need not ask the Store at all.
+    pub(crate) fn note_own_changes(
+        &mut self,
+        updated: &[tern_store::MessageEntry],
+        reported: bool,
+    ) {
         let Some(sel) = self.selected_mut() else {
             return;
         };
-        sel.own_changes = updated.iter().map(|e| (e.uid, e.modseq)).collect();
+        sel.own_changes = if reported {
+            updated.iter().map(|e| (e.uid, e.modseq)).collect()
+        } else {
+            Vec::new()
+        };
         if let Some(m) = updated.iter().map(|e| e.modseq).max() {
             if sel.synced_at.0 + 1 == m.0 && *sel.changes.borrow() == m {
                 sel.synced_at = m;

@@ -195,7 +195,11 @@ pub async fn remove_account_removes_mail(store: Arc<dyn Store>) {
         .copy_messages(a.id, own.mailbox_id, &[own.uid], archive.id)
         .await
         .unwrap();
+    let mut rx = store.subscribe(a.id);
+    rx.borrow_and_update();
     store.remove_account("a@example.test").await.unwrap();
+    // Sessions of the account are told, so they can find it gone.
+    assert!(rx.has_changed().unwrap());
     assert!(store
         .account_by_address("a@example.test")
         .await

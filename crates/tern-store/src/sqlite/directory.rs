@@ -201,7 +201,12 @@ pub fn set_quota(conn: &Connection, address: &str, quota: Option<u64>) -> Result
 /// only it used.
 pub fn remove_account(ctx: &mut WriteCtx<'_>, address: &str) -> Result<()> {
     let conn = ctx.conn;
-    let id = account_id(conn, address)?.0;
+    let account = account_id(conn, address)?;
+    // A last modseq, though the row goes: the hub then wakes the account's
+    // sessions, which find it gone at their next look and end.
+    ctx.modseq(account)?;
+    let conn = ctx.conn;
+    let id = account.0;
     let emails: Vec<i64> = conn
         .prepare("SELECT id FROM email WHERE account_id = ?1")
         .and_then(|mut s| s.query_map([id], |r| r.get(0))?.collect())
