@@ -47,7 +47,7 @@ macro_rules! conformance_tests {
             uid_validity_is_never_reused, deliver_stores_one_blob, deliver_over_quota_fails_alone,
             append_round_trips_exactly, parsed_metadata_is_kept, keywords, conditional_keywords,
             copy, move_keeps_the_email, expunge, journal_and_tombstones, account_changes,
-            search, notifications_after_commit, modseqs_are_consecutive_and_announced, concurrent_deliveries, threading,
+            search, subject_search, notifications_after_commit, modseqs_are_consecutive_and_announced, concurrent_deliveries, threading,
             remove_account_removes_mail, close_refuses_further_work,
             accept_queues_remote_recipients_in_the_same_commit, enqueue_blob_queues_stored_bytes,
             blob_ranges_stream_a_message, over_quota_recipients_are_queued_when_others_take_the_message);

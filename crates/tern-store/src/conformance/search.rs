@@ -140,3 +140,82 @@ pub async fn search(store: Arc<dyn Store>) {
     );
     assert_eq!(s(SearchKey::Body("100%".into())).await, Vec::<u32>::new());
 }
+
+/// SUBJECT over folded and encoded subjects, ignoring case, under NOT and
+/// OR with other header keys, never leaking another account's mail.
+pub async fn subject_search(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let b = account(&store, "b@example.test").await;
+    let mb = inbox(&store, &a).await;
+    let raw = |subject: &str| {
+        format!("From: x@example.net\r\nSubject: {subject}\r\nX-Tag: t\r\n\r\nbody\r\n")
+            .into_bytes()
+    };
+    let mut uids = Vec::new();
+    for subject in [
+        "Quarterly\r\n planning meeting",
+        "=?utf-8?q?Caf=C3=A9_Planning?= notes",
+        "lunch",
+        "PLANNING in capitals",
+    ] {
+        let d = store
+            .deliver(Delivery {
+                raw: raw(subject),
+                recipients: vec![DeliveryTarget::inbox(a.id)],
+                received_at: 1,
+            })
+            .await
+            .unwrap()
+            .pop()
+            .unwrap()
+            .unwrap();
+        uids.push(d.uid.0);
+    }
+    deliver_to(&store, &b, message("planning elsewhere", "x")).await;
+    let s = |key: SearchKey| {
+        let store = store.clone();
+        async move {
+            let mut found: Vec<u32> = store
+                .search(a.id, mb.id, &key)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|u| u.0)
+                .collect();
+            found.sort_unstable();
+            found
+        }
+    };
+    let subject = |v: &str| SearchKey::Header {
+        name: "Subject".into(),
+        value: v.into(),
+    };
+    assert_eq!(s(subject("planning")).await, [uids[0], uids[1], uids[3]]);
+    assert_eq!(
+        s(subject("quarterly planning")).await,
+        [uids[0]],
+        "unfolded"
+    );
+    assert_eq!(
+        s(subject("café plan")).await,
+        [uids[1]],
+        "decoded, not ASCII"
+    );
+    assert_eq!(s(subject("é planning")).await, [uids[1]]);
+    assert_eq!(
+        s(SearchKey::Not(Box::new(subject("planning")))).await,
+        [uids[2]]
+    );
+    assert_eq!(
+        s(SearchKey::Or(
+            Box::new(subject("lunch")),
+            Box::new(SearchKey::Header {
+                name: "X-Tag".into(),
+                value: "nothing like it".into()
+            })
+        ))
+        .await,
+        [uids[2]]
+    );
+    assert_eq!(s(subject("no such words")).await, Vec::<u32>::new());
+}
