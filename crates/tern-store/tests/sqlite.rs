@@ -246,3 +246,65 @@ async fn a_lost_search_index_is_rebuilt_from_the_mail() {
         .unwrap();
     assert_eq!(hits, [d.uid]);
 }
+
+/// Rows per table of the email family, read with a plain connection.
+fn email_rows(path: &std::path::Path) -> [i64; 4] {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    ["email", "email_meta", "email_header", "mailbox_email"].map(|t| {
+        conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+            .unwrap()
+    })
+}
+
+/// An email's rows live in four tables (schema v8); expunging its last
+/// copy and removing its account leave none of them behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_email_rows_outlive_their_email() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tern.db");
+    let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    store.add_domain("example.test").await.unwrap();
+    let a = store
+        .create_account(NewAccount {
+            address: "a@example.test".into(),
+            password_hash: "h".into(),
+            quota_bytes: None,
+        })
+        .await
+        .unwrap();
+    let mut delivered = Vec::new();
+    for i in 0..2 {
+        delivered.push(
+            store
+                .deliver(Delivery {
+                    raw: conformance::message(&format!("m{i}"), "x"),
+                    recipients: vec![DeliveryTarget::inbox(a.id)],
+                    received_at: 1,
+                })
+                .await
+                .unwrap()
+                .pop()
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    let inbox = delivered[0].mailbox_id;
+    let archive = store
+        .mailbox_by_role(a.id, Role::Archive)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .copy_messages(a.id, inbox, &[delivered[0].uid], archive.id)
+        .await
+        .unwrap();
+    assert_eq!(email_rows(&path), [3, 3, 3, 3]);
+    store
+        .expunge(a.id, inbox, ExpungeFilter::Uids(vec![delivered[1].uid]))
+        .await
+        .unwrap();
+    assert_eq!(email_rows(&path), [2, 2, 2, 2]);
+    store.remove_account("a@example.test").await.unwrap();
+    assert_eq!(email_rows(&path), [0, 0, 0, 0]);
+    store.close().await.unwrap();
+}

@@ -222,6 +222,7 @@ pub fn remove_account(ctx: &mut WriteCtx<'_>, address: &str) -> Result<()> {
          DELETE FROM temp.doomed_blob;
          INSERT INTO temp.doomed_blob SELECT blob_hash, count(*) FROM email WHERE account_id = {id} GROUP BY blob_hash;
          DELETE FROM mailbox_email WHERE mailbox_id IN (SELECT id FROM mailbox WHERE account_id = {id});
+         DELETE FROM email_header WHERE account_id = {id};
          DELETE FROM email WHERE account_id = {id};
          UPDATE blob SET refs = refs - (SELECT n FROM temp.doomed_blob d WHERE d.hash = blob.hash)
            WHERE hash IN (SELECT hash FROM temp.doomed_blob);

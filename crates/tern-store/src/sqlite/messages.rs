@@ -223,19 +223,17 @@ fn deliver_one(ctx: &mut WriteCtx<'_>, p: &Prepared, target: &DeliveryTarget) ->
     let email_id = EmailId(ctx.conn.last_insert_rowid());
     ctx.conn
         .prepare_cached(
-            "INSERT INTO email_meta (email_id, header_raw, envelope, structure, summary)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO email_meta (email_id, envelope, structure, summary)
+             VALUES (?1, ?2, ?3, ?4)",
         )
-        .and_then(|mut s| {
-            s.execute(params![
-                email_id.0,
-                c.header_raw,
-                c.envelope,
-                c.structure,
-                c.summary
-            ])
-        })
+        .and_then(|mut s| s.execute(params![email_id.0, c.envelope, c.structure, c.summary]))
         .map_err(db("storing an email's parse"))?;
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO email_header (account_id, email_id, header_raw) VALUES (?1, ?2, ?3)",
+        )
+        .and_then(|mut s| s.execute(params![account.0, email_id.0, c.header_raw]))
+        .map_err(db("storing an email's header"))?;
     if thread_id.is_none() {
         // A new thread is named after its first email.
         ctx.conn
@@ -724,11 +722,17 @@ fn duplicate_email(
     .map_err(db("copying an email"))?;
     let copy = EmailId(conn.last_insert_rowid());
     conn.prepare_cached(
-        "INSERT INTO email_meta (email_id, header_raw, envelope, structure, summary)
-         SELECT ?2, header_raw, envelope, structure, summary FROM email_meta WHERE email_id = ?1",
+        "INSERT INTO email_meta (email_id, envelope, structure, summary)
+         SELECT ?2, envelope, structure, summary FROM email_meta WHERE email_id = ?1",
     )
     .and_then(|mut s| s.execute([email.0, copy.0]))
     .map_err(db("copying an email's parse"))?;
+    conn.prepare_cached(
+        "INSERT INTO email_header (account_id, email_id, header_raw)
+         SELECT account_id, ?3, header_raw FROM email_header WHERE account_id = ?1 AND email_id = ?2",
+    )
+    .and_then(|mut s| s.execute([account.0, email.0, copy.0]))
+    .map_err(db("copying an email's header"))?;
     conn.prepare_cached(
         "UPDATE blob SET refs = refs + 1 WHERE hash = (SELECT blob_hash FROM email WHERE id = ?1)",
     )
@@ -783,6 +787,9 @@ fn collect_email(ctx: &mut WriteCtx<'_>, account: AccountId, email: EmailId) -> 
         .prepare_cached("SELECT blob_hash, size FROM email WHERE id = ?1")
         .and_then(|mut s| s.query_row([email.0], |r| Ok((r.get(0)?, r.get(1)?))))
         .map_err(db("reading an email to remove"))?;
+    conn.prepare_cached("DELETE FROM email_header WHERE account_id = ?1 AND email_id = ?2")
+        .and_then(|mut s| s.execute([account.0, email.0]))
+        .map_err(db("removing an email's header"))?;
     let steps = [
         ("DELETE FROM email WHERE id = ?1", email.0.to_string()),
         (

@@ -56,10 +56,10 @@ pub fn search(
     }
     let mut extra = Extra::default();
     if needs(key, &|k| matches!(k, SearchKey::Header { .. })) {
-        extra.header_raw = load_column(conn, mailbox, "p.header_raw")?;
+        extra.header_raw = load_headers(conn, account, mailbox)?;
     }
     if needs(key, &|k| matches!(k, SearchKey::Sent { .. })) {
-        extra.sent_at = load_column(conn, mailbox, "e.sent_at")?;
+        extra.sent_at = load_column(conn, mailbox, "sent_at")?;
     }
     Ok(entries
         .iter()
@@ -83,22 +83,39 @@ fn load_column<T: rusqlite::types::FromSql>(
     mailbox: MailboxId,
     column: &'static str,
 ) -> Result<HashMap<EmailId, T>> {
-    // `p.` columns live in the wide email_meta table: joined only for them.
-    let meta = if column.starts_with("p.") {
-        "JOIN email_meta p ON p.email_id = e.id"
-    } else {
-        ""
-    };
     let mut stmt = conn
-        .prepare(&format!(
-            "SELECT e.id, {column} FROM mailbox_email m JOIN email e ON e.id = m.email_id
-               {meta} WHERE m.mailbox_id = ?1"
+        .prepare_cached(&format!(
+            "SELECT e.id, e.{column} FROM mailbox_email m JOIN email e ON e.id = m.email_id
+              WHERE m.mailbox_id = ?1"
         ))
         .map_err(db("loading search data"))?;
     let rows = stmt
         .query_map([mailbox.0], |r| Ok((EmailId(r.get(0)?), r.get(1)?)))
         .and_then(|rows| rows.collect::<rusqlite::Result<HashMap<_, _>>>())
         .map_err(db("loading search data"))?;
+    Ok(rows)
+}
+
+/// The raw headers of the mailbox's emails, from `email_header`, where an
+/// account's headers sit side by side (schema v8).
+fn load_headers(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: MailboxId,
+) -> Result<HashMap<EmailId, String>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT m.email_id, h.header_raw FROM mailbox_email m
+               JOIN email_header h ON h.account_id = ?1 AND h.email_id = m.email_id
+              WHERE m.mailbox_id = ?2",
+        )
+        .map_err(db("loading headers to search"))?;
+    let rows = stmt
+        .query_map([account.0, mailbox.0], |r| {
+            Ok((EmailId(r.get(0)?), r.get(1)?))
+        })
+        .and_then(|rows| rows.collect::<rusqlite::Result<HashMap<_, _>>>())
+        .map_err(db("loading headers to search"))?;
     Ok(rows)
 }
 
