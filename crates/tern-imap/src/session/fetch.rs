@@ -32,9 +32,13 @@ impl Session {
         let (mailbox, read_only) = (sel.mailbox.id, sel.read_only);
         let uids = sel.resolve(set, uid);
         let store = self.srv.store.clone();
-        let mut entries = match store.messages(account, mailbox, &uids).await {
-            Ok(e) => e,
-            Err(e) => return self.store_error(tag, e),
+        let listed = self.listed_entries(&uids);
+        let mut entries = match listed {
+            Some(e) => e,
+            None => match store.messages(account, mailbox, &uids).await {
+                Ok(e) => e,
+                Err(e) => return self.store_error(tag, e),
+            },
         };
         if let Some(since) = changed_since {
             entries.retain(|e| e.modseq.0 > since);

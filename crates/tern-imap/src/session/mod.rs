@@ -61,7 +61,8 @@ pub(crate) enum Next {
 pub(crate) enum State {
     NotAuthenticated,
     Authenticated,
-    Selected(Selected),
+    /// Boxed: the selected view is far bigger than the other states.
+    Selected(Box<Selected>),
 }
 
 pub(crate) struct Session {

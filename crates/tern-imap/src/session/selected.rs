@@ -13,7 +13,7 @@
 use super::Session;
 use crate::parse::{SelectParams, SequenceSet};
 use std::fmt::Write;
-use tern_store::{ExpungeFilter, Mailbox, ModSeq, StoreError, Uid};
+use tern_store::{ExpungeFilter, Mailbox, MessageEntry, ModSeq, StoreError, Uid};
 use tokio::sync::watch;
 
 /// A selected mailbox as this session sees it.
@@ -39,6 +39,11 @@ pub(crate) struct Selected {
     /// (UID, modseq) of the flag changes the running command made and
     /// answered itself, which the sync after it must not report again.
     pub own_changes: Vec<(Uid, ModSeq)>,
+    /// SELECT's listing, kept for the FETCH of flags that clients send
+    /// right after it, while nothing has been committed since; any `sync`
+    /// drops it, so it never outlives the next command that reports
+    /// changes (IDLE included).
+    pub listing: Option<Vec<MessageEntry>>,
 }
 
 impl Selected {
@@ -209,6 +214,7 @@ impl Session {
         let highest = mailbox.highest_modseq;
         let selected = Selected {
             uids: entries.iter().map(|e| e.uid).collect(),
+            listing: Some(entries),
             mailbox,
             read_only,
             modseq: highest,
@@ -219,7 +225,7 @@ impl Session {
             own_changes: Vec::new(),
         };
         let uid_validity = selected.mailbox.uid_validity;
-        self.state = super::State::Selected(selected);
+        self.state = super::State::Selected(Box::new(selected));
         if let Some(q) = params.qresync {
             if q.uid_validity == uid_validity {
                 self.qresync_resync(q.modseq, q.known_uids.as_ref()).await;
@@ -328,6 +334,29 @@ impl Session {
         self.tagged(tag, "OK", "EXPUNGE completed");
     }
 
+    /// The entries of `uids` from SELECT's listing, if it is still exact:
+    /// nothing committed to the account since it was read.
+    pub(crate) fn listed_entries(&mut self, uids: &[Uid]) -> Option<Vec<MessageEntry>> {
+        let sel = self.selected_mut()?;
+        let listing = sel.listing.take()?;
+        if *sel.changes.borrow() != sel.synced_at {
+            return None;
+        }
+        // A sequence set need not be in order ("5,1:3"); the listing is.
+        let mut wanted = uids.to_vec();
+        wanted.sort_unstable();
+        let mut wanted = wanted.iter().peekable();
+        Some(
+            listing
+                .into_iter()
+                .filter(|e| {
+                    while wanted.next_if(|u| **u < e.uid).is_some() {}
+                    wanted.next_if(|u| **u == e.uid).is_some()
+                })
+                .collect(),
+        )
+    }
+
     /// Notes flag changes this session just made (STORE, the implicit
     /// `\Seen` of FETCH). When it `reported` their flags itself, the next
     /// [`Session::sync`] skips them. An account's modseqs are consecutive
@@ -369,6 +398,7 @@ impl Session {
         };
         // Read before the Store is asked: a commit the answer misses comes
         // after this value, so it moves `changes` again.
+        sel.listing = None;
         let latest = *sel.changes.borrow_and_update();
         let expunges_due = allow_expunge && !sel.pending_expunge.is_empty();
         let own_changes = std::mem::take(&mut sel.own_changes);
