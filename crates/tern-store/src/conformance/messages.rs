@@ -674,3 +674,28 @@ pub async fn over_quota_recipients_are_queued_when_others_take_the_message(store
     assert_eq!(queue[0].recipients[0].address, "b@example.test");
     assert_eq!(queue[0].blob_id, both.blob_id);
 }
+
+/// Email ids are never reused, even once the newest email is gone (JMAP
+/// ids are forever, RFC 8620 §1.2), and a new thread takes its first
+/// email's id.
+pub async fn email_ids_are_never_reused(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let first = deliver_to(&store, &a, message("one", "x")).await;
+    let second = deliver_to(&store, &a, message("two", "x")).await;
+    assert!(second.email_id.0 > first.email_id.0);
+    store
+        .expunge(
+            a.id,
+            second.mailbox_id,
+            ExpungeFilter::Uids(vec![second.uid]),
+        )
+        .await
+        .unwrap();
+    let third = deliver_to(&store, &a, message("three", "x")).await;
+    assert!(
+        third.email_id.0 > second.email_id.0,
+        "{third:?} after {second:?}"
+    );
+    let email = store.email(a.id, third.email_id).await.unwrap();
+    assert_eq!(email.thread_id.0, third.email_id.0);
+}

@@ -46,7 +46,7 @@ macro_rules! conformance_tests {
             invalid_keywords_are_refused, change_pages_never_split_an_operation, mailbox_hierarchy, rename_inbox, mailbox_delete,
             uid_validity_is_never_reused, deliver_stores_one_blob, deliver_over_quota_fails_alone,
             append_round_trips_exactly, parsed_metadata_is_kept, keywords, conditional_keywords,
-            copy, move_keeps_the_email, expunge, journal_and_tombstones, account_changes,
+            copy, move_keeps_the_email, expunge, email_ids_are_never_reused, journal_and_tombstones, account_changes,
             search, subject_search, notifications_after_commit, modseqs_are_consecutive_and_announced, concurrent_deliveries, threading,
             remove_account_removes_mail, close_refuses_further_work,
             accept_queues_remote_recipients_in_the_same_commit, enqueue_blob_queues_stored_bytes,

@@ -237,10 +237,8 @@ fn deliver_one(ctx: &mut WriteCtx<'_>, p: &Prepared, target: &DeliveryTarget) ->
     if thread_id.is_none() {
         // A new thread is named after its first email.
         ctx.conn
-            .execute(
-                "UPDATE email SET thread_id = id WHERE id = ?1",
-                [email_id.0],
-            )
+            .prepare_cached("UPDATE email SET thread_id = id WHERE id = ?1")
+            .and_then(|mut s| s.execute([email_id.0]))
             .map_err(db("starting a thread"))?;
     }
     ctx.conn
