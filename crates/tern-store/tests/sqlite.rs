@@ -262,31 +262,13 @@ fn email_rows(path: &std::path::Path) -> [i64; 4] {
 async fn no_email_rows_outlive_their_email() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tern.db");
-    let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
-    store.add_domain("example.test").await.unwrap();
-    let a = store
-        .create_account(NewAccount {
-            address: "a@example.test".into(),
-            password_hash: "h".into(),
-            quota_bytes: None,
-        })
-        .await
-        .unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+    let a = conformance::account(&store, "a@example.test").await;
     let mut delivered = Vec::new();
     for i in 0..2 {
-        delivered.push(
-            store
-                .deliver(Delivery {
-                    raw: conformance::message(&format!("m{i}"), "x"),
-                    recipients: vec![DeliveryTarget::inbox(a.id)],
-                    received_at: 1,
-                })
-                .await
-                .unwrap()
-                .pop()
-                .unwrap()
-                .unwrap(),
-        );
+        let raw = conformance::message(&format!("m{i}"), "x");
+        delivered.push(conformance::deliver_to(&store, &a, raw).await);
     }
     let inbox = delivered[0].mailbox_id;
     let archive = store

@@ -73,7 +73,8 @@ pub fn message(subject: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-pub(crate) async fn account(store: &Arc<dyn Store>, address: &str) -> Account {
+/// Creates the account (and its domain, if new) with the default mailboxes.
+pub async fn account(store: &Arc<dyn Store>, address: &str) -> Account {
     let domain = address
         .rsplit_once('@')
         .map(|(_, d)| d)
@@ -100,7 +101,8 @@ pub(crate) async fn inbox(store: &Arc<dyn Store>, a: &Account) -> Mailbox {
         .expect("INBOX")
 }
 
-pub(crate) async fn deliver_to(store: &Arc<dyn Store>, a: &Account, raw: Vec<u8>) -> Delivered {
+/// Delivers `raw` to the account's INBOX; panics if it is refused.
+pub async fn deliver_to(store: &Arc<dyn Store>, a: &Account, raw: Vec<u8>) -> Delivered {
     store
         .deliver(Delivery {
             raw,

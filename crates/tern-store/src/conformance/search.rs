@@ -158,18 +158,7 @@ pub async fn subject_search(store: Arc<dyn Store>) {
         "lunch",
         "PLANNING in capitals",
     ] {
-        let d = store
-            .deliver(Delivery {
-                raw: raw(subject),
-                recipients: vec![DeliveryTarget::inbox(a.id)],
-                received_at: 1,
-            })
-            .await
-            .unwrap()
-            .pop()
-            .unwrap()
-            .unwrap();
-        uids.push(d.uid.0);
+        uids.push(deliver_to(&store, &a, raw(subject)).await.uid.0);
     }
     deliver_to(&store, &b, message("planning elsewhere", "x")).await;
     let s = |key: SearchKey| {
