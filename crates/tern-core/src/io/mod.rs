@@ -102,6 +102,21 @@ pub async fn accept_tls(
     }
 }
 
+/// The stream a listener's session starts with: `tcp` as it is, or after
+/// the TLS handshake on an implicit-TLS port (993, 995, 465); `None` if the
+/// handshake fails or takes too long.
+pub async fn open(
+    tls: std::sync::Arc<tokio_rustls::rustls::ServerConfig>,
+    tcp: TcpStream,
+    implicit_tls: bool,
+) -> Option<Stream> {
+    if implicit_tls {
+        accept_tls(tls, tcp).await
+    } else {
+        Some(Stream::Plain(tcp))
+    }
+}
+
 /// Writes `bytes` and flushes within `limit`: a client that stops reading
 /// cannot hold a session forever.
 pub async fn write_all_within(
@@ -117,6 +132,12 @@ pub async fn write_all_within(
     tokio::time::timeout(limit, write)
         .await
         .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
+}
+
+/// Whether a password may be sent on `stream` from `peer`: over TLS, or
+/// from this machine (every protocol's LOGIN/AUTH/PASS rule).
+pub fn password_may_travel(stream: &Stream, peer: std::net::IpAddr) -> bool {
+    stream.is_tls() || is_loopback(peer)
 }
 
 /// Loopback, including IPv4-mapped IPv6 loopback: where passwords may be

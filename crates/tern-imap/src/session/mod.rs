@@ -95,12 +95,8 @@ pub(crate) async fn run(
     if admitted.is_err() && mode == Mode::Tls {
         return;
     }
-    let stream = match mode {
-        Mode::Plain => Stream::Plain(tcp),
-        Mode::Tls => match tern_core::io::accept_tls(srv.tls.clone(), tcp).await {
-            Some(tls) => tls,
-            None => return,
-        },
+    let Some(stream) = tern_core::io::open(srv.tls.clone(), tcp, mode == Mode::Tls).await else {
+        return;
     };
     let mut s = Session {
         srv,
@@ -147,13 +143,9 @@ impl Session {
         self.conn.get_ref().is_tls()
     }
 
-    fn is_loopback(&self) -> bool {
-        tern_core::io::is_loopback(self.peer.ip())
-    }
-
     /// LOGIN and AUTHENTICATE only where passwords cannot be sniffed.
     fn auth_allowed(&self) -> bool {
-        self.is_tls() || self.is_loopback()
+        tern_core::io::password_may_travel(self.conn.get_ref(), self.peer.ip())
     }
 
     pub(crate) fn untagged(&mut self, text: &str) {

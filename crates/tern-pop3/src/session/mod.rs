@@ -72,12 +72,8 @@ pub(crate) async fn run(
         // No TLS handshake for a connection we will not serve.
         return;
     }
-    let stream = match mode {
-        Mode::Plain => Stream::Plain(tcp),
-        Mode::Tls => match tern_core::io::accept_tls(srv.tls.clone(), tcp).await {
-            Some(tls) => tls,
-            None => return,
-        },
+    let Some(stream) = tern_core::io::open(srv.tls.clone(), tcp, mode == Mode::Tls).await else {
+        return;
     };
     let mut s = Session {
         srv,
@@ -146,13 +142,9 @@ impl Session {
         self.conn.get_ref().is_tls()
     }
 
-    fn is_loopback(&self) -> bool {
-        tern_core::io::is_loopback(self.peer.ip())
-    }
-
     /// Passwords only where they cannot be sniffed (RFC 2595 §2).
     fn auth_allowed(&self) -> bool {
-        self.is_tls() || self.is_loopback()
+        tern_core::io::password_may_travel(self.conn.get_ref(), self.peer.ip())
     }
 
     /// One line without its line end, or `None` at end of input; an

@@ -102,17 +102,11 @@ pub(crate) async fn run(
         // client must cost nothing.
         return;
     }
-    let stream = if mode == Mode::Submissions {
-        // Port 465: TLS from the first byte (RFC 8314 §3.3).
-        match tern_core::io::accept_tls(srv.tls.clone(), tcp).await {
-            Some(tls) => tls,
-            None => {
-                tracing::debug!("smtp {peer}: TLS handshake failed");
-                return;
-            }
-        }
-    } else {
-        Stream::Plain(tcp)
+    // Port 465: TLS from the first byte (RFC 8314 §3.3).
+    let implicit_tls = mode == Mode::Submissions;
+    let Some(stream) = tern_core::io::open(srv.tls.clone(), tcp, implicit_tls).await else {
+        tracing::debug!("smtp {peer}: TLS handshake failed");
+        return;
     };
     let mut s = Session {
         srv,
@@ -169,13 +163,9 @@ impl Session {
         self.conn.get_ref().is_tls()
     }
 
-    fn is_loopback(&self) -> bool {
-        tern_core::io::is_loopback(self.peer.ip())
-    }
-
     /// AUTH is offered only where the password cannot be sniffed.
     fn auth_allowed(&self) -> bool {
-        self.is_tls() || self.is_loopback()
+        tern_core::io::password_may_travel(self.conn.get_ref(), self.peer.ip())
     }
 
     /// Queues a reply; errors count towards `max_errors`.
