@@ -122,7 +122,7 @@ async fn run(
                 let raw = message(w, i, size);
                 let results = store
                     .deliver(Delivery {
-                        raw,
+                        message: raw.into(),
                         recipients: vec![DeliveryTarget::inbox(account)],
                         received_at: 0,
                     })

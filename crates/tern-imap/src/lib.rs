@@ -19,7 +19,7 @@ mod session;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tern_core::config::Limits;
-use tern_core::AuthLimiter;
+use tern_mail::Mail;
 use tern_store::Store;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -37,10 +37,12 @@ pub enum Mode {
 /// Everything IMAP sessions share.
 pub struct ImapServer {
     pub hostname: String,
+    /// For reads and writes that need no policy (listings, FETCH, flags).
     pub store: Arc<dyn Store>,
+    /// Login and the delivery pipeline (APPEND).
+    pub mail: Arc<Mail>,
     pub tls: Arc<ServerConfig>,
     pub limits: Limits,
-    pub auth_limiter: Arc<AuthLimiter>,
 }
 
 impl ImapServer {

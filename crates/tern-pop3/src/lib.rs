@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tern_core::config::{Limits, Pop3Config};
-use tern_core::AuthLimiter;
+use tern_mail::Mail;
 use tern_store::{AccountId, Store};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -39,7 +39,8 @@ pub struct Pop3Server {
     pub tls: Arc<ServerConfig>,
     pub config: Pop3Config,
     pub limits: Limits,
-    pub auth_limiter: Arc<AuthLimiter>,
+    /// Login.
+    pub mail: Arc<Mail>,
     /// Maildrops held by a session (RFC 1939 §4: exclusive access).
     in_use: Mutex<HashSet<AccountId>>,
     /// When each account last logged in, for LOGIN-DELAY.
@@ -48,20 +49,18 @@ pub struct Pop3Server {
 
 impl Pop3Server {
     pub fn new(
-        hostname: String,
-        store: Arc<dyn Store>,
+        mail: Arc<Mail>,
         tls: Arc<ServerConfig>,
         config: Pop3Config,
         limits: Limits,
-        auth_limiter: Arc<AuthLimiter>,
     ) -> Pop3Server {
         Pop3Server {
-            hostname,
-            store,
+            hostname: mail.hostname().to_string(),
+            store: mail.store().clone(),
             tls,
             config,
             limits,
-            auth_limiter,
+            mail,
             in_use: Mutex::new(HashSet::new()),
             last_login: Mutex::new(HashMap::new()),
         }

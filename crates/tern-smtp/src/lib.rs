@@ -11,22 +11,21 @@
 //! (RFC 3030), DSN (RFC 3461), STARTTLS (RFC 3207), AUTH PLAIN and LOGIN
 //! (RFC 4954).
 //!
-//! This crate translates between the wire and the Store; it opens no
-//! files and knows no other protocol. A reply of 250 after DATA is sent
-//! only once `Store::accept` has made the message durable.
+//! This crate translates between the wire and the mail layer
+//! (`tern-mail`: login, recipient resolution, sender policy, the delivery
+//! pipeline); it opens no files and knows no other protocol. A reply of
+//! 250 after DATA is sent only once `Mail::deliver` has made the message
+//! durable.
 
 pub mod command;
-pub mod headers;
 pub mod path;
-pub mod recipient;
 pub mod reply;
 mod session;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tern_core::config::{Limits, SmtpConfig};
-use tern_core::AuthLimiter;
-use tern_store::Store;
+use tern_mail::Mail;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::rustls::ServerConfig;
@@ -46,29 +45,26 @@ pub enum Mode {
 pub struct SmtpServer {
     /// Our name in the greeting, EHLO and Received.
     pub hostname: String,
-    pub store: Arc<dyn Store>,
+    /// Login, recipients, sender policy and delivery.
+    pub mail: Arc<Mail>,
     pub tls: Arc<ServerConfig>,
     pub smtp: SmtpConfig,
     pub limits: Limits,
-    pub auth_limiter: Arc<AuthLimiter>,
 }
 
 impl SmtpServer {
     pub fn new(
-        hostname: String,
-        store: Arc<dyn Store>,
+        mail: Arc<Mail>,
         tls: Arc<ServerConfig>,
         smtp: SmtpConfig,
         limits: Limits,
-        auth_limiter: Arc<AuthLimiter>,
     ) -> SmtpServer {
         SmtpServer {
-            hostname,
-            store,
+            hostname: mail.hostname().to_string(),
+            mail,
             tls,
             smtp,
             limits,
-            auth_limiter,
         }
     }
 

@@ -2,20 +2,22 @@
 //! text. Every reply carries an enhanced code except the greeting and the
 //! answers to EHLO/HELO, which RFC 2034 §3 exempts.
 
+use std::borrow::Cow;
+
 /// One reply, possibly of several lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub code: u16,
     /// `"2.1.0"`; `None` for the greeting, EHLO/HELO and 354.
-    pub status: Option<&'static str>,
+    pub status: Option<Cow<'static, str>>,
     pub lines: Vec<String>,
 }
 
 impl Reply {
-    pub fn new(code: u16, status: &'static str, text: impl Into<String>) -> Reply {
+    pub fn new(code: u16, status: impl Into<Cow<'static, str>>, text: impl Into<String>) -> Reply {
         Reply {
             code,
-            status: Some(status),
+            status: Some(status.into()),
             lines: vec![text.into()],
         }
     }
@@ -42,7 +44,7 @@ impl Reply {
             // Text never carries a line break of its own (it may quote a
             // client's words), so one reply stays one reply.
             let line = line.replace(['\r', '\n'], " ");
-            let text = match self.status {
+            let text = match &self.status {
                 Some(status) => format!("{}{sep}{status} {line}\r\n", self.code),
                 None => format!("{}{sep}{line}\r\n", self.code),
             };

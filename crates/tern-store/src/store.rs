@@ -12,6 +12,7 @@
 //!   before.
 
 use crate::error::Result;
+use crate::message::PreparedMessage;
 use crate::search::SearchKey;
 use crate::types::*;
 use async_trait::async_trait;
@@ -96,7 +97,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         account: AccountId,
         mailbox: MailboxId,
-        raw: Vec<u8>,
+        message: PreparedMessage,
         keywords: Vec<String>,
         received_at: i64,
     ) -> Result<Delivered>;

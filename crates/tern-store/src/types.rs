@@ -262,7 +262,8 @@ pub struct Email {
 /// whatever the number of recipients.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    pub raw: Vec<u8>,
+    /// Hashed and parsed by the delivery pipeline before any backend sees it.
+    pub message: crate::message::PreparedMessage,
     pub recipients: Vec<DeliveryTarget>,
     /// Unix seconds; the time the message was received.
     pub received_at: i64,

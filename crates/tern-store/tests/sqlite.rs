@@ -11,10 +11,13 @@ use tern_store::*;
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(&dir.path().join("tern.db"), SqliteOptions::default())
-        .expect("open store");
+    let path = dir.path().join("tern.db");
+    let store = SqliteStore::open(&path, SqliteOptions::default()).expect("open store");
     Fixture {
         store: Arc::new(store),
+        open_peer: Box::new(move || {
+            Arc::new(SqliteStore::open(&path, SqliteOptions::default()).expect("open peer"))
+        }),
         guard: Box::new(dir),
     }
 }
@@ -37,7 +40,7 @@ async fn data_survives_a_clean_reopen() {
         .unwrap();
     let d = store
         .deliver(Delivery {
-            raw: conformance::message("kept", "x"),
+            message: (conformance::message("kept", "x")).into(),
             recipients: vec![DeliveryTarget::inbox(a.id)],
             received_at: 1,
         })
@@ -85,7 +88,7 @@ async fn crash_child() {
                 let raw = conformance::message(&format!("msg-{n}"), &"body ".repeat(200));
                 let d = store
                     .deliver(Delivery {
-                        raw,
+                        message: raw.into(),
                         recipients: vec![DeliveryTarget::inbox(account)],
                         received_at: 1,
                     })
@@ -196,7 +199,7 @@ async fn kill_9_during_concurrent_deliveries_loses_nothing_acknowledged() {
     // And it keeps working.
     store
         .deliver(Delivery {
-            raw: conformance::message("after", "x"),
+            message: (conformance::message("after", "x")).into(),
             recipients: vec![DeliveryTarget::inbox(a.id)],
             received_at: 1,
         })
@@ -224,7 +227,7 @@ async fn a_lost_search_index_is_rebuilt_from_the_mail() {
     let raw = conformance::message("findme", "the word xylophone is rare");
     let d = store
         .deliver(Delivery {
-            raw,
+            message: raw.into(),
             recipients: vec![DeliveryTarget::inbox(a.id)],
             received_at: 1,
         })

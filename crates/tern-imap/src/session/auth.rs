@@ -3,8 +3,8 @@
 
 use super::{End, Next, Session, State};
 use tern_core::io::Stream;
-use tern_core::password::verify_login_async;
 use tern_core::sasl::decode_plain;
+use tern_mail::AuthError;
 use tokio::io::BufReader;
 
 impl Session {
@@ -92,38 +92,28 @@ impl Session {
 
     async fn check_credentials(&mut self, tag: &str, user: &str, password: &str) {
         let srv = self.srv.clone();
-        let attempt = match srv.auth_limiter.begin(self.peer.ip()).await {
-            Ok(a) => a,
-            Err(retry) => {
-                self.tagged(tag, "NO", &format!("[UNAVAILABLE] {retry}"));
-                return;
-            }
-        };
-        let account = match srv.store.account_by_address(user).await {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::error!("imap {}: looking up {user:?}: {e}", self.peer);
-                self.tagged(
-                    tag,
-                    "NO",
-                    "[UNAVAILABLE] temporary failure; try again later",
-                );
-                return;
-            }
-        };
-        let hash = account.as_ref().map(|a| a.password_hash.clone());
-        let ok = verify_login_async(password.to_string(), hash).await;
-        match account.filter(|_| ok) {
-            Some(account) => {
-                attempt.succeeded();
-                tracing::info!("imap {}: {} logged in", self.peer, account.address);
+        match srv
+            .mail
+            .authenticate("imap", self.peer, user, password)
+            .await
+        {
+            Ok(account) => {
                 self.account = Some(account);
                 self.state = State::Authenticated;
                 let caps = self.capabilities();
                 self.tagged(tag, "OK", &format!("[CAPABILITY {caps}] logged in"));
             }
-            None => {
-                tracing::info!("imap {}: failed login for {user:?}", self.peer);
+            Err(AuthError::RateLimited(retry)) => {
+                self.tagged(tag, "NO", &format!("[UNAVAILABLE] {retry}"));
+            }
+            Err(AuthError::Unavailable(_)) => {
+                self.tagged(
+                    tag,
+                    "NO",
+                    "[UNAVAILABLE] temporary failure; try again later",
+                );
+            }
+            Err(AuthError::InvalidCredentials) => {
                 self.tagged(
                     tag,
                     "NO",

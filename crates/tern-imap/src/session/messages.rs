@@ -6,7 +6,7 @@ use super::selected::uid_set;
 use super::Session;
 use crate::parse::{AppendMessage, SequenceSet, StoreMode};
 use crate::response;
-use tern_store::{Delivery, DeliveryTarget, KeywordOp, StoreError};
+use tern_store::KeywordOp;
 
 impl Session {
     #[allow(clippy::too_many_arguments)]
@@ -198,19 +198,11 @@ impl Session {
         // are expunged again before the NO.
         let mut added = Vec::new();
         for m in messages {
-            let delivery = Delivery {
-                raw: m.data,
-                recipients: vec![DeliveryTarget {
-                    account_id: account,
-                    mailbox_id: Some(mailbox.id),
-                    keywords: m.flags,
-                }],
-                received_at: m.date.unwrap_or(now),
-            };
-            let result = self.srv.store.deliver(delivery).await.and_then(|mut r| {
-                r.pop()
-                    .unwrap_or_else(|| Err(StoreError::Invalid("nothing was appended".into())))
-            });
+            let result = self
+                .srv
+                .mail
+                .append(account, mailbox.id, m.data, m.flags, m.date.unwrap_or(now))
+                .await;
             match result {
                 Ok(d) => added.push(d.uid),
                 Err(e) => {

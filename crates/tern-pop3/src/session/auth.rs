@@ -9,8 +9,8 @@ use super::{End, Session, State};
 use crate::command::Command;
 use std::time::Instant;
 use tern_core::io::Stream;
-use tern_core::password::verify_login_async;
 use tern_core::sasl::decode_plain;
+use tern_mail::AuthError;
 use tokio::io::BufReader;
 
 impl Session {
@@ -93,29 +93,25 @@ impl Session {
     /// Checks the credentials and takes the maildrop.
     async fn login(&mut self, user: &str, password: &str) {
         let srv = self.srv.clone();
-        let attempt = match srv.auth_limiter.begin(self.peer.ip()).await {
-            Ok(a) => a,
-            Err(retry) => {
+        let account = match srv
+            .mail
+            .authenticate("pop3", self.peer, user, password)
+            .await
+        {
+            Ok(account) => account,
+            Err(AuthError::RateLimited(retry)) => {
                 self.temp_err(&format!("[SYS/TEMP] {retry}"));
                 return;
             }
-        };
-        let account = match srv.store.account_by_address(user).await {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::error!("pop3 {}: looking up {user:?}: {e}", self.peer);
+            Err(AuthError::Unavailable(_)) => {
                 self.temp_err("[SYS/TEMP] temporary failure; try again later");
                 return;
             }
+            Err(AuthError::InvalidCredentials) => {
+                self.err("[AUTH] invalid user name or password");
+                return;
+            }
         };
-        let hash = account.as_ref().map(|a| a.password_hash.clone());
-        let ok = verify_login_async(password.to_string(), hash).await;
-        let Some(account) = account.filter(|_| ok) else {
-            tracing::info!("pop3 {}: failed login for {user:?}", self.peer);
-            self.err("[AUTH] invalid user name or password");
-            return;
-        };
-        attempt.succeeded();
         let delay = srv.config.login_delay_secs;
         if delay > 0 {
             let last = srv.last_login.lock().unwrap_or_else(|e| e.into_inner());

@@ -1,17 +1,16 @@
 //! AUTH (RFC 4954) with the PLAIN (RFC 4616) and LOGIN mechanisms.
 //!
-//! Offered only under TLS or on loopback. Failed attempts are counted per
-//! client address by the shared limiter; past its limit the client gets
-//! 454 until the window passes. An unknown user costs the same Argon2
-//! verification as a wrong password (`verify_login`), so timing does not
-//! reveal accounts.
+//! Offered only under TLS or on loopback. The check itself is the mail
+//! layer's (`Mail::authenticate`: the shared failure limiter, Argon2 at
+//! equal cost for unknown users); past the limiter's limit the client gets
+//! 454 until the window passes.
 
 use super::{End, Flow, Session};
 use crate::reply::Reply;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use tern_core::password::verify_login_async;
 use tern_core::sasl::decode_plain;
+use tern_mail::AuthError;
 
 /// Longest SASL response line: a base64 PLAIN response of a 255-byte user
 /// and a 1000-byte password fits easily.
@@ -92,29 +91,26 @@ impl Session {
             Some(Ok(pair)) => pair,
         };
         let srv = self.srv.clone();
-        let attempt = match srv.auth_limiter.begin(self.peer.ip()).await {
-            Ok(a) => a,
-            Err(retry) => {
-                self.reply(Reply::new(454, "4.7.0", retry.to_string()));
-                return Ok(Flow::Continue);
-            }
-        };
-        match self.verify(&user, &password).await {
-            Ok(Some(account)) => {
-                attempt.succeeded();
-                tracing::info!("smtp {}: authenticated as {}", self.peer, account.address);
+        match srv
+            .mail
+            .authenticate("smtp", self.peer, &user, &password)
+            .await
+        {
+            Ok(account) => {
                 self.account = Some(account);
                 self.reply(Reply::new(235, "2.7.0", "authentication successful"));
             }
-            Ok(None) => {
-                tracing::info!("smtp {}: failed login for {user:?}", self.peer);
+            Err(AuthError::RateLimited(retry)) => {
+                self.reply(Reply::new(454, "4.7.0", retry.to_string()));
+            }
+            Err(AuthError::InvalidCredentials) => {
                 self.reply(Reply::new(
                     535,
                     "5.7.8",
                     "authentication credentials invalid",
                 ));
             }
-            Err(e) => self.temporary_failure("checking a password", e),
+            Err(AuthError::Unavailable(e)) => self.temporary_failure("checking a password", e),
         }
         Ok(Flow::Continue)
     }
@@ -133,18 +129,6 @@ impl Session {
         } else {
             Some(text)
         })
-    }
-
-    /// The account if the password is right.
-    async fn verify(
-        &self,
-        user: &str,
-        password: &str,
-    ) -> Result<Option<tern_store::Account>, tern_store::StoreError> {
-        let account = self.srv.store.account_by_address(user).await?;
-        let hash = account.as_ref().map(|a| a.password_hash.clone());
-        let ok = verify_login_async(password.to_string(), hash).await;
-        Ok(account.filter(|_| ok))
     }
 }
 

@@ -6,7 +6,6 @@
 use super::{Session, Transaction};
 use crate::command::MailParams;
 use crate::path::Mailbox;
-use crate::recipient::Resolver;
 use crate::reply::Reply;
 use crate::Mode;
 
@@ -46,23 +45,17 @@ impl Session {
         if let Some(account) = &self.account {
             let owned = match &from {
                 None => false,
-                Some(m) => {
-                    let resolver = Resolver {
-                        store: self.srv.store.as_ref(),
-                        delimiters: &self.srv.smtp.recipient_delimiter,
-                    };
-                    match resolver.may_send_as(account, &m.address()).await {
-                        Ok(owned) => owned,
-                        Err(e) => {
-                            tracing::error!("smtp {}: checking the sender: {e}", self.peer);
-                            return self.reply(Reply::new(
-                                451,
-                                "4.3.0",
-                                "temporary failure; try again later",
-                            ));
-                        }
+                Some(m) => match self.srv.mail.may_send_as(account, &m.address()).await {
+                    Ok(owned) => owned,
+                    Err(e) => {
+                        tracing::error!("smtp {}: checking the sender: {e}", self.peer);
+                        return self.reply(Reply::new(
+                            451,
+                            "4.3.0",
+                            "temporary failure; try again later",
+                        ));
                     }
-                }
+                },
             };
             if !owned {
                 let who = account.address.clone();

@@ -9,7 +9,6 @@
 use super::Session;
 use crate::command::{RcptParams, Recipient};
 use crate::path::Domain;
-use crate::recipient::Resolver;
 use crate::reply::Reply;
 use tern_store::{DsnNotify, OutboundRecipient};
 
@@ -27,18 +26,15 @@ impl Session {
             ));
         }
         let smtputf8 = tx.params.smtputf8;
-        let resolver = Resolver {
-            store: self.srv.store.as_ref(),
-            delimiters: &self.srv.smtp.recipient_delimiter,
-        };
+        let directory = self.srv.mail.directory();
         let (local, domain, shown) = match &to {
             Recipient::Postmaster => {
                 // Bare <Postmaster>: the postmaster of our first domain.
-                match self.srv.store.list_domains().await {
-                    Ok(domains) => match domains.first() {
+                match directory.postmaster_domain().await {
+                    Ok(domain) => match domain {
                         Some(d) => (
                             "postmaster".to_string(),
-                            Domain::Name(d.name.clone()),
+                            Domain::Name(d),
                             "Postmaster".to_string(),
                         ),
                         None => return self.reply(Reply::new(550, "5.1.1", "no postmaster here")),
@@ -58,7 +54,7 @@ impl Session {
             }
         };
         let local_domain = match &domain {
-            Domain::Name(name) => match resolver.is_local_domain(name).await {
+            Domain::Name(name) => match directory.is_local_domain(name).await {
                 Ok(is) => is.then_some(name.clone()),
                 Err(e) => return self.temporary_failure("checking the domain", e),
             },
@@ -66,7 +62,7 @@ impl Session {
         };
         let notify = params.notify.unwrap_or_default();
         if let Some(domain) = local_domain {
-            let expansion = match resolver.resolve(&local, &domain).await {
+            let expansion = match directory.resolve(&local, &domain).await {
                 Ok(Some(e)) => e,
                 Ok(None) => {
                     return self.reply(Reply::new(

@@ -177,7 +177,7 @@ pub async fn remove_account_removes_mail(store: Arc<dyn Store>) {
     let raw = message("shared", "x");
     let results = store
         .deliver(Delivery {
-            raw,
+            message: raw.into(),
             recipients: vec![DeliveryTarget::inbox(a.id), DeliveryTarget::inbox(b.id)],
             received_at: 1,
         })

@@ -183,7 +183,7 @@ pub async fn mailbox_delete(store: Arc<dyn Store>) {
     let parent = store.create_mailbox(a.id, "P", None).await.unwrap();
     let child = store.create_mailbox(a.id, "P/C", None).await.unwrap();
     let in_parent = store
-        .append(a.id, parent.id, message("p", "p"), vec![], 1)
+        .append(a.id, parent.id, (message("p", "p")).into(), vec![], 1)
         .await
         .unwrap();
     // With children, DELETE empties the mailbox and keeps the name as their
@@ -204,7 +204,7 @@ pub async fn mailbox_delete(store: Arc<dyn Store>) {
     // It holds no messages, and deleting it again while it has children fails.
     assert!(matches!(
         store
-            .append(a.id, parent.id, message("x", "x"), vec![], 1)
+            .append(a.id, parent.id, (message("x", "x")).into(), vec![], 1)
             .await,
         Err(StoreError::Invalid(_))
     ));
@@ -213,7 +213,7 @@ pub async fn mailbox_delete(store: Arc<dyn Store>) {
         Err(StoreError::HasChildren { .. })
     ));
     let d = store
-        .append(a.id, child.id, message("x", "y"), vec![], 1)
+        .append(a.id, child.id, (message("x", "y")).into(), vec![], 1)
         .await
         .unwrap();
     assert!(store.quota(a.id).await.unwrap().used_bytes > 0);

@@ -8,7 +8,7 @@ pub async fn deliver_stores_one_blob(store: Arc<dyn Store>) {
     let raw = message("hello", "the body");
     let results = store
         .deliver(Delivery {
-            raw: raw.clone(),
+            message: raw.clone().into(),
             recipients: vec![DeliveryTarget::inbox(a.id), DeliveryTarget::inbox(b.id)],
             received_at: 1_800_000_000,
         })
@@ -48,7 +48,7 @@ pub async fn deliver_over_quota_fails_alone(store: Arc<dyn Store>) {
     store.set_quota("b@example.test", Some(10)).await.unwrap();
     let results = store
         .deliver(Delivery {
-            raw: message("big", &"x".repeat(100)),
+            message: (message("big", &"x".repeat(100))).into(),
             recipients: vec![DeliveryTarget::inbox(b.id), DeliveryTarget::inbox(a.id)],
             received_at: 1,
         })
@@ -89,7 +89,7 @@ pub async fn append_round_trips_exactly(store: Arc<dyn Store>) {
         .append(
             a.id,
             drafts.id,
-            raw.clone(),
+            raw.clone().into(),
             vec!["\\Draft".into(), "\\Seen".into()],
             1_700_000_000,
         )
@@ -105,11 +105,11 @@ pub async fn append_round_trips_exactly(store: Arc<dyn Store>) {
     assert_eq!(list[0].keywords, ["\\Draft", "\\Seen"]);
     // Garbage is stored too: a mail store never refuses bytes it cannot parse.
     store
-        .append(a.id, drafts.id, vec![0xff; 64], vec![], 1)
+        .append(a.id, drafts.id, (vec![0xff; 64]).into(), vec![], 1)
         .await
         .unwrap();
     store
-        .append(a.id, drafts.id, Vec::new(), vec![], 1)
+        .append(a.id, drafts.id, (Vec::new()).into(), vec![], 1)
         .await
         .unwrap();
 }
@@ -119,7 +119,7 @@ pub async fn blob_ranges_stream_a_message(store: Arc<dyn Store>) {
     let raw: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     let inbox = inbox(&store, &a).await;
     let d = store
-        .append(a.id, inbox.id, raw.clone(), vec![], 1)
+        .append(a.id, inbox.id, raw.clone().into(), vec![], 1)
         .await
         .unwrap();
     let blob = store.email(a.id, d.email_id).await.unwrap().blob_id;
@@ -273,7 +273,13 @@ pub async fn invalid_keywords_are_refused(store: Arc<dyn Store>) {
             .await;
         assert!(matches!(r, Err(StoreError::Invalid(_))), "{bad:?}: {r:?}");
         let r = store
-            .append(a.id, mb.id, message("2", "2"), vec![bad.to_string()], 1)
+            .append(
+                a.id,
+                mb.id,
+                (message("2", "2")).into(),
+                vec![bad.to_string()],
+                1,
+            )
             .await;
         assert!(matches!(r, Err(StoreError::Invalid(_))), "{bad:?}: {r:?}");
     }
@@ -470,7 +476,7 @@ pub async fn concurrent_deliveries(store: Arc<dyn Store>) {
         tasks.push(tokio::spawn(async move {
             store
                 .deliver(Delivery {
-                    raw: message(&format!("c{i}"), "x"),
+                    message: (message(&format!("c{i}"), "x")).into(),
                     recipients: vec![DeliveryTarget::inbox(id)],
                     received_at: 1,
                 })
@@ -544,7 +550,7 @@ pub async fn accept_queues_remote_recipients_in_the_same_commit(store: Arc<dyn S
     let accepted = store
         .accept(
             Delivery {
-                raw: raw.clone(),
+                message: raw.clone().into(),
                 recipients: vec![DeliveryTarget::inbox(a.id)],
                 received_at: 1,
             },
@@ -579,7 +585,7 @@ pub async fn accept_queues_remote_recipients_in_the_same_commit(store: Arc<dyn S
     let only_remote = store
         .accept(
             Delivery {
-                raw: message("out2", "x"),
+                message: (message("out2", "x")).into(),
                 recipients: vec![],
                 received_at: 1,
             },
@@ -596,7 +602,7 @@ pub async fn enqueue_blob_queues_stored_bytes(store: Arc<dyn Store>) {
     let accepted = store
         .accept(
             Delivery {
-                raw: message("q", "x"),
+                message: (message("q", "x")).into(),
                 recipients: vec![DeliveryTarget::inbox(a.id)],
                 received_at: 1,
             },
@@ -641,7 +647,7 @@ pub async fn over_quota_recipients_are_queued_when_others_take_the_message(store
         account_id: None,
     };
     let delivery = |targets: Vec<DeliveryTarget>| Delivery {
-        raw: message("q", "x"),
+        message: (message("q", "x")).into(),
         recipients: targets,
         received_at: 1,
     };

@@ -33,6 +33,9 @@ use std::sync::Arc;
 /// scratch database); dropped at the end of the case.
 pub struct Fixture {
     pub store: Arc<dyn Store>,
+    /// Opens another Store on the same data, as another process (the admin
+    /// CLI, an import) or another node would: its own writer, its own hub.
+    pub open_peer: Box<dyn Fn() -> Arc<dyn Store> + Send + Sync>,
     pub guard: Box<dyn Any + Send>,
 }
 
@@ -51,6 +54,18 @@ macro_rules! conformance_tests {
             remove_account_removes_mail, close_refuses_further_work,
             accept_queues_remote_recipients_in_the_same_commit, enqueue_blob_queues_stored_bytes,
             blob_ranges_stream_a_message, over_quota_recipients_are_queued_when_others_take_the_message);
+        $crate::conformance_tests!(@fixture_cases $fixture;
+            another_process_wakes_subscribers);
+    };
+    (@fixture_cases $fixture:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let fixture = $fixture().await;
+                $crate::conformance::$case(&fixture).await;
+                drop(fixture);
+            }
+        )*
     };
     (@cases $fixture:path; $($case:ident),* $(,)?) => {
         $(
@@ -105,7 +120,7 @@ pub(crate) async fn inbox(store: &Arc<dyn Store>, a: &Account) -> Mailbox {
 pub async fn deliver_to(store: &Arc<dyn Store>, a: &Account, raw: Vec<u8>) -> Delivered {
     store
         .deliver(Delivery {
-            raw,
+            message: raw.into(),
             recipients: vec![DeliveryTarget::inbox(a.id)],
             received_at: 1_800_000_000,
         })

@@ -16,7 +16,7 @@ pub async fn search(store: Arc<dyn Store>) {
     let raw3 = b"From: x@example.net\r\nSubject: =?utf-8?q?Caf=C3=A9_news?=\r\nX-Priority: 1\r\nDate: Wed, 4 Nov 2026 10:00:00 +0000\r\n\r\n<p>see the <b>menu</b></p>\r\n".to_vec();
     let d3 = store
         .deliver(Delivery {
-            raw: raw3,
+            message: raw3.into(),
             recipients: vec![DeliveryTarget::inbox(a.id)],
             received_at: 1_900_000_000,
         })

@@ -17,6 +17,7 @@
 
 mod envelope;
 mod header;
+mod prepared;
 mod structure;
 mod subject;
 
@@ -25,6 +26,8 @@ use std::panic::{self, AssertUnwindSafe};
 
 use mail_parser::{Address, Message, MessageParser, MimeHeaders, PartType};
 use serde::{Deserialize, Serialize};
+
+pub use self::prepared::{crlf_size, PreparedMessage};
 
 use self::header::{last_value, message_ids, raw_fields};
 use self::structure::{plain_text_part, StructureBuilder, MAX_MIME_DEPTH};

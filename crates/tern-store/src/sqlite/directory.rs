@@ -203,8 +203,9 @@ pub fn remove_account(ctx: &mut WriteCtx<'_>, address: &str) -> Result<()> {
     let conn = ctx.conn;
     let account = account_id(conn, address)?;
     // A last modseq, though the row goes: the hub then wakes the account's
-    // sessions, which find it gone at their next look and end.
-    ctx.modseq(account)?;
+    // sessions, which find it gone at their next look and end. Its journal
+    // row (kept, alone) carries the news to other processes' hubs.
+    let last = ctx.modseq(account)?;
     let conn = ctx.conn;
     let id = account.0;
     let emails: Vec<i64> = conn
@@ -230,7 +231,9 @@ pub fn remove_account(ctx: &mut WriteCtx<'_>, address: &str) -> Result<()> {
          DELETE FROM temp.doomed_blob;
          DELETE FROM mailbox WHERE account_id = {id};
          DELETE FROM journal WHERE account_id = {id};
-         DELETE FROM account WHERE id = {id};"
+         DELETE FROM account WHERE id = {id};
+         INSERT INTO journal (account_id, modseq, kind) VALUES ({id}, {}, 'account-removed');",
+        last.0
     ))
     .map_err(db("removing an account"))?;
     Ok(())

@@ -9,13 +9,12 @@
 use super::indexer::IndexJob;
 use super::{db, journal, mailboxes, WriteCtx};
 use crate::error::{Result, StoreError};
-use crate::message::{parse_message, ParsedMessage};
 use crate::types::*;
 use rusqlite::{named_params, params, Connection, OptionalExtension, Row};
-use sha2::{Digest, Sha256};
 
-/// A delivery with the work that needs no lock done: hashed, parsed and
-/// encoded before it reaches the writer thread.
+/// A delivery with the work that needs no lock done: the message was
+/// hashed and parsed by whoever prepared it (the delivery pipeline); what
+/// is left here is encoding the parse into columns, before the writer.
 pub struct Prepared {
     raw: Vec<u8>,
     hash: String,
@@ -40,13 +39,12 @@ struct EmailColumns {
 }
 
 pub fn prepare(delivery: Delivery) -> Result<Prepared> {
-    let hash = hex::encode(Sha256::digest(&delivery.raw));
-    let parsed: ParsedMessage = parse_message(&delivery.raw);
     let encode = |what: &'static str, r: serde_json::Result<String>| {
         r.map_err(|e| StoreError::backend(format!("encoding the {what} of a message"), e))
     };
-    let header_end = parsed.summary.header_size.min(delivery.raw.len());
-    let header_raw = String::from_utf8_lossy(&delivery.raw[..header_end]).into_owned();
+    let header_raw = delivery.message.header_raw();
+    let references = delivery.message.referenced_ids();
+    let (raw, hash, crlf_size, parsed) = delivery.message.into_parts();
     let s = &parsed.summary;
     let mut fts_headers = header_raw.clone();
     // Decoded forms too, so TEXT finds words hidden in RFC 2047 encoded-words.
@@ -58,8 +56,6 @@ pub fn prepare(delivery: Delivery) -> Result<Prepared> {
             fts_headers.push_str(name);
         }
     }
-    let mut references = s.references.clone();
-    references.extend(s.in_reply_to.iter().cloned());
     let columns = EmailColumns {
         sent_at: s.sent_at,
         message_id: s.message_id.clone(),
@@ -71,31 +67,14 @@ pub fn prepare(delivery: Delivery) -> Result<Prepared> {
         header_raw,
     };
     Ok(Prepared {
-        crlf_size: crlf_size(&delivery.raw),
-        raw: delivery.raw,
+        crlf_size,
+        raw,
         hash,
         recipients: delivery.recipients,
         received_at: delivery.received_at,
         columns,
         references,
     })
-}
-
-/// The size of `raw` as sent with CRLF line ends: one more octet per bare
-/// LF, and a final CRLF if the message does not end with a line end.
-pub fn crlf_size(raw: &[u8]) -> u64 {
-    let mut size = raw.len() as u64;
-    let mut prev = 0u8;
-    for &b in raw {
-        if b == b'\n' && prev != b'\r' {
-            size += 1;
-        }
-        prev = b;
-    }
-    if !raw.is_empty() && !raw.ends_with(b"\n") {
-        size += 2;
-    }
-    size
 }
 
 /// Stores a prepared delivery. Each recipient runs in its own savepoint: one
@@ -861,19 +840,4 @@ fn deleted_messages(
         .collect()
     })
     .map_err(db("finding deleted messages"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::crlf_size;
-
-    #[test]
-    fn crlf_sizes_count_bare_line_ends() {
-        assert_eq!(crlf_size(b"a\r\nb\r\n"), 6);
-        assert_eq!(crlf_size(b"a\nb\n"), 6);
-        assert_eq!(crlf_size(b"a\r\nb"), 6);
-        assert_eq!(crlf_size(b""), 0);
-        let m = b"From: <sender@remote.test>\nSubject: lf\n\n.dot\nline 2\n";
-        assert_eq!(crlf_size(m), m.len() as u64 + 5);
-    }
 }

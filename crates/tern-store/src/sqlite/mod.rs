@@ -7,7 +7,8 @@
 //! - Reads run on a small pool of read-only connections in tokio's blocking
 //!   pool, so no async task ever waits on SQLite.
 //! - Several processes may open the same database (the admin CLI beside a
-//!   running server); SQLite's locks and the busy timeout order their writes.
+//!   running server); SQLite's locks and the busy timeout order their writes,
+//!   and [`watcher`] carries their commits to this process's subscribers.
 
 mod checkpoint;
 mod directory;
@@ -18,10 +19,12 @@ mod messages;
 mod queue;
 mod schema;
 mod search;
+mod watcher;
 mod writer;
 
 use crate::error::{Result, StoreError};
 use crate::hub::NotificationHub;
+use crate::message::PreparedMessage;
 use crate::search::SearchKey;
 use crate::store::Store;
 use crate::types::*;
@@ -78,6 +81,7 @@ pub struct SqliteStore {
     writer: Arc<Writer>,
     indexer: Arc<Indexer>,
     checkpointer: Arc<Checkpointer>,
+    watcher: Arc<watcher::Watcher>,
     closed: Arc<std::sync::atomic::AtomicBool>,
     readers: Arc<Mutex<Vec<Connection>>>,
     hub: Arc<NotificationHub>,
@@ -122,11 +126,13 @@ impl SqliteStore {
             indexer.clone(),
         )
         .map_err(|e| StoreError::backend("starting the writer thread", e))?;
+        let watcher = Arc::new(watcher::Watcher::start(path, hub.clone())?);
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer: Arc::new(writer),
             indexer,
             checkpointer,
+            watcher,
             closed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             readers: Arc::new(Mutex::new(Vec::new())),
             hub,
@@ -353,7 +359,7 @@ impl Store for SqliteStore {
     }
 
     async fn accept(&self, delivery: Delivery, outbound: Option<Outbound>) -> Result<Accepted> {
-        // Parse and hash outside the writer: the writer's time is the
+        // Encode the parse outside the writer: the writer's time is the
         // server's scarcest resource.
         let prepared = tokio::task::spawn_blocking(move || messages::prepare(delivery))
             .await
@@ -376,12 +382,12 @@ impl Store for SqliteStore {
         &self,
         account: AccountId,
         mailbox: MailboxId,
-        raw: Vec<u8>,
+        message: PreparedMessage,
         keywords: Vec<String>,
         received_at: i64,
     ) -> Result<Delivered> {
         let delivery = Delivery {
-            raw,
+            message,
             recipients: vec![DeliveryTarget {
                 account_id: account,
                 mailbox_id: Some(mailbox),
@@ -581,7 +587,9 @@ impl Store for SqliteStore {
         // The writer first: its last batch hands index jobs to the indexer.
         let (writer, indexer) = (self.writer.clone(), self.indexer.clone());
         let checkpointer = self.checkpointer.clone();
+        let watcher = self.watcher.clone();
         tokio::task::spawn_blocking(move || {
+            watcher.shutdown();
             // The checkpointer first, so the writer's final TRUNCATE
             // checkpoint does not wait on it.
             checkpointer.shutdown();

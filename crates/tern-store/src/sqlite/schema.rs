@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE meta (
@@ -195,6 +195,27 @@ INSERT INTO email_header (account_id, email_id, header_raw)
     SELECT e.account_id, p.email_id, p.header_raw FROM email_meta p JOIN email e ON e.id = p.email_id;
 ALTER TABLE email_meta DROP COLUMN header_raw;";
 
+/// Version 9: journal rows get a sequence number that is never reused
+/// (AUTOINCREMENT). Other processes' commits are found by reading the rows
+/// after the last one seen (`watcher.rs`); a plain rowid could be handed out
+/// again after the newest rows were deleted (an account removed), and those
+/// changes would go unseen.
+const SCHEMA_V9: &str = "CREATE TABLE journal_v9 (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id INTEGER NOT NULL,
+    modseq     INTEGER NOT NULL,
+    kind       TEXT NOT NULL,
+    mailbox_id INTEGER,
+    uid        INTEGER,
+    email_id   INTEGER
+);
+INSERT INTO journal_v9 (account_id, modseq, kind, mailbox_id, uid, email_id)
+    SELECT account_id, modseq, kind, mailbox_id, uid, email_id FROM journal ORDER BY rowid;
+DROP TABLE journal;
+ALTER TABLE journal_v9 RENAME TO journal;
+CREATE INDEX journal_by_account ON journal (account_id, modseq);
+CREATE INDEX journal_tombstones ON journal (mailbox_id, modseq) WHERE kind = 'expunged';";
+
 /// Creates or upgrades the schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     // IMMEDIATE takes the write lock first, so two processes starting on a
@@ -232,6 +253,9 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     }
     if version < 8 {
         tx.execute_batch(SCHEMA_V8)?;
+    }
+    if version < 9 {
+        tx.execute_batch(SCHEMA_V9)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;

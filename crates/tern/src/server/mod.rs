@@ -19,6 +19,7 @@ use std::time::Duration;
 use tern_core::AuthLimiter;
 use tern_core::{Config, Protocol};
 use tern_imap::ImapServer;
+use tern_mail::{Mail, MailConfig};
 use tern_pop3::Pop3Server;
 use tern_smtp::{Mode, SmtpServer};
 use tern_store::Store;
@@ -134,29 +135,32 @@ pub async fn serve(config: Config) -> Result<()> {
     let tls = tern_core::tls::server_config(&config.tls, &config.hostname, &config.data_dir)
         .context("setting up TLS")?;
     let shutdown = Shutdown::new();
-    let auth_limiter = Arc::new(AuthLimiter::from_limits(&config.limits));
-    let smtp = Arc::new(SmtpServer::new(
-        config.hostname.clone(),
+    let mail = Arc::new(Mail::new(
         store.clone(),
+        MailConfig {
+            hostname: config.hostname.clone(),
+            recipient_delimiter: config.smtp.recipient_delimiter.clone(),
+        },
+        Arc::new(AuthLimiter::from_limits(&config.limits)),
+    ));
+    let smtp = Arc::new(SmtpServer::new(
+        mail.clone(),
         tls.clone(),
         config.smtp.clone(),
         config.limits.clone(),
-        auth_limiter.clone(),
     ));
     let imap = Arc::new(ImapServer {
         hostname: config.hostname.clone(),
         store: store.clone(),
+        mail: mail.clone(),
         tls: tls.clone(),
         limits: config.limits.clone(),
-        auth_limiter: auth_limiter.clone(),
     });
     let pop3 = Arc::new(Pop3Server::new(
-        config.hostname.clone(),
-        store.clone(),
+        mail,
         tls.clone(),
         config.pop3.clone(),
         config.limits.clone(),
-        auth_limiter,
     ));
     let ctx = Arc::new(ServerContext {
         config,

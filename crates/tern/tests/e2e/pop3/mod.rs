@@ -382,10 +382,13 @@ impl Imap {
     /// IMAP `APPEND`.
     pub fn append(&self, role: Role, raw: &[u8]) -> Delivered {
         self.rt
-            .block_on(
-                self.store
-                    .append(self.account, self.mailbox(role), raw.to_vec(), vec![], 0),
-            )
+            .block_on(self.store.append(
+                self.account,
+                self.mailbox(role),
+                raw.to_vec().into(),
+                vec![],
+                0,
+            ))
             .unwrap()
     }
 

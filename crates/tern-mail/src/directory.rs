@@ -1,5 +1,7 @@
-//! Who gets mail sent to one of our addresses, and which addresses an
-//! account may send from.
+//! The directory logic: who gets mail sent to one of our addresses, and
+//! which addresses an account may send from. Every protocol that accepts
+//! or sends mail (SMTP today; JMAP, the webmail and ActiveSync next) asks
+//! here, so they all agree.
 //!
 //! An address at a local domain resolves, in this order, to:
 //! 1. the account with that address;
@@ -30,14 +32,15 @@ pub struct Expansion {
     pub remote: Vec<String>,
 }
 
-/// Looks up local domains and resolves addresses against the directory.
-pub struct Resolver<'a> {
+/// Looks up local domains and resolves addresses against the Store's
+/// directory. Borrowed from [`crate::Mail::directory`].
+pub struct Directory<'a> {
     pub store: &'a dyn Store,
     /// Characters that start an address extension (`+`).
     pub delimiters: &'a str,
 }
 
-impl Resolver<'_> {
+impl Directory<'_> {
     /// True when `domain` (lowercase) is one of ours.
     pub async fn is_local_domain(&self, domain: &str) -> Result<bool, StoreError> {
         Ok(self
@@ -46,6 +49,18 @@ impl Resolver<'_> {
             .await?
             .iter()
             .any(|d| d.name == domain))
+    }
+
+    /// The domain whose postmaster a bare `<Postmaster>` (RFC 5321 §4.1.1.3)
+    /// reaches: the first domain added.
+    pub async fn postmaster_domain(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .store
+            .list_domains()
+            .await?
+            .into_iter()
+            .next()
+            .map(|d| d.name))
     }
 
     /// Resolves `local@domain` at a local domain; `None` if nobody is there.
@@ -241,7 +256,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn resolution_order() {
         let (store, _dir) = store().await;
-        let r = Resolver {
+        let r = Directory {
             store: store.as_ref(),
             delimiters: "+",
         };
@@ -328,7 +343,7 @@ mod tests {
             [joe]
         );
         // Without delimiters there are no extensions.
-        let strict = Resolver {
+        let strict = Directory {
             store: store.as_ref(),
             delimiters: "",
         };
@@ -341,7 +356,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn senders_an_account_may_use() {
         let (store, _dir) = store().await;
-        let r = Resolver {
+        let r = Directory {
             store: store.as_ref(),
             delimiters: "+",
         };
@@ -363,7 +378,7 @@ mod tests {
             .unwrap());
         assert!(!r.may_send_as(&joe, "joe@remote.test").await.unwrap());
         // With "-" as a delimiter, joe-ann@ is not joe's when it is an account.
-        let dashes = Resolver {
+        let dashes = Directory {
             store: store.as_ref(),
             delimiters: "+-",
         };

@@ -1,0 +1,140 @@
+//! One login for every protocol.
+//!
+//! [`Mail::authenticate`] is what SMTP AUTH, IMAP LOGIN/AUTHENTICATE, POP3
+//! USER/PASS and AUTH, and every later protocol (JMAP, the webmail,
+//! ActiveSync) call with the client's address and the credentials they
+//! decoded. In order:
+//!
+//! 1. the failure limiter admits the attempt or refuses it for a while
+//!    (failures and attempts in flight per address, IPv6 per /64; see
+//!    `tern_core::auth_limit`), before any work is spent on it;
+//! 2. the account is looked up by its address;
+//! 3. the password is checked with Argon2id, at the same cost whether or
+//!    not the account exists, so timing does not reveal accounts;
+//! 4. the result is accounted: a success ends the attempt without a
+//!    failure, anything else (a wrong password, an unknown user, a store
+//!    fault, a cancelled future) counts against the address.
+//!
+//! Protocols decide only how to say the outcome on their wire.
+
+use crate::Mail;
+use std::net::SocketAddr;
+use tern_core::auth_limit::RetryAfter;
+use tern_core::password::verify_login_async;
+use tern_store::{Account, StoreError};
+
+/// Why a login did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Too many failures from this address lately; try after the delay.
+    #[error("{0}")]
+    RateLimited(RetryAfter),
+    /// Unknown user or wrong password (indistinguishable on purpose).
+    #[error("invalid user name or password")]
+    InvalidCredentials,
+    /// The directory could not be read: a temporary failure.
+    #[error("looking up the account: {0}")]
+    Unavailable(#[source] StoreError),
+}
+
+impl Mail {
+    /// Checks `user`'s `secret` for a client at `peer`; the account on
+    /// success. `protocol` names the service in the log line.
+    pub async fn authenticate(
+        &self,
+        protocol: &str,
+        peer: SocketAddr,
+        user: &str,
+        secret: &str,
+    ) -> Result<Account, AuthError> {
+        let attempt = self
+            .limiter
+            .begin(peer.ip())
+            .await
+            .map_err(AuthError::RateLimited)?;
+        // Dropping `attempt` without `succeeded` counts a failure, so every
+        // early return below (a store fault too) costs the guesser.
+        let account = self.store.account_by_address(user).await.map_err(|e| {
+            tracing::error!("{protocol} {peer}: looking up {user:?}: {e}");
+            AuthError::Unavailable(e)
+        })?;
+        let hash = account.as_ref().map(|a| a.password_hash.clone());
+        let ok = verify_login_async(secret.to_string(), hash).await;
+        match account.filter(|_| ok) {
+            Some(account) => {
+                attempt.succeeded();
+                tracing::info!("{protocol} {peer}: {} logged in", account.address);
+                Ok(account)
+            }
+            None => {
+                tracing::info!("{protocol} {peer}: failed login for {user:?}");
+                Err(AuthError::InvalidCredentials)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MailConfig;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tern_core::password::hash_password;
+    use tern_core::AuthLimiter;
+    use tern_store::sqlite::{SqliteOptions, SqliteStore};
+    use tern_store::{NewAccount, Store};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn right_wrong_unknown_and_limited() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.path().join("t.db"), SqliteOptions::default()).unwrap(),
+        );
+        store.add_domain("example.test").await.unwrap();
+        store
+            .create_account(NewAccount {
+                address: "joe@example.test".into(),
+                password_hash: hash_password("right").unwrap(),
+                quota_bytes: None,
+            })
+            .await
+            .unwrap();
+        let mail = Mail::new(
+            store,
+            MailConfig {
+                hostname: "mx.example.test".into(),
+                recipient_delimiter: "+".into(),
+            },
+            Arc::new(AuthLimiter::new(2, Duration::from_secs(60))),
+        );
+        let peer: SocketAddr = "192.0.2.1:1000".parse().unwrap();
+        let ok = mail
+            .authenticate("test", peer, "joe@example.test", "right")
+            .await
+            .unwrap();
+        assert_eq!(ok.address, "joe@example.test");
+        assert!(matches!(
+            mail.authenticate("test", peer, "joe@example.test", "wrong")
+                .await,
+            Err(AuthError::InvalidCredentials)
+        ));
+        assert!(matches!(
+            mail.authenticate("test", peer, "nobody@example.test", "right")
+                .await,
+            Err(AuthError::InvalidCredentials)
+        ));
+        // Two failures: this address is refused even with the right password.
+        assert!(matches!(
+            mail.authenticate("test", peer, "joe@example.test", "right")
+                .await,
+            Err(AuthError::RateLimited(_))
+        ));
+        // Another address is not.
+        let other: SocketAddr = "192.0.2.2:1000".parse().unwrap();
+        assert!(mail
+            .authenticate("test", other, "joe@example.test", "right")
+            .await
+            .is_ok());
+    }
+}

@@ -1,0 +1,370 @@
+//! The delivery pipeline: every message on its way into the Store.
+//!
+//! SMTP (inbound and submission) today, and JMAP EmailSubmission, the
+//! webmail and ActiveSync SendMail next, hand a complete message and its
+//! [`Envelope`] to [`Mail::deliver`], which:
+//!
+//! 1. prepends the trace fields: `Return-Path` and `Received` (RFC 5321
+//!    §4.4, "with" types from RFC 3848), and on submission the `Date` and
+//!    `Message-ID` a submission server may add (RFC 6409 §8.1, §8.3);
+//! 2. prepares the message once (hash and parse, on a blocking thread);
+//! 3. runs the [`crate::filter`]s, in order, for each local recipient;
+//! 4. turns the verdicts into one target per recipient (INBOX, or the
+//!    mailbox a filter named, with its keywords), plus the copy in Sent a
+//!    submission asked for;
+//! 5. makes one durable `Store::accept` of the local targets and the queue
+//!    entry for remote recipients.
+//!
+//! Ordering is the point: the caller may acknowledge (SMTP `250`) only
+//! after this returns `Ok`, and it returns only after the commit is on
+//! disk. A local recipient over quota, when the message is accepted for
+//! anyone else, is queued in the same commit (the queue retries, then
+//! bounces), so nothing acknowledged is lost.
+
+use crate::filter::{FilterInput, MailboxTarget, Verdict};
+use crate::headers::{new_id, now, rfc5322_date};
+use crate::Mail;
+use std::net::IpAddr;
+use tern_store::message::PreparedMessage;
+use tern_store::{
+    AccountId, Delivery, DeliveryTarget, DsnReturn, Outbound, OutboundRecipient, Role, StoreError,
+};
+
+/// Where a message comes from, which decides what the pipeline adds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Another server (or an unauthenticated client) hands us mail.
+    Inbound,
+    /// One of our users sends: `Date`/`Message-ID` are added when missing,
+    /// and with `save_copy` the message is also filed in the sender's Sent
+    /// mailbox, seen.
+    Submission { account: AccountId, save_copy: bool },
+}
+
+/// One local recipient: the account it reaches and the address as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalRecipient {
+    pub account_id: AccountId,
+    pub address: String,
+}
+
+/// Who the message is from and for (RFC 5321 §2.3.1), and the DSN wishes.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// The reverse-path; empty for the null sender `<>`.
+    pub mail_from: String,
+    pub local: Vec<LocalRecipient>,
+    pub remote: Vec<OutboundRecipient>,
+    /// DSN `ENVID` (RFC 3461 §4.4).
+    pub env_id: Option<String>,
+    /// DSN `RET` (RFC 3461 §4.3).
+    pub ret: Option<DsnReturn>,
+    pub origin: Origin,
+}
+
+/// How the message reached us, for the `Received` field.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    /// What the client called itself (EHLO/HELO), or the protocol's stand-in.
+    pub helo: String,
+    pub peer: IpAddr,
+    /// The RFC 3848 "with" keyword: `ESMTP`, `ESMTPSA`, `UTF8SMTPS`, `HTTP`...
+    pub with: String,
+}
+
+/// What became of an accepted message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryReport {
+    /// Our id for the message, in `Received` and the logs.
+    pub id: String,
+    /// Octets stored, trace fields included.
+    pub size: usize,
+    /// Local copies stored (the Sent copy included).
+    pub delivered: usize,
+    /// Recipients left to the queue: remote ones, and local ones over quota.
+    pub queued: usize,
+    /// Local recipients a filter discarded or refused while others took it.
+    pub dropped: usize,
+    /// The stored bytes (for `Store::enqueue_blob`).
+    pub blob_id: String,
+}
+
+/// Why a message was not accepted. Nothing was stored in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// Every recipient's filters refused it.
+    #[error("{code} {status} {text}")]
+    Rejected {
+        code: u16,
+        status: String,
+        text: String,
+    },
+    /// Every recipient's mailbox is full (a temporary condition).
+    #[error("mailbox full")]
+    MailboxFull,
+    /// The Store failed; try again later.
+    #[error("{doing}: {source}")]
+    Temporary {
+        doing: &'static str,
+        #[source]
+        source: StoreError,
+    },
+}
+
+/// One local recipient's fate after the filters.
+enum Decision {
+    Store(DeliveryTarget),
+    Drop,
+    Reject {
+        code: u16,
+        status: String,
+        text: String,
+    },
+}
+
+impl Mail {
+    /// Runs the pipeline for one message; see the module documentation.
+    /// `body` is the message as the client sent it.
+    pub async fn deliver(
+        &self,
+        envelope: Envelope,
+        trace: Option<&Trace>,
+        body: Vec<u8>,
+    ) -> Result<DeliveryReport, DeliveryError> {
+        let id = new_id();
+        let received_at = now();
+        let raw = self.with_trace_fields(&envelope, trace, &id, received_at, body);
+        let size = raw.len();
+        let message = crate::prepare(raw)
+            .await
+            .map_err(|source| DeliveryError::Temporary {
+                doing: "parsing a message",
+                source,
+            })?;
+
+        let mut decisions = Vec::with_capacity(envelope.local.len());
+        for rcpt in &envelope.local {
+            decisions.push(self.decide(&message, &envelope, rcpt.account_id).await);
+        }
+        let mut first_refusal = None;
+        let mut dropped = 0;
+        let mut targets = Vec::new();
+        for d in decisions {
+            match d {
+                Decision::Store(t) => targets.push(t),
+                Decision::Drop => dropped += 1,
+                Decision::Reject { code, status, text } => {
+                    dropped += 1;
+                    first_refusal.get_or_insert(DeliveryError::Rejected { code, status, text });
+                }
+            }
+        }
+        if let Some(refusal) = first_refusal {
+            if targets.is_empty() && envelope.remote.is_empty() && dropped == envelope.local.len() {
+                return Err(refusal);
+            }
+        }
+        let local_wanted = targets.len();
+        if let Origin::Submission {
+            account,
+            save_copy: true,
+        } = envelope.origin
+        {
+            targets.push(self.sent_copy(account).await?);
+        }
+
+        let outbound = Outbound {
+            mail_from: envelope.mail_from.clone(),
+            recipients: envelope.remote.clone(),
+            env_id: envelope.env_id.clone(),
+            ret: envelope.ret,
+            account_id: match envelope.origin {
+                Origin::Submission { account, .. } => Some(account),
+                Origin::Inbound => None,
+            },
+        };
+        let delivery = Delivery {
+            message,
+            recipients: targets,
+            received_at,
+        };
+        let accepted = self
+            .store
+            .accept(delivery, Some(outbound))
+            .await
+            .map_err(|source| DeliveryError::Temporary {
+                doing: "storing a message",
+                source,
+            })?;
+        // A recipient over quota was queued by `accept` in the same commit
+        // when the message was accepted for anyone else. If nobody took it,
+        // the client hears now and nothing is owed.
+        let stored = accepted.local.len();
+        let mut failed: Vec<(usize, StoreError)> = accepted
+            .local
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.err().map(|e| (i, e)))
+            .collect();
+        let failed_count = failed.len();
+        if let Some(pos) = failed
+            .iter()
+            .position(|(i, _)| !accepted.deferred.contains(i))
+        {
+            let wanted_failed = failed.iter().filter(|(i, _)| *i < local_wanted).count();
+            let (_, e) = failed.swap_remove(pos);
+            if wanted_failed == local_wanted && local_wanted > 0 && envelope.remote.is_empty() {
+                return Err(match e {
+                    StoreError::OverQuota { .. } => DeliveryError::MailboxFull,
+                    source => DeliveryError::Temporary {
+                        doing: "delivering a message",
+                        source,
+                    },
+                });
+            }
+            // A store fault for one recipient after others succeeded: the
+            // message is accepted for them; logged loudly, as it is lost
+            // for this one (only a store fault gets here, not a full box).
+            tracing::error!("delivery {id}: a local delivery failed after others succeeded: {e}");
+        }
+        Ok(DeliveryReport {
+            id,
+            size,
+            delivered: stored - failed_count,
+            queued: envelope.remote.len() + accepted.deferred.len(),
+            dropped,
+            blob_id: accepted.blob_id,
+        })
+    }
+
+    /// Runs the filters for one recipient.
+    async fn decide(
+        &self,
+        message: &PreparedMessage,
+        envelope: &Envelope,
+        recipient: AccountId,
+    ) -> Decision {
+        let input = FilterInput {
+            message,
+            envelope,
+            recipient,
+        };
+        let mut target = DeliveryTarget::inbox(recipient);
+        for filter in &self.filters {
+            match filter.check(&input).await {
+                Verdict::Accept => {}
+                Verdict::Discard => {
+                    tracing::info!(
+                        "filter {} discarded a message for {recipient}",
+                        filter.name()
+                    );
+                    return Decision::Drop;
+                }
+                Verdict::Reject { code, status, text } => {
+                    tracing::info!(
+                        "filter {} refused a message for {recipient}: {code} {status} {text}",
+                        filter.name()
+                    );
+                    return Decision::Reject { code, status, text };
+                }
+                Verdict::FileInto { mailbox, keywords } => {
+                    target.mailbox_id = self.find_mailbox(recipient, &mailbox).await;
+                    target.keywords.extend(keywords);
+                }
+            }
+        }
+        Decision::Store(target)
+    }
+
+    /// The mailbox a filter named, if it exists (INBOX otherwise).
+    async fn find_mailbox(
+        &self,
+        account: AccountId,
+        target: &MailboxTarget,
+    ) -> Option<tern_store::MailboxId> {
+        let found = match target {
+            MailboxTarget::Role(role) => self.store.mailbox_by_role(account, *role).await,
+            MailboxTarget::Name(name) => self.store.mailbox_by_name(account, name).await,
+        };
+        match found {
+            Ok(m) => m.filter(|m| !m.noselect).map(|m| m.id),
+            Err(e) => {
+                tracing::warn!(
+                    "looking up a filter's mailbox {target:?} for {account}: {e}; INBOX"
+                );
+                None
+            }
+        }
+    }
+
+    /// The sender's Sent mailbox, seen.
+    async fn sent_copy(&self, account: AccountId) -> Result<DeliveryTarget, DeliveryError> {
+        let sent = self
+            .store
+            .mailbox_by_role(account, Role::Sent)
+            .await
+            .map_err(|source| DeliveryError::Temporary {
+                doing: "finding the Sent mailbox",
+                source,
+            })?;
+        Ok(DeliveryTarget {
+            account_id: account,
+            mailbox_id: sent.map(|m| m.id),
+            keywords: vec!["\\Seen".into()],
+        })
+    }
+
+    /// `body` with the fields this server adds in front of it.
+    fn with_trace_fields(
+        &self,
+        envelope: &Envelope,
+        trace: Option<&Trace>,
+        id: &str,
+        received_at: i64,
+        body: Vec<u8>,
+    ) -> Vec<u8> {
+        let mut message = Vec::with_capacity(body.len() + 512);
+        // RFC 5321 §4.4: Return-Path at final delivery, Received by every
+        // hop. The outbound worker strips Return-Path before relaying.
+        message.extend_from_slice(format!("Return-Path: <{}>\r\n", envelope.mail_from).as_bytes());
+        if let Some(trace) = trace {
+            message.extend_from_slice(
+                self.received_field(trace, envelope, id, received_at)
+                    .as_bytes(),
+            );
+        }
+        if matches!(envelope.origin, Origin::Submission { .. }) {
+            crate::submission::add_missing_fields(
+                &mut message,
+                &body,
+                id,
+                received_at,
+                self.hostname(),
+            );
+        }
+        message.extend_from_slice(&body);
+        message
+    }
+
+    /// The Received field (RFC 5321 §4.4).
+    fn received_field(&self, trace: &Trace, envelope: &Envelope, id: &str, at: i64) -> String {
+        // Name the recipient only when there is one, so a copy to many does
+        // not tell each recipient who else got it.
+        let single = match (envelope.local.as_slice(), envelope.remote.as_slice()) {
+            ([l], []) => Some(l.address.clone()),
+            ([], [r]) => Some(r.address.clone()),
+            _ => None,
+        };
+        let for_clause = single
+            .map(|a| format!("\r\n\tfor <{a}>"))
+            .unwrap_or_default();
+        format!(
+            "Received: from {} ([{}])\r\n\tby {} (Tern) with {} id {id}{for_clause};\r\n\t{}\r\n",
+            trace.helo,
+            trace.peer,
+            self.hostname(),
+            trace.with,
+            rfc5322_date(at)
+        )
+    }
+}

@@ -1,0 +1,121 @@
+//! `tern-mail`: what every protocol does with mail, written once.
+//!
+//! SMTP, IMAP and POP3 today, and JMAP, the webmail and ActiveSync next,
+//! are translators between a wire format and this layer:
+//!
+//! - [`auth`]: one [`Mail::authenticate`] for every login (the shared
+//!   failure limiter, the directory lookup, Argon2 at equal cost for
+//!   unknown users, and the accounting of the result);
+//! - [`directory`]: who an address reaches (accounts, aliases, `+tag`,
+//!   postmaster/abuse, catch-all) and which envelope senders an account may
+//!   use;
+//! - [`delivery`]: the pipeline every message takes to the Store: trace
+//!   fields, the message prepared (hashed and parsed) once, the [`filter`]s
+//!   in order, a target per recipient, then one durable `Store::accept`;
+//! - [`submission`]: what happens when one of our users sends (the fields a
+//!   submission server adds, RFC 6409 §8, and the copy in Sent).
+//!
+//! It sits between the protocols and the Store (`tern-core` below it too);
+//! it knows no wire format and holds no SQL.
+
+pub mod auth;
+pub mod delivery;
+pub mod directory;
+pub mod filter;
+pub mod headers;
+pub mod submission;
+
+use std::sync::Arc;
+use tern_core::AuthLimiter;
+use tern_store::message::PreparedMessage;
+use tern_store::Store;
+
+pub use auth::AuthError;
+pub use delivery::{DeliveryError, DeliveryReport, Envelope, Origin, Trace};
+pub use directory::{Directory, Expansion};
+pub use filter::{Filter, FilterInput, MailboxTarget, Verdict};
+
+/// Settings of the mail layer, taken from `tern.toml`.
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// Our name, in `Received` fields and generated Message-IDs.
+    pub hostname: String,
+    /// Characters that start an address extension (`+`); empty for none.
+    pub recipient_delimiter: String,
+}
+
+/// The mail layer: one per server, shared by every protocol.
+pub struct Mail {
+    store: Arc<dyn Store>,
+    config: MailConfig,
+    limiter: Arc<AuthLimiter>,
+    filters: Vec<Arc<dyn Filter>>,
+}
+
+impl Mail {
+    pub fn new(store: Arc<dyn Store>, config: MailConfig, limiter: Arc<AuthLimiter>) -> Mail {
+        Mail {
+            store,
+            config,
+            limiter,
+            filters: Vec::new(),
+        }
+    }
+
+    /// Adds a filter to the delivery pipeline; filters run in the order
+    /// they were added.
+    pub fn with_filter(mut self, filter: Arc<dyn Filter>) -> Mail {
+        self.filters.push(filter);
+        self
+    }
+
+    /// The Store, for the reads a protocol makes on its own (listings,
+    /// FETCH, flags): those need no policy.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn hostname(&self) -> &str {
+        &self.config.hostname
+    }
+
+    pub fn limiter(&self) -> &AuthLimiter {
+        &self.limiter
+    }
+
+    /// The directory logic over this Store.
+    pub fn directory(&self) -> Directory<'_> {
+        Directory {
+            store: self.store.as_ref(),
+            delimiters: &self.config.recipient_delimiter,
+        }
+    }
+}
+
+impl Mail {
+    /// A message a user files themselves (IMAP APPEND, JMAP Email/import):
+    /// prepared once, then stored in `mailbox` with `keywords`. No filter
+    /// runs: the user chose where it goes.
+    pub async fn append(
+        &self,
+        account: tern_store::AccountId,
+        mailbox: tern_store::MailboxId,
+        raw: Vec<u8>,
+        keywords: Vec<String>,
+        received_at: i64,
+    ) -> Result<tern_store::Delivered, tern_store::StoreError> {
+        let message = prepare(raw).await?;
+        self.store
+            .append(account, mailbox, message, keywords, received_at)
+            .await
+    }
+}
+
+/// Hashes and parses a message on a blocking thread (it is CPU work over
+/// the whole message): what every path into the Store does first, so the
+/// filters and the backend share one parse.
+pub async fn prepare(raw: Vec<u8>) -> Result<PreparedMessage, tern_store::StoreError> {
+    tokio::task::spawn_blocking(move || PreparedMessage::new(raw))
+        .await
+        .map_err(|e| tern_store::StoreError::backend("parsing a message", e))
+}
