@@ -368,3 +368,173 @@ impl Mail {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::Filter;
+    use crate::MailConfig;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tern_core::AuthLimiter;
+    use tern_store::sqlite::{SqliteOptions, SqliteStore};
+    use tern_store::{Account, NewAccount, Store};
+
+    /// Decides by the subject: "reject", "discard", "junk", anything else
+    /// passes. Records the subject it saw, to show the parse is shared.
+    struct BySubject;
+
+    #[async_trait::async_trait]
+    impl Filter for BySubject {
+        fn name(&self) -> &str {
+            "by-subject"
+        }
+        async fn check(&self, input: &FilterInput<'_>) -> Verdict {
+            match input.message.parsed().summary.subject.as_str() {
+                "reject" => Verdict::Reject {
+                    code: 550,
+                    status: "5.7.1".into(),
+                    text: "refused by policy".into(),
+                },
+                "discard" => Verdict::Discard,
+                "junk" => Verdict::FileInto {
+                    mailbox: MailboxTarget::Role(Role::Junk),
+                    keywords: vec!["$Junk".into()],
+                },
+                "nowhere" => Verdict::FileInto {
+                    mailbox: MailboxTarget::Name("No such folder".into()),
+                    keywords: vec![],
+                },
+                _ => Verdict::Accept,
+            }
+        }
+    }
+
+    async fn setup() -> (Mail, Account, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.path().join("t.db"), SqliteOptions::default()).unwrap(),
+        );
+        store.add_domain("example.test").await.unwrap();
+        let joe = store
+            .create_account(NewAccount {
+                address: "joe@example.test".into(),
+                password_hash: "x".into(),
+                quota_bytes: None,
+            })
+            .await
+            .unwrap();
+        let mail = Mail::new(
+            store,
+            MailConfig {
+                hostname: "mx.example.test".into(),
+                recipient_delimiter: "+".into(),
+            },
+            Arc::new(AuthLimiter::new(5, Duration::from_secs(60))),
+        )
+        .with_filter(Arc::new(BySubject));
+        (mail, joe, dir)
+    }
+
+    fn envelope(to: &Account, origin: Origin) -> Envelope {
+        Envelope {
+            mail_from: "ann@remote.test".into(),
+            local: vec![LocalRecipient {
+                account_id: to.id,
+                address: to.address.clone(),
+            }],
+            remote: vec![],
+            env_id: None,
+            ret: None,
+            origin,
+        }
+    }
+
+    fn body(subject: &str) -> Vec<u8> {
+        format!("From: ann@remote.test\r\nSubject: {subject}\r\n\r\nhello\r\n").into_bytes()
+    }
+
+    async fn count(mail: &Mail, a: &Account, role: Role) -> u32 {
+        let mb = mail.store().mailbox_by_role(a.id, role).await.unwrap().unwrap();
+        mail.store().mailbox_counts(a.id, mb.id).await.unwrap().messages
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn filters_reject_discard_and_file_into() {
+        let (mail, joe, _dir) = setup().await;
+        let trace = Trace {
+            helo: "client.remote.test".into(),
+            peer: "192.0.2.7".parse().unwrap(),
+            with: "ESMTP".into(),
+        };
+        let r = mail
+            .deliver(envelope(&joe, Origin::Inbound), Some(&trace), body("reject"))
+            .await;
+        assert!(matches!(r, Err(DeliveryError::Rejected { code: 550, .. })), "{r:?}");
+        let r = mail
+            .deliver(envelope(&joe, Origin::Inbound), Some(&trace), body("discard"))
+            .await
+            .unwrap();
+        assert_eq!((r.delivered, r.dropped), (0, 1));
+        assert_eq!(count(&mail, &joe, Role::Inbox).await, 0);
+
+        mail.deliver(envelope(&joe, Origin::Inbound), Some(&trace), body("junk"))
+            .await
+            .unwrap();
+        assert_eq!(count(&mail, &joe, Role::Junk).await, 1);
+        let junk = mail
+            .store()
+            .mailbox_by_role(joe.id, Role::Junk)
+            .await
+            .unwrap()
+            .unwrap();
+        let entry = &mail.store().list_messages(joe.id, junk.id).await.unwrap()[0];
+        assert!(entry.has_keyword("$Junk"));
+        // The trace fields were added before the store saw it.
+        let raw = mail.store().read_blob(joe.id, &entry.blob_id).await.unwrap();
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.starts_with("Return-Path: <ann@remote.test>\r\nReceived: from client.remote.test ([192.0.2.7])"));
+        assert!(text.contains("for <joe@example.test>"));
+        assert!(!text.contains("Message-ID"), "inbound mail is not completed");
+
+        // A missing mailbox means INBOX, never a lost message.
+        mail.deliver(envelope(&joe, Origin::Inbound), Some(&trace), body("nowhere"))
+            .await
+            .unwrap();
+        assert_eq!(count(&mail, &joe, Role::Inbox).await, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_submission_is_completed_and_copied_to_sent() {
+        let (mail, joe, _dir) = setup().await;
+        let mut env = envelope(
+            &joe,
+            Origin::Submission {
+                account: joe.id,
+                save_copy: true,
+            },
+        );
+        env.mail_from = "joe@example.test".into();
+        env.remote = vec![OutboundRecipient {
+            address: "ann@remote.test".into(),
+            notify: Default::default(),
+            orcpt: None,
+        }];
+        let r = mail.deliver(env, None, body("hello")).await.unwrap();
+        assert_eq!((r.delivered, r.queued), (2, 1));
+        assert_eq!(count(&mail, &joe, Role::Sent).await, 1);
+        let sent = mail
+            .store()
+            .mailbox_by_role(joe.id, Role::Sent)
+            .await
+            .unwrap()
+            .unwrap();
+        let entry = &mail.store().list_messages(joe.id, sent.id).await.unwrap()[0];
+        assert!(entry.has_keyword("\\Seen"));
+        let raw = mail.store().read_blob(joe.id, &entry.blob_id).await.unwrap();
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.contains("\r\nDate: "));
+        assert!(text.contains("@mx.example.test>\r\n"));
+        assert_eq!(mail.store().queue_list().await.unwrap().len(), 1);
+    }
+}
