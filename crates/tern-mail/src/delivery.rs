@@ -455,8 +455,17 @@ mod tests {
     }
 
     async fn count(mail: &Mail, a: &Account, role: Role) -> u32 {
-        let mb = mail.store().mailbox_by_role(a.id, role).await.unwrap().unwrap();
-        mail.store().mailbox_counts(a.id, mb.id).await.unwrap().messages
+        let mb = mail
+            .store()
+            .mailbox_by_role(a.id, role)
+            .await
+            .unwrap()
+            .unwrap();
+        mail.store()
+            .mailbox_counts(a.id, mb.id)
+            .await
+            .unwrap()
+            .messages
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -468,11 +477,22 @@ mod tests {
             with: "ESMTP".into(),
         };
         let r = mail
-            .deliver(envelope(&joe, Origin::Inbound), Some(&trace), body("reject"))
+            .deliver(
+                envelope(&joe, Origin::Inbound),
+                Some(&trace),
+                body("reject"),
+            )
             .await;
-        assert!(matches!(r, Err(DeliveryError::Rejected { code: 550, .. })), "{r:?}");
+        assert!(
+            matches!(r, Err(DeliveryError::Rejected { code: 550, .. })),
+            "{r:?}"
+        );
         let r = mail
-            .deliver(envelope(&joe, Origin::Inbound), Some(&trace), body("discard"))
+            .deliver(
+                envelope(&joe, Origin::Inbound),
+                Some(&trace),
+                body("discard"),
+            )
             .await
             .unwrap();
         assert_eq!((r.delivered, r.dropped), (0, 1));
@@ -491,16 +511,29 @@ mod tests {
         let entry = &mail.store().list_messages(joe.id, junk.id).await.unwrap()[0];
         assert!(entry.has_keyword("$Junk"));
         // The trace fields were added before the store saw it.
-        let raw = mail.store().read_blob(joe.id, &entry.blob_id).await.unwrap();
-        let text = String::from_utf8_lossy(&raw);
-        assert!(text.starts_with("Return-Path: <ann@remote.test>\r\nReceived: from client.remote.test ([192.0.2.7])"));
-        assert!(text.contains("for <joe@example.test>"));
-        assert!(!text.contains("Message-ID"), "inbound mail is not completed");
-
-        // A missing mailbox means INBOX, never a lost message.
-        mail.deliver(envelope(&joe, Origin::Inbound), Some(&trace), body("nowhere"))
+        let raw = mail
+            .store()
+            .read_blob(joe.id, &entry.blob_id)
             .await
             .unwrap();
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.starts_with(
+            "Return-Path: <ann@remote.test>\r\nReceived: from client.remote.test ([192.0.2.7])"
+        ));
+        assert!(text.contains("for <joe@example.test>"));
+        assert!(
+            !text.contains("Message-ID"),
+            "inbound mail is not completed"
+        );
+
+        // A missing mailbox means INBOX, never a lost message.
+        mail.deliver(
+            envelope(&joe, Origin::Inbound),
+            Some(&trace),
+            body("nowhere"),
+        )
+        .await
+        .unwrap();
         assert_eq!(count(&mail, &joe, Role::Inbox).await, 1);
     }
 
@@ -531,7 +564,11 @@ mod tests {
             .unwrap();
         let entry = &mail.store().list_messages(joe.id, sent.id).await.unwrap()[0];
         assert!(entry.has_keyword("\\Seen"));
-        let raw = mail.store().read_blob(joe.id, &entry.blob_id).await.unwrap();
+        let raw = mail
+            .store()
+            .read_blob(joe.id, &entry.blob_id)
+            .await
+            .unwrap();
         let text = String::from_utf8_lossy(&raw);
         assert!(text.contains("\r\nDate: "));
         assert!(text.contains("@mx.example.test>\r\n"));

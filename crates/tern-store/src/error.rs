@@ -28,6 +28,9 @@ pub enum StoreError {
     #[error("the store is closed")]
     Closed,
 
+    #[error("the lease on queued message {queue_id} was lost (it expired and was claimed again)")]
+    LeaseLost { queue_id: i64 },
+
     #[error("storage backend failed while {context}: {source}")]
     Backend {
         context: String,

@@ -92,6 +92,28 @@ pub trait Store: Send + Sync + 'static {
     async fn enqueue_blob(&self, blob_id: &str, outbound: Outbound) -> Result<QueueId>;
     /// Every queued message with its recipients, oldest first.
     async fn queue_list(&self) -> Result<Vec<QueuedMessage>>;
+    /// Claims up to `limit` messages with a pending recipient due at `now`
+    /// (unix seconds) that nobody holds, or whose lease has run out, and
+    /// leases them for `lease_secs`. Two claimers never hold the same
+    /// message at once, whatever process or node they run in; a worker
+    /// that dies leaves its messages to the next claim after the lease.
+    /// Each claim lists the message's pending recipients only.
+    async fn queue_claim(&self, now: i64, lease_secs: i64, limit: usize)
+        -> Result<Vec<QueueClaim>>;
+    /// Records attempts durably for recipients of a claimed message and
+    /// releases the lease. When no recipient is left pending the entry is
+    /// removed (its blob freed if nothing else holds it). Fails with
+    /// [`crate::StoreError::LeaseLost`] if `lease` is no longer the
+    /// message's: another worker has it now, and its record wins.
+    async fn queue_record(
+        &self,
+        id: QueueId,
+        lease: LeaseId,
+        attempts: Vec<RecipientAttempt>,
+    ) -> Result<QueueState>;
+    /// At most `len` bytes of a queued message from `offset`, for the
+    /// worker that sends it (no email need own the bytes).
+    async fn queue_read(&self, id: QueueId, offset: u64, len: usize) -> Result<Vec<u8>>;
     /// IMAP APPEND / JMAP Email/import: one message into one mailbox.
     async fn append(
         &self,

@@ -376,6 +376,49 @@ pub struct QueuedRecipient {
     pub last_error: Option<String>,
 }
 
+id_type!(
+    /// A claim on a queued message: whoever holds the current one may
+    /// record attempts; a claim whose lease ran out is worth nothing.
+    LeaseId(i64)
+);
+
+/// A queued message claimed for delivery until `lease_until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueClaim {
+    pub message: QueuedMessage,
+    pub lease: LeaseId,
+    /// Unix seconds; after this another worker may claim the message.
+    pub lease_until: i64,
+}
+
+/// What one delivery attempt did for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The next hop took it (or it was delivered locally).
+    Delivered,
+    /// A temporary failure: try again at `next_attempt` (unix seconds).
+    Deferred { next_attempt: i64, error: String },
+    /// A permanent failure (or the queue lifetime ran out).
+    Failed { error: String },
+}
+
+/// One recipient's attempt, for [`crate::Store::queue_record`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientAttempt {
+    pub address: String,
+    pub outcome: AttemptOutcome,
+}
+
+/// Whether a queued message is finished after recorded attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueState {
+    /// Some recipients are still pending; the lease is released.
+    Pending,
+    /// Every recipient is delivered or failed: the entry and its hold on
+    /// the blob are gone.
+    Done,
+}
+
 /// What [`crate::Store::accept`] did: one result per local target, and the
 /// queue entry for the remote recipients, if there were any.
 #[derive(Debug)]

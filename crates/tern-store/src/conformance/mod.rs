@@ -15,12 +15,14 @@ mod directory;
 mod journal;
 mod mailboxes;
 mod messages;
+mod queue;
 mod search;
 
 pub use directory::*;
 pub use journal::*;
 pub use mailboxes::*;
 pub use messages::*;
+pub use queue::*;
 pub use search::*;
 
 pub(crate) use crate::search::SearchKey;
@@ -53,9 +55,10 @@ macro_rules! conformance_tests {
             search, subject_search, notifications_after_commit, modseqs_are_consecutive_and_announced, concurrent_deliveries, threading,
             remove_account_removes_mail, close_refuses_further_work,
             accept_queues_remote_recipients_in_the_same_commit, enqueue_blob_queues_stored_bytes,
-            blob_ranges_stream_a_message, over_quota_recipients_are_queued_when_others_take_the_message);
+            blob_ranges_stream_a_message, over_quota_recipients_are_queued_when_others_take_the_message,
+            queue_lease_is_exclusive_and_expires, queue_records_attempts_and_frees_the_blob);
         $crate::conformance_tests!(@fixture_cases $fixture;
-            another_process_wakes_subscribers);
+            another_process_wakes_subscribers, queue_claims_never_overlap);
     };
     (@fixture_cases $fixture:path; $($case:ident),* $(,)?) => {
         $(

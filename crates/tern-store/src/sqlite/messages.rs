@@ -536,6 +536,17 @@ pub fn read_blob_range(
         })
         .map_err(db("finding a blob"))?
         .ok_or_else(|| StoreError::not_found("blob", hash))?;
+    read_blob_at(conn, rowid, offset, len)
+}
+
+/// At most `len` bytes of the blob in row `rowid` from `offset`, read
+/// incrementally (never the whole blob).
+pub(super) fn read_blob_at(
+    conn: &Connection,
+    rowid: i64,
+    offset: u64,
+    len: usize,
+) -> Result<Vec<u8>> {
     let blob = conn
         .blob_open(rusqlite::MAIN_DB, "blob", "data", rowid, true)
         .map_err(db("opening a blob"))?;

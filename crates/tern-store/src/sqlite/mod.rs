@@ -378,6 +378,30 @@ impl Store for SqliteStore {
         self.read(queue::list).await
     }
 
+    async fn queue_claim(
+        &self,
+        now: i64,
+        lease_secs: i64,
+        limit: usize,
+    ) -> Result<Vec<QueueClaim>> {
+        self.write(move |ctx| queue::claim(ctx.conn, now, lease_secs, limit))
+            .await
+    }
+
+    async fn queue_record(
+        &self,
+        id: QueueId,
+        lease: LeaseId,
+        attempts: Vec<RecipientAttempt>,
+    ) -> Result<QueueState> {
+        self.write(move |ctx| queue::record(ctx.conn, id, lease, &attempts))
+            .await
+    }
+
+    async fn queue_read(&self, id: QueueId, offset: u64, len: usize) -> Result<Vec<u8>> {
+        self.read(move |c| queue::read(c, id, offset, len)).await
+    }
+
     async fn append(
         &self,
         account: AccountId,

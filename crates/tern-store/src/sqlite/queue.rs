@@ -1,6 +1,10 @@
 //! The outbound queue in SQLite: messages for remote recipients, written in
-//! the same commit as the local deliveries of the same message. The
-//! delivery worker (a later issue) claims due recipients from here.
+//! the same commit as the local deliveries of the same message, and the
+//! queue as work: a worker claims due messages with a lease, records each
+//! recipient's attempt, and the entry goes when nobody is left pending.
+//!
+//! Claims and records run on the writer, inside SQLite's write lock, so two
+//! claimers (threads, processes) never lease the same message at once.
 
 use super::{db, now};
 use crate::error::{Result, StoreError};
@@ -80,14 +84,22 @@ pub fn enqueue_existing(conn: &Connection, hash: &str, outbound: &Outbound) -> R
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<QueuedMessage>> {
+    load(conn, None, false)
+}
+
+/// Queued messages, all or those with the given ids; with `pending_only`
+/// only their pending recipients.
+fn load(conn: &Connection, ids: Option<&[i64]>, pending_only: bool) -> Result<Vec<QueuedMessage>> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT id, blob_hash, size, mail_from, env_id, ret, account_id, created_at
-               FROM queue_message ORDER BY id",
+               FROM queue_message WHERE ?1 IS NULL OR id IN (SELECT value FROM json_each(?1))
+              ORDER BY id",
         )
         .map_err(db("listing the queue"))?;
+    let filter = ids.map(|ids| format!("{ids:?}"));
     let messages = stmt
-        .query_map([], |r| {
+        .query_map([filter], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
@@ -106,10 +118,11 @@ pub fn list(conn: &Connection) -> Result<Vec<QueuedMessage>> {
         let rows = conn
             .prepare_cached(
                 "SELECT address, notify, orcpt, status, attempts, next_attempt, last_error
-                   FROM queue_recipient WHERE message_id = ?1 ORDER BY address",
+                   FROM queue_recipient WHERE message_id = ?1 AND (?2 = 0 OR status = 'pending')
+                  ORDER BY address",
             )
             .and_then(|mut s| {
-                s.query_map([id], |r| {
+                s.query_map(params![id, pending_only], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
                         r.get::<_, i64>(1)?,
@@ -171,4 +184,138 @@ pub fn list(conn: &Connection) -> Result<Vec<QueuedMessage>> {
         });
     }
     Ok(out)
+}
+
+/// Leases up to `limit` due messages; see `Store::queue_claim`.
+pub fn claim(
+    conn: &Connection,
+    now: i64,
+    lease_secs: i64,
+    limit: usize,
+) -> Result<Vec<QueueClaim>> {
+    let ids: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT m.id FROM queue_message m JOIN queue_recipient r ON r.message_id = m.id
+              WHERE r.status = 'pending' AND r.next_attempt <= ?1
+                AND (m.lease_until IS NULL OR m.lease_until <= ?1)
+              GROUP BY m.id ORDER BY min(r.next_attempt), m.id LIMIT ?2",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![now, limit as i64], |r| r.get(0))?
+                .collect()
+        })
+        .map_err(db("finding due queue entries"))?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let lease_until = now.saturating_add(lease_secs.max(1));
+    let mut claims = Vec::with_capacity(ids.len());
+    let messages = load(conn, Some(&ids), true)?;
+    for message in messages {
+        let lease: i64 = conn
+            .prepare_cached(
+                "UPDATE meta SET value = value + 1 WHERE key = 'lease_seq' RETURNING value",
+            )
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(db("taking a lease number"))?;
+        conn.prepare_cached(
+            "UPDATE queue_message SET lease_id = ?1, lease_until = ?2 WHERE id = ?3",
+        )
+        .and_then(|mut s| s.execute(params![lease, lease_until, message.id.0]))
+        .map_err(db("leasing a queue entry"))?;
+        claims.push(QueueClaim {
+            message,
+            lease: LeaseId(lease),
+            lease_until,
+        });
+    }
+    Ok(claims)
+}
+
+/// Records attempts under a lease; see `Store::queue_record`.
+pub fn record(
+    conn: &Connection,
+    id: QueueId,
+    lease: LeaseId,
+    attempts: &[RecipientAttempt],
+) -> Result<QueueState> {
+    let held: Option<Option<i64>> = conn
+        .prepare_cached("SELECT lease_id FROM queue_message WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id.0], |r| r.get(0)).optional())
+        .map_err(db("checking a lease"))?;
+    if held.flatten() != Some(lease.0) {
+        return Err(StoreError::LeaseLost { queue_id: id.0 });
+    }
+    let mut update = conn
+        .prepare_cached(
+            "UPDATE queue_recipient
+                SET status = ?1, attempts = attempts + 1, next_attempt = ?2, last_error = ?3
+              WHERE message_id = ?4 AND address = ?5 AND status = 'pending'",
+        )
+        .map_err(db("recording a delivery attempt"))?;
+    let at = now();
+    for a in attempts {
+        let (status, next, error) = match &a.outcome {
+            AttemptOutcome::Delivered => ("delivered", at, None),
+            AttemptOutcome::Deferred {
+                next_attempt,
+                error,
+            } => ("pending", *next_attempt, Some(error.as_str())),
+            AttemptOutcome::Failed { error } => ("failed", at, Some(error.as_str())),
+        };
+        update
+            .execute(params![status, next, error, id.0, a.address])
+            .map_err(db("recording a delivery attempt"))?;
+    }
+    let pending: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM queue_recipient WHERE message_id = ?1 AND status = 'pending'",
+        )
+        .and_then(|mut s| s.query_row([id.0], |r| r.get(0)))
+        .map_err(db("counting pending recipients"))?;
+    if pending > 0 {
+        conn.prepare_cached(
+            "UPDATE queue_message SET lease_id = NULL, lease_until = NULL WHERE id = ?1",
+        )
+        .and_then(|mut s| s.execute([id.0]))
+        .map_err(db("releasing a lease"))?;
+        return Ok(QueueState::Pending);
+    }
+    remove(conn, id)?;
+    Ok(QueueState::Done)
+}
+
+/// Deletes a finished entry and its hold on the blob.
+fn remove(conn: &Connection, id: QueueId) -> Result<()> {
+    let hash: String = conn
+        .prepare_cached("SELECT blob_hash FROM queue_message WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id.0], |r| r.get(0)))
+        .map_err(db("finding a queued blob"))?;
+    for sql in [
+        "DELETE FROM queue_recipient WHERE message_id = ?1",
+        "DELETE FROM queue_message WHERE id = ?1",
+    ] {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([id.0]))
+            .map_err(db("removing a finished queue entry"))?;
+    }
+    conn.prepare_cached("UPDATE blob SET refs = refs - 1 WHERE hash = ?1")
+        .and_then(|mut s| s.execute([&hash]))
+        .map_err(db("releasing a queued blob"))?;
+    conn.prepare_cached("DELETE FROM blob WHERE hash = ?1 AND refs <= 0")
+        .and_then(|mut s| s.execute([&hash]))
+        .map_err(db("dropping an unused blob"))?;
+    Ok(())
+}
+
+/// A range of a queued message's bytes.
+pub fn read(conn: &Connection, id: QueueId, offset: u64, len: usize) -> Result<Vec<u8>> {
+    let rowid: i64 = conn
+        .prepare_cached(
+            "SELECT b.rowid FROM queue_message m JOIN blob b ON b.hash = m.blob_hash WHERE m.id = ?1",
+        )
+        .and_then(|mut s| s.query_row([id.0], |r| r.get(0)).optional())
+        .map_err(db("finding a queued message"))?
+        .ok_or_else(|| StoreError::not_found("queued message", id.to_string()))?;
+    super::messages::read_blob_at(conn, rowid, offset, len)
 }

@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE meta (
@@ -216,6 +216,13 @@ ALTER TABLE journal_v9 RENAME TO journal;
 CREATE INDEX journal_by_account ON journal (account_id, modseq);
 CREATE INDEX journal_tombstones ON journal (mailbox_id, modseq) WHERE kind = 'expunged';";
 
+/// Version 10: the queue as work. A worker claims a message with a lease
+/// (`lease_id`, from the `lease_seq` counter, valid until `lease_until`);
+/// an expired lease is claimed again.
+const SCHEMA_V10: &str = "ALTER TABLE queue_message ADD COLUMN lease_id INTEGER;
+ALTER TABLE queue_message ADD COLUMN lease_until INTEGER;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('lease_seq', 0);";
+
 /// Creates or upgrades the schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     // IMMEDIATE takes the write lock first, so two processes starting on a
@@ -256,6 +263,9 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     }
     if version < 9 {
         tx.execute_batch(SCHEMA_V9)?;
+    }
+    if version < 10 {
+        tx.execute_batch(SCHEMA_V10)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;

@@ -1,0 +1,193 @@
+//! The outbound queue as work: claims with a lease, attempts recorded per
+//! recipient, entries and their blobs gone when nobody is left pending.
+
+use super::*;
+
+/// Queues `raw` from nobody local for `recipients`, nothing delivered.
+async fn queue_for(store: &Arc<dyn Store>, subject: &str, recipients: &[&str]) -> QueueId {
+    let accepted = store
+        .accept(
+            Delivery {
+                message: message(subject, "x").into(),
+                recipients: vec![],
+                received_at: 1,
+            },
+            Some(Outbound {
+                mail_from: "a@example.test".into(),
+                recipients: recipients
+                    .iter()
+                    .map(|r| OutboundRecipient {
+                        address: r.to_string(),
+                        notify: DsnNotify::default(),
+                        orcpt: None,
+                    })
+                    .collect(),
+                env_id: None,
+                ret: None,
+                account_id: None,
+            }),
+        )
+        .await
+        .unwrap();
+    accepted.queued.expect("queued")
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+pub async fn queue_lease_is_exclusive_and_expires(store: Arc<dyn Store>) {
+    let id = queue_for(&store, "lease", &["x@remote.test", "y@remote.test"]).await;
+    let t = now();
+    let first = store.queue_claim(t, 60, 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].message.id, id);
+    assert_eq!(first[0].message.recipients.len(), 2);
+    assert_eq!(first[0].lease_until, t + 60);
+    // Held: nobody else gets it, until the lease runs out.
+    assert!(store.queue_claim(t + 59, 60, 10).await.unwrap().is_empty());
+    let again = store.queue_claim(t + 60, 60, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_ne!(again[0].lease, first[0].lease);
+    // The first worker's lease is worth nothing now.
+    let late = store
+        .queue_record(
+            id,
+            first[0].lease,
+            vec![RecipientAttempt {
+                address: "x@remote.test".into(),
+                outcome: AttemptOutcome::Delivered,
+            }],
+        )
+        .await;
+    assert!(
+        matches!(late, Err(StoreError::LeaseLost { .. })),
+        "{late:?}"
+    );
+    assert_eq!(
+        store.queue_list().await.unwrap()[0].recipients[0].status,
+        RecipientStatus::Pending
+    );
+    // The bytes are readable by the queue, without an email owning them.
+    let head = store.queue_read(id, 0, 5).await.unwrap();
+    assert_eq!(head, b"From:");
+}
+
+pub async fn queue_records_attempts_and_frees_the_blob(store: Arc<dyn Store>) {
+    let id = queue_for(
+        &store,
+        "attempts",
+        &["x@remote.test", "y@remote.test", "z@remote.test"],
+    )
+    .await;
+    let t = now();
+    let claim = store.queue_claim(t, 60, 10).await.unwrap().remove(0);
+    let state = store
+        .queue_record(
+            id,
+            claim.lease,
+            vec![
+                RecipientAttempt {
+                    address: "x@remote.test".into(),
+                    outcome: AttemptOutcome::Delivered,
+                },
+                RecipientAttempt {
+                    address: "y@remote.test".into(),
+                    outcome: AttemptOutcome::Deferred {
+                        next_attempt: t + 300,
+                        error: "451 try later".into(),
+                    },
+                },
+                RecipientAttempt {
+                    address: "z@remote.test".into(),
+                    outcome: AttemptOutcome::Failed {
+                        error: "550 no such user".into(),
+                    },
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(state, QueueState::Pending);
+    let q = store.queue_list().await.unwrap().remove(0);
+    let by = |a: &str| {
+        q.recipients
+            .iter()
+            .find(|r| r.address == a)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by("x@remote.test").status, RecipientStatus::Delivered);
+    let y = by("y@remote.test");
+    assert_eq!(
+        (y.status, y.attempts, y.next_attempt),
+        (RecipientStatus::Pending, 1, t + 300)
+    );
+    assert_eq!(y.last_error.as_deref(), Some("451 try later"));
+    assert_eq!(by("z@remote.test").status, RecipientStatus::Failed);
+    // The lease was released, but y is not due before its next attempt;
+    // then only y is handed out.
+    assert!(store.queue_claim(t + 299, 60, 10).await.unwrap().is_empty());
+    let claim = store.queue_claim(t + 300, 60, 10).await.unwrap().remove(0);
+    let pending: Vec<_> = claim
+        .message
+        .recipients
+        .iter()
+        .map(|r| r.address.as_str())
+        .collect();
+    assert_eq!(pending, ["y@remote.test"]);
+    let state = store
+        .queue_record(
+            id,
+            claim.lease,
+            vec![RecipientAttempt {
+                address: "y@remote.test".into(),
+                outcome: AttemptOutcome::Delivered,
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(state, QueueState::Done);
+    assert!(store.queue_list().await.unwrap().is_empty());
+    // Nothing else held the bytes: they are gone.
+    assert!(matches!(
+        store.queue_read(id, 0, 5).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+/// Two workers on two Stores over the same data (two processes, two
+/// nodes) claiming at once never hold the same message.
+pub async fn queue_claims_never_overlap(fixture: &Fixture) {
+    let store = fixture.store.clone();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(queue_for(&store, &format!("m{i}"), &["x@remote.test"]).await);
+    }
+    let peer = (fixture.open_peer)();
+    let t = now();
+    let mut tasks = Vec::new();
+    for s in [store.clone(), peer.clone(), store.clone(), peer.clone()] {
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let claims = s.queue_claim(t, 600, 3).await.unwrap();
+                if claims.is_empty() {
+                    return got;
+                }
+                got.extend(claims.into_iter().map(|c| c.message.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    ids.sort();
+    assert_eq!(all, ids, "every message claimed exactly once");
+    peer.close().await.unwrap();
+}
