@@ -43,7 +43,12 @@ impl Session {
         if let Some(since) = changed_since {
             entries.retain(|e| e.modseq.0 > since);
             if vanished {
-                if let Ok(changes) = store.mailbox_changes(account, mailbox, ModSeq(since)).await {
+                // A VANISHED the client asked for is never silently left out.
+                let changes = match store.mailbox_changes(account, mailbox, ModSeq(since)).await {
+                    Ok(c) => c,
+                    Err(e) => return self.store_error(tag, e),
+                };
+                {
                     let max = uids
                         .last()
                         .map_or(0, |u| u.0)
@@ -133,18 +138,26 @@ impl Session {
                     .all(|i| !needs_raw_bytes(i) || whole_body(i).is_some());
             // The bytes are read by the entry's blob id: RFC822 needs no
             // parse, only the bytes.
+            // A message expunged meanwhile (NotFound) is left out; any other
+            // store error fails the command with NO rather than hiding a
+            // message from the client.
             let raw = if needs_raw && !streamed {
-                store.read_blob(account, &entry.blob_id).await.ok()
+                match store.read_blob(account, &entry.blob_id).await {
+                    Ok(bytes) => Some(bytes),
+                    Err(tern_store::StoreError::NotFound { .. }) => None,
+                    Err(e) => return self.store_error(tag, e),
+                }
             } else {
                 None
             };
             // A streamed message is probed before anything of it is
             // written, so one expunged meanwhile is left out like any other.
             let gone = if streamed {
-                !matches!(
-                    store.read_blob_range(account, &entry.blob_id, 0, 1).await,
-                    Ok(first) if !first.is_empty()
-                )
+                match store.read_blob_range(account, &entry.blob_id, 0, 1).await {
+                    Ok(first) => first.is_empty(),
+                    Err(tern_store::StoreError::NotFound { .. }) => true,
+                    Err(e) => return self.store_error(tag, e),
+                }
             } else {
                 needs_raw && raw.is_none()
             };

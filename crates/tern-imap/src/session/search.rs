@@ -53,12 +53,10 @@ impl Session {
             .map(|u| if uid { u.0 } else { sel.seq(*u).unwrap_or(0) })
             .collect();
         let highest = if wants_modseq && !found.is_empty() {
-            self.srv
-                .store
-                .messages(account, mailbox, &found)
-                .await
-                .ok()
-                .and_then(|m| m.iter().map(|e| e.modseq.0).max())
+            match self.srv.store.messages(account, mailbox, &found).await {
+                Ok(m) => m.iter().map(|e| e.modseq.0).max(),
+                Err(e) => return self.store_error(tag, e),
+            }
         } else {
             None
         };

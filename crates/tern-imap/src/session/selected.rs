@@ -228,7 +228,12 @@ impl Session {
         self.state = super::State::Selected(Box::new(selected));
         if let Some(q) = params.qresync {
             if q.uid_validity == uid_validity {
-                self.qresync_resync(q.modseq, q.known_uids.as_ref()).await;
+                if let Err(e) = self.qresync_resync(q.modseq, q.known_uids.as_ref()).await {
+                    // Without its VANISHED the client would keep messages
+                    // that are gone: refuse the SELECT instead.
+                    self.state = super::State::Authenticated;
+                    return self.store_error(tag, e);
+                }
             }
         }
         let mode = if read_only { "READ-ONLY" } else { "READ-WRITE" };
@@ -244,18 +249,21 @@ impl Session {
 
     /// QRESYNC's resynchronisation at SELECT: VANISHED (EARLIER) for what was
     /// expunged since `modseq`, then FETCH for what changed.
-    async fn qresync_resync(&mut self, modseq: u64, known: Option<&SequenceSet>) {
+    async fn qresync_resync(
+        &mut self,
+        modseq: u64,
+        known: Option<&SequenceSet>,
+    ) -> Result<(), StoreError> {
         let account = self.account_id();
-        let Some(sel) = self.selected() else { return };
+        let Some(sel) = self.selected() else {
+            return Ok(());
+        };
         let mailbox = sel.mailbox.id;
-        let Ok(changes) = self
+        let changes = self
             .srv
             .store
             .mailbox_changes(account, mailbox, ModSeq(modseq))
-            .await
-        else {
-            return;
-        };
+            .await?;
         let max_known = changes.expunged.iter().map(|u| u.0).max().unwrap_or(0);
         let known_ranges = known.and_then(|k| k.resolve(max_known));
         let vanished: Vec<Uid> = changes
@@ -281,6 +289,7 @@ impl Session {
             out.extend_from_slice(format!(") MODSEQ ({}))\r\n", e.modseq).as_bytes());
         }
         self.out.extend_from_slice(&out);
+        Ok(())
     }
 
     /// CLOSE (expunging \Deleted messages unless read-only) or UNSELECT.

@@ -65,8 +65,14 @@ impl Session {
             let Some(seq) = self.selected().and_then(|s| s.seq(e.uid)) else {
                 continue;
             };
-            let Ok(email) = store.email(account, e.email_id).await else {
-                continue;
+            let email = match store.email(account, e.email_id).await {
+                Ok(email) => email,
+                // Expunged since the search: not in the result.
+                Err(tern_store::StoreError::NotFound { .. }) => continue,
+                Err(err) => {
+                    self.store_error(tag, err);
+                    return None;
+                }
             };
             let s = &email.summary;
             let first = |list: &[tern_store::message::Mailbox]| {
