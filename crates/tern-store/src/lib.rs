@@ -9,6 +9,7 @@
 pub mod error;
 pub mod hub;
 pub mod message;
+pub mod query;
 pub mod search;
 pub mod sqlite;
 pub mod store;
@@ -18,6 +19,7 @@ pub mod types;
 pub mod conformance;
 
 pub use error::{Result, StoreError};
+pub use query::*;
 pub use search::SearchKey;
 pub use store::Store;
 pub use types::*;

@@ -13,6 +13,7 @@
 
 use crate::error::Result;
 use crate::message::PreparedMessage;
+use crate::query::*;
 use crate::search::SearchKey;
 use crate::types::*;
 use async_trait::async_trait;
@@ -194,6 +195,42 @@ pub trait Store: Send + Sync + 'static {
         filter: ExpungeFilter,
     ) -> Result<Vec<Uid>>;
     async fn quota(&self, account: AccountId) -> Result<Quota>;
+
+    // ---- emails by id (JMAP, ActiveSync, the webmail) ----
+
+    /// Emails with the mailboxes holding them; `None` for any that is not
+    /// (or no longer) an email of the account.
+    async fn email_records(
+        &self,
+        account: AccountId,
+        ids: &[EmailId],
+    ) -> Result<Vec<Option<EmailRecord>>>;
+    /// Changes the keywords of emails by id, in every mailbox holding them.
+    async fn set_email_keywords(
+        &self,
+        account: AccountId,
+        ids: &[EmailId],
+        op: KeywordOp,
+        keywords: &[String],
+    ) -> Result<EmailsChanged>;
+    /// Puts an email in exactly these mailboxes (JMAP `mailboxIds`): kept
+    /// memberships keep their UID, new ones get the mailbox's next UID,
+    /// removed ones leave tombstones. Refuses an empty set.
+    async fn set_email_mailboxes(
+        &self,
+        account: AccountId,
+        id: EmailId,
+        mailboxes: &[MailboxId],
+    ) -> Result<ModSeq>;
+    /// Destroys emails: out of every mailbox (tombstones), their quota and
+    /// their share of the blob released.
+    async fn destroy_emails(&self, account: AccountId, ids: &[EmailId]) -> Result<EmailsChanged>;
+    /// One sorted page of the account's emails matching `query`.
+    async fn query_emails(
+        &self,
+        account: AccountId,
+        query: &EmailQuery,
+    ) -> Result<EmailQueryResult>;
 
     // ---- the change journal ----
 

@@ -12,6 +12,7 @@
 //! where `fixture` is an `async fn() -> Fixture` giving a fresh, empty store.
 
 mod directory;
+mod emails;
 mod journal;
 mod mailboxes;
 mod messages;
@@ -19,6 +20,7 @@ mod queue;
 mod search;
 
 pub use directory::*;
+pub use emails::*;
 pub use journal::*;
 pub use mailboxes::*;
 pub use messages::*;
@@ -26,6 +28,7 @@ pub use queue::*;
 pub use search::*;
 
 pub(crate) use crate::search::SearchKey;
+pub(crate) use crate::query::*;
 pub(crate) use crate::types::*;
 pub(crate) use crate::{Store, StoreError};
 use std::any::Any;
@@ -56,7 +59,8 @@ macro_rules! conformance_tests {
             remove_account_removes_mail, close_refuses_further_work,
             accept_queues_remote_recipients_in_the_same_commit, enqueue_blob_queues_stored_bytes,
             blob_ranges_stream_a_message, over_quota_recipients_are_queued_when_others_take_the_message,
-            queue_lease_is_exclusive_and_expires, queue_records_attempts_and_frees_the_blob);
+            queue_lease_is_exclusive_and_expires, queue_records_attempts_and_frees_the_blob,
+            email_keywords_by_id, email_in_several_mailboxes, destroy_emails_by_id, account_wide_query_pages);
         $crate::conformance_tests!(@fixture_cases $fixture;
             another_process_wakes_subscribers, queue_claims_never_overlap);
     };

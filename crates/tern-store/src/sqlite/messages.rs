@@ -240,7 +240,7 @@ fn deliver_one(ctx: &mut WriteCtx<'_>, p: &Prepared, target: &DeliveryTarget) ->
 }
 
 /// A `\Noselect` name holds no messages.
-fn no_messages_in(mailbox: &Mailbox) -> Result<()> {
+pub(super) fn no_messages_in(mailbox: &Mailbox) -> Result<()> {
     if mailbox.noselect {
         return Err(StoreError::Invalid(format!(
             "{} holds no messages (it only holds other mailboxes)",
@@ -302,7 +302,7 @@ fn find_thread(
 }
 
 /// Adds an email to a mailbox under the mailbox's next UID.
-fn add_membership(
+pub(super) fn add_membership(
     conn: &Connection,
     account: AccountId,
     mailbox: MailboxId,
@@ -346,7 +346,7 @@ pub(super) fn encode_keywords(keywords: &[String]) -> String {
     s
 }
 
-fn decode_keywords(s: &str) -> Vec<String> {
+pub(super) fn decode_keywords(s: &str) -> Vec<String> {
     s.split_whitespace().map(str::to_string).collect()
 }
 
@@ -561,7 +561,11 @@ pub(super) fn read_blob_at(
     Ok(buf)
 }
 
-fn apply_keywords(current: &[String], op: KeywordOp, keywords: &[String]) -> Vec<String> {
+pub(super) fn apply_keywords(
+    current: &[String],
+    op: KeywordOp,
+    keywords: &[String],
+) -> Vec<String> {
     match op {
         KeywordOp::Replace => normalize_keywords(keywords),
         KeywordOp::Add => normalize_keywords(current.iter().chain(keywords)),
@@ -621,7 +625,7 @@ pub fn set_keywords(
     Ok(result)
 }
 
-fn memberships(conn: &Connection, email: EmailId) -> Result<Vec<(MailboxId, Uid)>> {
+pub(super) fn memberships(conn: &Connection, email: EmailId) -> Result<Vec<(MailboxId, Uid)>> {
     let mut stmt = conn
         .prepare_cached("SELECT mailbox_id, uid FROM mailbox_email WHERE email_id = ?1")
         .map_err(db("listing an email's mailboxes"))?;
@@ -633,7 +637,7 @@ fn memberships(conn: &Connection, email: EmailId) -> Result<Vec<(MailboxId, Uid)
 }
 
 /// Stamps a membership and its mailbox with `modseq`.
-fn touch(conn: &Connection, mailbox: MailboxId, uid: Uid, modseq: ModSeq) -> Result<()> {
+pub(super) fn touch(conn: &Connection, mailbox: MailboxId, uid: Uid, modseq: ModSeq) -> Result<()> {
     conn.prepare_cached("UPDATE mailbox_email SET modseq = ?1 WHERE mailbox_id = ?2 AND uid = ?3")
         .and_then(|mut s| s.execute(params![modseq.0 as i64, mailbox.0, uid.0]))
         .and_then(|_| {
@@ -734,7 +738,7 @@ fn duplicate_email(
 }
 
 /// Takes an email out of a mailbox, leaving a tombstone.
-fn remove_membership(
+pub(super) fn remove_membership(
     conn: &Connection,
     account: AccountId,
     mailbox: MailboxId,
@@ -765,7 +769,11 @@ fn remove_membership(
 
 /// Deletes an email that no mailbox holds any more, its index entry, its
 /// share of the blob and its quota charge.
-fn collect_email(ctx: &mut WriteCtx<'_>, account: AccountId, email: EmailId) -> Result<()> {
+pub(super) fn collect_email(
+    ctx: &mut WriteCtx<'_>,
+    account: AccountId,
+    email: EmailId,
+) -> Result<()> {
     let conn = ctx.conn;
     if !memberships(conn, email)?.is_empty() {
         return Ok(());

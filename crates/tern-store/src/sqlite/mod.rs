@@ -12,6 +12,7 @@
 
 mod checkpoint;
 mod directory;
+mod emails;
 mod indexer;
 mod journal;
 mod mailboxes;
@@ -25,6 +26,7 @@ mod writer;
 use crate::error::{Result, StoreError};
 use crate::hub::NotificationHub;
 use crate::message::PreparedMessage;
+use crate::query::*;
 use crate::search::SearchKey;
 use crate::store::Store;
 use crate::types::*;
@@ -548,6 +550,53 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Uid>> {
         self.write(move |ctx| messages::expunge(ctx, account, mailbox, filter))
             .await
+    }
+
+    async fn email_records(
+        &self,
+        account: AccountId,
+        ids: &[EmailId],
+    ) -> Result<Vec<Option<EmailRecord>>> {
+        let ids = ids.to_vec();
+        self.read(move |c| emails::records(c, account, &ids)).await
+    }
+
+    async fn set_email_keywords(
+        &self,
+        account: AccountId,
+        ids: &[EmailId],
+        op: KeywordOp,
+        keywords: &[String],
+    ) -> Result<EmailsChanged> {
+        let (ids, keywords) = (ids.to_vec(), keywords.to_vec());
+        self.write(move |ctx| emails::set_keywords(ctx, account, &ids, op, &keywords))
+            .await
+    }
+
+    async fn set_email_mailboxes(
+        &self,
+        account: AccountId,
+        id: EmailId,
+        mailboxes: &[MailboxId],
+    ) -> Result<ModSeq> {
+        let mailboxes = mailboxes.to_vec();
+        self.write(move |ctx| emails::set_mailboxes(ctx, account, id, &mailboxes))
+            .await
+    }
+
+    async fn destroy_emails(&self, account: AccountId, ids: &[EmailId]) -> Result<EmailsChanged> {
+        let ids = ids.to_vec();
+        self.write(move |ctx| emails::destroy(ctx, account, &ids))
+            .await
+    }
+
+    async fn query_emails(
+        &self,
+        account: AccountId,
+        query: &EmailQuery,
+    ) -> Result<EmailQueryResult> {
+        let query = query.clone();
+        self.read(move |c| emails::query(c, account, &query)).await
     }
 
     async fn quota(&self, account: AccountId) -> Result<Quota> {
