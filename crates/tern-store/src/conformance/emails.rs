@@ -189,7 +189,7 @@ pub async fn account_wide_query_pages(store: Arc<dyn Store>) {
     deliver_at(&store, &b, "not yours", "x", 5_000).await;
     // Newest first, ties by id (descending too), paged.
     let mut expected: Vec<_> = ids.clone();
-    expected.sort_by(|x, y| (y.0, y.1).cmp(&(x.0, x.1)));
+    expected.sort_by_key(|x| std::cmp::Reverse((x.0, x.1)));
     let expected: Vec<EmailId> = expected.iter().map(|x| x.1).collect();
     let mut paged = Vec::new();
     for page in 0..4 {
