@@ -217,8 +217,8 @@ pub struct TlsConfig {
     pub key: Option<PathBuf>,
 }
 
-/// `[store]`: how commits reach the disk.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// `[store]`: how commits reach the disk, and how long changes are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// When a commit counts as done.
@@ -228,6 +228,27 @@ pub struct StoreConfig {
     /// commit on fast hardware. For benchmarks only: in production it adds
     /// latency to every delivery and buys nothing. Default 0.
     pub fsync_delay_ms: u64,
+    /// Days the change journal keeps each change. A client that was away
+    /// longer resynchronises in full (JMAP `cannotCalculateChanges`, IMAP
+    /// QRESYNC reports every missing UID as vanished) instead of the
+    /// journal growing for ever. 0 keeps changes for ever. Default 90.
+    pub journal_retention_days: u32,
+}
+
+impl StoreConfig {
+    /// 90 days: a phone or laptop left in a drawer for a season still
+    /// syncs by changes; the journal stays a small fraction of the mail.
+    pub const DEFAULT_JOURNAL_RETENTION_DAYS: u32 = 90;
+}
+
+impl Default for StoreConfig {
+    fn default() -> StoreConfig {
+        StoreConfig {
+            durability: Durability::default(),
+            fsync_delay_ms: 0,
+            journal_retention_days: StoreConfig::DEFAULT_JOURNAL_RETENTION_DAYS,
+        }
+    }
 }
 
 /// When a commit counts as done, and so when a client hears `250` or `OK`.

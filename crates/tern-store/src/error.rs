@@ -28,6 +28,9 @@ pub enum StoreError {
     #[error("the store is closed")]
     Closed,
 
+    #[error("changes at or below modseq {floor} are no longer kept; resynchronise")]
+    ChangesExpired { floor: crate::types::ModSeq },
+
     #[error("the lease on queued message {queue_id} was lost (it expired and was claimed again)")]
     LeaseLost { queue_id: i64 },
 

@@ -245,12 +245,19 @@ pub trait Store: Send + Sync + 'static {
         since: ModSeq,
     ) -> Result<MailboxChanges>;
     /// Journal rows of the account after `since`, ascending, at most `limit`.
+    /// [`crate::StoreError::ChangesExpired`] when `since` is below the
+    /// retention floor (JMAP `cannotCalculateChanges`).
     async fn account_changes(
         &self,
         account: AccountId,
         since: ModSeq,
         limit: usize,
     ) -> Result<Vec<Change>>;
+
+    /// Prunes journal rows written before `before` (unix seconds), raising
+    /// each account's floor to the highest modseq pruned; the number of rows
+    /// removed. Runs in bounded steps, so it never holds writers for long.
+    async fn prune_journal(&self, before: i64) -> Result<u64>;
 
     // ---- search ----
 

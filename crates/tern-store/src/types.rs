@@ -490,6 +490,10 @@ pub struct MailboxChanges {
     pub changed: Vec<MessageEntry>,
     /// UIDs expunged since then (tombstones), ascending.
     pub expunged: Vec<Uid>,
+    /// True when the modseq asked about is below the journal's retention
+    /// floor: some expunges are no longer known, so the caller must take
+    /// every UID it knows that is not in the mailbox now as expunged.
+    pub incomplete: bool,
 }
 
 /// One row of an account's change journal.
@@ -531,6 +535,52 @@ pub enum ChangeKind {
         uid: Uid,
         email_id: EmailId,
     },
+}
+
+/// The kind of object a journal row is about. Every sync protocol reads
+/// the rows of the types it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectType {
+    Email,
+    Mailbox,
+    /// The account itself (its removal).
+    Account,
+}
+
+impl ObjectType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectType::Email => "email",
+            ObjectType::Mailbox => "mailbox",
+            ObjectType::Account => "account",
+        }
+    }
+}
+
+impl ChangeKind {
+    /// What the row is about.
+    pub fn object_type(&self) -> ObjectType {
+        match self {
+            ChangeKind::MailboxCreated { .. }
+            | ChangeKind::MailboxRenamed { .. }
+            | ChangeKind::MailboxUpdated { .. }
+            | ChangeKind::MailboxDeleted { .. } => ObjectType::Mailbox,
+            ChangeKind::EmailAdded { .. }
+            | ChangeKind::KeywordsChanged { .. }
+            | ChangeKind::EmailExpunged { .. } => ObjectType::Email,
+        }
+    }
+
+    /// The collection the object sits in (an email's mailbox), if any.
+    pub fn collection(&self) -> Option<MailboxId> {
+        match *self {
+            ChangeKind::EmailAdded { mailbox_id, .. }
+            | ChangeKind::KeywordsChanged { mailbox_id, .. }
+            | ChangeKind::EmailExpunged { mailbox_id, .. } => Some(mailbox_id),
+            _ => None,
+        }
+    }
 }
 
 /// Quota usage of an account (IMAP QUOTA "STORAGE", RFC 9208).

@@ -22,6 +22,7 @@ fn empty_file_means_defaults() {
     assert_eq!(c.listen.https, vec![addr("0.0.0.0:443")]);
     assert_eq!(c.store.durability, Durability::Group);
     assert_eq!(c.store.fsync_delay_ms, 0);
+    assert_eq!(c.store.journal_retention_days, 90);
     assert_eq!(c.limits.max_message_size, 50 * 1024 * 1024);
     assert_eq!(c.limits.max_recipients, 100);
     assert_eq!(c.limits.max_connections, 1000);
@@ -82,6 +83,7 @@ key = "/etc/tern/key.pem"
 [store]
 durability = "per-commit"
 fsync_delay_ms = 5
+journal_retention_days = 7
 
 [limits]
 max_message_size = 10_485_760
@@ -117,6 +119,7 @@ recipient_delimiter = "+-"
     assert_eq!(c.tls.key, Some(PathBuf::from("/etc/tern/key.pem")));
     assert_eq!(c.store.durability, Durability::PerCommit);
     assert_eq!(c.store.fsync_delay_ms, 5);
+    assert_eq!(c.store.journal_retention_days, 7);
     assert_eq!(
         c.limits,
         Limits {

@@ -6,7 +6,7 @@
 //! bytes are read only for the items that need them. A non-PEEK body fetch
 //! sets \Seen (in a read-write mailbox) before the response is built.
 
-use super::selected::uid_set;
+use super::selected::{absent_uids, uid_set};
 use super::Session;
 use crate::parse::{FetchAttribute, Section, SectionPart, SequenceSet};
 use crate::response;
@@ -48,7 +48,16 @@ impl Session {
                     Ok(c) => c,
                     Err(e) => return self.store_error(tag, e),
                 };
-                {
+                if changes.incomplete {
+                    // Below the retention floor: see `absent_uids`.
+                    if let Some(sel) = self.selected() {
+                        let max = sel.mailbox.uid_next.0.saturating_sub(1);
+                        let ranges = set.resolve(max).unwrap_or_default();
+                        if let Some(gone) = absent_uids(&ranges, &sel.uids, max) {
+                            self.untagged(&format!("VANISHED (EARLIER) {gone}"));
+                        }
+                    }
+                } else {
                     let max = uids
                         .last()
                         .map_or(0, |u| u.0)

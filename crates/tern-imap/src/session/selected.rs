@@ -264,6 +264,19 @@ impl Session {
             .store
             .mailbox_changes(account, mailbox, ModSeq(modseq))
             .await?;
+        if changes.incomplete {
+            // Below the retention floor: the tombstones are gone; report
+            // every UID below UIDNEXT the client may know that is not here.
+            if let Some(sel) = self.selected() {
+                let max = sel.mailbox.uid_next.0.saturating_sub(1);
+                let ranges = known
+                    .and_then(|k| k.resolve(max))
+                    .unwrap_or_else(|| vec![(1, max)]);
+                if let Some(set) = absent_uids(&ranges, &sel.uids, max) {
+                    self.untagged(&format!("VANISHED (EARLIER) {set}"));
+                }
+            }
+        }
         let max_known = changes.expunged.iter().map(|u| u.0).max().unwrap_or(0);
         let known_ranges = known.and_then(|k| k.resolve(max_known));
         let vanished: Vec<Uid> = changes
@@ -435,11 +448,37 @@ impl Session {
                 return;
             }
         };
+        // Below the retention floor (a session open longer than the journal
+        // keeps changes): the tombstones are gone, so what is gone is found
+        // by comparing with the mailbox as it is.
+        let gone_unrecorded = if changes.incomplete {
+            match self.srv.store.list_messages(account, mailbox).await {
+                Ok(now) => {
+                    let now: Vec<Uid> = now.iter().map(|e| e.uid).collect();
+                    self.selected()
+                        .map(|sel| {
+                            sel.uids
+                                .iter()
+                                .copied()
+                                .filter(|u| now.binary_search(u).is_err())
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                }
+                Err(e) => {
+                    tracing::warn!("imap {}: reading changes: {e}", self.peer);
+                    return;
+                }
+            }
+        } else {
+            Vec::new()
+        };
         let (qresync, condstore) = (self.qresync, self.condstore);
         let Some(sel) = self.selected_mut() else {
             return;
         };
         sel.synced_at = latest;
+        sel.pending_expunge.extend(gone_unrecorded);
         let mut out = String::new();
         sel.pending_expunge.extend(
             changes
@@ -493,6 +532,45 @@ impl Session {
     }
 }
 
+/// The UIDs of `ranges` (inclusive, from `SequenceSet::resolve`), up to
+/// `max`, that are not in `present` (ascending), as a compact UID set;
+/// `None` when there are none. For a client whose modseq is below the
+/// journal's retention floor: its tombstones are gone, so every UID it may
+/// know of that is not in the mailbox now is reported VANISHED (RFC 7162
+/// §3.2.10 allows reporting UIDs the client never saw). Works on ranges,
+/// never one entry per UID, whatever the UIDs' magnitude.
+pub(crate) fn absent_uids(ranges: &[(u32, u32)], present: &[Uid], max: u32) -> Option<String> {
+    let mut out = String::new();
+    let mut push = |a: u32, b: u32| {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if a == b {
+            let _ = write!(out, "{a}");
+        } else {
+            let _ = write!(out, "{a}:{b}");
+        }
+    };
+    for &(start, end) in ranges {
+        let (start, end) = (start.max(1), end.min(max));
+        if start > end {
+            continue;
+        }
+        let mut next = start;
+        let from = present.partition_point(|u| u.0 < start);
+        for u in present[from..].iter().take_while(|u| u.0 <= end) {
+            if u.0 > next {
+                push(next, u.0 - 1);
+            }
+            next = u.0 + 1;
+        }
+        if next <= end {
+            push(next, end);
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 /// A compact UID set: `1:3,7,9:10`.
 pub(crate) fn uid_set(uids: &[Uid]) -> String {
     let mut sorted: Vec<u32> = uids.iter().map(|u| u.0).collect();
@@ -523,6 +601,21 @@ pub(crate) fn uid_set(uids: &[Uid]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absent_uids_are_the_gaps_in_ranges() {
+        let present = [Uid(2), Uid(3), Uid(7)];
+        assert_eq!(
+            absent_uids(&[(1, 10)], &present, 8).as_deref(),
+            Some("1,4:6,8")
+        );
+        assert_eq!(absent_uids(&[(2, 3)], &present, 8), None);
+        assert_eq!(
+            absent_uids(&[(1, 1), (5, u32::MAX)], &present, 4_000_000_000).as_deref(),
+            Some("1,5:6,8:4000000000")
+        );
+        assert_eq!(absent_uids(&[(9, 20)], &present, 8), None);
+    }
 
     #[test]
     fn uid_sets_are_compact() {

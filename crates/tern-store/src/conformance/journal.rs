@@ -310,3 +310,64 @@ pub async fn another_process_wakes_subscribers(fixture: &Fixture) {
         .unwrap();
     peer.close().await.unwrap();
 }
+
+/// Journal retention: pruned changes raise the account's floor, and a
+/// client asking from below it is told to resynchronise (JMAP
+/// `cannotCalculateChanges`) or, for QRESYNC, that tombstones are missing.
+pub async fn journal_retention_has_a_floor(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let mb = inbox(&store, &a).await;
+    let d1 = deliver_to(&store, &a, message("1", "1")).await;
+    deliver_to(&store, &a, message("2", "2")).await;
+    store
+        .expunge(a.id, mb.id, ExpungeFilter::Uids(vec![d1.uid]))
+        .await
+        .unwrap();
+    // Nothing is older than the epoch: nothing pruned, all still known.
+    assert_eq!(store.prune_journal(0).await.unwrap(), 0);
+    assert!(!store
+        .account_changes(a.id, ModSeq(0), 100)
+        .await
+        .unwrap()
+        .is_empty());
+    let highest = store.highest_modseq(a.id).await.unwrap();
+    // Everything written so far is older than a minute from now.
+    let future = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + 60;
+    assert!(store.prune_journal(future).await.unwrap() > 0);
+    assert!(matches!(
+        store.account_changes(a.id, ModSeq(0), 100).await,
+        Err(StoreError::ChangesExpired { floor }) if floor == highest
+    ));
+    assert!(store
+        .account_changes(a.id, highest, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    let below = store.mailbox_changes(a.id, mb.id, d1.modseq).await.unwrap();
+    assert!(
+        below.incomplete,
+        "the expunge of UID {} is no longer known",
+        d1.uid
+    );
+    assert!(
+        !store
+            .mailbox_changes(a.id, mb.id, highest)
+            .await
+            .unwrap()
+            .incomplete
+    );
+    // Later changes are journalled and read as before.
+    let d3 = deliver_to(&store, &a, message("3", "3")).await;
+    let after = store.account_changes(a.id, highest, 100).await.unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].modseq, d3.modseq);
+    assert_eq!(after[0].kind.object_type(), ObjectType::Email);
+    assert_eq!(after[0].kind.collection(), Some(mb.id));
+    let changes = store.mailbox_changes(a.id, mb.id, highest).await.unwrap();
+    assert!(!changes.incomplete);
+    assert_eq!(changes.changed.len(), 1);
+}

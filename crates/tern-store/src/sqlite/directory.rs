@@ -232,8 +232,10 @@ pub fn remove_account(ctx: &mut WriteCtx<'_>, address: &str) -> Result<()> {
          DELETE FROM mailbox WHERE account_id = {id};
          DELETE FROM journal WHERE account_id = {id};
          DELETE FROM account WHERE id = {id};
-         INSERT INTO journal (account_id, modseq, kind) VALUES ({id}, {}, 'account-removed');",
-        last.0
+         INSERT INTO journal (account_id, modseq, type, object, kind, at)
+             VALUES ({id}, {}, 'account', {id}, 'account-removed', {});",
+        last.0,
+        super::now()
     ))
     .map_err(db("removing an account"))?;
     Ok(())

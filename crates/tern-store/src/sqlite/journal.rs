@@ -1,12 +1,19 @@
 //! The per-account change journal in SQLite: one row per change, each
-//! stamped with the modseq of the operation that made it. Rows of kind
+//! stamped with the modseq of the operation that made it and naming the
+//! type of object, its collection and the object (schema v9). Rows of kind
 //! `expunged` are the tombstones QRESYNC's VANISHED (RFC 7162 §3.2.10) and
 //! JMAP's `/changes` read, long after the message itself is gone.
+//!
+//! Retention: rows older than the configured time are pruned in bounded
+//! steps; each account's `journal_floor` then says from which modseq on
+//! its changes are complete. Asked for changes from below the floor, the
+//! Store says so (`ChangesExpired`, JMAP's `cannotCalculateChanges`; an
+//! `incomplete` mailbox view for QRESYNC) instead of answering partly.
 
 use super::db;
 use crate::error::{Result, StoreError};
 use crate::types::*;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 /// Writes one journal row.
 pub fn record(
@@ -15,54 +22,70 @@ pub fn record(
     modseq: ModSeq,
     kind: &ChangeKind,
 ) -> Result<()> {
-    let (name, mailbox, uid, email) = match *kind {
-        ChangeKind::MailboxCreated { mailbox_id } => ("mailbox-created", mailbox_id, None, None),
-        ChangeKind::MailboxRenamed { mailbox_id } => ("mailbox-renamed", mailbox_id, None, None),
-        ChangeKind::MailboxDeleted { mailbox_id } => ("mailbox-deleted", mailbox_id, None, None),
-        ChangeKind::MailboxUpdated { mailbox_id } => ("mailbox-updated", mailbox_id, None, None),
+    let (name, collection, object, uid) = match *kind {
+        ChangeKind::MailboxCreated { mailbox_id } => ("mailbox-created", None, mailbox_id.0, None),
+        ChangeKind::MailboxRenamed { mailbox_id } => ("mailbox-renamed", None, mailbox_id.0, None),
+        ChangeKind::MailboxDeleted { mailbox_id } => ("mailbox-deleted", None, mailbox_id.0, None),
+        ChangeKind::MailboxUpdated { mailbox_id } => ("mailbox-updated", None, mailbox_id.0, None),
         ChangeKind::EmailAdded {
             mailbox_id,
             uid,
             email_id,
-        } => ("added", mailbox_id, Some(uid), Some(email_id)),
+        } => ("added", Some(mailbox_id.0), email_id.0, Some(uid.0)),
         ChangeKind::KeywordsChanged {
             mailbox_id,
             uid,
             email_id,
-        } => ("keywords", mailbox_id, Some(uid), Some(email_id)),
+        } => ("keywords", Some(mailbox_id.0), email_id.0, Some(uid.0)),
         ChangeKind::EmailExpunged {
             mailbox_id,
             uid,
             email_id,
-        } => ("expunged", mailbox_id, Some(uid), Some(email_id)),
+        } => ("expunged", Some(mailbox_id.0), email_id.0, Some(uid.0)),
     };
     conn.prepare_cached(
-        "INSERT INTO journal (account_id, modseq, kind, mailbox_id, uid, email_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO journal (account_id, modseq, type, collection, object, kind, uid, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .and_then(|mut s| {
         s.execute(params![
             account.0,
             modseq.0 as i64,
+            kind.object_type().as_str(),
+            collection,
+            object,
             name,
-            mailbox.0,
-            uid.map(|u| u.0),
-            email.map(|e| e.0)
+            uid,
+            super::now()
         ])
     })
     .map_err(db("writing the change journal"))?;
     Ok(())
 }
 
-fn decode(kind: &str, mailbox: i64, uid: Option<u32>, email: Option<i64>) -> Option<ChangeKind> {
-    let mailbox_id = MailboxId(mailbox);
-    let message = || Some((Uid(uid?), EmailId(email?)));
+fn decode(
+    kind: &str,
+    collection: Option<i64>,
+    object: Option<i64>,
+    uid: Option<u32>,
+) -> Option<ChangeKind> {
+    let mailbox_id = || Some(MailboxId(object?));
+    let message = || Some((MailboxId(collection?), Uid(uid?), EmailId(object?)));
     Some(match kind {
-        "mailbox-created" => ChangeKind::MailboxCreated { mailbox_id },
-        "mailbox-renamed" => ChangeKind::MailboxRenamed { mailbox_id },
-        "mailbox-deleted" => ChangeKind::MailboxDeleted { mailbox_id },
-        "mailbox-updated" => ChangeKind::MailboxUpdated { mailbox_id },
+        "mailbox-created" => ChangeKind::MailboxCreated {
+            mailbox_id: mailbox_id()?,
+        },
+        "mailbox-renamed" => ChangeKind::MailboxRenamed {
+            mailbox_id: mailbox_id()?,
+        },
+        "mailbox-deleted" => ChangeKind::MailboxDeleted {
+            mailbox_id: mailbox_id()?,
+        },
+        "mailbox-updated" => ChangeKind::MailboxUpdated {
+            mailbox_id: mailbox_id()?,
+        },
         "added" => {
-            let (uid, email_id) = message()?;
+            let (mailbox_id, uid, email_id) = message()?;
             ChangeKind::EmailAdded {
                 mailbox_id,
                 uid,
@@ -70,7 +93,7 @@ fn decode(kind: &str, mailbox: i64, uid: Option<u32>, email: Option<i64>) -> Opt
             }
         }
         "keywords" => {
-            let (uid, email_id) = message()?;
+            let (mailbox_id, uid, email_id) = message()?;
             ChangeKind::KeywordsChanged {
                 mailbox_id,
                 uid,
@@ -78,7 +101,7 @@ fn decode(kind: &str, mailbox: i64, uid: Option<u32>, email: Option<i64>) -> Opt
             }
         }
         "expunged" => {
-            let (uid, email_id) = message()?;
+            let (mailbox_id, uid, email_id) = message()?;
             ChangeKind::EmailExpunged {
                 mailbox_id,
                 uid,
@@ -87,6 +110,46 @@ fn decode(kind: &str, mailbox: i64, uid: Option<u32>, email: Option<i64>) -> Opt
         }
         _ => return None,
     })
+}
+
+/// The modseq at or below which the account's changes were pruned.
+pub fn floor(conn: &Connection, account: AccountId) -> Result<ModSeq> {
+    conn.prepare_cached("SELECT journal_floor FROM account WHERE id = ?1")
+        .and_then(|mut s| s.query_row([account.0], |r| r.get::<_, i64>(0)).optional())
+        .map_err(db("reading the journal floor"))?
+        .map(|f| ModSeq(f.max(0) as u64))
+        .ok_or_else(|| StoreError::not_found("account", account))
+}
+
+/// Most journal rows one prune step deletes, so the writer is never held
+/// for long; `prune` loops over steps.
+pub const PRUNE_STEP: i64 = 10_000;
+
+/// Deletes up to [`PRUNE_STEP`] rows written before `before` (unix
+/// seconds), raising each affected account's floor to the highest modseq
+/// deleted. Returns the number of rows deleted.
+pub fn prune_step(conn: &Connection, before: i64) -> Result<u64> {
+    // Rows are in `seq` order, and `at` grows with it: the doomed rows are
+    // a prefix, found without an index on `at`.
+    let cut: Option<i64> = conn
+        .prepare_cached(
+            "SELECT max(seq) FROM (SELECT seq, at FROM journal ORDER BY seq LIMIT ?1) WHERE at < ?2",
+        )
+        .and_then(|mut s| s.query_row(params![PRUNE_STEP, before], |r| r.get(0)))
+        .map_err(db("finding old journal rows"))?;
+    let Some(cut) = cut else { return Ok(0) };
+    conn.prepare_cached(
+        "UPDATE account SET journal_floor = max(journal_floor,
+            (SELECT max(modseq) FROM journal WHERE account_id = account.id AND seq <= ?1))
+          WHERE id IN (SELECT DISTINCT account_id FROM journal WHERE seq <= ?1)",
+    )
+    .and_then(|mut s| s.execute([cut]))
+    .map_err(db("raising journal floors"))?;
+    let n = conn
+        .prepare_cached("DELETE FROM journal WHERE seq <= ?1")
+        .and_then(|mut s| s.execute([cut]))
+        .map_err(db("pruning the journal"))?;
+    Ok(n as u64)
 }
 
 pub fn highest_modseq(conn: &Connection, account: AccountId) -> Result<ModSeq> {
@@ -111,10 +174,11 @@ pub fn mailbox_changes(
 ) -> Result<MailboxChanges> {
     let mb = super::mailboxes::get(conn, account, mailbox)?;
     let changed = super::messages::list_changed(conn, account, mailbox, since)?;
+    let incomplete = since < floor(conn, account)?;
     let mut stmt = conn
         .prepare_cached(
             "SELECT DISTINCT uid FROM journal
-              WHERE mailbox_id = ?1 AND kind = 'expunged' AND modseq > ?2 ORDER BY uid",
+              WHERE collection = ?1 AND kind = 'expunged' AND modseq > ?2 ORDER BY uid",
         )
         .map_err(db("reading tombstones"))?;
     let expunged = stmt
@@ -125,6 +189,7 @@ pub fn mailbox_changes(
         highest_modseq: mb.highest_modseq,
         changed,
         expunged,
+        incomplete,
     })
 }
 
@@ -138,6 +203,10 @@ pub fn account_changes(
     since: ModSeq,
     limit: usize,
 ) -> Result<Vec<Change>> {
+    let floor = floor(conn, account)?;
+    if since < floor {
+        return Err(StoreError::ChangesExpired { floor });
+    }
     let limit = limit.clamp(1, i64::MAX as usize - 1);
     let mut rows = journal_rows(conn, account, since, None, Some(limit + 1))?;
     if rows.len() > limit {
@@ -164,8 +233,8 @@ fn journal_rows(
 ) -> Result<Vec<Change>> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT modseq, kind, mailbox_id, uid, email_id FROM journal
-              WHERE account_id = ?1 AND modseq > ?2 AND modseq <= ?3 ORDER BY modseq, rowid LIMIT ?4",
+            "SELECT modseq, kind, collection, object, uid FROM journal
+              WHERE account_id = ?1 AND modseq > ?2 AND modseq <= ?3 ORDER BY modseq, seq LIMIT ?4",
         )
         .map_err(db("reading the change journal"))?;
     let rows = stmt
@@ -180,9 +249,9 @@ fn journal_rows(
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, Option<u32>>(3)?,
-                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, Option<u32>>(4)?,
                 ))
             },
         )
@@ -190,8 +259,8 @@ fn journal_rows(
         .map_err(db("reading the change journal"))?;
     Ok(rows
         .into_iter()
-        .filter_map(|(modseq, kind, mailbox, uid, email)| {
-            decode(&kind, mailbox, uid, email).map(|kind| Change {
+        .filter_map(|(modseq, kind, collection, object, uid)| {
+            decode(&kind, collection, object, uid).map(|kind| Change {
                 modseq: ModSeq(modseq as u64),
                 kind,
             })

@@ -599,6 +599,19 @@ impl Store for SqliteStore {
         self.read(move |c| emails::query(c, account, &query)).await
     }
 
+    async fn prune_journal(&self, before: i64) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let n = self
+                .write(move |ctx| journal::prune_step(ctx.conn, before))
+                .await?;
+            total += n;
+            if n < journal::PRUNE_STEP as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
     async fn quota(&self, account: AccountId) -> Result<Quota> {
         self.read(move |c| {
             let a = directory::account(c, account)?;

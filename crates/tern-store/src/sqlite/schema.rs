@@ -195,26 +195,42 @@ INSERT INTO email_header (account_id, email_id, header_raw)
     SELECT e.account_id, p.email_id, p.header_raw FROM email_meta p JOIN email e ON e.id = p.email_id;
 ALTER TABLE email_meta DROP COLUMN header_raw;";
 
-/// Version 9: journal rows get a sequence number that is never reused
-/// (AUTOINCREMENT). Other processes' commits are found by reading the rows
-/// after the last one seen (`watcher.rs`); a plain rowid could be handed out
-/// again after the newest rows were deleted (an account removed), and those
-/// changes would go unseen.
+/// Version 9: one generic change journal for every sync protocol.
+///
+/// - Each row names the `type` of object that changed (`email`, `mailbox`,
+///   `account`; later `contact`, `event`, `sieve`), its `collection` (the
+///   mailbox of an email membership; later an address book or calendar)
+///   and the `object` (email or mailbox id), so JMAP `/changes`,
+///   ActiveSync SyncKeys and DAV sync tokens read the same rows.
+/// - `seq` is never reused (AUTOINCREMENT): other processes' commits are
+///   found by reading the rows after the last one seen (`watcher.rs`); a
+///   plain rowid could be handed out again after the newest rows were
+///   deleted (an account removed), and those changes would go unseen.
+/// - `at` (unix seconds) lets old rows be pruned; `account.journal_floor`
+///   is then the modseq at or below which changes are no longer known.
 const SCHEMA_V9: &str = "CREATE TABLE journal_v9 (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
     account_id INTEGER NOT NULL,
     modseq     INTEGER NOT NULL,
+    type       TEXT NOT NULL,
+    collection INTEGER,
+    object     INTEGER,
     kind       TEXT NOT NULL,
-    mailbox_id INTEGER,
     uid        INTEGER,
-    email_id   INTEGER
+    at         INTEGER NOT NULL
 );
-INSERT INTO journal_v9 (account_id, modseq, kind, mailbox_id, uid, email_id)
-    SELECT account_id, modseq, kind, mailbox_id, uid, email_id FROM journal ORDER BY rowid;
+INSERT INTO journal_v9 (account_id, modseq, type, collection, object, kind, uid, at)
+    SELECT account_id, modseq,
+           CASE WHEN kind LIKE 'mailbox-%' THEN 'mailbox' ELSE 'email' END,
+           CASE WHEN kind LIKE 'mailbox-%' THEN NULL ELSE mailbox_id END,
+           CASE WHEN kind LIKE 'mailbox-%' THEN mailbox_id ELSE email_id END,
+           kind, uid, CAST(strftime('%s', 'now') AS INTEGER)
+      FROM journal ORDER BY rowid;
 DROP TABLE journal;
 ALTER TABLE journal_v9 RENAME TO journal;
 CREATE INDEX journal_by_account ON journal (account_id, modseq);
-CREATE INDEX journal_tombstones ON journal (mailbox_id, modseq) WHERE kind = 'expunged';";
+CREATE INDEX journal_tombstones ON journal (collection, modseq) WHERE kind = 'expunged';
+ALTER TABLE account ADD COLUMN journal_floor INTEGER NOT NULL DEFAULT 0;";
 
 /// Version 10: the queue as work. A worker claims a message with a lease
 /// (`lease_id`, from the `lease_seq` counter, valid until `lease_until`);
@@ -283,6 +299,40 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Version 8 journal rows keep their meaning in the generic journal.
+    #[test]
+    fn version_8_journal_rows_become_generic() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for step in [
+            SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8,
+        ] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 8;
+             INSERT INTO journal (account_id, modseq, kind, mailbox_id, uid, email_id)
+                 VALUES (1, 1, 'mailbox-created', 4, NULL, NULL), (1, 2, 'added', 4, 7, 9);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap().unwrap();
+        let rows: Vec<(i64, String, Option<i64>, Option<i64>, Option<i64>)> = conn
+            .prepare("SELECT seq, type, collection, object, uid FROM journal ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (1, "mailbox".to_string(), None, Some(4), None),
+                (2, "email".to_string(), Some(4), Some(9), Some(7))
+            ]
+        );
+    }
 
     /// A database at version 5 with one email keeps that email, parse and
     /// all, through the move of the parse into `email_meta`.

@@ -126,6 +126,35 @@ fn init_logging() {
         .try_init();
 }
 
+/// How often the journal is pruned: retention is counted in days, so an
+/// hour's delay is nothing, and each run is a few bounded writer steps.
+const JOURNAL_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Prunes the change journal of changes older than the retention, at start
+/// and then hourly, until shutdown (`[store] journal_retention_days`).
+async fn prune_journal_hourly(store: Arc<dyn Store>, retention_days: u32, shutdown: Shutdown) {
+    if retention_days == 0 {
+        return;
+    }
+    let mut stopping = shutdown.receiver();
+    loop {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let before = now - i64::from(retention_days) * 86_400;
+        match store.prune_journal(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("journal: pruned {n} changes older than {retention_days} days"),
+            Err(e) => tracing::warn!("journal: pruning old changes: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(JOURNAL_PRUNE_INTERVAL) => {}
+            _ = stopping.changed() => return,
+        }
+    }
+}
+
 /// Runs the server until a stop signal.
 pub async fn serve(config: Config) -> Result<()> {
     init_logging();
@@ -171,6 +200,11 @@ pub async fn serve(config: Config) -> Result<()> {
         pop3,
         imap,
     });
+    let pruner = tokio::spawn(prune_journal_hourly(
+        ctx.store.clone(),
+        ctx.config.store.journal_retention_days,
+        shutdown.clone(),
+    ));
     let limits = ConnectionLimits::new(
         ctx.config.limits.max_connections,
         ctx.config.limits.max_connections_per_ip,
@@ -219,6 +253,7 @@ pub async fn serve(config: Config) -> Result<()> {
             sessions.active()
         );
     }
+    let _ = pruner.await;
     ctx.store.close().await.context("closing the store")?;
     tracing::info!("tern stopped cleanly");
     Ok(())
