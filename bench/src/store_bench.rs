@@ -18,6 +18,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tern_store::prelude::*;
 use tern_store::sqlite::{Durability, SqliteOptions, SqliteStore};
 use tern_store::{Delivery, DeliveryTarget, NewAccount, Store};
 

@@ -220,6 +220,7 @@ fn push_account(out: &mut Expansion, id: AccountId) {
 mod tests {
     use super::*;
     use std::sync::Arc;
+    use tern_store::prelude::*;
     use tern_store::sqlite::{SqliteOptions, SqliteStore};
     use tern_store::{Alias, NewAccount};
 

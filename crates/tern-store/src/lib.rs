@@ -21,5 +21,16 @@ pub mod conformance;
 pub use error::{Result, StoreError};
 pub use query::*;
 pub use search::SearchKey;
-pub use store::Store;
+pub use store::{
+    BlobStore, ChangeStore, DirectoryStore, EmailStore, MailboxStore, MessageStore, QueueStore,
+    Store,
+};
 pub use types::*;
+
+/// The Store's facets, to call their methods on an `Arc<dyn Store>`.
+pub mod prelude {
+    pub use crate::store::{
+        BlobStore, ChangeStore, DirectoryStore, EmailStore, MailboxStore, MessageStore, QueueStore,
+        Store,
+    };
+}

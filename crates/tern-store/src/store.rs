@@ -10,6 +10,11 @@
 //!   journal row; expunges leave tombstones;
 //! - subscribers of the notification hub are woken after the commit, never
 //!   before.
+//!
+//! The interface is split into facets a reader can hold in mind, each an
+//! object-safe trait; [`Store`] is all of them together, and the binary
+//! picks one backend and hands out `Arc<dyn Store>`. Callers bring the
+//! facets into scope with `use tern_store::prelude::*`.
 
 use crate::error::Result;
 use crate::message::PreparedMessage;
@@ -19,17 +24,13 @@ use crate::types::*;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-/// Storage for every protocol. Object-safe: the binary picks one backend
-/// and hands out `Arc<dyn Store>`.
+/// The directory: domains, accounts and aliases.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    // ---- directory: domains, accounts, aliases ----
-
+pub trait DirectoryStore: Send + Sync {
     async fn add_domain(&self, name: &str) -> Result<Domain>;
     async fn list_domains(&self) -> Result<Vec<Domain>>;
     /// Refuses while accounts of the domain exist; removes its aliases.
     async fn remove_domain(&self, name: &str) -> Result<()>;
-
     /// Creates the account with the default mailboxes and their roles.
     async fn create_account(&self, account: NewAccount) -> Result<Account>;
     async fn list_accounts(&self) -> Result<Vec<Account>>;
@@ -40,15 +41,16 @@ pub trait Store: Send + Sync + 'static {
     async fn set_quota(&self, address: &str, quota_bytes: Option<u64>) -> Result<()>;
     /// Removes the account and all its mail.
     async fn remove_account(&self, address: &str) -> Result<()>;
-
     /// Creates or replaces an alias (`local@domain` or `@domain`).
     async fn set_alias(&self, alias: Alias) -> Result<()>;
     async fn list_aliases(&self) -> Result<Vec<Alias>>;
     async fn alias(&self, address: &str) -> Result<Option<Alias>>;
     async fn remove_alias(&self, address: &str) -> Result<()>;
+}
 
-    // ---- mailboxes ----
-
+/// Mailboxes: the folders of an account and their IMAP bookkeeping.
+#[async_trait]
+pub trait MailboxStore: Send + Sync {
     async fn list_mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>>;
     async fn mailbox(&self, account: AccountId, id: MailboxId) -> Result<Mailbox>;
     async fn mailbox_by_name(&self, account: AccountId, name: &str) -> Result<Option<Mailbox>>;
@@ -70,9 +72,12 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_mailbox(&self, account: AccountId, id: MailboxId) -> Result<()>;
     async fn subscribe_mailbox(&self, account: AccountId, id: MailboxId, on: bool) -> Result<()>;
     async fn mailbox_counts(&self, account: AccountId, id: MailboxId) -> Result<MailboxCounts>;
+}
 
-    // ---- messages ----
-
+/// Messages as mailboxes hold them, by (mailbox, UID): delivery, IMAP
+/// APPEND, FETCH, STORE, COPY, MOVE, EXPUNGE, SEARCH and the quota.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
     /// Stores one message for every target in one durable commit; the blob
     /// is written once. One result per target, in order: a recipient over
     /// quota fails alone.
@@ -87,34 +92,6 @@ pub trait Store: Send + Sync + 'static {
     /// recipients) and `outbound` is given, that target's address is queued
     /// in the same commit ([`Accepted::deferred`]), so the queue retries.
     async fn accept(&self, delivery: Delivery, outbound: Option<Outbound>) -> Result<Accepted>;
-    /// Queues an already stored blob for more recipients: for a local
-    /// recipient whose delivery failed after the others succeeded (the queue
-    /// retries, then bounces). Fails with NotFound if the blob is gone.
-    async fn enqueue_blob(&self, blob_id: &str, outbound: Outbound) -> Result<QueueId>;
-    /// Every queued message with its recipients, oldest first.
-    async fn queue_list(&self) -> Result<Vec<QueuedMessage>>;
-    /// Claims up to `limit` messages with a pending recipient due at `now`
-    /// (unix seconds) that nobody holds, or whose lease has run out, and
-    /// leases them for `lease_secs`. Two claimers never hold the same
-    /// message at once, whatever process or node they run in; a worker
-    /// that dies leaves its messages to the next claim after the lease.
-    /// Each claim lists the message's pending recipients only.
-    async fn queue_claim(&self, now: i64, lease_secs: i64, limit: usize)
-        -> Result<Vec<QueueClaim>>;
-    /// Records attempts durably for recipients of a claimed message and
-    /// releases the lease. When no recipient is left pending the entry is
-    /// removed (its blob freed if nothing else holds it). Fails with
-    /// [`crate::StoreError::LeaseLost`] if `lease` is no longer the
-    /// message's: another worker has it now, and its record wins.
-    async fn queue_record(
-        &self,
-        id: QueueId,
-        lease: LeaseId,
-        attempts: Vec<RecipientAttempt>,
-    ) -> Result<QueueState>;
-    /// At most `len` bytes of a queued message from `offset`, for the
-    /// worker that sends it (no email need own the bytes).
-    async fn queue_read(&self, id: QueueId, offset: u64, len: usize) -> Result<Vec<u8>>;
     /// IMAP APPEND / JMAP Email/import: one message into one mailbox.
     async fn append(
         &self,
@@ -140,24 +117,6 @@ pub trait Store: Send + Sync + 'static {
     async fn email(&self, account: AccountId, id: EmailId) -> Result<Email>;
     /// Several emails in one round trip; `None` for any that is gone.
     async fn emails(&self, account: AccountId, ids: &[EmailId]) -> Result<Vec<Option<Email>>>;
-    /// The raw message bytes.
-    async fn read_blob(&self, account: AccountId, blob_id: &str) -> Result<Vec<u8>>;
-    /// Several whole messages in one round trip (`None` for any that is
-    /// gone), for a client that will read them one after another.
-    async fn read_blobs(
-        &self,
-        account: AccountId,
-        blob_ids: &[String],
-    ) -> Result<Vec<Option<Vec<u8>>>>;
-    /// At most `len` bytes of the raw message from `offset` (fewer at its
-    /// end, none past it), so that large messages stream in bounded memory.
-    async fn read_blob_range(
-        &self,
-        account: AccountId,
-        blob_id: &str,
-        offset: u64,
-        len: usize,
-    ) -> Result<Vec<u8>>;
     /// Changes keywords of the given UIDs. With `unchanged_since`, messages
     /// whose modseq is higher are left alone and reported (RFC 7162 §3.1.3).
     async fn set_keywords(
@@ -195,9 +154,18 @@ pub trait Store: Send + Sync + 'static {
         filter: ExpungeFilter,
     ) -> Result<Vec<Uid>>;
     async fn quota(&self, account: AccountId) -> Result<Quota>;
+    /// UIDs of the mailbox's messages matching `key`, ascending.
+    async fn search(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        key: &SearchKey,
+    ) -> Result<Vec<Uid>>;
+}
 
-    // ---- emails by id (JMAP, ActiveSync, the webmail) ----
-
+/// Emails by id, account-wide (JMAP, ActiveSync, the webmail).
+#[async_trait]
+pub trait EmailStore: Send + Sync {
     /// Emails with the mailboxes holding them; `None` for any that is not
     /// (or no longer) an email of the account.
     async fn email_records(
@@ -231,9 +199,70 @@ pub trait Store: Send + Sync + 'static {
         account: AccountId,
         query: &EmailQuery,
     ) -> Result<EmailQueryResult>;
+}
 
-    // ---- the change journal ----
+/// Message bytes, read whole or by range, checked against the account
+/// that asks.
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// The raw message bytes.
+    async fn read_blob(&self, account: AccountId, blob_id: &str) -> Result<Vec<u8>>;
+    /// Several whole messages in one round trip (`None` for any that is
+    /// gone), for a client that will read them one after another.
+    async fn read_blobs(
+        &self,
+        account: AccountId,
+        blob_ids: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>>;
+    /// At most `len` bytes of the raw message from `offset` (fewer at its
+    /// end, none past it), so that large messages stream in bounded memory.
+    async fn read_blob_range(
+        &self,
+        account: AccountId,
+        blob_id: &str,
+        offset: u64,
+        len: usize,
+    ) -> Result<Vec<u8>>;
+}
 
+/// The outbound queue: entries written with deliveries, claimed by
+/// workers with a lease, attempts recorded per recipient.
+#[async_trait]
+pub trait QueueStore: Send + Sync {
+    /// Queues an already stored blob for more recipients: for a local
+    /// recipient whose delivery failed after the others succeeded (the queue
+    /// retries, then bounces). Fails with NotFound if the blob is gone.
+    async fn enqueue_blob(&self, blob_id: &str, outbound: Outbound) -> Result<QueueId>;
+    /// Every queued message with its recipients, oldest first.
+    async fn queue_list(&self) -> Result<Vec<QueuedMessage>>;
+    /// Claims up to `limit` messages with a pending recipient due at `now`
+    /// (unix seconds) that nobody holds, or whose lease has run out, and
+    /// leases them for `lease_secs`. Two claimers never hold the same
+    /// message at once, whatever process or node they run in; a worker
+    /// that dies leaves its messages to the next claim after the lease.
+    /// Each claim lists the message's pending recipients only.
+    async fn queue_claim(&self, now: i64, lease_secs: i64, limit: usize)
+        -> Result<Vec<QueueClaim>>;
+    /// Records attempts durably for recipients of a claimed message and
+    /// releases the lease. When no recipient is left pending the entry is
+    /// removed (its blob freed if nothing else holds it). Fails with
+    /// [`crate::StoreError::LeaseLost`] if `lease` is no longer the
+    /// message's: another worker has it now, and its record wins.
+    async fn queue_record(
+        &self,
+        id: QueueId,
+        lease: LeaseId,
+        attempts: Vec<RecipientAttempt>,
+    ) -> Result<QueueState>;
+    /// At most `len` bytes of a queued message from `offset`, for the
+    /// worker that sends it (no email need own the bytes).
+    async fn queue_read(&self, id: QueueId, offset: u64, len: usize) -> Result<Vec<u8>>;
+}
+
+/// The change journal and notifications: what changed since a modseq,
+/// retention, and subscriptions that wake on commits by any process.
+#[async_trait]
+pub trait ChangeStore: Send + Sync {
     /// The account's highest modseq.
     async fn highest_modseq(&self, account: AccountId) -> Result<ModSeq>;
     /// What changed in a mailbox after `since`: current entries with a
@@ -253,24 +282,10 @@ pub trait Store: Send + Sync + 'static {
         since: ModSeq,
         limit: usize,
     ) -> Result<Vec<Change>>;
-
     /// Prunes journal rows written before `before` (unix seconds), raising
     /// each account's floor to the highest modseq pruned; the number of rows
     /// removed. Runs in bounded steps, so it never holds writers for long.
     async fn prune_journal(&self, before: i64) -> Result<u64>;
-
-    // ---- search ----
-
-    /// UIDs of the mailbox's messages matching `key`, ascending.
-    async fn search(
-        &self,
-        account: AccountId,
-        mailbox: MailboxId,
-        key: &SearchKey,
-    ) -> Result<Vec<Uid>>;
-
-    // ---- notifications and lifecycle ----
-
     /// Wakes the receiver after each commit that changes the account.
     ///
     /// The value is the account's highest modseq as of the latest commit
@@ -282,6 +297,21 @@ pub trait Store: Send + Sync + 'static {
     /// that equals the session's own write's modseq means nobody else
     /// wrote in between.
     fn subscribe(&self, account: AccountId) -> watch::Receiver<ModSeq>;
+}
+
+/// Storage for every protocol: every facet, and the end of its life.
+/// Object-safe: the binary picks one backend and hands out `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store:
+    DirectoryStore
+    + MailboxStore
+    + MessageStore
+    + EmailStore
+    + BlobStore
+    + QueueStore
+    + ChangeStore
+    + 'static
+{
     /// Finishes pending writes and closes the store cleanly; later calls fail
     /// with [`crate::StoreError::Closed`].
     async fn close(&self) -> Result<()>;

@@ -316,7 +316,8 @@ mod tests {
         )
         .unwrap();
         migrate(&mut conn).unwrap().unwrap();
-        let rows: Vec<(i64, String, Option<i64>, Option<i64>, Option<i64>)> = conn
+        type Row = (i64, String, Option<i64>, Option<i64>, Option<i64>);
+        let rows: Vec<Row> = conn
             .prepare("SELECT seq, type, collection, object, uid FROM journal ORDER BY seq")
             .unwrap()
             .query_map([], |r| {

@@ -2,6 +2,7 @@
 //! `--json`, and one-line errors with a non-zero exit.
 
 use crate::harness::*;
+use tern_store::prelude::*;
 use tern_store::sqlite::{SqliteOptions, SqliteStore};
 use tern_store::{Role, Store};
 

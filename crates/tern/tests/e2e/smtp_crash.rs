@@ -8,6 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tern_store::prelude::*;
 use tern_store::sqlite::{SqliteOptions, SqliteStore};
 use tern_store::{Role, Store};
 

@@ -26,6 +26,7 @@ pub use crate::smtp::{addr, port, python, run_tool, transcript, Smtp};
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
+use tern_store::prelude::*;
 use tern_store::sqlite::{SqliteOptions, SqliteStore};
 pub use tern_store::{
     AccountId, CopyResult, Delivered, Email, EmailId, ExpungeFilter, KeywordOp, MailboxChanges,

@@ -25,6 +25,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+use tern_store::prelude::*;
 use tern_store::sqlite::{SqliteOptions, SqliteStore};
 use tern_store::{Email, QueuedMessage, Role, Store, Uid};
 
