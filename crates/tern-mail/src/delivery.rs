@@ -27,7 +27,8 @@ use crate::Mail;
 use std::net::IpAddr;
 use tern_store::message::PreparedMessage;
 use tern_store::{
-    AccountId, Delivery, DeliveryTarget, DsnReturn, Outbound, OutboundRecipient, Role, StoreError,
+    AccountId, BlobId, Delivery, DeliveryTarget, DsnReturn, Outbound, OutboundRecipient, Role,
+    StoreError,
 };
 
 /// Where a message comes from, which decides what the pipeline adds.
@@ -86,7 +87,7 @@ pub struct DeliveryReport {
     /// Local recipients a filter discarded or refused while others took it.
     pub dropped: usize,
     /// The stored bytes (for `Store::enqueue_blob`).
-    pub blob_id: String,
+    pub blob_id: BlobId,
 }
 
 /// Why a message was not accepted. Nothing was stored in any case.

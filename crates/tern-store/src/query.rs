@@ -5,7 +5,7 @@
 //! `mailboxIds`); each membership keeps its own IMAP UID. Keywords belong
 //! to the email, so every mailbox holding it sees a change.
 
-use crate::types::{EmailId, MailboxId, ModSeq, ThreadId, Uid};
+use crate::types::{BlobId, EmailId, MailboxId, ModSeq, ThreadId, Uid};
 use serde::{Deserialize, Serialize};
 
 /// An email with the mailboxes that hold it.
@@ -14,7 +14,7 @@ pub struct EmailRecord {
     pub id: EmailId,
     pub thread_id: ThreadId,
     /// Hex SHA-256 of the raw message: the blob's address.
-    pub blob_id: String,
+    pub blob_id: BlobId,
     pub size: u64,
     /// JMAP `receivedAt`, unix seconds.
     pub received_at: i64,

@@ -206,20 +206,20 @@ pub trait EmailStore: Send + Sync {
 #[async_trait]
 pub trait BlobStore: Send + Sync {
     /// The raw message bytes.
-    async fn read_blob(&self, account: AccountId, blob_id: &str) -> Result<Vec<u8>>;
+    async fn read_blob(&self, account: AccountId, blob_id: &BlobId) -> Result<Vec<u8>>;
     /// Several whole messages in one round trip (`None` for any that is
     /// gone), for a client that will read them one after another.
     async fn read_blobs(
         &self,
         account: AccountId,
-        blob_ids: &[String],
+        blob_ids: &[BlobId],
     ) -> Result<Vec<Option<Vec<u8>>>>;
     /// At most `len` bytes of the raw message from `offset` (fewer at its
     /// end, none past it), so that large messages stream in bounded memory.
     async fn read_blob_range(
         &self,
         account: AccountId,
-        blob_id: &str,
+        blob_id: &BlobId,
         offset: u64,
         len: usize,
     ) -> Result<Vec<u8>>;
@@ -232,7 +232,7 @@ pub trait QueueStore: Send + Sync {
     /// Queues an already stored blob for more recipients: for a local
     /// recipient whose delivery failed after the others succeeded (the queue
     /// retries, then bounces). Fails with NotFound if the blob is gone.
-    async fn enqueue_blob(&self, blob_id: &str, outbound: Outbound) -> Result<QueueId>;
+    async fn enqueue_blob(&self, blob_id: &BlobId, outbound: Outbound) -> Result<QueueId>;
     /// Every queued message with its recipients, oldest first.
     async fn queue_list(&self) -> Result<Vec<QueuedMessage>>;
     /// Claims up to `limit` messages with a pending recipient due at `now`

@@ -44,6 +44,27 @@ id_type!(
     /// A thread of related emails (RFC 8474 THREADID).
     ThreadId(i64)
 );
+
+/// The address of a message's bytes: the hex SHA-256 of the content, so
+/// the same bytes are stored once however many emails, queue entries or
+/// uploads hold them. A blob is freed when nothing holds it any more.
+/// Reading one always names who asks (an account that owns an email of
+/// it, or a queue entry), so a blob id alone never opens anyone's mail.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BlobId(pub String);
+
+impl BlobId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for BlobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 id_type!(
     /// An IMAP UID: strictly ascending within a mailbox, never reused
     /// while `uid_validity` stays the same (RFC 9051 §2.3.1.1).
@@ -223,7 +244,7 @@ pub struct MessageEntry {
     pub received_at: i64,
     /// The message's bytes, for [`crate::Store::read_blob_range`] without
     /// a detour through [`crate::Store::email`].
-    pub blob_id: String,
+    pub blob_id: BlobId,
     /// The size with CRLF line ends (what POP3 sends); equals `size` for
     /// messages stored with CRLF.
     pub crlf_size: u64,
@@ -246,7 +267,7 @@ pub struct Email {
     pub account_id: AccountId,
     pub thread_id: ThreadId,
     /// Hex SHA-256 of the raw message: the blob's address.
-    pub blob_id: String,
+    pub blob_id: BlobId,
     pub size: u64,
     pub received_at: i64,
     pub keywords: Vec<String>,
@@ -358,7 +379,7 @@ pub enum RecipientStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueuedMessage {
     pub id: QueueId,
-    pub blob_id: String,
+    pub blob_id: BlobId,
     pub size: u64,
     pub outbound: Outbound,
     pub created_at: i64,
@@ -429,7 +450,7 @@ pub struct Accepted {
     /// instead (only when the message was accepted for someone else).
     pub deferred: Vec<usize>,
     /// The stored message's blob (for [`crate::Store::enqueue_blob`]).
-    pub blob_id: String,
+    pub blob_id: BlobId,
 }
 
 /// Where one delivered copy landed.

@@ -245,7 +245,7 @@ impl Session {
     async fn stream_literal(
         &mut self,
         account: tern_store::AccountId,
-        blob_id: &str,
+        blob_id: &tern_store::BlobId,
         start: u64,
         len: u64,
     ) -> Result<(), String> {

@@ -15,7 +15,7 @@ use tern_store::{AccountId, EmailId, ExpungeFilter, MailboxId, Role, Store, Stor
 struct Message {
     uid: Uid,
     email_id: EmailId,
-    blob_id: String,
+    blob_id: tern_store::BlobId,
     /// As POP3 counts it: CRLF line ends (RFC 1939 §11).
     size: u64,
     /// As stored: where reading the blob ends.
@@ -254,7 +254,7 @@ impl Session {
             total += m.stored_size;
             batch.push((i, m.blob_id.clone()));
         }
-        let ids: Vec<String> = batch.iter().map(|(_, b)| b.clone()).collect();
+        let ids: Vec<tern_store::BlobId> = batch.iter().map(|(_, b)| b.clone()).collect();
         // A failure here only means each message is read on its own below.
         let Ok(blobs) = self.srv.store.read_blobs(account, &ids).await else {
             return;

@@ -144,7 +144,7 @@ pub async fn blob_ranges_stream_a_message(store: Arc<dyn Store>) {
         .unwrap()
         .is_empty());
     let both = store
-        .read_blobs(a.id, &[blob.clone(), "0000".into()])
+        .read_blobs(a.id, &[blob.clone(), BlobId("0000".into())])
         .await
         .unwrap();
     assert_eq!(both, vec![Some(raw.clone()), None]);
@@ -630,7 +630,7 @@ pub async fn enqueue_blob_queues_stored_bytes(store: Arc<dyn Store>) {
     assert_eq!(queue[0].blob_id, accepted.blob_id);
     assert_eq!(queue[0].size, message("q", "x").len() as u64);
     assert!(matches!(
-        store.enqueue_blob("0000", outbound).await,
+        store.enqueue_blob(&BlobId("0000".into()), outbound).await,
         Err(StoreError::NotFound { .. })
     ));
 }

@@ -9,6 +9,7 @@
 //! thread.
 
 use super::{parse_message, ParsedMessage};
+use crate::types::BlobId;
 use sha2::{Digest, Sha256};
 use std::fmt;
 
@@ -16,7 +17,7 @@ use std::fmt;
 #[derive(Clone)]
 pub struct PreparedMessage {
     raw: Vec<u8>,
-    blob_id: String,
+    blob_id: BlobId,
     crlf_size: u64,
     parsed: ParsedMessage,
 }
@@ -25,7 +26,7 @@ impl PreparedMessage {
     /// Hashes and parses `raw`. Never fails and never panics: bytes that are
     /// not a message still get a parse (see [`parse_message`]).
     pub fn new(raw: Vec<u8>) -> PreparedMessage {
-        let blob_id = hex::encode(Sha256::digest(&raw));
+        let blob_id = BlobId(hex::encode(Sha256::digest(&raw)));
         let parsed = parse_message(&raw);
         PreparedMessage {
             crlf_size: crlf_size(&raw),
@@ -41,7 +42,7 @@ impl PreparedMessage {
     }
 
     /// The hex SHA-256 of the bytes: the blob's address in every backend.
-    pub fn blob_id(&self) -> &str {
+    pub fn blob_id(&self) -> &BlobId {
         &self.blob_id
     }
 
@@ -75,7 +76,7 @@ impl PreparedMessage {
     }
 
     /// Gives the parts back, for a backend that keeps them.
-    pub fn into_parts(self) -> (Vec<u8>, String, u64, ParsedMessage) {
+    pub fn into_parts(self) -> (Vec<u8>, BlobId, u64, ParsedMessage) {
         (self.raw, self.blob_id, self.crlf_size, self.parsed)
     }
 }
@@ -128,7 +129,7 @@ mod tests {
     #[test]
     fn a_prepared_message_knows_its_address_and_parse() {
         let m = PreparedMessage::new(b"Subject: hi\r\nReferences: <a@b>\r\n\r\nbody\r\n".to_vec());
-        assert_eq!(m.blob_id().len(), 64);
+        assert_eq!(m.blob_id().as_str().len(), 64);
         assert_eq!(m.parsed().summary.subject, "hi");
         assert_eq!(m.referenced_ids(), ["a@b"]);
         assert!(m.header_raw().starts_with("Subject: hi"));

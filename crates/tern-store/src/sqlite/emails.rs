@@ -78,7 +78,7 @@ pub fn records(
                 Some(EmailRecord {
                     id,
                     thread_id,
-                    blob_id,
+                    blob_id: BlobId(blob_id),
                     size: size.max(0) as u64,
                     received_at,
                     sent_at,

@@ -338,8 +338,8 @@ impl EmailStore for SqliteStore {
 
 #[async_trait]
 impl BlobStore for SqliteStore {
-    async fn read_blob(&self, account: AccountId, blob_id: &str) -> Result<Vec<u8>> {
-        let blob_id = blob_id.to_string();
+    async fn read_blob(&self, account: AccountId, blob_id: &BlobId) -> Result<Vec<u8>> {
+        let blob_id = blob_id.clone();
         self.read(move |c| messages::read_blob(c, account, &blob_id))
             .await
     }
@@ -347,7 +347,7 @@ impl BlobStore for SqliteStore {
     async fn read_blobs(
         &self,
         account: AccountId,
-        blob_ids: &[String],
+        blob_ids: &[BlobId],
     ) -> Result<Vec<Option<Vec<u8>>>> {
         let blob_ids = blob_ids.to_vec();
         self.read(move |c| {
@@ -366,11 +366,11 @@ impl BlobStore for SqliteStore {
     async fn read_blob_range(
         &self,
         account: AccountId,
-        blob_id: &str,
+        blob_id: &BlobId,
         offset: u64,
         len: usize,
     ) -> Result<Vec<u8>> {
-        let blob_id = blob_id.to_string();
+        let blob_id = blob_id.clone();
         self.read(move |c| messages::read_blob_range(c, account, &blob_id, offset, len))
             .await
     }
@@ -378,8 +378,8 @@ impl BlobStore for SqliteStore {
 
 #[async_trait]
 impl QueueStore for SqliteStore {
-    async fn enqueue_blob(&self, blob_id: &str, outbound: Outbound) -> Result<QueueId> {
-        let blob_id = blob_id.to_string();
+    async fn enqueue_blob(&self, blob_id: &BlobId, outbound: Outbound) -> Result<QueueId> {
+        let blob_id = blob_id.clone();
         self.write(move |ctx| queue::enqueue_existing(ctx.conn, &blob_id, &outbound))
             .await
     }

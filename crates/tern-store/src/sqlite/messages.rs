@@ -17,7 +17,7 @@ use rusqlite::{named_params, params, Connection, OptionalExtension, Row};
 /// is left here is encoding the parse into columns, before the writer.
 pub struct Prepared {
     raw: Vec<u8>,
-    hash: String,
+    hash: BlobId,
     /// The size with every line ending in CRLF and a final line end.
     crlf_size: u64,
     recipients: Vec<DeliveryTarget>,
@@ -492,7 +492,7 @@ pub fn email(conn: &Connection, account: AccountId, id: EmailId) -> Result<Email
         id,
         account_id: account,
         thread_id: ThreadId(thread),
-        blob_id,
+        blob_id: BlobId(blob_id),
         size: size as u64,
         received_at,
         keywords: decode_keywords(&keywords),
@@ -502,7 +502,7 @@ pub fn email(conn: &Connection, account: AccountId, id: EmailId) -> Result<Email
     })
 }
 
-pub fn read_blob(conn: &Connection, account: AccountId, hash: &str) -> Result<Vec<u8>> {
+pub fn read_blob(conn: &Connection, account: AccountId, hash: &BlobId) -> Result<Vec<u8>> {
     // An account reads only blobs one of its own emails uses.
     conn.prepare_cached(
         "SELECT data FROM blob WHERE hash = ?1
@@ -521,7 +521,7 @@ pub fn read_blob(conn: &Connection, account: AccountId, hash: &str) -> Result<Ve
 pub fn read_blob_range(
     conn: &Connection,
     account: AccountId,
-    hash: &str,
+    hash: &BlobId,
     offset: u64,
     len: usize,
 ) -> Result<Vec<u8>> {

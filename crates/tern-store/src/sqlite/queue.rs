@@ -31,7 +31,7 @@ fn ret_name(r: DsnReturn) -> &'static str {
 }
 
 /// Queues `outbound` for the blob `hash` (already stored by the caller).
-pub fn enqueue(conn: &Connection, hash: &str, size: u64, outbound: &Outbound) -> Result<QueueId> {
+pub fn enqueue(conn: &Connection, hash: &BlobId, size: u64, outbound: &Outbound) -> Result<QueueId> {
     let created_at = now();
     conn.prepare_cached(
         "INSERT INTO queue_message (blob_hash, size, mail_from, env_id, ret, account_id, created_at)
@@ -74,7 +74,7 @@ pub fn enqueue(conn: &Connection, hash: &str, size: u64, outbound: &Outbound) ->
 }
 
 /// Queues a blob that is already stored.
-pub fn enqueue_existing(conn: &Connection, hash: &str, outbound: &Outbound) -> Result<QueueId> {
+pub fn enqueue_existing(conn: &Connection, hash: &BlobId, outbound: &Outbound) -> Result<QueueId> {
     let size: Option<i64> = conn
         .prepare_cached("SELECT length(data) FROM blob WHERE hash = ?1")
         .and_then(|mut s| s.query_row([hash], |r| r.get(0)).optional())
@@ -164,7 +164,7 @@ fn load(conn: &Connection, ids: Option<&[i64]>, pending_only: bool) -> Result<Ve
         }
         out.push(QueuedMessage {
             id: QueueId(id),
-            blob_id,
+            blob_id: BlobId(blob_id),
             size: size as u64,
             outbound: Outbound {
                 mail_from,

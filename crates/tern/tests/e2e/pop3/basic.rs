@@ -319,9 +319,9 @@ print(json.dumps({"list": s(size), "retr": s(resp), "len": len(data),
     assert_eq!(out["retr"], format!("+OK {} octets", email.size));
     assert_eq!(out["len"], email.size);
     // The blob id is the SHA-256 of the stored message.
-    assert_eq!(out["sha256"], email.blob_id);
+    assert_eq!(out["sha256"], email.blob_id.as_str());
     assert_eq!(
-        email.blob_id,
+        email.blob_id.as_str(),
         Sha256::digest(imap.raw(entry.email_id))
             .iter()
             .map(|b| format!("{b:02x}"))
