@@ -202,9 +202,21 @@ pub trait EmailStore: Send + Sync {
 }
 
 /// Message bytes, read whole or by range, checked against the account
-/// that asks.
+/// that asks; and uploads, which hold bytes no email owns yet.
 #[async_trait]
 pub trait BlobStore: Send + Sync {
+    /// Stores `bytes` for the account (JMAP upload, a webmail attachment)
+    /// until `expires_at` (unix seconds): the account may read them, and an
+    /// email made from them keeps them past the expiry.
+    async fn upload_blob(
+        &self,
+        account: AccountId,
+        bytes: Vec<u8>,
+        expires_at: i64,
+    ) -> Result<BlobId>;
+    /// Drops uploads expired at `now`, freeing bytes nothing else holds;
+    /// the number dropped.
+    async fn expire_uploads(&self, now: i64) -> Result<u64>;
     /// The raw message bytes.
     async fn read_blob(&self, account: AccountId, blob_id: &BlobId) -> Result<Vec<u8>>;
     /// Several whole messages in one round trip (`None` for any that is

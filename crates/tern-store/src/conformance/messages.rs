@@ -705,3 +705,53 @@ pub async fn email_ids_are_never_reused(store: Arc<dyn Store>) {
     let email = store.email(a.id, third.email_id).await.unwrap();
     assert_eq!(email.thread_id.0, third.email_id.0);
 }
+
+/// Uploads hold bytes no email owns yet: readable by their account only,
+/// kept alive by an email with the same bytes, freed when nothing holds
+/// them (expiry, account removal).
+pub async fn uploads_hold_blobs_until_they_expire(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let b = account(&store, "b@example.test").await;
+    let lonely = store
+        .upload_blob(a.id, b"an attachment".to_vec(), 100)
+        .await
+        .unwrap();
+    let raw = message("uploaded", "then imported");
+    let kept = store.upload_blob(a.id, raw.clone(), 100).await.unwrap();
+    assert_eq!(
+        store.read_blob(a.id, &lonely).await.unwrap(),
+        b"an attachment"
+    );
+    assert_eq!(
+        store.read_blob_range(a.id, &lonely, 3, 6).await.unwrap(),
+        b"attach"
+    );
+    assert!(matches!(
+        store.read_blob(b.id, &lonely).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // The upload becomes an email (JMAP Email/import).
+    let mb = inbox(&store, &a).await;
+    let d = store
+        .append(a.id, mb.id, raw.clone().into(), vec![], 1)
+        .await
+        .unwrap();
+    assert_eq!(store.email(a.id, d.email_id).await.unwrap().blob_id, kept);
+    // Not yet expired at 99; at 100 both uploads go.
+    assert_eq!(store.expire_uploads(99).await.unwrap(), 0);
+    assert_eq!(store.expire_uploads(100).await.unwrap(), 2);
+    assert!(matches!(
+        store.read_blob(a.id, &lonely).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // The email still holds its bytes.
+    assert_eq!(store.read_blob(a.id, &kept).await.unwrap(), raw);
+    // An account's uploads go with it.
+    let c = account(&store, "c@example.test").await;
+    store
+        .upload_blob(c.id, b"c's file".to_vec(), i64::MAX)
+        .await
+        .unwrap();
+    store.remove_account("c@example.test").await.unwrap();
+    assert!(store.upload_blob(c.id, b"x".to_vec(), 1).await.is_err());
+}

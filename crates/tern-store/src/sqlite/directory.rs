@@ -222,6 +222,9 @@ pub fn remove_account(ctx: &mut WriteCtx<'_>, address: &str) -> Result<()> {
         "CREATE TEMP TABLE IF NOT EXISTS doomed_blob (hash TEXT PRIMARY KEY, n INTEGER NOT NULL);
          DELETE FROM temp.doomed_blob;
          INSERT INTO temp.doomed_blob SELECT blob_hash, count(*) FROM email WHERE account_id = {id} GROUP BY blob_hash;
+         INSERT INTO temp.doomed_blob SELECT blob_hash, count(*) FROM upload WHERE account_id = {id} GROUP BY blob_hash
+           ON CONFLICT (hash) DO UPDATE SET n = n + excluded.n;
+         DELETE FROM upload WHERE account_id = {id};
          DELETE FROM mailbox_email WHERE mailbox_id IN (SELECT id FROM mailbox WHERE account_id = {id});
          DELETE FROM email_header WHERE account_id = {id};
          DELETE FROM email WHERE account_id = {id};

@@ -338,6 +338,20 @@ impl EmailStore for SqliteStore {
 
 #[async_trait]
 impl BlobStore for SqliteStore {
+    async fn upload_blob(
+        &self,
+        account: AccountId,
+        bytes: Vec<u8>,
+        expires_at: i64,
+    ) -> Result<BlobId> {
+        self.write(move |ctx| uploads::upload(ctx.conn, account, &bytes, expires_at))
+            .await
+    }
+
+    async fn expire_uploads(&self, now: i64) -> Result<u64> {
+        self.write(move |ctx| uploads::expire(ctx.conn, now)).await
+    }
+
     async fn read_blob(&self, account: AccountId, blob_id: &BlobId) -> Result<Vec<u8>> {
         let blob_id = blob_id.clone();
         self.read(move |c| messages::read_blob(c, account, &blob_id))

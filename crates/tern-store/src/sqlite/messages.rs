@@ -503,10 +503,11 @@ pub fn email(conn: &Connection, account: AccountId, id: EmailId) -> Result<Email
 }
 
 pub fn read_blob(conn: &Connection, account: AccountId, hash: &BlobId) -> Result<Vec<u8>> {
-    // An account reads only blobs one of its own emails uses.
+    // An account reads only blobs one of its own emails or uploads holds.
     conn.prepare_cached(
         "SELECT data FROM blob WHERE hash = ?1
-            AND EXISTS (SELECT 1 FROM email WHERE blob_hash = ?1 AND account_id = ?2)",
+            AND (EXISTS (SELECT 1 FROM email WHERE blob_hash = ?1 AND account_id = ?2)
+                 OR EXISTS (SELECT 1 FROM upload WHERE blob_hash = ?1 AND account_id = ?2))",
     )
     .and_then(|mut s| {
         s.query_row(params![hash, account.0], |r| r.get(0))
@@ -528,7 +529,8 @@ pub fn read_blob_range(
     let rowid: i64 = conn
         .prepare_cached(
             "SELECT rowid FROM blob WHERE hash = ?1
-                AND EXISTS (SELECT 1 FROM email WHERE blob_hash = ?1 AND account_id = ?2)",
+                AND (EXISTS (SELECT 1 FROM email WHERE blob_hash = ?1 AND account_id = ?2)
+                     OR EXISTS (SELECT 1 FROM upload WHERE blob_hash = ?1 AND account_id = ?2))",
         )
         .and_then(|mut s| {
             s.query_row(params![hash, account.0], |r| r.get(0))

@@ -21,6 +21,7 @@ mod messages;
 mod queue;
 mod schema;
 mod search;
+mod uploads;
 mod watcher;
 mod writer;
 

@@ -31,7 +31,12 @@ fn ret_name(r: DsnReturn) -> &'static str {
 }
 
 /// Queues `outbound` for the blob `hash` (already stored by the caller).
-pub fn enqueue(conn: &Connection, hash: &BlobId, size: u64, outbound: &Outbound) -> Result<QueueId> {
+pub fn enqueue(
+    conn: &Connection,
+    hash: &BlobId,
+    size: u64,
+    outbound: &Outbound,
+) -> Result<QueueId> {
     let created_at = now();
     conn.prepare_cached(
         "INSERT INTO queue_message (blob_hash, size, mail_from, env_id, ret, account_id, created_at)

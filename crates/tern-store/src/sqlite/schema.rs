@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE meta (
@@ -244,6 +244,17 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('lease_seq', 0);";
 /// the index instead of sorting every email of the account.
 const SCHEMA_V11: &str = "CREATE INDEX email_by_received ON email (account_id, received_at, id);";
 
+/// Version 12: uploads (JMAP `/upload`, webmail attachments) hold their
+/// blob like an email or a queue entry does, until they expire.
+const SCHEMA_V12: &str = "CREATE TABLE upload (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id INTEGER NOT NULL REFERENCES account(id),
+    blob_hash  TEXT NOT NULL REFERENCES blob(hash),
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX upload_by_blob ON upload (blob_hash, account_id);
+CREATE INDEX upload_by_expiry ON upload (expires_at);";
+
 /// Creates or upgrades the schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     // IMMEDIATE takes the write lock first, so two processes starting on a
@@ -290,6 +301,9 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     }
     if version < 11 {
         tx.execute_batch(SCHEMA_V11)?;
+    }
+    if version < 12 {
+        tx.execute_batch(SCHEMA_V12)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;

@@ -126,30 +126,37 @@ fn init_logging() {
         .try_init();
 }
 
-/// How often the journal is pruned: retention is counted in days, so an
-/// hour's delay is nothing, and each run is a few bounded writer steps.
-const JOURNAL_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+/// How often the store's housekeeping runs: retention is counted in days,
+/// so an hour's delay is nothing, and each run is a few bounded writer steps.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(3600);
 
-/// Prunes the change journal of changes older than the retention, at start
-/// and then hourly, until shutdown (`[store] journal_retention_days`).
-async fn prune_journal_hourly(store: Arc<dyn Store>, retention_days: u32, shutdown: Shutdown) {
-    if retention_days == 0 {
-        return;
-    }
+/// The store's housekeeping, at start and then hourly, until shutdown:
+/// prunes journal changes older than `[store] journal_retention_days` (0
+/// keeps them) and drops expired uploads.
+async fn housekeeping_hourly(store: Arc<dyn Store>, retention_days: u32, shutdown: Shutdown) {
     let mut stopping = shutdown.receiver();
     loop {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        let before = now - i64::from(retention_days) * 86_400;
-        match store.prune_journal(before).await {
+        if retention_days > 0 {
+            let before = now - i64::from(retention_days) * 86_400;
+            match store.prune_journal(before).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!("journal: pruned {n} changes older than {retention_days} days")
+                }
+                Err(e) => tracing::warn!("journal: pruning old changes: {e}"),
+            }
+        }
+        match store.expire_uploads(now).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!("journal: pruned {n} changes older than {retention_days} days"),
-            Err(e) => tracing::warn!("journal: pruning old changes: {e}"),
+            Ok(n) => tracing::info!("uploads: dropped {n} expired"),
+            Err(e) => tracing::warn!("uploads: dropping expired ones: {e}"),
         }
         tokio::select! {
-            _ = tokio::time::sleep(JOURNAL_PRUNE_INTERVAL) => {}
+            _ = tokio::time::sleep(HOUSEKEEPING_INTERVAL) => {}
             _ = stopping.changed() => return,
         }
     }
@@ -200,7 +207,7 @@ pub async fn serve(config: Config) -> Result<()> {
         pop3,
         imap,
     });
-    let pruner = tokio::spawn(prune_journal_hourly(
+    let pruner = tokio::spawn(housekeeping_hourly(
         ctx.store.clone(),
         ctx.config.store.journal_retention_days,
         shutdown.clone(),

@@ -279,7 +279,10 @@ print(json.dumps({"refused": list(refused), "quit": r(s.quit())}))
         "body digest"
     );
     // The blob is addressed by the SHA-256 of everything stored.
-    assert_eq!(stored.email.blob_id.as_str(), hex(&Sha256::digest(&stored.raw)));
+    assert_eq!(
+        stored.email.blob_id.as_str(),
+        hex(&Sha256::digest(&stored.raw))
+    );
     assert_eq!(stored.email.size, stored.raw.len() as u64);
 }
 
