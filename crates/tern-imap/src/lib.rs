@@ -21,7 +21,6 @@ use std::sync::Arc;
 use tern_core::config::Limits;
 use tern_mail::Mail;
 use tern_store::Store;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::rustls::ServerConfig;
 
@@ -50,7 +49,7 @@ impl ImapServer {
     /// limit was reached; `stopping` turns true at shutdown.
     pub async fn handle(
         self: Arc<Self>,
-        stream: TcpStream,
+        stream: impl tern_core::io::Duplex + 'static,
         peer: SocketAddr,
         mode: Mode,
         admitted: Result<(), String>,

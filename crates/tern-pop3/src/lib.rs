@@ -19,7 +19,6 @@ use std::time::Instant;
 use tern_core::config::{Limits, Pop3Config};
 use tern_mail::Mail;
 use tern_store::{AccountId, Store};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::rustls::ServerConfig;
 
@@ -70,7 +69,7 @@ impl Pop3Server {
     /// limit was reached; `stopping` turns true at shutdown.
     pub async fn handle(
         self: Arc<Self>,
-        stream: TcpStream,
+        stream: impl tern_core::io::Duplex + 'static,
         peer: SocketAddr,
         mode: Mode,
         admitted: Result<(), String>,

@@ -26,7 +26,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tern_core::config::{Limits, SmtpConfig};
 use tern_mail::Mail;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::rustls::ServerConfig;
 
@@ -74,7 +73,7 @@ impl SmtpServer {
     /// ends at the next command with 421.
     pub async fn handle(
         self: Arc<Self>,
-        stream: TcpStream,
+        stream: impl tern_core::io::Duplex + 'static,
         peer: SocketAddr,
         mode: Mode,
         admitted: Result<(), String>,

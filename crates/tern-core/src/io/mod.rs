@@ -2,21 +2,28 @@
 //! the first byte on the implicit-TLS ports), behind one type so protocol
 //! sessions do not care which.
 
+mod conn;
 mod deflate;
 
+pub use conn::{in_memory, Conn, End, Line, MAX_PENDING_OUTPUT};
 pub use deflate::Deflate;
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
+
+/// What a connection runs over: a TCP socket in the server, an in-memory
+/// pipe in a test (see [`in_memory`]).
+pub trait Duplex: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Duplex for T {}
 
 /// A client connection, plain or TLS.
 pub enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Plain(Box<dyn Duplex>),
+    Tls(Box<TlsStream<Box<dyn Duplex>>>),
     /// After IMAP COMPRESS=DEFLATE (RFC 4978), over either of the above.
     Deflate(Box<Deflate<Stream>>),
     /// What is left while the TCP stream is being handed to TLS: reads end,
@@ -93,10 +100,10 @@ pub const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from
 /// STARTTLS/STLS); `None` if it fails or takes too long.
 pub async fn accept_tls(
     tls: std::sync::Arc<tokio_rustls::rustls::ServerConfig>,
-    tcp: TcpStream,
+    io: Box<dyn Duplex>,
 ) -> Option<Stream> {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
         Ok(Ok(stream)) => Some(Stream::Tls(Box::new(stream))),
         _ => None,
     }
@@ -107,13 +114,14 @@ pub async fn accept_tls(
 /// handshake fails or takes too long.
 pub async fn open(
     tls: std::sync::Arc<tokio_rustls::rustls::ServerConfig>,
-    tcp: TcpStream,
+    io: impl Duplex + 'static,
     implicit_tls: bool,
 ) -> Option<Stream> {
+    let io: Box<dyn Duplex> = Box::new(io);
     if implicit_tls {
-        accept_tls(tls, tcp).await
+        accept_tls(tls, io).await
     } else {
-        Some(Stream::Plain(tcp))
+        Some(Stream::Plain(io))
     }
 }
 

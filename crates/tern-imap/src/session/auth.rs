@@ -2,10 +2,8 @@
 //! AUTHENTICATE PLAIN with SASL-IR (RFC 4959); and ENABLE (RFC 5161).
 
 use super::{End, Next, Session, State};
-use tern_core::io::Stream;
 use tern_core::sasl::decode_plain;
 use tern_mail::AuthError;
-use tokio::io::BufReader;
 
 impl Session {
     /// STARTTLS: the plaintext buffer, and anything pipelined in it, is
@@ -20,18 +18,10 @@ impl Session {
             return Ok(Next::Continue);
         }
         self.tagged(tag, "OK", "begin TLS negotiation now");
-        self.flush().await?;
-        let conn = std::mem::replace(&mut self.conn, BufReader::new(Stream::Closed));
-        let Stream::Plain(tcp) = conn.into_inner() else {
+        if !self.conn.start_tls(self.srv.tls.clone()).await? {
             return Err(End::Gone);
-        };
-        match tern_core::io::accept_tls(self.srv.tls.clone(), tcp).await {
-            Some(tls) => {
-                self.conn = BufReader::new(tls);
-                Ok(Next::Continue)
-            }
-            None => Err(End::Gone),
         }
+        Ok(Next::Continue)
     }
 
     pub(super) async fn login(&mut self, tag: &str, user: &str, password: &str) {
@@ -68,7 +58,7 @@ impl Session {
             Some(r) if r == "=" => String::new(),
             Some(r) => r,
             None => {
-                self.out.extend_from_slice(b"+ \r\n");
+                self.conn.out.extend_from_slice(b"+ \r\n");
                 match self.read_line(8 * 1024).await? {
                     None => return Err(End::Gone),
                     Some(Err(())) => {

@@ -191,7 +191,7 @@ impl Session {
                 if let Some((name, partial)) = whole_body(item).filter(|_| streamed) {
                     out.extend_from_slice(name.as_bytes());
                     let (start, len) = partial_range(&mut out, entry.size, partial);
-                    self.out.append(&mut out);
+                    self.conn.out.append(&mut out);
                     if let Err(why) = self
                         .stream_literal(account, &entry.blob_id, start, len)
                         .await
@@ -199,7 +199,7 @@ impl Session {
                         // The literal's length is promised and cannot be
                         // kept: the connection must end here.
                         tracing::warn!("imap {}: streaming a message: {why}", self.peer);
-                        self.out.clear();
+                        self.conn.out.clear();
                         self.closing = true;
                         return;
                     }
@@ -217,8 +217,8 @@ impl Session {
                 out.extend_from_slice(format!("MODSEQ ({})", entry.modseq).as_bytes());
             }
             out.extend_from_slice(b")\r\n");
-            self.out.extend_from_slice(&out);
-            if self.out.len() > 1 << 20 {
+            self.conn.out.extend_from_slice(&out);
+            if self.conn.out.len() > 1 << 20 {
                 // Large results go out as they are built.
                 if self.flush().await.is_err() {
                     return;
@@ -267,10 +267,10 @@ impl Session {
                 chunk
             };
             if let Some(h) = header.take() {
-                self.out.extend_from_slice(h.as_bytes());
+                self.conn.out.extend_from_slice(h.as_bytes());
             }
             let n = chunk.len().min(want);
-            self.out.extend_from_slice(&chunk[..n]);
+            self.conn.out.extend_from_slice(&chunk[..n]);
             sent += n as u64;
             self.flush().await.map_err(|e| e.to_string())?;
         }

@@ -6,7 +6,6 @@
 
 use super::{End, Next, Session, State};
 use std::time::Duration;
-use tokio::io::AsyncBufReadExt;
 
 /// RFC 9051 §5.4: clients re-issue IDLE at least every 29 minutes; past
 /// 30 minutes of silence the session ends.
@@ -18,7 +17,7 @@ const MAX_DONE_LINE: usize = 64;
 impl Session {
     pub(super) async fn idle(&mut self, tag: &str) -> Result<Next, End> {
         let mut changes = self.srv.store.subscribe(self.account_id());
-        self.out.extend_from_slice(b"+ idling\r\n");
+        self.conn.out.extend_from_slice(b"+ idling\r\n");
         self.sync(true).await;
         self.flush().await?;
         let mut stopping = self.stopping.clone();

@@ -165,7 +165,7 @@ impl Session {
             let mut line = format!("* {command} ({}) \"/\" ", attrs.join(" ")).into_bytes();
             line.extend_from_slice(&self.encode_mailbox(&m.name));
             line.extend_from_slice(b"\r\n");
-            self.out.extend_from_slice(&line);
+            self.conn.out.extend_from_slice(&line);
             if let (Some(items), false) = (&ret.status, m.noselect) {
                 self.status_line(m, items).await;
             }
@@ -215,7 +215,7 @@ impl Session {
         let mut line = b"* STATUS ".to_vec();
         line.extend_from_slice(&self.encode_mailbox(&m.name));
         line.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
-        self.out.extend_from_slice(&line);
+        self.conn.out.extend_from_slice(&line);
     }
 
     /// GETQUOTA / GETQUOTAROOT: one root, "", holding the account's storage
@@ -228,7 +228,7 @@ impl Session {
             let mut line = b"* QUOTAROOT ".to_vec();
             line.extend_from_slice(&self.encode_mailbox(name));
             line.extend_from_slice(b" \"\"\r\n");
-            self.out.extend_from_slice(&line);
+            self.conn.out.extend_from_slice(&line);
         } else if !root.is_empty() {
             return self.tagged(tag, "NO", "[NONEXISTENT] no such quota root");
         }

@@ -80,7 +80,7 @@ impl Session {
             out.extend_from_slice(parts.join(" ").as_bytes());
             out.extend_from_slice(b")\r\n");
         }
-        self.out.extend_from_slice(&out);
+        self.conn.out.extend_from_slice(&out);
         // Answered above: the sync below must not repeat it. Silenced
         // (FLAGS.SILENT) it is not answered, so the sync reports it if
         // another session changed the same message's flags meanwhile

@@ -9,6 +9,8 @@
 mod auth;
 mod fetch;
 mod idle;
+#[cfg(test)]
+mod in_memory_tests;
 mod mailboxes;
 mod messages;
 mod search;
@@ -21,10 +23,9 @@ use selected::Selected;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tern_core::io::Stream;
+pub(crate) use tern_core::io::End;
+use tern_core::io::{Conn, Duplex};
 use tern_store::Account;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 /// A command line (between literals) longer than this is refused.
@@ -34,22 +35,8 @@ const MAX_LINE: usize = 64 * 1024;
 const MAX_LITERAL_BEFORE_LOGIN: u64 = 8 * 1024;
 /// RFC 9051 §5.4: the autologout timer is at least 30 minutes once logged in.
 const MIN_IDLE_LOGGED_IN: Duration = Duration::from_secs(30 * 60);
-/// Replies held back for pipelining before they are written anyway.
-const MAX_PENDING_OUTPUT: usize = 64 * 1024;
 /// Bad commands in a row before the client gets BYE.
 const MAX_BAD_COMMANDS: usize = 20;
-
-/// Why a session ends early.
-pub(crate) enum End {
-    Gone,
-    Timeout,
-}
-
-impl From<std::io::Error> for End {
-    fn from(_: std::io::Error) -> End {
-        End::Gone
-    }
-}
 
 /// What a command asked the connection to do next.
 pub(crate) enum Next {
@@ -68,8 +55,7 @@ pub(crate) enum State {
 pub(crate) struct Session {
     srv: Arc<ImapServer>,
     peer: SocketAddr,
-    conn: BufReader<Stream>,
-    out: Vec<u8>,
+    conn: Conn,
     state: State,
     account: Option<Account>,
     /// ENABLEd: CONDSTORE (also turned on by its first use), QRESYNC,
@@ -86,7 +72,7 @@ pub(crate) struct Session {
 
 pub(crate) async fn run(
     srv: Arc<ImapServer>,
-    tcp: TcpStream,
+    io: impl Duplex + 'static,
     peer: SocketAddr,
     mode: Mode,
     admitted: Result<(), String>,
@@ -95,14 +81,15 @@ pub(crate) async fn run(
     if admitted.is_err() && mode == Mode::Tls {
         return;
     }
-    let Some(stream) = tern_core::io::open(srv.tls.clone(), tcp, mode == Mode::Tls).await else {
+    let Some(stream) = tern_core::io::open(srv.tls.clone(), io, mode == Mode::Tls).await else {
         return;
     };
+    // Writes get the idle timeout of the state (updated at login).
+    let write_timeout = Duration::from_secs(srv.limits.idle_timeout_secs);
     let mut s = Session {
         srv,
         peer,
-        conn: BufReader::new(stream),
-        out: Vec::new(),
+        conn: Conn::new(stream, write_timeout),
         state: State::NotAuthenticated,
         account: None,
         condstore: false,
@@ -126,8 +113,7 @@ pub(crate) async fn run(
         Ok(()) | Err(End::Gone) => {}
         Err(End::Timeout) => s.untagged("BYE autologout; idle for too long"),
     }
-    let _ = s.flush().await;
-    let _ = s.conn.get_mut().shutdown().await;
+    s.conn.close().await;
 }
 
 impl Session {
@@ -140,18 +126,18 @@ impl Session {
     }
 
     fn is_tls(&self) -> bool {
-        self.conn.get_ref().is_tls()
+        self.conn.is_tls()
     }
 
     /// LOGIN and AUTHENTICATE only where passwords cannot be sniffed.
     fn auth_allowed(&self) -> bool {
-        tern_core::io::password_may_travel(self.conn.get_ref(), self.peer.ip())
+        self.conn.password_may_travel(self.peer.ip())
     }
 
     pub(crate) fn untagged(&mut self, text: &str) {
-        self.out.extend_from_slice(b"* ");
-        self.out.extend_from_slice(text.as_bytes());
-        self.out.extend_from_slice(b"\r\n");
+        self.conn.out.extend_from_slice(b"* ");
+        self.conn.out.extend_from_slice(text.as_bytes());
+        self.conn.out.extend_from_slice(b"\r\n");
     }
 
     pub(crate) fn tagged(&mut self, tag: &str, status: &str, text: &str) {
@@ -159,53 +145,31 @@ impl Session {
             // After BYE the connection ends: no command completes.
             return;
         }
-        self.out
+        self.conn
+            .out
             .extend_from_slice(format!("{tag} {status} {text}\r\n").as_bytes());
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {
-        if !self.out.is_empty() {
-            let out = std::mem::take(&mut self.out);
-            let timeout = self.idle_timeout();
-            tern_core::io::write_all_within(self.conn.get_mut(), &out, timeout).await?;
-        }
-        Ok(())
+        let timeout = self.idle_timeout();
+        self.conn.set_write_timeout(timeout);
+        self.conn.flush().await
     }
 
     /// Reads one line of at most `max` bytes, LF included; `Ok(None)` at end
-    /// of input, `Err(true)` inside for an overlong line (consumed).
+    /// of input, `Err(())` inside for an overlong line (consumed).
     async fn read_line(&mut self, max: usize) -> Result<Option<Result<Vec<u8>, ()>>, End> {
         let timeout = self.idle_timeout();
-        let read = async {
-            let mut line = Vec::new();
-            let mut overflow = false;
-            loop {
-                if self.conn.buffer().is_empty() || self.out.len() > MAX_PENDING_OUTPUT {
-                    self.flush().await?;
-                }
-                let buf = self.conn.fill_buf().await?;
-                if buf.is_empty() {
-                    return Ok(None);
-                }
-                let (n, done) = match buf.iter().position(|&b| b == b'\n') {
-                    Some(i) => (i + 1, true),
-                    None => (buf.len(), false),
-                };
-                if !overflow && line.len() + n <= max {
-                    line.extend_from_slice(&buf[..n]);
-                } else {
-                    overflow = true;
-                    line.clear();
-                }
-                self.conn.consume(n);
-                if done {
-                    return Ok(Some(if overflow { Err(()) } else { Ok(line) }));
-                }
-            }
-        };
-        tokio::time::timeout(timeout, read)
-            .await
-            .map_err(|_| End::Timeout)?
+        self.conn.set_write_timeout(timeout);
+        let line = self.conn.read_line(max, timeout).await?;
+        Ok(if !line.complete {
+            // The end of input, a partial line included.
+            None
+        } else if line.overflow {
+            Some(Err(()))
+        } else {
+            Some(Ok(line.bytes))
+        })
     }
 
     /// Reads a whole command: lines joined with their literals, final CRLF
@@ -248,27 +212,20 @@ impl Session {
                 ))));
             }
             if sync {
-                self.out.extend_from_slice(b"+ go ahead\r\n");
+                self.conn.out.extend_from_slice(b"+ go ahead\r\n");
                 self.flush().await?;
             }
             command.extend_from_slice(b"\r\n");
             let start = command.len();
             command.resize(start + size as usize, 0);
             let timeout = self.idle_timeout();
-            tokio::time::timeout(timeout, self.conn.read_exact(&mut command[start..]))
-                .await
-                .map_err(|_| End::Timeout)??;
+            self.conn.read_exact(&mut command[start..], timeout).await?;
         }
     }
 
     async fn skip(&mut self, n: u64) -> Result<(), End> {
         let timeout = self.idle_timeout();
-        let mut limited = (&mut self.conn).take(n);
-        let mut sink = tokio::io::sink();
-        let copy = tokio::io::copy(&mut limited, &mut sink);
-        tokio::time::timeout(timeout, copy)
-            .await
-            .map_err(|_| End::Timeout)??;
+        self.conn.read_chunk(n, None, timeout).await?;
         Ok(())
     }
 
@@ -465,18 +422,12 @@ impl Session {
             );
             return Ok(Next::Continue);
         }
-        if self.conn.get_ref().is_compressed() {
+        if self.conn.is_compressed() {
             self.tagged(tag, "NO", "[COMPRESSIONACTIVE] already compressing");
             return Ok(Next::Continue);
         }
         self.tagged(tag, "OK", "DEFLATE active");
-        self.flush().await?;
-        let pending = self.conn.buffer().to_vec();
-        let conn = std::mem::replace(&mut self.conn, BufReader::new(Stream::Closed));
-        let inner = conn.into_inner();
-        self.conn = BufReader::new(Stream::Deflate(Box::new(
-            tern_core::io::Deflate::with_input(inner, pending),
-        )));
+        self.conn.start_deflate().await?;
         Ok(Next::Continue)
     }
 

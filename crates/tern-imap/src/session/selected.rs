@@ -210,7 +210,7 @@ impl Session {
              * OK [HIGHESTMODSEQ {}] highest\r\n* OK [MAILBOXID (M{})] mailbox id\r\n",
             mailbox.uid_validity, mailbox.uid_next, mailbox.highest_modseq, mailbox.id
         );
-        self.out.extend_from_slice(out.as_bytes());
+        self.conn.out.extend_from_slice(out.as_bytes());
         let highest = mailbox.highest_modseq;
         let selected = Selected {
             uids: entries.iter().map(|e| e.uid).collect(),
@@ -301,7 +301,7 @@ impl Session {
             out.extend_from_slice(e.keywords.join(" ").as_bytes());
             out.extend_from_slice(format!(") MODSEQ ({}))\r\n", e.modseq).as_bytes());
         }
-        self.out.extend_from_slice(&out);
+        self.conn.out.extend_from_slice(&out);
         Ok(())
     }
 
@@ -528,7 +528,7 @@ impl Session {
             let _ = write!(out, "* {} EXISTS\r\n", sel.uids.len());
         }
         sel.modseq = sel.modseq.max(changes.highest_modseq);
-        self.out.extend_from_slice(out.as_bytes());
+        self.conn.out.extend_from_slice(out.as_bytes());
     }
 }
 

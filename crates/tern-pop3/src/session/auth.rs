@@ -8,10 +8,8 @@ use super::maildrop::Maildrop;
 use super::{End, Session, State};
 use crate::command::Command;
 use std::time::Instant;
-use tern_core::io::Stream;
 use tern_core::sasl::decode_plain;
 use tern_mail::AuthError;
-use tokio::io::BufReader;
 
 impl Session {
     /// A command in the AUTHORIZATION state; false when the session ends.
@@ -57,7 +55,7 @@ impl Session {
         }
         let Some(mechanism) = mechanism else {
             // Old clients (RFC 1734) ask for the list with a bare AUTH.
-            self.out.extend_from_slice(b"+OK\r\nPLAIN\r\n.\r\n");
+            self.conn.out.extend_from_slice(b"+OK\r\nPLAIN\r\n.\r\n");
             return Ok(());
         };
         if mechanism != "PLAIN" {
@@ -68,7 +66,7 @@ impl Session {
             Some(r) if r == "=" => String::new(),
             Some(r) => r,
             None => {
-                self.out.extend_from_slice(b"+ \r\n");
+                self.conn.out.extend_from_slice(b"+ \r\n");
                 match self.read_line().await? {
                     None => return Err(End::Gone),
                     Some(None) => {
@@ -170,18 +168,10 @@ impl Session {
             return Ok(true);
         }
         self.ok("begin TLS negotiation");
-        self.flush().await?;
-        let conn = std::mem::replace(&mut self.conn, BufReader::new(Stream::Closed));
-        let Stream::Plain(tcp) = conn.into_inner() else {
+        if !self.conn.start_tls(self.srv.tls.clone()).await? {
             return Err(End::Gone);
-        };
-        match tern_core::io::accept_tls(self.srv.tls.clone(), tcp).await {
-            Some(tls) => {
-                self.conn = BufReader::new(tls);
-                self.state = State::Authorization { user: None };
-                Ok(true)
-            }
-            None => Err(End::Gone),
         }
+        self.state = State::Authorization { user: None };
+        Ok(true)
     }
 }

@@ -139,7 +139,7 @@ impl Session {
                     out.push_str("\r\n");
                 }
                 out.push_str(".\r\n");
-                self.out.extend_from_slice(out.as_bytes());
+                self.conn.out.extend_from_slice(out.as_bytes());
             }
             Err(e) => self.err(&e),
         }
@@ -172,8 +172,8 @@ impl Session {
                     Some(_) => self.ok("top of message follows"),
                 }
                 let mut stuffer = Stuffer::new(top);
-                stuffer.push(&data, &mut self.out);
-                stuffer.finish(&mut self.out);
+                stuffer.push(&data, &mut self.conn.out);
+                stuffer.finish(&mut self.conn.out);
                 return Ok(());
             }
         }
@@ -202,10 +202,10 @@ impl Session {
         }
         let mut stuffer = Stuffer::new(top);
         let mut offset = first.len() as u64;
-        stuffer.push(&first, &mut self.out);
+        stuffer.push(&first, &mut self.conn.out);
         // The size is known: no extra round trip to discover the end.
         while offset < stored_size && !stuffer.is_done() {
-            if self.out.len() >= CHUNK {
+            if self.conn.out.len() >= CHUNK {
                 self.flush().await?;
             }
             let chunk = match self
@@ -227,10 +227,10 @@ impl Session {
                 }
             };
             offset += chunk.len() as u64;
-            stuffer.push(&chunk, &mut self.out);
+            stuffer.push(&chunk, &mut self.conn.out);
         }
         // The terminator goes out with the rest: one write for a small message.
-        stuffer.finish(&mut self.out);
+        stuffer.finish(&mut self.conn.out);
         Ok(())
     }
 

@@ -11,33 +11,16 @@ use maildrop::Maildrop;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tern_core::io::Stream;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+pub(crate) use tern_core::io::End;
+use tern_core::io::{Conn, Duplex};
 use tokio::sync::watch;
 
 /// Longest command line: RFC 2449 §4 allows 255 octets; SASL responses
 /// (base64 credentials) need more, so lines up to this are read.
 const MAX_LINE: usize = 4096;
 
-/// Replies held back for pipelining before they are written anyway.
-const MAX_PENDING_OUTPUT: usize = 64 * 1024;
-
 /// RFC 1939 §3: the autologout timer is at least 10 minutes.
 const MIN_IDLE: Duration = Duration::from_secs(600);
-
-/// Why a session ends without an orderly QUIT. Either way no UPDATE runs:
-/// a dropped connection removes nothing (RFC 1939 §6).
-pub(crate) enum End {
-    Gone,
-    Timeout,
-}
-
-impl From<std::io::Error> for End {
-    fn from(_: std::io::Error) -> End {
-        End::Gone
-    }
-}
 
 /// The state a session is in.
 enum State {
@@ -53,8 +36,7 @@ enum State {
 pub(crate) struct Session {
     srv: Arc<Pop3Server>,
     peer: SocketAddr,
-    conn: BufReader<Stream>,
-    out: Vec<u8>,
+    conn: Conn,
     state: State,
     errors: usize,
     stopping: watch::Receiver<bool>,
@@ -62,7 +44,7 @@ pub(crate) struct Session {
 
 pub(crate) async fn run(
     srv: Arc<Pop3Server>,
-    tcp: TcpStream,
+    io: impl Duplex + 'static,
     peer: SocketAddr,
     mode: Mode,
     admitted: Result<(), String>,
@@ -72,14 +54,16 @@ pub(crate) async fn run(
         // No TLS handshake for a connection we will not serve.
         return;
     }
-    let Some(stream) = tern_core::io::open(srv.tls.clone(), tcp, mode == Mode::Tls).await else {
+    let Some(stream) = tern_core::io::open(srv.tls.clone(), io, mode == Mode::Tls).await else {
         return;
     };
+    let idle = Duration::from_secs(srv.limits.idle_timeout_secs).max(MIN_IDLE);
     let mut s = Session {
         srv,
         peer,
-        conn: BufReader::new(stream),
-        out: Vec::new(),
+        // A client that stops reading meets the idle timeout at writes too,
+        // so it cannot keep the maildrop locked for ever.
+        conn: Conn::new(stream, idle),
         state: State::Authorization { user: None },
         errors: 0,
         stopping,
@@ -90,12 +74,13 @@ pub(crate) async fn run(
         return;
     }
     s.ok(&format!("Tern POP3 server {} ready", s.srv.hostname));
+    // Ending without QUIT runs no UPDATE: a dropped connection or a
+    // timeout removes nothing (RFC 1939 §6).
     if let Err(End::Timeout) = s.command_loop().await {
-        s.out.clear();
+        s.conn.out.clear();
         s.err("idle for too long; closing without deleting anything");
     }
-    let _ = s.flush().await;
-    let _ = s.conn.get_mut().shutdown().await;
+    s.conn.close().await;
 }
 
 impl Session {
@@ -106,7 +91,7 @@ impl Session {
         } else {
             format!("+OK {text}\r\n")
         };
-        self.out.extend_from_slice(line.as_bytes());
+        self.conn.out.extend_from_slice(line.as_bytes());
     }
 
     /// An error reply; counts towards `max_errors`.
@@ -118,20 +103,14 @@ impl Session {
     /// An error reply for a condition that is not the client's fault
     /// ([SYS/TEMP], [IN-USE], [LOGIN-DELAY]); not counted.
     fn temp_err(&mut self, text: &str) {
-        self.out
+        self.conn
+            .out
             .extend_from_slice(format!("-ERR {}", text.replace(['\r', '\n'], " ")).as_bytes());
-        self.out.extend_from_slice(b"\r\n");
+        self.conn.out.extend_from_slice(b"\r\n");
     }
 
-    /// Writes pending replies; a client that stops reading meets the idle
-    /// timeout here too, so it cannot keep the maildrop locked for ever.
     async fn flush(&mut self) -> std::io::Result<()> {
-        if !self.out.is_empty() {
-            let out = std::mem::take(&mut self.out);
-            let timeout = self.idle();
-            tern_core::io::write_all_within(self.conn.get_mut(), &out, timeout).await?;
-        }
-        Ok(())
+        self.conn.flush().await
     }
 
     fn idle(&self) -> Duration {
@@ -139,56 +118,26 @@ impl Session {
     }
 
     fn is_tls(&self) -> bool {
-        self.conn.get_ref().is_tls()
+        self.conn.is_tls()
     }
 
     /// Passwords only where they cannot be sniffed (RFC 2595 §2).
     fn auth_allowed(&self) -> bool {
-        tern_core::io::password_may_travel(self.conn.get_ref(), self.peer.ip())
+        self.conn.password_may_travel(self.peer.ip())
     }
 
     /// One line without its line end, or `None` at end of input; an
     /// overlong line is consumed and reported as `Some(None)`.
     async fn read_line(&mut self) -> Result<Option<Option<Vec<u8>>>, End> {
-        let idle = self.idle();
-        let read = async {
-            let mut line = Vec::new();
-            let mut overflow = false;
-            loop {
-                // Replies go out when the client has nothing more pipelined,
-                // or once they pile up: pipelined LISTs must not grow memory.
-                if self.conn.buffer().is_empty() || self.out.len() > MAX_PENDING_OUTPUT {
-                    self.flush().await?;
-                }
-                let buf = self.conn.fill_buf().await?;
-                if buf.is_empty() {
-                    return Ok(None);
-                }
-                let (n, done) = match buf.iter().position(|&b| b == b'\n') {
-                    Some(i) => (i + 1, true),
-                    None => (buf.len(), false),
-                };
-                if line.len() + n <= MAX_LINE {
-                    line.extend_from_slice(&buf[..n]);
-                } else {
-                    overflow = true;
-                }
-                self.conn.consume(n);
-                if done {
-                    if overflow {
-                        return Ok(Some(None));
-                    }
-                    let end = line.len()
-                        - 1
-                        - usize::from(line.len() >= 2 && line[line.len() - 2] == b'\r');
-                    line.truncate(end);
-                    return Ok(Some(Some(line)));
-                }
-            }
-        };
-        tokio::time::timeout(idle, read)
-            .await
-            .map_err(|_| End::Timeout)?
+        let line = self.conn.read_line(MAX_LINE, self.idle()).await?;
+        Ok(if !line.complete {
+            // The end of input, a partial line included.
+            None
+        } else if line.overflow {
+            Some(None)
+        } else {
+            Some(Some(line.content().to_vec()))
+        })
     }
 
     async fn command_loop(&mut self) -> Result<(), End> {
@@ -271,8 +220,8 @@ impl Session {
         lines.push("IMPLEMENTATION Tern".into());
         lines.push(".".into());
         for line in lines {
-            self.out.extend_from_slice(line.as_bytes());
-            self.out.extend_from_slice(b"\r\n");
+            self.conn.out.extend_from_slice(line.as_bytes());
+            self.conn.out.extend_from_slice(b"\r\n");
         }
     }
 }

@@ -10,7 +10,6 @@
 use super::{End, Flow, Session};
 use crate::reply::Reply;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
 
 /// What went wrong inside the data, reported after its end.
 #[derive(Default)]
@@ -132,19 +131,10 @@ impl Session {
         let keep =
             refusal.is_none() && !already_too_big && so_far.saturating_add(size) <= max_size as u64;
         let timeout = self.data_timeout();
-        let read = async {
-            if keep {
-                (&mut self.conn).take(size).read_to_end(&mut chunk).await
-            } else {
-                tokio::io::copy(&mut (&mut self.conn).take(size), &mut tokio::io::sink())
-                    .await
-                    .map(|n| n as usize)
-            }
-        };
-        let n = tokio::time::timeout(timeout, read)
-            .await
-            .map_err(|_| End::Timeout)??;
-        if (n as u64) < size {
+        // Past the limit the bytes are skipped, never buffered.
+        let into = keep.then_some(&mut chunk);
+        let n = self.conn.read_chunk(size, into, timeout).await?;
+        if n < size {
             return Err(End::Gone);
         }
         if let Some(refusal) = refusal {

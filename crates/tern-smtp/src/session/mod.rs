@@ -13,6 +13,8 @@ mod ehlo;
 mod mail;
 mod rcpt;
 mod starttls;
+#[cfg(test)]
+mod tests;
 
 use crate::command::{self, Command, CommandError, MailParams};
 use crate::path::{Mailbox, PathError};
@@ -22,43 +24,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tern_core::config::SmtpConfig;
-use tern_core::io::Stream;
+pub(crate) use tern_core::io::End;
+use tern_core::io::{Conn, Duplex, Line};
 use tern_store::{Account, AccountId, OutboundRecipient};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
-
-/// Replies held back for pipelining before they are written anyway.
-const MAX_PENDING_OUTPUT: usize = 64 * 1024;
-
-/// Why a session ends early.
-#[derive(Debug)]
-pub(crate) enum End {
-    /// The peer closed or the connection failed.
-    Gone,
-    /// The peer said nothing for too long.
-    Timeout,
-}
-
-impl From<std::io::Error> for End {
-    fn from(_: std::io::Error) -> End {
-        End::Gone
-    }
-}
 
 /// What the loop does after a command.
 pub(crate) enum Flow {
     Continue,
     Close,
-}
-
-/// A line as read from the client, terminator included.
-pub(crate) struct RawLine {
-    pub bytes: Vec<u8>,
-    /// Ended with LF (false at end of input).
-    pub complete: bool,
-    /// Longer than allowed: `bytes` holds only the start.
-    pub overflow: bool,
 }
 
 /// The envelope of the message being received.
@@ -78,8 +52,7 @@ pub(crate) struct Session {
     srv: Arc<SmtpServer>,
     mode: Mode,
     peer: SocketAddr,
-    conn: BufReader<Stream>,
-    out: Vec<u8>,
+    conn: Conn,
     /// The EHLO/HELO name, once given.
     helo: Option<String>,
     esmtp: bool,
@@ -91,7 +64,7 @@ pub(crate) struct Session {
 
 pub(crate) async fn run(
     srv: Arc<SmtpServer>,
-    tcp: TcpStream,
+    io: impl Duplex + 'static,
     peer: SocketAddr,
     mode: Mode,
     admitted: Result<(), String>,
@@ -104,16 +77,17 @@ pub(crate) async fn run(
     }
     // Port 465: TLS from the first byte (RFC 8314 §3.3).
     let implicit_tls = mode == Mode::Submissions;
-    let Some(stream) = tern_core::io::open(srv.tls.clone(), tcp, implicit_tls).await else {
+    let Some(stream) = tern_core::io::open(srv.tls.clone(), io, implicit_tls).await else {
         tracing::debug!("smtp {peer}: TLS handshake failed");
         return;
     };
+    // A client that stops reading meets the idle timeout at writes too.
+    let idle = Duration::from_secs(srv.limits.idle_timeout_secs);
     let mut s = Session {
         srv,
         mode,
         peer,
-        conn: BufReader::new(stream),
-        out: Vec::new(),
+        conn: Conn::new(stream, idle),
         helo: None,
         esmtp: false,
         account: None,
@@ -137,7 +111,7 @@ pub(crate) async fn run(
     match s.command_loop().await {
         Ok(()) => {}
         Err(End::Timeout) => {
-            s.out.clear();
+            s.conn.out.clear();
             s.reply(Reply::new(
                 421,
                 "4.4.2",
@@ -146,8 +120,7 @@ pub(crate) async fn run(
         }
         Err(End::Gone) => return,
     }
-    let _ = s.flush().await;
-    let _ = s.conn.get_mut().shutdown().await;
+    s.conn.close().await;
 }
 
 impl Session {
@@ -160,12 +133,12 @@ impl Session {
     }
 
     fn is_tls(&self) -> bool {
-        self.conn.get_ref().is_tls()
+        self.conn.is_tls()
     }
 
     /// AUTH is offered only where the password cannot be sniffed.
     fn auth_allowed(&self) -> bool {
-        tern_core::io::password_may_travel(self.conn.get_ref(), self.peer.ip())
+        self.conn.password_may_travel(self.peer.ip())
     }
 
     /// Queues a reply; errors count towards `max_errors`.
@@ -175,65 +148,17 @@ impl Session {
         if reply.code >= 500 {
             self.errors += 1;
         }
-        reply.write_to(&mut self.out);
+        reply.write_to(&mut self.conn.out);
     }
 
-    /// Writes the pending replies. A client that stops reading gets the
-    /// idle timeout too, so it cannot hold a session (and its slot) forever.
     async fn flush(&mut self) -> std::io::Result<()> {
-        if !self.out.is_empty() {
-            let out = std::mem::take(&mut self.out);
-            let timeout = self.idle_timeout();
-            tern_core::io::write_all_within(self.conn.get_mut(), &out, timeout).await?;
-        }
-        Ok(())
+        self.conn.flush().await
     }
 
     /// Reads one line of at most `max` bytes (more is consumed and dropped),
     /// writing pending replies first if the client has nothing pipelined.
-    async fn read_line(&mut self, max: usize, timeout: Duration) -> Result<RawLine, End> {
-        let read = async {
-            let mut line = RawLine {
-                bytes: Vec::new(),
-                complete: false,
-                overflow: false,
-            };
-            loop {
-                if self.conn.buffer().is_empty() || self.out.len() > MAX_PENDING_OUTPUT {
-                    self.flush().await?;
-                }
-                let buf = self.conn.fill_buf().await?;
-                if buf.is_empty() {
-                    return Ok(line);
-                }
-                let (n, done) = match buf.iter().position(|&b| b == b'\n') {
-                    Some(i) => (i + 1, true),
-                    None => (buf.len(), false),
-                };
-                // Once over the limit, nothing more of this line is kept (the
-                // end of an overlong line must not pass for a short one),
-                // except its last bytes, to tell how it ended.
-                if !line.overflow && line.bytes.len() + n <= max {
-                    line.bytes.extend_from_slice(&buf[..n]);
-                } else {
-                    if !line.overflow {
-                        line.bytes.clear();
-                    }
-                    line.overflow = true;
-                    line.bytes.extend_from_slice(&buf[n.saturating_sub(2)..n]);
-                    let keep = line.bytes.len().saturating_sub(2);
-                    line.bytes.drain(..keep);
-                }
-                self.conn.consume(n);
-                if done {
-                    line.complete = true;
-                    return Ok(line);
-                }
-            }
-        };
-        tokio::time::timeout(timeout, read)
-            .await
-            .map_err(|_| End::Timeout)?
+    async fn read_line(&mut self, max: usize, timeout: Duration) -> Result<Line, End> {
+        self.conn.read_line(max, timeout).await
     }
 
     async fn command_loop(&mut self) -> Result<(), End> {

@@ -8,8 +8,6 @@
 
 use super::{End, Flow, Session};
 use crate::reply::Reply;
-use tern_core::io::Stream;
-use tokio::io::BufReader;
 
 impl Session {
     pub(super) async fn starttls(&mut self) -> Result<Flow, End> {
@@ -18,17 +16,11 @@ impl Session {
             return Ok(Flow::Continue);
         }
         self.reply(Reply::new(220, "2.0.0", "ready to start TLS"));
-        self.flush().await?;
-        // into_inner drops the buffer, and with it anything pipelined.
-        let conn = std::mem::replace(&mut self.conn, BufReader::new(Stream::Closed));
-        let Stream::Plain(tcp) = conn.into_inner() else {
-            return Err(End::Gone);
-        };
-        let Some(tls) = tern_core::io::accept_tls(self.srv.tls.clone(), tcp).await else {
+        // Drops the plaintext buffer, and with it anything pipelined.
+        if !self.conn.start_tls(self.srv.tls.clone()).await? {
             tracing::debug!("smtp {}: TLS handshake failed", self.peer);
             return Err(End::Gone);
-        };
-        self.conn = BufReader::new(tls);
+        }
         self.helo = None;
         self.esmtp = false;
         self.tx = None;
