@@ -77,37 +77,12 @@ impl Mail {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MailConfig;
-    use std::sync::Arc;
-    use std::time::Duration;
     use tern_core::password::hash_password;
-    use tern_core::AuthLimiter;
-    use tern_store::sqlite::{SqliteOptions, SqliteStore};
-    use tern_store::{NewAccount, Store};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn right_wrong_unknown_and_limited() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&dir.path().join("t.db"), SqliteOptions::default()).unwrap(),
-        );
-        store.add_domain("example.test").await.unwrap();
-        store
-            .create_account(NewAccount {
-                address: "joe@example.test".into(),
-                password_hash: hash_password("right").unwrap(),
-                quota_bytes: None,
-            })
-            .await
-            .unwrap();
-        let mail = Mail::new(
-            store,
-            MailConfig {
-                hostname: "mx.example.test".into(),
-                recipient_delimiter: "+".into(),
-            },
-            Arc::new(AuthLimiter::new(2, Duration::from_secs(60))),
-        );
+        let hash = hash_password("right").unwrap();
+        let (mail, _joe, _dir) = crate::test_support::mail_with_joe(&hash, 2).await;
         let peer: SocketAddr = "192.0.2.1:1000".parse().unwrap();
         let ok = mail
             .authenticate("test", peer, "joe@example.test", "right")

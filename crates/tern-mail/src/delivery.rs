@@ -374,12 +374,8 @@ impl Mail {
 mod tests {
     use super::*;
     use crate::filter::Filter;
-    use crate::MailConfig;
     use std::sync::Arc;
-    use std::time::Duration;
-    use tern_core::AuthLimiter;
-    use tern_store::sqlite::{SqliteOptions, SqliteStore};
-    use tern_store::{Account, NewAccount, Store};
+    use tern_store::Account;
 
     /// Decides by the subject: "reject", "discard", "junk", anything else
     /// passes. Records the subject it saw, to show the parse is shared.
@@ -412,29 +408,8 @@ mod tests {
     }
 
     async fn setup() -> (Mail, Account, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&dir.path().join("t.db"), SqliteOptions::default()).unwrap(),
-        );
-        store.add_domain("example.test").await.unwrap();
-        let joe = store
-            .create_account(NewAccount {
-                address: "joe@example.test".into(),
-                password_hash: "x".into(),
-                quota_bytes: None,
-            })
-            .await
-            .unwrap();
-        let mail = Mail::new(
-            store,
-            MailConfig {
-                hostname: "mx.example.test".into(),
-                recipient_delimiter: "+".into(),
-            },
-            Arc::new(AuthLimiter::new(5, Duration::from_secs(60))),
-        )
-        .with_filter(Arc::new(BySubject));
-        (mail, joe, dir)
+        let (mail, joe, dir) = crate::test_support::mail_with_joe("x", 5).await;
+        (mail.with_filter(Arc::new(BySubject)), joe, dir)
     }
 
     fn envelope(to: &Account, origin: Origin) -> Envelope {

@@ -24,6 +24,8 @@ pub mod directory;
 pub mod filter;
 pub mod headers;
 pub mod submission;
+#[cfg(test)]
+mod test_support;
 
 use std::sync::Arc;
 use tern_core::AuthLimiter;

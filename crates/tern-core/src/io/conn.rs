@@ -78,6 +78,24 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// How every protocol's session starts on a listener's connection: a
+    /// client refused by a connection limit on an implicit-TLS port (465,
+    /// 993, 995) gets nothing, so a refusal costs no handshake; otherwise
+    /// TLS first on those ports. `None` when there is nothing to serve.
+    pub async fn open(
+        tls: Arc<ServerConfig>,
+        io: impl super::Duplex + 'static,
+        implicit_tls: bool,
+        admitted: bool,
+        write_timeout: Duration,
+    ) -> Option<Conn> {
+        if !admitted && implicit_tls {
+            return None;
+        }
+        let stream = super::open(tls, io, implicit_tls).await?;
+        Some(Conn::new(stream, write_timeout))
+    }
+
     pub fn new(stream: Stream, write_timeout: Duration) -> Conn {
         Conn {
             reader: BufReader::new(stream),

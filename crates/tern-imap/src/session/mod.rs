@@ -78,18 +78,18 @@ pub(crate) async fn run(
     admitted: Result<(), String>,
     stopping: watch::Receiver<bool>,
 ) {
-    if admitted.is_err() && mode == Mode::Tls {
-        return;
-    }
-    let Some(stream) = tern_core::io::open(srv.tls.clone(), io, mode == Mode::Tls).await else {
-        return;
-    };
     // Writes get the idle timeout of the state (updated at login).
     let write_timeout = Duration::from_secs(srv.limits.idle_timeout_secs);
+    let tls = srv.tls.clone();
+    let implicit_tls = mode == Mode::Tls;
+    let Some(conn) = Conn::open(tls, io, implicit_tls, admitted.is_ok(), write_timeout).await
+    else {
+        return;
+    };
     let mut s = Session {
         srv,
         peer,
-        conn: Conn::new(stream, write_timeout),
+        conn,
         state: State::NotAuthenticated,
         account: None,
         condstore: false,

@@ -50,20 +50,17 @@ pub(crate) async fn run(
     admitted: Result<(), String>,
     stopping: watch::Receiver<bool>,
 ) {
-    if admitted.is_err() && mode == Mode::Tls {
-        // No TLS handshake for a connection we will not serve.
-        return;
-    }
-    let Some(stream) = tern_core::io::open(srv.tls.clone(), io, mode == Mode::Tls).await else {
+    // A client that stops reading meets the idle timeout at writes too, so
+    // it cannot keep the maildrop locked for ever.
+    let idle = Duration::from_secs(srv.limits.idle_timeout_secs).max(MIN_IDLE);
+    let tls = srv.tls.clone();
+    let Some(conn) = Conn::open(tls, io, mode == Mode::Tls, admitted.is_ok(), idle).await else {
         return;
     };
-    let idle = Duration::from_secs(srv.limits.idle_timeout_secs).max(MIN_IDLE);
     let mut s = Session {
         srv,
         peer,
-        // A client that stops reading meets the idle timeout at writes too,
-        // so it cannot keep the maildrop locked for ever.
-        conn: Conn::new(stream, idle),
+        conn,
         state: State::Authorization { user: None },
         errors: 0,
         stopping,

@@ -70,24 +70,20 @@ pub(crate) async fn run(
     admitted: Result<(), String>,
     stopping: watch::Receiver<bool>,
 ) {
-    if admitted.is_err() && mode == Mode::Submissions {
-        // No TLS handshake for a connection we will not serve: a refused
-        // client must cost nothing.
-        return;
-    }
     // Port 465: TLS from the first byte (RFC 8314 §3.3).
     let implicit_tls = mode == Mode::Submissions;
-    let Some(stream) = tern_core::io::open(srv.tls.clone(), io, implicit_tls).await else {
-        tracing::debug!("smtp {peer}: TLS handshake failed");
-        return;
-    };
     // A client that stops reading meets the idle timeout at writes too.
     let idle = Duration::from_secs(srv.limits.idle_timeout_secs);
+    let tls = srv.tls.clone();
+    let Some(conn) = Conn::open(tls, io, implicit_tls, admitted.is_ok(), idle).await else {
+        tracing::debug!("smtp {peer}: refused on an implicit-TLS port, or TLS handshake failed");
+        return;
+    };
     let mut s = Session {
         srv,
         mode,
         peer,
-        conn: Conn::new(stream, idle),
+        conn,
         helo: None,
         esmtp: false,
         account: None,
