@@ -36,6 +36,7 @@ pub use auth::AuthError;
 pub use delivery::{DeliveryError, DeliveryReport, Envelope, Origin, Trace};
 pub use directory::{Directory, Expansion};
 pub use filter::{Filter, FilterInput, MailboxTarget, Verdict};
+pub use submission::SubmitError;
 
 /// Settings of the mail layer, taken from `tern.toml`.
 #[derive(Debug, Clone)]
