@@ -16,6 +16,7 @@
 pub mod address;
 pub mod auth_limit;
 pub mod config;
+pub mod fuzz_corpus;
 pub mod io;
 pub mod net;
 pub mod password;

@@ -58,3 +58,22 @@ impl ImapServer {
         session::run(self, stream, peer, mode, admitted, stopping).await
     }
 }
+
+/// Replays the seed corpus of the `imap_command` fuzz target
+/// (fuzz/corpus/, see fuzz/README.md): no entry may panic. Entries are
+/// whole commands as the session passes them, literals inline.
+#[cfg(test)]
+mod fuzz_corpus {
+    use crate::parse::{parse_command, ParseError};
+
+    #[test]
+    fn imap_command() {
+        tern_core::fuzz_corpus::replay("imap_command", |data| {
+            // As the session does: on an error, the tag for the BAD.
+            if let Err(e) = parse_command(data) {
+                let _ = ParseError::tag(data);
+                let _ = e.to_string();
+            }
+        });
+    }
+}

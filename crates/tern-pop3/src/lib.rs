@@ -104,3 +104,17 @@ impl Drop for MaildropLock {
             .remove(&self.account);
     }
 }
+
+/// Replays the seed corpus of the `pop3_command` fuzz target
+/// (fuzz/corpus/, see fuzz/README.md): no entry may panic.
+#[cfg(test)]
+mod fuzz_corpus {
+    #[test]
+    fn pop3_command() {
+        tern_core::fuzz_corpus::replay("pop3_command", |data| {
+            if let Err(e) = crate::command::parse(data) {
+                let _ = e.to_string();
+            }
+        });
+    }
+}

@@ -82,3 +82,42 @@ impl SmtpServer {
         session::run(self, stream, peer, mode, admitted, stopping).await
     }
 }
+
+/// Replays the seed corpora of the `smtp_command` and `smtp_path` fuzz
+/// targets (fuzz/corpus/, see fuzz/README.md): no entry may panic.
+#[cfg(test)]
+mod fuzz_corpus {
+    use tern_core::fuzz_corpus::replay;
+
+    #[test]
+    fn smtp_command() {
+        replay("smtp_command", |data| {
+            if let Err(e) = crate::command::parse(data) {
+                let _ = e.to_string();
+            }
+        });
+    }
+
+    /// The input as fuzz/fuzz_targets/smtp_path.rs reads it: the first byte
+    /// selects the `utf8` flag (bit 0) and `parse_mailbox` (bit 1).
+    #[test]
+    fn smtp_path() {
+        replay("smtp_path", |data| {
+            let Some((&selector, rest)) = data.split_first() else {
+                return;
+            };
+            let text = String::from_utf8_lossy(rest);
+            let mailbox = if selector & 2 == 0 {
+                crate::path::parse_path(&text, selector & 1 == 1)
+                    .ok()
+                    .flatten()
+            } else {
+                crate::path::parse_mailbox(&text).ok()
+            };
+            if let Some(m) = mailbox {
+                let _ = m.address();
+                let _ = m.domain_name();
+            }
+        });
+    }
+}

@@ -407,7 +407,12 @@ fn parse_date_time(text: &str) -> Option<i64> {
     let (date, rest) = text.trim_start().split_once(' ')?;
     let (time, zone) = rest.split_once(' ')?;
     let (y, m, d) = parse_date(date)?;
-    let mut hms = time.split(':').map(|p| p.parse::<i64>().ok());
+    // RFC 9051 §9: time = 2DIGIT ":" 2DIGIT ":" 2DIGIT, zone = ("+" / "-")
+    // 4DIGIT. Digits only: `i64::from_str` alone takes a sign, so an hour of
+    // "-9223372036854775808" passed the range checks below and overflowed
+    // the sum (a panic with overflow checks on, a wrong date without); see
+    // fuzz/corpus/imap_command/crash-append-date-time-negative-hour.
+    let mut hms = time.split(':').map(digits);
     let (h, min, s) = (hms.next()??, hms.next()??, hms.next()??);
     if hms.next().is_some() || h > 23 || min > 59 || s > 60 || zone.len() != 5 {
         return None;
@@ -417,10 +422,18 @@ fn parse_date_time(text: &str) -> Option<i64> {
         b'-' => -1,
         _ => return None,
     };
-    let zh: i64 = zone.get(1..3)?.parse().ok()?;
-    let zm: i64 = zone.get(3..5)?.parse().ok()?;
+    let zh = digits(zone.get(1..3)?)?;
+    let zm = digits(zone.get(3..5)?)?;
     let offset = sign * (zh * 3600 + zm * 60);
     Some(days_from_civil(y, m, d) * 86_400 + h * 3600 + min * 60 + s - offset)
+}
+
+/// One or two ASCII digits (one is tolerated where the grammar has 2DIGIT).
+fn digits(text: &str) -> Option<i64> {
+    if text.is_empty() || text.len() > 2 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 /// Days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -498,6 +511,18 @@ mod tests {
         assert!(Cursor::new(b"\"21-Nov-2026 10:00:00 0000\"")
             .date_time()
             .is_err());
+        // Signed or long fields are not 2DIGIT: refused, never overflowing.
+        for bad in [
+            &b"\"01-Jan-2026 -9223372036854775808:00:00 +0000\""[..],
+            b"\"01-Jan-2026 00:-9223372036854775808:00 +0000\"",
+            b"\"01-Jan-2026 00:00:-9223372036854775808 +0000\"",
+            b"\"01-Jan-2026 -1:00:00 +0000\"",
+            b"\"01-Jan-2026 +1:00:00 +0000\"",
+            b"\"01-Jan-2026 00:00:00 +-1-1\"",
+            b"\"01-Jan-2026 010:00:00 +0000\"",
+        ] {
+            assert!(Cursor::new(bad).date_time().is_err(), "{bad:?}");
+        }
     }
 
     #[test]
