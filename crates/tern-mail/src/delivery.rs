@@ -171,7 +171,9 @@ impl Mail {
             save_copy: true,
         } = envelope.origin
         {
-            targets.push(self.sent_copy(account).await?);
+            if let Some(copy) = self.sent_copy(account).await? {
+                targets.push(copy);
+            }
         }
 
         let outbound = Outbound {
@@ -198,23 +200,20 @@ impl Mail {
                 source,
             })?;
         // A recipient over quota was queued by `accept` in the same commit
-        // when the message was accepted for anyone else. If nobody took it,
-        // the client hears now and nothing is owed.
-        let stored = accepted.local.len();
-        let mut failed: Vec<(usize, StoreError)> = accepted
+        // when the message was accepted for anyone else. The client hears
+        // of a failure only when nothing at all was committed (no copy
+        // stored, nothing queued): then nothing is owed and a retry
+        // duplicates nothing.
+        let stored = accepted.local.iter().filter(|r| r.is_ok()).count();
+        let mut failures: Vec<(usize, StoreError)> = accepted
             .local
             .into_iter()
             .enumerate()
             .filter_map(|(i, r)| r.err().map(|e| (i, e)))
+            .filter(|(i, _)| !accepted.deferred.contains(i))
             .collect();
-        let failed_count = failed.len();
-        if let Some(pos) = failed
-            .iter()
-            .position(|(i, _)| !accepted.deferred.contains(i))
-        {
-            let wanted_failed = failed.iter().filter(|(i, _)| *i < local_wanted).count();
-            let (_, e) = failed.swap_remove(pos);
-            if wanted_failed == local_wanted && local_wanted > 0 && envelope.remote.is_empty() {
+        if stored == 0 && accepted.queued.is_none() {
+            if let Some((_, e)) = failures.drain(..).next() {
                 return Err(match e {
                     StoreError::OverQuota { .. } => DeliveryError::MailboxFull,
                     source => DeliveryError::Temporary {
@@ -223,15 +222,22 @@ impl Mail {
                     },
                 });
             }
-            // A store fault for one recipient after others succeeded: the
-            // message is accepted for them; logged loudly, as it is lost
-            // for this one (only a store fault gets here, not a full box).
-            tracing::error!("delivery {id}: a local delivery failed after others succeeded: {e}");
+        }
+        for (i, e) in failures {
+            // Accepted for others, lost for this target: only a store fault
+            // (an account removed meanwhile) gets here, or a full Sent
+            // mailbox, which costs the sender only their copy.
+            let what = if i >= local_wanted {
+                "the sender's Sent copy"
+            } else {
+                "a local delivery"
+            };
+            tracing::error!("delivery {id}: {what} failed while others succeeded: {e}");
         }
         Ok(DeliveryReport {
             id,
             size,
-            delivered: stored - failed_count,
+            delivered: stored,
             queued: envelope.remote.len() + accepted.deferred.len(),
             dropped,
             blob_id: accepted.blob_id,
@@ -270,7 +276,16 @@ impl Mail {
                 }
                 Verdict::FileInto { mailbox, keywords } => {
                     target.mailbox_id = self.find_mailbox(recipient, &mailbox).await;
-                    target.keywords.extend(keywords);
+                    // A filter's bad keyword must not turn into a delivery
+                    // failure (and a sender retrying for ever): it is dropped.
+                    for k in keywords {
+                        match tern_store::validate_keyword(&k) {
+                            Ok(()) => target.keywords.push(k),
+                            Err(e) => {
+                                tracing::warn!("filter {}: {e}; keyword dropped", filter.name())
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -298,8 +313,9 @@ impl Mail {
         }
     }
 
-    /// The sender's Sent mailbox, seen.
-    async fn sent_copy(&self, account: AccountId) -> Result<DeliveryTarget, DeliveryError> {
+    /// The sender's Sent mailbox, seen; none when the account has no
+    /// mailbox with the Sent role (a copy is never put in INBOX instead).
+    async fn sent_copy(&self, account: AccountId) -> Result<Option<DeliveryTarget>, DeliveryError> {
         let sent = self
             .store
             .mailbox_by_role(account, Role::Sent)
@@ -308,11 +324,16 @@ impl Mail {
                 doing: "finding the Sent mailbox",
                 source,
             })?;
-        Ok(DeliveryTarget {
+        let Some(sent) = sent.filter(|m| !m.noselect) else {
+            tracing::warn!("account {account} has no Sent mailbox: no copy kept");
+            return Ok(None);
+        };
+        Ok(Some(DeliveryTarget {
             account_id: account,
-            mailbox_id: sent.map(|m| m.id),
+            mailbox_id: Some(sent.id),
             keywords: vec!["\\Seen".into()],
-        })
+            sender_copy: true,
+        }))
     }
 
     /// `body` with the fields this server adds in front of it.

@@ -248,6 +248,68 @@ mod tests {
         assert_eq!(store.queue_list().await.unwrap().len(), 1);
     }
 
+    /// The sender's own copy is never a recipient: over quota it is lost
+    /// (logged), not queued to land in the sender's INBOX; without a Sent
+    /// mailbox there is no copy, not one in INBOX.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_sent_copy_is_never_queued_nor_put_in_inbox() {
+        let (mail, joe, _dir) = crate::test_support::mail_with_joe("x", 5).await;
+        let store = mail.store().clone();
+        store.set_quota("joe@example.test", Some(10)).await.unwrap();
+        let body = b"Subject: big\r\n\r\nmore than ten bytes\r\n".to_vec();
+        let r = mail
+            .submit(
+                &joe,
+                "joe@example.test",
+                &["ann@remote.test".into()],
+                body.clone(),
+                true,
+                100,
+            )
+            .await
+            .unwrap();
+        assert_eq!((r.delivered, r.queued), (0, 1));
+        let queued = store.queue_list().await.unwrap();
+        let to: Vec<_> = queued[0]
+            .recipients
+            .iter()
+            .map(|r| r.address.as_str())
+            .collect();
+        assert_eq!(to, ["ann@remote.test"]);
+        store.set_quota("joe@example.test", None).await.unwrap();
+        let sent = store
+            .mailbox_by_role(joe.id, Role::Sent)
+            .await
+            .unwrap()
+            .unwrap();
+        store.delete_mailbox(joe.id, sent.id).await.unwrap();
+        let r = mail
+            .submit(
+                &joe,
+                "joe@example.test",
+                &["ann@remote.test".into()],
+                body,
+                true,
+                100,
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.delivered, 0);
+        let inbox = store
+            .mailbox_by_role(joe.id, Role::Inbox)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            store
+                .mailbox_counts(joe.id, inbox.id)
+                .await
+                .unwrap()
+                .messages,
+            0
+        );
+    }
+
     #[test]
     fn only_missing_fields_are_added() {
         let mut out = Vec::new();

@@ -241,10 +241,16 @@ pub trait BlobStore: Send + Sync {
 /// workers with a lease, attempts recorded per recipient.
 #[async_trait]
 pub trait QueueStore: Send + Sync {
-    /// Queues an already stored blob for more recipients: for a local
-    /// recipient whose delivery failed after the others succeeded (the queue
-    /// retries, then bounces). Fails with NotFound if the blob is gone.
-    async fn enqueue_blob(&self, blob_id: &BlobId, outbound: Outbound) -> Result<QueueId>;
+    /// Queues an already stored blob for more recipients (a message
+    /// re-sent, a forward of an upload): one of `account`'s emails or
+    /// uploads must hold the blob. Fails with NotFound otherwise, or if
+    /// the blob is gone.
+    async fn enqueue_blob(
+        &self,
+        account: AccountId,
+        blob_id: &BlobId,
+        outbound: Outbound,
+    ) -> Result<QueueId>;
     /// Every queued message with its recipients, oldest first.
     async fn queue_list(&self) -> Result<Vec<QueuedMessage>>;
     /// Claims up to `limit` messages with a pending recipient due at `now`
@@ -252,7 +258,7 @@ pub trait QueueStore: Send + Sync {
     /// leases them for `lease_secs`. Two claimers never hold the same
     /// message at once, whatever process or node they run in; a worker
     /// that dies leaves its messages to the next claim after the lease.
-    /// Each claim lists the message's pending recipients only.
+    /// Each claim lists only the recipients pending and due at `now`.
     async fn queue_claim(&self, now: i64, lease_secs: i64, limit: usize)
         -> Result<Vec<QueueClaim>>;
     /// Records attempts durably for recipients of a claimed message and

@@ -297,6 +297,10 @@ pub struct DeliveryTarget {
     pub account_id: AccountId,
     pub mailbox_id: Option<MailboxId>,
     pub keywords: Vec<String>,
+    /// The sender's own copy (Sent), not a recipient: when it fails (over
+    /// quota) it is not queued for a retry that would deliver it to the
+    /// sender's INBOX.
+    pub sender_copy: bool,
 }
 
 impl DeliveryTarget {
@@ -306,6 +310,7 @@ impl DeliveryTarget {
             account_id,
             mailbox_id: None,
             keywords: Vec::new(),
+            sender_copy: false,
         }
     }
 }

@@ -32,12 +32,12 @@ pub enum End {
 }
 
 impl From<io::Error> for End {
-    fn from(e: io::Error) -> End {
-        if e.kind() == io::ErrorKind::TimedOut {
-            End::Timeout
-        } else {
-            End::Gone
-        }
+    /// A failed or timed-out write, or a failed read: the peer is gone as
+    /// far as the session is concerned, and gets no goodbye (which would
+    /// block for another write timeout). Only a read that waited too long
+    /// is [`End::Timeout`], set where the read is timed.
+    fn from(_: io::Error) -> End {
+        End::Gone
     }
 }
 
@@ -269,10 +269,12 @@ impl Conn {
         Ok(())
     }
 
-    /// Writes what is pending, then closes our side.
+    /// Writes what is pending, then closes our side: within the write
+    /// timeout, so a peer that reads nothing (a TLS close_notify that
+    /// cannot be sent) cannot keep the task alive.
     pub async fn close(&mut self) {
         let _ = self.flush().await;
-        let _ = self.reader.get_mut().shutdown().await;
+        let _ = tokio::time::timeout(self.write_timeout, self.reader.get_mut().shutdown()).await;
     }
 }
 

@@ -317,6 +317,11 @@ pub async fn another_process_wakes_subscribers(fixture: &Fixture) {
 pub async fn journal_retention_has_a_floor(store: Arc<dyn Store>) {
     let a = account(&store, "a@example.test").await;
     let mb = inbox(&store, &a).await;
+    let quiet = store
+        .mailbox_by_role(a.id, Role::Archive)
+        .await
+        .unwrap()
+        .unwrap();
     let d1 = deliver_to(&store, &a, message("1", "1")).await;
     deliver_to(&store, &a, message("2", "2")).await;
     store
@@ -356,6 +361,17 @@ pub async fn journal_retention_has_a_floor(store: Arc<dyn Store>) {
     assert!(
         !store
             .mailbox_changes(a.id, mb.id, highest)
+            .await
+            .unwrap()
+            .incomplete
+    );
+    // A mailbox that has not changed since is complete however old the
+    // client's modseq: nothing of it was pruned.
+    let quiet = store.mailbox(a.id, quiet.id).await.unwrap();
+    assert!(quiet.highest_modseq < highest);
+    assert!(
+        !store
+            .mailbox_changes(a.id, quiet.id, quiet.highest_modseq)
             .await
             .unwrap()
             .incomplete

@@ -622,15 +622,25 @@ pub async fn enqueue_blob_queues_stored_bytes(store: Arc<dyn Store>) {
         ret: None,
         account_id: None,
     };
+    // Only an account holding the bytes may queue them.
+    let b = account(&store, "b@example.test").await;
+    assert!(matches!(
+        store
+            .enqueue_blob(b.id, &accepted.blob_id, outbound.clone())
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
     store
-        .enqueue_blob(&accepted.blob_id, outbound.clone())
+        .enqueue_blob(a.id, &accepted.blob_id, outbound.clone())
         .await
         .unwrap();
     let queue = store.queue_list().await.unwrap();
     assert_eq!(queue[0].blob_id, accepted.blob_id);
     assert_eq!(queue[0].size, message("q", "x").len() as u64);
     assert!(matches!(
-        store.enqueue_blob(&BlobId("0000".into()), outbound).await,
+        store
+            .enqueue_blob(a.id, &BlobId("0000".into()), outbound)
+            .await,
         Err(StoreError::NotFound { .. })
     ));
 }

@@ -191,3 +191,43 @@ pub async fn queue_claims_never_overlap(fixture: &Fixture) {
     assert_eq!(all, ids, "every message claimed exactly once");
     peer.close().await.unwrap();
 }
+
+/// A claim hands out only the recipients due now: one deferred for an hour
+/// is not tried early (and its attempts do not grow early) because another
+/// recipient of the same message fell due.
+pub async fn queue_claims_hand_out_only_due_recipients(store: Arc<dyn Store>) {
+    let id = queue_for(&store, "due", &["early@remote.test", "late@remote.test"]).await;
+    let t = now();
+    let claim = store.queue_claim(t, 60, 10).await.unwrap().remove(0);
+    store
+        .queue_record(
+            id,
+            claim.lease,
+            vec![
+                RecipientAttempt {
+                    address: "early@remote.test".into(),
+                    outcome: AttemptOutcome::Deferred {
+                        next_attempt: t + 60,
+                        error: "421 busy".into(),
+                    },
+                },
+                RecipientAttempt {
+                    address: "late@remote.test".into(),
+                    outcome: AttemptOutcome::Deferred {
+                        next_attempt: t + 3600,
+                        error: "451 greylisted".into(),
+                    },
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    let claim = store.queue_claim(t + 60, 60, 10).await.unwrap().remove(0);
+    let handed: Vec<_> = claim
+        .message
+        .recipients
+        .iter()
+        .map(|r| r.address.as_str())
+        .collect();
+    assert_eq!(handed, ["early@remote.test"]);
+}

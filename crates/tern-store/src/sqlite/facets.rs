@@ -165,6 +165,7 @@ impl MessageStore for SqliteStore {
                 account_id: account,
                 mailbox_id: Some(mailbox),
                 keywords,
+                sender_copy: false,
             }],
             received_at,
         };
@@ -392,9 +393,14 @@ impl BlobStore for SqliteStore {
 
 #[async_trait]
 impl QueueStore for SqliteStore {
-    async fn enqueue_blob(&self, blob_id: &BlobId, outbound: Outbound) -> Result<QueueId> {
+    async fn enqueue_blob(
+        &self,
+        account: AccountId,
+        blob_id: &BlobId,
+        outbound: Outbound,
+    ) -> Result<QueueId> {
         let blob_id = blob_id.clone();
-        self.write(move |ctx| queue::enqueue_existing(ctx.conn, &blob_id, &outbound))
+        self.write(move |ctx| queue::enqueue_existing(ctx.conn, account, &blob_id, &outbound))
             .await
     }
 

@@ -174,7 +174,11 @@ pub fn mailbox_changes(
 ) -> Result<MailboxChanges> {
     let mb = super::mailboxes::get(conn, account, mailbox)?;
     let changed = super::messages::list_changed(conn, account, mailbox, since)?;
-    let incomplete = since < floor(conn, account)?;
+    // Pruned changes matter only if this mailbox changed after `since`:
+    // every change to it raises its highest_modseq. (A mailbox untouched
+    // for longer than the retention is complete, not resynchronised for
+    // ever.)
+    let incomplete = since < floor(conn, account)? && since < mb.highest_modseq;
     let mut stmt = conn
         .prepare_cached(
             "SELECT DISTINCT uid FROM journal

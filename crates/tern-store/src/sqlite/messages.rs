@@ -122,7 +122,8 @@ pub fn deliver(
         Some(mut o) => {
             if accepted_anyway {
                 for (i, (target, result)) in p.recipients.iter().zip(&results).enumerate() {
-                    if let Err(StoreError::OverQuota { .. }) = result {
+                    if let (false, Err(StoreError::OverQuota { .. })) = (target.sender_copy, result)
+                    {
                         let address =
                             super::directory::account(ctx.conn, target.account_id)?.address;
                         if !o.recipients.iter().any(|r| r.address == address) {

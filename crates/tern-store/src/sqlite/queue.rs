@@ -78,23 +78,36 @@ pub fn enqueue(
     Ok(id)
 }
 
-/// Queues a blob that is already stored.
-pub fn enqueue_existing(conn: &Connection, hash: &BlobId, outbound: &Outbound) -> Result<QueueId> {
+/// Queues a blob that is already stored and that one of `account`'s
+/// emails or uploads holds (a blob id alone opens nobody's mail).
+pub fn enqueue_existing(
+    conn: &Connection,
+    account: AccountId,
+    hash: &BlobId,
+    outbound: &Outbound,
+) -> Result<QueueId> {
     let size: Option<i64> = conn
-        .prepare_cached("SELECT length(data) FROM blob WHERE hash = ?1")
-        .and_then(|mut s| s.query_row([hash], |r| r.get(0)).optional())
+        .prepare_cached(
+            "SELECT length(data) FROM blob WHERE hash = ?1
+                AND (EXISTS (SELECT 1 FROM email WHERE blob_hash = ?1 AND account_id = ?2)
+                     OR EXISTS (SELECT 1 FROM upload WHERE blob_hash = ?1 AND account_id = ?2))",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![hash, account.0], |r| r.get(0))
+                .optional()
+        })
         .map_err(db("looking up a blob to queue"))?;
     let size = size.ok_or_else(|| StoreError::not_found("blob", hash))?;
     enqueue(conn, hash, size as u64, outbound)
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<QueuedMessage>> {
-    load(conn, None, false)
+    load(conn, None, None)
 }
 
-/// Queued messages, all or those with the given ids; with `pending_only`
-/// only their pending recipients.
-fn load(conn: &Connection, ids: Option<&[i64]>, pending_only: bool) -> Result<Vec<QueuedMessage>> {
+/// Queued messages, all or those with the given ids; with `due_at`, only
+/// their recipients pending and due by then (what a claim hands out).
+fn load(conn: &Connection, ids: Option<&[i64]>, due_at: Option<i64>) -> Result<Vec<QueuedMessage>> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT id, blob_hash, size, mail_from, env_id, ret, account_id, created_at
@@ -123,11 +136,12 @@ fn load(conn: &Connection, ids: Option<&[i64]>, pending_only: bool) -> Result<Ve
         let rows = conn
             .prepare_cached(
                 "SELECT address, notify, orcpt, status, attempts, next_attempt, last_error
-                   FROM queue_recipient WHERE message_id = ?1 AND (?2 = 0 OR status = 'pending')
+                   FROM queue_recipient
+                  WHERE message_id = ?1 AND (?2 IS NULL OR (status = 'pending' AND next_attempt <= ?2))
                   ORDER BY address",
             )
             .and_then(|mut s| {
-                s.query_map(params![id, pending_only], |r| {
+                s.query_map(params![id, due_at], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
                         r.get::<_, i64>(1)?,
@@ -215,7 +229,7 @@ pub fn claim(
     }
     let lease_until = now.saturating_add(lease_secs.max(1));
     let mut claims = Vec::with_capacity(ids.len());
-    let messages = load(conn, Some(&ids), true)?;
+    let messages = load(conn, Some(&ids), Some(now))?;
     for message in messages {
         let lease: i64 = conn
             .prepare_cached(
