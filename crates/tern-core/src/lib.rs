@@ -21,6 +21,7 @@ pub mod io;
 pub mod net;
 pub mod password;
 pub mod sasl;
+pub mod time;
 pub mod tls;
 
 pub use address::{parse_domain, Address, AddressError};

@@ -192,10 +192,8 @@ fn extension(out: &mut Vec<u8>, part: &MimePart, utf8: bool) {
 pub fn date_time(out: &mut Vec<u8>, unix: i64) {
     let days = unix.div_euclid(86_400);
     let secs = unix.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    let (y, m, d) = tern_core::time::civil_from_days(days);
+    use tern_core::time::MONTHS;
     out.extend_from_slice(
         format!(
             "\"{d:02}-{}-{y:04} {:02}:{:02}:{:02} +0000\"",
@@ -206,18 +204,6 @@ pub fn date_time(out: &mut Vec<u8>, unix: i64) {
         )
         .as_bytes(),
     );
-}
-
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// `(\Seen $Junk)`.

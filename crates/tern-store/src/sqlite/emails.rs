@@ -8,8 +8,8 @@
 //! round.
 
 use super::messages::{
-    add_membership, apply_keywords, collect_email, decode_keywords, encode_keywords, memberships,
-    no_messages_in, remove_membership, touch,
+    add_membership, apply_keywords, collect_email, decode_keywords, memberships, no_messages_in,
+    remove_membership, write_keywords,
 };
 use super::{db, journal, mailboxes, WriteCtx};
 use crate::error::{Result, StoreError};
@@ -111,23 +111,7 @@ pub fn set_keywords(
             continue;
         }
         let modseq = ctx.modseq(account)?;
-        ctx.conn
-            .prepare_cached("UPDATE email SET keywords = ?1 WHERE id = ?2")
-            .and_then(|mut s| s.execute(params![encode_keywords(&new), id.0]))
-            .map_err(db("setting keywords"))?;
-        for (mailbox_id, uid) in memberships(ctx.conn, id)? {
-            touch(ctx.conn, mailbox_id, uid, modseq)?;
-            journal::record(
-                ctx.conn,
-                account,
-                modseq,
-                &ChangeKind::KeywordsChanged {
-                    mailbox_id,
-                    uid,
-                    email_id: id,
-                },
-            )?;
-        }
+        write_keywords(ctx.conn, account, id, &new, modseq)?;
         result.changed.push(id);
         result.modseq = modseq;
     }

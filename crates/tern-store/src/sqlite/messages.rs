@@ -601,24 +601,7 @@ pub fn set_keywords(
             continue;
         }
         let modseq = ctx.modseq(account)?;
-        ctx.conn
-            .prepare_cached("UPDATE email SET keywords = ?1 WHERE id = ?2")
-            .and_then(|mut s| s.execute(params![encode_keywords(&new), entry.email_id.0]))
-            .map_err(db("setting keywords"))?;
-        // Keywords belong to the email: every mailbox holding it sees the change.
-        for (mailbox_id, uid) in memberships(ctx.conn, entry.email_id)? {
-            touch(ctx.conn, mailbox_id, uid, modseq)?;
-            journal::record(
-                ctx.conn,
-                account,
-                modseq,
-                &ChangeKind::KeywordsChanged {
-                    mailbox_id,
-                    uid,
-                    email_id: entry.email_id,
-                },
-            )?;
-        }
+        write_keywords(ctx.conn, account, entry.email_id, &new, modseq)?;
         result.updated.push(MessageEntry {
             keywords: new,
             modseq,
@@ -626,6 +609,35 @@ pub fn set_keywords(
         });
     }
     Ok(result)
+}
+
+/// Stores an email's new keywords under `modseq`. Keywords belong to the
+/// email: every mailbox holding it sees the change, in its modseq and its
+/// journal.
+pub(super) fn write_keywords(
+    conn: &Connection,
+    account: AccountId,
+    email: EmailId,
+    keywords: &[String],
+    modseq: ModSeq,
+) -> Result<()> {
+    conn.prepare_cached("UPDATE email SET keywords = ?1 WHERE id = ?2")
+        .and_then(|mut s| s.execute(params![encode_keywords(keywords), email.0]))
+        .map_err(db("setting keywords"))?;
+    for (mailbox_id, uid) in memberships(conn, email)? {
+        touch(conn, mailbox_id, uid, modseq)?;
+        journal::record(
+            conn,
+            account,
+            modseq,
+            &ChangeKind::KeywordsChanged {
+                mailbox_id,
+                uid,
+                email_id: email,
+            },
+        )?;
+    }
+    Ok(())
 }
 
 pub(super) fn memberships(conn: &Connection, email: EmailId) -> Result<Vec<(MailboxId, Uid)>> {

@@ -18,6 +18,7 @@ mod indexer;
 mod journal;
 mod mailboxes;
 mod messages;
+mod periodic;
 mod queue;
 mod schema;
 mod search;
@@ -32,7 +33,6 @@ use crate::query::*;
 use crate::search::SearchKey;
 use crate::types::*;
 use async_trait::async_trait;
-use checkpoint::Checkpointer;
 use indexer::Indexer;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -83,8 +83,8 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Arc<Writer>,
     indexer: Arc<Indexer>,
-    checkpointer: Arc<Checkpointer>,
-    watcher: Arc<watcher::Watcher>,
+    checkpointer: Arc<periodic::Periodic>,
+    watcher: Arc<periodic::Periodic>,
     closed: Arc<std::sync::atomic::AtomicBool>,
     readers: Arc<Mutex<Vec<Connection>>>,
     hub: Arc<NotificationHub>,
@@ -118,7 +118,7 @@ impl SqliteStore {
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .and_then(|_| conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024))
             .map_err(|e| StoreError::backend("configuring checkpoints", e))?;
-        let checkpointer = Arc::new(Checkpointer::start(path)?);
+        let checkpointer = Arc::new(checkpoint::start(path)?);
         let hub = Arc::new(NotificationHub::new());
         let indexer = Arc::new(Indexer::start(&conn, path)?);
         let writer = Writer::start(
@@ -129,7 +129,7 @@ impl SqliteStore {
             indexer.clone(),
         )
         .map_err(|e| StoreError::backend("starting the writer thread", e))?;
-        let watcher = Arc::new(watcher::Watcher::start(path, hub.clone())?);
+        let watcher = Arc::new(watcher::start(path, hub.clone())?);
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer: Arc::new(writer),

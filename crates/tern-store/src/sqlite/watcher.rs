@@ -16,13 +16,14 @@
 //! PostgreSQL will meet the same contract with LISTEN/NOTIFY.
 
 use super::open_connection;
+use super::periodic::Periodic;
 use crate::error::Result;
 use crate::hub::NotificationHub;
 use crate::types::{AccountId, ModSeq};
 use rusqlite::{Connection, OptionalExtension};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often another process's commits are looked for: IDLE hears of them
@@ -34,49 +35,25 @@ const POLL_INTERVAL: Duration = Duration::from_millis(25);
 /// bounded pieces.
 const BATCH: i64 = 5_000;
 
-/// Handle to the watcher thread.
-pub struct Watcher {
-    stop: Mutex<Option<mpsc::Sender<()>>>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-}
-
-impl Watcher {
-    pub fn start(path: &Path, hub: Arc<NotificationHub>) -> Result<Watcher> {
-        let conn = open_connection(path, true)?;
-        let mut last_row = last_journal_row(&conn)?;
-        let mut version = data_version(&conn).map_err(super::db("reading the data version"))?;
-        let (tx, rx) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("tern-store-watch".into())
-            .spawn(move || {
-                while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(POLL_INTERVAL) {
-                    match data_version(&conn) {
-                        Ok(v) if v == version => continue,
-                        Ok(v) => version = v,
-                        Err(e) => {
-                            tracing::warn!("watching for other processes' commits: {e}");
-                            continue;
-                        }
-                    }
-                    match announce(&conn, &hub, last_row) {
-                        Ok(row) => last_row = row,
-                        Err(e) => tracing::warn!("reading other processes' changes: {e}"),
-                    }
-                }
-            })
-            .map_err(|e| crate::StoreError::backend("starting the watcher thread", e))?;
-        Ok(Watcher {
-            stop: Mutex::new(Some(tx)),
-            thread: Mutex::new(Some(thread)),
-        })
-    }
-
-    pub fn shutdown(&self) {
-        self.stop.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            let _ = t.join();
+/// Starts the watcher thread for the database at `path`.
+pub fn start(path: &Path, hub: Arc<NotificationHub>) -> Result<Periodic> {
+    let conn = open_connection(path, true)?;
+    let mut last_row = last_journal_row(&conn)?;
+    let mut version = data_version(&conn).map_err(super::db("reading the data version"))?;
+    Periodic::start("tern-store-watch", POLL_INTERVAL, move || {
+        match data_version(&conn) {
+            Ok(v) if v == version => return,
+            Ok(v) => version = v,
+            Err(e) => {
+                tracing::warn!("watching for other processes' commits: {e}");
+                return;
+            }
         }
-    }
+        match announce(&conn, &hub, last_row) {
+            Ok(row) => last_row = row,
+            Err(e) => tracing::warn!("reading other processes' changes: {e}"),
+        }
+    })
 }
 
 fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
