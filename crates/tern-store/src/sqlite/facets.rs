@@ -355,7 +355,7 @@ impl BlobStore for SqliteStore {
 
     async fn read_blob(&self, account: AccountId, blob_id: &BlobId) -> Result<Vec<u8>> {
         let blob_id = blob_id.clone();
-        self.read(move |c| messages::read_blob(c, account, &blob_id))
+        self.read(move |c| blobs::read_blob(c, account, &blob_id))
             .await
     }
 
@@ -368,7 +368,7 @@ impl BlobStore for SqliteStore {
         self.read(move |c| {
             blob_ids
                 .iter()
-                .map(|id| match messages::read_blob(c, account, id) {
+                .map(|id| match blobs::read_blob(c, account, id) {
                     Ok(data) => Ok(Some(data)),
                     Err(StoreError::NotFound { .. }) => Ok(None),
                     Err(e) => Err(e),
@@ -386,7 +386,7 @@ impl BlobStore for SqliteStore {
         len: usize,
     ) -> Result<Vec<u8>> {
         let blob_id = blob_id.clone();
-        self.read(move |c| messages::read_blob_range(c, account, &blob_id, offset, len))
+        self.read(move |c| blobs::read_blob_range(c, account, &blob_id, offset, len))
             .await
     }
 }

@@ -10,12 +10,14 @@
 //!   running server); SQLite's locks and the busy timeout order their writes,
 //!   and [`watcher`] carries their commits to this process's subscribers.
 
+mod blobs;
 mod checkpoint;
 mod directory;
 mod emails;
 mod facets;
 mod indexer;
 mod journal;
+mod listing;
 mod mailboxes;
 mod messages;
 mod periodic;

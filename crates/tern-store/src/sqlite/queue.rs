@@ -336,5 +336,5 @@ pub fn read(conn: &Connection, id: QueueId, offset: u64, len: usize) -> Result<V
         .and_then(|mut s| s.query_row([id.0], |r| r.get(0)).optional())
         .map_err(db("finding a queued message"))?
         .ok_or_else(|| StoreError::not_found("queued message", id.to_string()))?;
-    super::messages::read_blob_at(conn, rowid, offset, len)
+    super::blobs::read_blob_at(conn, rowid, offset, len)
 }

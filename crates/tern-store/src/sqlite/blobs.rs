@@ -1,0 +1,70 @@
+//! Reading message bytes in SQLite: whole, or by range through SQLite's
+//! incremental blob I/O (never loading the rest), always checked against
+//! the account that asks (one of its emails or uploads must hold the
+//! blob), so a blob id alone opens nobody's mail.
+
+use super::db;
+use crate::error::{Result, StoreError};
+use crate::types::*;
+use rusqlite::{params, Connection, OptionalExtension};
+
+pub fn read_blob(conn: &Connection, account: AccountId, hash: &BlobId) -> Result<Vec<u8>> {
+    // An account reads only blobs one of its own emails or uploads holds.
+    conn.prepare_cached(
+        "SELECT data FROM blob WHERE hash = ?1
+            AND (EXISTS (SELECT 1 FROM email WHERE blob_hash = ?1 AND account_id = ?2)
+                 OR EXISTS (SELECT 1 FROM upload WHERE blob_hash = ?1 AND account_id = ?2))",
+    )
+    .and_then(|mut s| {
+        s.query_row(params![hash, account.0], |r| r.get(0))
+            .optional()
+    })
+    .map_err(db("reading a blob"))?
+    .ok_or_else(|| StoreError::not_found("blob", hash))
+}
+
+/// Reads part of a blob through SQLite's incremental blob I/O, without
+/// loading the rest.
+pub fn read_blob_range(
+    conn: &Connection,
+    account: AccountId,
+    hash: &BlobId,
+    offset: u64,
+    len: usize,
+) -> Result<Vec<u8>> {
+    let rowid: i64 = conn
+        .prepare_cached(
+            "SELECT rowid FROM blob WHERE hash = ?1
+                AND (EXISTS (SELECT 1 FROM email WHERE blob_hash = ?1 AND account_id = ?2)
+                     OR EXISTS (SELECT 1 FROM upload WHERE blob_hash = ?1 AND account_id = ?2))",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![hash, account.0], |r| r.get(0))
+                .optional()
+        })
+        .map_err(db("finding a blob"))?
+        .ok_or_else(|| StoreError::not_found("blob", hash))?;
+    read_blob_at(conn, rowid, offset, len)
+}
+
+/// At most `len` bytes of the blob in row `rowid` from `offset`, read
+/// incrementally (never the whole blob).
+pub(super) fn read_blob_at(
+    conn: &Connection,
+    rowid: i64,
+    offset: u64,
+    len: usize,
+) -> Result<Vec<u8>> {
+    let blob = conn
+        .blob_open(rusqlite::MAIN_DB, "blob", "data", rowid, true)
+        .map_err(db("opening a blob"))?;
+    let size = blob.len() as u64;
+    if offset >= size {
+        return Ok(Vec::new());
+    }
+    let n = (len as u64).min(size - offset) as usize;
+    let mut buf = vec![0u8; n];
+    blob.read_at_exact(&mut buf, offset as usize)
+        .map_err(db("reading a blob"))?;
+    Ok(buf)
+}
