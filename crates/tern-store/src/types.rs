@@ -561,6 +561,12 @@ pub enum ChangeKind {
         uid: Uid,
         email_id: EmailId,
     },
+    /// An email joined or left the thread (JMAP `Thread/changes`); written
+    /// when an email is created or destroyed, so the thread of a destroyed
+    /// email is still known.
+    ThreadChanged {
+        thread_id: ThreadId,
+    },
 }
 
 /// The kind of object a journal row is about. Every sync protocol reads
@@ -570,6 +576,7 @@ pub enum ChangeKind {
 pub enum ObjectType {
     Email,
     Mailbox,
+    Thread,
     /// The account itself (its removal).
     Account,
 }
@@ -579,6 +586,7 @@ impl ObjectType {
         match self {
             ObjectType::Email => "email",
             ObjectType::Mailbox => "mailbox",
+            ObjectType::Thread => "thread",
             ObjectType::Account => "account",
         }
     }
@@ -595,6 +603,7 @@ impl ChangeKind {
             ChangeKind::EmailAdded { .. }
             | ChangeKind::KeywordsChanged { .. }
             | ChangeKind::EmailExpunged { .. } => ObjectType::Email,
+            ChangeKind::ThreadChanged { .. } => ObjectType::Thread,
         }
     }
 

@@ -78,6 +78,7 @@ pub async fn account_changes(store: Arc<dyn Store>) {
         .await
         .unwrap();
     store.rename_mailbox(a.id, mb.id, "Lists2").await.unwrap();
+    let thread_id = store.email(a.id, d.email_id).await.unwrap().thread_id;
     store
         .expunge(a.id, mb.id, ExpungeFilter::Uids(vec![d.uid]))
         .await
@@ -89,6 +90,9 @@ pub async fn account_changes(store: Arc<dyn Store>) {
         kinds,
         [
             &ChangeKind::MailboxCreated { mailbox_id: mb.id },
+            // The email joins a thread, then leaves it when destroyed: JMAP
+            // Thread/changes reads these.
+            &ChangeKind::ThreadChanged { thread_id },
             &ChangeKind::EmailAdded {
                 mailbox_id: mb.id,
                 uid: d.uid,
@@ -105,20 +109,31 @@ pub async fn account_changes(store: Arc<dyn Store>) {
                 uid: d.uid,
                 email_id: d.email_id
             },
+            &ChangeKind::ThreadChanged { thread_id },
             &ChangeKind::MailboxDeleted { mailbox_id: mb.id },
         ]
     );
-    assert!(
-        changes.windows(2).all(|w| w[0].modseq < w[1].modseq),
-        "one modseq per operation"
-    );
+    // One modseq per operation: six operations, rising.
+    let mut modseqs: Vec<ModSeq> = changes.iter().map(|c| c.modseq).collect();
+    assert!(modseqs.windows(2).all(|w| w[0] <= w[1]));
+    modseqs.dedup();
+    assert_eq!(modseqs.len(), 6, "one modseq per operation");
+    assert!(changes
+        .iter()
+        .all(|c| c.kind.object_type() != ObjectType::Thread || c.kind.collection().is_none()));
     assert_eq!(
         changes.last().unwrap().modseq,
         store.highest_modseq(a.id).await.unwrap()
     );
+    // Pages end between operations: 2 would split the delivery (thread +
+    // email), so it gives 1; 3 ends exactly after it.
     assert_eq!(
         store.account_changes(a.id, start, 2).await.unwrap().len(),
-        2
+        1
+    );
+    assert_eq!(
+        store.account_changes(a.id, start, 3).await.unwrap().len(),
+        3
     );
     let other = account(&store, "b@example.test").await;
     let ob = store
@@ -133,7 +148,6 @@ pub async fn account_changes(store: Arc<dyn Store>) {
 pub async fn change_pages_never_split_an_operation(store: Arc<dyn Store>) {
     let a = account(&store, "a@example.test").await;
     let mb = inbox(&store, &a).await;
-    let start = store.highest_modseq(a.id).await.unwrap();
     let mut uids = Vec::new();
     for i in 0..3 {
         uids.push(
@@ -142,19 +156,22 @@ pub async fn change_pages_never_split_an_operation(store: Arc<dyn Store>) {
                 .uid,
         );
     }
+    let start = store.highest_modseq(a.id).await.unwrap();
+    // One operation, two rows (the email added, its thread changed).
+    deliver_to(&store, &a, message("m3", "x")).await;
     // One operation, three rows.
     store
         .set_keywords(a.id, mb.id, &uids, KeywordOp::Add, &["\\Seen".into()], None)
         .await
         .unwrap();
     let all = store.account_changes(a.id, start, 100).await.unwrap();
-    assert_eq!(all.len(), 6);
-    // A page of 4 would end inside the keyword operation: it stops before it.
-    let page = store.account_changes(a.id, start, 4).await.unwrap();
-    assert_eq!(page.len(), 3);
+    assert_eq!(all.len(), 5);
+    // A page of 3 would end inside the keyword operation: it stops before it.
+    let page = store.account_changes(a.id, start, 3).await.unwrap();
+    assert_eq!(page.len(), 2);
     // Resuming gets the whole operation even though it exceeds the limit.
     let rest = store
-        .account_changes(a.id, page[2].modseq, 2)
+        .account_changes(a.id, page[1].modseq, 2)
         .await
         .unwrap();
     assert_eq!(rest.len(), 3);
@@ -379,10 +396,10 @@ pub async fn journal_retention_has_a_floor(store: Arc<dyn Store>) {
     // Later changes are journalled and read as before.
     let d3 = deliver_to(&store, &a, message("3", "3")).await;
     let after = store.account_changes(a.id, highest, 100).await.unwrap();
-    assert_eq!(after.len(), 1);
-    assert_eq!(after[0].modseq, d3.modseq);
-    assert_eq!(after[0].kind.object_type(), ObjectType::Email);
-    assert_eq!(after[0].kind.collection(), Some(mb.id));
+    let types: Vec<ObjectType> = after.iter().map(|c| c.kind.object_type()).collect();
+    assert_eq!(types, [ObjectType::Thread, ObjectType::Email]);
+    assert!(after.iter().all(|c| c.modseq == d3.modseq));
+    assert_eq!(after[1].kind.collection(), Some(mb.id));
     let changes = store.mailbox_changes(a.id, mb.id, highest).await.unwrap();
     assert!(!changes.incomplete);
     assert_eq!(changes.changed.len(), 1);

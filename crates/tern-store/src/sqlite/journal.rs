@@ -42,6 +42,7 @@ pub fn record(
             uid,
             email_id,
         } => ("expunged", Some(mailbox_id.0), email_id.0, Some(uid.0)),
+        ChangeKind::ThreadChanged { thread_id } => ("thread-changed", None, thread_id.0, None),
     };
     conn.prepare_cached(
         "INSERT INTO journal (account_id, modseq, type, collection, object, kind, uid, at)
@@ -83,6 +84,9 @@ fn decode(
         },
         "mailbox-updated" => ChangeKind::MailboxUpdated {
             mailbox_id: mailbox_id()?,
+        },
+        "thread-changed" => ChangeKind::ThreadChanged {
+            thread_id: ThreadId(object?),
         },
         "added" => {
             let (mailbox_id, uid, email_id) = message()?;

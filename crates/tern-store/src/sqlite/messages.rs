@@ -227,6 +227,8 @@ fn deliver_one(ctx: &mut WriteCtx<'_>, p: &Prepared, target: &DeliveryTarget) ->
         .prepare_cached("UPDATE blob SET refs = refs + 1 WHERE hash = ?1")
         .and_then(|mut s| s.execute([&p.hash]))
         .map_err(db("referencing a blob"))?;
+    let thread_id = thread_id.unwrap_or(ThreadId(email_id.0));
+    thread_changed(ctx.conn, account, thread_id, modseq)?;
     let uid = add_membership(ctx.conn, account, mailbox.id, email_id, modseq)?;
     ctx.index(IndexJob::Add {
         email_id: email_id.0,
@@ -302,6 +304,21 @@ fn find_thread(
         }
     }
     Ok(None)
+}
+
+/// Journals that an email joined or left `thread` (JMAP Thread/changes).
+fn thread_changed(
+    conn: &Connection,
+    account: AccountId,
+    thread: ThreadId,
+    modseq: ModSeq,
+) -> Result<()> {
+    journal::record(
+        conn,
+        account,
+        modseq,
+        &ChangeKind::ThreadChanged { thread_id: thread },
+    )
 }
 
 /// Adds an email to a mailbox under the mailbox's next UID.
@@ -517,6 +534,12 @@ fn duplicate_email(
     .and_then(|mut s| s.execute([email.0]))
     .map_err(db("copying an email"))?;
     let copy = EmailId(conn.last_insert_rowid());
+    let thread: i64 = conn
+        .prepare_cached("SELECT thread_id FROM email WHERE id = ?1")
+        .and_then(|mut s| s.query_row([copy.0], |r| r.get(0)))
+        .map_err(db("reading a copy's thread"))?;
+    let modseq = ctx.modseq(account)?;
+    thread_changed(conn, account, ThreadId(thread), modseq)?;
     conn.prepare_cached(
         "INSERT INTO email_meta (email_id, envelope, structure, summary)
          SELECT ?2, envelope, structure, summary FROM email_meta WHERE email_id = ?1",
@@ -583,10 +606,12 @@ pub(super) fn collect_email(
         return Ok(());
     }
     ctx.index(IndexJob::Remove { email_id: email.0 });
-    let (hash, size): (String, i64) = conn
-        .prepare_cached("SELECT blob_hash, size FROM email WHERE id = ?1")
-        .and_then(|mut s| s.query_row([email.0], |r| Ok((r.get(0)?, r.get(1)?))))
+    let (hash, size, thread): (String, i64, i64) = conn
+        .prepare_cached("SELECT blob_hash, size, thread_id FROM email WHERE id = ?1")
+        .and_then(|mut s| s.query_row([email.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
         .map_err(db("reading an email to remove"))?;
+    let modseq = ctx.modseq(account)?;
+    thread_changed(conn, account, ThreadId(thread), modseq)?;
     conn.prepare_cached("DELETE FROM email_header WHERE account_id = ?1 AND email_id = ?2")
         .and_then(|mut s| s.execute([account.0, email.0]))
         .map_err(db("removing an email's header"))?;

@@ -198,7 +198,7 @@ ALTER TABLE email_meta DROP COLUMN header_raw;";
 /// Version 9: one generic change journal for every sync protocol.
 ///
 /// - Each row names the `type` of object that changed (`email`, `mailbox`,
-///   `account`; later `contact`, `event`, `sieve`), its `collection` (the
+///   `thread`, `account`; later `contact`, `event`, `sieve`), its `collection` (the
 ///   mailbox of an email membership; later an address book or calendar)
 ///   and the `object` (email or mailbox id), so JMAP `/changes`,
 ///   ActiveSync SyncKeys and DAV sync tokens read the same rows.
