@@ -8,19 +8,9 @@ use crate::error::{Result, StoreError};
 use crate::types::*;
 use rusqlite::{params, Connection, OptionalExtension};
 
+/// The whole message.
 pub fn read_blob(conn: &Connection, account: AccountId, hash: &BlobId) -> Result<Vec<u8>> {
-    // An account reads only blobs one of its own emails or uploads holds.
-    conn.prepare_cached(
-        "SELECT data FROM blob WHERE hash = ?1
-            AND (EXISTS (SELECT 1 FROM email WHERE blob_hash = ?1 AND account_id = ?2)
-                 OR EXISTS (SELECT 1 FROM upload WHERE blob_hash = ?1 AND account_id = ?2))",
-    )
-    .and_then(|mut s| {
-        s.query_row(params![hash, account.0], |r| r.get(0))
-            .optional()
-    })
-    .map_err(db("reading a blob"))?
-    .ok_or_else(|| StoreError::not_found("blob", hash))
+    read_blob_at(conn, owned_blob(conn, account, hash)?, 0, usize::MAX)
 }
 
 /// Reads part of a blob through SQLite's incremental blob I/O, without
@@ -32,19 +22,23 @@ pub fn read_blob_range(
     offset: u64,
     len: usize,
 ) -> Result<Vec<u8>> {
-    let rowid: i64 = conn
-        .prepare_cached(
-            "SELECT rowid FROM blob WHERE hash = ?1
-                AND (EXISTS (SELECT 1 FROM email WHERE blob_hash = ?1 AND account_id = ?2)
-                     OR EXISTS (SELECT 1 FROM upload WHERE blob_hash = ?1 AND account_id = ?2))",
-        )
-        .and_then(|mut s| {
-            s.query_row(params![hash, account.0], |r| r.get(0))
-                .optional()
-        })
-        .map_err(db("finding a blob"))?
-        .ok_or_else(|| StoreError::not_found("blob", hash))?;
-    read_blob_at(conn, rowid, offset, len)
+    read_blob_at(conn, owned_blob(conn, account, hash)?, offset, len)
+}
+
+/// The row of a blob the account may read: one of its own emails or
+/// uploads holds it. NotFound otherwise, whether or not the bytes exist.
+fn owned_blob(conn: &Connection, account: AccountId, hash: &BlobId) -> Result<i64> {
+    conn.prepare_cached(
+        "SELECT rowid FROM blob WHERE hash = ?1
+            AND (EXISTS (SELECT 1 FROM email WHERE blob_hash = ?1 AND account_id = ?2)
+                 OR EXISTS (SELECT 1 FROM upload WHERE blob_hash = ?1 AND account_id = ?2))",
+    )
+    .and_then(|mut s| {
+        s.query_row(params![hash, account.0], |r| r.get(0))
+            .optional()
+    })
+    .map_err(db("finding a blob"))?
+    .ok_or_else(|| StoreError::not_found("blob", hash))
 }
 
 /// At most `len` bytes of the blob in row `rowid` from `offset`, read
