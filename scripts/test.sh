@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The test command (README.md, .ci/run): installs what the tests drive —
+# Debian's mail clients with apt-get (as root, only when one is missing)
+# and imapflow with npm — then runs every test of the workspace and sums up.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The third-party clients the end-to-end tests drive: swaks and curl for
+# SMTP, fetchmail and getmail6 for POP3, mbsync (isync) and offlineimap3
+# for IMAP (Python's smtplib, poplib and imaplib come with python3).
+if ! command -v swaks >/dev/null || ! command -v curl >/dev/null || ! perl -MIO::Socket::SSL -e1 2>/dev/null \
+   || ! command -v fetchmail >/dev/null || ! command -v getmail >/dev/null \
+   || ! command -v mbsync >/dev/null || ! command -v offlineimap >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq swaks libio-socket-ssl-perl libnet-ssleay-perl curl fetchmail getmail6 \
+    isync offlineimap3 >/dev/null
+fi
+
+# imapflow, the Node.js IMAP client, pinned in the package.json beside it.
+node_dir=crates/tern/tests/e2e/node
+want=$(node -p "require('$PWD/$node_dir/package.json').dependencies.imapflow")
+have=$(node -p "require('$PWD/$node_dir/node_modules/imapflow/package.json').version" 2>/dev/null || true)
+if [ "$want" != "$have" ]; then
+  npm install --prefix "$node_dir" --no-package-lock --no-audit --no-fund --loglevel=error
+fi
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace 2>&1 | tee "$log" || status=$?
+
+# cargo prints one "test result" line per test binary, the last usually a
+# doc-test run of 0; close with the totals so the whole run is summed up.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "total: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
