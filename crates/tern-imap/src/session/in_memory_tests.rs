@@ -35,13 +35,14 @@ async fn run(c: &mut BufReader<DuplexStream>, tag: &str, command: &str) -> Vec<S
     }
 }
 
-/// A store error during FETCH is a NO for that command — never an OK with
-/// the message silently left out — and the session goes on.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_store_failure_during_fetch_is_a_no() {
-    let dir = tempfile::tempdir().unwrap();
+/// An IMAP server over a fresh store with joe@example.test (password
+/// "secret") and one message, and a client connected to it over a pipe
+/// from loopback. The sender ends the session when dropped.
+async fn connect(
+    dir: &std::path::Path,
+) -> (Arc<dyn Store>, BufReader<DuplexStream>, watch::Sender<bool>) {
     let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&dir.path().join("t.db"), SqliteOptions::default()).unwrap());
+        Arc::new(SqliteStore::open(&dir.join("t.db"), SqliteOptions::default()).unwrap());
     store.add_domain("example.test").await.unwrap();
     let joe = store
         .create_account(NewAccount {
@@ -59,8 +60,8 @@ async fn a_store_failure_during_fetch_is_a_no() {
         })
         .await
         .unwrap();
-    let tls = tern_core::tls::server_config(&TlsConfig::default(), "imap.example.test", dir.path())
-        .unwrap();
+    let tls =
+        tern_core::tls::server_config(&TlsConfig::default(), "imap.example.test", dir).unwrap();
     let mail = Arc::new(Mail::new(
         store.clone(),
         MailConfig {
@@ -77,13 +78,62 @@ async fn a_store_failure_during_fetch_is_a_no() {
         limits: Limits::default(),
     });
     let (client, io) = tokio::io::duplex(64 * 1024);
-    let (_stop, stopping) = watch::channel(false);
+    let (stop, stopping) = watch::channel(false);
     let peer = "127.0.0.1:1143".parse().unwrap();
     tokio::spawn(server.handle(io, peer, Mode::Plain, Ok(()), stopping));
     let mut c = BufReader::new(client);
     let mut greeting = String::new();
     c.read_line(&mut greeting).await.unwrap();
     assert!(greeting.starts_with("* OK"));
+    (store, c, stop)
+}
+
+/// A command is bounded as a whole, lines and literals together: one that
+/// continues over endless `{0+}` lines before login gets BAD, then BYE, and
+/// the connection ends (it once made the server hold hundreds of MB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_command_before_login_ends_the_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, c, _stop) = connect(dir.path()).await;
+    let (read, mut write) = tokio::io::split(c);
+    let writer = tokio::spawn(async move {
+        write.write_all(b"a LOGIN {0+}\r\n").await?;
+        // 1 MiB of continuation lines: far past the bound.
+        for _ in 0..(1 << 20) / 16 {
+            write.write_all(b"x {0+}\r\n        ").await?;
+        }
+        std::io::Result::Ok(())
+    });
+    let mut lines = Vec::new();
+    let mut read = BufReader::new(read);
+    loop {
+        let mut line = String::new();
+        let n = tokio::time::timeout(Duration::from_secs(30), read.read_line(&mut line))
+            .await
+            .expect("the server answers")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        lines.push(line);
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("a BAD") && l.contains("too long")),
+        "{lines:?}"
+    );
+    assert!(lines.last().unwrap().starts_with("* BYE"), "{lines:?}");
+    // The writer was cut off: the server closed before it was done.
+    assert!(writer.await.unwrap().is_err());
+}
+
+/// A store error during FETCH is a NO for that command — never an OK with
+/// the message silently left out — and the session goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_failure_during_fetch_is_a_no() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, mut c, _stop) = connect(dir.path()).await;
     assert!(run(&mut c, "a", "LOGIN joe@example.test secret")
         .await
         .last()

@@ -33,10 +33,40 @@ const MAX_LINE: usize = 64 * 1024;
 /// Before login, literals are small: a login and a password, not a message
 /// (RFC 9051 §4.3, and a memory bound for unauthenticated peers).
 const MAX_LITERAL_BEFORE_LOGIN: u64 = 8 * 1024;
+/// Before login a command is LOGIN, AUTHENTICATE, STARTTLS, CAPABILITY...:
+/// this holds any of them many times over, and bounds what an
+/// unauthenticated peer can make us hold for one command, all its lines and
+/// literals together (a command continued over endless `{0+}` lines once
+/// held hundreds of megabytes).
+const MAX_COMMAND_BEFORE_LOGIN: usize = 64 * 1024;
+/// After login the largest command is an APPEND of one message of the
+/// configured maximum size; this much more is allowed for the rest of the
+/// command (flags, dates, MULTIAPPEND's further messages).
+const COMMAND_SLACK_AFTER_LOGIN: u64 = 1024 * 1024;
 /// RFC 9051 §5.4: the autologout timer is at least 30 minutes once logged in.
 const MIN_IDLE_LOGGED_IN: Duration = Duration::from_secs(30 * 60);
 /// Bad commands in a row before the client gets BYE.
 const MAX_BAD_COMMANDS: usize = 20;
+
+/// A command refused while it was read.
+pub(crate) struct Refused {
+    why: String,
+    /// What was read of it, for its tag.
+    start: Vec<u8>,
+    /// The connection must end: the rest of the command cannot be told
+    /// from the next one (it may never end).
+    fatal: bool,
+}
+
+impl Refused {
+    fn new(why: &str, start: Vec<u8>) -> Refused {
+        Refused {
+            why: why.to_string(),
+            start,
+            fatal: false,
+        }
+    }
+}
 
 /// What a command asked the connection to do next.
 pub(crate) enum Next {
@@ -173,43 +203,61 @@ impl Session {
     }
 
     /// Reads a whole command: lines joined with their literals, final CRLF
-    /// removed. `Ok(Err((reason, start)))` for a command refused while
-    /// reading (too long, literal too big), already consumed; `start` holds
-    /// what was read of it, for its tag.
-    async fn read_command(&mut self) -> Result<Option<Result<Vec<u8>, (String, Vec<u8>)>>, End> {
+    /// removed. `Ok(Err(refused))` for a command refused while reading (too
+    /// long, literal too big), consumed as far as it is safe to.
+    async fn read_command(&mut self) -> Result<Option<Result<Vec<u8>, Refused>>, End> {
         let mut command = Vec::new();
-        let max_literal = match self.state {
-            State::NotAuthenticated => MAX_LITERAL_BEFORE_LOGIN,
-            _ => self.srv.limits.max_message_size,
+        let (max_literal, max_command) = match self.state {
+            State::NotAuthenticated => (MAX_LITERAL_BEFORE_LOGIN, MAX_COMMAND_BEFORE_LOGIN as u64),
+            _ => {
+                let max = self.srv.limits.max_message_size;
+                (max, max.saturating_add(COMMAND_SLACK_AFTER_LOGIN))
+            }
+        };
+        let too_long = |start: Vec<u8>| Refused {
+            why: format!("command too long (at most {max_command} bytes with its literals here)"),
+            start,
+            fatal: true,
         };
         loop {
             let line = match self.read_line(MAX_LINE).await? {
                 None => return Ok(None),
-                Some(Err(())) => return Ok(Some(Err(("line too long".into(), command)))),
+                Some(Err(())) => return Ok(Some(Err(Refused::new("line too long", command)))),
                 Some(Ok(line)) => line,
             };
             let line = line.strip_suffix(b"\n").unwrap_or(&line);
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             command.extend_from_slice(line);
+            if command.len() as u64 > max_command {
+                // The rest of the command cannot be skipped safely: it may
+                // never end. The connection goes.
+                return Ok(Some(Err(too_long(command))));
+            }
             let Some((size, sync)) = literal_announced(line) else {
                 return Ok(Some(Ok(command)));
             };
             if size > max_literal {
+                let why = format!("literal too big (at most {max_literal} bytes here)");
                 if sync {
                     // The client waits for "+": refuse instead, and it will
                     // not send the literal (RFC 9051 §7.5).
-                    return Ok(Some(Err((
-                        format!("literal too big (at most {max_literal} bytes here)"),
-                        command,
-                    ))));
+                    return Ok(Some(Err(Refused::new(&why, command))));
                 }
-                // LITERAL+ was sent anyway: skip it, then refuse.
+                // LITERAL+ was sent anyway: skip it (read and dropped,
+                // never held), then refuse.
                 self.skip(size).await?;
                 let _ = self.read_line(MAX_LINE).await?;
-                return Ok(Some(Err((
-                    format!("literal too big (at most {max_literal} bytes here)"),
-                    command,
-                ))));
+                return Ok(Some(Err(Refused::new(&why, command))));
+            }
+            if (command.len() as u64).saturating_add(size) > max_command {
+                if sync {
+                    // The client waits for "+" and will not send it.
+                    return Ok(Some(Err(Refused {
+                        fatal: false,
+                        ..too_long(command)
+                    })));
+                }
+                return Ok(Some(Err(too_long(command))));
             }
             if sync {
                 self.conn.out.extend_from_slice(b"+ go ahead\r\n");
@@ -244,9 +292,14 @@ impl Session {
             };
             let bytes = match command {
                 Ok(bytes) => bytes,
-                Err((why, start)) => {
-                    let tag = ParseError::tag(&start);
-                    self.bad(tag.as_deref(), &why);
+                Err(refused) => {
+                    let tag = ParseError::tag(&refused.start);
+                    self.bad(tag.as_deref(), &refused.why);
+                    if refused.fatal {
+                        tracing::info!("imap {}: {}; closing", self.peer, refused.why);
+                        self.untagged("BYE command too long; closing");
+                        return Ok(());
+                    }
                     if self.bad_commands >= MAX_BAD_COMMANDS {
                         self.untagged("BYE too many bad commands");
                         return Ok(());
