@@ -8,6 +8,7 @@
 //! acknowledged: every acknowledgement waited for a durable commit.
 
 mod listener;
+mod lock;
 mod shutdown;
 
 pub use listener::{bind, Accepted, BoxedSession, ConnectionLimits, LimitExceeded, Listener};
@@ -167,6 +168,8 @@ pub async fn serve(config: Config) -> Result<()> {
     init_logging();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    // Held until the process ends: one server per data directory.
+    let _data_dir_lock = lock::lock_data_dir(&config.data_dir)?;
     let store = crate::admin::open_store(&config)?;
     let tls = tern_core::tls::server_config(&config.tls, &config.hostname, &config.data_dir)
         .context("setting up TLS")?;

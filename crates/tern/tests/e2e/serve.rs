@@ -98,3 +98,21 @@ fn admin_commands_work_while_the_server_runs() {
         serde_json::from_str(&t.ok(&["account", "list", "--json"], "")).unwrap();
     assert_eq!(accounts[0]["address"], "live@example.test");
 }
+
+/// One server per data directory: a second `tern serve` on it is refused
+/// with the first one's PID, and the first keeps serving.
+#[test]
+fn a_second_server_on_one_data_directory_is_refused() {
+    let t = TestDir::new();
+    let first = t.start();
+    let err = t.fails(&["serve"], "");
+    assert!(
+        err.contains(&format!("PID {}", first.pid()))
+            && err.contains("already using the data directory"),
+        "{err}"
+    );
+    // Admin commands still work beside it.
+    t.ok(&["domain", "add", "example.test"], "");
+    let (status, rest) = first.stop_with("TERM");
+    assert!(status.success(), "{rest:?}");
+}
