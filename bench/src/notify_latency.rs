@@ -70,6 +70,8 @@ async fn main() -> Result<()> {
         .await?;
     let mut rx = store.subscribe(account.id);
     let seen: Arc<std::sync::Mutex<BTreeMap<u64, u128>>> = Default::default();
+    // The highest modseq recorded in `seen`, for waiting on the last one.
+    let (recorded_tx, mut recorded) = tokio::sync::watch::channel(0u64);
     let watcher = {
         let seen = seen.clone();
         tokio::spawn(async move {
@@ -77,6 +79,7 @@ async fn main() -> Result<()> {
                 let at = now_ns();
                 let ModSeq(m) = *rx.borrow_and_update();
                 seen.lock().unwrap().entry(m).or_insert(at);
+                recorded_tx.send_modify(|r| *r = (*r).max(m));
             }
         })
     };
@@ -104,14 +107,10 @@ async fn main() -> Result<()> {
     if !child.wait()?.success() || sent.len() != args.samples {
         bail!("the child appended {} of {}", sent.len(), args.samples);
     }
-    // The last wake-up may still be on its way.
+    // The last wake-up may still be on its way: wait for it (a second at
+    // most; one never seen is counted as such below).
     let last = sent.last().map(|s| s.0).unwrap_or(0);
-    for _ in 0..100 {
-        if seen.lock().unwrap().range(last..).next().is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), recorded.wait_for(|m| *m >= last)).await;
     watcher.abort();
     let seen = seen.lock().unwrap();
     let mut latencies: Vec<f64> = Vec::new();
