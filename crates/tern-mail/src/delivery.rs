@@ -143,15 +143,11 @@ impl Mail {
                 source,
             })?;
 
-        let mut decisions = Vec::with_capacity(envelope.local.len());
-        for rcpt in &envelope.local {
-            decisions.push(self.decide(&message, &envelope, rcpt.account_id).await);
-        }
         let mut first_refusal = None;
         let mut dropped = 0;
         let mut targets = Vec::new();
-        for d in decisions {
-            match d {
+        for rcpt in &envelope.local {
+            match self.decide(&message, &envelope, rcpt.account_id).await {
                 Decision::Store(t) => targets.push(t),
                 Decision::Drop => dropped += 1,
                 Decision::Reject { code, status, text } => {
@@ -160,8 +156,9 @@ impl Mail {
                 }
             }
         }
+        // Refused for everyone (no local target left, nobody remote).
         if let Some(refusal) = first_refusal {
-            if targets.is_empty() && envelope.remote.is_empty() && dropped == envelope.local.len() {
+            if targets.is_empty() && envelope.remote.is_empty() {
                 return Err(refusal);
             }
         }
