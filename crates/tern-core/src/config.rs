@@ -232,8 +232,14 @@ pub struct Limits {
     pub max_connections: usize,
     /// Most simultaneous connections from one IP address.
     pub max_connections_per_ip: usize,
+    /// Most simultaneous connections not logged in (SMTP from other servers
+    /// counts here throughout); see [`crate::admission`].
+    pub max_unauthenticated: usize,
     /// Seconds a connection may sit idle before it is closed.
     pub idle_timeout_secs: u64,
+    /// Seconds a connection that could log in (IMAP, POP3, submission) may
+    /// sit idle before it has.
+    pub login_timeout_secs: u64,
     /// Failed logins from one IP address (IPv6: one /64) within
     /// `auth_failure_window_secs` after which further attempts are refused
     /// until the window passes (see [`crate::auth_limit`]).
@@ -251,9 +257,17 @@ impl Limits {
     /// 1000: comfortably above a small organisation's devices, well below
     /// the file-descriptor limits of a default system.
     pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
-    /// 20: a household or office behind one NAT address keeps several IMAP
-    /// connections per device; a single abuser cannot take the whole pool.
-    pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 20;
+    /// 50, as Postfix allows: a household or office behind one NAT address
+    /// keeps several IMAP connections per device, and large senders open many
+    /// SMTP connections; a single abuser cannot take the whole pool.
+    pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 50;
+    /// 500, half the total: a flood of connections that never log in leaves
+    /// the other half to logged-in users (and evicts only itself; see
+    /// [`crate::admission`]).
+    pub const DEFAULT_MAX_UNAUTHENTICATED: usize = 500;
+    /// 60 s, as Dovecot's and Postfix's stress settings: a client logs in
+    /// within seconds, and a connection that only holds a place is let go.
+    pub const DEFAULT_LOGIN_TIMEOUT_SECS: u64 = 60;
     /// 300 s: RFC 5321 §4.5.3.2.7 asks SMTP servers to wait at least 5
     /// minutes; IMAP IDLE clients re-issue IDLE well within 29 minutes and
     /// the IMAP server may allow IDLE longer than this.
@@ -273,7 +287,9 @@ impl Default for Limits {
             max_recipients: Limits::DEFAULT_MAX_RECIPIENTS,
             max_connections: Limits::DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: Limits::DEFAULT_MAX_CONNECTIONS_PER_IP,
+            max_unauthenticated: Limits::DEFAULT_MAX_UNAUTHENTICATED,
             idle_timeout_secs: Limits::DEFAULT_IDLE_TIMEOUT_SECS,
+            login_timeout_secs: Limits::DEFAULT_LOGIN_TIMEOUT_SECS,
             max_auth_failures: Limits::DEFAULT_MAX_AUTH_FAILURES,
             auth_failure_window_secs: Limits::DEFAULT_AUTH_FAILURE_WINDOW_SECS,
         }
@@ -571,7 +587,9 @@ impl Config {
                 "max_connections_per_ip",
                 limits.max_connections_per_ip as u64,
             ),
+            ("max_unauthenticated", limits.max_unauthenticated as u64),
             ("idle_timeout_secs", limits.idle_timeout_secs),
+            ("login_timeout_secs", limits.login_timeout_secs),
             ("max_auth_failures", u64::from(limits.max_auth_failures)),
             ("auth_failure_window_secs", limits.auth_failure_window_secs),
         ] {

@@ -14,6 +14,7 @@
 //! depend on `tern-store` or on a protocol crate (arrows point down only).
 
 pub mod address;
+pub mod admission;
 pub mod auth_limit;
 pub mod config;
 pub mod fuzz_corpus;

@@ -65,17 +65,17 @@ impl Pop3Server {
         }
     }
 
-    /// Runs one connection to its end. `admitted` is `Err` when a connection
+    /// Runs one connection to its end. `admission` is `Err` when a connection
     /// limit was reached; `stopping` turns true at shutdown.
     pub async fn handle(
         self: Arc<Self>,
         stream: impl tern_core::io::Duplex + 'static,
         peer: SocketAddr,
         mode: Mode,
-        admitted: Result<(), String>,
+        admission: Result<tern_core::admission::ConnectionSlot, tern_core::admission::LimitExceeded>,
         stopping: watch::Receiver<bool>,
     ) {
-        session::run(self, stream, peer, mode, admitted, stopping).await
+        session::run(self, stream, peer, mode, admission, stopping).await
     }
 
     /// Takes the maildrop lock of `account`, if no other session holds it.

@@ -76,10 +76,10 @@ impl SmtpServer {
         stream: impl tern_core::io::Duplex + 'static,
         peer: SocketAddr,
         mode: Mode,
-        admitted: Result<(), String>,
+        admission: Result<tern_core::admission::ConnectionSlot, tern_core::admission::LimitExceeded>,
         stopping: watch::Receiver<bool>,
     ) {
-        session::run(self, stream, peer, mode, admitted, stopping).await
+        session::run(self, stream, peer, mode, admission, stopping).await
     }
 }
 

@@ -26,8 +26,10 @@ fn empty_file_means_defaults() {
     assert_eq!(c.limits.max_message_size, 50 * 1024 * 1024);
     assert_eq!(c.limits.max_recipients, 100);
     assert_eq!(c.limits.max_connections, 1000);
-    assert_eq!(c.limits.max_connections_per_ip, 20);
+    assert_eq!(c.limits.max_connections_per_ip, 50);
+    assert_eq!(c.limits.max_unauthenticated, 500);
     assert_eq!(c.limits.idle_timeout_secs, 300);
+    assert_eq!(c.limits.login_timeout_secs, 60);
     assert_eq!(c.limits.max_auth_failures, 5);
     assert_eq!(c.limits.auth_failure_window_secs, 300);
     assert_eq!(c.smtp.relay_networks, []);
@@ -90,7 +92,9 @@ max_message_size = 10_485_760
 max_recipients = 50
 max_connections = 200
 max_connections_per_ip = 10
+max_unauthenticated = 100
 idle_timeout_secs = 600
+login_timeout_secs = 30
 max_auth_failures = 3
 auth_failure_window_secs = 900
 
@@ -127,7 +131,9 @@ recipient_delimiter = "+-"
             max_recipients: 50,
             max_connections: 200,
             max_connections_per_ip: 10,
+            max_unauthenticated: 100,
             idle_timeout_secs: 600,
+            login_timeout_secs: 30,
             max_auth_failures: 3,
             auth_failure_window_secs: 900,
         }

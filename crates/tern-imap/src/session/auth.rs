@@ -89,6 +89,7 @@ impl Session {
         {
             Ok(account) => {
                 self.account = Some(account);
+                self.slot.authenticated();
                 self.state = State::Authenticated;
                 let caps = self.capabilities();
                 self.tagged(tag, "OK", &format!("[CAPABILITY {caps}] logged in"));

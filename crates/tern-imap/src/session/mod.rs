@@ -24,6 +24,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 pub(crate) use tern_core::io::End;
+use tern_core::admission::{self, ConnectionSlot, LimitExceeded};
 use tern_core::io::{Conn, Duplex};
 use tern_store::Account;
 use tokio::sync::watch;
@@ -98,6 +99,8 @@ pub(crate) struct Session {
     /// A BYE was sent: the session ends after the current command.
     closing: bool,
     stopping: watch::Receiver<bool>,
+    /// This connection's place under the server's limits.
+    slot: ConnectionSlot,
 }
 
 pub(crate) async fn run(
@@ -105,14 +108,15 @@ pub(crate) async fn run(
     io: impl Duplex + 'static,
     peer: SocketAddr,
     mode: Mode,
-    admitted: Result<(), String>,
+    admission: Result<ConnectionSlot, LimitExceeded>,
     stopping: watch::Receiver<bool>,
 ) {
+    let (slot, refused) = admission::split(admission);
     // Writes get the idle timeout of the state (updated at login).
     let write_timeout = Duration::from_secs(srv.limits.idle_timeout_secs);
     let tls = srv.tls.clone();
     let implicit_tls = mode == Mode::Tls;
-    let Some(conn) = Conn::open(tls, io, implicit_tls, admitted.is_ok(), write_timeout).await
+    let Some(conn) = Conn::open(tls, io, implicit_tls, refused.is_none(), write_timeout).await
     else {
         return;
     };
@@ -129,8 +133,9 @@ pub(crate) async fn run(
         bad_commands: 0,
         closing: false,
         stopping,
+        slot,
     };
-    if let Err(why) = admitted {
+    if let Some(why) = refused {
         s.untagged(&format!("BYE too busy ({why}); try again later"));
         let _ = s.flush().await;
         return;
@@ -150,7 +155,9 @@ impl Session {
     fn idle_timeout(&self) -> Duration {
         let configured = Duration::from_secs(self.srv.limits.idle_timeout_secs);
         match self.state {
-            State::NotAuthenticated => configured,
+            State::NotAuthenticated => {
+                configured.min(Duration::from_secs(self.srv.limits.login_timeout_secs))
+            }
             _ => configured.max(MIN_IDLE_LOGGED_IN),
         }
     }
@@ -352,6 +359,9 @@ impl Session {
             Logout => {
                 self.untagged("BYE logging out");
                 self.tagged(&tag, "OK", "LOGOUT completed");
+                // The client is done: its place is free for its next
+                // connection even before this socket is closed.
+                self.slot.release();
                 return Ok(Next::Logout);
             }
             Id(_) => {

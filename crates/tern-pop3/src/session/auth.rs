@@ -143,6 +143,7 @@ impl Session {
                     self.peer,
                     account.address
                 );
+                self.slot.authenticated();
                 self.state = State::Transaction {
                     maildrop,
                     _lock: lock,

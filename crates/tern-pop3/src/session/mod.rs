@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 pub(crate) use tern_core::io::End;
+use tern_core::admission::{self, ConnectionSlot, LimitExceeded};
 use tern_core::io::{Conn, Duplex};
 use tokio::sync::watch;
 
@@ -40,6 +41,8 @@ pub(crate) struct Session {
     state: State,
     errors: usize,
     stopping: watch::Receiver<bool>,
+    /// This connection's place under the server's limits.
+    slot: ConnectionSlot,
 }
 
 pub(crate) async fn run(
@@ -47,14 +50,15 @@ pub(crate) async fn run(
     io: impl Duplex + 'static,
     peer: SocketAddr,
     mode: Mode,
-    admitted: Result<(), String>,
+    admission: Result<ConnectionSlot, LimitExceeded>,
     stopping: watch::Receiver<bool>,
 ) {
+    let (slot, refused) = admission::split(admission);
     // A client that stops reading meets the idle timeout at writes too, so
     // it cannot keep the maildrop locked for ever.
     let idle = Duration::from_secs(srv.limits.idle_timeout_secs).max(MIN_IDLE);
     let tls = srv.tls.clone();
-    let Some(conn) = Conn::open(tls, io, mode == Mode::Tls, admitted.is_ok(), idle).await else {
+    let Some(conn) = Conn::open(tls, io, mode == Mode::Tls, refused.is_none(), idle).await else {
         return;
     };
     let mut s = Session {
@@ -64,8 +68,9 @@ pub(crate) async fn run(
         state: State::Authorization { user: None },
         errors: 0,
         stopping,
+        slot,
     };
-    if let Err(why) = admitted {
+    if let Some(why) = refused {
         s.temp_err(&format!("[SYS/TEMP] too busy ({why}); try again later"));
         let _ = s.flush().await;
         return;
@@ -110,8 +115,16 @@ impl Session {
         self.conn.flush().await
     }
 
+    /// The idle timeout: RFC 1939's ten minutes at least once logged in,
+    /// `login_timeout_secs` before (a client logs in within seconds).
     fn idle(&self) -> Duration {
-        Duration::from_secs(self.srv.limits.idle_timeout_secs).max(MIN_IDLE)
+        let idle = Duration::from_secs(self.srv.limits.idle_timeout_secs).max(MIN_IDLE);
+        match self.state {
+            State::Authorization { .. } => {
+                idle.min(Duration::from_secs(self.srv.limits.login_timeout_secs))
+            }
+            State::Transaction { .. } => idle,
+        }
     }
 
     fn is_tls(&self) -> bool {
@@ -178,6 +191,9 @@ impl Session {
             Command::Noop => self.ok(""),
             Command::Quit => {
                 self.quit().await;
+                // The client is done: its place is free for its next
+                // connection even before this socket is closed.
+                self.slot.release();
                 return Ok(false);
             }
             cmd if matches!(self.state, State::Authorization { .. }) => {

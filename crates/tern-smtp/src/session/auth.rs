@@ -98,6 +98,7 @@ impl Session {
         {
             Ok(account) => {
                 self.account = Some(account);
+                self.slot.authenticated();
                 self.reply(Reply::new(235, "2.7.0", "authentication successful"));
             }
             Err(AuthError::RateLimited(retry)) => {

@@ -23,6 +23,7 @@ use crate::{Mode, SmtpServer};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tern_core::admission::{self, ConnectionSlot, LimitExceeded};
 use tern_core::config::SmtpConfig;
 pub(crate) use tern_core::io::End;
 use tern_core::io::{Conn, Duplex, Line};
@@ -60,6 +61,8 @@ pub(crate) struct Session {
     tx: Option<Transaction>,
     errors: usize,
     stopping: watch::Receiver<bool>,
+    /// This connection's place under the server's limits.
+    slot: ConnectionSlot,
 }
 
 pub(crate) async fn run(
@@ -67,15 +70,16 @@ pub(crate) async fn run(
     io: impl Duplex + 'static,
     peer: SocketAddr,
     mode: Mode,
-    admitted: Result<(), String>,
+    admission: Result<ConnectionSlot, LimitExceeded>,
     stopping: watch::Receiver<bool>,
 ) {
+    let (slot, refused) = admission::split(admission);
     // Port 465: TLS from the first byte (RFC 8314 §3.3).
     let implicit_tls = mode == Mode::Submissions;
     // A client that stops reading meets the idle timeout at writes too.
     let idle = Duration::from_secs(srv.limits.idle_timeout_secs);
     let tls = srv.tls.clone();
-    let Some(conn) = Conn::open(tls, io, implicit_tls, admitted.is_ok(), idle).await else {
+    let Some(conn) = Conn::open(tls, io, implicit_tls, refused.is_none(), idle).await else {
         tracing::debug!("smtp {peer}: refused on an implicit-TLS port, or TLS handshake failed");
         return;
     };
@@ -90,8 +94,9 @@ pub(crate) async fn run(
         tx: None,
         errors: 0,
         stopping,
+        slot,
     };
-    if let Err(why) = admitted {
+    if let Some(why) = refused {
         s.reply(Reply::new(
             421,
             "4.7.0",
@@ -124,8 +129,15 @@ impl Session {
         &self.srv.smtp
     }
 
+    /// The idle timeout: shorter for a submission client that has not
+    /// logged in yet. Port 25 keeps RFC 5321's five minutes throughout.
     fn idle_timeout(&self) -> Duration {
-        Duration::from_secs(self.srv.limits.idle_timeout_secs)
+        let idle = Duration::from_secs(self.srv.limits.idle_timeout_secs);
+        if self.mode != Mode::Mta && self.account.is_none() {
+            idle.min(Duration::from_secs(self.srv.limits.login_timeout_secs))
+        } else {
+            idle
+        }
     }
 
     fn is_tls(&self) -> bool {
@@ -247,6 +259,9 @@ impl Session {
                     "2.0.0",
                     format!("{} closing", self.srv.hostname),
                 ));
+                // The client is done: its place is free for its next
+                // connection even before this socket is closed.
+                self.slot.release();
                 return Ok(Flow::Close);
             }
         }

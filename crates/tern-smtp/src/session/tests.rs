@@ -69,7 +69,7 @@ fn connect(f: &Fixture, peer: &str) -> BufReader<DuplexStream> {
     tokio::spawn(
         f.server
             .clone()
-            .handle(server, peer, Mode::Mta, Ok(()), stopping),
+            .handle(server, peer, Mode::Mta, Ok(tern_core::admission::ConnectionSlot::unlimited()), stopping),
     );
     BufReader::new(client)
 }

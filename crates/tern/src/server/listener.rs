@@ -1,6 +1,7 @@
-//! Listening sockets: binding with errors that say how to fix them, the
-//! accept loop, and the connection limits (in total and per IP address)
-//! that keep one client from taking the whole server.
+//! Listening sockets: binding with errors that say how to fix them, and the
+//! accept loop, which admits each connection under the server's connection
+//! limits ([`tern_core::admission`]) and logs refusals as one summary line per
+//! address and minute rather than a line per connection.
 //!
 //! The accept loop never blocks on a session: each connection runs in its
 //! own task, tracked so that shutdown can wait for it.
@@ -13,7 +14,8 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+pub use tern_core::admission::{ConnectionLimits, ConnectionSlot, LimitExceeded};
 use tern_core::Protocol;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -68,7 +70,7 @@ pub struct Accepted {
     pub protocol: Protocol,
     /// `Err` when a connection limit is reached: the service should send its
     /// protocol's "too busy" reply (SMTP 421, IMAP BYE, POP3 -ERR) and close.
-    pub admission: Result<ConnectionPermit, LimitExceeded>,
+    pub admission: Result<ConnectionSlot, LimitExceeded>,
 }
 
 impl Listener {
@@ -83,10 +85,17 @@ impl Listener {
         limits: ConnectionLimits,
         sessions: SessionTracker,
         shutdown: Shutdown,
+        refusals: RefusalLog,
     ) {
+        let mut summary = tokio::time::interval(RefusalLog::INTERVAL);
+        summary.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let accepted = tokio::select! {
                 _ = shutdown.wait() => break,
+                _ = summary.tick() => {
+                    refusals.summarise(Instant::now());
+                    continue;
+                }
                 accepted = self.socket.accept() => accepted,
             };
             let (stream, peer) = match accepted {
@@ -102,16 +111,20 @@ impl Listener {
                 }
             };
             let _ = stream.set_nodelay(true);
-            let admission = limits.admit(peer.ip());
-            if let Err(e) = &admission {
-                tracing::info!("{} connection from {peer} refused: {e}", self.protocol);
+            let admitted = limits.admit(peer.ip());
+            let now = Instant::now();
+            if let Some(evicted) = admitted.evicted {
+                refusals.record(evicted, Event::Evicted, self.protocol, now);
+            }
+            if let Err(why) = &admitted.slot {
+                refusals.record(peer.ip(), Event::Refused(*why), self.protocol, now);
             }
             let session = service(Accepted {
                 stream,
                 peer,
                 local: self.local_addr,
                 protocol: self.protocol,
-                admission,
+                admission: admitted.slot,
             });
             let guard = sessions.track();
             tokio::spawn(async move {
@@ -122,109 +135,87 @@ impl Listener {
     }
 }
 
-/// Why a connection was not admitted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LimitExceeded {
-    /// `limits.max_connections` reached.
-    Total(usize),
-    /// `limits.max_connections_per_ip` reached for this address.
-    PerIp(usize),
+/// What happened to a connection from an address, for the log.
+#[derive(Debug, Clone, Copy)]
+pub enum Event {
+    /// Refused at accept.
+    Refused(LimitExceeded),
+    /// Evicted before login to make room for a newcomer.
+    Evicted,
 }
 
-impl std::fmt::Display for LimitExceeded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LimitExceeded::Total(n) => write!(f, "the server already has {n} connections"),
-            LimitExceeded::PerIp(n) => write!(f, "{n} connections from this address already"),
-        }
-    }
-}
-
-/// Counts open connections, in total and per IP address.
-#[derive(Clone)]
-pub struct ConnectionLimits {
-    inner: Arc<LimitsInner>,
-}
-
-struct LimitsInner {
-    max_total: usize,
-    max_per_ip: usize,
-    counts: Mutex<Counts>,
+/// Refused and evicted connections, logged as one line for an address's
+/// first event and then one summary line per address and interval, so a
+/// flood of connections cannot flood the log as well.
+#[derive(Clone, Default)]
+pub struct RefusalLog {
+    inner: Arc<Mutex<HashMap<IpAddr, Tally>>>,
 }
 
 #[derive(Default)]
-struct Counts {
-    total: usize,
-    per_ip: HashMap<IpAddr, usize>,
+struct Tally {
+    refused: usize,
+    evicted: usize,
+    last_reason: Option<String>,
 }
 
-/// Held for the life of an admitted connection; releases its slot on drop.
-pub struct ConnectionPermit {
-    limits: Arc<LimitsInner>,
-    ip: IpAddr,
-}
+impl RefusalLog {
+    /// How often the summaries are written.
+    pub const INTERVAL: Duration = Duration::from_secs(60);
 
-impl ConnectionLimits {
-    pub fn new(max_total: usize, max_per_ip: usize) -> ConnectionLimits {
-        ConnectionLimits {
-            inner: Arc::new(LimitsInner {
-                max_total,
-                max_per_ip,
-                counts: Mutex::new(Counts::default()),
-            }),
-        }
-    }
-
-    /// Takes a slot for a connection from `ip`, if both limits allow. An
-    /// IPv6 client is counted by its /64, which one host usually has whole.
-    pub fn admit(&self, ip: IpAddr) -> Result<ConnectionPermit, LimitExceeded> {
-        let ip = match ip {
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => IpAddr::V4(v4),
-                None => IpAddr::V6((u128::from(v6) & !0xffff_ffff_ffff_ffff).into()),
-            },
-            v4 => v4,
-        };
-        let mut counts = self.inner.lock();
-        if counts.total >= self.inner.max_total {
-            return Err(LimitExceeded::Total(self.inner.max_total));
-        }
-        let per_ip = counts.per_ip.entry(ip).or_insert(0);
-        if *per_ip >= self.inner.max_per_ip {
-            return Err(LimitExceeded::PerIp(self.inner.max_per_ip));
-        }
-        *per_ip += 1;
-        counts.total += 1;
-        Ok(ConnectionPermit {
-            limits: self.inner.clone(),
-            ip,
-        })
-    }
-
-    /// Open connections now (for logs and tests).
-    pub fn open(&self) -> usize {
-        self.inner.lock().total
-    }
-}
-
-impl LimitsInner {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
-        // Counts stay consistent even if a holder panicked: each update is
-        // a pair of integer steps done under the lock.
-        self.counts.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl Drop for ConnectionPermit {
-    fn drop(&mut self) {
-        let mut counts = self.limits.lock();
-        counts.total = counts.total.saturating_sub(1);
-        if let Some(n) = counts.per_ip.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                counts.per_ip.remove(&self.ip);
+    /// Counts an event; the first for an address in an interval is logged
+    /// at once, the rest in the next summary.
+    pub fn record(&self, ip: IpAddr, event: Event, protocol: Protocol, _now: Instant) {
+        let mut tallies = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let first = !tallies.contains_key(&ip);
+        let tally = tallies.entry(ip).or_default();
+        if first {
+            match event {
+                Event::Refused(why) => tracing::info!(
+                    client = %ip,
+                    "{protocol} connection refused: {why}; further refusals for this address are summarised every {}s",
+                    Self::INTERVAL.as_secs()
+                ),
+                Event::Evicted => tracing::info!(
+                    client = %ip,
+                    "connection evicted before login to make room; further evictions for this address are summarised every {}s",
+                    Self::INTERVAL.as_secs()
+                ),
             }
+            return;
         }
+        match event {
+            Event::Refused(why) => {
+                tally.refused += 1;
+                tally.last_reason = Some(why.to_string());
+            }
+            Event::Evicted => tally.evicted += 1,
+        }
+    }
+
+    /// Logs one line per address with events since its first, and starts a
+    /// new interval. Returns the lines (for tests).
+    pub fn summarise(&self, _now: Instant) -> Vec<String> {
+        let tallies = std::mem::take(&mut *self.inner.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut lines = Vec::new();
+        for (ip, tally) in tallies {
+            if tally.refused == 0 && tally.evicted == 0 {
+                continue;
+            }
+            let reason = tally
+                .last_reason
+                .map(|r| format!(" (last: {r})"))
+                .unwrap_or_default();
+            let line = format!(
+                "{} more connection(s) refused and {} evicted in the last {}s{reason}",
+                tally.refused,
+                tally.evicted,
+                Self::INTERVAL.as_secs()
+            );
+            tracing::info!(client = %ip, "{line}");
+            lines.push(format!("{ip}: {line}"));
+        }
+        lines
     }
 }
 
@@ -234,26 +225,22 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]
-    fn limits_count_in_total_and_per_ip() {
-        let limits = ConnectionLimits::new(3, 2);
+    fn refusals_are_summarised_per_address() {
+        let log = RefusalLog::default();
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
-        let p1 = limits.admit(a).unwrap();
-        let _p2 = limits.admit(a).unwrap();
-        assert_eq!(limits.admit(a).err(), Some(LimitExceeded::PerIp(2)));
-        let _p3 = limits.admit(b).unwrap();
-        assert_eq!(limits.admit(b).err(), Some(LimitExceeded::Total(3)));
-        drop(p1);
-        assert_eq!(limits.open(), 2);
-        assert!(limits.admit(a).is_ok());
-        // One IPv6 /64 is one client.
-        let limits = ConnectionLimits::new(10, 1);
-        let _x = limits.admit("2001:db8::1".parse().unwrap()).unwrap();
-        assert_eq!(
-            limits.admit("2001:db8::2".parse().unwrap()).err(),
-            Some(LimitExceeded::PerIp(1))
-        );
-        assert!(limits.admit("2001:db8:0:1::1".parse().unwrap()).is_ok());
+        let now = Instant::now();
+        for _ in 0..5 {
+            log.record(a, Event::Refused(LimitExceeded::PerIp(2)), Protocol::Imap, now);
+        }
+        log.record(b, Event::Evicted, Protocol::Imap, now);
+        log.record(b, Event::Evicted, Protocol::Imap, now);
+        let mut lines = log.summarise(now);
+        lines.sort();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].starts_with("192.0.2.1: 4 more connection(s) refused and 0 evicted"), "{lines:?}");
+        assert!(lines[1].starts_with("192.0.2.2: 0 more connection(s) refused and 1 evicted"), "{lines:?}");
+        assert!(log.summarise(now).is_empty(), "a new interval starts empty");
     }
 
     #[tokio::test]
@@ -296,9 +283,10 @@ mod tests {
         let sessions = SessionTracker::new();
         let task = tokio::spawn(listener.run(
             service,
-            ConnectionLimits::new(10, 1),
+            ConnectionLimits::new(10, 1, 10),
             sessions.clone(),
             shutdown.clone(),
+            RefusalLog::default(),
         ));
         let read_line = |mut s: TcpStream| async move {
             let mut buf = vec![0u8; 16];

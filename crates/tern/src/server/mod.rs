@@ -11,7 +11,10 @@ mod listener;
 mod lock;
 mod shutdown;
 
-pub use listener::{bind, Accepted, BoxedSession, ConnectionLimits, LimitExceeded, Listener};
+pub use listener::{
+    bind, Accepted, BoxedSession, ConnectionLimits, ConnectionSlot, LimitExceeded, Listener,
+    RefusalLog,
+};
 pub use shutdown::{SessionTracker, Shutdown};
 
 use anyhow::{Context, Result};
@@ -58,18 +61,18 @@ fn service_for(protocol: Protocol, ctx: &Arc<ServerContext>) -> Option<Service> 
     }
 }
 
-/// What every protocol's `handle` receives: the connection, its peer,
-/// whether it was admitted (`Err` names the limit reached), and the
-/// shutdown signal.
+/// What every protocol's `handle` receives: the connection, its peer, its
+/// slot (`Err` names the limit reached), and the shutdown signal.
 type Connection = (
     tokio::net::TcpStream,
     std::net::SocketAddr,
-    Result<(), String>,
+    Result<ConnectionSlot, LimitExceeded>,
     watch::Receiver<bool>,
 );
 
-/// A [`Service`] that runs `session` on each accepted connection; the
-/// connection's permit is held for the whole session.
+/// A [`Service`] that runs `session` on each accepted connection, which
+/// holds its slot; the session is dropped (closing the connection) if the
+/// slot is evicted to make room for another client before login.
 fn service<F, Fut>(ctx: &Arc<ServerContext>, session: F) -> Service
 where
     F: Fn(Connection) -> Fut + Send + Sync + 'static,
@@ -80,13 +83,15 @@ where
     Arc::new(move |accepted: Accepted| {
         let (session, stopping) = (session.clone(), stopping.clone());
         Box::pin(async move {
-            let admitted = accepted
-                .admission
-                .as_ref()
-                .map(|_| ())
-                .map_err(|e| e.to_string());
-            let _permit = accepted.admission;
-            session((accepted.stream, accepted.peer, admitted, stopping)).await
+            let eviction = match &accepted.admission {
+                Ok(slot) => slot.eviction(),
+                Err(_) => Arc::new(tokio::sync::Notify::new()),
+            };
+            let run = session((accepted.stream, accepted.peer, accepted.admission, stopping));
+            tokio::select! {
+                _ = run => {}
+                _ = eviction.notified() => {}
+            }
         })
     })
 }
@@ -218,7 +223,9 @@ pub async fn serve(config: Config) -> Result<()> {
     let limits = ConnectionLimits::new(
         ctx.config.limits.max_connections,
         ctx.config.limits.max_connections_per_ip,
+        ctx.config.limits.max_unauthenticated,
     );
+    let refusals = RefusalLog::default();
     let sessions = SessionTracker::new();
 
     let mut signals = shutdown::Signals::install().context("installing signal handlers")?;
@@ -235,6 +242,7 @@ pub async fn serve(config: Config) -> Result<()> {
             limits.clone(),
             sessions.clone(),
             shutdown.clone(),
+            refusals.clone(),
         )));
     }
     tracing::info!(

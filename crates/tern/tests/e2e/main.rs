@@ -3,6 +3,7 @@
 //! and (as protocols arrive) real mail clients would.
 
 mod admin;
+mod admission;
 mod config;
 mod harness;
 mod imap;

@@ -291,17 +291,38 @@ pub struct Imap {
 impl Imap {
     /// Connects and reads the greeting, which must be `* OK`.
     pub fn connect(addr: SocketAddr) -> Imap {
-        let stream = TcpStream::connect(addr).expect("connect to IMAP");
-        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        let reader = BufReader::new(stream.try_clone().unwrap());
-        let mut imap = Imap {
-            stream,
-            reader,
-            tags: 0,
-        };
+        let mut imap = Imap::open(TcpStream::connect(addr).expect("connect to IMAP"));
         let greeting = imap.response();
         assert!(greeting.starts_with("* OK "), "greeting: {greeting:?}");
         imap
+    }
+
+    /// Connects from `source` (any 127.0.0.0/8 address reaches a loopback
+    /// listener), so one test can play several client addresses; the
+    /// greeting is left unread.
+    pub fn connect_from(addr: SocketAddr, source: std::net::IpAddr) -> Imap {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        let stream = runtime.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(SocketAddr::new(source, 0)).unwrap();
+            socket.connect(addr).await.expect("connect to IMAP")
+        });
+        let stream = stream.into_std().unwrap();
+        stream.set_nonblocking(false).unwrap();
+        Imap::open(stream)
+    }
+
+    fn open(stream: TcpStream) -> Imap {
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        Imap {
+            stream,
+            reader,
+            tags: 0,
+        }
     }
 
     /// Connects and logs in as bob.
