@@ -1,7 +1,7 @@
 //! Tern's one configuration file, `tern.toml`.
 //!
 //! Every setting has a default, so an empty file (or none at all, when no path
-//! was given) is a working configuration: all standard ports on `0.0.0.0`, data
+//! was given) is a working configuration: all standard ports on every IPv4 and IPv6 address, data
 //! in `./tern-data`, a self-signed certificate, and the machine's host name.
 //! `tern.example.toml` at the top of the repository lists every setting with
 //! its default and reason; a test below keeps the two in step.
@@ -26,7 +26,7 @@ use std::fmt;
 use std::fs;
 use std::io;
 use std::marker::PhantomData;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::de::value::MapAccessDeserializer;
@@ -70,23 +70,23 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Listen {
-    /// SMTP from other servers (MTA), STARTTLS offered. Default `0.0.0.0:25`.
+    /// SMTP from other servers (MTA), STARTTLS offered. Default `0.0.0.0:25` and `[::]:25`.
     pub smtp: Vec<SocketAddr>,
-    /// Message submission, STARTTLS (RFC 6409). Default `0.0.0.0:587`.
+    /// Message submission, STARTTLS (RFC 6409). Default `0.0.0.0:587` and `[::]:587`.
     pub submission: Vec<SocketAddr>,
-    /// Message submission over implicit TLS (RFC 8314). Default `0.0.0.0:465`.
+    /// Message submission over implicit TLS (RFC 8314). Default `0.0.0.0:465` and `[::]:465`.
     pub submissions: Vec<SocketAddr>,
-    /// IMAP, STARTTLS. Default `0.0.0.0:143`.
+    /// IMAP, STARTTLS. Default `0.0.0.0:143` and `[::]:143`.
     pub imap: Vec<SocketAddr>,
-    /// IMAP over implicit TLS. Default `0.0.0.0:993`.
+    /// IMAP over implicit TLS. Default `0.0.0.0:993` and `[::]:993`.
     pub imaps: Vec<SocketAddr>,
-    /// POP3, STLS. Default `0.0.0.0:110`.
+    /// POP3, STLS. Default `0.0.0.0:110` and `[::]:110`.
     pub pop3: Vec<SocketAddr>,
-    /// POP3 over implicit TLS. Default `0.0.0.0:995`.
+    /// POP3 over implicit TLS. Default `0.0.0.0:995` and `[::]:995`.
     pub pop3s: Vec<SocketAddr>,
-    /// Plain HTTP (autoconfig, redirects). Default `0.0.0.0:80`.
+    /// Plain HTTP (autoconfig, redirects). Default `0.0.0.0:80` and `[::]:80`.
     pub http: Vec<SocketAddr>,
-    /// HTTPS: webmail, JMAP, ActiveSync, DAV, admin. Default `0.0.0.0:443`.
+    /// HTTPS: webmail, JMAP, ActiveSync, DAV, admin. Default `0.0.0.0:443` and `[::]:443`.
     pub https: Vec<SocketAddr>,
 }
 
@@ -108,8 +108,15 @@ impl Listen {
 }
 
 impl Default for Listen {
+    /// Every protocol on its standard port, on all IPv4 and all IPv6
+    /// addresses (two sockets; a machine without IPv6 skips the second).
     fn default() -> Listen {
-        let any = |p: Protocol| vec![SocketAddr::from((Ipv4Addr::UNSPECIFIED, p.default_port()))];
+        let any = |p: Protocol| {
+            vec![
+                SocketAddr::from((Ipv4Addr::UNSPECIFIED, p.default_port())),
+                SocketAddr::from((Ipv6Addr::UNSPECIFIED, p.default_port())),
+            ]
+        };
         Listen {
             smtp: any(Protocol::Smtp),
             submission: any(Protocol::Submission),

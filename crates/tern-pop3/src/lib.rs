@@ -72,7 +72,10 @@ impl Pop3Server {
         stream: impl tern_core::io::Duplex + 'static,
         peer: SocketAddr,
         mode: Mode,
-        admission: Result<tern_core::admission::ConnectionSlot, tern_core::admission::LimitExceeded>,
+        admission: Result<
+            tern_core::admission::ConnectionSlot,
+            tern_core::admission::LimitExceeded,
+        >,
         stopping: watch::Receiver<bool>,
     ) {
         session::run(self, stream, peer, mode, admission, stopping).await

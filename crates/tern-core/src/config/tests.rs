@@ -18,8 +18,8 @@ fn empty_file_means_defaults() {
     let c = Config::from_toml_str("", "tern.toml").unwrap();
     assert_eq!(c, Config::default());
     assert_eq!(c.data_dir, PathBuf::from("./tern-data"));
-    assert_eq!(c.listen.smtp, vec![addr("0.0.0.0:25")]);
-    assert_eq!(c.listen.https, vec![addr("0.0.0.0:443")]);
+    assert_eq!(c.listen.smtp, vec![addr("0.0.0.0:25"), addr("[::]:25")]);
+    assert_eq!(c.listen.https, vec![addr("0.0.0.0:443"), addr("[::]:443")]);
     assert_eq!(c.store.durability, Durability::Group);
     assert_eq!(c.store.fsync_delay_ms, 0);
     assert_eq!(c.store.journal_retention_days, 90);
@@ -42,8 +42,16 @@ fn empty_file_means_defaults() {
     let ports: Vec<(String, u16)> = c
         .listeners()
         .iter()
+        .filter(|(_, a)| a.is_ipv4())
         .map(|(p, a)| (p.to_string(), a.port()))
         .collect();
+    assert!(
+        c.listeners().iter().all(|(p, a)| c.listeners().contains(&(
+            *p,
+            SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), a.port())
+        ))),
+        "every default listener is on IPv6 as well"
+    );
     assert_eq!(
         ports,
         [

@@ -80,7 +80,13 @@ async fn connect(
     let (client, io) = tokio::io::duplex(64 * 1024);
     let (stop, stopping) = watch::channel(false);
     let peer = "127.0.0.1:1143".parse().unwrap();
-    tokio::spawn(server.handle(io, peer, Mode::Plain, Ok(tern_core::admission::ConnectionSlot::unlimited()), stopping));
+    tokio::spawn(server.handle(
+        io,
+        peer,
+        Mode::Plain,
+        Ok(tern_core::admission::ConnectionSlot::unlimited()),
+        stopping,
+    ));
     let mut c = BufReader::new(client);
     let mut greeting = String::new();
     c.read_line(&mut greeting).await.unwrap();

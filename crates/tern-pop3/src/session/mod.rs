@@ -11,8 +11,8 @@ use maildrop::Maildrop;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-pub(crate) use tern_core::io::End;
 use tern_core::admission::{self, ConnectionSlot, LimitExceeded};
+pub(crate) use tern_core::io::End;
 use tern_core::io::{Conn, Duplex};
 use tokio::sync::watch;
 

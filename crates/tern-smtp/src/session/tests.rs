@@ -66,11 +66,13 @@ fn connect(f: &Fixture, peer: &str) -> BufReader<DuplexStream> {
     let (client, server) = tokio::io::duplex(64 * 1024);
     let peer: SocketAddr = peer.parse().unwrap();
     let stopping = f.stop.subscribe();
-    tokio::spawn(
-        f.server
-            .clone()
-            .handle(server, peer, Mode::Mta, Ok(tern_core::admission::ConnectionSlot::unlimited()), stopping),
-    );
+    tokio::spawn(f.server.clone().handle(
+        server,
+        peer,
+        Mode::Mta,
+        Ok(tern_core::admission::ConnectionSlot::unlimited()),
+        stopping,
+    ));
     BufReader::new(client)
 }
 

@@ -33,9 +33,53 @@ pub struct Listener {
     local_addr: SocketAddr,
 }
 
+/// Connections the kernel queues for the accept loop. The usual 128 drops
+/// handshakes during a connection storm (clients then wait on a connection
+/// the server never saw); the kernel caps this at `net.core.somaxconn`.
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// Binds a listening socket. An IPv6 socket takes IPv6 only, so that the
+/// default pair `0.0.0.0:port` and `[::]:port` can share a port whatever
+/// the system's `bindv6only`, as Postfix and Dovecot do.
+fn listen_socket(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    // A restarted server can bind at once beside connections in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Whether `e` says this machine has no IPv6 at all (disabled in the kernel
+/// or in the container), so a default `[::]` listener is skipped.
+pub fn is_ipv6_unavailable(addr: SocketAddr, e: &io::Error) -> bool {
+    addr.is_ipv6()
+        && (e.raw_os_error() == Some(libc_eafnosupport())
+            || e.kind() == io::ErrorKind::AddrNotAvailable)
+}
+
+/// EAFNOSUPPORT, "address family not supported", on Linux and the BSDs.
+fn libc_eafnosupport() -> i32 {
+    if cfg!(target_os = "linux") {
+        97
+    } else {
+        47
+    }
+}
+
 /// Binds `addr` for `protocol`; the error names the address and the fix.
 pub async fn bind(protocol: Protocol, addr: SocketAddr) -> anyhow::Result<Listener> {
-    let socket = TcpListener::bind(addr).await.map_err(|e| {
+    bind_or_io(protocol, addr).map_err(|(e, message)| anyhow::Error::new(e).context(message))
+}
+
+/// [`bind`], keeping the I/O error for callers that look at it.
+pub fn bind_or_io(protocol: Protocol, addr: SocketAddr) -> Result<Listener, (io::Error, String)> {
+    let socket = listen_socket(addr).map_err(|e| {
         let fix = match e.kind() {
             io::ErrorKind::AddrInUse => format!(
                 "the address is already in use; stop the program using it or choose another port for `{}` in [listen] of the configuration",
@@ -52,9 +96,11 @@ pub async fn bind(protocol: Protocol, addr: SocketAddr) -> anyhow::Result<Listen
             ),
             _ => format!("{e}"),
         };
-        anyhow::anyhow!("cannot listen for {protocol} on {addr}: {fix}")
+        (e, format!("cannot listen for {protocol} on {addr}: {fix}"))
     })?;
-    let local_addr = socket.local_addr()?;
+    let local_addr = socket
+        .local_addr()
+        .map_err(|e| (e, format!("cannot listen for {protocol} on {addr}")))?;
     Ok(Listener {
         protocol,
         socket,
@@ -231,16 +277,47 @@ mod tests {
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         let now = Instant::now();
         for _ in 0..5 {
-            log.record(a, Event::Refused(LimitExceeded::PerIp(2)), Protocol::Imap, now);
+            log.record(
+                a,
+                Event::Refused(LimitExceeded::PerIp(2)),
+                Protocol::Imap,
+                now,
+            );
         }
         log.record(b, Event::Evicted, Protocol::Imap, now);
         log.record(b, Event::Evicted, Protocol::Imap, now);
         let mut lines = log.summarise(now);
         lines.sort();
         assert_eq!(lines.len(), 2, "{lines:?}");
-        assert!(lines[0].starts_with("192.0.2.1: 4 more connection(s) refused and 0 evicted"), "{lines:?}");
-        assert!(lines[1].starts_with("192.0.2.2: 0 more connection(s) refused and 1 evicted"), "{lines:?}");
+        assert!(
+            lines[0].starts_with("192.0.2.1: 4 more connection(s) refused and 0 evicted"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].starts_with("192.0.2.2: 0 more connection(s) refused and 1 evicted"),
+            "{lines:?}"
+        );
         assert!(log.summarise(now).is_empty(), "a new interval starts empty");
+    }
+
+    #[tokio::test]
+    async fn ipv4_and_ipv6_listeners_share_a_port() {
+        let v4 = bind(Protocol::Imap, "0.0.0.0:0".parse().unwrap())
+            .await
+            .unwrap();
+        let port = v4.local_addr().port();
+        let v6 = match bind_or_io(Protocol::Imap, SocketAddr::from(([0u16; 8], port))) {
+            Ok(v6) => v6,
+            Err((e, _)) if is_ipv6_unavailable("[::]:0".parse().unwrap(), &e) => return,
+            Err((e, message)) => panic!("{message}: {e}"),
+        };
+        assert_eq!(v6.local_addr().port(), port);
+        // Each family reaches its own socket.
+        let (_c6, accepted) = tokio::join!(TcpStream::connect(("::1", port)), v6.socket.accept());
+        assert!(accepted.unwrap().1.is_ipv6());
+        let (_c4, accepted) =
+            tokio::join!(TcpStream::connect(("127.0.0.1", port)), v4.socket.accept());
+        assert!(accepted.unwrap().1.is_ipv4());
     }
 
     #[tokio::test]

@@ -12,8 +12,8 @@ mod lock;
 mod shutdown;
 
 pub use listener::{
-    bind, Accepted, BoxedSession, ConnectionLimits, ConnectionSlot, LimitExceeded, Listener,
-    RefusalLog,
+    bind, bind_or_io, Accepted, BoxedSession, ConnectionLimits, ConnectionSlot, LimitExceeded,
+    Listener, RefusalLog,
 };
 pub use shutdown::{SessionTracker, Shutdown};
 
@@ -235,7 +235,17 @@ pub async fn serve(config: Config) -> Result<()> {
             tracing::info!("{protocol} on {addr}: skipped, {protocol} is not built yet");
             continue;
         };
-        let listener = bind(protocol, addr).await?;
+        let listener = match listener::bind_or_io(protocol, addr) {
+            Ok(listener) => listener,
+            // `[::]` is in the defaults; a machine without IPv6 serves IPv4.
+            Err((e, message))
+                if addr.ip().is_unspecified() && listener::is_ipv6_unavailable(addr, &e) =>
+            {
+                tracing::warn!("{message}: {e}; this machine has no IPv6, serving IPv4 only");
+                continue;
+            }
+            Err((e, message)) => return Err(anyhow::Error::new(e).context(message)),
+        };
         tracing::info!("{protocol} listening on {}", listener.local_addr());
         accept_loops.push(tokio::spawn(listener.run(
             service,
