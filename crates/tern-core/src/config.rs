@@ -323,6 +323,25 @@ pub struct SmtpConfig {
     /// `recipient_delimiter`: with `+`, mail to `joe+lists@example.com`
     /// goes to `joe@example.com`. Empty turns extensions off.
     pub recipient_delimiter: String,
+    /// What a line of message data ended by a bare LF gets: `normalize`
+    /// (taken as CRLF) or `reject` (554). A bare CR is always refused.
+    pub bare_lf: BareLf,
+    /// Whether submission checks the message's `From:` header as well as the
+    /// envelope: every address in it must be one the user may send as.
+    pub check_header_from: bool,
+}
+
+/// `smtp.bare_lf`: lines of message data ended by LF alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BareLf {
+    /// Taken as if ended by CRLF, as Postfix 3.9's `normalize`: scripts
+    /// that write Unix line ends are served. The data still ends only at
+    /// CRLF "." CRLF, so SMTP smuggling cannot split a message.
+    #[default]
+    Normalize,
+    /// The message is refused with 554 5.6.0 (RFC 5321 §2.3.8).
+    Reject,
 }
 
 impl SmtpConfig {
@@ -365,6 +384,8 @@ impl Default for SmtpConfig {
             data_timeout_secs: SmtpConfig::DEFAULT_DATA_TIMEOUT_SECS,
             max_line_length: SmtpConfig::DEFAULT_MAX_LINE_LENGTH,
             recipient_delimiter: SmtpConfig::DEFAULT_RECIPIENT_DELIMITER.to_owned(),
+            bare_lf: BareLf::default(),
+            check_header_from: true,
         }
     }
 }

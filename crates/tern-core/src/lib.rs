@@ -27,5 +27,7 @@ pub mod tls;
 
 pub use address::{parse_domain, Address, AddressError};
 pub use auth_limit::{AuthLimiter, RetryAfter};
-pub use config::{Config, ConfigError, Durability, Pop3Config, Pop3Deleted, Protocol, SmtpConfig};
+pub use config::{
+    BareLf, Config, ConfigError, Durability, Pop3Config, Pop3Deleted, Protocol, SmtpConfig,
+};
 pub use net::{IpNetwork, IpNetworkError};

@@ -1,21 +1,25 @@
 //! DATA (RFC 5321 §4.1.1.4) and BDAT (RFC 3030): the message itself.
 //!
-//! DATA ends only at CRLF "." CRLF. A bare LF or bare CR anywhere in the
-//! data is refused with 554 once the real end is reached: a server that
-//! took LF "." LF (or CR "." CR) as the end could be made to see two
-//! messages where the client's outbound server saw one — SMTP smuggling.
+//! DATA ends only at CRLF "." CRLF: a server that took LF "." LF (or
+//! CR "." CR) as the end could be made to see two messages where the
+//! client's outbound server saw one — SMTP smuggling. A line ended by a bare
+//! LF is taken as ended by CRLF (`smtp.bare_lf = "normalize"`, the default,
+//! as Postfix 3.9) or makes the message refused with 554 (`"reject"`); a bare
+//! CR anywhere is always refused, once the real end is reached.
 //! The size limit is enforced while reading: past it the rest is read and
 //! dropped, and the client gets 552 at the end, never a broken connection.
 
 use super::{End, Flow, Session};
 use crate::reply::Reply;
 use std::time::Duration;
+use tern_core::BareLf;
 
 /// What went wrong inside the data, reported after its end.
 #[derive(Default)]
 struct DataFaults {
     too_big: bool,
-    bare_line_end: bool,
+    bare_cr: bool,
+    bare_lf: bool,
     line_too_long: bool,
 }
 
@@ -69,27 +73,46 @@ impl Session {
             if after_crlf && bytes.as_slice() == b".\r\n" {
                 break;
             }
-            // The line ends with LF; anything but CRLF there, or a CR
-            // elsewhere in it, is a bare line end.
+            // The line ends with LF: CRLF, or a bare LF; a CR elsewhere in
+            // it is a bare CR.
             let body = &bytes[..bytes.len() - 1];
             after_crlf = body.last() == Some(&b'\r');
-            if !after_crlf || body[..body.len() - 1].contains(&b'\r') {
-                faults.bare_line_end = true;
+            let text = if after_crlf {
+                &body[..body.len() - 1]
+            } else {
+                faults.bare_lf = true;
+                body
+            };
+            if text.contains(&b'\r') {
+                faults.bare_cr = true;
             }
             // RFC 5321 §4.5.2: a leading dot was doubled by the client.
-            let unstuffed = if bytes.first() == Some(&b'.') {
-                &bytes[1..]
-            } else {
-                &bytes[..]
-            };
-            if message.len() + unstuffed.len() > max_size {
+            let unstuffed = text.strip_prefix(b".").unwrap_or(text);
+            if message.len() + unstuffed.len() + 2 > max_size {
                 faults.too_big = true;
             } else if !faults.too_big {
+                // Stored with CRLF whichever line end came.
                 message.extend_from_slice(unstuffed);
+                message.extend_from_slice(b"\r\n");
             }
         }
-        let refusal = if faults.bare_line_end {
-            Some(Reply::new(554, "5.6.0", "message refused: bare LF or CR in data; lines must end with CRLF (RFC 5321 §2.3.8)"))
+        let reject_bare_lf = self.srv.smtp.bare_lf == BareLf::Reject;
+        if faults.bare_lf {
+            tracing::info!(client = %self.peer.ip(), "smtp: message data with bare LF line ends ({})",
+                if reject_bare_lf { "refused" } else { "normalized to CRLF" });
+        }
+        let refusal = if faults.bare_cr {
+            Some(Reply::new(
+                554,
+                "5.6.0",
+                "message refused: bare CR in data; lines must end with CRLF (RFC 5321 §2.3.8)",
+            ))
+        } else if faults.bare_lf && reject_bare_lf {
+            Some(Reply::new(
+                554,
+                "5.6.0",
+                "message refused: bare LF in data; lines must end with CRLF (RFC 5321 §2.3.8)",
+            ))
         } else if faults.too_big {
             Some(Reply::new(
                 552,

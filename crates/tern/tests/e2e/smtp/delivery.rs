@@ -523,3 +523,44 @@ fn lettre_delivers_on_port_25_and_submits_with_credentials_on_587() {
     assert!(m.contains(" with ESMTPA id "), "{m}");
     assert!(store.queue().is_empty());
 }
+
+#[test]
+fn a_script_writing_unix_line_ends_is_served_by_curl_without_crlf() {
+    let t = two_accounts("");
+    let server = t.start();
+    let smtp_port = addr(&server, "smtp").port();
+    // What a shell script writes: LF line ends, no --crlf for curl.
+    let file = write_file(
+        &t,
+        "unix.eml",
+        b"From: <script@remote.test>\nSubject: from cron\n\nbackup done\n",
+    );
+    tool_ok(
+        "curl",
+        &[
+            "-sS",
+            "--max-time",
+            "60",
+            "--url",
+            &format!("smtp://127.0.0.1:{smtp_port}/cron.client.test"),
+            "--mail-from",
+            "script@remote.test",
+            "--mail-rcpt",
+            "bob@example.test",
+            "--upload-file",
+            file.to_str().unwrap(),
+        ],
+        t.dir.path(),
+    );
+    let store = Mailstore::open(&t);
+    let inbox = store.inbox("bob@example.test");
+    assert_eq!(inbox.len(), 1);
+    let raw = String::from_utf8_lossy(&inbox[0].raw);
+    // curl ends the data with CRLF "." CRLF after the file's last LF, which
+    // makes one empty line more, as with Postfix.
+    assert!(
+        raw.ends_with("Subject: from cron\r\n\r\nbackup done\r\n\r\n"),
+        "stored with CRLF: {raw:?}"
+    );
+    assert!(!raw.replace("\r\n", "").contains('\n'), "{raw:?}");
+}
