@@ -124,6 +124,59 @@ enum Decision {
 }
 
 impl Mail {
+    /// A submitted message claims its author in `From:`; with
+    /// `check_header_from`, each address there must be one `account` may
+    /// send as (its own, an extension of it, or an alias reaching it), as
+    /// mox and Stalwart require: the envelope alone does not stop a user
+    /// from writing as someone else. A message without `From:` is left to
+    /// the recipients' judgement.
+    async fn check_header_from(
+        &self,
+        account: AccountId,
+        message: &PreparedMessage,
+    ) -> Result<(), DeliveryError> {
+        if !self.config.check_header_from {
+            return Ok(());
+        }
+        let temporary = |doing| move |source| DeliveryError::Temporary { doing, source };
+        let from: Vec<String> = message
+            .parsed()
+            .envelope
+            .from
+            .iter()
+            .filter_map(|a| Some(format!("{}@{}", a.mailbox.as_ref()?, a.host.as_ref()?)))
+            .collect();
+        if from.is_empty() {
+            return Ok(());
+        }
+        let account = self
+            .store
+            .account(account)
+            .await
+            .map_err(temporary("reading the sender's account"))?;
+        for address in from {
+            if !self
+                .may_send_as(&account, &address)
+                .await
+                .map_err(temporary("checking the From: header"))?
+            {
+                tracing::info!(
+                    "submission refused: {} may not write From: <{address}>",
+                    account.address
+                );
+                return Err(DeliveryError::Rejected {
+                    code: 553,
+                    status: "5.7.1".into(),
+                    text: format!(
+                        "From: <{address}> is not an address {} may send as; use your own address or one of your aliases",
+                        account.address
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Runs the pipeline for one message; see the module documentation.
     /// `body` is the message as the client sent it.
     pub async fn deliver(
@@ -142,6 +195,10 @@ impl Mail {
                 doing: "parsing a message",
                 source,
             })?;
+
+        if let Origin::Submission { account, .. } = envelope.origin {
+            self.check_header_from(account, &message).await?;
+        }
 
         let mut first_refusal = None;
         let mut dropped = 0;
@@ -547,7 +604,8 @@ mod tests {
             notify: Default::default(),
             orcpt: None,
         }];
-        let r = mail.deliver(env, None, body("hello")).await.unwrap();
+        let own = b"From: Joe <joe@example.test>\r\nSubject: hello\r\n\r\nhello\r\n".to_vec();
+        let r = mail.deliver(env, None, own).await.unwrap();
         assert_eq!((r.delivered, r.queued), (2, 1));
         assert_eq!(count(&mail, &joe, Role::Sent).await, 1);
         let sent = mail

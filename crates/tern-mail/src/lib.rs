@@ -45,6 +45,9 @@ pub struct MailConfig {
     pub hostname: String,
     /// Characters that start an address extension (`+`); empty for none.
     pub recipient_delimiter: String,
+    /// Whether a submitted message's `From:` addresses must each be one the
+    /// sender may send as (see [`Mail::deliver`]).
+    pub check_header_from: bool,
 }
 
 /// The mail layer: one per server, shared by every protocol.

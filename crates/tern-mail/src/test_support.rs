@@ -31,6 +31,7 @@ pub async fn mail_with_joe(
         MailConfig {
             hostname: "mx.example.test".into(),
             recipient_delimiter: "+".into(),
+            check_header_from: true,
         },
         Arc::new(AuthLimiter::new(max_failures, Duration::from_secs(60))),
     );

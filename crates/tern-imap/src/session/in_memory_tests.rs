@@ -67,6 +67,7 @@ async fn connect(
         MailConfig {
             hostname: "imap.example.test".into(),
             recipient_delimiter: "+".into(),
+            check_header_from: true,
         },
         Arc::new(AuthLimiter::new(5, Duration::from_secs(60))),
     ));

@@ -44,6 +44,7 @@ async fn fixture() -> Fixture {
         MailConfig {
             hostname: "mx.example.test".into(),
             recipient_delimiter: "+".into(),
+            check_header_from: true,
         },
         Arc::new(AuthLimiter::new(5, Duration::from_secs(60))),
     ));

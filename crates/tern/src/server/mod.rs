@@ -184,6 +184,7 @@ pub async fn serve(config: Config) -> Result<()> {
         MailConfig {
             hostname: config.hostname.clone(),
             recipient_delimiter: config.smtp.recipient_delimiter.clone(),
+            check_header_from: config.smtp.check_header_from,
         },
         Arc::new(AuthLimiter::from_limits(&config.limits)),
     ));

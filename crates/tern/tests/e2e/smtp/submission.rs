@@ -164,7 +164,11 @@ fn curl_submits_over_implicit_tls_on_465_and_starttls_on_587() {
             Some("--ssl-reqd"),
         ),
     ] {
-        let sent = message(subject, "sent by curl\r\n");
+        // From: the user who logs in, as submission requires.
+        let sent = format!(
+            "From: Bob <bob@example.test>\r\nTo: <alice@example.test>\r\nSubject: {subject}\r\n\r\nsent by curl\r\n"
+        )
+        .into_bytes();
         let file = write_file(&t, "curl.eml", &sent);
         let mut args = vec![
             "-sS",
@@ -317,4 +321,85 @@ fn an_authenticated_user_sends_only_as_its_own_addresses() {
         ]
     );
     assert!(store.queue().is_empty());
+}
+
+const PY_FROM_HEADER: &str = r#"
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), local_hostname="submit.client.test")
+s.login("alice@example.test", "secret")
+out = {}
+for name, path in (("forged", sys.argv[2]), ("own", sys.argv[3]), ("two", sys.argv[4])):
+    try:
+        s.sendmail("alice@example.test", ["bob@example.test"], open(path, "rb").read())
+        out[name] = "250"
+    except smtplib.SMTPDataError as e:
+        out[name] = "%d %s" % (e.smtp_code, e.smtp_error.decode())
+out["noop"] = r(s.noop())
+s.quit()
+print(json.dumps(out))
+"#;
+
+/// Submits, as alice, a message From: bob, one From: alice with a display
+/// name, and one From: alice and bob; returns what each got.
+fn submit_from_headers(config: &str) -> (serde_json::Value, Vec<String>) {
+    let t = two_accounts(config);
+    let server = t.start();
+    let forged = write_file(
+        &t,
+        "forged.eml",
+        b"From: Bob <bob@example.test>\r\nTo: bob@example.test\r\nSubject: forged\r\n\r\nnot bob\r\n",
+    );
+    let own = write_file(
+        &t,
+        "own.eml",
+        b"From: \"Alice (work)\" <ALICE@example.test>\r\nTo: bob@example.test\r\nSubject: own\r\n\r\nme\r\n",
+    );
+    let two = write_file(
+        &t,
+        "two.eml",
+        b"From: alice@example.test, bob@example.test\r\nTo: bob@example.test\r\nSubject: two\r\n\r\nus\r\n",
+    );
+    let out = python(
+        &format!("{PY_PRELUDE}\n{PY_FROM_HEADER}"),
+        &[
+            &port(&server, "submission"),
+            forged.to_str().unwrap(),
+            own.to_str().unwrap(),
+            two.to_str().unwrap(),
+        ],
+    );
+    let store = Mailstore::open(&t);
+    let subjects = store
+        .inbox("bob@example.test")
+        .iter()
+        .map(|m| {
+            let raw = String::from_utf8_lossy(&m.raw).into_owned();
+            raw.lines()
+                .find_map(|l| l.strip_prefix("Subject: "))
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    (out, subjects)
+}
+
+#[test]
+fn submission_refuses_a_from_header_the_user_may_not_send_as() {
+    let (out, subjects) = submit_from_headers("");
+    let forged = out["forged"].as_str().unwrap();
+    assert!(forged.starts_with("553 5.7.1"), "{out}");
+    assert!(forged.contains("bob@example.test"), "{out}");
+    assert_eq!(out["own"], "250", "{out}");
+    assert!(
+        out["two"].as_str().unwrap().starts_with("553 5.7.1"),
+        "{out}"
+    );
+    assert_eq!(out["noop"][0], 250, "{out}");
+    assert_eq!(subjects, ["own"]);
+}
+
+#[test]
+fn the_from_header_check_can_be_turned_off() {
+    let (out, subjects) = submit_from_headers("[smtp]\ncheck_header_from = false");
+    assert_eq!(out["forged"], "250", "{out}");
+    assert_eq!(subjects, ["forged", "own", "two"]);
 }
