@@ -231,7 +231,9 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Largest message accepted, in bytes (SMTP SIZE, RFC 1870; IMAP APPEND).
+    /// Largest message accepted, in bytes (SMTP SIZE, RFC 1870; IMAP APPEND);
+    /// `"50M"` and the like are accepted too.
+    #[serde(deserialize_with = "crate::size::bytes")]
     pub max_message_size: u64,
     /// Most recipients of one SMTP transaction.
     pub max_recipients: usize,
@@ -318,6 +320,7 @@ pub struct SmtpConfig {
     /// data, after `DATA`.
     pub data_timeout_secs: u64,
     /// Longest line accepted in message data, in bytes with its CRLF.
+    #[serde(deserialize_with = "crate::size::bytes_usize")]
     pub max_line_length: usize,
     /// Characters that start an address extension, as in Postfix's
     /// `recipient_delimiter`: with `+`, mail to `joe+lists@example.com`
@@ -746,18 +749,58 @@ fn explain(e: &toml::de::Error, text: &str, origin: &str, keys: &KeyMap) -> Conf
         };
     }
 
+    let mut message = plain_words(message);
+    if message.starts_with("invalid socket address syntax") {
+        let value = e.span().and_then(|span| text.get(span)).unwrap_or_default();
+        if let Some(problem) = socket_address_problem(value) {
+            message = problem;
+        }
+    }
     match keys.value_at(offset).or_else(|| keys.key_at(offset)) {
         Some(path) => ConfigError::BadValue {
             origin: origin.to_owned(),
             line: Some(line),
             key: path.join("."),
-            message: plain_words(message),
+            message,
         },
         None => ConfigError::Invalid {
             origin: origin.to_owned(),
             line: Some(line),
-            message: plain_words(message),
+            message,
         },
+    }
+}
+
+/// What is wrong with a listening address that did not parse, when it can
+/// be said more precisely than "invalid socket address syntax": a port out
+/// of range, a host name, IPv6 without brackets, no port.
+fn socket_address_problem(value: &str) -> Option<String> {
+    let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+    let example = "e.g. \"0.0.0.0:25\" or \"[::]:25\"";
+    let Some((host, port)) = value.rsplit_once(':') else {
+        return Some(format!("{value:?} has no port ({example})"));
+    };
+    if host.parse::<std::net::Ipv6Addr>().is_ok() || value.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Some(format!(
+            "{value:?}: an IPv6 address goes in brackets before the port, as \"[::1]:25\""
+        ));
+    }
+    let host_ok = host.parse::<std::net::Ipv4Addr>().is_ok()
+        || host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok());
+    if !host_ok {
+        return Some(format!(
+            "{host:?} is not an IP address; listen on an address of this machine, 0.0.0.0 (every IPv4 address) or [::] (every IPv6 address) ({example})"
+        ));
+    }
+    match port.parse::<u64>() {
+        Ok(p) if p > u64::from(u16::MAX) => Some(format!(
+            "port {p} is out of range: ports go from 1 to 65535 (0 picks a free one)"
+        )),
+        Ok(_) => None,
+        Err(_) => Some(format!("{port:?} is not a port number ({example})")),
     }
 }
 

@@ -21,7 +21,9 @@ pub mod fuzz_corpus;
 pub mod io;
 pub mod net;
 pub mod password;
+pub mod password_strength;
 pub mod sasl;
+pub mod size;
 pub mod time;
 pub mod tls;
 

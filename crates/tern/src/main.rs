@@ -2,8 +2,12 @@
 //!
 //! `tern serve` runs the server; every other command administers the same
 //! data directory, and works while the server runs (SQLite orders the two
-//! processes' writes). `--config FILE` and `--json` are global: they may
-//! stand before or after the command.
+//! processes' writes). `--config FILE` (or `TERN_CONFIG`), `--data-dir DIR`
+//! and `--json` are global: they may stand before or after the command.
+//!
+//! Only `serve` and `init` create a data directory. Any other command run
+//! where there is none says where it looked and how to point it elsewhere,
+//! instead of quietly starting an empty one.
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -19,8 +23,11 @@ use tern::admin::{self, Output};
 )]
 struct Cli {
     /// Configuration file [default: tern.toml in the working directory, if present]
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", env = "TERN_CONFIG")]
     config: Option<PathBuf>,
+    /// Data directory, instead of the configuration's `data_dir`
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     /// Print results as JSON, for scripts
     #[arg(long, global = true)]
     json: bool,
@@ -32,6 +39,8 @@ struct Cli {
 enum Command {
     /// Run the mail server with every configured listener
     Serve,
+    /// Create the data directory and its store, for administering before the first `serve`
+    Init,
     /// Manage the domains Tern receives mail for
     #[command(subcommand)]
     Domain(DomainCommand),
@@ -58,6 +67,18 @@ struct PasswordSource {
     /// Read the password from the first line of standard input instead of prompting
     #[arg(long)]
     password_stdin: bool,
+    /// Keep a password that would be refused as too easy to guess
+    #[arg(long)]
+    allow_weak: bool,
+}
+
+impl PasswordSource {
+    fn input(&self) -> admin::PasswordInput {
+        admin::PasswordInput {
+            from_stdin: self.password_stdin,
+            allow_weak: self.allow_weak,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -142,20 +163,32 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line, the whole chain of causes: what failed and why.
-            eprintln!("error: {}", admin::describe(&e));
+            match output {
+                Output::Human => eprintln!("error: {}", admin::describe(&e)),
+                // Scripts read stdout as JSON, errors included.
+                Output::Json => {
+                    println!("{}", serde_json::json!({ "error": admin::describe(&e) }))
+                }
+            }
             ExitCode::FAILURE
         }
     }
 }
 
 async fn run(cli: Cli, out: Output) -> Result<()> {
-    let config = tern_core::Config::load(cli.config.as_deref())?;
-    if let Command::Serve = cli.command {
-        return tern::server::serve(config).await;
+    let mut config = tern_core::Config::load(cli.config.as_deref())?;
+    let source = admin::DataDirSource::new(cli.config.as_deref(), cli.data_dir.is_some());
+    if let Some(dir) = cli.data_dir {
+        config.data_dir = dir;
     }
-    let store = admin::open_store(&config)?;
+    match cli.command {
+        Command::Serve => return tern::server::serve(config).await,
+        Command::Init => return admin::init(&config, out).await,
+        _ => {}
+    }
+    let store = admin::open_existing_store(&config, &source)?;
     let result = match cli.command {
-        Command::Serve => unreachable!("handled above"),
+        Command::Serve | Command::Init => unreachable!("handled above"),
         Command::Domain(DomainCommand::Add { domain }) => {
             admin::domain_add(&*store, &domain, out).await
         }
@@ -167,22 +200,13 @@ async fn run(cli: Cli, out: Output) -> Result<()> {
             address,
             password,
             quota,
-        }) => {
-            admin::account_add(
-                &*store,
-                &address,
-                password.password_stdin,
-                quota.as_deref(),
-                out,
-            )
-            .await
-        }
+        }) => admin::account_add(&*store, &address, password.input(), quota.as_deref(), out).await,
         Command::Account(AccountCommand::List) => admin::account_list(&*store, out).await,
         Command::Account(AccountCommand::Remove { address }) => {
             admin::account_remove(&*store, &address, out).await
         }
         Command::Account(AccountCommand::Passwd { address, password }) => {
-            admin::account_passwd(&*store, &address, password.password_stdin, out).await
+            admin::account_passwd(&*store, &address, password.input(), out).await
         }
         Command::Alias(AliasCommand::Add { alias, targets }) => {
             admin::alias_add(&*store, &alias, &targets, out).await

@@ -226,14 +226,45 @@ fn bad_socket_address() {
         "hostname = \"x.example\"\n\n[listen]\nsmtp = []\nimap = [\"0.0.0.0:143\", \"1.2.3.4\"]\n",
     );
     assert!(
-        e.starts_with(
-            "tern.toml line 5: bad value for `listen.imap`: invalid socket address syntax"
-        ),
+        e.starts_with("tern.toml line 5: bad value for `listen.imap`: \"1.2.3.4\" has no port"),
         "{e}"
     );
+    for (value, says) in [
+        (
+            "0.0.0.0:99999",
+            "port 99999 is out of range: ports go from 1 to 65535",
+        ),
+        ("localhost:25", "\"localhost\" is not an IP address"),
+        ("::1:25", "an IPv6 address goes in brackets"),
+        ("0.0.0.0:smtp", "\"smtp\" is not a port number"),
+    ] {
+        let e = err(&format!("[listen]\nsmtp = [\"{value}\"]\n"));
+        assert!(
+            e.starts_with("tern.toml line 2: bad value for `listen.smtp`: ") && e.contains(says),
+            "{value}: {e}"
+        );
+    }
     let e = err("[listen]\nimaps = [\n  \"0.0.0.0:993\",\n  \"localhost:993\",\n]\n");
     assert!(
         e.starts_with("tern.toml line 4: bad value for `listen.imaps`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn sizes_take_units() {
+    let c = Config::from_toml_str(
+        "[limits]\nmax_message_size = \"50M\"\n[smtp]\nmax_line_length = \"8k\"\n",
+        "tern.toml",
+    )
+    .unwrap();
+    assert_eq!(c.limits.max_message_size, 50 << 20);
+    assert_eq!(c.smtp.max_line_length, 8 << 10);
+    let e = err("[limits]\nmax_message_size = \"50 parsecs\"");
+    assert!(
+        e.starts_with(
+            "tern.toml line 2: bad value for `limits.max_message_size`: invalid size unit"
+        ),
         "{e}"
     );
 }

@@ -47,10 +47,31 @@ pub async fn domain_remove(store: &dyn Store, domain: &str, out: Output) -> Resu
     Ok(())
 }
 
+/// Where a new password comes from, and whether a weak one is kept anyway.
+#[derive(Debug, Clone, Copy)]
+pub struct PasswordInput {
+    pub from_stdin: bool,
+    pub allow_weak: bool,
+}
+
+/// Reads a new password for `address` and refuses a weak one unless told.
+fn new_password(address: &str, input: PasswordInput) -> Result<String> {
+    let password = read_password(input.from_stdin)?;
+    if let Some(why) = tern_core::password_strength::weakness(&password, address) {
+        if !input.allow_weak {
+            bail!(
+                "password refused: {why}; choose another, or pass --allow-weak to keep it anyway"
+            );
+        }
+        eprintln!("warning: weak password kept (--allow-weak): {why}");
+    }
+    Ok(password)
+}
+
 pub async fn account_add(
     store: &dyn Store,
     address: &str,
-    password_stdin: bool,
+    password: PasswordInput,
     quota: Option<&str>,
     out: Output,
 ) -> Result<()> {
@@ -64,7 +85,7 @@ pub async fn account_add(
     if store.account_by_address(&address).await?.is_some() {
         bail!("account {address} already exists");
     }
-    let password = read_password(password_stdin)?;
+    let password = new_password(&address, password)?;
     let password_hash = hash_password(&password).context("hashing the password")?;
     let account = store
         .create_account(NewAccount {
@@ -144,14 +165,14 @@ pub async fn account_remove(store: &dyn Store, address: &str, out: Output) -> Re
 pub async fn account_passwd(
     store: &dyn Store,
     address: &str,
-    password_stdin: bool,
+    password: PasswordInput,
     out: Output,
 ) -> Result<()> {
     let address = Address::parse(address)?.canonical();
     if store.account_by_address(&address).await?.is_none() {
         bail!("account {address} does not exist");
     }
-    let password = read_password(password_stdin)?;
+    let password = new_password(&address, password)?;
     let hash = hash_password(&password).context("hashing the password")?;
     store.set_password(&address, &hash).await?;
     match out {
@@ -188,6 +209,7 @@ pub async fn alias_add(
         if t == address {
             bail!("alias {address} cannot point at itself");
         }
+        check_alias_target(store, &address, &t).await?;
         if !all.contains(&t) {
             all.push(t);
         }
@@ -201,6 +223,68 @@ pub async fn alias_add(
     match out {
         Output::Human => println!("{address} -> {}", all.join(", ")),
         Output::Json => print_json(json!({ "alias": address, "targets": all })),
+    }
+    Ok(())
+}
+
+/// Refuses a target at one of our domains that reaches nobody (no account,
+/// alias or catch-all), and one that leads back to `alias` (a loop that would
+/// otherwise be found only when mail arrives). Remote targets are the
+/// remote server's business.
+async fn check_alias_target(store: &dyn Store, alias: &str, target: &str) -> Result<()> {
+    let domains: Vec<String> = store
+        .list_domains()
+        .await?
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    let is_local = |address: &str| {
+        address
+            .rsplit_once('@')
+            .is_some_and(|(_, d)| domains.iter().any(|name| name == d))
+    };
+    if !is_local(target) {
+        return Ok(());
+    }
+    // Walk what `target` leads to; every local address must exist.
+    let mut pending = vec![target.to_string()];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(address) = pending.pop() {
+        if address == alias {
+            bail!("alias {alias} -> {target} would make a loop: {target} leads back to {alias}");
+        }
+        if !seen.insert(address.clone()) || !is_local(&address) {
+            continue;
+        }
+        if let Some(next) = store.alias(&address).await? {
+            pending.extend(next.targets);
+            continue;
+        }
+        if store.account_by_address(&address).await?.is_some() {
+            continue;
+        }
+        let (local, domain) = address.rsplit_once('@').unwrap_or_default();
+        // user+tag@ reaches user@, whatever the delimiter configured; be
+        // lenient and try the usual ones.
+        let base = local.split(['+', '-']).next().unwrap_or(local);
+        if base != local {
+            pending.push(format!("{base}@{domain}"));
+            continue;
+        }
+        let catch_all_key = format!("@{domain}");
+        if catch_all_key == alias {
+            bail!("catch-all {alias} -> {target} would make a loop: {address} does not exist, so it would be caught by {alias} again");
+        }
+        if let Some(catch_all) = store.alias(&catch_all_key).await? {
+            pending.extend(catch_all.targets);
+            continue;
+        }
+        if address == target {
+            bail!(
+                "alias target {target} does not exist: no account or alias has that address; add it first with: tern account add {target}"
+            );
+        }
+        bail!("alias target {target} leads to {address}, which does not exist");
     }
     Ok(())
 }

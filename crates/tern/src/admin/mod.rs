@@ -10,6 +10,7 @@ pub use commands::*;
 
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tern_core::Config;
 use tern_store::sqlite::{Durability, SqliteOptions, SqliteStore};
@@ -25,8 +26,168 @@ pub enum Output {
     Json,
 }
 
+/// Where the data directory of a command came from, to say so when there
+/// is none.
+pub struct DataDirSource {
+    described: String,
+}
+
+impl DataDirSource {
+    /// `config` as given on the command line (or by `TERN_CONFIG`);
+    /// `flag` when `--data-dir` was given.
+    pub fn new(config: Option<&Path>, flag: bool) -> DataDirSource {
+        let described = if flag {
+            "given with --data-dir".to_string()
+        } else if let Some(path) = config {
+            format!("the data_dir of {}", path.display())
+        } else if Path::new(Config::DEFAULT_FILE).exists() {
+            format!("the data_dir of ./{}", Config::DEFAULT_FILE)
+        } else {
+            format!(
+                "the default, as there is no --config, no TERN_CONFIG and no {} in {}",
+                Config::DEFAULT_FILE,
+                std::env::current_dir()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_else(|_| "the working directory".into())
+            )
+        };
+        DataDirSource { described }
+    }
+}
+
+/// The absolute form of `path`, for messages.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Checks that `data_dir`, if it exists, is a directory this process may
+/// write in, and its store file one it may open: SQLite's own message for
+/// these ("unable to open database file", code 14) names neither the cause
+/// nor the path.
+pub fn check_data_dir(data_dir: &Path) -> Result<()> {
+    let shown = absolute(data_dir);
+    let Ok(meta) = std::fs::metadata(data_dir) else {
+        return Ok(());
+    };
+    if !meta.is_dir() {
+        bail!(
+            "data_dir {} is a file, not a directory; point data_dir at a directory (tern creates it if missing)",
+            shown.display()
+        );
+    }
+    let probe = data_dir.join(".tern-write-check");
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            bail!(
+                "permission denied: cannot write in the data directory {} ({}); run tern as the user that owns it, or give this user write access",
+                shown.display(),
+                ownership(&meta)
+            );
+        }
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!("cannot write in the data directory {}", shown.display())
+            });
+        }
+    }
+    let store_file = data_dir.join(STORE_FILE);
+    if let Ok(file_meta) = std::fs::metadata(&store_file) {
+        if let Err(e) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&store_file)
+        {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                bail!(
+                    "permission denied: cannot open the store {} for writing ({}); run tern as the user that owns it",
+                    absolute(&store_file).display(),
+                    ownership(&file_meta)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// "owned by uid 999, mode 700", where the system says.
+fn ownership(meta: &std::fs::Metadata) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        format!(
+            "owned by uid {}, mode {:o}; this process runs as uid {}",
+            meta.uid(),
+            meta.mode() & 0o7777,
+            current_uid()
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        "see its permissions".into()
+    }
+}
+
+#[cfg(unix)]
+fn current_uid() -> String {
+    // /proc/self is Linux's; elsewhere the uid is left out.
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m).to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// Opens the store of an existing data directory; never creates one.
+pub fn open_existing_store(config: &Config, source: &DataDirSource) -> Result<Arc<dyn Store>> {
+    let shown = absolute(&config.data_dir);
+    if !config.data_dir.join(STORE_FILE).exists() {
+        check_data_dir(&config.data_dir)?;
+        bail!(
+            "no Tern data directory at {} ({}); run this where the server's tern.toml is, or point it there with --config FILE (or TERN_CONFIG=FILE), or give --data-dir DIR; `tern init` or `tern serve` creates a new one",
+            shown.display(),
+            source.described
+        );
+    }
+    open_store(config)
+}
+
+/// `tern init`: creates the data directory and its store.
+pub async fn init(config: &Config, out: Output) -> Result<()> {
+    check_data_dir(&config.data_dir)?;
+    let existed = config.data_dir.join(STORE_FILE).exists();
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "creating the data directory {}",
+            absolute(&config.data_dir).display()
+        )
+    })?;
+    let store = open_store(config)?;
+    store.close().await?;
+    let shown = absolute(&config.data_dir);
+    match out {
+        Output::Human if existed => println!("data directory {} already set up", shown.display()),
+        Output::Human => println!(
+            "created the data directory {}; next: tern domain add example.com",
+            shown.display()
+        ),
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({ "data_dir": shown, "created": !existed })
+        ),
+    }
+    Ok(())
+}
+
 /// Opens the store the configuration points at, with its durability.
 pub fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
+    check_data_dir(&config.data_dir)?;
     let path = config.data_dir.join(STORE_FILE);
     let options = SqliteOptions {
         durability: match config.store.durability {
@@ -58,47 +219,12 @@ pub fn describe(error: &anyhow::Error) -> String {
     line
 }
 
-/// Parses a size such as `500M`, `2G`, `1.5GiB`, `10k` or a plain number of
-/// bytes. Units are binary (1K = 1024), as mail quotas usually are.
+/// Parses a size such as `500M` (see [`tern_core::size`]).
 pub fn parse_size(text: &str) -> Result<u64> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let number: f64 = number.parse().map_err(|_| {
-        anyhow::anyhow!("invalid size {text:?} (expected e.g. 500M, 2G or a number of bytes)")
-    })?;
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        other => bail!("invalid size unit {other:?} in {text:?} (use K, M, G or T)"),
-    };
-    let bytes = number * multiplier as f64;
-    if !bytes.is_finite() || bytes < 1.0 || bytes > i64::MAX as f64 {
-        bail!("size {text:?} is out of range");
-    }
-    Ok(bytes as u64)
+    Ok(tern_core::size::parse_size(text)?)
 }
 
-/// A human-readable size (`1.5 MiB`).
-pub fn format_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
+pub use tern_core::size::format_size;
 
 /// Reads a new password: the first line of stdin with `--password-stdin`,
 /// otherwise a prompt without echo, asked twice.
@@ -131,25 +257,6 @@ pub fn read_password(from_stdin: bool) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_parse_with_binary_units() {
-        assert_eq!(parse_size("1024").unwrap(), 1024);
-        assert_eq!(parse_size("500M").unwrap(), 500 << 20);
-        assert_eq!(parse_size("2g").unwrap(), 2 << 30);
-        assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
-        assert_eq!(parse_size("10 k").unwrap(), 10 << 10);
-        for bad in ["", "M", "-5", "5X", "0", "1e400", "1.2.3"] {
-            assert!(parse_size(bad).is_err(), "{bad:?} accepted");
-        }
-    }
-
-    #[test]
-    fn sizes_format_for_people() {
-        assert_eq!(format_size(12), "12 B");
-        assert_eq!(format_size(1536), "1.5 KiB");
-        assert_eq!(format_size(3 << 30), "3.0 GiB");
-    }
 
     #[test]
     fn describe_drops_repeated_causes() {

@@ -171,8 +171,23 @@ async fn housekeeping_hourly(store: Arc<dyn Store>, retention_days: u32, shutdow
 /// Runs the server until a stop signal.
 pub async fn serve(config: Config) -> Result<()> {
     init_logging();
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    crate::admin::check_data_dir(&config.data_dir)?;
+    let data_dir = config.data_dir.clone();
+    let created = !data_dir.exists();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    let mut ready = false;
+    let result = serve_until_stopped(config, &mut ready).await;
+    // A server that never came up leaves no half-made data directory
+    // behind for the next attempt (or an admin command) to trip over.
+    if result.is_err() && created && !ready {
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
+    result
+}
+
+/// [`serve`] in a data directory that exists; sets `ready` once serving.
+async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
     // Held until the process ends: one server per data directory.
     let _data_dir_lock = lock::lock_data_dir(&config.data_dir)?;
     let store = crate::admin::open_store(&config)?;
@@ -262,6 +277,7 @@ pub async fn serve(config: Config) -> Result<()> {
         "tern ready: {} listener(s) serving",
         accept_loops.len()
     );
+    *ready = true;
 
     let signal = signals.recv().await;
     tracing::info!("{signal} received: no new connections, finishing sessions");

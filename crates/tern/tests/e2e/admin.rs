@@ -50,7 +50,7 @@ fn accounts_get_mailboxes_roles_and_an_argon2id_hash() {
             "--quota",
             "500M",
         ],
-        "s3cret\n",
+        "s3cret horse\n",
     );
     assert!(out.contains("alice@example.test"), "{out}");
     let list = t.ok(&["account", "list"], "");
@@ -85,7 +85,7 @@ fn accounts_get_mailboxes_roles_and_an_argon2id_hash() {
             a.password_hash
         );
         assert!(tern_core::password::verify_password(
-            "s3cret",
+            "s3cret horse",
             &a.password_hash
         ));
         let boxes = store.list_mailboxes(a.id).await.unwrap();
@@ -267,4 +267,87 @@ fn global_options_go_before_or_after_the_command() {
         cwd.path(),
     );
     assert!(out.status.success());
+}
+
+#[test]
+fn weak_passwords_are_refused_unless_allowed() {
+    let t = TestDir::new();
+    t.ok(&["domain", "add", "example.test"], "");
+    for (weak, says) in [
+        ("a", "at least 8"),
+        ("password", "most common"),
+        ("alice@example.test", "account's address"),
+        ("12345678", "most common"),
+    ] {
+        let err = t.fails(
+            &["account", "add", "alice@example.test", "--password-stdin"],
+            &format!("{weak}\n"),
+        );
+        assert!(
+            err.contains("password refused") && err.contains(says) && err.contains("--allow-weak"),
+            "{weak}: {err}"
+        );
+    }
+    assert!(!t.ok(&["account", "list"], "").contains("alice"));
+    t.ok(
+        &["account", "add", "alice@example.test", "--password-stdin"],
+        "gentle-otter-47\n",
+    );
+    let err = t.fails(
+        &[
+            "account",
+            "passwd",
+            "alice@example.test",
+            "--password-stdin",
+        ],
+        "secret\n",
+    );
+    assert!(err.contains("password refused"), "{err}");
+    t.ok(
+        &[
+            "account",
+            "passwd",
+            "alice@example.test",
+            "--password-stdin",
+            "--allow-weak",
+        ],
+        "secret\n",
+    );
+}
+
+#[test]
+fn aliases_to_nobody_and_alias_loops_are_refused_when_created() {
+    let t = TestDir::new();
+    t.add_account("alice@example.test");
+    t.ok(&["domain", "add", "other.test"], "");
+    let err = t.fails(
+        &["alias", "add", "sales@example.test", "ghost@example.test"],
+        "",
+    );
+    assert!(err.contains("ghost@example.test does not exist"), "{err}");
+    // Remote targets are the remote server's business; extensions reach
+    // their account.
+    t.ok(
+        &[
+            "alias",
+            "add",
+            "sales@example.test",
+            "alice+sales@example.test",
+            "partner@remote.test",
+        ],
+        "",
+    );
+    // A loop: b -> alice, a -> b, then b -> a.
+    t.ok(&["alias", "add", "b@other.test", "alice@example.test"], "");
+    t.ok(&["alias", "add", "a@other.test", "b@other.test"], "");
+    let err = t.fails(&["alias", "add", "b@other.test", "a@other.test"], "");
+    assert!(err.contains("loop"), "{err}");
+    // A catch-all to a missing address of its own domain would catch itself.
+    let err = t.fails(&["alias", "add", "@other.test", "nobody@other.test"], "");
+    assert!(err.contains("loop"), "{err}");
+    let aliases = t.ok(&["alias", "list"], "");
+    assert!(
+        !aliases.lines().any(|l| l.starts_with("@other.test")),
+        "{aliases}"
+    );
 }

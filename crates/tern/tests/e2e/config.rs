@@ -45,9 +45,26 @@ fn a_missing_config_file_is_an_error_when_named() {
 
 #[test]
 fn no_config_file_means_defaults() {
-    // With no tern.toml in the working directory, admin commands use
-    // ./tern-data.
+    // With no tern.toml in the working directory, commands use ./tern-data;
+    // an admin command does not create it, and says where it looked.
     let dir = tempfile::tempdir().unwrap();
+    let out = run(&["domain", "add", "example.test"], "", dir.path());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no Tern data directory at")
+            && err.contains("tern-data")
+            && err.contains("--config")
+            && err.contains("TERN_CONFIG")
+            && err.contains("--data-dir")
+            && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("tern-data").exists(),
+        "an admin command created a data directory"
+    );
+    run(&["init"], "", dir.path());
     let out = run(&["domain", "add", "example.test"], "", dir.path());
     assert!(
         out.status.success(),
@@ -58,15 +75,146 @@ fn no_config_file_means_defaults() {
 }
 
 #[test]
+fn admin_commands_find_the_data_directory_by_flag_or_environment() {
+    let t = TestDir::new();
+    t.ok(&["domain", "add", "example.test"], "");
+    let elsewhere = tempfile::tempdir().unwrap();
+    // TERN_CONFIG names the configuration, from any working directory.
+    let out = std::process::Command::new(TERN)
+        .args(["domain", "list"])
+        .env("TERN_CONFIG", t.config())
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "example.test\n");
+    // --data-dir names the directory itself.
+    let data_dir = t.data_dir();
+    let out = run(
+        &["--data-dir", data_dir.to_str().unwrap(), "domain", "list"],
+        "",
+        elsewhere.path(),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "example.test\n");
+    // --json errors are JSON on stdout.
+    let out = run(&["domain", "list", "--json"], "", elsewhere.path());
+    assert!(!out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON error");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("no Tern data directory"),
+        "{v}"
+    );
+}
+
+#[test]
+fn data_directory_problems_are_named_with_their_path() {
+    let dir = tempfile::tempdir().unwrap();
+    // data_dir is a file.
+    std::fs::write(dir.path().join("afile"), "x").unwrap();
+    std::fs::write(dir.path().join("tern.toml"), "data_dir = \"afile\"\n").unwrap();
+    for args in [&["init"][..], &["domain", "list"][..], &["serve"][..]] {
+        let out = run(args, "", dir.path());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            err.contains("afile is a file, not a directory"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_serve_that_fails_to_start_leaves_no_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port in use, so serve fails after creating the directory.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let listen: String = [
+        "smtp",
+        "submission",
+        "submissions",
+        "imaps",
+        "pop3",
+        "pop3s",
+        "http",
+        "https",
+    ]
+    .iter()
+    .map(|p| format!("{p} = []\n"))
+    .collect();
+    std::fs::write(
+        dir.path().join("tern.toml"),
+        format!(
+            "hostname = \"mail.example.test\"\n[listen]\n{listen}imap = [\"127.0.0.1:{port}\"]\n"
+        ),
+    )
+    .unwrap();
+    let out = run(&["serve"], "", dir.path());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already in use"), "{err}");
+    assert!(
+        !dir.path().join("tern-data").exists(),
+        "a failed serve left its data directory behind"
+    );
+}
+
+#[test]
 fn the_example_config_is_valid() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tern.example.toml");
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(example).unwrap();
     std::fs::write(dir.path().join("tern.toml"), text).unwrap();
+    run(&["init"], "", dir.path());
     let out = run(&["domain", "list"], "", dir.path());
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn a_data_directory_without_permission_says_so_and_names_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TestDir::new();
+    let data_dir = t.data_dir();
+    std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let config = t.config();
+    // Root may write anywhere: play an ordinary user with setpriv then.
+    let is_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    let mut command = if is_root {
+        let mut c = std::process::Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            TERN,
+        ]);
+        c
+    } else {
+        std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o500)).unwrap();
+        std::process::Command::new(TERN)
+    };
+    // The configuration must be readable by that user.
+    std::fs::set_permissions(t.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = command
+        .args(["--config", config.to_str().unwrap(), "domain", "list"])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("permission denied") && err.contains(data_dir.to_str().unwrap()),
+        "{err}"
+    );
+    assert!(!err.contains("code 14"), "{err}");
 }

@@ -22,8 +22,11 @@ pub struct TestDir {
 }
 
 impl TestDir {
+    /// The base configuration, its data directory created (`tern init`).
     pub fn new() -> TestDir {
-        TestDir::with_config("")
+        let t = TestDir::with_config("");
+        t.init();
+        t
     }
 
     /// `extra` is appended to the base configuration.
@@ -89,11 +92,27 @@ impl TestDir {
         String::from_utf8(out.stderr).expect("utf-8 output")
     }
 
-    /// Adds a domain and an account with password `secret`.
+    /// Adds a domain and an account with password `secret` (weak, so
+    /// kept with `--allow-weak`), creating the data directory if needed.
     pub fn add_account(&self, address: &str) {
+        self.init();
         let domain = address.split('@').nth(1).unwrap();
         let _ = self.tern(&["domain", "add", domain], "");
-        self.ok(&["account", "add", address, "--password-stdin"], "secret\n");
+        self.ok(
+            &[
+                "account",
+                "add",
+                address,
+                "--password-stdin",
+                "--allow-weak",
+            ],
+            "secret\n",
+        );
+    }
+
+    /// `tern init`: creates the data directory, as admin commands do not.
+    pub fn init(&self) {
+        self.ok(&["init"], "");
     }
 
     pub fn start(&self) -> Server {

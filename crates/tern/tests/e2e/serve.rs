@@ -80,7 +80,7 @@ fn admin_commands_work_while_the_server_runs() {
     t.ok(&["domain", "add", "example.test"], "");
     t.ok(
         &["account", "add", "live@example.test", "--password-stdin"],
-        "pw\n",
+        "live and well 1\n",
     );
     assert!(t.ok(&["account", "list"], "").contains("live@example.test"));
     t.ok(
@@ -89,7 +89,7 @@ fn admin_commands_work_while_the_server_runs() {
     );
     t.ok(
         &["account", "passwd", "live@example.test", "--password-stdin"],
-        "pw2\n",
+        "live and well 2\n",
     );
     let (status, rest) = server.stop_with("TERM");
     assert!(status.success(), "{rest:?}");

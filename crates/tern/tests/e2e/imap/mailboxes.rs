@@ -243,7 +243,15 @@ fn quota_roots_usage_and_overquota_append() {
     let t = TestDir::new();
     t.ok(&["domain", "add", "example.test"], "");
     t.ok(
-        &["account", "add", USER, "--password-stdin", "--quota", "1M"],
+        &[
+            "account",
+            "add",
+            USER,
+            "--password-stdin",
+            "--allow-weak",
+            "--quota",
+            "1M",
+        ],
         "secret\n",
     );
     let server = t.start();
