@@ -4,8 +4,11 @@
 //! With `[tls] cert` and `key` set, the certificate chain and private key are
 //! read from those PEM files (the key may be PKCS#8, PKCS#1 or SEC1). Without
 //! them, Tern uses `<data_dir>/tls/cert.pem` and `key.pem`, generating a
-//! self-signed certificate for the host name (and `localhost`) on first start
-//! and reusing it afterwards, so that a fresh install speaks TLS at once.
+//! self-signed certificate for the host name, `localhost`, the loopback
+//! addresses and the IP addresses the listeners are configured on, on first
+//! start, and reusing it afterwards, so that a fresh install speaks TLS at
+//! once. Every start logs the certificate's SHA-256 fingerprint, so a user
+//! can compare it with what their client shows before trusting it.
 //! Clients will not trust that certificate; it is a starting point, not a
 //! substitute for a real one. Delete both files to generate a new pair (for
 //! example after changing `hostname`).
@@ -117,18 +120,26 @@ pub enum TlsError {
 }
 
 /// Builds the server TLS configuration described in the module documentation.
+/// `ips` are the addresses a generated certificate names beside the host
+/// name (the listeners' specific addresses).
 pub fn server_config(
     cfg: &TlsConfig,
     hostname: &str,
+    ips: &[std::net::IpAddr],
     data_dir: &Path,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let (cert_path, key_path) = match (&cfg.cert, &cfg.key) {
         (Some(cert), Some(key)) => (cert.clone(), key.clone()),
         // The configuration loader refuses one without the other; treat a
         // hand-built half-configuration like none.
-        _ => ensure_self_signed(hostname, data_dir)?,
+        _ => ensure_self_signed(hostname, ips, data_dir)?,
     };
     let certs = load_certs(&cert_path)?;
+    tracing::info!(
+        cert = %cert_path.display(),
+        "TLS certificate SHA-256 fingerprint {}",
+        fingerprint(&certs[0])
+    );
     let key = load_key(&key_path)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let rustls_err = |source| TlsError::Rustls {
@@ -143,6 +154,17 @@ pub fn server_config(
         .with_single_cert(certs, key)
         .map_err(rustls_err)?;
     Ok(Arc::new(config))
+}
+
+/// The SHA-256 fingerprint of a certificate as clients show it:
+/// upper-case hex pairs joined by colons.
+pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(cert.as_ref())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Reads every certificate in the PEM file at `path` (leaf first).
@@ -189,7 +211,11 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 
 /// Returns the generated certificate and key paths under `data_dir`, creating
 /// a self-signed pair first if neither exists.
-fn ensure_self_signed(hostname: &str, data_dir: &Path) -> Result<(PathBuf, PathBuf), TlsError> {
+fn ensure_self_signed(
+    hostname: &str,
+    ips: &[std::net::IpAddr],
+    data_dir: &Path,
+) -> Result<(PathBuf, PathBuf), TlsError> {
     let dir = data_dir.join(GENERATED_DIR);
     let cert_path = dir.join(GENERATED_CERT);
     let key_path = dir.join(GENERATED_KEY);
@@ -219,6 +245,20 @@ fn ensure_self_signed(hostname: &str, data_dir: &Path) -> Result<(PathBuf, PathB
         source,
     };
     let mut params = rcgen::CertificateParams::new(names).map_err(generate_err)?;
+    // Clients told to connect to an IP address check it against the
+    // certificate's IP names.
+    let mut addresses: Vec<std::net::IpAddr> = vec![
+        std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::Ipv6Addr::LOCALHOST.into(),
+    ];
+    for ip in ips {
+        if !ip.is_unspecified() && !addresses.contains(ip) {
+            addresses.push(*ip);
+        }
+    }
+    params
+        .subject_alt_names
+        .extend(addresses.into_iter().map(rcgen::SanType::IpAddress));
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, hostname);
@@ -290,7 +330,7 @@ mod tests {
     fn generates_then_reuses() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        server_config(&none(), "mail.example.com", &data).unwrap();
+        server_config(&none(), "mail.example.com", &[], &data).unwrap();
         let cert_path = data.join("tls/cert.pem");
         let key_path = data.join("tls/key.pem");
         let first = fs::read(&cert_path).unwrap();
@@ -302,7 +342,7 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
 
-        server_config(&none(), "mail.example.com", &data).unwrap();
+        server_config(&none(), "mail.example.com", &[], &data).unwrap();
         assert_eq!(fs::read(&cert_path).unwrap(), first);
 
         // The generated pair also loads as an explicitly configured one.
@@ -310,15 +350,43 @@ mod tests {
             cert: Some(cert_path),
             key: Some(key_path),
         };
-        server_config(&explicit, "ignored", Path::new("/nonexistent")).unwrap();
+        server_config(&explicit, "ignored", &[], Path::new("/nonexistent")).unwrap();
+    }
+
+    #[test]
+    fn the_generated_certificate_names_loopback_and_the_listening_ips() {
+        let dir = tempfile::tempdir().unwrap();
+        let ips = ["192.0.2.7".parse().unwrap(), "0.0.0.0".parse().unwrap()];
+        server_config(&none(), "mail.example.com", &ips, dir.path()).unwrap();
+        let certs = load_certs(&dir.path().join("tls/cert.pem")).unwrap();
+        let der = certs[0].as_ref();
+        // An iPAddress subjectAltName is [7] IMPLICIT OCTET STRING: 0x87, length, bytes.
+        let has_ip = |ip: &[u8]| {
+            let mut needle = vec![0x87, ip.len() as u8];
+            needle.extend_from_slice(ip);
+            der.windows(needle.len()).any(|w| w == needle.as_slice())
+        };
+        assert!(has_ip(&[192, 0, 2, 7]), "the configured address");
+        assert!(has_ip(&[127, 0, 0, 1]), "IPv4 loopback");
+        assert!(
+            has_ip(&std::net::Ipv6Addr::LOCALHOST.octets()),
+            "IPv6 loopback"
+        );
+        assert!(!has_ip(&[0, 0, 0, 0]), "never the unspecified address");
+        let fp = fingerprint(&certs[0]);
+        assert_eq!(fp.len(), 32 * 3 - 1, "{fp}");
+        assert!(fp.split(':').all(|pair| pair.len() == 2
+            && pair
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase())));
     }
 
     #[test]
     fn lone_generated_key_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        server_config(&none(), "localhost", dir.path()).unwrap();
+        server_config(&none(), "localhost", &[], dir.path()).unwrap();
         fs::remove_file(dir.path().join("tls/cert.pem")).unwrap();
-        let err = server_config(&none(), "localhost", dir.path()).unwrap_err();
+        let err = server_config(&none(), "localhost", &[], dir.path()).unwrap_err();
         assert!(matches!(err, TlsError::IncompletePair { .. }), "{err}");
         assert!(err.to_string().contains("key.pem"), "{err}");
     }
@@ -330,7 +398,7 @@ mod tests {
             cert: Some(dir.path().join("nope.pem")),
             key: Some(dir.path().join("key.pem")),
         };
-        let err = server_config(&cfg, "localhost", dir.path()).unwrap_err();
+        let err = server_config(&cfg, "localhost", &[], dir.path()).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("certificate"), "{msg}");
         assert!(msg.contains("nope.pem"), "{msg}");
@@ -339,7 +407,7 @@ mod tests {
     #[test]
     fn empty_files_say_what_is_missing() {
         let dir = tempfile::tempdir().unwrap();
-        server_config(&none(), "localhost", dir.path()).unwrap();
+        server_config(&none(), "localhost", &[], dir.path()).unwrap();
         let empty = dir.path().join("empty.pem");
         fs::write(&empty, "not pem at all\n").unwrap();
         let good_cert = dir.path().join("tls/cert.pem");
@@ -349,7 +417,7 @@ mod tests {
             cert: Some(empty.clone()),
             key: Some(good_key.clone()),
         };
-        let err = server_config(&cfg, "localhost", dir.path()).unwrap_err();
+        let err = server_config(&cfg, "localhost", &[], dir.path()).unwrap_err();
         assert!(matches!(err, TlsError::NoCertificate { .. }), "{err}");
         assert!(err.to_string().contains("empty.pem"));
 
@@ -358,7 +426,7 @@ mod tests {
             cert: Some(good_cert.clone()),
             key: Some(good_cert),
         };
-        let err = server_config(&cfg, "localhost", dir.path()).unwrap_err();
+        let err = server_config(&cfg, "localhost", &[], dir.path()).unwrap_err();
         assert!(matches!(err, TlsError::NoKey { .. }), "{err}");
         assert!(err.to_string().contains("cert.pem"));
     }
@@ -367,13 +435,13 @@ mod tests {
     fn mismatched_key_is_refused() {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
-        server_config(&none(), "localhost", a.path()).unwrap();
-        server_config(&none(), "localhost", b.path()).unwrap();
+        server_config(&none(), "localhost", &[], a.path()).unwrap();
+        server_config(&none(), "localhost", &[], b.path()).unwrap();
         let cfg = TlsConfig {
             cert: Some(a.path().join("tls/cert.pem")),
             key: Some(b.path().join("tls/key.pem")),
         };
-        let err = server_config(&cfg, "localhost", a.path()).unwrap_err();
+        let err = server_config(&cfg, "localhost", &[], a.path()).unwrap_err();
         assert!(matches!(err, TlsError::Rustls { .. }), "{err}");
     }
 

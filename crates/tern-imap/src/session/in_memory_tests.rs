@@ -60,8 +60,8 @@ async fn connect(
         })
         .await
         .unwrap();
-    let tls =
-        tern_core::tls::server_config(&TlsConfig::default(), "imap.example.test", dir).unwrap();
+    let tls = tern_core::tls::server_config(&TlsConfig::default(), "imap.example.test", &[], dir)
+        .unwrap();
     let mail = Arc::new(Mail::new(
         store.clone(),
         MailConfig {

@@ -37,8 +37,9 @@ async fn fixture() -> Fixture {
         })
         .await
         .unwrap();
-    let tls = tern_core::tls::server_config(&TlsConfig::default(), "mx.example.test", dir.path())
-        .unwrap();
+    let tls =
+        tern_core::tls::server_config(&TlsConfig::default(), "mx.example.test", &[], dir.path())
+            .unwrap();
     let mail = Arc::new(Mail::new(
         store.clone(),
         MailConfig {

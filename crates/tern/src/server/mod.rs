@@ -191,8 +191,17 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
     // Held until the process ends: one server per data directory.
     let _data_dir_lock = lock::lock_data_dir(&config.data_dir)?;
     let store = crate::admin::open_store(&config)?;
-    let tls = tern_core::tls::server_config(&config.tls, &config.hostname, &config.data_dir)
-        .context("setting up TLS")?;
+    let tls = tern_core::tls::server_config(
+        &config.tls,
+        &config.hostname,
+        &config
+            .listeners()
+            .iter()
+            .map(|(_, a)| a.ip())
+            .collect::<Vec<_>>(),
+        &config.data_dir,
+    )
+    .context("setting up TLS")?;
     let shutdown = Shutdown::new();
     let mail = Arc::new(Mail::new(
         store.clone(),

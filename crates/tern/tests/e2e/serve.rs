@@ -116,3 +116,29 @@ fn a_second_server_on_one_data_directory_is_refused() {
     let (status, rest) = first.stop_with("TERM");
     assert!(status.success(), "{rest:?}");
 }
+
+#[test]
+fn the_certificate_fingerprint_is_logged_at_start() {
+    use sha2::{Digest, Sha256};
+    let t = TestDir::new();
+    let server = t.start();
+    let pem = std::fs::read_to_string(t.data_dir().join("tls/cert.pem")).unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    use base64::Engine;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap();
+    let expected = Sha256::digest(&der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    assert!(
+        server
+            .startup_log
+            .iter()
+            .any(|l| l.contains("SHA-256 fingerprint") && l.contains(&expected)),
+        "{expected} not in {:#?}",
+        server.startup_log
+    );
+}
