@@ -218,3 +218,75 @@ fn a_data_directory_without_permission_says_so_and_names_it() {
     );
     assert!(!err.contains("code 14"), "{err}");
 }
+
+#[test]
+fn the_user_configuration_runs_as_an_ordinary_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../contrib/tern.user.toml");
+    let text = std::fs::read_to_string(example).unwrap();
+    let config = tern_core::Config::from_toml_str(&text, "tern.user.toml").unwrap();
+    for (protocol, addr) in config.listeners() {
+        assert!(addr.port() > 1023, "{protocol} on {addr} needs root");
+        assert!(addr.ip().is_loopback(), "{protocol} on {addr}");
+    }
+    assert!(config.data_dir.is_relative());
+    assert!(config.tls.cert.is_none(), "no certificate paths under /etc");
+    // Serve it as nobody (uid 65534) when the tests run as root; its ports
+    // are fixed, so it is started only here.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::write(dir.path().join("tern.toml"), &text).unwrap();
+    let is_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    let mut command = if is_root {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", TERN]);
+        c
+    } else {
+        std::process::Command::new(TERN)
+    };
+    let mut child = command
+        .args(["serve"])
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut log = Vec::new();
+    let mut ready = false;
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+        let Ok(line) = line else { break };
+        log.push(line.clone());
+        if line.contains("tern ready") {
+            ready = true;
+            break;
+        }
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert!(ready, "{log:#?}");
+    assert!(dir.path().join("tern-data/tern.db").exists());
+}
+
+#[test]
+fn the_systemd_unit_runs_serve_as_an_unprivileged_user() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../contrib/tern.service"
+    ))
+    .unwrap();
+    for line in [
+        "User=tern",
+        "ExecStart=/usr/local/bin/tern serve",
+        "Environment=TERN_CONFIG=/etc/tern/tern.toml",
+        "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+        "KillSignal=SIGTERM",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line} missing");
+    }
+}
