@@ -47,11 +47,13 @@ impl Mail {
         user: &str,
         secret: &str,
     ) -> Result<Account, AuthError> {
-        let attempt = self
-            .limiter
-            .begin(peer.ip())
-            .await
-            .map_err(AuthError::RateLimited)?;
+        let attempt = self.limiter.begin(peer.ip()).await.map_err(|retry| {
+            tracing::info!(
+                client = %peer.ip(),
+                "{protocol} login refused for {user:?}: address blocked after failed logins ({retry})"
+            );
+            AuthError::RateLimited(retry)
+        })?;
         // Dropping `attempt` without `succeeded` counts a failure, so every
         // early return below (a store fault too) costs the guesser.
         let account = self.store.account_by_address(user).await.map_err(|e| {
@@ -67,7 +69,7 @@ impl Mail {
                 Ok(account)
             }
             None => {
-                tracing::info!("{protocol} {peer}: failed login for {user:?}");
+                tracing::info!(client = %peer.ip(), "{protocol} login failed for {user:?}");
                 Err(AuthError::InvalidCredentials)
             }
         }

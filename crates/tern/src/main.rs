@@ -38,7 +38,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the mail server with every configured listener
-    Serve,
+    Serve {
+        /// How log lines are written to stderr: text for people, json (one
+        /// object per line) for log shippers
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: tern::server::LogFormat,
+    },
     /// Create the data directory and its store, for administering before the first `serve`
     Init,
     /// Manage the domains Tern receives mail for
@@ -182,13 +187,13 @@ async fn run(cli: Cli, out: Output) -> Result<()> {
         config.data_dir = dir;
     }
     match cli.command {
-        Command::Serve => return tern::server::serve(config).await,
+        Command::Serve { log_format } => return tern::server::serve(config, log_format).await,
         Command::Init => return admin::init(&config, out).await,
         _ => {}
     }
     let store = admin::open_existing_store(&config, &source)?;
     let result = match cli.command {
-        Command::Serve | Command::Init => unreachable!("handled above"),
+        Command::Serve { .. } | Command::Init => unreachable!("handled above"),
         Command::Domain(DomainCommand::Add { domain }) => {
             admin::domain_add(&*store, &domain, out).await
         }

@@ -130,8 +130,8 @@ impl Session {
         };
         match refusal {
             Some(reply) => {
-                self.tx = None;
                 self.reply(reply);
+                self.tx = None;
             }
             None => self.finish(message).await,
         }
@@ -181,12 +181,12 @@ impl Session {
         }
         let message = tx.bdat.take().map(|(d, _)| d).unwrap_or_default();
         if too_big {
-            self.tx = None;
             self.reply(Reply::new(
                 552,
                 "5.3.4",
                 format!("message too big; the limit is {max_size} bytes"),
             ));
+            self.tx = None;
             return Ok(Flow::Continue);
         }
         tracing::debug!("smtp {}: BDAT LAST after {received} octets", self.peer);

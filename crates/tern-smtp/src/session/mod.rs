@@ -156,6 +156,28 @@ impl Session {
         if reply.code >= 500 {
             self.errors += 1;
         }
+        // Every refusal is one line, as Postfix logs every reject: who,
+        // what was said to them, and the transaction it was part of.
+        if reply.code >= 400 {
+            let from = self
+                .tx
+                .as_ref()
+                .and_then(|t| t.from.as_ref())
+                .map(|m| m.address())
+                .unwrap_or_default();
+            tracing::info!(
+                client = %self.peer.ip(),
+                "smtp reject: {} {} {}; from=<{from}> helo=<{}>{}",
+                reply.code,
+                reply.status.as_deref().unwrap_or(""),
+                reply.lines.join(" / "),
+                self.helo.as_deref().unwrap_or(""),
+                self.account
+                    .as_ref()
+                    .map(|a| format!(" user={}", a.address))
+                    .unwrap_or_default()
+            );
+        }
         reply.write_to(&mut self.conn.out);
     }
 

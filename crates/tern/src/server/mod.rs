@@ -120,16 +120,34 @@ fn pop3_service(ctx: &Arc<ServerContext>, mode: tern_pop3::Mode) -> Service {
     })
 }
 
+/// How `serve` writes its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object per line (timestamp, level, fields such as
+    /// `client`, and the message), for log shippers.
+    Json,
+}
+
 /// Sets up logging to stderr; `RUST_LOG` overrides the default `info`.
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_ansi(false)
+            .try_init(),
+    };
 }
 
 /// How often the store's housekeeping runs: retention is counted in days,
@@ -169,8 +187,8 @@ async fn housekeeping_hourly(store: Arc<dyn Store>, retention_days: u32, shutdow
 }
 
 /// Runs the server until a stop signal.
-pub async fn serve(config: Config) -> Result<()> {
-    init_logging();
+pub async fn serve(config: Config, log_format: LogFormat) -> Result<()> {
+    init_logging(log_format);
     crate::admin::check_data_dir(&config.data_dir)?;
     let data_dir = config.data_dir.clone();
     let created = !data_dir.exists();

@@ -241,7 +241,13 @@ fn the_user_configuration_runs_as_an_ordinary_user() {
         .unwrap_or(false);
     let mut command = if is_root {
         let mut c = std::process::Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", TERN]);
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            TERN,
+        ]);
         c
     } else {
         std::process::Command::new(TERN)

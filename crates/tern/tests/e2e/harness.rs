@@ -151,8 +151,14 @@ pub struct Server {
 
 impl Server {
     pub fn start(config: &Path, cwd: &Path) -> Server {
+        Server::start_with(config, cwd, &[])
+    }
+
+    /// [`Server::start`] with more arguments for `serve`.
+    pub fn start_with(config: &Path, cwd: &Path, serve_args: &[&str]) -> Server {
         let mut child = Command::new(TERN)
             .args(["--config", config.to_str().unwrap(), "serve"])
+            .args(serve_args)
             .current_dir(cwd)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
@@ -186,7 +192,12 @@ impl Server {
                 ),
             };
             let plain = strip_ansi(&line);
-            if let Some((proto, addr)) = plain.split_once(" listening on ") {
+            // A JSON log line's text is its "message".
+            let message = serde_json::from_str::<serde_json::Value>(&plain)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| plain.clone());
+            if let Some((proto, addr)) = message.split_once(" listening on ") {
                 let proto = proto.rsplit(' ').next().unwrap_or(proto).to_string();
                 if let Ok(addr) = addr.trim().parse() {
                     server.listeners.insert(proto, addr);

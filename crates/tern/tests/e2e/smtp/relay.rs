@@ -101,3 +101,41 @@ fn relaying_needs_auth_even_from_loopback_and_works_with_it_on_port_25() {
         .collect();
     assert_eq!(to, ["friend@remote.test"]);
 }
+
+#[test]
+fn every_rejection_is_one_log_line_with_the_client_and_the_reason() {
+    for json in [false, true] {
+        let t = two_accounts("");
+        let args: &[&str] = if json { &["--log-format", "json"] } else { &[] };
+        let server = crate::harness::Server::start_with(&t.config(), t.dir.path(), args);
+        let mut smtp = Smtp::ehlo(addr(&server, "smtp"), "relay.client.test");
+        smtp.cmd("MAIL FROM:<spammer@remote.test>").is(250, "2.1.0");
+        let relay = smtp.cmd("RCPT TO:<victim@elsewhere.test>");
+        assert_eq!(relay.code, 550, "{relay}");
+        smtp.cmd("RCPT TO:<nobody@example.test>").is(550, "5.1.1");
+        smtp.cmd("QUIT").is(221, "2.0.0");
+        let (status, log) = server.stop_with("TERM");
+        assert!(status.success());
+        let rejects: Vec<&String> = log.iter().filter(|l| l.contains("smtp reject")).collect();
+        assert_eq!(rejects.len(), 2, "{log:#?}");
+        for (line, code) in rejects.iter().zip(["relaying denied", "5.1.1"]) {
+            if json {
+                let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+                assert_eq!(v["level"], "INFO", "{line}");
+                assert_eq!(v["client"], "127.0.0.1", "{line}");
+                let message = v["message"].as_str().unwrap();
+                assert!(
+                    message.contains(code) && message.contains("from=<spammer@remote.test>"),
+                    "{line}"
+                );
+            } else {
+                assert!(
+                    line.contains("INFO")
+                        && line.contains("client=127.0.0.1")
+                        && line.contains(code),
+                    "{line}"
+                );
+            }
+        }
+    }
+}
