@@ -33,6 +33,11 @@
 //! whose failures have all expired are dropped. If every entry is still live,
 //! a failure from a new address goes uncounted until some entry expires.
 //!
+//! Networks listed in `limits.auth_exempt_networks` (a monitoring host, an
+//! office NAT) are never counted nor refused. An administrator sees the
+//! blocked addresses with [`AuthLimiter::blocked`] and lifts a block with
+//! [`AuthLimiter::unblock`] (`tern security blocked`, `tern security unblock`).
+//!
 //! The lock is held only for map operations: never across I/O or a password
 //! check.
 
@@ -43,6 +48,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::config::Limits;
+use crate::net::IpNetwork;
 
 /// Counts failed logins per client address; see the module documentation.
 #[derive(Debug)]
@@ -51,6 +57,8 @@ pub struct AuthLimiter {
     max_failures: u32,
     window: Duration,
     state: Mutex<State>,
+    /// Client networks never counted nor refused.
+    exempt: Vec<IpNetwork>,
     /// Signalled whenever an attempt ends, for the attempts waiting in
     /// [`AuthLimiter::begin`] on their address's attempts in flight.
     attempt_ended: tokio::sync::Notify,
@@ -63,6 +71,8 @@ pub struct Attempt<'a> {
     limiter: &'a AuthLimiter,
     ip: IpAddr,
     succeeded: bool,
+    /// From an exempt network: neither in flight nor counted.
+    exempt: bool,
 }
 
 impl Attempt<'_> {
@@ -74,6 +84,9 @@ impl Attempt<'_> {
 
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
+        if self.exempt {
+            return;
+        }
         let now = Instant::now();
         {
             let mut state = self.limiter.lock();
@@ -136,6 +149,17 @@ impl fmt::Display for RetryAfter {
 
 impl std::error::Error for RetryAfter {}
 
+/// An address refused for now, as [`AuthLimiter::blocked`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocked {
+    /// The address, or for IPv6 the first address of its /64.
+    pub address: IpAddr,
+    /// Failures within the window.
+    pub failures: usize,
+    /// Until the address may try again.
+    pub retry_after: Duration,
+}
+
 impl AuthLimiter {
     /// 100,000 addresses: a few megabytes of timestamps at the default of
     /// 5 failures each, far more distinct guessers than a small server meets
@@ -148,6 +172,7 @@ impl AuthLimiter {
         AuthLimiter {
             max_failures: max_failures.max(1),
             window,
+            exempt: Vec::new(),
             attempt_ended: tokio::sync::Notify::new(),
             state: Mutex::new(State::default()),
         }
@@ -160,6 +185,50 @@ impl AuthLimiter {
             limits.max_auth_failures,
             Duration::from_secs(limits.auth_failure_window_secs),
         )
+        .with_exempt(limits.auth_exempt_networks.clone())
+    }
+
+    /// The same limiter, never counting nor refusing clients in `networks`.
+    pub fn with_exempt(mut self, networks: Vec<IpNetwork>) -> AuthLimiter {
+        self.exempt = networks;
+        self
+    }
+
+    /// Whether `ip` is in an exempt network.
+    pub fn is_exempt(&self, ip: IpAddr) -> bool {
+        self.exempt.iter().any(|net| net.contains(ip))
+    }
+
+    /// The addresses refused now, most failures first.
+    pub fn blocked(&self) -> Vec<Blocked> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let keys: Vec<IpAddr> = state.failures.keys().copied().collect();
+        let mut out = Vec::new();
+        for address in keys {
+            if let Err(retry) = self.check_locked(&mut state, address, now) {
+                let failures = state.failures.get(&address).map_or(0, |t| t.len());
+                out.push(Blocked {
+                    address,
+                    failures,
+                    retry_after: retry.0,
+                });
+            }
+        }
+        out.sort_by(|a, b| b.failures.cmp(&a.failures).then(a.address.cmp(&b.address)));
+        out
+    }
+
+    /// Forgets the failures of `ip` (its /64 for IPv6): it may log in at
+    /// once. Whether it was blocked.
+    pub fn unblock(&self, ip: IpAddr) -> bool {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let was_blocked = self.check_locked(&mut state, ip, now).is_err();
+        state.failures.remove(&key(ip));
+        drop(state);
+        self.attempt_ended.notify_waiters();
+        was_blocked
     }
 
     /// Failures within the window after which an address is refused.
@@ -193,6 +262,14 @@ impl AuthLimiter {
     /// failures and attempts in flight are fewer than `max_failures`, waiting
     /// for attempts in flight to end until then.
     pub async fn begin(&self, ip: IpAddr) -> Result<Attempt<'_>, RetryAfter> {
+        if self.is_exempt(ip) {
+            return Ok(Attempt {
+                limiter: self,
+                ip,
+                succeeded: false,
+                exempt: true,
+            });
+        }
         loop {
             // Registered before looking, so an attempt ending in between
             // still wakes us.
@@ -208,6 +285,7 @@ impl AuthLimiter {
                         limiter: self,
                         ip,
                         succeeded: false,
+                        exempt: false,
                     });
                 }
                 if *in_flight == 0 {
@@ -388,6 +466,35 @@ mod tests {
     }
 
     const MIN: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn blocked_addresses_are_listed_and_can_be_unblocked() {
+        let limiter = AuthLimiter::new(2, MIN);
+        for _ in 0..2 {
+            drop(limiter.begin(ip("192.0.2.9")).await.unwrap());
+        }
+        drop(limiter.begin(ip("2001:db8::5")).await.unwrap());
+        let blocked = limiter.blocked();
+        assert_eq!(blocked.len(), 1, "{blocked:?}");
+        assert_eq!(blocked[0].address, ip("192.0.2.9"));
+        assert_eq!(blocked[0].failures, 2);
+        assert!(limiter.begin(ip("192.0.2.9")).await.is_err());
+        assert!(limiter.unblock(ip("192.0.2.9")));
+        assert!(!limiter.unblock(ip("192.0.2.9")), "no longer blocked");
+        assert!(limiter.blocked().is_empty());
+        assert!(limiter.begin(ip("192.0.2.9")).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn exempt_networks_are_never_counted() {
+        let limiter = AuthLimiter::new(1, MIN).with_exempt(vec!["10.0.0.0/8".parse().unwrap()]);
+        for _ in 0..5 {
+            drop(limiter.begin(ip("10.1.2.3")).await.unwrap());
+        }
+        assert!(limiter.blocked().is_empty());
+        drop(limiter.begin(ip("192.0.2.1")).await.unwrap());
+        assert!(limiter.begin(ip("192.0.2.1")).await.is_err());
+    }
 
     #[test]
     fn shared_across_threads() {

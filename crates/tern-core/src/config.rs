@@ -255,6 +255,9 @@ pub struct Limits {
     pub max_auth_failures: u32,
     /// Seconds a failed login counts against its address.
     pub auth_failure_window_secs: u64,
+    /// Client networks whose failed logins are never counted nor refused
+    /// (a monitoring host, an office behind one address). Default empty.
+    pub auth_exempt_networks: Vec<IpNetwork>,
 }
 
 impl Limits {
@@ -301,6 +304,7 @@ impl Default for Limits {
             login_timeout_secs: Limits::DEFAULT_LOGIN_TIMEOUT_SECS,
             max_auth_failures: Limits::DEFAULT_MAX_AUTH_FAILURES,
             auth_failure_window_secs: Limits::DEFAULT_AUTH_FAILURE_WINDOW_SECS,
+            auth_exempt_networks: Vec::new(),
         }
     }
 }

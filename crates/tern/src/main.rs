@@ -55,6 +55,17 @@ enum Command {
     /// Manage aliases: addresses that forward to accounts or elsewhere
     #[command(subcommand)]
     Alias(AliasCommand),
+    /// See and lift the running server's login blocks
+    #[command(subcommand)]
+    Security(SecurityCommand),
+}
+
+#[derive(Subcommand)]
+enum SecurityCommand {
+    /// List the client addresses refused after too many failed logins
+    Blocked,
+    /// Let ADDRESS log in again at once
+    Unblock { address: String },
 }
 
 #[derive(Subcommand)]
@@ -189,11 +200,22 @@ async fn run(cli: Cli, out: Output) -> Result<()> {
     match cli.command {
         Command::Serve { log_format } => return tern::server::serve(config, log_format).await,
         Command::Init => return admin::init(&config, out).await,
+        Command::Security(command) => {
+            admin::check_data_dir(&config.data_dir)?;
+            return match command {
+                SecurityCommand::Blocked => admin::security::blocked(&config.data_dir, out).await,
+                SecurityCommand::Unblock { address } => {
+                    admin::security::unblock(&config.data_dir, &address, out).await
+                }
+            };
+        }
         _ => {}
     }
     let store = admin::open_existing_store(&config, &source)?;
     let result = match cli.command {
-        Command::Serve { .. } | Command::Init => unreachable!("handled above"),
+        Command::Serve { .. } | Command::Init | Command::Security(_) => {
+            unreachable!("handled above")
+        }
         Command::Domain(DomainCommand::Add { domain }) => {
             admin::domain_add(&*store, &domain, out).await
         }

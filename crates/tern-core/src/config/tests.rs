@@ -105,6 +105,7 @@ idle_timeout_secs = 600
 login_timeout_secs = 30
 max_auth_failures = 3
 auth_failure_window_secs = 900
+auth_exempt_networks = ["10.0.0.0/8"]
 
 [smtp]
 relay_networks = ["127.0.0.0/8", "::1", "192.168.1.0/24", "2001:db8::/32"]
@@ -144,6 +145,7 @@ recipient_delimiter = "+-"
             login_timeout_secs: 30,
             max_auth_failures: 3,
             auth_failure_window_secs: 900,
+            auth_exempt_networks: vec!["10.0.0.0/8".parse().unwrap()],
         }
     );
     let nets: Vec<String> = c

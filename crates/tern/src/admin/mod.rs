@@ -5,6 +5,7 @@
 //! and JSON with `--json`; errors are one line and a non-zero exit.
 
 mod commands;
+pub mod security;
 
 pub use commands::*;
 

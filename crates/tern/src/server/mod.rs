@@ -7,6 +7,7 @@
 //! only then exit 0. A session cut off by the grace period loses nothing
 //! acknowledged: every acknowledgement waited for a durable commit.
 
+pub mod control;
 mod listener;
 mod lock;
 mod shutdown;
@@ -221,6 +222,8 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
     )
     .context("setting up TLS")?;
     let shutdown = Shutdown::new();
+    let limiter = Arc::new(AuthLimiter::from_limits(&config.limits));
+    control::start(&config.data_dir, limiter.clone(), shutdown.clone());
     let mail = Arc::new(Mail::new(
         store.clone(),
         MailConfig {
@@ -228,7 +231,7 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
             recipient_delimiter: config.smtp.recipient_delimiter.clone(),
             check_header_from: config.smtp.check_header_from,
         },
-        Arc::new(AuthLimiter::from_limits(&config.limits)),
+        limiter,
     ));
     let smtp = Arc::new(SmtpServer::new(
         mail.clone(),

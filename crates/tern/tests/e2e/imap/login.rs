@@ -227,3 +227,59 @@ fn commands_pipelined_behind_starttls_are_discarded() {
     );
     assert!(inside.last().unwrap().starts_with("a4 NO"), "{out}");
 }
+
+#[test]
+fn an_administrator_sees_and_lifts_a_login_block() {
+    let t = TestDir::with_config("[limits]\nmax_auth_failures = 2");
+    t.add_account(USER);
+    let server = t.start();
+    let imap = addr(&server, "imap");
+    let mut c = Imap::connect(imap);
+    for _ in 0..2 {
+        c.run(&format!("LOGIN {USER} wrong"))
+            .is("NO", "[AUTHENTICATIONFAILED]");
+    }
+    c.run(&format!("LOGIN {USER} secret"))
+        .is("NO", "[UNAVAILABLE]");
+    let listed = t.ok(&["security", "blocked"], "");
+    assert!(
+        listed.contains("127.0.0.1") && listed.contains("2 failed logins"),
+        "{listed}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&t.ok(&["security", "blocked", "--json"], "")).unwrap();
+    assert_eq!(json["blocked"][0]["address"], "127.0.0.1", "{json}");
+    assert_eq!(
+        t.ok(&["security", "unblock", "127.0.0.1"], ""),
+        "unblocked 127.0.0.1\n"
+    );
+    assert!(t
+        .ok(&["security", "blocked"], "")
+        .contains("no address is blocked"));
+    c.run(&format!("LOGIN {USER} secret")).ok();
+    let err = t.fails(&["security", "unblock", "not-an-ip"], "");
+    assert!(err.contains("not an IP address"), "{err}");
+    drop(server);
+    // Without a running server there is nothing in force.
+    assert!(t
+        .ok(&["security", "blocked"], "")
+        .contains("no server is running"));
+}
+
+#[test]
+fn exempt_networks_are_never_blocked() {
+    let t = TestDir::with_config(
+        "[limits]\nmax_auth_failures = 1\nauth_exempt_networks = [\"127.0.0.0/8\"]",
+    );
+    t.add_account(USER);
+    let server = t.start();
+    let mut c = Imap::connect(addr(&server, "imap"));
+    for _ in 0..3 {
+        c.run(&format!("LOGIN {USER} wrong"))
+            .is("NO", "[AUTHENTICATIONFAILED]");
+    }
+    c.run(&format!("LOGIN {USER} secret")).ok();
+    assert!(t
+        .ok(&["security", "blocked"], "")
+        .contains("no address is blocked"));
+}
