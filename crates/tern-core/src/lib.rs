@@ -24,6 +24,7 @@ pub mod password;
 pub mod password_strength;
 pub mod sasl;
 pub mod size;
+pub mod spool;
 pub mod time;
 pub mod tls;
 

@@ -28,6 +28,7 @@ pub mod submission;
 mod test_support;
 
 use std::sync::Arc;
+use tern_core::spool::{LargeBodies, Spool, SpoolConfig};
 use tern_core::AuthLimiter;
 use tern_store::message::PreparedMessage;
 use tern_store::Store;
@@ -56,6 +57,9 @@ pub struct Mail {
     config: MailConfig,
     limiter: Arc<AuthLimiter>,
     filters: Vec<Arc<dyn Filter>>,
+    /// Where bodies being received go once large ([`tern_core::spool`]).
+    spool: SpoolConfig,
+    large_bodies: LargeBodies,
 }
 
 impl Mail {
@@ -65,7 +69,30 @@ impl Mail {
             config,
             limiter,
             filters: Vec::new(),
+            spool: SpoolConfig::memory(),
+            large_bodies: LargeBodies::default(),
         }
+    }
+
+    /// Spools large bodies being received as `spool` says (by default they
+    /// stay in memory).
+    pub fn with_spool(mut self, spool: SpoolConfig) -> Mail {
+        self.spool = spool;
+        self
+    }
+
+    /// A new body to receive a message into.
+    pub fn new_body(&self) -> Spool {
+        self.spool.spool()
+    }
+
+    /// A received body in memory, with the slot that bounds how many large
+    /// ones are at once; hold the slot until the body is stored.
+    pub async fn read_body(
+        &self,
+        body: Spool,
+    ) -> std::io::Result<(Vec<u8>, Option<tokio::sync::OwnedSemaphorePermit>)> {
+        self.large_bodies.read(body).await
     }
 
     /// Adds a filter to the delivery pipeline; filters run in the order

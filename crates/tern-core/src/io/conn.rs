@@ -224,6 +224,39 @@ impl Conn {
             .map_err(|_| End::Timeout)??)
     }
 
+    /// Reads exactly `n` bytes into `spool` (a large body goes to disk as it
+    /// arrives), waiting at most `idle` for each piece; fewer at the end of
+    /// input. Returns the count read and, if writing the spool failed (a
+    /// full disk), why: the rest is then read and dropped, so the session
+    /// stays in step and can answer with a temporary failure.
+    pub async fn read_into_spool(
+        &mut self,
+        n: u64,
+        spool: &mut crate::spool::Spool,
+        idle: Duration,
+    ) -> Result<(u64, Option<io::Error>), End> {
+        let mut read = 0u64;
+        let mut failed = None;
+        while read < n {
+            let available = tokio::time::timeout(idle, self.reader.fill_buf())
+                .await
+                .map_err(|_| End::Timeout)??;
+            if available.is_empty() {
+                break;
+            }
+            let take = available.len().min((n - read) as usize);
+            if failed.is_none() {
+                if let Err(e) = spool.push(&available[..take]).await {
+                    spool.clear();
+                    failed = Some(e);
+                }
+            }
+            self.reader.consume(take);
+            read += take as u64;
+        }
+        Ok((read, failed))
+    }
+
     /// Waits for input without consuming it (IMAP IDLE waits for DONE and
     /// for mailbox news at once); empty at the end of input.
     pub async fn fill_buf(&mut self) -> io::Result<&[u8]> {

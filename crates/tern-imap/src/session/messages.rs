@@ -175,16 +175,28 @@ impl Session {
             Ok(None) => return self.tagged(tag, "NO", "[TRYCREATE] no such mailbox"),
             Err(e) => return self.store_error(tag, e),
         };
-        let max = self.srv.limits.max_message_size as usize;
-        if messages.iter().any(|m| m.data.len() > max) {
+        // Large bodies were spooled while they arrived; their data here is
+        // a placeholder (see `spooled`).
+        let messages: Vec<(AppendMessage, Option<tern_core::spool::Spool>)> = messages
+            .into_iter()
+            .map(|m| {
+                let body = self.spooled.take(&m.data);
+                (m, body)
+            })
+            .collect();
+        let size = |(m, body): &(AppendMessage, Option<tern_core::spool::Spool>)| {
+            body.as_ref().map_or(m.data.len() as u64, |b| b.len())
+        };
+        let max = self.srv.limits.max_message_size;
+        if messages.iter().any(|m| size(m) > max) {
             return self.tagged(tag, "NO", &format!("[TOOBIG] the limit is {max} bytes"));
         }
-        if messages.iter().any(|m| m.data.is_empty()) {
+        if messages.iter().any(|m| size(m) == 0) {
             return self.tagged(tag, "NO", "an empty message cannot be appended");
         }
         if messages
             .iter()
-            .flat_map(|m| &m.flags)
+            .flat_map(|(m, _)| &m.flags)
             .any(|f| f == "\\Recent" || f == "\\*")
         {
             return self.tagged(tag, "BAD", "\\Recent and \\* cannot be set");
@@ -197,11 +209,38 @@ impl Session {
         // delivered durably in turn, and on a failure the ones already added
         // are expunged again before the NO.
         let mut added = Vec::new();
-        for m in messages {
+        for (m, body) in messages {
+            // A spooled body comes back into memory only now, a few at a
+            // time server-wide, until it is stored.
+            let (data, _slot) = match body {
+                None => (m.data, None),
+                Some(body) => match self.srv.mail.read_body(body).await {
+                    Ok(read) => read,
+                    Err(e) => {
+                        tracing::warn!("imap {}: reading a spooled APPEND: {e}", self.peer);
+                        (Vec::new(), None)
+                    }
+                },
+            };
+            if data.is_empty() {
+                // Only a spool that could not be read back gets here.
+                if !added.is_empty() {
+                    let _ = self
+                        .srv
+                        .store
+                        .expunge(
+                            account,
+                            mailbox.id,
+                            tern_store::ExpungeFilter::Uids(added.clone()),
+                        )
+                        .await;
+                }
+                return self.tagged(tag, "NO", "[UNAVAILABLE] the message could not be read back from the server's spool; try again");
+            }
             let result = self
                 .srv
                 .mail
-                .append(account, mailbox.id, m.data, m.flags, m.date.unwrap_or(now))
+                .append(account, mailbox.id, data, m.flags, m.date.unwrap_or(now))
                 .await;
             match result {
                 Ok(d) => added.push(d.uid),

@@ -16,6 +16,7 @@ mod messages;
 mod search;
 mod selected;
 mod sort;
+mod spooled;
 
 use crate::parse::{self, CommandBody, ParseError};
 use crate::{ImapServer, Mode};
@@ -57,6 +58,8 @@ pub(crate) struct Refused {
     /// The connection must end: the rest of the command cannot be told
     /// from the next one (it may never end).
     fatal: bool,
+    /// Not the client's fault (the server's disk is full): `NO`, not `BAD`.
+    temporary: bool,
 }
 
 impl Refused {
@@ -65,6 +68,7 @@ impl Refused {
             why: why.to_string(),
             start,
             fatal: false,
+            temporary: false,
         }
     }
 }
@@ -101,6 +105,8 @@ pub(crate) struct Session {
     stopping: watch::Receiver<bool>,
     /// This connection's place under the server's limits.
     slot: ConnectionSlot,
+    /// Large APPEND literals of the command being read.
+    spooled: spooled::Spooled,
 }
 
 pub(crate) async fn run(
@@ -134,6 +140,7 @@ pub(crate) async fn run(
         closing: false,
         stopping,
         slot,
+        spooled: spooled::Spooled::new(),
     };
     if let Some(why) = refused {
         s.untagged(&format!("BYE too busy ({why}); try again later"));
@@ -214,6 +221,10 @@ impl Session {
     /// long, literal too big), consumed as far as it is safe to.
     async fn read_command(&mut self) -> Result<Option<Result<Vec<u8>, Refused>>, End> {
         let mut command = Vec::new();
+        // Bytes of literals that went to spool files instead of `command`;
+        // they count towards the bound all the same.
+        let mut spooled_bytes = 0u64;
+        self.spooled.clear();
         let (max_literal, max_command) = match self.state {
             State::NotAuthenticated => (MAX_LITERAL_BEFORE_LOGIN, MAX_COMMAND_BEFORE_LOGIN as u64),
             _ => {
@@ -225,6 +236,7 @@ impl Session {
             why: format!("command too long (at most {max_command} bytes with its literals here)"),
             start,
             fatal: true,
+            temporary: false,
         };
         loop {
             let line = match self.read_line(MAX_LINE).await? {
@@ -235,7 +247,7 @@ impl Session {
             let line = line.strip_suffix(b"\n").unwrap_or(&line);
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             command.extend_from_slice(line);
-            if command.len() as u64 > max_command {
+            if command.len() as u64 + spooled_bytes > max_command {
                 // The rest of the command cannot be skipped safely: it may
                 // never end. The connection goes.
                 return Ok(Some(Err(too_long(command))));
@@ -256,7 +268,7 @@ impl Session {
                 let _ = self.read_line(MAX_LINE).await?;
                 return Ok(Some(Err(Refused::new(&why, command))));
             }
-            if (command.len() as u64).saturating_add(size) > max_command {
+            if (command.len() as u64 + spooled_bytes).saturating_add(size) > max_command {
                 if sync {
                     // The client waits for "+" and will not send it.
                     return Ok(Some(Err(Refused {
@@ -270,10 +282,50 @@ impl Session {
                 self.conn.out.extend_from_slice(b"+ go ahead\r\n");
                 self.flush().await?;
             }
+            let timeout = self.idle_timeout();
+            if size > tern_core::spool::SPOOL_THRESHOLD as u64 && spooled::is_append(&command) {
+                // A message body: to a spool file as it arrives, and a
+                // placeholder literal in the command (see `spooled`).
+                let mut body = self.srv.mail.new_body();
+                let (n, failed) = self.conn.read_into_spool(size, &mut body, timeout).await?;
+                if n < size {
+                    return Err(End::Gone);
+                }
+                if let Some(e) = failed {
+                    tracing::warn!("imap {}: spooling an APPEND literal: {e}", self.peer);
+                    // The rest of the command line; if it announces another
+                    // literal (MULTIAPPEND), its bytes cannot be told from
+                    // commands, so the connection ends.
+                    let rest = self.read_line(MAX_LINE).await?;
+                    let more = match &rest {
+                        Some(Ok(line)) => {
+                            let line = line.strip_suffix(b"\n").unwrap_or(line);
+                            literal_announced(line.strip_suffix(b"\r").unwrap_or(line)).is_some()
+                        }
+                        _ => true,
+                    };
+                    return Ok(Some(Err(Refused {
+                        why: "[OVERQUOTA] insufficient storage on the server; try again later"
+                            .into(),
+                        start: command,
+                        fatal: more,
+                        temporary: true,
+                    })));
+                }
+                spooled_bytes += size;
+                let marker = self.spooled.keep(body);
+                let brace = command
+                    .iter()
+                    .rposition(|&b| b == b'{')
+                    .unwrap_or(command.len());
+                command.truncate(brace);
+                command.extend_from_slice(format!("{{{}}}\r\n", marker.len()).as_bytes());
+                command.extend_from_slice(&marker);
+                continue;
+            }
             command.extend_from_slice(b"\r\n");
             let start = command.len();
             command.resize(start + size as usize, 0);
-            let timeout = self.idle_timeout();
             self.conn.read_exact(&mut command[start..], timeout).await?;
         }
     }
@@ -301,7 +353,14 @@ impl Session {
                 Ok(bytes) => bytes,
                 Err(refused) => {
                     let tag = ParseError::tag(&refused.start);
-                    self.bad(tag.as_deref(), &refused.why);
+                    if refused.temporary {
+                        match tag.as_deref() {
+                            Some(tag) => self.tagged(tag, "NO", &refused.why),
+                            None => self.untagged(&format!("NO {}", refused.why)),
+                        }
+                    } else {
+                        self.bad(tag.as_deref(), &refused.why);
+                    }
                     if refused.fatal {
                         tracing::info!("imap {}: {}; closing", self.peer, refused.why);
                         self.untagged("BYE command too long; closing");

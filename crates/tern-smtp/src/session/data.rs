@@ -8,8 +8,11 @@
 //! CR anywhere is always refused, once the real end is reached.
 //! The size limit is enforced while reading: past it the rest is read and
 //! dropped, and the client gets 552 at the end, never a broken connection.
+//! A body past 1 MiB goes to a spool file as it arrives ([`tern_core::spool`]);
+//! if the disk is full the rest is read and dropped and the client gets
+//! 452 4.3.1 at the end.
 
-use super::{End, Flow, Session};
+use super::{Bdat, End, Flow, Session};
 use crate::reply::Reply;
 use std::time::Duration;
 use tern_core::BareLf;
@@ -18,6 +21,8 @@ use tern_core::BareLf;
 #[derive(Default)]
 struct DataFaults {
     too_big: bool,
+    /// Writing the spool failed (a full disk): a temporary failure.
+    spool_failed: Option<std::io::Error>,
     bare_cr: bool,
     bare_lf: bool,
     line_too_long: bool,
@@ -51,7 +56,7 @@ impl Session {
         let max_size = self.srv.limits.max_message_size as usize;
         let max_line = self.srv.smtp.max_line_length;
         let timeout = self.data_timeout();
-        let mut message = Vec::new();
+        let mut message = self.srv.mail.new_body();
         let mut faults = DataFaults::default();
         // The end is CRLF "." CRLF: a "." line ends the data only when the
         // line before it ended with CRLF (the 354 counts as such). After a
@@ -88,12 +93,18 @@ impl Session {
             }
             // RFC 5321 §4.5.2: a leading dot was doubled by the client.
             let unstuffed = text.strip_prefix(b".").unwrap_or(text);
-            if message.len() + unstuffed.len() + 2 > max_size {
+            if message.len() as usize + unstuffed.len() + 2 > max_size {
                 faults.too_big = true;
-            } else if !faults.too_big {
+            } else if !faults.too_big && faults.spool_failed.is_none() {
                 // Stored with CRLF whichever line end came.
-                message.extend_from_slice(unstuffed);
-                message.extend_from_slice(b"\r\n");
+                let mut pushed = message.push(unstuffed).await;
+                if pushed.is_ok() {
+                    pushed = message.push(b"\r\n").await;
+                }
+                if let Err(e) = pushed {
+                    message.clear();
+                    faults.spool_failed = Some(e);
+                }
             }
         }
         let reject_bare_lf = self.srv.smtp.bare_lf == BareLf::Reject;
@@ -101,7 +112,9 @@ impl Session {
             tracing::info!(client = %self.peer.ip(), "smtp: message data with bare LF line ends ({})",
                 if reject_bare_lf { "refused" } else { "normalized to CRLF" });
         }
-        let refusal = if faults.bare_cr {
+        let refusal = if let Some(e) = faults.spool_failed {
+            Some(self.spool_failure(e))
+        } else if faults.bare_cr {
             Some(Reply::new(
                 554,
                 "5.6.0",
@@ -138,49 +151,66 @@ impl Session {
         Ok(Flow::Continue)
     }
 
+    /// 452 4.3.1 for a body that could not be spooled (RFC 3463: mail
+    /// system storage insufficient), logged with the cause.
+    pub(super) fn spool_failure(&self, e: std::io::Error) -> Reply {
+        tracing::warn!("smtp {}: spooling a message body: {e}", self.peer);
+        Reply::new(452, "4.3.1", "insufficient system storage; try again later")
+    }
+
     pub(super) async fn bdat(&mut self, size: u64, last: bool) -> Result<Flow, End> {
         // The chunk follows the command whatever we think of it, so it is
         // always read (or skipped) to keep the session in step (RFC 3030 §3).
         let refusal = self.data_refusal();
-        let max_size = self.srv.limits.max_message_size as usize;
-        let mut chunk = Vec::new();
+        let max_size = self.srv.limits.max_message_size;
+        let timeout = self.data_timeout();
+        let mut bdat = match (&refusal, self.tx.as_mut()) {
+            (None, Some(tx)) => tx.bdat.take().unwrap_or_else(|| Bdat {
+                body: self.srv.mail.new_body(),
+                too_big: false,
+                spool_failed: None,
+            }),
+            _ => {
+                let n = self.conn.read_chunk(size, None, timeout).await?;
+                if n < size {
+                    return Err(End::Gone);
+                }
+                if let Some(refusal) = refusal {
+                    self.reply(refusal);
+                }
+                return Ok(Flow::Continue);
+            }
+        };
         // Keep the chunk only while the message stays within the limit;
         // past it the bytes are skipped, never buffered.
-        let (so_far, already_too_big) = self
-            .tx
-            .as_ref()
-            .and_then(|t| t.bdat.as_ref())
-            .map_or((0, false), |(data, too_big)| (data.len() as u64, *too_big));
-        let keep =
-            refusal.is_none() && !already_too_big && so_far.saturating_add(size) <= max_size as u64;
-        let timeout = self.data_timeout();
-        // Past the limit the bytes are skipped, never buffered.
-        let into = keep.then_some(&mut chunk);
-        let n = self.conn.read_chunk(size, into, timeout).await?;
-        if n < size {
-            return Err(End::Gone);
-        }
-        if let Some(refusal) = refusal {
-            self.reply(refusal);
-            return Ok(Flow::Continue);
-        }
-        let Some(tx) = self.tx.as_mut() else {
-            return Ok(Flow::Continue);
-        };
-        let (data, too_big) = tx.bdat.get_or_insert_with(|| (Vec::new(), false));
-        if keep {
-            data.extend_from_slice(&chunk);
+        if bdat.too_big || bdat.body.len().saturating_add(size) > max_size {
+            bdat.too_big = true;
+            bdat.body.clear();
+            let n = self.conn.read_chunk(size, None, timeout).await?;
+            if n < size {
+                return Err(End::Gone);
+            }
         } else {
-            *too_big = true;
-            data.clear();
+            let (n, failed) = self
+                .conn
+                .read_into_spool(size, &mut bdat.body, timeout)
+                .await?;
+            if n < size {
+                return Err(End::Gone);
+            }
+            if let Some(e) = failed {
+                bdat.spool_failed.get_or_insert(e);
+            }
         }
-        let (received, too_big) = (data.len(), *too_big);
+        let received = bdat.body.len();
         if !last {
+            if let Some(tx) = self.tx.as_mut() {
+                tx.bdat = Some(bdat);
+            }
             self.reply(Reply::new(250, "2.0.0", format!("{size} octets received")));
             return Ok(Flow::Continue);
         }
-        let message = tx.bdat.take().map(|(d, _)| d).unwrap_or_default();
-        if too_big {
+        if bdat.too_big {
             self.reply(Reply::new(
                 552,
                 "5.3.4",
@@ -189,6 +219,13 @@ impl Session {
             self.tx = None;
             return Ok(Flow::Continue);
         }
+        if let Some(e) = bdat.spool_failed {
+            let reply = self.spool_failure(e);
+            self.reply(reply);
+            self.tx = None;
+            return Ok(Flow::Continue);
+        }
+        let message = bdat.body;
         tracing::debug!("smtp {}: BDAT LAST after {received} octets", self.peer);
         self.finish(message).await;
         Ok(Flow::Continue)

@@ -11,8 +11,17 @@ use tern_mail::delivery::LocalRecipient;
 use tern_mail::{DeliveryError, Envelope, Origin, Trace};
 
 impl Session {
-    pub(super) async fn finish(&mut self, body: Vec<u8>) {
+    pub(super) async fn finish(&mut self, body: tern_core::spool::Spool) {
         let Some(tx) = self.tx.take() else { return };
+        // A spooled body comes back into memory only here, a few at a time
+        // server-wide; the slot is held until the message is stored.
+        let (body, _slot) = match self.srv.mail.read_body(body).await {
+            Ok(read) => read,
+            Err(e) => {
+                let reply = self.spool_failure(e);
+                return self.reply(reply);
+            }
+        };
         let mail_from = tx.from.as_ref().map(|m| m.address()).unwrap_or_default();
         // RFC 6409 §8: a submission server may complete the message; on
         // port 25 only an authenticated client is a submitter.

@@ -46,7 +46,7 @@ pub(crate) struct Transaction {
     /// RCPT commands accepted (one address may expand to many targets).
     pub accepted_rcpts: usize,
     /// BDAT chunks so far, and whether the size limit was passed.
-    pub bdat: Option<(Vec<u8>, bool)>,
+    pub bdat: Option<Bdat>,
 }
 
 pub(crate) struct Session {
@@ -63,6 +63,16 @@ pub(crate) struct Session {
     stopping: watch::Receiver<bool>,
     /// This connection's place under the server's limits.
     slot: ConnectionSlot,
+}
+
+/// A message arriving in BDAT chunks (RFC 3030).
+pub struct Bdat {
+    /// What the chunks carried so far.
+    pub body: tern_core::spool::Spool,
+    /// Past the size limit: the rest is skipped, and LAST gets 552.
+    pub too_big: bool,
+    /// The spool could not be written: LAST gets 452 4.3.1.
+    pub spool_failed: Option<std::io::Error>,
 }
 
 pub(crate) async fn run(

@@ -224,15 +224,20 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
     let shutdown = Shutdown::new();
     let limiter = Arc::new(AuthLimiter::from_limits(&config.limits));
     control::start(&config.data_dir, limiter.clone(), shutdown.clone());
-    let mail = Arc::new(Mail::new(
-        store.clone(),
-        MailConfig {
-            hostname: config.hostname.clone(),
-            recipient_delimiter: config.smtp.recipient_delimiter.clone(),
-            check_header_from: config.smtp.check_header_from,
-        },
-        limiter,
-    ));
+    let spool = tern_core::spool::SpoolConfig::in_data_dir(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.join("spool").display()))?;
+    let mail = Arc::new(
+        Mail::new(
+            store.clone(),
+            MailConfig {
+                hostname: config.hostname.clone(),
+                recipient_delimiter: config.smtp.recipient_delimiter.clone(),
+                check_header_from: config.smtp.check_header_from,
+            },
+            limiter,
+        )
+        .with_spool(spool),
+    );
     let smtp = Arc::new(SmtpServer::new(
         mail.clone(),
         tls.clone(),

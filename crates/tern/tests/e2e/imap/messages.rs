@@ -188,3 +188,52 @@ fn multiappend_adds_every_message_of_one_command() {
         .collect();
     assert!(got == [one, two], "{bodies}");
 }
+
+#[test]
+fn large_append_literals_arrive_through_the_spool_byte_exact() {
+    let t = with_bob();
+    let server = t.start();
+    let mut imap = Imap::login(addr(&server, "imap"));
+    let body = |n: usize| {
+        let mut m = format!("From: bob@example.test\r\nSubject: big {n}\r\n\r\n").into_bytes();
+        while m.len() < 3 << 20 {
+            m.extend_from_slice(format!("line {} of message {n}\r\n", m.len()).as_bytes());
+        }
+        m
+    };
+    let (one, two, small) = (body(1), body(2), b"Subject: small\r\n\r\nhi\r\n".to_vec());
+    // A synchronising literal, then MULTIAPPEND with LITERAL+ mixing sizes.
+    let tag = imap.tag();
+    imap.send(format!("{tag} APPEND INBOX (\\Seen) {{{}}}\r\n", one.len()));
+    assert!(imap.response().starts_with("+ "));
+    imap.send(&one);
+    imap.send("\r\n");
+    imap.until_tagged(&tag).ok();
+    let tag = imap.tag();
+    let mut command = format!("{tag} APPEND INBOX {{{}+}}\r\n", two.len()).into_bytes();
+    command.extend_from_slice(&two);
+    command.extend_from_slice(format!(" {{{}+}}\r\n", small.len()).as_bytes());
+    command.extend_from_slice(&small);
+    command.extend_from_slice(b"\r\n");
+    imap.send(&command);
+    imap.until_tagged(&tag).ok();
+    imap.run("SELECT INBOX").ok();
+    for (n, expected) in [(1, &one), (2, &two), (3, &small)] {
+        let fetched = imap.run(&format!("FETCH {n} BODY.PEEK[]"));
+        assert!(
+            fetched.fetches()[0].literal_after("BODY[] ") == *expected,
+            "message {n} differs"
+        );
+    }
+    // A client sending our placeholder itself gets just those bytes stored.
+    let forged = b"tern-spool:0000000000000001:0";
+    let tag = imap.tag();
+    let mut command = format!("{tag} APPEND INBOX {{{}+}}\r\n", forged.len()).into_bytes();
+    command.extend_from_slice(forged);
+    command.extend_from_slice(b"\r\n");
+    imap.send(&command);
+    imap.until_tagged(&tag).ok();
+    imap.run("NOOP").ok();
+    let fetched = imap.run("FETCH 4 BODY.PEEK[]");
+    assert_eq!(fetched.fetches()[0].literal_after("BODY[] "), forged);
+}

@@ -87,3 +87,77 @@ fn many_parallel_logins_with_the_right_password_all_get_in() {
         s.reply().is(235, "2.7.0");
     }
 }
+
+/// The resident set of process `pid` now, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+#[test]
+fn large_messages_in_transfer_are_spooled_to_disk_not_held_in_memory() {
+    const SESSIONS: usize = 20;
+    const LINE: &[u8] =
+        b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n";
+    const LINES: usize = 8 << 20 >> 6; // about 9 MiB per message
+    let t = two_accounts("");
+    let server = t.start();
+    let a = addr(&server, "smtp");
+    let before = rss(server.pid());
+    let all_sent = std::sync::Arc::new(std::sync::Barrier::new(SESSIONS + 1));
+    let measured = std::sync::Arc::new(std::sync::Barrier::new(SESSIONS + 1));
+    let senders: Vec<_> = (0..SESSIONS)
+        .map(|i| {
+            let (all_sent, measured) = (all_sent.clone(), measured.clone());
+            std::thread::spawn(move || {
+                let mut smtp = Smtp::ehlo(a, "big.client.test");
+                smtp.cmd("MAIL FROM:<sender@remote.test>").is(250, "2.1.0");
+                smtp.cmd("RCPT TO:<bob@example.test>").is(250, "2.1.5");
+                smtp.cmd("DATA").is(354, "");
+                smtp.send(format!("Subject: big {i}\r\n\r\n"));
+                let block: Vec<u8> = LINE.repeat(1024);
+                for _ in 0..LINES / 1024 {
+                    smtp.send(&block);
+                }
+                all_sent.wait();
+                measured.wait();
+                smtp.send(".\r\n");
+                smtp.reply().is(250, "2.0.0");
+            })
+        })
+        .collect();
+    all_sent.wait();
+    // Every body is on its way in, none is complete: what do they cost?
+    // The last bytes sent may still be in socket buffers; the bulk is read.
+    let during = rss(server.pid());
+    measured.wait();
+    for s in senders {
+        s.join().unwrap();
+    }
+    let body_bytes = (LINES * LINE.len()) as u64;
+    eprintln!(
+        "spool: {SESSIONS} sessions × {} MiB in transfer: server RSS {} MiB before, {} MiB during",
+        body_bytes >> 20,
+        before >> 20,
+        during >> 20
+    );
+    assert!(
+        during.saturating_sub(before) < 64 << 20,
+        "{SESSIONS} transfers of {} MiB grew the server by {} MiB",
+        body_bytes >> 20,
+        during.saturating_sub(before) >> 20
+    );
+    let store = Mailstore::open(&t);
+    let inbox = store.inbox("bob@example.test");
+    assert_eq!(inbox.len(), SESSIONS);
+    for m in &inbox {
+        assert!(m.raw.len() as u64 > body_bytes, "{}", m.raw.len());
+        assert!(m.raw.ends_with(LINE));
+    }
+}
