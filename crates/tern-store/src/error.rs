@@ -57,6 +57,35 @@ impl StoreError {
         }
     }
 
+    /// Whether the failure is the disk (or the database's size limit) being
+    /// full: a temporary condition that protocols report as such (SMTP
+    /// 452 4.3.1, IMAP `[OVERQUOTA]`), which clears once space is freed.
+    pub fn is_storage_full(&self) -> bool {
+        let StoreError::Backend { source, .. } = self else {
+            return false;
+        };
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+        while let Some(e) = cause {
+            if let Some(rusqlite::Error::SqliteFailure(failure, _)) = e.downcast_ref() {
+                if failure.code == rusqlite::ErrorCode::DiskFull {
+                    return true;
+                }
+            }
+            // The writer hands one commit's failure to every operation in
+            // its group as text; SQLite's words for SQLITE_FULL identify it.
+            if e.to_string().contains("database or disk is full") {
+                return true;
+            }
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28) {
+                    return true;
+                }
+            }
+            cause = e.source();
+        }
+        false
+    }
+
     /// Wraps a backend error with what the store was doing.
     pub fn backend(
         context: impl Into<String>,

@@ -135,6 +135,14 @@ impl Session {
                 self.tagged(tag, "NO", &format!("[ALREADYEXISTS] {e}"))
             }
             StoreError::OverQuota { .. } => self.tagged(tag, "NO", &format!("[OVERQUOTA] {e}")),
+            e if e.is_storage_full() => {
+                tracing::warn!("imap {}: {e}", self.peer);
+                self.tagged(
+                    tag,
+                    "NO",
+                    "[OVERQUOTA] the server is out of storage space; try again later",
+                );
+            }
             StoreError::Invalid(_)
             | StoreError::HasChildren { .. }
             | StoreError::DomainInUse { .. } => self.tagged(tag, "NO", &format!("[CANNOT] {e}")),

@@ -61,6 +61,14 @@ impl Session {
             Err(DeliveryError::Rejected { code, status, text }) => {
                 return self.reply(Reply::new(code, status, text))
             }
+            Err(DeliveryError::Temporary { doing, source }) if source.is_storage_full() => {
+                tracing::warn!("smtp {}: {doing}: {source}", self.peer);
+                return self.reply(Reply::new(
+                    452,
+                    "4.3.1",
+                    "insufficient system storage; try again later",
+                ));
+            }
             Err(DeliveryError::Temporary { doing, source }) => {
                 return self.temporary_failure(doing, source)
             }

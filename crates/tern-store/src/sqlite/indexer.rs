@@ -9,9 +9,18 @@
 //! The index is derived data. Its meta row `indexed_upto` is the highest
 //! email id whose text it holds, advanced in the same transaction as the
 //! text; emails above it (the tail a crash can lose) are indexed again
-//! from their blobs when the store opens. A lost removal only leaves an
-//! orphan row, which search never returns because results are matched
-//! against the mailbox's current messages.
+//! from their blobs by the indexer thread, in the background, in chunks,
+//! so that opening the store never waits for the index (and a server
+//! stopped on a full disk starts again whatever the index needs). Searches
+//! scan the messages above `indexed_upto` instead of trusting the index
+//! for them. A lost removal only leaves an orphan row, which search never
+//! returns because results are matched against the mailbox's current
+//! messages.
+//!
+//! When applying a batch fails (a full disk), the thread stops applying
+//! batches and retries the catch-up every [`RETRY`] instead: the catch-up
+//! re-indexes everything above `indexed_upto`, which the failed batch did
+//! not advance, so no hole is left below it.
 //!
 //! Searches wait for the indexer to catch up with every batch committed
 //! before they started (bounded by [`SEARCH_WAIT`]), so a message is
@@ -31,6 +40,12 @@ pub const SEARCH_WAIT: Duration = Duration::from_secs(10);
 
 /// Most job lists applied in one index transaction.
 const MAX_BATCH: usize = 256;
+
+/// Emails indexed per transaction by the catch-up.
+const CATCH_UP_CHUNK: i64 = 500;
+
+/// How often a failed index (a full disk) is retried.
+const RETRY: Duration = Duration::from_secs(30);
 
 const INDEX_SCHEMA: &str = r#"
 CREATE VIRTUAL TABLE IF NOT EXISTS email_text USING fts5 (headers, body, tokenize = 'trigram');
@@ -110,17 +125,21 @@ pub struct Indexer {
 }
 
 impl Indexer {
-    /// Opens the index next to the mail database, indexes what a crash left
-    /// out, and starts the thread.
-    pub fn start(main: &Connection, db_path: &Path) -> Result<Indexer> {
-        let conn = open(&index_path(db_path))?;
-        catch_up(main, &conn)?;
+    /// Creates the index file if it is missing (when the disk allows) and
+    /// starts the thread, which first indexes what the index lacks.
+    pub fn start(db_path: &Path) -> Result<Indexer> {
+        // Created here so that read connections can attach it at once; if
+        // even that fails, they attach an empty stand-in and scan.
+        if let Err(e) = open(&index_path(db_path)) {
+            tracing::warn!("search index: {e}; searches scan the mail until it can be built");
+        }
         let progress = Arc::new(Progress::default());
         let (tx, rx) = mpsc::channel();
         let p = progress.clone();
+        let db_path = db_path.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("tern-store-indexer".into())
-            .spawn(move || run(conn, rx, &p))
+            .spawn(move || run(&db_path, rx, &p))
             .map_err(|e| StoreError::backend("starting the indexer thread", e))?;
         Ok(Indexer {
             jobs: Mutex::new(Some(tx)),
@@ -177,35 +196,52 @@ fn indexed_upto(conn: &Connection) -> rusqlite::Result<i64> {
 }
 
 /// Indexes emails the index has not seen (a crash's tail, or everything
-/// for a new index file), reading them back from their blobs.
+/// for a new index file), reading them back from their blobs, a chunk per
+/// transaction so that progress survives an interruption.
 fn catch_up(main: &Connection, index: &Connection) -> Result<()> {
     let err = |e| StoreError::backend("catching the search index up", e);
-    // IMMEDIATE: take the write lock before reading, or a second process
-    // indexing at the same moment makes the upgrade fail without waiting.
-    index.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
-    let from = indexed_upto(index).map_err(err)?;
-    let mut stmt = main
-        .prepare("SELECT e.id, b.data FROM email e JOIN blob b ON b.hash = e.blob_hash WHERE e.id > ?1 ORDER BY e.id")
-        .map_err(err)?;
-    let mut rows = stmt.query([from]).map_err(err)?;
     let mut count = 0u64;
-    while let Some(row) = rows.next().map_err(err)? {
-        let id: i64 = row.get(0).map_err(err)?;
-        let raw: Vec<u8> = row.get(1).map_err(err)?;
-        let parsed = crate::message::parse_message(&raw);
-        let (headers, body) = index_text(&raw, &parsed);
-        apply(
-            index,
-            &IndexJob::Add {
-                email_id: id,
-                headers,
-                body,
-            },
-        )
-        .map_err(err)?;
-        count += 1;
+    loop {
+        // IMMEDIATE: take the write lock before reading, or a second process
+        // indexing at the same moment makes the upgrade fail without waiting.
+        index.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+        let chunk = (|| {
+            let from = indexed_upto(index)?;
+            let mut stmt = main.prepare_cached(
+                "SELECT e.id, b.data FROM email e JOIN blob b ON b.hash = e.blob_hash
+                 WHERE e.id > ?1 ORDER BY e.id LIMIT ?2",
+            )?;
+            let mut rows = stmt.query(params![from, CATCH_UP_CHUNK])?;
+            let mut n = 0u64;
+            while let Some(row) = rows.next()? {
+                let id: i64 = row.get(0)?;
+                let raw: Vec<u8> = row.get(1)?;
+                let parsed = crate::message::parse_message(&raw);
+                let (headers, body) = index_text(&raw, &parsed);
+                apply(
+                    index,
+                    &IndexJob::Add {
+                        email_id: id,
+                        headers,
+                        body,
+                    },
+                )?;
+                n += 1;
+            }
+            Ok(n)
+        })();
+        let n = match chunk.and_then(|n| index.execute_batch("COMMIT").map(|_| n)) {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = index.execute_batch("ROLLBACK");
+                return Err(err(e));
+            }
+        };
+        count += n;
+        if n < CATCH_UP_CHUNK as u64 {
+            break;
+        }
     }
-    index.execute_batch("COMMIT").map_err(err)?;
     if count > 0 {
         tracing::info!("search index: indexed {count} message(s) it was missing");
     }
@@ -265,9 +301,59 @@ fn lower_priority() {
     }
 }
 
-fn run(conn: Connection, jobs: mpsc::Receiver<Batch>, progress: &Progress) {
+/// The indexer thread: catches the index up, then applies batches as they
+/// come; while the index cannot be written, drops batches and retries the
+/// catch-up every [`RETRY`] (see the module documentation).
+fn run(db_path: &Path, jobs: mpsc::Receiver<Batch>, progress: &Progress) {
     lower_priority();
-    while let Ok(first) = jobs.recv() {
+    let mut index: Option<Connection> = None;
+    let mut main: Option<Connection> = None;
+    let mut caught_up = false;
+    let mut warned = false;
+    loop {
+        if !caught_up {
+            let attempt = (|| -> Result<()> {
+                if main.is_none() {
+                    main = Some(open_main(db_path)?);
+                }
+                if index.is_none() {
+                    index = Some(open(&index_path(db_path))?);
+                }
+                match (&main, &index) {
+                    (Some(main), Some(index)) => catch_up(main, index),
+                    _ => Ok(()),
+                }
+            })();
+            match attempt {
+                Ok(()) => {
+                    if warned {
+                        tracing::info!("search index: caught up again");
+                    }
+                    caught_up = true;
+                    warned = false;
+                }
+                Err(e) if !warned => {
+                    tracing::warn!(
+                        "search index: {e}; searches scan unindexed mail; retrying every {}s",
+                        RETRY.as_secs()
+                    );
+                    warned = true;
+                }
+                Err(_) => {}
+            }
+        }
+        let first = if caught_up {
+            match jobs.recv() {
+                Ok(first) => first,
+                Err(_) => break,
+            }
+        } else {
+            match jobs.recv_timeout(RETRY) {
+                Ok(first) => first,
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
@@ -276,22 +362,66 @@ fn run(conn: Connection, jobs: mpsc::Receiver<Batch>, progress: &Progress) {
             }
         }
         let last_seq = batch.last().map(|(seq, _)| *seq).unwrap_or(0);
-        let result = conn.execute_batch("BEGIN IMMEDIATE").and_then(|_| {
-            for (_, list) in &batch {
-                for job in list {
-                    apply(&conn, job)?;
+        // Not caught up: the batch is dropped; the catch-up covers it.
+        if let (true, Some(conn)) = (caught_up, &index) {
+            let result = conn.execute_batch("BEGIN IMMEDIATE").and_then(|_| {
+                for (_, list) in &batch {
+                    for job in list {
+                        apply(conn, job)?;
+                    }
                 }
+                conn.execute_batch("COMMIT")
+            });
+            if let Err(e) = result {
+                // The mail is safe; the catch-up redoes the index.
+                tracing::error!("search index: applying a batch failed: {e}");
+                let _ = conn.execute_batch("ROLLBACK");
+                caught_up = false;
             }
-            conn.execute_batch("COMMIT")
-        });
-        if let Err(e) = result {
-            // The mail is safe; the next open's catch-up redoes the index.
-            tracing::error!("search index: applying a batch failed: {e}");
-            let _ = conn.execute_batch("ROLLBACK");
         }
         let mut applied = progress.applied.lock().unwrap_or_else(|e| e.into_inner());
         *applied = (*applied).max(last_seq);
         progress.caught_up.notify_all();
     }
-    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    if let Some(conn) = &index {
+        let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    }
+}
+
+/// A read-only connection to the mail database, for the catch-up.
+fn open_main(db_path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        db_path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| StoreError::backend(format!("opening {}", db_path.display()), e))?;
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(|e| StoreError::backend("setting the busy timeout", e))?;
+    Ok(conn)
+}
+
+/// Whether a read connection has the index attached (it is not when the
+/// file could not be created).
+pub fn is_attached(conn: &Connection) -> bool {
+    conn.query_row(
+        "SELECT count(*) FROM pragma_database_list WHERE name = 'idx'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .is_ok_and(|n| n > 0)
+}
+
+/// The highest email id the index holds, as a read connection (with the
+/// index attached as `idx`) sees it; emails above it are not searchable
+/// through the index.
+pub fn indexed_upto_attached(conn: &Connection) -> i64 {
+    conn.query_row(
+        "SELECT value FROM idx.meta WHERE key = 'indexed_upto'",
+        [],
+        |r| r.get(0),
+    )
+    .optional()
+    .ok()
+    .flatten()
+    .unwrap_or(0)
 }

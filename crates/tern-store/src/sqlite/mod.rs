@@ -122,7 +122,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::backend("configuring checkpoints", e))?;
         let checkpointer = Arc::new(checkpoint::start(path)?);
         let hub = Arc::new(NotificationHub::new());
-        let indexer = Arc::new(Indexer::start(&conn, path)?);
+        let indexer = Arc::new(Indexer::start(path)?);
         let writer = Writer::start(
             conn,
             options.durability,
@@ -209,10 +209,12 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| StoreError::backend("switching to WAL", e))?;
     } else {
-        // Readers see the search index as schema `idx`.
+        // Readers see the search index as schema `idx`. Without one (it
+        // could not even be created: a full disk), searches scan the mail.
         let index = indexer::index_path(path);
-        conn.execute("ATTACH DATABASE ?1 AS idx", [index.to_string_lossy()])
-            .map_err(|e| StoreError::backend("attaching the search index", e))?;
+        if let Err(e) = conn.execute("ATTACH DATABASE ?1 AS idx", [index.to_string_lossy()]) {
+            tracing::warn!("attaching the search index: {e}; searches scan the mail");
+        }
         conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)
             .map_err(|e| StoreError::backend("sizing the page cache", e))?;
     }

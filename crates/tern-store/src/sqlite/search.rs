@@ -34,6 +34,7 @@ pub fn search(
         tracing::warn!("search index is behind; answering from what it holds");
     }
     let mut text_hits: HashMap<(bool, String), HashSet<EmailId>> = HashMap::new();
+    let has_index = uses_text && super::indexer::is_attached(conn);
     let mut failed = None;
     key.for_each_text_key(&mut |k| {
         let (body_only, needle) = match k {
@@ -42,6 +43,11 @@ pub fn search(
             _ => return,
         };
         if text_hits.contains_key(&(body_only, needle.clone())) || failed.is_some() {
+            return;
+        }
+        if !has_index {
+            // Every message is scanned below.
+            text_hits.insert((body_only, needle), HashSet::new());
             return;
         }
         match full_text(conn, account, body_only, &needle) {
@@ -53,6 +59,9 @@ pub fn search(
     });
     if let Some(e) = failed {
         return Err(e);
+    }
+    if !text_hits.is_empty() {
+        scan_unindexed(conn, &entries, &mut text_hits)?;
     }
     let mut extra = Extra::default();
     if needs(key, &|k| matches!(k, SearchKey::Header { .. })) {
@@ -117,6 +126,49 @@ fn load_headers(
         .and_then(|rows| rows.collect::<rusqlite::Result<HashMap<_, _>>>())
         .map_err(db("loading headers to search"))?;
     Ok(rows)
+}
+
+/// Adds to `text_hits` the messages the index does not hold yet (it is
+/// catching up, or could not be written), by reading and matching their
+/// text directly: slower, but a search never misses mail for the index's
+/// sake. Case-insensitive substring, as the trigram index matches.
+fn scan_unindexed(
+    conn: &Connection,
+    entries: &[crate::types::MessageEntry],
+    text_hits: &mut HashMap<(bool, String), HashSet<EmailId>>,
+) -> Result<()> {
+    let upto = super::indexer::indexed_upto_attached(conn);
+    let unindexed: Vec<EmailId> = entries
+        .iter()
+        .map(|e| e.email_id)
+        .filter(|id| id.0 > upto)
+        .collect();
+    if unindexed.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT b.data FROM email e JOIN blob b ON b.hash = e.blob_hash WHERE e.id = ?1",
+        )
+        .map_err(db("reading unindexed mail for a search"))?;
+    for id in unindexed {
+        let raw: Vec<u8> = match stmt.query_row([id.0], |r| r.get(0)) {
+            Ok(raw) => raw,
+            Err(rusqlite::Error::QueryReturnedNoRows) => continue,
+            Err(e) => return Err(db("reading unindexed mail for a search")(e)),
+        };
+        let parsed = crate::message::parse_message(&raw);
+        let (headers, body) = super::indexer::index_text(&raw, &parsed);
+        for ((body_only, needle), hits) in text_hits.iter_mut() {
+            let needle = needle.replace('\0', "");
+            if contains_ignore_case(&body, &needle)
+                || (!body_only && contains_ignore_case(&headers, &needle))
+            {
+                hits.insert(id);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Emails of the account whose indexed text contains `needle`.
@@ -256,6 +308,47 @@ fn fields_named<'h>(header: &'h str, name: &'h str) -> impl Iterator<Item = Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store whose search index cannot even be created (a full disk, or
+    /// here a directory in its place) opens, and its searches scan the mail.
+    #[tokio::test]
+    async fn without_a_writable_index_the_store_opens_and_search_scans() {
+        use crate::conformance::{account, deliver_to, inbox, message};
+        use crate::sqlite::{SqliteOptions, SqliteStore};
+        use crate::Store;
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("tern.db");
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&db, SqliteOptions::default()).unwrap());
+        let a = account(&store, "a@example.test").await;
+        let d = deliver_to(
+            &store,
+            &a,
+            message("Quarterly", "Revenue grew in the north"),
+        )
+        .await;
+        store.close().await.unwrap();
+        for suffix in ["index.db", "index.db-wal", "index.db-shm"] {
+            let _ = std::fs::remove_file(db.with_extension(suffix));
+        }
+        std::fs::create_dir(db.with_extension("index.db")).unwrap();
+
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&db, SqliteOptions::default()).unwrap());
+        let mb = inbox(&store, &a).await;
+        let found = store
+            .search(a.id, mb.id, &SearchKey::Text("NORTH".into()))
+            .await
+            .unwrap();
+        assert_eq!(found, [d.uid]);
+        let none = store
+            .search(a.id, mb.id, &SearchKey::Body("south".into()))
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+        store.close().await.unwrap();
+    }
 
     #[test]
     fn header_search_unfolds_and_ignores_case() {

@@ -5,6 +5,7 @@
 mod admin;
 mod admission;
 mod config;
+mod disk_full;
 mod harness;
 mod imap;
 mod imap_scripts;
