@@ -47,10 +47,19 @@ const CATCH_UP_CHUNK: i64 = 500;
 /// How often a failed index (a full disk) is retried.
 const RETRY: Duration = Duration::from_secs(30);
 
+/// Contentless (`content = ''`): the text is in the mail's blobs already,
+/// and storing it again made the index 3.3× the mail instead of about 2.3×
+/// (BENCHMARKS.md, issue 10). Positions are kept (`detail = full`), which
+/// is what answers a substring as a trigram phrase without reading the
+/// messages: without them a search over 100,000 messages took seconds.
 const INDEX_SCHEMA: &str = r#"
-CREATE VIRTUAL TABLE IF NOT EXISTS email_text USING fts5 (headers, body, tokenize = 'trigram');
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE VIRTUAL TABLE IF NOT EXISTS email_text USING fts5 (headers, body, content = '', contentless_delete = 1, tokenize = 'trigram');
 "#;
+
+/// The layout of `email_text`, kept in `meta`; an index of another layout
+/// is dropped and rebuilt by the catch-up (it is derived data).
+const INDEX_LAYOUT: i64 = 2;
 
 /// One change to the index.
 pub enum IndexJob {
@@ -59,10 +68,10 @@ pub enum IndexJob {
         headers: String,
         body: String,
     },
-    /// A COPY: the new email has the same text as `from`.
+    /// A COPY: a new email with the text of an existing blob, read back
+    /// from the mail database (the index keeps no text to copy).
     Copy {
-        from: i64,
-        to: i64,
+        email_id: i64,
     },
     Remove {
         email_id: i64,
@@ -179,9 +188,34 @@ fn open(path: &Path) -> Result<Connection> {
         // Derived data: integrity matters, the last transactions do not (the
         // catch-up redoes them), so no fsync per commit.
         .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
+        .and_then(|_| upgrade_layout(&conn))
         .and_then(|_| conn.execute_batch(INDEX_SCHEMA))
         .map_err(|e| StoreError::backend("preparing the search index", e))?;
     Ok(conn)
+}
+
+/// Drops an index of an older layout, so that the catch-up rebuilds it.
+fn upgrade_layout(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    )?;
+    let layout: i64 = conn
+        .query_row("SELECT value FROM meta WHERE key = 'layout'", [], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .unwrap_or(1);
+    if layout == INDEX_LAYOUT {
+        return Ok(());
+    }
+    tracing::info!("search index: rebuilding it in layout {INDEX_LAYOUT}, in the background");
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE;
+         DROP TABLE IF EXISTS email_text;
+         DELETE FROM meta;
+         INSERT INTO meta (key, value) VALUES ('layout', {INDEX_LAYOUT});
+         COMMIT;"
+    ))
 }
 
 fn indexed_upto(conn: &Connection) -> rusqlite::Result<i64> {
@@ -220,6 +254,7 @@ fn catch_up(main: &Connection, index: &Connection) -> Result<()> {
                 let (headers, body) = index_text(&raw, &parsed);
                 apply(
                     index,
+                    main,
                     &IndexJob::Add {
                         email_id: id,
                         headers,
@@ -248,8 +283,9 @@ fn catch_up(main: &Connection, index: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// Applies one job; Add and Copy advance `indexed_upto`.
-fn apply(conn: &Connection, job: &IndexJob) -> rusqlite::Result<()> {
+/// Applies one job; Add and Copy advance `indexed_upto`. `main` is the
+/// mail database, where a copy's text is read (the index keeps none).
+fn apply(conn: &Connection, main: &Connection, job: &IndexJob) -> rusqlite::Result<()> {
     let added = match job {
         IndexJob::Add {
             email_id,
@@ -262,11 +298,21 @@ fn apply(conn: &Connection, job: &IndexJob) -> rusqlite::Result<()> {
             .execute(params![email_id, headers, body])?;
             Some(*email_id)
         }
-        IndexJob::Copy { from, to } => {
-            conn.prepare_cached(
-                "INSERT OR REPLACE INTO email_text (rowid, headers, body) SELECT ?1, headers, body FROM email_text WHERE rowid = ?2",
-            )?
-            .execute(params![to, from])?;
+        IndexJob::Copy { email_id: to } => {
+            let raw: Option<Vec<u8>> = main
+                .prepare_cached(
+                    "SELECT b.data FROM email e JOIN blob b ON b.hash = e.blob_hash WHERE e.id = ?1",
+                )?
+                .query_row([to], |r| r.get(0))
+                .optional()?;
+            if let Some(raw) = raw {
+                let parsed = crate::message::parse_message(&raw);
+                let (headers, body) = index_text(&raw, &parsed);
+                conn.prepare_cached(
+                    "INSERT OR REPLACE INTO email_text (rowid, headers, body) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![to, headers, body])?;
+            }
             Some(*to)
         }
         IndexJob::Remove { email_id } => {
@@ -363,11 +409,11 @@ fn run(db_path: &Path, jobs: mpsc::Receiver<Batch>, progress: &Progress) {
         }
         let last_seq = batch.last().map(|(seq, _)| *seq).unwrap_or(0);
         // Not caught up: the batch is dropped; the catch-up covers it.
-        if let (true, Some(conn)) = (caught_up, &index) {
+        if let (true, Some(conn), Some(main)) = (caught_up, &index, &main) {
             let result = conn.execute_batch("BEGIN IMMEDIATE").and_then(|_| {
                 for (_, list) in &batch {
                     for job in list {
-                        apply(conn, job)?;
+                        apply(conn, main, job)?;
                     }
                 }
                 conn.execute_batch("COMMIT")

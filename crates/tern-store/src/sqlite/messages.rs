@@ -557,10 +557,7 @@ fn duplicate_email(
     )
     .and_then(|mut s| s.execute([copy.0]))
     .map_err(db("copying an email"))?;
-    ctx.index(IndexJob::Copy {
-        from: email.0,
-        to: copy.0,
-    });
+    ctx.index(IndexJob::Copy { email_id: copy.0 });
     Ok(copy)
 }
 

@@ -35,6 +35,7 @@ pub fn search(
     }
     let mut text_hits: HashMap<(bool, String), HashSet<EmailId>> = HashMap::new();
     let has_index = uses_text && super::indexer::is_attached(conn);
+    let mut scan_all: HashSet<(bool, String)> = HashSet::new();
     let mut failed = None;
     key.for_each_text_key(&mut |k| {
         let (body_only, needle) = match k {
@@ -45,8 +46,11 @@ pub fn search(
         if text_hits.contains_key(&(body_only, needle.clone())) || failed.is_some() {
             return;
         }
-        if !has_index {
-            // Every message is scanned below.
+        if !has_index || needle.replace('\0', "").chars().count() < 3 {
+            // Without an index, or for a needle shorter than a trigram
+            // (the index keeps no text to LIKE over), every message of the
+            // mailbox is scanned below.
+            scan_all.insert((body_only, needle.clone()));
             text_hits.insert((body_only, needle), HashSet::new());
             return;
         }
@@ -61,7 +65,7 @@ pub fn search(
         return Err(e);
     }
     if !text_hits.is_empty() {
-        scan_unindexed(conn, &entries, &mut text_hits)?;
+        scan_unindexed(conn, &entries, &mut text_hits, &scan_all)?;
     }
     let mut extra = Extra::default();
     if needs(key, &|k| matches!(k, SearchKey::Header { .. })) {
@@ -132,12 +136,22 @@ fn load_headers(
 /// catching up, or could not be written), by reading and matching their
 /// text directly: slower, but a search never misses mail for the index's
 /// sake. Case-insensitive substring, as the trigram index matches.
+/// Needles in `scan_all` are matched against every message.
 fn scan_unindexed(
     conn: &Connection,
     entries: &[crate::types::MessageEntry],
     text_hits: &mut HashMap<(bool, String), HashSet<EmailId>>,
+    scan_all: &HashSet<(bool, String)>,
 ) -> Result<()> {
-    let upto = super::indexer::indexed_upto_attached(conn);
+    let indexed_upto = super::indexer::indexed_upto_attached(conn);
+    let upto_for = |key: &(bool, String)| {
+        if scan_all.contains(key) {
+            0
+        } else {
+            indexed_upto
+        }
+    };
+    let upto = if scan_all.is_empty() { indexed_upto } else { 0 };
     let unindexed: Vec<EmailId> = entries
         .iter()
         .map(|e| e.email_id)
@@ -159,7 +173,11 @@ fn scan_unindexed(
         };
         let parsed = crate::message::parse_message(&raw);
         let (headers, body) = super::indexer::index_text(&raw, &parsed);
-        for ((body_only, needle), hits) in text_hits.iter_mut() {
+        for (key, hits) in text_hits.iter_mut() {
+            let (body_only, needle) = key;
+            if id.0 <= upto_for(key) {
+                continue;
+            }
             let needle = needle.replace('\0', "");
             if contains_ignore_case(&body, &needle)
                 || (!body_only && contains_ignore_case(&headers, &needle))
@@ -181,31 +199,11 @@ fn full_text(
     // FTS5 strings end at NUL; mail text never holds one worth finding.
     let needle = &needle.replace('\0', "");
     let columns = if body_only { "body" } else { "headers body" };
-    let (sql, arg) = if needle.chars().count() >= 3 {
-        // A quoted FTS5 string is a phrase; with trigrams, a substring.
-        let phrase = format!("{{{columns}}} : \"{}\"", needle.replace('"', "\"\""));
-        (
-            "SELECT t.rowid FROM idx.email_text t JOIN email e ON e.id = t.rowid
-           WHERE t.email_text MATCH ?1 AND e.account_id = ?2",
-            phrase,
-        )
-    } else {
-        let escaped = needle
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        let like = format!("%{escaped}%");
-        if body_only {
-            (
-                "SELECT t.rowid FROM idx.email_text t JOIN email e ON e.id = t.rowid
-               WHERE t.body LIKE ?1 ESCAPE '\\' AND e.account_id = ?2",
-                like,
-            )
-        } else {
-            ("SELECT t.rowid FROM idx.email_text t JOIN email e ON e.id = t.rowid
-               WHERE (t.headers LIKE ?1 ESCAPE '\\' OR t.body LIKE ?1 ESCAPE '\\') AND e.account_id = ?2", like)
-        }
-    };
+    // A quoted FTS5 string is a phrase; with trigrams, a substring. Needles
+    // shorter than a trigram never get here: they are scanned.
+    let arg = format!("{{{columns}}} : \"{}\"", needle.replace('"', "\"\""));
+    let sql = "SELECT t.rowid FROM idx.email_text t JOIN email e ON e.id = t.rowid
+           WHERE t.email_text MATCH ?1 AND e.account_id = ?2";
     let mut stmt = conn
         .prepare_cached(sql)
         .map_err(db("searching the full-text index"))?;
@@ -348,6 +346,65 @@ mod tests {
             .unwrap();
         assert!(none.is_empty());
         store.close().await.unwrap();
+    }
+
+    /// The index keeps no text: a COPY is indexed from its blob, and an
+    /// index of the old layout (text stored) is rebuilt, searchable all along.
+    #[tokio::test]
+    async fn copies_are_searchable_and_an_old_index_layout_is_rebuilt() {
+        use crate::conformance::{account, deliver_to, inbox, message};
+        use crate::sqlite::{SqliteOptions, SqliteStore};
+        use crate::Store;
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("tern.db");
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&db, SqliteOptions::default()).unwrap());
+        let a = account(&store, "a@example.test").await;
+        let mb = inbox(&store, &a).await;
+        let d = deliver_to(&store, &a, message("Plans", "Meet at the lighthouse")).await;
+        let archive = store.create_mailbox(a.id, "Archive2", None).await.unwrap();
+        store
+            .copy_messages(a.id, mb.id, &[d.uid], archive.id)
+            .await
+            .unwrap();
+        let text = |s: &str| SearchKey::Text(s.into());
+        let hits = store
+            .search(a.id, archive.id, &text("lighthouse"))
+            .await
+            .unwrap();
+        assert_eq!(hits.len(), 1, "the copy is found");
+        let hits = store.search(a.id, archive.id, &text("e ")).await.unwrap();
+        assert_eq!(hits.len(), 1, "a needle shorter than a trigram is scanned");
+        store.close().await.unwrap();
+
+        // An index file of the first layout, claiming to hold everything.
+        for suffix in ["index.db", "index.db-wal", "index.db-shm"] {
+            let _ = std::fs::remove_file(db.with_extension(suffix));
+        }
+        let old = rusqlite::Connection::open(db.with_extension("index.db")).unwrap();
+        old.execute_batch(
+            "CREATE VIRTUAL TABLE email_text USING fts5 (headers, body, tokenize = 'trigram');
+             CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             INSERT INTO meta VALUES ('indexed_upto', 1000000);",
+        )
+        .unwrap();
+        drop(old);
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&db, SqliteOptions::default()).unwrap());
+        let hits = store
+            .search(a.id, mb.id, &text("LIGHTHOUSE"))
+            .await
+            .unwrap();
+        assert_eq!(hits, [d.uid]);
+        store.close().await.unwrap();
+        let index = rusqlite::Connection::open(db.with_extension("index.db")).unwrap();
+        let layout: i64 = index
+            .query_row("SELECT value FROM meta WHERE key = 'layout'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(layout, 2);
     }
 
     #[test]

@@ -1,0 +1,263 @@
+//! `index-bench`: how big a full-text index is and how fast it answers
+//! IMAP-style substring searches (RFC 9051 §6.4.4: case-insensitive
+//! substring), for the index layouts SQLite's FTS5 allows (issue 10).
+//!
+//! A corpus of `--messages` mail-sized messages is built from the plain
+//! text files under /usr/share/doc (real English prose, changelogs and
+//! READMEs), each a header block plus a 2–6 KiB body. Each layout is built
+//! in its own database beside a `raw` table holding the messages (as the
+//! store's blobs do), then `--queries` substrings are searched: each taken
+//! from a random message (so it has at least one hit) at a random length of
+//! 4 to 16 characters, plus some absent. Every answer is checked against a
+//! brute-force scan; a layout that needs it verifies its candidates against
+//! the raw message, and the verification is part of the measured time.
+//!
+//! Reported per layout: index bytes / raw bytes, build time, query p50/p99,
+//! and wrong answers.
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use rusqlite::{params, Connection};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+use tern_bench::percentile;
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value_t = 20_000)]
+    messages: usize,
+    #[arg(long, default_value_t = 200)]
+    queries: usize,
+    /// Only these layouts (comma-separated names)
+    #[arg(long)]
+    only: Option<String>,
+}
+
+struct Layout {
+    name: &'static str,
+    create: &'static str,
+    /// Candidate rowids for a needle (`?1` the FTS5 phrase).
+    query: &'static str,
+    /// Candidates are checked against the raw message.
+    verify: bool,
+}
+
+const LAYOUTS: &[Layout] = &[
+    Layout {
+        name: "trigram, content stored (before)",
+        create: "CREATE VIRTUAL TABLE t USING fts5 (text, tokenize = 'trigram')",
+        query: "SELECT rowid FROM t WHERE t MATCH ?1",
+        verify: false,
+    },
+    Layout {
+        name: "trigram, contentless, detail=full",
+        create: "CREATE VIRTUAL TABLE t USING fts5 (text, content = '', contentless_delete = 1, tokenize = 'trigram')",
+        query: "SELECT rowid FROM t WHERE t MATCH ?1",
+        verify: false,
+    },
+    Layout {
+        name: "trigram, contentless, detail=column + verify",
+        create: "CREATE VIRTUAL TABLE t USING fts5 (text, content = '', contentless_delete = 1, detail = column, tokenize = 'trigram')",
+        query: "SELECT rowid FROM t WHERE t MATCH ?1",
+        verify: true,
+    },
+    Layout {
+        name: "trigram, contentless, detail=none + verify",
+        create: "CREATE VIRTUAL TABLE t USING fts5 (text, content = '', contentless_delete = 1, detail = none, tokenize = 'trigram')",
+        query: "SELECT rowid FROM t WHERE t MATCH ?1",
+        verify: true,
+    },
+];
+
+/// Mail-sized messages made of the text files under /usr/share/doc.
+fn corpus(n: usize) -> Result<Vec<String>> {
+    let mut text = String::new();
+    let mut stack = vec![std::path::PathBuf::from("/usr/share/doc")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_none_or(|e| e != "gz") {
+                if let Ok(t) = std::fs::read_to_string(&path) {
+                    text.push_str(&t);
+                }
+            }
+        }
+    }
+    anyhow::ensure!(text.len() > 1 << 20, "too little text under /usr/share/doc");
+    let chars: Vec<char> = text.chars().collect();
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let len = 2048 + (next() % 4096) as usize;
+        let start = (next() as usize) % (chars.len() - len);
+        let body: String = chars[start..start + len].iter().collect();
+        let subject: String = body
+            .lines()
+            .find(|l| l.len() > 10)
+            .unwrap_or("hello")
+            .chars()
+            .take(60)
+            .collect();
+        out.push(format!(
+            "From: Sender {i} <sender{i}@example.net>\r\nTo: <user@example.test>\r\nSubject: {subject}\r\nDate: Mon, 1 Jun 2026 10:{:02}:00 +0000\r\nMessage-ID: <{i}.{}@example.net>\r\n\r\n{body}",
+            i % 60,
+            next()
+        ));
+    }
+    Ok(out)
+}
+
+fn needles(messages: &[String], n: usize) -> Vec<String> {
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut out = Vec::new();
+    while out.len() < n {
+        let m: Vec<char> = messages[(next() as usize) % messages.len()]
+            .chars()
+            .collect();
+        let len = 4 + (next() % 13) as usize;
+        let start = (next() as usize) % (m.len() - len);
+        let s: String = m[start..start + len].iter().collect();
+        if s.chars().all(|c| !c.is_control() && c != '"') && s.trim() == s {
+            out.push(s);
+        }
+    }
+    out.push("zzqxj absent".into());
+    out
+}
+
+fn file_size(conn: &Connection) -> Result<u64> {
+    let pages: u64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    let size: u64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    Ok(pages * size)
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let messages = corpus(args.messages)?;
+    let raw_bytes: u64 = messages.iter().map(|m| m.len() as u64).sum();
+    let needles = needles(&messages, args.queries);
+    let lower: Vec<String> = messages.iter().map(|m| m.to_lowercase()).collect();
+    let truth: Vec<HashSet<i64>> = needles
+        .iter()
+        .map(|n| {
+            let n = n.to_lowercase();
+            lower
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.contains(&n))
+                .map(|(i, _)| i as i64 + 1)
+                .collect()
+        })
+        .collect();
+    println!(
+        "corpus: {} messages, {:.1} MiB; {} queries",
+        messages.len(),
+        raw_bytes as f64 / (1 << 20) as f64,
+        needles.len()
+    );
+    for layout in LAYOUTS {
+        if let Some(only) = &args.only {
+            if !only.split(',').any(|o| layout.name.contains(o.trim())) {
+                continue;
+            }
+        }
+        let dir = tempfile::tempdir()?;
+        let conn = Connection::open(dir.path().join("index.db"))?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
+        conn.execute_batch(layout.create)
+            .with_context(|| layout.name)?;
+        let raw = Connection::open(dir.path().join("raw.db"))?;
+        raw.execute_batch("CREATE TABLE raw (id INTEGER PRIMARY KEY, data BLOB NOT NULL)")?;
+        let started = Instant::now();
+        for (chunk_index, chunk) in messages.chunks(500).enumerate() {
+            conn.execute_batch("BEGIN")?;
+            raw.execute_batch("BEGIN")?;
+            for (i, m) in chunk.iter().enumerate() {
+                let id = (chunk_index * 500 + i + 1) as i64;
+                conn.prepare_cached("INSERT INTO t (rowid, text) VALUES (?1, ?2)")?
+                    .execute(params![id, m])?;
+                raw.prepare_cached("INSERT INTO raw (id, data) VALUES (?1, ?2)")?
+                    .execute(params![id, m.as_bytes()])?;
+            }
+            conn.execute_batch("COMMIT")?;
+            raw.execute_batch("COMMIT")?;
+        }
+        conn.execute_batch(
+            "INSERT INTO t (t) VALUES ('optimize'); PRAGMA wal_checkpoint(TRUNCATE);",
+        )?;
+        let build = started.elapsed();
+        let size = file_size(&conn)?;
+        let mut times: Vec<Duration> = Vec::new();
+        let mut wrong = 0;
+        for (needle, expected) in needles.iter().zip(&truth) {
+            // With detail != full FTS5 has no phrases: every trigram of the
+            // needle must be in the message, and the verification does the rest.
+            let phrase = if layout.verify {
+                let chars: Vec<char> = needle.to_lowercase().chars().collect();
+                let mut grams: Vec<String> = chars
+                    .windows(3)
+                    .map(|w| format!("\"{}\"", w.iter().collect::<String>().replace('"', "\"\"")))
+                    .collect();
+                grams.sort();
+                grams.dedup();
+                grams.join(" AND ")
+            } else {
+                format!("\"{}\"", needle.replace('"', "\"\""))
+            };
+            let begun = Instant::now();
+            let mut stmt = conn.prepare_cached(layout.query)?;
+            let candidates: Vec<i64> = stmt
+                .query_map([&phrase], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let found: HashSet<i64> = if layout.verify {
+                let lowered = needle.to_lowercase();
+                let mut get = raw.prepare_cached("SELECT data FROM raw WHERE id = ?1")?;
+                candidates
+                    .into_iter()
+                    .filter(|id| {
+                        get.query_row([id], |r| r.get::<_, Vec<u8>>(0))
+                            .map(|d| {
+                                String::from_utf8_lossy(&d)
+                                    .to_lowercase()
+                                    .contains(&lowered)
+                            })
+                            .unwrap_or(false)
+                    })
+                    .collect()
+            } else {
+                candidates.into_iter().collect()
+            };
+            times.push(begun.elapsed());
+            if &found != expected {
+                wrong += 1;
+            }
+        }
+        times.sort();
+        println!(
+            "{:<48} index/raw {:>5.2}  build {:>6.1}s  query p50 {:>7.2} ms  p99 {:>8.2} ms  wrong {wrong}",
+            layout.name,
+            size as f64 / raw_bytes as f64,
+            build.as_secs_f64(),
+            percentile(&times, 0.5),
+            percentile(&times, 0.99),
+        );
+    }
+    Ok(())
+}
