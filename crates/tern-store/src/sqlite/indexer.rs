@@ -188,6 +188,9 @@ fn open(path: &Path) -> Result<Connection> {
         // Derived data: integrity matters, the last transactions do not (the
         // catch-up redoes them), so no fsync per commit.
         .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
+        // After each checkpoint the WAL is cut back to this, so a burst of
+        // indexing does not leave a large file behind.
+        .and_then(|_| conn.pragma_update(None, "journal_size_limit", 4 * 1024 * 1024))
         .and_then(|_| upgrade_layout(&conn))
         .and_then(|_| conn.execute_batch(INDEX_SCHEMA))
         .map_err(|e| StoreError::backend("preparing the search index", e))?;
