@@ -20,7 +20,7 @@ use clap::Parser;
 use rusqlite::{params, Connection};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
-use tern_bench::percentile;
+use tern_bench::{mail_corpus as corpus, percentile, substring_needles as needles};
 
 #[derive(Parser)]
 struct Args {
@@ -68,79 +68,6 @@ const LAYOUTS: &[Layout] = &[
         verify: true,
     },
 ];
-
-/// Mail-sized messages made of the text files under /usr/share/doc.
-fn corpus(n: usize) -> Result<Vec<String>> {
-    let mut text = String::new();
-    let mut stack = vec![std::path::PathBuf::from("/usr/share/doc")];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_none_or(|e| e != "gz") {
-                if let Ok(t) = std::fs::read_to_string(&path) {
-                    text.push_str(&t);
-                }
-            }
-        }
-    }
-    anyhow::ensure!(text.len() > 1 << 20, "too little text under /usr/share/doc");
-    let chars: Vec<char> = text.chars().collect();
-    let mut rng = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let len = 2048 + (next() % 4096) as usize;
-        let start = (next() as usize) % (chars.len() - len);
-        let body: String = chars[start..start + len].iter().collect();
-        let subject: String = body
-            .lines()
-            .find(|l| l.len() > 10)
-            .unwrap_or("hello")
-            .chars()
-            .take(60)
-            .collect();
-        out.push(format!(
-            "From: Sender {i} <sender{i}@example.net>\r\nTo: <user@example.test>\r\nSubject: {subject}\r\nDate: Mon, 1 Jun 2026 10:{:02}:00 +0000\r\nMessage-ID: <{i}.{}@example.net>\r\n\r\n{body}",
-            i % 60,
-            next()
-        ));
-    }
-    Ok(out)
-}
-
-fn needles(messages: &[String], n: usize) -> Vec<String> {
-    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
-    let mut out = Vec::new();
-    while out.len() < n {
-        let m: Vec<char> = messages[(next() as usize) % messages.len()]
-            .chars()
-            .collect();
-        let len = 4 + (next() % 13) as usize;
-        let start = (next() as usize) % (m.len() - len);
-        let s: String = m[start..start + len].iter().collect();
-        if s.chars().all(|c| !c.is_control() && c != '"') && s.trim() == s {
-            out.push(s);
-        }
-    }
-    out.push("zzqxj absent".into());
-    out
-}
 
 fn file_size(conn: &Connection) -> Result<u64> {
     let pages: u64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;

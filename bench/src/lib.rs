@@ -30,6 +30,81 @@ pub fn json_string(s: &str) -> String {
     out
 }
 
+
+/// `n` mail-sized messages (a header block and a 2–6 KiB body) made of the
+/// plain text files under /usr/share/doc: real prose, deterministic.
+pub fn mail_corpus(n: usize) -> anyhow::Result<Vec<String>> {
+    let mut text = String::new();
+    let mut stack = vec![std::path::PathBuf::from("/usr/share/doc")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_none_or(|e| e != "gz") {
+                if let Ok(t) = std::fs::read_to_string(&path) {
+                    text.push_str(&t);
+                }
+            }
+        }
+    }
+    anyhow::ensure!(text.len() > 1 << 20, "too little text under /usr/share/doc");
+    let chars: Vec<char> = text.chars().collect();
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let len = 2048 + (next() % 4096) as usize;
+        let start = (next() as usize) % (chars.len() - len);
+        let body: String = chars[start..start + len].iter().collect();
+        let subject: String = body
+            .lines()
+            .find(|l| l.len() > 10)
+            .unwrap_or("hello")
+            .chars()
+            .take(60)
+            .collect();
+        out.push(format!(
+            "From: Sender {i} <sender{i}@example.net>\r\nTo: <user@example.test>\r\nSubject: {subject}\r\nDate: Mon, 1 Jun 2026 10:{:02}:00 +0000\r\nMessage-ID: <{i}.{}@example.net>\r\n\r\n{body}",
+            i % 60,
+            next()
+        ));
+    }
+    Ok(out)
+}
+
+pub fn substring_needles(messages: &[String], n: usize) -> Vec<String> {
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+    let mut out = Vec::new();
+    while out.len() < n {
+        let m: Vec<char> = messages[(next() as usize) % messages.len()]
+            .chars()
+            .collect();
+        let len = 4 + (next() % 13) as usize;
+        let start = (next() as usize) % (m.len() - len);
+        let s: String = m[start..start + len].iter().collect();
+        if s.chars().all(|c| !c.is_control() && c != '"') && s.trim() == s {
+            out.push(s);
+        }
+    }
+    out.push("zzqxj absent".into());
+    out
+}
+
+/// A xorshift64 generator from `seed` (not zero): deterministic corpora and
+/// queries, so runs compare.
+pub fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

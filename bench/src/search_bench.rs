@@ -1,0 +1,212 @@
+//! `search-bench`: IMAP SEARCH TEXT through the Store on a large mailbox,
+//! and what the data directory costs beside the mail (issue 10).
+//!
+//! `--messages` messages of the /usr/share/doc corpus (see `mail_corpus`)
+//! are delivered to one INBOX, the search index is let catch up, then
+//! `--queries` substrings are searched with `Store::search` (what IMAP
+//! SEARCH TEXT runs), each checked against a brute-force scan. Reported:
+//! the raw mail size; tern.db, the index and their WAL files at rest; the
+//! ratio of the whole to the mail; search p50, p99 and wrong answers.
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tern_bench::{mail_corpus, percentile, substring_needles};
+use tern_store::prelude::*;
+use tern_store::sqlite::{Durability, SqliteOptions, SqliteStore};
+use tern_store::{Delivery, DeliveryTarget, NewAccount, Role, SearchKey, Store};
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value_t = 100_000)]
+    messages: usize,
+    #[arg(long, default_value_t = 100)]
+    queries: usize,
+    /// Directory for the scratch data
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+fn size(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let base = match &args.dir {
+        Some(d) => tempfile::tempdir_in(d)?,
+        None => tempfile::tempdir()?,
+    };
+    let db = base.path().join("tern.db");
+    let messages = mail_corpus(args.messages)?;
+    let raw: u64 = messages.iter().map(|m| m.len() as u64).sum();
+    let needles = substring_needles(&messages, args.queries);
+    // The UID each message got (deliveries run 64 at a time).
+    let mut uids = vec![0u32; messages.len()];
+    {
+        // Filling is not what is measured: no fsync while it runs.
+        let options = SqliteOptions {
+            durability: Durability::Off,
+            ..Default::default()
+        };
+        let store = Arc::new(SqliteStore::open(&db, options)?);
+        store.add_domain("bench.test").await?;
+        let account = store
+            .create_account(NewAccount {
+                address: "a@bench.test".into(),
+                password_hash: "x".into(),
+                quota_bytes: None,
+            })
+            .await?;
+        let started = Instant::now();
+        for (chunk_index, chunk) in messages.chunks(64).enumerate() {
+            let mut tasks = Vec::new();
+            for (i, m) in chunk.iter().enumerate() {
+                let index = chunk_index * 64 + i;
+                let store = store.clone();
+                let message = m.clone().into_bytes();
+                tasks.push(tokio::spawn(async move {
+                    let delivered = store
+                        .deliver(Delivery {
+                            message: message.into(),
+                            recipients: vec![DeliveryTarget::inbox(account.id)],
+                            received_at: 1_900_000_000,
+                        })
+                        .await?;
+                    let uid = match delivered.into_iter().next() {
+                        Some(Ok(d)) => d.uid.0,
+                        _ => anyhow::bail!("a delivery was refused"),
+                    };
+                    Ok::<_, anyhow::Error>((index, uid))
+                }));
+            }
+            for t in tasks {
+                let (index, uid) = t.await??;
+                uids[index] = uid;
+            }
+        }
+        eprintln!("filled in {:.0?}", started.elapsed());
+        store.close().await?;
+    }
+    // A fresh open, as after a restart: the index catches up in the
+    // background; the first search waits for the batches of this process
+    // only, so wait for the catch-up by searching until the index is full.
+    let store = Arc::new(SqliteStore::open(&db, SqliteOptions::default())?);
+    let account = store
+        .account_by_address("a@bench.test")
+        .await?
+        .context("the account")?;
+    let inbox = store
+        .mailbox_by_role(account.id, Role::Inbox)
+        .await?
+        .context("INBOX")?;
+    let lower: Vec<String> = messages.iter().map(|m| m.to_lowercase()).collect();
+    // Let the background catch-up finish (it logs nothing here): poll the
+    // index size until it stops growing.
+    let index = db.with_extension("index.db");
+    let mut last = 0;
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = size(&index) + size(&index.with_extension("db-wal"));
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let mut times = Vec::new();
+    let mut wrong = 0;
+    for needle in &needles {
+        let lowered = needle.to_lowercase();
+        let expected: HashSet<u32> = lower
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.contains(&lowered))
+            .map(|(i, _)| uids[i])
+            .collect();
+        let begun = Instant::now();
+        let found = store
+            .search(account.id, inbox.id, &SearchKey::Text(needle.clone()))
+            .await?;
+        times.push(begun.elapsed());
+        let found: HashSet<u32> = found.into_iter().map(|u| u.0).collect();
+        if found != expected {
+            wrong += 1;
+        }
+    }
+    store.close().await?;
+    times.sort();
+    // Where tern.db's bytes go.
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    for (what, sql) in [
+        ("page size", "PRAGMA page_size"),
+        ("blob bytes", "SELECT sum(length(data)) FROM blob"),
+        (
+            "email header_raw",
+            "SELECT sum(length(header_raw)) FROM email",
+        ),
+        ("email envelope", "SELECT sum(length(envelope)) FROM email"),
+        (
+            "email structure",
+            "SELECT sum(length(structure)) FROM email",
+        ),
+        ("email summary", "SELECT sum(length(summary)) FROM email"),
+        (
+            "email_header",
+            "SELECT sum(length(header_raw)) FROM email_header",
+        ),
+    ] {
+        let n: i64 = conn.query_row(sql, [], |r| r.get(0)).unwrap_or(-1);
+        println!("  {what:<18} {n}");
+    }
+    if let Ok(mut stmt) =
+        conn.prepare("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC LIMIT 8")
+    {
+        let rows: Vec<(String, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (name, bytes) in rows {
+            println!(
+                "  table {name:<24} {:.1} MiB",
+                bytes as f64 / (1 << 20) as f64
+            );
+        }
+    }
+    drop(conn);
+    let files = [
+        ("tern.db", size(&db)),
+        ("tern.db-wal", size(&db.with_extension("db-wal"))),
+        ("tern.index.db", size(&index)),
+        (
+            "tern.index.db-wal",
+            size(&base.path().join("tern.index.db-wal")),
+        ),
+    ];
+    let total: u64 = files.iter().map(|(_, s)| s).sum();
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    println!("{} messages, raw mail {:.1} MiB", messages.len(), mib(raw));
+    for (name, bytes) in files {
+        println!(
+            "  {name:<18} {:>8.1} MiB  {:.2}x",
+            mib(bytes),
+            bytes as f64 / raw as f64
+        );
+    }
+    println!(
+        "  {:<18} {:>8.1} MiB  {:.2}x",
+        "all",
+        mib(total),
+        total as f64 / raw as f64
+    );
+    println!(
+        "SEARCH TEXT, {} queries: p50 {:.1} ms, p99 {:.1} ms, wrong {wrong}",
+        needles.len(),
+        percentile(&times, 0.5),
+        percentile(&times, 0.99)
+    );
+    Ok(())
+}
