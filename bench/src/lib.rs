@@ -30,7 +30,6 @@ pub fn json_string(s: &str) -> String {
     out
 }
 
-
 /// `n` mail-sized messages (a header block and a 2–6 KiB body) made of the
 /// plain text files under /usr/share/doc: real prose, deterministic.
 pub fn mail_corpus(n: usize) -> anyhow::Result<Vec<String>> {
