@@ -184,19 +184,9 @@ fn a_data_directory_without_permission_says_so_and_names_it() {
     std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     let config = t.config();
     // Root may write anywhere: play an ordinary user with setpriv then.
-    let is_root = std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false);
+    let is_root = running_as_root();
     let mut command = if is_root {
-        let mut c = std::process::Command::new("setpriv");
-        c.args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--",
-            TERN,
-        ]);
-        c
+        tern_as_nobody()
     } else {
         std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o500)).unwrap();
         std::process::Command::new(TERN)
@@ -236,19 +226,9 @@ fn the_user_configuration_runs_as_an_ordinary_user() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     std::fs::write(dir.path().join("tern.toml"), &text).unwrap();
-    let is_root = std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false);
+    let is_root = running_as_root();
     let mut command = if is_root {
-        let mut c = std::process::Command::new("setpriv");
-        c.args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--",
-            TERN,
-        ]);
-        c
+        tern_as_nobody()
     } else {
         std::process::Command::new(TERN)
     };
@@ -295,4 +275,24 @@ fn the_systemd_unit_runs_serve_as_an_unprivileged_user() {
     ] {
         assert!(unit.lines().any(|l| l == line), "{line} missing");
     }
+}
+
+/// Whether the tests run as root (who may write anywhere).
+fn running_as_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+/// `tern` run as nobody (uid 65534), to play an ordinary user as root.
+fn tern_as_nobody() -> std::process::Command {
+    let mut c = std::process::Command::new("setpriv");
+    c.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+        TERN,
+    ]);
+    c
 }
