@@ -83,6 +83,10 @@ struct State {
 struct Entry {
     ip: IpAddr,
     authenticated: bool,
+    /// Committing something the client will be told about (a message
+    /// after DATA): not to be evicted, or the client retries what was
+    /// stored and it arrives twice.
+    committing: bool,
     eviction: Arc<Notify>,
 }
 
@@ -148,6 +152,7 @@ impl ConnectionLimits {
             Entry {
                 ip,
                 authenticated: false,
+                committing: false,
                 eviction: eviction.clone(),
             },
         );
@@ -183,7 +188,7 @@ fn refused(why: LimitExceeded) -> Admitted {
 
 /// The key an address is counted under: IPv4 as is (also when mapped into
 /// IPv6), IPv6 by its /64, which one host or household usually has whole.
-fn client_key(ip: IpAddr) -> IpAddr {
+pub fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
@@ -203,7 +208,9 @@ impl Inner {
 
 impl State {
     /// The oldest unauthenticated connection of the address with the most
-    /// of them, if that address has more than `newcomer` does.
+    /// of them, if that address would still hold at least as many as
+    /// `newcomer` after the swap (otherwise two busy addresses would evict
+    /// each other back and forth). Connections committing are spared.
     fn victim_for(&self, newcomer: IpAddr) -> Option<u64> {
         let own = self
             .unauthenticated_per_ip
@@ -214,12 +221,12 @@ impl State {
             .unauthenticated_per_ip
             .iter()
             .max_by_key(|(_, &count)| count)?;
-        if count <= own {
+        if count <= own + 1 {
             return None;
         }
         self.live
             .iter()
-            .filter(|(_, e)| e.ip == hog && !e.authenticated)
+            .filter(|(_, e)| e.ip == hog && !e.authenticated && !e.committing)
             .map(|(&id, _)| id)
             .min()
     }
@@ -279,6 +286,32 @@ impl ConnectionSlot {
             entry.authenticated = true;
             decrement(&mut state.unauthenticated_per_ip, entry.ip);
             state.unauthenticated -= 1;
+        }
+    }
+
+    /// The session is about to commit something the client will be told
+    /// about (a message after DATA): it is not evicted until
+    /// [`ConnectionSlot::committed`]. False if it was evicted already: then
+    /// it must not start, since the session is about to be dropped.
+    pub fn committing(&self) -> bool {
+        let Some((inner, id)) = &self.held else {
+            return true;
+        };
+        match inner.lock().live.get_mut(id) {
+            Some(entry) => {
+                entry.committing = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The commit announced by [`ConnectionSlot::committing`] is over.
+    pub fn committed(&self) {
+        if let Some((inner, id)) = &self.held {
+            if let Some(entry) = inner.lock().live.get_mut(id) {
+                entry.committing = false;
+            }
         }
     }
 
@@ -380,6 +413,33 @@ mod tests {
         drop(b);
         assert_eq!(limits.unauthenticated(), 1);
         assert_eq!(limits.open(), 2);
+    }
+
+    #[test]
+    fn busy_addresses_do_not_evict_each_other_and_a_commit_is_spared() {
+        let limits = ConnectionLimits::new(5, 10, 5);
+        let a: Vec<_> = (0..3)
+            .map(|_| limits.admit(ip("192.0.2.1")).slot.unwrap())
+            .collect();
+        let _b: Vec<_> = (0..2)
+            .map(|_| limits.admit(ip("192.0.2.2")).slot.unwrap())
+            .collect();
+        // Full. B (2) may not take one of A's (3): A would be left with fewer.
+        assert_eq!(
+            limits.admit(ip("192.0.2.2")).slot.err(),
+            Some(LimitExceeded::Total(5))
+        );
+        // A fresh address may; A's oldest is committing, so the next goes.
+        assert!(a[0].committing());
+        let fresh = limits.admit(ip("203.0.113.1"));
+        assert!(fresh.slot.is_ok());
+        assert!(!futures_now(a[0].eviction().notified()));
+        assert!(futures_now(a[1].eviction().notified()));
+        assert!(
+            !a[1].committing(),
+            "an evicted connection may not start a commit"
+        );
+        a[0].committed();
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct Spool {
     mem: Vec<u8>,
     file: Option<tokio::fs::File>,
     len: u64,
+    /// A NUL byte was received (IMAP allows it only in literal8).
+    nul: bool,
 }
 
 /// Where spools go, and how many spooled bodies may be in memory at once.
@@ -73,6 +75,7 @@ impl SpoolConfig {
             mem: Vec::new(),
             file: None,
             len: 0,
+            nul: false,
         }
     }
 }
@@ -87,6 +90,11 @@ impl Spool {
         self.len == 0
     }
 
+    /// Whether a NUL byte was received.
+    pub fn contains_nul(&self) -> bool {
+        self.nul
+    }
+
     /// Whether the body went to a file.
     pub fn is_spooled(&self) -> bool {
         self.file.is_some()
@@ -95,6 +103,7 @@ impl Spool {
     /// Appends `bytes`; past the threshold the body moves to a file.
     pub async fn push(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.len += bytes.len() as u64;
+        self.nul = self.nul || bytes.contains(&0);
         self.mem.extend_from_slice(bytes);
         if self.file.is_none() && self.mem.len() > self.threshold {
             if let Some(dir) = &self.dir {

@@ -263,10 +263,15 @@ impl Session {
                     return Ok(Some(Err(Refused::new(&why, command))));
                 }
                 // LITERAL+ was sent anyway: skip it (read and dropped,
-                // never held), then refuse.
+                // never held), then refuse; if the rest of the line
+                // announces another literal, its bytes cannot be told from
+                // commands, and the connection ends.
                 self.skip(size).await?;
-                let _ = self.read_line(MAX_LINE).await?;
-                return Ok(Some(Err(Refused::new(&why, command))));
+                let more = self.rest_announces_literal().await?;
+                return Ok(Some(Err(Refused {
+                    fatal: more,
+                    ..Refused::new(&why, command)
+                })));
             }
             if (command.len() as u64 + spooled_bytes).saturating_add(size) > max_command {
                 if sync {
@@ -291,19 +296,22 @@ impl Session {
                 if n < size {
                     return Err(End::Gone);
                 }
+                let brace = command
+                    .iter()
+                    .rposition(|&b| b == b'{')
+                    .unwrap_or(command.len());
+                let literal8 = brace > 0 && command[brace - 1] == b'~';
+                if !literal8 && body.contains_nul() && failed.is_none() {
+                    // As the lexer refuses NUL in a plain literal.
+                    let more = self.rest_announces_literal().await?;
+                    return Ok(Some(Err(Refused {
+                        fatal: more,
+                        ..Refused::new("NUL in a literal; use literal8 (~{n}) for binary", command)
+                    })));
+                }
                 if let Some(e) = failed {
                     tracing::warn!("imap {}: spooling an APPEND literal: {e}", self.peer);
-                    // The rest of the command line; if it announces another
-                    // literal (MULTIAPPEND), its bytes cannot be told from
-                    // commands, so the connection ends.
-                    let rest = self.read_line(MAX_LINE).await?;
-                    let more = match &rest {
-                        Some(Ok(line)) => {
-                            let line = line.strip_suffix(b"\n").unwrap_or(line);
-                            literal_announced(line.strip_suffix(b"\r").unwrap_or(line)).is_some()
-                        }
-                        _ => true,
-                    };
+                    let more = self.rest_announces_literal().await?;
                     return Ok(Some(Err(Refused {
                         why: "[OVERQUOTA] insufficient storage on the server; try again later"
                             .into(),
@@ -314,10 +322,6 @@ impl Session {
                 }
                 spooled_bytes += size;
                 let marker = self.spooled.keep(body);
-                let brace = command
-                    .iter()
-                    .rposition(|&b| b == b'{')
-                    .unwrap_or(command.len());
                 command.truncate(brace);
                 command.extend_from_slice(format!("{{{}}}\r\n", marker.len()).as_bytes());
                 command.extend_from_slice(&marker);
@@ -328,6 +332,19 @@ impl Session {
             command.resize(start + size as usize, 0);
             self.conn.read_exact(&mut command[start..], timeout).await?;
         }
+    }
+
+    /// Reads the rest of a refused command's line: whether it announces
+    /// another literal (MULTIAPPEND), whose bytes could not be told from
+    /// commands, so the connection must end. An overlong rest counts too.
+    async fn rest_announces_literal(&mut self) -> Result<bool, End> {
+        Ok(match self.read_line(MAX_LINE).await? {
+            Some(Ok(line)) => {
+                let line = line.strip_suffix(b"\n").unwrap_or(&line);
+                literal_announced(line.strip_suffix(b"\r").unwrap_or(line)).is_some()
+            }
+            _ => true,
+        })
     }
 
     async fn skip(&mut self, n: u64) -> Result<(), End> {

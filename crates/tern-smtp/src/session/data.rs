@@ -183,7 +183,13 @@ impl Session {
         };
         // Keep the chunk only while the message stays within the limit;
         // past it the bytes are skipped, never buffered.
-        if bdat.too_big || bdat.body.len().saturating_add(size) > max_size {
+        if bdat.spool_failed.is_some() {
+            // The disk refused already: skip the rest, LAST gets 452.
+            let n = self.conn.read_chunk(size, None, timeout).await?;
+            if n < size {
+                return Err(End::Gone);
+            }
+        } else if bdat.too_big || bdat.body.len().saturating_add(size) > max_size {
             bdat.too_big = true;
             bdat.body.clear();
             let n = self.conn.read_chunk(size, None, timeout).await?;

@@ -53,7 +53,20 @@ impl Session {
             peer: self.peer.ip(),
             with: self.with_protocol(tx.params.smtputf8),
         };
-        let report = match self.srv.mail.deliver(envelope, Some(&trace), body).await {
+        // While the message commits, this connection is not evicted: a
+        // session dropped after the commit but before its 250 makes the
+        // client send the message again. If it was evicted already it must
+        // not commit at all.
+        if !self.slot.committing() {
+            return self.reply(Reply::new(
+                421,
+                "4.3.2",
+                "too busy; connection closed to make room, try again later",
+            ));
+        }
+        let delivered = self.srv.mail.deliver(envelope, Some(&trace), body).await;
+        self.slot.committed();
+        let report = match delivered {
             Ok(report) => report,
             Err(DeliveryError::MailboxFull) => {
                 return self.reply(Reply::new(452, "4.2.2", "mailbox full; try again later"))

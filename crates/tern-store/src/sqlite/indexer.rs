@@ -359,8 +359,11 @@ fn run(db_path: &Path, jobs: mpsc::Receiver<Batch>, progress: &Progress) {
     let mut main: Option<Connection> = None;
     let mut caught_up = false;
     let mut warned = false;
+    // A failed catch-up is retried at this time, not at every batch: each
+    // attempt may parse hundreds of messages before it fails again.
+    let mut next_retry = std::time::Instant::now();
     loop {
-        if !caught_up {
+        if !caught_up && std::time::Instant::now() >= next_retry {
             let attempt = (|| -> Result<()> {
                 if main.is_none() {
                     main = Some(open_main(db_path)?);
@@ -387,8 +390,9 @@ fn run(db_path: &Path, jobs: mpsc::Receiver<Batch>, progress: &Progress) {
                         RETRY.as_secs()
                     );
                     warned = true;
+                    next_retry = std::time::Instant::now() + RETRY;
                 }
-                Err(_) => {}
+                Err(_) => next_retry = std::time::Instant::now() + RETRY,
             }
         }
         let first = if caught_up {
@@ -397,7 +401,8 @@ fn run(db_path: &Path, jobs: mpsc::Receiver<Batch>, progress: &Progress) {
                 Err(_) => break,
             }
         } else {
-            match jobs.recv_timeout(RETRY) {
+            let wait = next_retry.saturating_duration_since(std::time::Instant::now());
+            match jobs.recv_timeout(wait.max(Duration::from_millis(10))) {
                 Ok(first) => first,
                 Err(mpsc::RecvTimeoutError::Timeout) => continue,
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,

@@ -133,15 +133,9 @@ impl Listener {
         shutdown: Shutdown,
         refusals: RefusalLog,
     ) {
-        let mut summary = tokio::time::interval(RefusalLog::INTERVAL);
-        summary.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let accepted = tokio::select! {
                 _ = shutdown.wait() => break,
-                _ = summary.tick() => {
-                    refusals.summarise(Instant::now());
-                    continue;
-                }
                 accepted = self.socket.accept() => accepted,
             };
             let (stream, peer) = match accepted {
@@ -210,8 +204,11 @@ impl RefusalLog {
     pub const INTERVAL: Duration = Duration::from_secs(60);
 
     /// Counts an event; the first for an address in an interval is logged
-    /// at once, the rest in the next summary.
+    /// at once, the rest in the next summary. Addresses are counted as the
+    /// limits count them (IPv6 by /64), so cycling through a /64 does not
+    /// make every connection a "first".
     pub fn record(&self, ip: IpAddr, event: Event, protocol: Protocol, _now: Instant) {
+        let ip = tern_core::admission::client_key(ip);
         let mut tallies = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let first = !tallies.contains_key(&ip);
         let tally = tallies.entry(ip).or_default();
@@ -236,6 +233,22 @@ impl RefusalLog {
                 tally.last_reason = Some(why.to_string());
             }
             Event::Evicted => tally.evicted += 1,
+        }
+    }
+
+    /// Summarises every [`RefusalLog::INTERVAL`] until shutdown: one task
+    /// for all listeners.
+    pub async fn summarise_until(self, shutdown: Shutdown) {
+        let mut tick = tokio::time::interval(RefusalLog::INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                _ = tick.tick() => {
+                    self.summarise(Instant::now());
+                }
+            }
         }
     }
 

@@ -277,6 +277,7 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
         ctx.config.limits.max_unauthenticated,
     );
     let refusals = RefusalLog::default();
+    tokio::spawn(refusals.clone().summarise_until(shutdown.clone()));
     let sessions = SessionTracker::new();
 
     let mut signals = shutdown::Signals::install().context("installing signal handlers")?;

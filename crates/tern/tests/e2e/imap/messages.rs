@@ -237,3 +237,47 @@ fn large_append_literals_arrive_through_the_spool_byte_exact() {
     let fetched = imap.run("FETCH 4 BODY.PEEK[]");
     assert_eq!(fetched.fetches()[0].literal_after("BODY[] "), forged);
 }
+
+#[test]
+fn a_spooled_literal_with_nul_is_refused_as_a_small_one_is() {
+    let t = with_bob();
+    let server = t.start();
+    let mut imap = Imap::login(addr(&server, "imap"));
+    let mut body = b"Subject: binary\r\n\r\n".to_vec();
+    body.resize(2 << 20, b'a');
+    body[100_000] = 0;
+    let tag = imap.tag();
+    let mut command = format!("{tag} APPEND INBOX {{{}+}}\r\n", body.len()).into_bytes();
+    command.extend_from_slice(&body);
+    command.extend_from_slice(b"\r\n");
+    imap.send(&command);
+    let done = imap.until_tagged(&tag);
+    done.is("BAD", "NUL in a literal");
+    imap.run("NOOP").ok();
+    imap.run("SELECT INBOX").ok();
+}
+
+#[test]
+fn a_skipped_oversized_literal_followed_by_another_ends_the_connection() {
+    let t = TestDir::with_config("[limits]\nmax_message_size = \"1M\"");
+    t.add_account(USER);
+    let server = t.start();
+    let mut imap = Imap::login(addr(&server, "imap"));
+    // MULTIAPPEND whose first message is over the limit, sent with
+    // LITERAL+: the second literal's bytes must never run as commands.
+    let smuggled = b"x DELETE Archive\r\n";
+    let tag = imap.tag();
+    let mut command = format!("{tag} APPEND INBOX {{{}+}}\r\n", 2 << 20).into_bytes();
+    command.extend(std::iter::repeat_n(b'a', 2 << 20));
+    command.extend_from_slice(format!(" {{{}+}}\r\n", smuggled.len()).as_bytes());
+    command.extend_from_slice(smuggled);
+    command.extend_from_slice(b"\r\n");
+    imap.send(&command);
+    let done = imap.until_tagged(&tag);
+    done.is("BAD", "literal too big");
+    assert!(imap.read().is_some_and(|r| r.starts_with("* BYE")));
+    assert!(imap.is_closed());
+    let mut again = Imap::login(addr(&server, "imap"));
+    let list = again.run("LIST \"\" Archive");
+    assert!(list.lines("* LIST").iter().any(|l| l.contains("Archive")), "{list}");
+}
