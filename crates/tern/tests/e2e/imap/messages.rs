@@ -279,5 +279,8 @@ fn a_skipped_oversized_literal_followed_by_another_ends_the_connection() {
     assert!(imap.is_closed());
     let mut again = Imap::login(addr(&server, "imap"));
     let list = again.run("LIST \"\" Archive");
-    assert!(list.lines("* LIST").iter().any(|l| l.contains("Archive")), "{list}");
+    assert!(
+        list.lines("* LIST").iter().any(|l| l.contains("Archive")),
+        "{list}"
+    );
 }
