@@ -224,17 +224,7 @@ impl Session {
             };
             if data.is_empty() {
                 // Only a spool that could not be read back gets here.
-                if !added.is_empty() {
-                    let _ = self
-                        .srv
-                        .store
-                        .expunge(
-                            account,
-                            mailbox.id,
-                            tern_store::ExpungeFilter::Uids(added.clone()),
-                        )
-                        .await;
-                }
+                undo_append(self.srv.store.as_ref(), account, mailbox.id, &added).await;
                 return self.tagged(tag, "NO", "[UNAVAILABLE] the message could not be read back from the server's spool; try again");
             }
             let result = self
@@ -245,17 +235,7 @@ impl Session {
             match result {
                 Ok(d) => added.push(d.uid),
                 Err(e) => {
-                    if !added.is_empty() {
-                        let _ = self
-                            .srv
-                            .store
-                            .expunge(
-                                account,
-                                mailbox.id,
-                                tern_store::ExpungeFilter::Uids(added.clone()),
-                            )
-                            .await;
-                    }
+                    undo_append(self.srv.store.as_ref(), account, mailbox.id, &added).await;
                     return self.store_error(tag, e);
                 }
             }
@@ -270,5 +250,24 @@ impl Session {
                 uid_set(&added)
             ),
         );
+    }
+}
+
+/// MULTIAPPEND is all or nothing (RFC 3502 §6.3.11): expunges the
+/// messages of a failed APPEND that were already added.
+async fn undo_append(
+    store: &dyn tern_store::Store,
+    account: tern_store::AccountId,
+    mailbox: tern_store::MailboxId,
+    added: &[tern_store::Uid],
+) {
+    if !added.is_empty() {
+        let _ = store
+            .expunge(
+                account,
+                mailbox,
+                tern_store::ExpungeFilter::Uids(added.to_vec()),
+            )
+            .await;
     }
 }
