@@ -46,30 +46,7 @@ pub fn list(
 ) -> Result<Vec<MessageEntry>> {
     mailboxes::get(conn, account, mailbox)?;
     match uids {
-        Some(uids) if uids.len() <= UID_LOOKUP_LIMIT => {
-            let mut stmt = conn
-                .prepare_cached(&format!(
-                    "SELECT {ENTRY_COLUMNS} WHERE m.mailbox_id = :mailbox AND m.uid = :uid"
-                ))
-                .map_err(db("reading messages"))?;
-            let mut uids = uids.to_vec();
-            uids.sort_unstable();
-            uids.dedup();
-            let mut out = Vec::with_capacity(uids.len());
-            for uid in uids {
-                if let Some(e) = stmt
-                    .query_row(
-                        named_params! {":account": account.0, ":mailbox": mailbox.0, ":uid": uid.0},
-                        entry_row,
-                    )
-                    .optional()
-                    .map_err(db("reading messages"))?
-                {
-                    out.push(e);
-                }
-            }
-            Ok(out)
-        }
+        Some(uids) if uids.len() <= UID_LOOKUP_LIMIT => look_up(conn, account, mailbox, uids),
         _ => {
             let mut stmt = conn
                 .prepare_cached(&format!(
@@ -95,6 +72,68 @@ pub fn list(
             })
         }
     }
+}
+
+/// The entries of `uids` (those that exist), in UID order, one lookup
+/// each: for a few UIDs of a large mailbox. The mailbox is not checked.
+pub fn look_up(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: MailboxId,
+    uids: &[Uid],
+) -> Result<Vec<MessageEntry>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {ENTRY_COLUMNS} WHERE m.mailbox_id = :mailbox AND m.uid = :uid"
+        ))
+        .map_err(db("reading messages"))?;
+    let mut uids = uids.to_vec();
+    uids.sort_unstable();
+    uids.dedup();
+    let mut out = Vec::with_capacity(uids.len());
+    for uid in uids {
+        if let Some(e) = stmt
+            .query_row(
+                named_params! {":account": account.0, ":mailbox": mailbox.0, ":uid": uid.0},
+                entry_row,
+            )
+            .optional()
+            .map_err(db("reading messages"))?
+        {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
+/// A message's place in a mailbox, as `mailbox_email` holds it.
+#[derive(Debug, Clone, Copy)]
+pub struct Member {
+    pub uid: Uid,
+    pub email_id: EmailId,
+    pub modseq: ModSeq,
+}
+
+/// The mailbox's memberships in UID order, from `mailbox_email` alone:
+/// what a search needs before it knows which emails are worth reading.
+pub fn members(conn: &Connection, account: AccountId, mailbox: MailboxId) -> Result<Vec<Member>> {
+    mailboxes::get(conn, account, mailbox)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT uid, email_id, modseq FROM mailbox_email WHERE mailbox_id = ?1 ORDER BY uid",
+        )
+        .map_err(db("reading a mailbox's messages"))?;
+    let rows = stmt
+        .query_map([mailbox.0], |r| {
+            Ok(Member {
+                uid: Uid(r.get(0)?),
+                email_id: EmailId(r.get(1)?),
+                modseq: ModSeq(r.get::<_, i64>(2)? as u64),
+            })
+        })
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(db("reading a mailbox's messages"))?;
+    Ok(rows)
 }
 
 /// Entries whose modseq is above `since`, in UID order.

@@ -6,10 +6,11 @@
 
 use super::db;
 use super::indexer::{Progress, SEARCH_WAIT};
+use super::listing::Member;
 use crate::error::Result;
 use crate::search::{contains_ignore_case, SearchKey};
 use crate::types::*;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::{HashMap, HashSet};
 
 /// Per-email data a search may need beyond the entry, loaded only when a
@@ -27,7 +28,11 @@ pub fn search(
     key: &SearchKey,
     progress: &Progress,
 ) -> Result<Vec<Uid>> {
-    let entries = super::messages::list(conn, account, mailbox, None)?;
+    // The (UID, email) pairs come from `mailbox_email`'s key alone; whole
+    // entries (flags, size, dates) are read only when the key asks for them,
+    // and then only for messages that can still match.
+    let members = super::listing::members(conn, account, mailbox)?;
+    let member_ids: HashSet<EmailId> = members.iter().map(|m| m.email_id).collect();
     let mut uses_text = false;
     key.for_each_text_key(&mut |_| uses_text = true);
     if uses_text && !progress.wait_caught_up(SEARCH_WAIT) {
@@ -54,7 +59,7 @@ pub fn search(
             text_hits.insert((body_only, needle), HashSet::new());
             return;
         }
-        match full_text(conn, account, body_only, &needle) {
+        match full_text(conn, &member_ids, body_only, &needle) {
             Ok(hits) => {
                 text_hits.insert((body_only, needle), hits);
             }
@@ -65,8 +70,26 @@ pub fn search(
         return Err(e);
     }
     if !text_hits.is_empty() {
-        scan_unindexed(conn, &entries, &mut text_hits, &scan_all)?;
+        scan_unindexed(conn, &member_ids, &mut text_hits, &scan_all)?;
     }
+    // A text key every match must satisfy narrows the messages to look at
+    // to its hits: usually a few of a large mailbox.
+    let candidates: Vec<&Member> = match required_text_key(key) {
+        Some(k) => {
+            let hits = text_hits.get(&k);
+            members
+                .iter()
+                .filter(|m| hits.is_some_and(|h| h.contains(&m.email_id)))
+                .collect()
+        }
+        None => members.iter().collect(),
+    };
+    let facts = if needs_facts(key) {
+        let ids: Vec<EmailId> = candidates.iter().map(|m| m.email_id).collect();
+        Some(load_facts(conn, account, &ids, members.len())?)
+    } else {
+        None
+    };
     let mut extra = Extra::default();
     if needs(key, &|k| matches!(k, SearchKey::Header { .. })) {
         extra.header_raw = load_headers(conn, account, mailbox)?;
@@ -74,11 +97,134 @@ pub fn search(
     if needs(key, &|k| matches!(k, SearchKey::Sent { .. })) {
         extra.sent_at = load_column(conn, mailbox, "sent_at")?;
     }
-    Ok(entries
-        .iter()
-        .filter(|e| matches(e, key, &text_hits, &extra))
-        .map(|e| e.uid)
+    Ok(candidates
+        .into_iter()
+        .filter(|m| {
+            let m = Message {
+                uid: m.uid,
+                email_id: m.email_id,
+                modseq: m.modseq,
+                facts: facts.as_ref().and_then(|f| f.get(&m.email_id)),
+            };
+            matches(&m, key, &text_hits, &extra)
+        })
+        .map(|m| m.uid)
         .collect())
+}
+
+/// One message as a search sees it: its membership of the mailbox, and
+/// the email's facts when the key needs them ([`needs_facts`]).
+struct Message<'a> {
+    uid: Uid,
+    email_id: EmailId,
+    modseq: ModSeq,
+    facts: Option<&'a Facts>,
+}
+
+/// What some keys look at of an email, as stored: keywords stay in their
+/// encoded form (" $Junk \Seen "), tested without decoding.
+struct Facts {
+    thread_id: ThreadId,
+    keywords: String,
+    size: u64,
+    received_at: i64,
+}
+
+impl Facts {
+    /// IMAP flags compare case-insensitively (RFC 9051 §2.3.2).
+    fn has_keyword(&self, keyword: &str) -> bool {
+        self.keywords
+            .split(' ')
+            .any(|k| !k.is_empty() && k.eq_ignore_ascii_case(keyword))
+    }
+}
+
+/// True when the key looks at an email's [`Facts`]: flags, size, arrival,
+/// thread. Spelt out per key, so a new key has to choose.
+fn needs_facts(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.iter().any(needs_facts),
+        SearchKey::Or(a, b) => needs_facts(a) || needs_facts(b),
+        SearchKey::Not(k) => needs_facts(k),
+        SearchKey::Keyword(_)
+        | SearchKey::Larger(_)
+        | SearchKey::Smaller(_)
+        | SearchKey::Received { .. }
+        | SearchKey::ThreadIds(_) => true,
+        SearchKey::All
+        | SearchKey::Uids(_)
+        | SearchKey::Sent { .. }
+        | SearchKey::Header { .. }
+        | SearchKey::Body(_)
+        | SearchKey::Text(_)
+        | SearchKey::ModSeqAtLeast(_)
+        | SearchKey::EmailIds(_) => false,
+    }
+}
+
+/// The facts of `ids`, emails of the account. A few of a large mailbox are
+/// looked up one by one; otherwise the account's stretch of the
+/// `email_listing` index is read in order, which costs less than a lookup
+/// per message once more than a fraction of them are wanted.
+fn load_facts(
+    conn: &Connection,
+    account: AccountId,
+    ids: &[EmailId],
+    mailbox_size: usize,
+) -> Result<HashMap<EmailId, Facts>> {
+    let what = db("reading messages to search");
+    let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(EmailId, Facts)> {
+        Ok((
+            EmailId(r.get(0)?),
+            Facts {
+                thread_id: ThreadId(r.get(1)?),
+                keywords: r.get(2)?,
+                size: r.get::<_, i64>(3)? as u64,
+                received_at: r.get(4)?,
+            },
+        ))
+    };
+    const COLUMNS: &str = "SELECT id, thread_id, keywords, size, received_at
+                             FROM email INDEXED BY email_listing WHERE account_id = ?1";
+    let mut out = HashMap::with_capacity(ids.len());
+    if ids.len() * 8 <= mailbox_size {
+        let mut stmt = conn
+            .prepare_cached(&format!("{COLUMNS} AND id = ?2"))
+            .map_err(what)?;
+        for id in ids {
+            let found = stmt
+                .query_row(params![account.0, id.0], row)
+                .optional()
+                .map_err(db("reading messages to search"))?;
+            if let Some((id, facts)) = found {
+                out.insert(id, facts);
+            }
+        }
+    } else {
+        let wanted: HashSet<EmailId> = ids.iter().copied().collect();
+        let mut stmt = conn.prepare_cached(COLUMNS).map_err(what)?;
+        let mut rows = stmt
+            .query([account.0])
+            .map_err(db("reading messages to search"))?;
+        while let Some(r) = rows.next().map_err(db("reading messages to search"))? {
+            let (id, facts) = row(r).map_err(db("reading messages to search"))?;
+            if wanted.contains(&id) {
+                out.insert(id, facts);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A full-text key that every match must satisfy: the key itself, or one
+/// of the keys of a top-level AND.
+fn required_text_key(key: &SearchKey) -> Option<(bool, String)> {
+    match key {
+        SearchKey::Text(s) => Some((false, s.clone())),
+        SearchKey::Body(s) => Some((true, s.clone())),
+        SearchKey::And(keys) => keys.iter().find_map(required_text_key),
+        _ => None,
+    }
 }
 
 fn needs(key: &SearchKey, pred: &dyn Fn(&SearchKey) -> bool) -> bool {
@@ -139,7 +285,7 @@ fn load_headers(
 /// Needles in `scan_all` are matched against every message.
 fn scan_unindexed(
     conn: &Connection,
-    entries: &[crate::types::MessageEntry],
+    members: &HashSet<EmailId>,
     text_hits: &mut HashMap<(bool, String), HashSet<EmailId>>,
     scan_all: &HashSet<(bool, String)>,
 ) -> Result<()> {
@@ -152,11 +298,8 @@ fn scan_unindexed(
         }
     };
     let upto = if scan_all.is_empty() { indexed_upto } else { 0 };
-    let unindexed: Vec<EmailId> = entries
-        .iter()
-        .map(|e| e.email_id)
-        .filter(|id| id.0 > upto)
-        .collect();
+    let mut unindexed: Vec<EmailId> = members.iter().copied().filter(|id| id.0 > upto).collect();
+    unindexed.sort_unstable();
     if unindexed.is_empty() {
         return Ok(());
     }
@@ -189,10 +332,12 @@ fn scan_unindexed(
     Ok(())
 }
 
-/// Emails of the account whose indexed text contains `needle`.
+/// Emails among `members` whose indexed text contains `needle`. The index
+/// spans every account; the mailbox's own emails are what keeps a search
+/// to its account, without a lookup of each hit's row.
 fn full_text(
     conn: &Connection,
-    account: AccountId,
+    members: &HashSet<EmailId>,
     body_only: bool,
     needle: &str,
 ) -> Result<HashSet<EmailId>> {
@@ -202,15 +347,20 @@ fn full_text(
     // A quoted FTS5 string is a phrase; with trigrams, a substring. Needles
     // shorter than a trigram never get here: they are scanned.
     let arg = format!("{{{columns}}} : \"{}\"", needle.replace('"', "\"\""));
-    let sql = "SELECT t.rowid FROM idx.email_text t JOIN email e ON e.id = t.rowid
-           WHERE t.email_text MATCH ?1 AND e.account_id = ?2";
+    let sql = "SELECT rowid FROM idx.email_text WHERE email_text MATCH ?1";
     let mut stmt = conn
         .prepare_cached(sql)
         .map_err(db("searching the full-text index"))?;
-    let hits = stmt
-        .query_map(params![arg, account.0], |r| Ok(EmailId(r.get(0)?)))
-        .and_then(|rows| rows.collect::<rusqlite::Result<HashSet<_>>>())
+    let mut hits = HashSet::new();
+    let mut rows = stmt
+        .query([arg])
         .map_err(db("searching the full-text index"))?;
+    while let Some(row) = rows.next().map_err(db("searching the full-text index"))? {
+        let id = EmailId(row.get(0).map_err(db("searching the full-text index"))?);
+        if members.contains(&id) {
+            hits.insert(id);
+        }
+    }
     Ok(hits)
 }
 
@@ -219,7 +369,7 @@ fn in_range(t: i64, since: Option<i64>, before: Option<i64>) -> bool {
 }
 
 fn matches(
-    e: &MessageEntry,
+    e: &Message<'_>,
     key: &SearchKey,
     text: &HashMap<(bool, String), HashSet<EmailId>>,
     extra: &Extra,
@@ -230,10 +380,12 @@ fn matches(
         SearchKey::Or(a, b) => matches(e, a, text, extra) || matches(e, b, text, extra),
         SearchKey::Not(k) => !matches(e, k, text, extra),
         SearchKey::Uids(ranges) => ranges.iter().any(|(lo, hi)| e.uid >= *lo && e.uid <= *hi),
-        SearchKey::Keyword(k) => e.has_keyword(k),
-        SearchKey::Larger(n) => e.size > *n,
-        SearchKey::Smaller(n) => e.size < *n,
-        SearchKey::Received { since, before } => in_range(e.received_at, *since, *before),
+        SearchKey::Keyword(k) => e.facts.is_some_and(|f| f.has_keyword(k)),
+        SearchKey::Larger(n) => e.facts.is_some_and(|f| f.size > *n),
+        SearchKey::Smaller(n) => e.facts.is_some_and(|f| f.size < *n),
+        SearchKey::Received { since, before } => e
+            .facts
+            .is_some_and(|f| in_range(f.received_at, *since, *before)),
         SearchKey::Sent { since, before } => extra
             .sent_at
             .get(&e.email_id)
@@ -252,7 +404,7 @@ fn matches(
             .is_some_and(|h| h.contains(&e.email_id)),
         SearchKey::ModSeqAtLeast(m) => e.modseq >= *m,
         SearchKey::EmailIds(ids) => ids.contains(&e.email_id),
-        SearchKey::ThreadIds(ids) => ids.contains(&e.thread_id),
+        SearchKey::ThreadIds(ids) => e.facts.is_some_and(|f| ids.contains(&f.thread_id)),
     }
 }
 
@@ -405,6 +557,86 @@ mod tests {
             })
             .unwrap();
         assert_eq!(layout, 2);
+    }
+
+    /// Flags are read for the text's candidates only when few of the
+    /// mailbox match, and from the account's whole stretch of the listing
+    /// index otherwise: both give the same answers, and another account's
+    /// mail with the same text is never found.
+    #[tokio::test]
+    async fn text_with_flags_reads_few_or_many_candidates_alike() {
+        use crate::conformance::{account, deliver_to, inbox, message};
+        use crate::sqlite::{SqliteOptions, SqliteStore};
+        use crate::{KeywordOp, Store};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.path().join("tern.db"), SqliteOptions::default()).unwrap(),
+        );
+        let a = account(&store, "a@example.test").await;
+        let other = account(&store, "b@example.test").await;
+        let mb = inbox(&store, &a).await;
+        let mut uids = Vec::new();
+        for i in 0..40 {
+            let body = if i == 7 {
+                "a rare kestrel"
+            } else {
+                "common words"
+            };
+            uids.push(
+                deliver_to(&store, &a, message(&format!("m{i}"), body))
+                    .await
+                    .uid,
+            );
+        }
+        deliver_to(
+            &store,
+            &other,
+            message("theirs", "a rare kestrel, common words"),
+        )
+        .await;
+        // Every third message is deleted, the rare one among them.
+        let deleted: Vec<_> = uids.iter().copied().step_by(3).chain([uids[7]]).collect();
+        store
+            .set_keywords(
+                a.id,
+                mb.id,
+                &deleted,
+                KeywordOp::Add,
+                &["\\Deleted".into()],
+                None,
+            )
+            .await
+            .unwrap();
+        let undeleted = |text: &str| {
+            SearchKey::And(vec![
+                SearchKey::Not(Box::new(SearchKey::Keyword("\\deleted".into()))),
+                SearchKey::Text(text.into()),
+            ])
+        };
+        let expected: Vec<_> = uids
+            .iter()
+            .copied()
+            .filter(|u| !deleted.contains(u))
+            .collect();
+        assert_eq!(
+            store
+                .search(a.id, mb.id, &undeleted("COMMON"))
+                .await
+                .unwrap(),
+            expected
+        );
+        assert!(store
+            .search(a.id, mb.id, &undeleted("kestrel"))
+            .await
+            .unwrap()
+            .is_empty());
+        let rare = SearchKey::And(vec![
+            SearchKey::Keyword("\\Deleted".into()),
+            SearchKey::Text("kestrel".into()),
+        ]);
+        assert_eq!(store.search(a.id, mb.id, &rare).await.unwrap(), [uids[7]]);
+        store.close().await.unwrap();
     }
 
     #[test]
