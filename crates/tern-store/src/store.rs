@@ -72,6 +72,10 @@ pub trait MailboxStore: Send + Sync {
     async fn delete_mailbox(&self, account: AccountId, id: MailboxId) -> Result<()>;
     async fn subscribe_mailbox(&self, account: AccountId, id: MailboxId, on: bool) -> Result<()>;
     async fn mailbox_counts(&self, account: AccountId, id: MailboxId) -> Result<MailboxCounts>;
+    /// Claims the mailbox's recent messages for one IMAP4rev1 session (RFC
+    /// 3501 §2.3.2): returns the UIDs `[from, to)` that are recent for it,
+    /// and for no other session from now on.
+    async fn claim_recent(&self, account: AccountId, id: MailboxId) -> Result<(Uid, Uid)>;
 }
 
 /// Messages as mailboxes hold them, by (mailbox, UID): delivery, IMAP

@@ -210,6 +210,9 @@ pub struct Mailbox {
     pub uid_next: Uid,
     /// The highest modseq of any change in this mailbox, including expunges.
     pub highest_modseq: ModSeq,
+    /// Messages from this UID on are recent (IMAP4rev1 `\Recent`, RFC 3501
+    /// §2.3.2): no session has selected the mailbox since they arrived.
+    pub first_recent_uid: Uid,
     pub subscribed: bool,
     /// A name kept only as the parent of others, after DELETE; it holds no
     /// messages (IMAP `\Noselect`).
@@ -226,6 +229,8 @@ pub struct MailboxCounts {
     pub deleted: u32,
     /// Total size of the messages in bytes (IMAP STATUS=SIZE, RFC 8438).
     pub size: u64,
+    /// Messages not yet claimed as `\Recent` by a session (RFC 3501 §6.3.10).
+    pub recent: u32,
 }
 
 /// One message as it sits in one mailbox: what IMAP SELECT and FETCH FLAGS
@@ -484,6 +489,9 @@ pub enum KeywordOp {
 pub struct KeywordsResult {
     /// Entries that changed, with their new keywords and modseq.
     pub updated: Vec<MessageEntry>,
+    /// The modseq each of `updated` had before the change: above what a
+    /// session last reported, someone else changed it meanwhile.
+    pub prior_modseq: Vec<ModSeq>,
     /// UIDs not changed because their modseq was above `unchanged_since`.
     pub modified: Vec<Uid>,
 }

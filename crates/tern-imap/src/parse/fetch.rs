@@ -68,7 +68,15 @@ pub fn fetch_items(c: &mut Cursor<'_>) -> Result<Vec<FetchAttribute>, ParseError
         return Ok(vec![Flags, InternalDate, Rfc822Size, Envelope, Body]);
     }
     if c.peek() == Some(b'(') {
-        return c.list(fetch_item);
+        // An item asked for twice is answered once, as Dovecot does.
+        let mut items = c.list(fetch_item)?;
+        let mut seen = Vec::with_capacity(items.len());
+        items.retain(|i| {
+            let first = !seen.contains(i);
+            seen.push(i.clone());
+            first
+        });
+        return Ok(items);
     }
     Ok(vec![fetch_item(c)?])
 }

@@ -108,6 +108,20 @@ impl Session {
                 }
             }
         }
+        // What FLAGS shows: \Recent where it is (IMAP4rev1), and no keyword
+        // the client was not told of in an untagged FLAGS first.
+        if items.contains(&FetchAttribute::Flags) || sets_seen {
+            if let Some(sel) = self.selected_mut() {
+                if let Some(flags) = sel.announce(entries.iter().flat_map(|e| e.keywords.iter())) {
+                    self.conn.out.extend_from_slice(flags.as_bytes());
+                }
+            }
+            if let Some(sel) = self.selected() {
+                for e in entries.iter_mut() {
+                    e.keywords = sel.shown_flags(e.uid, &e.keywords);
+                }
+            }
+        }
         let needs_email = items.iter().any(|i| {
             matches!(
                 i,

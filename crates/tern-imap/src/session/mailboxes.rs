@@ -199,7 +199,12 @@ impl Session {
         for item in items {
             parts.push(match item {
                 StatusItem::Messages => format!("MESSAGES {}", counts.messages),
-                StatusItem::Recent => "RECENT 0".to_string(),
+                // The selected mailbox's recent messages are this
+                // session's; another's are those nobody has claimed.
+                StatusItem::Recent => match self.selected().filter(|s| s.mailbox.id == m.id) {
+                    Some(sel) => format!("RECENT {}", sel.recent_count()),
+                    None => format!("RECENT {}", counts.recent),
+                },
                 StatusItem::UidNext => format!("UIDNEXT {}", m.uid_next),
                 StatusItem::UidValidity => format!("UIDVALIDITY {}", m.uid_validity),
                 StatusItem::Unseen => format!("UNSEEN {}", counts.unseen),

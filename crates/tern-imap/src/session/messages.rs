@@ -6,7 +6,7 @@ use super::selected::uid_set;
 use super::Session;
 use crate::parse::{AppendMessage, SequenceSet, StoreMode};
 use crate::response;
-use tern_store::KeywordOp;
+use tern_store::{KeywordOp, ModSeq};
 
 impl Session {
     #[allow(clippy::too_many_arguments)]
@@ -57,11 +57,18 @@ impl Session {
         let condstore = self.condstore;
         let mut out = Vec::new();
         for e in &result.updated {
+            let Some(sel) = self.selected_mut() else {
+                break;
+            };
+            // A new keyword is announced even when the change is silent.
+            if let Some(flags) = sel.announce(&e.keywords) {
+                out.extend_from_slice(flags.as_bytes());
+            }
             // FLAGS.SILENT still reports MODSEQ under CONDSTORE (RFC 7162 §3.1.3).
             if silent && !condstore {
                 continue;
             }
-            let Some(seq) = self.selected().and_then(|s| s.seq(e.uid)) else {
+            let Some(seq) = sel.seq(e.uid) else {
                 continue;
             };
             out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
@@ -71,7 +78,7 @@ impl Session {
             }
             if !silent {
                 let mut f = b"FLAGS ".to_vec();
-                response::flags(&mut f, &e.keywords);
+                response::flags(&mut f, &sel.shown_flags(e.uid, &e.keywords));
                 parts.push(String::from_utf8_lossy(&f).into_owned());
             }
             if condstore {
@@ -81,11 +88,23 @@ impl Session {
             out.extend_from_slice(b")\r\n");
         }
         self.conn.out.extend_from_slice(&out);
-        // Answered above: the sync below must not repeat it. Silenced
-        // (FLAGS.SILENT) it is not answered, so the sync reports it if
-        // another session changed the same message's flags meanwhile
-        // (RFC 9051 §6.4.6).
-        self.note_own_changes(&result.updated, !silent);
+        // Answered above, or known to the client (.SILENT: it knows what
+        // it set): the sync below must not repeat it. But a message that
+        // another session changed meanwhile is reported, for the client
+        // cannot know its flags (RFC 9051 §6.4.6): with FLAGS.SILENT the
+        // new set is whole, with +FLAGS/-FLAGS only if the message's
+        // prior state was one the session had reported.
+        let reported = self.selected().map_or(ModSeq(0), |s| s.modseq);
+        let known: Vec<_> = result
+            .updated
+            .iter()
+            .zip(&result.prior_modseq)
+            .filter(|(_, prior)| {
+                !silent || matches!(mode, StoreMode::Replace) || **prior <= reported
+            })
+            .map(|(e, _)| e.clone())
+            .collect();
+        self.note_own_changes(&known, true);
         self.sync(uid).await;
         if result.modified.is_empty() {
             self.tagged(tag, "OK", "STORE completed");

@@ -161,6 +161,17 @@ fn not(k: Key) -> Key {
     Key::Not(Box::new(k))
 }
 
+/// The messages recent in this session, as UID ranges.
+fn recent(sel: &Selected) -> Key {
+    Key::Uids(
+        sel.recent
+            .iter()
+            .filter(|(from, to)| from < to)
+            .map(|&(from, to)| (from, Uid(to.0 - 1)))
+            .collect(),
+    )
+}
+
 pub(super) fn translate(k: &SearchKey, sel: &Selected, now: i64) -> Key {
     use SearchKey as S;
     let header = |name: &str, v: &str| Key::Header {
@@ -168,9 +179,12 @@ pub(super) fn translate(k: &SearchKey, sel: &Selected, now: i64) -> Key {
         value: v.to_string(),
     };
     match k {
-        S::All | S::Old => Key::All,
-        // Tern keeps no \Recent (IMAP4rev2 dropped it): nothing is recent.
-        S::Recent | S::New => not(Key::All),
+        S::All => Key::All,
+        // \Recent is the session's own (IMAP4rev1; none after ENABLE
+        // IMAP4rev2): NEW is recent and unseen, OLD not recent.
+        S::Recent => recent(sel),
+        S::New => Key::And(vec![recent(sel), not(flag("\\Seen"))]),
+        S::Old => not(recent(sel)),
         S::Answered => flag("\\Answered"),
         S::Deleted => flag("\\Deleted"),
         S::Draft => flag("\\Draft"),

@@ -12,9 +12,16 @@
 
 use super::Session;
 use crate::parse::{SelectParams, SequenceSet};
+use std::collections::BTreeSet;
 use std::fmt::Write;
 use tern_store::{ExpungeFilter, Mailbox, MessageEntry, ModSeq, StoreError, Uid};
 use tokio::sync::watch;
+
+/// The keywords every mailbox announces in FLAGS: the system flags' users
+/// and the registered keywords clients set without asking (RFC 9051
+/// §2.3.2, the IANA IMAP keywords registry).
+pub(crate) const WELL_KNOWN_KEYWORDS: &[&str] = &["$Forwarded", "$Junk", "$MDNSent", "$NotJunk"];
+const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
 
 /// A selected mailbox as this session sees it.
 pub(crate) struct Selected {
@@ -39,6 +46,15 @@ pub(crate) struct Selected {
     /// (UID, modseq) of the flag changes the running command made and
     /// answered itself, which the sync after it must not report again.
     pub own_changes: Vec<(Uid, ModSeq)>,
+    /// The UID ranges `[from, to)` whose messages are \Recent in this
+    /// session (IMAP4rev1, RFC 3501 §2.3.2): claimed from the Store at
+    /// SELECT and as new messages arrive; a read-only session claims
+    /// nothing and sees as recent what nobody has claimed.
+    pub recent: Vec<(Uid, Uid)>,
+    /// The keywords announced in the last untagged FLAGS besides the
+    /// system flags and [`WELL_KNOWN_KEYWORDS`]: a FETCH may show no
+    /// keyword the client was not told of first (RFC 9051 §7.3.5).
+    pub keywords: BTreeSet<String>,
     /// SELECT's listing, kept for the FETCH of flags that clients send
     /// right after it, while nothing has been committed since; any `sync`
     /// drops it, so it never outlives the next command that reports
@@ -47,6 +63,67 @@ pub(crate) struct Selected {
 }
 
 impl Selected {
+    /// True when the message is \Recent in this session.
+    pub fn is_recent(&self, uid: Uid) -> bool {
+        self.recent
+            .iter()
+            .any(|&(from, to)| uid >= from && uid < to)
+    }
+
+    /// How many of the session's messages are \Recent (the RECENT count).
+    pub fn recent_count(&self) -> usize {
+        if self.recent.is_empty() {
+            return 0;
+        }
+        self.uids.iter().filter(|u| self.is_recent(**u)).count()
+    }
+
+    /// The flags a FETCH shows for a message: its keywords, and \Recent
+    /// where it is recent in this session.
+    pub fn shown_flags(&self, uid: Uid, keywords: &[String]) -> Vec<String> {
+        let mut flags = keywords.to_vec();
+        if self.is_recent(uid) {
+            flags.push("\\Recent".into());
+        }
+        flags
+    }
+
+    /// The untagged FLAGS and PERMANENTFLAGS as they stand.
+    pub fn flags_lines(&self) -> String {
+        let mut keywords: Vec<&str> = WELL_KNOWN_KEYWORDS.to_vec();
+        keywords.extend(self.keywords.iter().map(String::as_str));
+        let keywords = keywords.join(" ");
+        let permanent = if self.read_only {
+            String::new()
+        } else {
+            format!("{SYSTEM_FLAGS} {keywords} \\*")
+        };
+        format!(
+            "* FLAGS ({SYSTEM_FLAGS} {keywords})\r\n\
+             * OK [PERMANENTFLAGS ({permanent})] flags the client can change\r\n"
+        )
+    }
+
+    /// Takes note of keywords about to be shown; returns FLAGS and
+    /// PERMANENTFLAGS to send first when some were never announced.
+    pub fn announce<'k>(
+        &mut self,
+        keywords: impl IntoIterator<Item = &'k String>,
+    ) -> Option<String> {
+        let mut new = false;
+        for k in keywords {
+            if k.starts_with('\\')
+                || WELL_KNOWN_KEYWORDS
+                    .iter()
+                    .any(|w| w.eq_ignore_ascii_case(k))
+            {
+                continue;
+            }
+            new |= self.keywords.insert(k.clone());
+        }
+        new.then(|| self.flags_lines())
+    }
+
     /// The sequence number of `uid`, if the session knows it.
     pub fn seq(&self, uid: Uid) -> Option<u32> {
         self.uids.binary_search(&uid).ok().map(|i| i as u32 + 1)
@@ -197,32 +274,24 @@ impl Session {
             Ok(e) => e,
             Err(e) => return self.store_error(tag, e),
         };
-        let mut out = String::new();
-        let _ = write!(
-            out,
-            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded $Junk $NotJunk $MDNSent)\r\n\
-             * OK [PERMANENTFLAGS ({})] flags the client can change\r\n\
-             * {} EXISTS\r\n",
-            if read_only { "" } else { "\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*" },
-            entries.len()
-        );
-        if !self.rev2 {
-            out.push_str("* 0 RECENT\r\n");
-            if let Some(i) = entries.iter().position(|e| !e.has_keyword("\\Seen")) {
-                let _ = write!(out, "* OK [UNSEEN {}] first unseen\r\n", i + 1);
+        // IMAP4rev1 only: a read-write SELECT takes the recent messages
+        // for this session; EXAMINE sees what nobody has taken, and takes
+        // nothing (RFC 3501 §6.3.2).
+        let recent = if self.rev2 {
+            Vec::new()
+        } else if read_only {
+            vec![(mailbox.first_recent_uid, Uid(u32::MAX))]
+        } else {
+            match store.claim_recent(account, mailbox.id).await {
+                Ok((from, to)) if from < to => vec![(from, to)],
+                Ok(_) => Vec::new(),
+                Err(e) => return self.store_error(tag, e),
             }
-        }
-        let _ = write!(
-            out,
-            "* OK [UIDVALIDITY {}] UIDs valid\r\n* OK [UIDNEXT {}] predicted next UID\r\n\
-             * OK [HIGHESTMODSEQ {}] highest\r\n* OK [MAILBOXID (M{})] mailbox id\r\n",
-            mailbox.uid_validity, mailbox.uid_next, mailbox.highest_modseq, mailbox.id
-        );
-        self.conn.out.extend_from_slice(out.as_bytes());
+        };
         let highest = mailbox.highest_modseq;
-        let selected = Selected {
+        let mut selected = Selected {
             uids: entries.iter().map(|e| e.uid).collect(),
-            listing: Some(entries),
+            listing: None,
             mailbox,
             read_only,
             modseq: highest,
@@ -231,7 +300,27 @@ impl Session {
             changes,
             synced_at,
             own_changes: Vec::new(),
+            recent,
+            keywords: BTreeSet::new(),
         };
+        selected.announce(entries.iter().flat_map(|e| e.keywords.iter()));
+        let mut out = selected.flags_lines();
+        let _ = write!(out, "* {} EXISTS\r\n", entries.len());
+        if !self.rev2 {
+            let _ = write!(out, "* {} RECENT\r\n", selected.recent_count());
+            if let Some(i) = entries.iter().position(|e| !e.has_keyword("\\Seen")) {
+                let _ = write!(out, "* OK [UNSEEN {}] first unseen\r\n", i + 1);
+            }
+        }
+        let m = &selected.mailbox;
+        let _ = write!(
+            out,
+            "* OK [UIDVALIDITY {}] UIDs valid\r\n* OK [UIDNEXT {}] predicted next UID\r\n\
+             * OK [HIGHESTMODSEQ {}] highest\r\n* OK [MAILBOXID (M{})] mailbox id\r\n",
+            m.uid_validity, m.uid_next, m.highest_modseq, m.id
+        );
+        self.conn.out.extend_from_slice(out.as_bytes());
+        selected.listing = Some(entries);
         let uid_validity = selected.mailbox.uid_validity;
         self.state = super::State::Selected(Box::new(selected));
         if let Some(q) = params.qresync {
@@ -302,11 +391,18 @@ impl Session {
         }
         let mut out = Vec::new();
         for e in &changes.changed {
-            let Some(seq) = self.selected().and_then(|s| s.seq(e.uid)) else {
+            let Some(sel) = self.selected_mut() else {
+                break;
+            };
+            let Some(seq) = sel.seq(e.uid) else {
                 continue;
             };
+            if let Some(flags) = sel.announce(&e.keywords) {
+                out.extend_from_slice(flags.as_bytes());
+            }
+            let flags = sel.shown_flags(e.uid, &e.keywords);
             out.extend_from_slice(format!("* {seq} FETCH (UID {} FLAGS (", e.uid).as_bytes());
-            out.extend_from_slice(e.keywords.join(" ").as_bytes());
+            out.extend_from_slice(flags.join(" ").as_bytes());
             out.extend_from_slice(format!(") MODSEQ ({}))\r\n", e.modseq).as_bytes());
         }
         self.conn.out.extend_from_slice(&out);
@@ -481,13 +577,12 @@ impl Session {
         } else {
             Vec::new()
         };
-        let (qresync, condstore) = (self.qresync, self.condstore);
+        let (qresync, condstore, rev1) = (self.qresync, self.condstore, !self.rev2);
         let Some(sel) = self.selected_mut() else {
             return;
         };
         sel.synced_at = latest;
         sel.pending_expunge.extend(gone_unrecorded);
-        let mut out = String::new();
         sel.pending_expunge.extend(
             changes
                 .expunged
@@ -495,10 +590,48 @@ impl Session {
                 .copied()
                 .filter(|u| sel.uids.binary_search(u).is_ok()),
         );
+        let recent_before = sel.recent_count();
+        let mut gone = Vec::new();
         if allow_expunge && !sel.pending_expunge.is_empty() {
-            let mut gone = std::mem::take(&mut sel.pending_expunge);
+            gone = std::mem::take(&mut sel.pending_expunge);
             gone.sort_unstable();
             gone.dedup();
+        }
+        // Flag changes first, numbered as the client knows the mailbox
+        // (before the expunges below), as Dovecot orders them; none for a
+        // message about to be expunged.
+        let mut out = String::new();
+        let last = sel.uids.last().copied().unwrap_or(Uid(0));
+        let mut added = Vec::new();
+        for e in &changes.changed {
+            if e.uid > last {
+                // A new message's keywords are announced with it.
+                if let Some(flags) = sel.announce(&e.keywords) {
+                    out.push_str(&flags);
+                }
+                added.push(e.uid);
+                continue;
+            }
+            if own_changes.contains(&(e.uid, e.modseq)) || gone.binary_search(&e.uid).is_ok() {
+                continue;
+            }
+            if let Ok(i) = sel.uids.binary_search(&e.uid) {
+                if let Some(flags) = sel.announce(&e.keywords) {
+                    out.push_str(&flags);
+                }
+                let _ = write!(out, "* {} FETCH (", i + 1);
+                if qresync {
+                    let _ = write!(out, "UID {} ", e.uid);
+                }
+                let flags = sel.shown_flags(e.uid, &e.keywords);
+                let _ = write!(out, "FLAGS ({})", flags.join(" "));
+                if condstore {
+                    let _ = write!(out, " MODSEQ ({})", e.modseq);
+                }
+                out.push_str(")\r\n");
+            }
+        }
+        if !gone.is_empty() {
             if qresync {
                 let _ = write!(out, "* VANISHED {}\r\n", uid_set(&gone));
                 sel.uids.retain(|u| gone.binary_search(u).is_err());
@@ -512,30 +645,45 @@ impl Session {
                 }
             }
         }
-        let last = sel.uids.last().copied().unwrap_or(Uid(0));
-        let mut added = false;
-        for e in &changes.changed {
-            if e.uid > last {
-                sel.uids.push(e.uid);
-                added = true;
-            } else if own_changes.contains(&(e.uid, e.modseq)) {
-                continue;
-            } else if let Ok(i) = sel.uids.binary_search(&e.uid) {
-                let _ = write!(out, "* {} FETCH (", i + 1);
-                if qresync {
-                    let _ = write!(out, "UID {} ", e.uid);
+        added.sort_unstable();
+        added.dedup();
+        sel.uids.extend(&added);
+        sel.modseq = sel.modseq.max(changes.highest_modseq);
+        // New messages are recent for the first read-write session told
+        // of them (RFC 3501 §2.3.2): claim what nobody took yet.
+        let claim = rev1 && !sel.read_only && added.iter().any(|u| !sel.is_recent(*u));
+        let mailbox_id = sel.mailbox.id;
+        // A read-only session sees as recent what nobody claimed: another
+        // session may have claimed the new messages already.
+        if rev1 && sel.read_only && !added.is_empty() {
+            if let Ok(m) = self.srv.store.mailbox(account, mailbox_id).await {
+                if let Some(sel) = self.selected_mut() {
+                    sel.recent = vec![(m.first_recent_uid, Uid(u32::MAX))];
                 }
-                let _ = write!(out, "FLAGS ({})", e.keywords.join(" "));
-                if condstore {
-                    let _ = write!(out, " MODSEQ ({})", e.modseq);
-                }
-                out.push_str(")\r\n");
             }
         }
-        if added {
+        if claim {
+            match self.srv.store.claim_recent(account, mailbox_id).await {
+                Ok((from, to)) if from < to => {
+                    if let Some(sel) = self.selected_mut() {
+                        sel.recent.push((from, to));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("imap {}: claiming recent messages: {e}", self.peer),
+            }
+        }
+        let Some(sel) = self.selected_mut() else {
+            return;
+        };
+        if !added.is_empty() {
             let _ = write!(out, "* {} EXISTS\r\n", sel.uids.len());
         }
-        sel.modseq = sel.modseq.max(changes.highest_modseq);
+        let recent = sel.recent_count();
+        let new_recent = added.iter().any(|u| sel.is_recent(*u));
+        if rev1 && (recent != recent_before || new_recent) {
+            let _ = write!(out, "* {recent} RECENT\r\n");
+        }
         self.conn.out.extend_from_slice(out.as_bytes());
     }
 }

@@ -39,7 +39,8 @@ pub fn normalize_name(name: &str) -> Result<String> {
 }
 
 const MAILBOX_COLUMNS: &str =
-    "id, account_id, name, role, uid_validity, uid_next, highest_modseq, subscribed, noselect FROM mailbox";
+    "id, account_id, name, role, uid_validity, uid_next, highest_modseq, subscribed, noselect,
+     first_recent_uid FROM mailbox";
 
 fn mailbox_row(r: &Row<'_>) -> rusqlite::Result<Mailbox> {
     Ok(Mailbox {
@@ -55,6 +56,7 @@ fn mailbox_row(r: &Row<'_>) -> rusqlite::Result<Mailbox> {
         highest_modseq: ModSeq(r.get::<_, i64>(6)? as u64),
         subscribed: r.get(7)?,
         noselect: r.get(8)?,
+        first_recent_uid: Uid(r.get(9)?),
     })
 }
 
@@ -380,9 +382,11 @@ pub fn counts(conn: &Connection, account: AccountId, id: MailboxId) -> Result<Ma
         "SELECT count(*),
                 coalesce(sum(instr(lower(e.keywords), ' \\seen ') = 0), 0),
                 coalesce(sum(instr(lower(e.keywords), ' \\deleted ') > 0), 0),
-                coalesce(sum(e.size), 0)
-           FROM mailbox_email m JOIN email e ON e.id = m.email_id
-          WHERE m.mailbox_id = ?1",
+                coalesce(sum(e.size), 0),
+                coalesce(sum(m.uid >= b.first_recent_uid), 0)
+           FROM mailbox b JOIN mailbox_email m ON m.mailbox_id = b.id
+           JOIN email e ON e.id = m.email_id
+          WHERE b.id = ?1",
     )
     .and_then(|mut s| {
         s.query_row([id.0], |r| {
@@ -391,10 +395,26 @@ pub fn counts(conn: &Connection, account: AccountId, id: MailboxId) -> Result<Ma
                 unseen: r.get(1)?,
                 deleted: r.get(2)?,
                 size: r.get::<_, i64>(3)? as u64,
+                recent: r.get(4)?,
             })
         })
     })
     .map_err(db("counting a mailbox"))
+}
+
+/// Claims the mailbox's recent messages for one session (RFC 3501
+/// §2.3.2: a message is recent in one session only): the UIDs from
+/// `first_recent_uid` up to (not including) `uid_next`, which becomes the
+/// new `first_recent_uid`. No change, no journal: \Recent is not a flag
+/// other sessions are told about.
+pub fn claim_recent(conn: &Connection, account: AccountId, id: MailboxId) -> Result<(Uid, Uid)> {
+    let mailbox = get(conn, account, id)?;
+    if mailbox.first_recent_uid < mailbox.uid_next {
+        conn.prepare_cached("UPDATE mailbox SET first_recent_uid = uid_next WHERE id = ?1")
+            .and_then(|mut s| s.execute([id.0]))
+            .map_err(db("claiming recent messages"))?;
+    }
+    Ok((mailbox.first_recent_uid, mailbox.uid_next))
 }
 
 #[cfg(test)]

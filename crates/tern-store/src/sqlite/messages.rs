@@ -340,9 +340,18 @@ pub(super) fn add_membership(
         .ok_or_else(|| StoreError::not_found("mailbox", mailbox))?;
     let uid = Uid(uid);
     conn.prepare_cached(
-        "INSERT INTO mailbox_email (mailbox_id, uid, email_id, modseq) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO mailbox_email (mailbox_id, uid, email_id, modseq, saved_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )
-    .and_then(|mut s| s.execute(params![mailbox.0, uid.0, email.0, modseq.0 as i64]))
+    .and_then(|mut s| {
+        s.execute(params![
+            mailbox.0,
+            uid.0,
+            email.0,
+            modseq.0 as i64,
+            super::now()
+        ])
+    })
     .map_err(db("adding a message to a mailbox"))?;
     journal::record(
         conn,
@@ -408,6 +417,7 @@ pub fn set_keywords(
         }
         let modseq = ctx.modseq(account)?;
         write_keywords(ctx.conn, account, entry.email_id, &new, modseq)?;
+        result.prior_modseq.push(entry.modseq);
         result.updated.push(MessageEntry {
             keywords: new,
             modseq,

@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 12;
+pub const SCHEMA_VERSION: i64 = 13;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE meta (
@@ -255,6 +255,16 @@ const SCHEMA_V12: &str = "CREATE TABLE upload (
 CREATE INDEX upload_by_blob ON upload (blob_hash, account_id);
 CREATE INDEX upload_by_expiry ON upload (expires_at);";
 
+/// Version 13: IMAP4rev1's \Recent (RFC 3501 §2.3.2) and SAVEDATE (RFC
+/// 8514). `first_recent_uid`: messages from this UID on are recent, not
+/// yet claimed by a session that selected the mailbox; existing mailboxes
+/// start with nothing recent. `saved_at`: when the message was put in the
+/// mailbox (NULL for those from before).
+const SCHEMA_V13: &str =
+    "ALTER TABLE mailbox ADD COLUMN first_recent_uid INTEGER NOT NULL DEFAULT 1;
+UPDATE mailbox SET first_recent_uid = uid_next;
+ALTER TABLE mailbox_email ADD COLUMN saved_at INTEGER;";
+
 /// Creates or upgrades the schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     // IMMEDIATE takes the write lock first, so two processes starting on a
@@ -304,6 +314,9 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     }
     if version < 12 {
         tx.execute_batch(SCHEMA_V12)?;
+    }
+    if version < 13 {
+        tx.execute_batch(SCHEMA_V13)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;

@@ -278,7 +278,7 @@ fn the_systemd_unit_runs_serve_as_an_unprivileged_user() {
 }
 
 /// Whether the tests run as root (who may write anywhere).
-fn running_as_root() -> bool {
+pub(crate) fn running_as_root() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false)

@@ -8,6 +8,7 @@ mod config;
 mod disk_full;
 mod harness;
 mod imap;
+mod imap_diff;
 mod imap_scripts;
 mod pop3;
 mod serve;

@@ -202,7 +202,7 @@ fn large_messages_are_fetched_exactly_in_chunks() {
         "{head}"
     );
     assert!(
-        s(&out["mixed"]["tails"][0]).contains("FLAGS ()"),
+        s(&out["mixed"]["tails"][0]).contains("FLAGS (\\Recent)"),
         "{}",
         out["mixed"]
     );
@@ -220,7 +220,7 @@ fn large_messages_are_fetched_exactly_in_chunks() {
     );
     assert_eq!(out["rfc822"]["sha"][0], whole);
     assert!(
-        s(&out["rfc822"]["tails"][0]).contains("FLAGS (\\Seen)"),
+        s(&out["rfc822"]["tails"][0]).contains("FLAGS (\\Seen \\Recent)"),
         "{}",
         out["rfc822"]
     );

@@ -472,13 +472,19 @@ pub fn number_after(text: &str, key: &str) -> u64 {
 
 /// The flags inside `FLAGS (...)` of a response, sorted.
 #[track_caller]
+/// The stored flags a FETCH shows, sorted. `\Recent` is left out: it is
+/// the session's, not the message's (the conformance scripts test it).
 pub fn flags_of(text: &str) -> Vec<String> {
     let at = text
         .find("FLAGS (")
         .unwrap_or_else(|| panic!("no FLAGS in {text:?}"))
         + "FLAGS (".len();
     let end = text[at..].find(')').expect("FLAGS list ends") + at;
-    let mut flags: Vec<String> = text[at..end].split_whitespace().map(String::from).collect();
+    let mut flags: Vec<String> = text[at..end]
+        .split_whitespace()
+        .filter(|f| *f != "\\Recent")
+        .map(String::from)
+        .collect();
     flags.sort();
     flags
 }

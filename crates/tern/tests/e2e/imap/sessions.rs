@@ -143,7 +143,12 @@ fn updates_from_another_session_keep_message_numbers_consistent() {
     let noop = a.run("NOOP");
     noop.ok();
     view.apply(&noop);
-    assert_eq!(noop.numbered(), [(2, "EXPUNGE".to_string())], "{noop}");
+    // One recent message fewer (IMAP4rev1, RFC 3501 §7.3.2).
+    assert_eq!(
+        noop.numbered(),
+        [(2, "EXPUNGE".to_string()), (2, "RECENT".to_string())],
+        "{noop}"
+    );
     assert_eq!(view.uids, [Some(1), Some(4)]);
     let fetch = a.run("FETCH 1:* (UID)");
     view.apply(&fetch);
@@ -169,6 +174,9 @@ fn idle_pushes_new_mail_flag_changes_and_expunges() {
     deliver(&server, &message("during idle", "hello\r\n"));
     let exists = a.response();
     assert_eq!(exists.text(), "* 2 EXISTS");
+    // Selected first, A claimed the first message as recent; the new one
+    // is A's too (RFC 3501 §2.3.2), B being told of it later.
+    assert_eq!(a.response().text(), "* 2 RECENT");
 
     // A flag stored by B.
     b.run("STORE 1 +FLAGS (\\Flagged)").ok();
@@ -197,7 +205,8 @@ fn idle_pushes_new_mail_flag_changes_and_expunges() {
     a.send("DONE\r\n");
     let done = a.until_tagged("i1");
     done.ok();
-    assert!(done.untagged.is_empty(), "{done}");
+    // The expunged message was recent for A: one recent fewer.
+    assert_eq!(done.numbered(), [(1, "RECENT".to_string())], "{done}");
     let fetch = a.run("FETCH 1:* (UID FLAGS)");
     assert_eq!(fetch.fetches().len(), 1, "{fetch}");
     assert_eq!(flags_of(&fetch.fetches()[0].text()), ["\\Flagged"]);
