@@ -454,10 +454,20 @@ fn append(c: &mut Cursor<'_>) -> Result<CommandBody, ParseError> {
             date = Some(c.date_time()?);
             c.sp()?;
         }
-        if !matches!(c.peek(), Some(b'{' | b'~')) {
+        // RFC 6855 §4: after ENABLE UTF8=ACCEPT clients send the message
+        // as `UTF8 (~{n}...)`.
+        let utf8 = c.keyword("UTF8");
+        if utf8 {
+            c.sp()?;
+            c.expect(b'(', "expected ( after UTF8")?;
+        }
+        if !c.at_literal() {
             return Err(ParseError::Syntax("APPEND needs the message as a literal"));
         }
         let data = c.string_bytes()?;
+        if utf8 {
+            c.expect(b')', "expected ) after the UTF8 literal")?;
+        }
         messages.push(AppendMessage { flags, date, data });
     }
     if messages.is_empty() {

@@ -133,11 +133,26 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// True when a literal starts here: `{` or `~{` (literal8). A `~`
+    /// alone is an atom character (`~foo` is an atom).
+    pub fn at_literal(&self) -> bool {
+        match self.peek() {
+            Some(b'{') => true,
+            Some(b'~') => self.buf.get(self.pos + 1) == Some(&b'{'),
+            _ => false,
+        }
+    }
+
+    /// True when a string starts here: a quoted string or a literal.
+    pub fn at_string(&self) -> bool {
+        self.peek() == Some(b'"') || self.at_literal()
+    }
+
     /// A quoted string or a literal, as bytes.
     pub fn string_bytes(&mut self) -> Result<Vec<u8>, ParseError> {
         match self.peek() {
             Some(b'"') => self.quoted(),
-            Some(b'{') | Some(b'~') => self.literal(),
+            _ if self.at_literal() => self.literal(),
             _ => Err(ParseError::Syntax("expected a string")),
         }
     }
@@ -205,9 +220,10 @@ impl<'a> Cursor<'a> {
 
     /// astring: an atom (ASTRING-CHAR) or a string.
     pub fn astring_bytes(&mut self) -> Result<Vec<u8>, ParseError> {
-        match self.peek() {
-            Some(b'"' | b'{' | b'~') => self.string_bytes(),
-            _ => Ok(self.astring_atom()?.to_vec()),
+        if self.at_string() {
+            self.string_bytes()
+        } else {
+            Ok(self.astring_atom()?.to_vec())
         }
     }
 
@@ -227,7 +243,7 @@ impl<'a> Cursor<'a> {
     /// A list-mailbox: like an astring, with the wildcards `%` and `*`.
     pub fn list_mailbox(&mut self) -> Result<String, ParseError> {
         match self.peek() {
-            Some(b'"' | b'{' | b'~') => self.string(),
+            _ if self.at_string() => self.string(),
             _ => utf8(self.take_while(
                 |b| is_atom_char(b) || matches!(b, b'%' | b'*' | b']'),
                 "expected a mailbox pattern",
@@ -357,6 +373,21 @@ impl SequenceSet {
     /// The numbers of the set among 1..=`max` (`*` = `max`), ascending and
     /// without duplicates; ranges are clamped to `max` so a huge range
     /// costs nothing. `None` for `$`, which the session resolves.
+    /// The largest number written in the set (`*` aside), if any.
+    pub fn highest_written(&self) -> Option<u32> {
+        let SequenceSet::Ranges(ranges) = self else {
+            return None;
+        };
+        ranges
+            .iter()
+            .flat_map(|&(a, b)| [a, b])
+            .filter_map(|n| match n {
+                SeqNumber::Value(v) => Some(v),
+                SeqNumber::Last => None,
+            })
+            .max()
+    }
+
     pub fn resolve(&self, max: u32) -> Option<Vec<(u32, u32)>> {
         let SequenceSet::Ranges(ranges) = self else {
             return None;

@@ -24,8 +24,12 @@ impl Session {
         changed_since: Option<u64>,
         vanished: bool,
     ) {
-        if changed_since.is_some() {
-            self.condstore = true;
+        // CHANGEDSINCE and the MODSEQ item enable CONDSTORE (RFC 7162 §3.1).
+        if changed_since.is_some() || items.contains(&FetchAttribute::ModSeq) {
+            self.enable_condstore();
+        }
+        if !self.check_numbers(tag, set, uid) {
+            return;
         }
         let account = self.account_id();
         let Some(sel) = self.selected() else { return };
@@ -76,6 +80,9 @@ impl Session {
         }
         // Implicit \Seen, before anything is written (RFC 9051 §6.4.5).
         let sets_seen = !read_only && items.iter().any(sets_seen);
+        // The messages whose \Seen this FETCH set: their new FLAGS (and
+        // MODSEQ under CONDSTORE) come with the answer unasked.
+        let mut newly_seen = Vec::new();
         if sets_seen {
             let unseen: Vec<_> = entries
                 .iter()
@@ -98,6 +105,7 @@ impl Session {
                         // Reported below with the FETCH: the sync after it
                         // must not repeat it.
                         self.note_own_changes(&r.updated, true);
+                        newly_seen = r.updated.iter().map(|u| u.uid).collect();
                         for u in r.updated {
                             if let Some(e) = entries.iter_mut().find(|e| e.uid == u.uid) {
                                 *e = u;
@@ -221,12 +229,17 @@ impl Session {
                 }
                 write_item(&mut out, item, entry, email.as_ref(), raw.as_deref(), utf8);
             }
-            if sets_seen && !items.contains(&FetchAttribute::Flags) {
+            let seen_now = newly_seen.contains(&entry.uid);
+            if seen_now && !items.contains(&FetchAttribute::Flags) {
                 sep(&mut out);
                 out.extend_from_slice(b"FLAGS ");
                 response::flags(&mut out, &entry.keywords);
             }
-            if (condstore || changed_since.is_some()) && !items.contains(&FetchAttribute::ModSeq) {
+            // MODSEQ comes unasked with CHANGEDSINCE, and under CONDSTORE
+            // with a flag change (RFC 7162 §3.1.2, §3.1.4.1).
+            if (changed_since.is_some() || (condstore && seen_now))
+                && !items.contains(&FetchAttribute::ModSeq)
+            {
                 sep(&mut out);
                 out.extend_from_slice(format!("MODSEQ ({})", entry.modseq).as_bytes());
             }

@@ -224,34 +224,43 @@ impl Session {
     }
 
     /// GETQUOTA / GETQUOTAROOT: one root, "", holding the account's storage
-    /// (RFC 9208 §4.2), in KiB.
+    /// (RFC 9208 §4.2), in KiB. An account without a limit has no quota
+    /// root: a QUOTA response needs at least one resource with its limit
+    /// (RFC 9208 §5), so none is invented (as Dovecot does).
     pub(super) async fn get_quota(&mut self, tag: &str, root: &str, mailbox: Option<&str>) {
+        let command = if mailbox.is_some() {
+            "GETQUOTAROOT"
+        } else {
+            "GETQUOTA"
+        };
         if let Some(name) = mailbox {
             if self.find_mailbox(tag, name).await.is_none() {
                 return;
             }
+        }
+        let quota = match self.srv.store.quota(self.account_id()).await {
+            Ok(q) => q,
+            Err(e) => return self.store_error(tag, e),
+        };
+        if let Some(name) = mailbox {
             let mut line = b"* QUOTAROOT ".to_vec();
             line.extend_from_slice(&self.encode_mailbox(name));
-            line.extend_from_slice(b" \"\"\r\n");
+            if quota.limit_bytes.is_some() {
+                line.extend_from_slice(b" \"\"");
+            }
+            line.extend_from_slice(b"\r\n");
             self.conn.out.extend_from_slice(&line);
-        } else if !root.is_empty() {
+        } else if !root.is_empty() || quota.limit_bytes.is_none() {
             return self.tagged(tag, "NO", "[NONEXISTENT] no such quota root");
         }
-        match self.srv.store.quota(self.account_id()).await {
-            Ok(q) => {
-                if let Some(limit) = q.limit_bytes {
-                    self.untagged(&format!(
-                        "QUOTA \"\" (STORAGE {} {})",
-                        q.used_bytes.div_ceil(1024),
-                        limit / 1024
-                    ));
-                } else {
-                    self.untagged("QUOTA \"\" ()");
-                }
-                self.ok_synced(tag, "GETQUOTA completed").await;
-            }
-            Err(e) => self.store_error(tag, e),
+        if let Some(limit) = quota.limit_bytes {
+            self.untagged(&format!(
+                "QUOTA \"\" (STORAGE {} {})",
+                quota.used_bytes.div_ceil(1024),
+                limit / 1024
+            ));
         }
+        self.ok_synced(tag, &format!("{command} completed")).await;
     }
 }
 

@@ -21,7 +21,10 @@ impl Session {
         unchanged_since: Option<u64>,
     ) {
         if unchanged_since.is_some() {
-            self.condstore = true;
+            self.enable_condstore();
+        }
+        if !self.check_numbers(tag, set, uid) {
+            return;
         }
         let account = self.account_id();
         let Some(sel) = self.selected() else { return };
@@ -135,6 +138,9 @@ impl Session {
         name: &str,
         is_move: bool,
     ) {
+        if !self.check_numbers(tag, set, uid) {
+            return;
+        }
         let account = self.account_id();
         let Some(sel) = self.selected() else { return };
         if is_move && sel.read_only {

@@ -28,6 +28,13 @@ impl Session {
                 );
             }
         }
+        let mut sets = Vec::new();
+        criteria.iter().for_each(|k| sequence_sets(k, &mut sets));
+        for set in sets {
+            if !self.check_numbers(tag, set, false) {
+                return;
+            }
+        }
         let account = self.account_id();
         let Some(sel) = self.selected() else { return };
         let now = std::time::SystemTime::now()
@@ -37,6 +44,10 @@ impl Session {
         let key = Key::and(criteria.iter().map(|k| translate(k, sel, now)));
         let mailbox = sel.mailbox.id;
         let wants_modseq = criteria.iter().any(uses_modseq);
+        if wants_modseq {
+            // SEARCH MODSEQ enables CONDSTORE (RFC 7162 §3.1).
+            self.enable_condstore();
+        }
         let found = match self.srv.store.search(account, mailbox, &key).await {
             Ok(f) => f,
             Err(e) => return self.store_error(tag, e),
@@ -52,19 +63,43 @@ impl Session {
             .iter()
             .map(|u| if uid { u.0 } else { sel.seq(*u).unwrap_or(0) })
             .collect();
-        let highest = if wants_modseq && !found.is_empty() {
-            match self.srv.store.messages(account, mailbox, &found).await {
-                Ok(m) => m.iter().map(|e| e.modseq.0).max(),
-                Err(e) => return self.store_error(tag, e),
-            }
-        } else {
-            None
-        };
         // IMAP4rev2 answers every SEARCH with ESEARCH (RFC 9051 §6.4.4).
         let ret = if self.rev2 && ret.is_none() {
             Some(vec![SearchReturn::All])
         } else {
             ret
+        };
+        // With only MIN and/or MAX asked for, those are the messages
+        // returned: the MODSEQ is theirs (RFC 4731 §3.2) and SAVE keeps
+        // just them (RFC 5182 §2.4).
+        let extremes_only = ret.as_ref().is_some_and(|r| {
+            r.iter()
+                .any(|x| matches!(x, SearchReturn::Min | SearchReturn::Max))
+                && !r
+                    .iter()
+                    .any(|x| matches!(x, SearchReturn::All | SearchReturn::Count))
+        });
+        let returned: Vec<Uid> = match (extremes_only, ret.as_ref()) {
+            (true, Some(r)) if !found.is_empty() => {
+                let mut picked = Vec::new();
+                if r.contains(&SearchReturn::Min) {
+                    picked.push(found[0]);
+                }
+                if r.contains(&SearchReturn::Max) {
+                    picked.push(found[found.len() - 1]);
+                }
+                picked.dedup();
+                picked
+            }
+            _ => found.clone(),
+        };
+        let highest = if wants_modseq && !returned.is_empty() {
+            match self.srv.store.messages(account, mailbox, &returned).await {
+                Ok(m) => m.iter().map(|e| e.modseq.0).max(),
+                Err(e) => return self.store_error(tag, e),
+            }
+        } else {
+            None
         };
         match ret {
             None => {
@@ -85,7 +120,7 @@ impl Session {
                 };
                 if ret.contains(&SearchReturn::Save) {
                     if let Some(sel) = self.selected_mut() {
-                        sel.saved = found.clone();
+                        sel.saved = returned.clone();
                     }
                 }
                 let only_save = ret.iter().all(|r| *r == SearchReturn::Save);
@@ -155,6 +190,20 @@ fn uid_ranges(uids: &[Uid]) -> Key {
 
 fn flag(name: &str) -> Key {
     Key::Keyword(name.to_string())
+}
+
+/// The message-number sets in a search key.
+fn sequence_sets<'k>(k: &'k SearchKey, out: &mut Vec<&'k crate::parse::SequenceSet>) {
+    match k {
+        SearchKey::Sequence(set) => out.push(set),
+        SearchKey::Not(k) => sequence_sets(k, out),
+        SearchKey::Or(a, b) => {
+            sequence_sets(a, out);
+            sequence_sets(b, out);
+        }
+        SearchKey::And(keys) => keys.iter().for_each(|k| sequence_sets(k, out)),
+        _ => {}
+    }
 }
 
 fn not(k: Key) -> Key {

@@ -129,6 +129,16 @@ impl Selected {
         self.uids.binary_search(&uid).ok().map(|i| i as u32 + 1)
     }
 
+    /// For a set of message numbers, the first number beyond the mailbox
+    /// (RFC 9051 §9: a seq-number must exist; UIDs and `*` need not).
+    pub fn beyond(&self, set: &SequenceSet, uid: bool) -> Option<u32> {
+        if uid {
+            return None;
+        }
+        set.highest_written()
+            .filter(|&n| n as usize > self.uids.len())
+    }
+
     /// The UIDs named by a sequence set of message numbers or of UIDs.
     pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Vec<Uid> {
         if let SequenceSet::Saved = set {
@@ -179,6 +189,39 @@ impl Session {
             .as_ref()
             .map(|a| a.id)
             .unwrap_or(tern_store::AccountId(0))
+    }
+
+    /// Enables CONDSTORE for the session, as a CONDSTORE-enabling command
+    /// does (RFC 7162 §3.1): with a mailbox selected, the first such
+    /// command is answered with its HIGHESTMODSEQ as well.
+    pub(crate) fn enable_condstore(&mut self) {
+        if self.condstore {
+            return;
+        }
+        self.condstore = true;
+        if let Some(highest) = self.selected().map(|s| s.modseq) {
+            self.untagged(&format!("OK [HIGHESTMODSEQ {highest}] CONDSTORE enabled"));
+        }
+    }
+
+    /// BAD for a message number beyond the mailbox; true when the set is
+    /// fine (or names UIDs).
+    pub(crate) fn check_numbers(&mut self, tag: &str, set: &SequenceSet, uid: bool) -> bool {
+        let Some(sel) = self.selected() else {
+            return true;
+        };
+        match sel.beyond(set, uid) {
+            None => true,
+            Some(n) => {
+                let have = sel.uids.len();
+                self.tagged(
+                    tag,
+                    "BAD",
+                    &format!("no message {n}: the mailbox has {have} (message numbers must exist)"),
+                );
+                false
+            }
+        }
     }
 
     /// Finds a mailbox by the client's name; NO with [NONEXISTENT] if absent.

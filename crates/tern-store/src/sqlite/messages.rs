@@ -492,11 +492,8 @@ pub fn copy(
 ) -> Result<CopyResult> {
     let target = mailboxes::get(ctx.conn, account, to)?;
     no_messages_in(&target)?;
-    if is_move && from == to {
-        return Err(StoreError::Invalid(
-            "cannot move messages into the mailbox they are in".into(),
-        ));
-    }
+    // A MOVE into the same mailbox is allowed (RFC 6851 does not forbid
+    // it): the messages get new UIDs there, as Dovecot gives them.
     let entries = list(ctx.conn, account, from, Some(uids))?;
     if entries.is_empty() {
         // Nothing to do takes no modseq and wakes nobody.
