@@ -723,8 +723,8 @@ impl Session {
             let _ = write!(out, "* {} EXISTS\r\n", sel.uids.len());
         }
         let recent = sel.recent_count();
-        let new_recent = added.iter().any(|u| sel.is_recent(*u));
-        if rev1 && (recent != recent_before || new_recent) {
+        // Sent when the number changes (RFC 3501 §7.3.2), as Dovecot does.
+        if rev1 && recent != recent_before {
             let _ = write!(out, "* {recent} RECENT\r\n");
         }
         self.conn.out.extend_from_slice(out.as_bytes());

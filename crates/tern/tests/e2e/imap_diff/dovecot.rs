@@ -152,6 +152,9 @@ plugin {{
 namespace inbox {{
   inbox = yes
   separator = /
+  mailbox INBOX {{
+    auto = subscribe
+  }}
   mailbox Sent {{
     special_use = \Sent
     auto = subscribe

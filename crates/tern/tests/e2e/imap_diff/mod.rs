@@ -92,7 +92,9 @@ fn allowed() -> Vec<(String, String)> {
 }
 
 /// A command line with `<<file>>` (or `~<<file>>`, literal8) replaced by
-/// the corpus file as a non-synchronising literal.
+/// the corpus file as a non-synchronising literal, and `<<=text>>` by
+/// the text as one (for 8-bit strings, which IMAP4rev1 allows only in
+/// literals).
 fn expand(line: &str, corpus: &[(String, Vec<u8>)]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut rest = line;
@@ -100,11 +102,14 @@ fn expand(line: &str, corpus: &[(String, Vec<u8>)]) -> Vec<u8> {
         let (before, after) = rest.split_at(open);
         let close = after.find(">>").expect("<< without >>");
         let name = &after[2..close];
-        let data = &corpus
-            .iter()
-            .find(|(n, _)| n == name)
-            .unwrap_or_else(|| panic!("no corpus file {name}"))
-            .1;
+        let data = match name.strip_prefix('=') {
+            Some(text) => text.as_bytes(),
+            None => &corpus
+                .iter()
+                .find(|(n, _)| n == name)
+                .unwrap_or_else(|| panic!("no corpus file {name}"))
+                .1,
+        };
         out.extend_from_slice(before.as_bytes());
         out.extend_from_slice(format!("{{{}+}}\r\n", data.len()).as_bytes());
         out.extend_from_slice(data);
@@ -119,6 +124,11 @@ struct Side {
     addr: SocketAddr,
     user: String,
     sessions: HashMap<u32, Client>,
+    /// Per session, the keywords the last untagged FLAGS announced.
+    announced: HashMap<u32, Vec<String>>,
+    /// Keywords shown by a FETCH before any FLAGS announced them (RFC 9051
+    /// §7.3.5): a protocol error whatever the other server does.
+    unannounced: Vec<String>,
 }
 
 impl Side {
@@ -140,12 +150,28 @@ impl Side {
 
     fn run(&mut self, session: u32, tag: &str, command: &[u8]) -> Result<Answer, String> {
         let c = self.session(session);
-        if command == b"DONE" {
+        let answer = if command == b"DONE" {
             c.done()
         } else {
             c.command(tag, command)
         }
-        .map_err(|e| format!("no answer: {e}"))
+        .map_err(|e| format!("no answer: {e}"))?;
+        let announced = self.announced.entry(session).or_default();
+        for r in &answer.untagged {
+            if let Some(flags) = wire::announced_flags(r) {
+                *announced = flags;
+            } else if let Some(flags) = wire::fetched_flags(r) {
+                for f in flags {
+                    if !f.starts_with('\\') && !announced.iter().any(|a| a.eq_ignore_ascii_case(&f)) {
+                        self.unannounced.push(format!(
+                            "session {session}, {tag}: {f} in {}",
+                            String::from_utf8_lossy(r)
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(answer)
     }
 }
 
@@ -184,11 +210,21 @@ fn load(side: &mut Side, corpus: &[(String, Vec<u8>)]) {
 /// An answer as compared: untagged responses as a sorted list (servers may
 /// order them differently, RFC 9051 §7), but EXPUNGE and VANISHED in their
 /// order, which carries meaning; then the tagged response.
-fn canonical(a: &Answer, rev2: bool) -> Vec<String> {
+fn canonical(a: &Answer, command: &str, rev2: bool) -> Vec<String> {
     let mut expunges = Vec::new();
     let mut rest = Vec::new();
+    // When a server announces a new keyword is its choice, as long as it is
+    // before a FETCH shows it (checked apart, see `Side::run`); SELECT's
+    // FLAGS are compared.
+    let selects = {
+        let c = command.to_ascii_uppercase();
+        c.starts_with("SELECT") || c.starts_with("EXAMINE")
+    };
     for r in &a.untagged {
-        let Some(n) = normalize(r, rev2) else {
+        if !selects && (wire::announced_flags(r).is_some() || is_permanentflags(r)) {
+            continue;
+        }
+        let Some(n) = normalize(r, command, rev2) else {
             continue;
         };
         if n.ends_with(" EXPUNGE") || n.starts_with("* VANISHED") {
@@ -199,10 +235,14 @@ fn canonical(a: &Answer, rev2: bool) -> Vec<String> {
     }
     rest.sort();
     rest.extend(expunges);
-    if let Some(t) = normalize(&a.tagged, rev2) {
+    if let Some(t) = normalize(&a.tagged, command, rev2) {
         rest.push(t);
     }
     rest
+}
+
+fn is_permanentflags(r: &[u8]) -> bool {
+    r.starts_with(b"* OK [PERMANENTFLAGS ")
 }
 
 /// Runs one sequence on both sides; returns the differences.
@@ -231,10 +271,10 @@ fn run_sequence(
         let d = dovecot.run(session, &tag, &bytes);
         let t = tern.run(session, &tag, &bytes);
         let (d, t) = match (d, t) {
-            (Ok(d), Ok(t)) => (canonical(&d, false), canonical(&t, false)),
+            (Ok(d), Ok(t)) => (canonical(&d, command, false), canonical(&t, command, false)),
             (d, t) => {
                 let show = |r: Result<Answer, String>| match r {
-                    Ok(a) => canonical(&a, false),
+                    Ok(a) => canonical(&a, command, false),
                     Err(e) => vec![e],
                 };
                 (show(d), show(t))
@@ -307,7 +347,8 @@ fn generate(seed: u64, corpus: &[(String, Vec<u8>)]) -> Sequence {
     ];
     let mut lines = vec!["SELECT INBOX".to_string(), "2> SELECT INBOX".to_string()];
     for _ in 0..40 {
-        let s = if next(3) == 0 { "2> " } else { "" };
+        let second = next(3) == 0;
+        let s = if second { "2> " } else { "" };
         let set = sets[next(sets.len())];
         let line = match next(10) {
             0 | 1 => format!(
@@ -326,7 +367,16 @@ fn generate(seed: u64, corpus: &[(String, Vec<u8>)]) -> Sequence {
             8 => format!("{s}EXPUNGE"),
             _ => format!("{s}NOOP"),
         };
+        // The other session is told of a change at once: when a server
+        // reports another session's changes is its choice, the NOOP after
+        // makes it the same moment on both.
+        let changes = ["STORE", "APPEND", "COPY", "EXPUNGE"]
+            .iter()
+            .any(|c| line.contains(c));
         lines.push(line);
+        if changes {
+            lines.push(if second { "NOOP" } else { "2> NOOP" }.to_string());
+        }
     }
     lines.push("NOOP".into());
     lines.push("2> NOOP".into());
@@ -369,16 +419,20 @@ fn tern_answers_as_dovecot_does() {
     let mut unexplained = Vec::new();
     let mut explained = 0;
     for (seq, user) in sequences.iter().zip(&users) {
-        let mut d = Side {
-            addr: dovecot.addr,
+        let side = |addr| Side {
+            addr,
             user: user.clone(),
             sessions: HashMap::new(),
+            announced: HashMap::new(),
+            unannounced: Vec::new(),
         };
-        let mut tr = Side {
-            addr: server.listeners["imap"],
-            user: user.clone(),
-            sessions: HashMap::new(),
-        };
+        let (mut d, mut tr) = (side(dovecot.addr), side(server.listeners["imap"]));
+        for v in &tr.unannounced {
+            unexplained.push(format!("{}: keyword not announced in FLAGS: {v}", seq.name));
+        }
+        for v in &d.unannounced {
+            eprintln!("{}: Dovecot showed an unannounced keyword: {v}", seq.name);
+        }
         for (command, report) in run_sequence(seq, &mut d, &mut tr, &corpus) {
             if allowed
                 .iter()

@@ -269,12 +269,54 @@ fn is_atom_safe(s: &[u8]) -> bool {
         })
 }
 
+/// `* STATUS mailbox (...)`: the list after the mailbox name.
+fn is_status_list(i: usize, nodes: &[Node]) -> bool {
+    i == 3 && matches!(&nodes[1], Node::Atom(a) if a.eq_ignore_ascii_case("STATUS"))
+}
+
 fn lowercase(n: &mut Node) {
     match n {
         Node::Atom(a) => *a = a.to_ascii_lowercase(),
         Node::Str(s) => s.make_ascii_lowercase(),
         Node::List(l) => l.iter_mut().for_each(lowercase),
     }
+}
+
+/// The flags of an untagged `FLAGS (...)` response.
+pub fn announced_flags(response: &[u8]) -> Option<Vec<String>> {
+    let nodes = parse(response);
+    match (nodes.first(), nodes.get(1), nodes.get(2)) {
+        (Some(Node::Atom(star)), Some(Node::Atom(f)), Some(Node::List(l)))
+            if star == "*" && f.eq_ignore_ascii_case("FLAGS") =>
+        {
+            Some(atoms(l))
+        }
+        _ => None,
+    }
+}
+
+/// The flags a `* n FETCH (... FLAGS (...) ...)` response shows.
+pub fn fetched_flags(response: &[u8]) -> Option<Vec<String>> {
+    let nodes = parse(response);
+    let Some(Node::List(items)) = nodes.get(3) else {
+        return None;
+    };
+    if !matches!(nodes.get(2), Some(Node::Atom(a)) if a.eq_ignore_ascii_case("FETCH")) {
+        return None;
+    }
+    items.chunks(2).find_map(|pair| match pair {
+        [Node::Atom(k), Node::List(l)] if k.eq_ignore_ascii_case("FLAGS") => Some(atoms(l)),
+        _ => None,
+    })
+}
+
+fn atoms(l: &[Node]) -> Vec<String> {
+    l.iter()
+        .filter_map(|n| match n {
+            Node::Atom(a) => Some(a.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Keys after which a number is the server's own choice.
@@ -286,9 +328,11 @@ const SERVER_NUMBERS: &[&str] = &[
     "COPYUID",
 ];
 
-/// The canonical text of one response, with what may differ masked.
-pub fn normalize(response: &[u8], rev2: bool) -> Option<String> {
+/// The canonical text of one response to `command`, with what may differ
+/// masked.
+pub fn normalize(response: &[u8], command: &str, rev2: bool) -> Option<String> {
     let mut nodes = parse(response);
+    list_attributes(&mut nodes, command);
     // Untagged CAPABILITY, and ENABLED lists, name each server's own
     // extensions.
     if matches!(nodes.get(1), Some(Node::Atom(a)) if a.eq_ignore_ascii_case("CAPABILITY")) {
@@ -310,6 +354,32 @@ pub fn normalize(response: &[u8], rev2: bool) -> Option<String> {
     Some(out)
 }
 
+/// LIST and LSUB attributes a server may add or leave out: special-use
+/// ones in an extended LIST that did not ask for them (RFC 6154 §2), child
+/// information where CHILDREN was not asked for (RFC 5258 §4, RFC 3348
+/// lets LSUB carry it or not).
+fn list_attributes(nodes: &mut [Node], command: &str) {
+    let kind = match nodes.get(1) {
+        Some(Node::Atom(a)) if a.eq_ignore_ascii_case("LIST") => "LIST",
+        Some(Node::Atom(a)) if a.eq_ignore_ascii_case("LSUB") => "LSUB",
+        _ => return,
+    };
+    let upper = command.to_ascii_uppercase();
+    let extended = upper.starts_with("LIST (") || upper.contains(" RETURN (");
+    let strip_special = extended && !upper.contains("SPECIAL-USE");
+    let strip_children = kind == "LSUB" || (extended && !upper.contains("CHILDREN"));
+    if let Some(Node::List(attrs)) = nodes.get_mut(2) {
+        attrs.retain(|n| {
+            let Node::Atom(a) = n else { return true };
+            let a = a.to_ascii_lowercase();
+            let special = ["\\all", "\\archive", "\\drafts", "\\flagged", "\\junk", "\\sent", "\\trash"]
+                .contains(&a.as_str());
+            let children = a == "\\haschildren" || a == "\\hasnochildren";
+            !(special && strip_special) && !(children && strip_children)
+        });
+    }
+}
+
 /// `tag OK [code] text`: the text is for humans (RFC 9051 §7.1); the
 /// CAPABILITY code lists each server's extensions.
 fn drop_status_text(nodes: &mut Vec<Node>) {
@@ -323,9 +393,13 @@ fn drop_status_text(nodes: &mut Vec<Node>) {
         if let Some(close) = nodes.iter().position(|n| *n == Node::Atom("]".into())) {
             keep = close + 1;
             // CAPABILITY lists each server's extensions; CLIENTBUG is an
-            // optional hint (RFC 5530 §3).
+            // optional hint, as are the codes of a NO or BAD (RFC 5530)
+            // but TRYCREATE, which RFC 9051 §6.3.12 requires.
+            let failed = matches!(nodes.get(1), Some(Node::Atom(s)) if s == "NO" || s == "BAD");
             if matches!(nodes.get(3), Some(Node::Atom(a))
-                if a.eq_ignore_ascii_case("CAPABILITY") || a.eq_ignore_ascii_case("CLIENTBUG"))
+                if a.eq_ignore_ascii_case("CAPABILITY")
+                    || a.eq_ignore_ascii_case("CLIENTBUG")
+                    || (failed && !a.eq_ignore_ascii_case("TRYCREATE")))
             {
                 keep = 2;
             }
@@ -364,6 +438,7 @@ fn mask(nodes: &mut [Node], rev2: bool) {
             }
         }
         let fetch = is_fetch(i, nodes);
+        let status_list = is_status_list(i, nodes);
         // MIME types, subtypes, encodings and parameter names are
         // case-insensitive (RFC 2045 §5.1, §6.1): BODYSTRUCTURE compares
         // without case.
@@ -389,9 +464,12 @@ fn mask(nodes: &mut [Node], rev2: bool) {
                 }
                 l.sort_by_key(|n| format!("{n:?}").to_ascii_lowercase());
             }
-            if fetch {
+            // FETCH items and STATUS items come in any order (RFC 9051
+            // §7.5.2, §7.2.4); an item asked for twice may come once.
+            if fetch || status_list {
                 let mut pairs: Vec<Vec<Node>> = l.chunks(2).map(|c| c.to_vec()).collect();
                 pairs.sort_by_key(|p| format!("{:?}", p[0]).to_ascii_uppercase());
+                pairs.dedup();
                 *l = pairs.concat();
             }
         }
