@@ -135,7 +135,20 @@ pub fn body_structure(out: &mut Vec<u8>, part: &MimePart, extensible: bool, utf8
             utf8,
         );
         out.push(b' ');
-        params(out, &part.params, utf8);
+        // A text part without a charset is US-ASCII (RFC 2045 §5.2): say
+        // so, as Dovecot does, rather than leave the client to know it.
+        if part.media_type.eq_ignore_ascii_case("text")
+            && !part
+                .params
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("charset"))
+        {
+            let mut with_charset = vec![("charset".to_string(), "US-ASCII".to_string())];
+            with_charset.extend(part.params.iter().cloned());
+            params(out, &with_charset, utf8);
+        } else {
+            params(out, &part.params, utf8);
+        }
         out.push(b' ');
         nstring(out, part.id.as_deref(), utf8);
         out.push(b' ');
@@ -263,7 +276,7 @@ mod tests {
         );
         assert_eq!(
             text(|o| body_structure(o, &p.structure, false, false)),
-            "(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 14 2)"
+            "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 14 2)"
         );
     }
 

@@ -29,7 +29,9 @@ pub enum SearchKey {
         since: Option<i64>,
         before: Option<i64>,
     },
-    /// The Date header in [since, before); messages without a parseable Date never match.
+    /// The Date header's day as written (time and zone disregarded, RFC
+    /// 9051 §6.4.4), as that day's UTC midnight, in [since, before);
+    /// messages without a parseable Date never match.
     Sent {
         since: Option<i64>,
         before: Option<i64>,

@@ -613,32 +613,51 @@ fn binary_bytes(raw: &[u8], root: &MimePart, path: &[u32]) -> Option<Vec<u8>> {
     }
 }
 
-/// Quoted-printable decoding (RFC 2045 §6.7): `=XX` and soft line breaks.
+/// Quoted-printable decoding (RFC 2045 §6.7), line by line: trailing
+/// blanks are transport padding and go (rule 3), a line then ending in `=`
+/// is a soft break (rule 5, so `=` followed by blanks is one too), `=XX` is
+/// an octet; a malformed `=` is kept as it is.
 fn quoted_printable(s: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
     let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    while i < s.len() {
-        if s[i] == b'=' {
-            if s.get(i + 1) == Some(&b'\r') && s.get(i + 2) == Some(&b'\n') {
-                i += 3;
-                continue;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let (line, ending, next) = match rest.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                let line = &rest[..i];
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                (line, true, &rest[i + 1..])
             }
-            if s.get(i + 1) == Some(&b'\n') {
-                i += 2;
-                continue;
-            }
-            if let (Some(h), Some(l)) = (
-                s.get(i + 1).and_then(|&b| hex(b)),
-                s.get(i + 2).and_then(|&b| hex(b)),
-            ) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
+            None => (rest, false, &rest[rest.len()..]),
+        };
+        rest = next;
+        let mut end = line.len();
+        while end > 0 && matches!(line[end - 1], b' ' | b'\t') {
+            end -= 1;
         }
-        out.push(s[i]);
-        i += 1;
+        let line = &line[..end];
+        let (line, soft) = match line.strip_suffix(b"=") {
+            Some(l) => (l, true),
+            None => (line, false),
+        };
+        let mut i = 0;
+        while i < line.len() {
+            if line[i] == b'=' {
+                if let (Some(h), Some(l)) = (
+                    line.get(i + 1).and_then(|&b| hex(b)),
+                    line.get(i + 2).and_then(|&b| hex(b)),
+                ) {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(line[i]);
+            i += 1;
+        }
+        if ending && !soft {
+            out.extend_from_slice(b"\r\n");
+        }
     }
     out
 }
@@ -699,5 +718,11 @@ Content-Transfer-Encoding: base64\r\n\r\nAAEC\r\n--b--\r\n\r\n--a--\r\n";
             [0, 1, 2]
         );
         assert_eq!(quoted_printable(b"a=3Db=\r\nc=ZZ"), b"a=bc=ZZ");
+        // Trailing blanks are padding; `=` then blanks is a soft break;
+        // an encoded blank at the end stays (RFC 2045 §6.7).
+        assert_eq!(
+            quoted_printable(b"today.  =20\r\nsoft =  \r\nbreak  \r\nend"),
+            b"today.   \r\nsoft break\r\nend"
+        );
     }
 }

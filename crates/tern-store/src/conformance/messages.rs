@@ -386,10 +386,17 @@ pub async fn move_keeps_the_email(store: Arc<dyn Store>) {
     assert_eq!(store.quota(a.id).await.unwrap().used_bytes, used);
     let changes = store.mailbox_changes(a.id, mb.id, d2.modseq).await.unwrap();
     assert_eq!(changes.expunged, [d1.uid]);
-    assert!(store
-        .move_messages(a.id, trash.id, &[Uid(1)], trash.id)
+    // Into the mailbox it is in: the same email under a new UID (RFC 6851
+    // does not forbid it).
+    let again = store
+        .move_messages(a.id, trash.id, &[moved[0].uid], trash.id)
         .await
-        .is_err());
+        .unwrap();
+    assert_eq!(again.mapping.len(), 1);
+    assert!(again.mapping[0].1 > moved[0].uid);
+    let now = store.list_messages(a.id, trash.id).await.unwrap();
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0].email_id, d1.email_id);
 }
 
 pub async fn expunge(store: Arc<dyn Store>) {

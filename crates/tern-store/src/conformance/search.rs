@@ -111,9 +111,10 @@ pub async fn search(store: Arc<dyn Store>) {
         [d3.uid.0]
     );
     assert_eq!(
+        // The day of 4 Nov 2026 (SENTON: the Date's day as written).
         s(SearchKey::Sent {
-            since: Some(1_793_786_000),
-            before: Some(1_793_787_000)
+            since: Some(1_793_750_400),
+            before: Some(1_793_750_400 + 86_400)
         })
         .await,
         [d3.uid.0]

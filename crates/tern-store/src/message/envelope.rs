@@ -234,6 +234,7 @@ fn flush(pending: &mut Pending, out: &mut Vec<EnvelopeAddress>) {
         angle,
         comment,
     } = std::mem::take(pending);
+    let had_angle = angle.is_some();
     let (name, spec) = match angle {
         Some(inner) => {
             let name = Some(phrase(&words)).filter(|n| !n.is_empty());
@@ -241,6 +242,11 @@ fn flush(pending: &mut Pending, out: &mut Vec<EnvelopeAddress>) {
         }
         None => (None, words),
     };
+    // A comment alone is not an address (`group: (nobody) ;` is an empty
+    // group, RFC 5322 §3.4); beside an address it is a name of last resort.
+    if spec.is_empty() && !had_angle {
+        return;
+    }
     let name = name.or(comment);
     if spec.is_empty() && name.is_none() {
         return;
@@ -351,6 +357,18 @@ mod tests {
                 addr(Some("Kai (K) Z"), "k", "y.de"),
             ]
         );
+    }
+
+    #[test]
+    fn a_comment_alone_in_a_group_is_no_address() {
+        let list = parse_address_list(
+            "group:;, group2: (foo) ;, Eve <eve (home) @ (comment) example.com>",
+        );
+        assert_eq!(list.len(), 5, "{list:?}");
+        assert_eq!(list[2].mailbox.as_deref(), Some("group2"));
+        assert_eq!(list[3], EnvelopeAddress::default());
+        assert_eq!(list[4].mailbox.as_deref(), Some("eve"));
+        assert_eq!(list[4].host.as_deref(), Some("example.com"));
     }
 
     #[test]

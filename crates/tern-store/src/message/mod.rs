@@ -15,7 +15,14 @@
 //! Input that is not a message at all still yields a [`ParsedMessage`]
 //! (one text/plain part spanning the bytes).
 
+pub mod date;
 mod envelope;
+
+/// The addresses of an address-list field value (RFC 5322 §3.4), as IMAP's
+/// ENVELOPE gives them: group markers included.
+pub fn addresses(value: &str) -> Vec<EnvelopeAddress> {
+    envelope::parse_address_list(value)
+}
 mod header;
 mod prepared;
 mod structure;
@@ -282,7 +289,14 @@ fn summarize(
         sent_at: message
             .date()
             .filter(|d| d.is_valid())
-            .map(|d| d.to_timestamp()),
+            .map(|d| d.to_timestamp())
+            .or_else(|| {
+                // The obsolete forms mail-parser leaves (RFC 5322 §4.3).
+                message
+                    .header_raw("Date")
+                    .and_then(date::parse_date)
+                    .map(|d| d.timestamp())
+            }),
         message_id: ids("message-id").into_iter().next(),
         in_reply_to: ids("in-reply-to"),
         references: ids("references"),

@@ -18,7 +18,8 @@ use std::collections::{HashMap, HashSet};
 #[derive(Default)]
 struct Extra {
     header_raw: HashMap<EmailId, String>,
-    sent_at: HashMap<EmailId, Option<i64>>,
+    /// The Date's day as written, as a UTC midnight.
+    sent_day: HashMap<EmailId, Option<i64>>,
 }
 
 pub fn search(
@@ -95,7 +96,23 @@ pub fn search(
         extra.header_raw = load_headers(conn, account, mailbox)?;
     }
     if needs(key, &|k| matches!(k, SearchKey::Sent { .. })) {
-        extra.sent_at = load_column(conn, mailbox, "sent_at")?;
+        if extra.header_raw.is_empty() {
+            extra.header_raw = load_headers(conn, account, mailbox)?;
+        }
+        // SENT* compare the day as written, time and zone disregarded
+        // (RFC 9051 §6.4.4): that day's midnight as if it were UTC.
+        extra.sent_day = extra
+            .header_raw
+            .iter()
+            .map(|(id, h)| {
+                let day = fields_named(h, "date").next().and_then(|v| {
+                    crate::message::date::parse_date(&v).map(|d| {
+                        crate::message::date::days_from_civil(d.year, d.month, d.day) * 86_400
+                    })
+                });
+                (*id, day)
+            })
+            .collect();
     }
     Ok(candidates
         .into_iter()
@@ -237,24 +254,6 @@ fn needs(key: &SearchKey, pred: &dyn Fn(&SearchKey) -> bool) -> bool {
         }
 }
 
-fn load_column<T: rusqlite::types::FromSql>(
-    conn: &Connection,
-    mailbox: MailboxId,
-    column: &'static str,
-) -> Result<HashMap<EmailId, T>> {
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT e.id, e.{column} FROM mailbox_email m JOIN email e ON e.id = m.email_id
-              WHERE m.mailbox_id = ?1"
-        ))
-        .map_err(db("loading search data"))?;
-    let rows = stmt
-        .query_map([mailbox.0], |r| Ok((EmailId(r.get(0)?), r.get(1)?)))
-        .and_then(|rows| rows.collect::<rusqlite::Result<HashMap<_, _>>>())
-        .map_err(db("loading search data"))?;
-    Ok(rows)
-}
-
 /// The raw headers of the mailbox's emails, from `email_header`, where an
 /// account's headers sit side by side (schema v8).
 fn load_headers(
@@ -387,7 +386,7 @@ fn matches(
             .facts
             .is_some_and(|f| in_range(f.received_at, *since, *before)),
         SearchKey::Sent { since, before } => extra
-            .sent_at
+            .sent_day
             .get(&e.email_id)
             .copied()
             .flatten()
@@ -411,10 +410,29 @@ fn matches(
 /// RFC 9051 §6.4.4 HEADER: some field named `name` contains `value`.
 /// The value is compared as written and with RFC 2047 encoded-words
 /// decoded, so `SUBJECT "Grüße"` finds `=?utf-8?q?Gr=C3=BC=C3=9Fe?=`.
+///
+/// Address fields also match on their addresses as parsed (RFC 9051: FROM
+/// and the like search "the envelope structure's" field), so comments and
+/// spacing inside an address (`user (c)@ (c) domain.org`) do not hide it.
 fn header_matches(header: &str, name: &str, value: &str) -> bool {
+    let address_field = ["from", "to", "cc", "bcc", "sender", "reply-to"]
+        .iter()
+        .any(|f| f.eq_ignore_ascii_case(name));
     fields_named(header, name).any(|v| {
         contains_ignore_case(v.trim(), value)
             || (v.contains("=?") && contains_ignore_case(&decode_words(&v), value))
+            || (address_field
+                && crate::message::addresses(&v).iter().any(|a| {
+                    let spec = match (&a.mailbox, &a.host) {
+                        (Some(m), Some(h)) => format!("{m}@{h}"),
+                        (Some(m), None) => m.clone(),
+                        _ => String::new(),
+                    };
+                    contains_ignore_case(&spec, value)
+                        || a.name
+                            .as_deref()
+                            .is_some_and(|n| contains_ignore_case(n, value))
+                }))
     })
 }
 
@@ -646,6 +664,9 @@ mod tests {
         assert!(header_matches(h, "x-tag", ""));
         assert!(!header_matches(h, "x-missing", ""));
         assert!(!header_matches(h, "x-tag", "beta"));
+        let commented = "From: user (comment)@ (comment) domain.org\r\n\r\n";
+        assert!(header_matches(commented, "from", "user@domain.org"));
+        assert!(!header_matches(commented, "to", "user@domain.org"));
         let encoded = "Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= aus\r\nFrom: =?utf-8?q?J=C3=BCrgen?= <j@example.net>\r\n\r\n";
         assert!(header_matches(encoded, "subject", "grüße aus"));
         assert!(header_matches(encoded, "from", "Jürgen"));

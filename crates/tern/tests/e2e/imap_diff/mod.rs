@@ -104,11 +104,13 @@ fn expand(line: &str, corpus: &[(String, Vec<u8>)]) -> Vec<u8> {
         let name = &after[2..close];
         let data = match name.strip_prefix('=') {
             Some(text) => text.as_bytes(),
-            None => &corpus
-                .iter()
-                .find(|(n, _)| n == name)
-                .unwrap_or_else(|| panic!("no corpus file {name}"))
-                .1,
+            None => {
+                &corpus
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .unwrap_or_else(|| panic!("no corpus file {name}"))
+                    .1
+            }
         };
         out.extend_from_slice(before.as_bytes());
         out.extend_from_slice(format!("{{{}+}}\r\n", data.len()).as_bytes());
@@ -162,7 +164,8 @@ impl Side {
                 *announced = flags;
             } else if let Some(flags) = wire::fetched_flags(r) {
                 for f in flags {
-                    if !f.starts_with('\\') && !announced.iter().any(|a| a.eq_ignore_ascii_case(&f)) {
+                    if !f.starts_with('\\') && !announced.iter().any(|a| a.eq_ignore_ascii_case(&f))
+                    {
                         self.unannounced.push(format!(
                             "session {session}, {tag}: {f} in {}",
                             String::from_utf8_lossy(r)

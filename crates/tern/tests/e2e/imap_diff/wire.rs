@@ -372,8 +372,16 @@ fn list_attributes(nodes: &mut [Node], command: &str) {
         attrs.retain(|n| {
             let Node::Atom(a) = n else { return true };
             let a = a.to_ascii_lowercase();
-            let special = ["\\all", "\\archive", "\\drafts", "\\flagged", "\\junk", "\\sent", "\\trash"]
-                .contains(&a.as_str());
+            let special = [
+                "\\all",
+                "\\archive",
+                "\\drafts",
+                "\\flagged",
+                "\\junk",
+                "\\sent",
+                "\\trash",
+            ]
+            .contains(&a.as_str());
             let children = a == "\\haschildren" || a == "\\hasnochildren";
             !(special && strip_special) && !(children && strip_children)
         });
