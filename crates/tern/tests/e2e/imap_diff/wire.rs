@@ -383,7 +383,7 @@ fn list_attributes(nodes: &mut [Node], command: &str) {
             ]
             .contains(&a.as_str());
             let children = a == "\\haschildren" || a == "\\hasnochildren";
-            !(special && strip_special) && !(children && strip_children)
+            !(special && strip_special || children && strip_children)
         });
     }
 }
