@@ -71,6 +71,12 @@ pub trait MailboxStore: Send + Sync {
     /// INBOX and mailboxes with children.
     async fn delete_mailbox(&self, account: AccountId, id: MailboxId) -> Result<()>;
     async fn subscribe_mailbox(&self, account: AccountId, id: MailboxId, on: bool) -> Result<()>;
+    /// The account's subscribed names, in name order; a subscription
+    /// outlives the mailbox's DELETE (RFC 9051 §6.3.4, §6.3.7).
+    async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>>;
+    /// Subscribes or unsubscribes a name, whether a mailbox has it or not;
+    /// false when it already was so.
+    async fn set_subscription(&self, account: AccountId, name: &str, on: bool) -> Result<bool>;
     async fn mailbox_counts(&self, account: AccountId, id: MailboxId) -> Result<MailboxCounts>;
     /// Claims the mailbox's recent messages for one IMAP4rev1 session (RFC
     /// 3501 §2.3.2): returns the UIDs `[from, to)` that are recent for it,

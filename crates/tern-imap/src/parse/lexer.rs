@@ -373,6 +373,16 @@ impl SequenceSet {
     /// The numbers of the set among 1..=`max` (`*` = `max`), ascending and
     /// without duplicates; ranges are clamped to `max` so a huge range
     /// costs nothing. `None` for `$`, which the session resolves.
+    /// True when the set uses `*`.
+    pub fn mentions_last(&self) -> bool {
+        match self {
+            SequenceSet::Ranges(r) => r
+                .iter()
+                .any(|&(a, b)| a == SeqNumber::Last || b == SeqNumber::Last),
+            SequenceSet::Saved => false,
+        }
+    }
+
     /// The largest number written in the set (`*` aside), if any.
     pub fn highest_written(&self) -> Option<u32> {
         let SequenceSet::Ranges(ranges) = self else {

@@ -6,7 +6,16 @@
 
 use super::Session;
 use crate::parse::{ListReturn, StatusItem};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tern_store::{Mailbox, Role, HIERARCHY_SEPARATOR};
+
+fn children_attr(has: bool) -> &'static str {
+    if has {
+        "\\HasChildren"
+    } else {
+        "\\HasNoChildren"
+    }
+}
 
 impl Session {
     pub(super) async fn create(&mut self, tag: &str, name: &str, special_use: &[String]) {
@@ -78,27 +87,51 @@ impl Session {
         }
     }
 
+    /// SUBSCRIBE names a mailbox that exists; UNSUBSCRIBE takes any
+    /// subscribed name, also one whose mailbox was deleted (RFC 9051
+    /// §6.3.8: subscriptions outlive mailboxes).
     pub(super) async fn subscribe(&mut self, tag: &str, name: &str, on: bool) {
-        let Some(mailbox) = self.find_mailbox(tag, name).await else {
-            return;
+        let done = if on {
+            "SUBSCRIBE completed"
+        } else {
+            "UNSUBSCRIBE completed"
+        };
+        if on {
+            let Some(mailbox) = self.find_mailbox(tag, name).await else {
+                return;
+            };
+            return match self
+                .srv
+                .store
+                .subscribe_mailbox(self.account_id(), mailbox.id, true)
+                .await
+            {
+                Ok(()) => self.ok_synced(tag, done).await,
+                Err(e) => self.store_error(tag, e),
+            };
+        }
+        let Some(decoded) = self.decode_mailbox(name) else {
+            return self.tagged(tag, "NO", "invalid mailbox name (modified UTF-7 expected)");
         };
         match self
             .srv
             .store
-            .subscribe_mailbox(self.account_id(), mailbox.id, on)
+            .set_subscription(self.account_id(), &decoded, false)
             .await
         {
-            Ok(()) => {
-                self.ok_synced(
-                    tag,
-                    if on {
-                        "SUBSCRIBE completed"
-                    } else {
-                        "UNSUBSCRIBE completed"
-                    },
-                )
+            Ok(true) => self.ok_synced(tag, done).await,
+            // Not subscribed: fine for a mailbox, an error for a name
+            // that is neither.
+            Ok(false) => match self
+                .srv
+                .store
+                .mailbox_by_name(self.account_id(), &decoded)
                 .await
-            }
+            {
+                Ok(Some(_)) => self.ok_synced(tag, done).await,
+                Ok(None) => self.tagged(tag, "NO", "[NONEXISTENT] that name is not subscribed"),
+                Err(e) => self.store_error(tag, e),
+            },
             Err(e) => self.store_error(tag, e),
         }
     }
@@ -119,11 +152,37 @@ impl Session {
             self.untagged("LIST (\\Noselect) \"/\" \"\"");
             return self.ok_synced(tag, "LIST completed").await;
         }
+        // Selection options (RFC 5258 §3.1, RFC 6154 §3): an unknown one is
+        // BAD, and RECURSIVEMATCH only refines another.
+        if let Some(unknown) = select.iter().find(|s| {
+            !matches!(
+                s.as_str(),
+                "SUBSCRIBED" | "REMOTE" | "RECURSIVEMATCH" | "SPECIAL-USE"
+            )
+        }) {
+            return self.tagged(
+                tag,
+                "BAD",
+                &format!("unknown LIST selection option {unknown}"),
+            );
+        }
         let subscribed_only = select.iter().any(|s| s == "SUBSCRIBED");
         let special_only = select.iter().any(|s| s == "SPECIAL-USE");
-        let show_subscribed = lsub || ret.subscribed || subscribed_only;
-        let mailboxes = match self.srv.store.list_mailboxes(self.account_id()).await {
+        let recursive = select.iter().any(|s| s == "RECURSIVEMATCH");
+        if recursive && !subscribed_only {
+            return self.tagged(
+                tag,
+                "BAD",
+                "RECURSIVEMATCH needs another selection option, such as SUBSCRIBED",
+            );
+        }
+        let account = self.account_id();
+        let mailboxes = match self.srv.store.list_mailboxes(account).await {
             Ok(m) => m,
+            Err(e) => return self.store_error(tag, e),
+        };
+        let subscriptions: BTreeSet<String> = match self.srv.store.subscriptions(account).await {
+            Ok(s) => s.into_iter().collect(),
             Err(e) => return self.store_error(tag, e),
         };
         let Some(reference) = self.decode_mailbox(reference) else {
@@ -136,38 +195,108 @@ impl Session {
                 None => return self.tagged(tag, "NO", "invalid pattern"),
             }
         }
-        for m in &mailboxes {
-            if !patterns_utf8.iter().any(|p| matches_pattern(p, &m.name)) {
-                continue;
+        let matching = |name: &str| patterns_utf8.iter().any(|p| matches_pattern(p, name));
+        let by_name: HashMap<&str, &Mailbox> =
+            mailboxes.iter().map(|m| (m.name.as_str(), m)).collect();
+        let has_children = |name: &str| {
+            let prefix = format!("{name}{HIERARCHY_SEPARATOR}");
+            mailboxes.iter().any(|c| c.name.starts_with(&prefix))
+        };
+        // Names with a subscribed descendant (RFC 5258 §3.5 CHILDINFO;
+        // LSUB's \Noselect parents, RFC 3501 §6.3.9).
+        let mut parents_of_subscribed: BTreeSet<String> = BTreeSet::new();
+        for name in &subscriptions {
+            let mut at = name.as_str();
+            while let Some((parent, _)) = at.rsplit_once(HIERARCHY_SEPARATOR) {
+                parents_of_subscribed.insert(parent.to_string());
+                at = parent;
             }
-            if (subscribed_only && !m.subscribed)
-                || (special_only && m.role.and_then(Role::imap_attribute).is_none())
-            {
-                continue;
+        }
+
+        // The names to answer with, in order, and their attributes.
+        let mut rows: BTreeMap<String, (Vec<&'static str>, bool)> = BTreeMap::new();
+        if lsub {
+            for name in subscriptions.iter().filter(|n| matching(n)) {
+                let mut attrs = Vec::new();
+                if let Some(m) = by_name.get(name.as_str()) {
+                    if m.noselect {
+                        attrs.push("\\Noselect");
+                    }
+                    attrs.extend(m.role.and_then(Role::imap_attribute));
+                }
+                rows.insert(name.clone(), (attrs, false));
             }
-            let has_children = mailboxes
-                .iter()
-                .any(|c| c.name.starts_with(&format!("{}/", m.name)));
-            let mut attrs = vec![if has_children {
-                "\\HasChildren"
-            } else {
-                "\\HasNoChildren"
-            }];
-            if m.noselect {
-                attrs.push("\\Noselect");
+            // A `%` that stops above a subscribed name lists its parent,
+            // \Noselect when it is not subscribed itself (RFC 3501 §6.3.9).
+            for name in parents_of_subscribed.iter().filter(|n| matching(n)) {
+                let prefix = format!("{name}{HIERARCHY_SEPARATOR}");
+                let hidden = subscriptions
+                    .iter()
+                    .any(|s| s.starts_with(&prefix) && !matching(s));
+                if hidden {
+                    rows.entry(name.clone())
+                        .or_insert_with(|| (vec!["\\Noselect"], false));
+                }
             }
-            if show_subscribed && m.subscribed {
-                attrs.push("\\Subscribed");
+        } else if subscribed_only {
+            for name in subscriptions.iter().filter(|n| matching(n)) {
+                let mut attrs = vec!["\\Subscribed"];
+                match by_name.get(name.as_str()) {
+                    None => attrs.push("\\NonExistent"),
+                    Some(m) => {
+                        attrs.push(children_attr(has_children(name)));
+                        if m.noselect {
+                            attrs.push("\\Noselect");
+                        }
+                        attrs.extend(m.role.and_then(Role::imap_attribute));
+                    }
+                }
+                rows.insert(name.clone(), (attrs, false));
             }
-            if let Some(a) = m.role.and_then(Role::imap_attribute) {
-                attrs.push(a);
+            if recursive {
+                for name in parents_of_subscribed.iter().filter(|n| matching(n)) {
+                    let row = rows.entry(name.clone()).or_insert_with(|| {
+                        let attrs = match by_name.get(name.as_str()) {
+                            None => vec!["\\NonExistent"],
+                            Some(m) => {
+                                let mut a = vec![children_attr(true)];
+                                a.extend(m.role.and_then(Role::imap_attribute));
+                                a
+                            }
+                        };
+                        (attrs, false)
+                    });
+                    row.1 = true;
+                }
             }
+        } else {
+            for m in mailboxes.iter().filter(|m| matching(&m.name)) {
+                if special_only && m.role.and_then(Role::imap_attribute).is_none() {
+                    continue;
+                }
+                let mut attrs = vec![children_attr(has_children(&m.name))];
+                if m.noselect {
+                    attrs.push("\\Noselect");
+                }
+                if ret.subscribed && subscriptions.contains(&m.name) {
+                    attrs.push("\\Subscribed");
+                }
+                attrs.extend(m.role.and_then(Role::imap_attribute));
+                rows.insert(m.name.clone(), (attrs, false));
+            }
+        }
+        for (name, (attrs, childinfo)) in rows {
             let mut line = format!("* {command} ({}) \"/\" ", attrs.join(" ")).into_bytes();
-            line.extend_from_slice(&self.encode_mailbox(&m.name));
+            line.extend_from_slice(&self.encode_mailbox(&name));
+            if childinfo {
+                line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+            }
             line.extend_from_slice(b"\r\n");
             self.conn.out.extend_from_slice(&line);
-            if let (Some(items), false) = (&ret.status, m.noselect) {
-                self.status_line(m, items).await;
+            if let (false, Some(items), Some(m)) = (lsub, &ret.status, by_name.get(name.as_str())) {
+                if !m.noselect {
+                    self.status_line(m, items).await;
+                }
             }
         }
         self.ok_synced(tag, &format!("{command} completed")).await;

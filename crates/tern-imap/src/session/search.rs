@@ -28,13 +28,8 @@ impl Session {
                 );
             }
         }
-        let mut sets = Vec::new();
-        criteria.iter().for_each(|k| sequence_sets(k, &mut sets));
-        for set in sets {
-            if !self.check_numbers(tag, set, false) {
-                return;
-            }
-        }
+        // SEARCH takes message numbers beyond the mailbox as matching
+        // nothing, as Dovecot does; FETCH, STORE and COPY refuse them.
         let account = self.account_id();
         let Some(sel) = self.selected() else { return };
         let now = std::time::SystemTime::now()
@@ -190,20 +185,6 @@ fn uid_ranges(uids: &[Uid]) -> Key {
 
 fn flag(name: &str) -> Key {
     Key::Keyword(name.to_string())
-}
-
-/// The message-number sets in a search key.
-fn sequence_sets<'k>(k: &'k SearchKey, out: &mut Vec<&'k crate::parse::SequenceSet>) {
-    match k {
-        SearchKey::Sequence(set) => out.push(set),
-        SearchKey::Not(k) => sequence_sets(k, out),
-        SearchKey::Or(a, b) => {
-            sequence_sets(a, out);
-            sequence_sets(b, out);
-        }
-        SearchKey::And(keys) => keys.iter().for_each(|k| sequence_sets(k, out)),
-        _ => {}
-    }
 }
 
 fn not(k: Key) -> Key {

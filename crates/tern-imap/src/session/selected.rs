@@ -131,12 +131,18 @@ impl Selected {
 
     /// For a set of message numbers, the first number beyond the mailbox
     /// (RFC 9051 §9: a seq-number must exist; UIDs and `*` need not).
-    pub fn beyond(&self, set: &SequenceSet, uid: bool) -> Option<u32> {
+    /// `*` counts too: in an empty mailbox it names no message (as Dovecot
+    /// answers).
+    pub fn beyond(&self, set: &SequenceSet, uid: bool) -> Option<String> {
         if uid {
             return None;
         }
+        if self.uids.is_empty() && set.mentions_last() {
+            return Some("*".into());
+        }
         set.highest_written()
             .filter(|&n| n as usize > self.uids.len())
+            .map(|n| n.to_string())
     }
 
     /// The UIDs named by a sequence set of message numbers or of UIDs.

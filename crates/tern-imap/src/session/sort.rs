@@ -8,6 +8,14 @@ use super::Session;
 use crate::parse::{SearchKey, SearchReturn, SortField, SortKey};
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use tern_store::message::{decode_words, EnvelopeAddress};
+
+/// The i;ascii-casemap comparator's key (RFC 4790 §9.2): ASCII letters
+/// folded to upper case, so `_` and `[` sort after the letters; the rest
+/// compared as octets.
+fn casemap(s: &str) -> String {
+    s.to_ascii_uppercase()
+}
 
 /// What sorting and threading need of one message.
 #[derive(Debug, Clone, Default)]
@@ -75,20 +83,39 @@ impl Session {
                 }
             };
             let s = &email.summary;
-            let first = |list: &[tern_store::message::Mailbox]| {
+            let env = &email.envelope;
+            // RFC 5256 §3: the addr-mailbox (local part) of the first
+            // address, which for a group is its name; compared with
+            // i;ascii-casemap (RFC 4790 §9.2: ASCII folded to upper case).
+            let first = |list: &[EnvelopeAddress]| {
                 list.first()
-                    .map(|m| m.address.to_lowercase())
+                    .and_then(|a| a.mailbox.as_deref())
+                    .map(casemap)
                     .unwrap_or_default()
             };
-            let display = |list: &[tern_store::message::Mailbox]| {
+            // RFC 5957: the decoded display name of the first address, or
+            // its addr-spec when it has none.
+            let display = |list: &[EnvelopeAddress]| {
                 list.first()
-                    .map(|m| {
-                        m.name
-                            .clone()
-                            .filter(|n| !n.is_empty())
-                            .unwrap_or_else(|| m.address.clone())
-                            .to_lowercase()
+                    .map(|a| {
+                        let name = a
+                            .name
+                            .as_deref()
+                            .map(|n| {
+                                if n.contains("=?") {
+                                    decode_words(n)
+                                } else {
+                                    n.to_string()
+                                }
+                            })
+                            .filter(|n| !n.trim().is_empty());
+                        name.unwrap_or_else(|| match (&a.mailbox, &a.host) {
+                            (Some(m), Some(h)) => format!("{m}@{h}"),
+                            (Some(m), None) => m.clone(),
+                            _ => String::new(),
+                        })
                     })
+                    .map(|d| casemap(&d))
                     .unwrap_or_default()
             };
             let mut references = s.references.clone();
@@ -98,13 +125,13 @@ impl Session {
                 arrival: e.received_at,
                 date: s.sent_at.unwrap_or(e.received_at),
                 size: e.size,
-                base_subject: s.base_subject.to_lowercase(),
+                base_subject: casemap(&s.base_subject),
                 is_reply: !s.subject.trim().eq_ignore_ascii_case(s.base_subject.trim()),
-                from: first(&s.from),
-                to: first(&s.to),
-                cc: first(&s.cc),
-                display_from: display(&s.from),
-                display_to: display(&s.to),
+                from: first(&env.from),
+                to: first(&env.to),
+                cc: first(&env.cc),
+                display_from: display(&env.from),
+                display_to: display(&env.to),
                 message_id: s.message_id.clone(),
                 references,
             });
@@ -389,13 +416,14 @@ pub(crate) fn thread_references(items: &[Item]) -> Vec<Thread> {
             }
             prev = Some(n);
         }
-        match prev {
-            Some(p) => link(&mut nodes, p, own),
-            None => {
-                if let Some(old) = nodes[own].parent.take() {
-                    nodes[old].children.retain(|&c| c != own);
-                }
-            }
+        // Step 1.B: an existing parent (from a truncated References
+        // elsewhere) is broken first; the new link is then made unless it
+        // would close a loop, in which case the message stays a root.
+        if let Some(old) = nodes[own].parent.take() {
+            nodes[old].children.retain(|&c| c != own);
+        }
+        if let Some(p) = prev {
+            link(&mut nodes, p, own);
         }
     }
     // Build trees from the roots, dropping empty placeholders.
@@ -563,6 +591,19 @@ mod tests {
         for n in ["1", "2", "3"] {
             assert!(out.contains(n), "{out}");
         }
+    }
+
+    /// RFC 5256 step 1.B breaks the message's existing parent before the
+    /// loop check: 3's parent (1, from 2's References) goes, and the link
+    /// to 2 would close a loop, so 3 heads its own thread.
+    #[test]
+    fn references_breaks_the_old_parent_before_the_loop_check() {
+        let items = vec![
+            item(1, 10, "x", "a", &[]),
+            item(2, 20, "y", "b", &["a", "c"]),
+            item(3, 30, "z", "c", &["b"]),
+        ];
+        assert_eq!(text(&thread_references(&items)), "(1)(3 2)");
     }
 
     #[test]

@@ -18,6 +18,16 @@
 pub mod date;
 mod envelope;
 
+/// A header value with its RFC 2047 encoded-words decoded (as
+/// unstructured text).
+pub fn decode_words(value: &str) -> String {
+    let raw = format!("Subject: {}\r\n\r\n", value.trim());
+    mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .and_then(|m| m.subject().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// The addresses of an address-list field value (RFC 5322 §3.4), as IMAP's
 /// ENVELOPE gives them: group markers included.
 pub fn addresses(value: &str) -> Vec<EnvelopeAddress> {

@@ -126,7 +126,9 @@ pub fn create_account(ctx: &mut WriteCtx<'_>, new: NewAccount) -> Result<Account
         return Err(StoreError::exists("account", &address));
     }
     let id = AccountId(conn.last_insert_rowid());
+    // Only the default mailboxes of a new account start subscribed.
     for (name, role) in DEFAULT_MAILBOXES {
+        mailboxes::set_subscription_row(ctx.conn, id, name, true)?;
         mailboxes::create(ctx, id, name, Some(role))?;
     }
     account(ctx.conn, id)

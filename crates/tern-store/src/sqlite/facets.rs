@@ -134,6 +134,17 @@ impl MailboxStore for SqliteStore {
             .await
     }
 
+    async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
+        self.read(move |c| mailboxes::subscriptions(c, account))
+            .await
+    }
+
+    async fn set_subscription(&self, account: AccountId, name: &str, on: bool) -> Result<bool> {
+        let name = name.to_string();
+        self.write(move |ctx| mailboxes::set_subscription(ctx, account, &name, on))
+            .await
+    }
+
     async fn mailbox_counts(&self, account: AccountId, id: MailboxId) -> Result<MailboxCounts> {
         self.read(move |c| mailboxes::counts(c, account, id)).await
     }

@@ -200,10 +200,13 @@ fn insert(
 ) -> Result<Mailbox> {
     let modseq = ctx.modseq(account)?;
     let uid_validity = next_uid_validity(ctx.conn)?;
+    // CREATE does not subscribe; a name subscribed before (and kept
+    // through a DELETE) is subscribed again.
     ctx.conn
         .prepare_cached(
-            "INSERT INTO mailbox (account_id, name, role, uid_validity, highest_modseq)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO mailbox (account_id, name, role, uid_validity, highest_modseq, subscribed)
+             VALUES (?1, ?2, ?3, ?4, ?5,
+                     EXISTS (SELECT 1 FROM subscription WHERE account_id = ?1 AND name = ?2))",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -286,12 +289,20 @@ pub fn rename(
         if by_name(ctx.conn, account, &name)?.is_some() {
             return Err(StoreError::exists("mailbox", &name));
         }
+        let old = get(ctx.conn, account, mailbox_id)?.name;
         ctx.conn
             .execute(
                 "UPDATE mailbox SET name = ?1, highest_modseq = ?2 WHERE id = ?3",
                 params![name, modseq.0 as i64, mailbox_id.0],
             )
             .map_err(db("renaming a mailbox"))?;
+        // The subscription follows the mailbox, as Dovecot's does.
+        ctx.conn
+            .execute(
+                "UPDATE OR REPLACE subscription SET name = ?1 WHERE account_id = ?2 AND name = ?3",
+                params![name, account.0, old],
+            )
+            .map_err(db("renaming a subscription"))?;
         journal::record(
             ctx.conn,
             account,
@@ -357,7 +368,9 @@ pub fn subscribe(
     id: MailboxId,
     on: bool,
 ) -> Result<()> {
-    if get(ctx.conn, account, id)?.subscribed == on {
+    let mailbox = get(ctx.conn, account, id)?;
+    set_subscription_row(ctx.conn, account, &mailbox.name, on)?;
+    if mailbox.subscribed == on {
         return Ok(());
     }
     // A property of the mailbox changed: JMAP's Mailbox state must move.
@@ -374,6 +387,54 @@ pub fn subscribe(
         modseq,
         &ChangeKind::MailboxUpdated { mailbox_id: id },
     )
+}
+
+pub(super) fn set_subscription_row(
+    conn: &Connection,
+    account: AccountId,
+    name: &str,
+    on: bool,
+) -> Result<()> {
+    let sql = if on {
+        "INSERT OR IGNORE INTO subscription (account_id, name) VALUES (?1, ?2)"
+    } else {
+        "DELETE FROM subscription WHERE account_id = ?1 AND name = ?2"
+    };
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute(params![account.0, name]))
+        .map_err(db("changing a subscription"))?;
+    Ok(())
+}
+
+/// Subscribes or unsubscribes a name, whether or not a mailbox has it
+/// (UNSUBSCRIBE of a deleted mailbox's name). False when nothing changed.
+pub fn set_subscription(
+    ctx: &mut WriteCtx<'_>,
+    account: AccountId,
+    name: &str,
+    on: bool,
+) -> Result<bool> {
+    let name = normalize_name(name)?;
+    if let Some(mailbox) = by_name(ctx.conn, account, &name)? {
+        let changed = mailbox.subscribed != on;
+        subscribe(ctx, account, mailbox.id, on)?;
+        return Ok(changed);
+    }
+    let had = subscriptions(ctx.conn, account)?.contains(&name);
+    set_subscription_row(ctx.conn, account, &name, on)?;
+    Ok(had != on)
+}
+
+/// The account's subscribed names, mailboxes or not, in name order.
+pub fn subscriptions(conn: &Connection, account: AccountId) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT name FROM subscription WHERE account_id = ?1 ORDER BY name")
+        .map_err(db("listing subscriptions"))?;
+    let rows = stmt
+        .query_map([account.0], |r| r.get(0))
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
+        .map_err(db("listing subscriptions"))?;
+    Ok(rows)
 }
 
 pub fn counts(conn: &Connection, account: AccountId, id: MailboxId) -> Result<MailboxCounts> {

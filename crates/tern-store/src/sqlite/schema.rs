@@ -260,10 +260,20 @@ CREATE INDEX upload_by_expiry ON upload (expires_at);";
 /// yet claimed by a session that selected the mailbox; existing mailboxes
 /// start with nothing recent. `saved_at`: when the message was put in the
 /// mailbox (NULL for those from before).
+///
+/// `subscription`: IMAP subscriptions by name (RFC 9051 §6.3.7): they
+/// outlive a DELETE of the mailbox and come back with a CREATE of the
+/// name; `mailbox.subscribed` mirrors them for JMAP's isSubscribed.
 const SCHEMA_V13: &str =
     "ALTER TABLE mailbox ADD COLUMN first_recent_uid INTEGER NOT NULL DEFAULT 1;
 UPDATE mailbox SET first_recent_uid = uid_next;
-ALTER TABLE mailbox_email ADD COLUMN saved_at INTEGER;";
+ALTER TABLE mailbox_email ADD COLUMN saved_at INTEGER;
+CREATE TABLE subscription (
+    account_id INTEGER NOT NULL,
+    name       TEXT NOT NULL,
+    PRIMARY KEY (account_id, name)
+) WITHOUT ROWID;
+INSERT INTO subscription SELECT account_id, name FROM mailbox WHERE subscribed = 1;";
 
 /// Creates or upgrades the schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {

@@ -436,14 +436,7 @@ fn header_matches(header: &str, name: &str, value: &str) -> bool {
     })
 }
 
-/// A header value with its encoded-words decoded (as unstructured text).
-fn decode_words(value: &str) -> String {
-    let raw = format!("Subject: {}\r\n\r\n", value.trim());
-    mail_parser::MessageParser::default()
-        .parse(raw.as_bytes())
-        .and_then(|m| m.subject().map(str::to_string))
-        .unwrap_or_default()
-}
+use crate::message::decode_words;
 
 /// The unfolded values of the header fields called `name`. A search runs
 /// this over every message of a mailbox: only the fields asked for are
