@@ -57,7 +57,7 @@ impl Session {
             Ok(r) => r,
             Err(e) => return self.store_error(tag, e),
         };
-        let condstore = self.condstore;
+        let (condstore, qresync) = (self.condstore, self.qresync);
         let mut out = Vec::new();
         for e in &result.updated {
             let Some(sel) = self.selected_mut() else {
@@ -76,7 +76,8 @@ impl Session {
             };
             out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
             let mut parts = Vec::new();
-            if uid {
+            // Under QRESYNC every FETCH carries the UID (RFC 7162 §3.2.4).
+            if uid || qresync {
                 parts.push(format!("UID {}", e.uid));
             }
             if !silent {

@@ -506,7 +506,15 @@ impl Session {
         }
         // The removal reaches this session like anyone else's: through sync.
         self.sync(true).await;
-        self.tagged(tag, "OK", "EXPUNGE completed");
+        // Under CONDSTORE the tagged OK carries the mailbox's new
+        // HIGHESTMODSEQ (RFC 7162 §3.1.10).
+        match self.selected().filter(|_| self.condstore) {
+            Some(sel) => {
+                let text = format!("[HIGHESTMODSEQ {}] EXPUNGE completed", sel.modseq);
+                self.tagged(tag, "OK", &text);
+            }
+            None => self.tagged(tag, "OK", "EXPUNGE completed"),
+        }
     }
 
     /// The entries of `uids` from SELECT's listing, if it is still exact:

@@ -17,6 +17,26 @@ fn casemap(s: &str) -> String {
     s.to_ascii_uppercase()
 }
 
+/// ESORT's ALL keeps the sort order (RFC 5267 §3.2): ascending runs
+/// become ranges (`3:5`), nothing is reordered.
+fn ordered_set(numbers: &[u32]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < numbers.len() {
+        let mut j = i;
+        while j + 1 < numbers.len() && numbers[j + 1] == numbers[j].wrapping_add(1) {
+            j += 1;
+        }
+        out.push(if j > i {
+            format!("{}:{}", numbers[i], numbers[j])
+        } else {
+            numbers[i].to_string()
+        });
+        i = j + 1;
+    }
+    out.join(",")
+}
+
 /// What sorting and threading need of one message.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Item {
@@ -191,9 +211,7 @@ impl Session {
                             line.push_str(&format!(" COUNT {}", numbers.len()))
                         }
                         (SearchReturn::All, Some(_), _) => {
-                            // ESORT keeps the sort order: no ranges.
-                            let list: Vec<String> = numbers.iter().map(u32::to_string).collect();
-                            line.push_str(&format!(" ALL {}", list.join(",")));
+                            line.push_str(&format!(" ALL {}", ordered_set(&numbers)));
                         }
                         _ => {}
                     }
@@ -604,6 +622,15 @@ mod tests {
             item(3, 30, "z", "c", &["b"]),
         ];
         assert_eq!(text(&thread_references(&items)), "(1)(3 2)");
+    }
+
+    #[test]
+    fn esort_ranges_keep_the_order() {
+        assert_eq!(
+            ordered_set(&[8, 1, 3, 4, 5, 7, 11, 12, 9]),
+            "8,1,3:5,7,11:12,9"
+        );
+        assert_eq!(ordered_set(&[5, 4, 3]), "5,4,3");
     }
 
     #[test]
