@@ -253,6 +253,9 @@ impl Session {
                 undo_append(self.srv.store.as_ref(), account, mailbox.id, &added).await;
                 return self.tagged(tag, "NO", "[UNAVAILABLE] the message could not be read back from the server's spool; try again");
             }
+            // NUL (only a literal8 brings it) cannot go out in BODY[]:
+            // those parts are stored base64-encoded (RFC 3516 §4.4).
+            let data = super::binary::encode_binary_parts(data);
             let result = self
                 .srv
                 .mail

@@ -7,6 +7,7 @@
 //! while a FETCH, STORE or SEARCH by sequence number runs (RFC 9051 §7.5.1).
 
 mod auth;
+mod binary;
 mod fetch;
 mod idle;
 #[cfg(test)]

@@ -300,15 +300,11 @@ fn params_of(attributes: &[mail_parser::Attribute<'_>]) -> Vec<(String, String)>
         .collect()
 }
 
-/// IMAP body-fld-lines: the number of text lines in the encoded body, a
-/// final line without a line break included (the CRLF before a boundary is
-/// the delimiter's, so the last line of a body part usually has none).
+/// IMAP body-fld-lines: the line breaks in the encoded body, as Dovecot
+/// and UW-IMAP count them. A body part's last line usually has none (the
+/// CRLF before a boundary is the delimiter's) and so is not counted.
 pub(super) fn count_lines(body: &[u8]) -> usize {
-    let breaks = body.iter().filter(|&&b| b == b'\n').count();
-    match body.last() {
-        Some(b'\n') | None => breaks,
-        Some(_) => breaks + 1,
-    }
+    body.iter().filter(|&&b| b == b'\n').count()
 }
 
 #[cfg(test)]
@@ -456,7 +452,7 @@ epilogue\r
                 "plain text"
             )
         );
-        assert_eq!((plain.body_size, plain.body_lines), (10, 1));
+        assert_eq!((plain.body_size, plain.body_lines), (10, 0));
         assert_eq!(
             plain.params,
             vec![("charset".to_string(), "utf-8".to_string())]

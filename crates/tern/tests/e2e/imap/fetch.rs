@@ -86,7 +86,7 @@ fn fetch_items_of_a_multipart_message() {
     );
 
     let expected = format!(
-        "BODYSTRUCTURE ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 19 1 NIL NIL NIL NIL)\
+        "BODYSTRUCTURE ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 19 0 NIL NIL NIL NIL)\
 (\"APPLICATION\" \"OCTET-STREAM\" (\"NAME\" \"data.bin\") NIL NIL \"BASE64\" {} NIL \
 (\"ATTACHMENT\" (\"FILENAME\" \"data.bin\")) NIL NIL) \"MIXED\" (\"BOUNDARY\" \"sep\") NIL NIL NIL)",
         b64.len()

@@ -102,15 +102,18 @@ fn expand(line: &str, corpus: &[(String, Vec<u8>)]) -> Vec<u8> {
         let (before, after) = rest.split_at(open);
         let close = after.find(">>").expect("<< without >>");
         let name = &after[2..close];
+        let from_dir;
         let data = match name.strip_prefix('=') {
             Some(text) => text.as_bytes(),
-            None => {
-                &corpus
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .unwrap_or_else(|| panic!("no corpus file {name}"))
-                    .1
-            }
+            None => match corpus.iter().find(|(n, _)| n == name) {
+                Some((_, data)) => data,
+                // Beside the corpus (binary/), not loaded into INBOX.
+                None => {
+                    from_dir = std::fs::read(data_dir().join(name))
+                        .unwrap_or_else(|e| panic!("no corpus file {name}: {e}"));
+                    &from_dir
+                }
+            },
         };
         out.extend_from_slice(before.as_bytes());
         out.extend_from_slice(format!("{{{}+}}\r\n", data.len()).as_bytes());
