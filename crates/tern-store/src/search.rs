@@ -46,6 +46,13 @@ pub enum SearchKey {
     Body(String),
     /// Header or body text (through the full-text index).
     Text(String),
+    /// Messages saved in the mailbox in [since, before) (RFC 8514
+    /// SAVEDBEFORE/SAVEDON/SAVEDSINCE); those with an unknown save date
+    /// never match.
+    Saved {
+        since: Option<i64>,
+        before: Option<i64>,
+    },
     /// Messages whose modseq is at least this (RFC 7162 §3.1.5 MODSEQ).
     ModSeqAtLeast(ModSeq),
     EmailIds(Vec<EmailId>),

@@ -253,6 +253,9 @@ pub struct MessageEntry {
     /// The size with CRLF line ends (what POP3 sends); equals `size` for
     /// messages stored with CRLF.
     pub crlf_size: u64,
+    /// When the message was put in this mailbox (IMAP SAVEDATE, RFC 8514);
+    /// unknown for messages stored before Tern kept it.
+    pub saved_at: Option<i64>,
 }
 
 impl MessageEntry {

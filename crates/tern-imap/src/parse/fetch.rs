@@ -36,6 +36,8 @@ pub enum FetchAttribute {
     ModSeq,
     EmailId,
     ThreadId,
+    /// SAVEDATE (RFC 8514).
+    SaveDate,
 }
 
 /// A body section: a part path and what of it.
@@ -88,6 +90,7 @@ fn fetch_item(c: &mut Cursor<'_>) -> Result<FetchAttribute, ParseError> {
         ("ENVELOPE", Envelope),
         ("FLAGS", Flags),
         ("INTERNALDATE", InternalDate),
+        ("SAVEDATE", SaveDate),
         ("RFC822.HEADER", Rfc822Header),
         ("RFC822.SIZE", Rfc822Size),
         ("RFC822.TEXT", Rfc822Text),

@@ -369,6 +369,15 @@ fn write_item(
             out.extend_from_slice(b"FLAGS ");
             response::flags(out, &e.keywords);
         }
+        SaveDate => {
+            // NIL for a message saved before Tern kept the date (RFC 8514
+            // §4.2 allows NIL where the date is not known).
+            out.extend_from_slice(b"SAVEDATE ");
+            match e.saved_at {
+                Some(t) => response::date_time(out, t),
+                None => out.extend_from_slice(b"NIL"),
+            }
+        }
         InternalDate => {
             out.extend_from_slice(b"INTERNALDATE ");
             response::date_time(out, e.received_at);

@@ -613,6 +613,7 @@ impl Session {
                 "QUOTA=RES-STORAGE",
                 "BINARY",
                 "STATUS=SIZE",
+                "SAVEDATE",
                 "OBJECTID",
                 "MULTIAPPEND",
                 "UTF8=ACCEPT",

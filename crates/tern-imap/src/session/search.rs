@@ -259,6 +259,21 @@ pub(super) fn translate(k: &SearchKey, sel: &Selected, now: i64) -> Key {
             since: Some(day(*d).0),
             before: None,
         },
+        // Dates in the server's zone, as INTERNALDATE keys use: UTC.
+        S::SavedBefore(d) => Key::Saved {
+            since: None,
+            before: Some(day(*d).0),
+        },
+        S::SavedOn(d) => Key::Saved {
+            since: Some(day(*d).0),
+            before: Some(day(*d).1),
+        },
+        S::SavedSince(d) => Key::Saved {
+            since: Some(day(*d).0),
+            before: None,
+        },
+        // Every mailbox keeps save dates (RFC 8514 §4.1).
+        S::SaveDateSupported => Key::All,
         S::Larger(n) => Key::Larger(*n),
         S::Smaller(n) => Key::Smaller(*n),
         S::Older(n) => Key::Received {

@@ -16,7 +16,7 @@ use rusqlite::{named_params, params, Connection, OptionalExtension, Row};
 /// makes a reader read its pages again.
 const ENTRY_COLUMNS: &str =
     "m.uid, m.email_id, e.thread_id, m.modseq, e.keywords, e.size, e.received_at, e.blob_hash,
-       coalesce(e.crlf_size, e.size)
+       coalesce(e.crlf_size, e.size), m.saved_at
        FROM mailbox_email m
        JOIN email e INDEXED BY email_listing ON e.account_id = :account AND e.id = m.email_id";
 
@@ -31,6 +31,7 @@ fn entry_row(r: &Row<'_>) -> rusqlite::Result<MessageEntry> {
         received_at: r.get(6)?,
         blob_id: r.get(7)?,
         crlf_size: r.get::<_, i64>(8)? as u64,
+        saved_at: r.get(9)?,
     })
 }
 
@@ -112,6 +113,7 @@ pub struct Member {
     pub uid: Uid,
     pub email_id: EmailId,
     pub modseq: ModSeq,
+    pub saved_at: Option<i64>,
 }
 
 /// The mailbox's memberships in UID order, from `mailbox_email` alone:
@@ -120,7 +122,8 @@ pub fn members(conn: &Connection, account: AccountId, mailbox: MailboxId) -> Res
     mailboxes::get(conn, account, mailbox)?;
     let mut stmt = conn
         .prepare_cached(
-            "SELECT uid, email_id, modseq FROM mailbox_email WHERE mailbox_id = ?1 ORDER BY uid",
+            "SELECT uid, email_id, modseq, saved_at FROM mailbox_email
+              WHERE mailbox_id = ?1 ORDER BY uid",
         )
         .map_err(db("reading a mailbox's messages"))?;
     let rows = stmt
@@ -129,6 +132,7 @@ pub fn members(conn: &Connection, account: AccountId, mailbox: MailboxId) -> Res
                 uid: Uid(r.get(0)?),
                 email_id: EmailId(r.get(1)?),
                 modseq: ModSeq(r.get::<_, i64>(2)? as u64),
+                saved_at: r.get(3)?,
             })
         })
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())

@@ -121,6 +121,7 @@ pub fn search(
                 uid: m.uid,
                 email_id: m.email_id,
                 modseq: m.modseq,
+                saved_at: m.saved_at,
                 facts: facts.as_ref().and_then(|f| f.get(&m.email_id)),
             };
             matches(&m, key, &text_hits, &extra)
@@ -135,6 +136,7 @@ struct Message<'a> {
     uid: Uid,
     email_id: EmailId,
     modseq: ModSeq,
+    saved_at: Option<i64>,
     facts: Option<&'a Facts>,
 }
 
@@ -175,6 +177,7 @@ fn needs_facts(key: &SearchKey) -> bool {
         | SearchKey::Body(_)
         | SearchKey::Text(_)
         | SearchKey::ModSeqAtLeast(_)
+        | SearchKey::Saved { .. }
         | SearchKey::EmailIds(_) => false,
     }
 }
@@ -402,6 +405,9 @@ fn matches(
             .get(&(false, s.clone()))
             .is_some_and(|h| h.contains(&e.email_id)),
         SearchKey::ModSeqAtLeast(m) => e.modseq >= *m,
+        SearchKey::Saved { since, before } => {
+            e.saved_at.is_some_and(|t| in_range(t, *since, *before))
+        }
         SearchKey::EmailIds(ids) => ids.contains(&e.email_id),
         SearchKey::ThreadIds(ids) => e.facts.is_some_and(|f| ids.contains(&f.thread_id)),
     }
