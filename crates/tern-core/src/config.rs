@@ -64,6 +64,9 @@ pub struct Config {
     /// POP3: deleted messages, login pacing.
     #[serde(deserialize_with = "table")]
     pub pop3: Pop3Config,
+    /// Protocol traces of chosen accounts and client networks.
+    #[serde(deserialize_with = "table")]
+    pub trace: crate::trace::TraceConfig,
 }
 
 /// Listening addresses per protocol. An empty list turns that listener off.
@@ -436,6 +439,7 @@ impl Default for Config {
             limits: Limits::default(),
             smtp: SmtpConfig::default(),
             pop3: Pop3Config::default(),
+            trace: crate::trace::TraceConfig::default(),
         }
     }
 }

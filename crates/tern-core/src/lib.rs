@@ -27,6 +27,7 @@ pub mod size;
 pub mod spool;
 pub mod time;
 pub mod tls;
+pub mod trace;
 
 pub use address::{parse_domain, Address, AddressError};
 pub use auth_limit::{AuthLimiter, RetryAfter};

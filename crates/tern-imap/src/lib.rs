@@ -42,6 +42,8 @@ pub struct ImapServer {
     pub mail: Arc<Mail>,
     pub tls: Arc<ServerConfig>,
     pub limits: Limits,
+    /// Which connections get a protocol trace.
+    pub tracer: Arc<tern_core::trace::Tracer>,
 }
 
 impl ImapServer {

@@ -40,6 +40,8 @@ pub struct Pop3Server {
     pub limits: Limits,
     /// Login.
     pub mail: Arc<Mail>,
+    /// Which connections get a protocol trace.
+    pub tracer: Arc<tern_core::trace::Tracer>,
     /// Maildrops held by a session (RFC 1939 §4: exclusive access).
     in_use: Mutex<HashSet<AccountId>>,
     /// When each account last logged in, for LOGIN-DELAY.
@@ -60,9 +62,16 @@ impl Pop3Server {
             config,
             limits,
             mail,
+            tracer: Arc::new(tern_core::trace::Tracer::off()),
             in_use: Mutex::new(HashSet::new()),
             last_login: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Traces the connections `tracer` picks.
+    pub fn with_tracer(mut self, tracer: Arc<tern_core::trace::Tracer>) -> Pop3Server {
+        self.tracer = tracer;
+        self
     }
 
     /// Runs one connection to its end. `admission` is `Err` when a connection

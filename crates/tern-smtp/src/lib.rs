@@ -49,6 +49,8 @@ pub struct SmtpServer {
     pub tls: Arc<ServerConfig>,
     pub smtp: SmtpConfig,
     pub limits: Limits,
+    /// Which connections get a protocol trace.
+    pub tracer: Arc<tern_core::trace::Tracer>,
 }
 
 impl SmtpServer {
@@ -64,7 +66,14 @@ impl SmtpServer {
             tls,
             smtp,
             limits,
+            tracer: Arc::new(tern_core::trace::Tracer::off()),
         }
+    }
+
+    /// Traces the connections `tracer` picks.
+    pub fn with_tracer(mut self, tracer: Arc<tern_core::trace::Tracer>) -> SmtpServer {
+        self.tracer = tracer;
+        self
     }
 
     /// Runs one client connection to its end. `admitted` is false when a

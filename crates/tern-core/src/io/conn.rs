@@ -75,6 +75,9 @@ pub struct Conn {
     /// How long one write may take: a client that stops reading cannot
     /// hold a session (and its slot) for ever.
     write_timeout: Duration,
+    /// The administrator's protocol trace of this connection, if asked for
+    /// (see [`crate::trace`]).
+    trace: Option<crate::trace::Trace>,
 }
 
 impl Conn {
@@ -101,6 +104,24 @@ impl Conn {
             reader: BufReader::new(stream),
             out: Vec::new(),
             write_timeout,
+            trace: None,
+        }
+    }
+
+    /// Traces the conversation from now on.
+    pub fn set_trace(&mut self, trace: crate::trace::Trace) {
+        self.trace = Some(trace);
+    }
+
+    pub fn is_traced(&self) -> bool {
+        self.trace.is_some()
+    }
+
+    /// Starts a trace for a connection from a traced network, or at the
+    /// login of a traced account; nothing if one runs already.
+    pub fn trace_if(&mut self, trace: impl FnOnce() -> Option<crate::trace::Trace>) {
+        if self.trace.is_none() {
+            self.trace = trace();
         }
     }
 
@@ -130,6 +151,9 @@ impl Conn {
     pub async fn flush(&mut self) -> io::Result<()> {
         if !self.out.is_empty() {
             let out = std::mem::take(&mut self.out);
+            if let Some(t) = self.trace.as_mut() {
+                t.server(&out);
+            }
             super::write_all_within(self.reader.get_mut(), &out, self.write_timeout).await?;
         }
         Ok(())
@@ -139,6 +163,9 @@ impl Conn {
     /// in chunks).
     pub async fn write_now(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.flush().await?;
+        if let Some(t) = self.trace.as_mut() {
+            t.server(bytes);
+        }
         super::write_all_within(self.reader.get_mut(), bytes, self.write_timeout).await
     }
 
@@ -160,7 +187,7 @@ impl Conn {
                 self.flush_unless_pipelining().await?;
                 let buf = self.reader.fill_buf().await?;
                 if buf.is_empty() {
-                    return Ok(line);
+                    return Ok::<Line, End>(line);
                 }
                 let (n, done) = match buf.iter().position(|&b| b == b'\n') {
                     Some(i) => (i + 1, true),
@@ -187,9 +214,17 @@ impl Conn {
                 }
             }
         };
-        tokio::time::timeout(idle, read)
+        let line = tokio::time::timeout(idle, read)
             .await
-            .map_err(|_| End::Timeout)?
+            .map_err(|_| End::Timeout)??;
+        if let Some(t) = self.trace.as_mut() {
+            if line.overflow {
+                t.note("the client sent an overlong line");
+            } else if !line.bytes.is_empty() {
+                t.client_line(&line.bytes);
+            }
+        }
+        Ok(line)
     }
 
     /// Fills `buf` from the client within `idle` (an IMAP literal). Pending
@@ -199,6 +234,9 @@ impl Conn {
         tokio::time::timeout(idle, self.reader.read_exact(buf))
             .await
             .map_err(|_| End::Timeout)??;
+        if let Some(t) = self.trace.as_mut() {
+            t.client_data(buf);
+        }
         Ok(())
     }
 
@@ -212,16 +250,25 @@ impl Conn {
         idle: Duration,
     ) -> Result<u64, End> {
         let reader = &mut self.reader;
+        let trace = &mut self.trace;
         let read = async move {
             let mut limited = reader.take(n);
             match into {
-                Some(buf) => limited.read_to_end(buf).await.map(|n| n as u64),
+                Some(buf) => {
+                    let start = buf.len();
+                    let n = limited.read_to_end(buf).await?;
+                    if let Some(t) = trace.as_mut() {
+                        t.client_data(&buf[start..]);
+                    }
+                    Ok(n as u64)
+                }
                 None => tokio::io::copy(&mut limited, &mut tokio::io::sink()).await,
             }
         };
-        Ok(tokio::time::timeout(idle, read)
+        tokio::time::timeout(idle, read)
             .await
-            .map_err(|_| End::Timeout)??)
+            .map_err(|_: tokio::time::error::Elapsed| End::Timeout)?
+            .map_err(|e: io::Error| End::from(e))
     }
 
     /// Reads exactly `n` bytes into `spool` (a large body goes to disk as it
@@ -253,6 +300,11 @@ impl Conn {
             }
             self.reader.consume(take);
             read += take as u64;
+        }
+        if let Some(t) = self.trace.as_mut() {
+            t.note(&format!(
+                "the client sent {read} bytes, spooled to disk, not traced"
+            ));
         }
         Ok((read, failed))
     }

@@ -88,6 +88,9 @@ impl Session {
             .await
         {
             Ok(account) => {
+                let (tracer, peer) = (&srv.tracer, self.peer);
+                self.conn
+                    .trace_if(|| tracer.for_account("imap", peer, &account.address));
                 self.account = Some(account);
                 self.slot.authenticated();
                 self.state = State::Authenticated;

@@ -77,6 +77,7 @@ async fn connect(
         mail,
         tls,
         limits: Limits::default(),
+        tracer: Arc::new(tern_core::trace::Tracer::off()),
     });
     let (client, io) = tokio::io::duplex(64 * 1024);
     let (stop, stopping) = watch::channel(false);

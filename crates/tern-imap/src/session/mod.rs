@@ -123,10 +123,11 @@ pub(crate) async fn run(
     let write_timeout = Duration::from_secs(srv.limits.idle_timeout_secs);
     let tls = srv.tls.clone();
     let implicit_tls = mode == Mode::Tls;
-    let Some(conn) = Conn::open(tls, io, implicit_tls, refused.is_none(), write_timeout).await
+    let Some(mut conn) = Conn::open(tls, io, implicit_tls, refused.is_none(), write_timeout).await
     else {
         return;
     };
+    conn.trace_if(|| srv.tracer.for_client("imap", peer));
     let mut s = Session {
         srv,
         peer,

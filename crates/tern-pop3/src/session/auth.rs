@@ -143,6 +143,9 @@ impl Session {
                     self.peer,
                     account.address
                 );
+                let (tracer, peer) = (&srv.tracer, self.peer);
+                self.conn
+                    .trace_if(|| tracer.for_account("pop3", peer, &account.address));
                 self.slot.authenticated();
                 self.state = State::Transaction {
                     maildrop,

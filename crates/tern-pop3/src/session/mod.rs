@@ -58,9 +58,11 @@ pub(crate) async fn run(
     // it cannot keep the maildrop locked for ever.
     let idle = Duration::from_secs(srv.limits.idle_timeout_secs).max(MIN_IDLE);
     let tls = srv.tls.clone();
-    let Some(conn) = Conn::open(tls, io, mode == Mode::Tls, refused.is_none(), idle).await else {
+    let Some(mut conn) = Conn::open(tls, io, mode == Mode::Tls, refused.is_none(), idle).await
+    else {
         return;
     };
+    conn.trace_if(|| srv.tracer.for_client("pop3", peer));
     let mut s = Session {
         srv,
         peer,

@@ -97,6 +97,9 @@ impl Session {
             .await
         {
             Ok(account) => {
+                let (tracer, peer) = (&srv.tracer, self.peer);
+                self.conn
+                    .trace_if(|| tracer.for_account("smtp", peer, &account.address));
                 self.account = Some(account);
                 self.slot.authenticated();
                 self.reply(Reply::new(235, "2.7.0", "authentication successful"));

@@ -89,10 +89,11 @@ pub(crate) async fn run(
     // A client that stops reading meets the idle timeout at writes too.
     let idle = Duration::from_secs(srv.limits.idle_timeout_secs);
     let tls = srv.tls.clone();
-    let Some(conn) = Conn::open(tls, io, implicit_tls, refused.is_none(), idle).await else {
+    let Some(mut conn) = Conn::open(tls, io, implicit_tls, refused.is_none(), idle).await else {
         tracing::debug!("smtp {peer}: refused on an implicit-TLS port, or TLS handshake failed");
         return;
     };
+    conn.trace_if(|| srv.tracer.for_client("smtp", peer));
     let mut s = Session {
         srv,
         mode,

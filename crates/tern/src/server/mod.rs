@@ -238,11 +238,15 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
         )
         .with_spool(spool),
     );
-    let smtp = Arc::new(SmtpServer::new(
+    let smtp_server = SmtpServer::new(
         mail.clone(),
         tls.clone(),
         config.smtp.clone(),
         config.limits.clone(),
+    );
+    let tracer = Arc::new(tern_core::trace::Tracer::new(
+        config.trace.clone(),
+        &config.data_dir,
     ));
     let imap = Arc::new(ImapServer {
         hostname: config.hostname.clone(),
@@ -250,13 +254,18 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
         mail: mail.clone(),
         tls: tls.clone(),
         limits: config.limits.clone(),
+        tracer: tracer.clone(),
     });
-    let pop3 = Arc::new(Pop3Server::new(
-        mail,
-        tls.clone(),
-        config.pop3.clone(),
-        config.limits.clone(),
-    ));
+    let smtp = Arc::new(smtp_server.with_tracer(tracer.clone()));
+    let pop3 = Arc::new(
+        Pop3Server::new(
+            mail,
+            tls.clone(),
+            config.pop3.clone(),
+            config.limits.clone(),
+        )
+        .with_tracer(tracer),
+    );
     let ctx = Arc::new(ServerContext {
         config,
         store,

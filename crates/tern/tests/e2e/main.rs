@@ -14,3 +14,4 @@ mod pop3;
 mod serve;
 mod smtp;
 mod smtp_crash;
+mod trace;
