@@ -170,6 +170,7 @@ max_connections_per_ip = $((IDLE_CONNS + 1000))
 max_auth_failures = 1000000
 EOF
 tern() { "$TERN" --config "$TERN_DIR/tern.toml" "$@"; }
+tern init >/dev/null
 tern domain add "$DOMAIN" >/dev/null
 for user in "${USER_LIST[@]}"; do
     echo "$PASSWORD" | tern account add "$user@$DOMAIN" --password-stdin >/dev/null

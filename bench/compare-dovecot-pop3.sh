@@ -165,6 +165,7 @@ max_connections_per_ip = 1000
 # DELE then QUIT removes the message, as RFC 1939 says (the default).
 deleted = "expunge"
 EOF
+    tern init >/dev/null
     tern domain add "$DOMAIN" >/dev/null
     for user in bench warm; do
         echo "$PASSWORD" | tern account add "$user@$DOMAIN" --password-stdin >/dev/null

@@ -168,6 +168,7 @@ https = []
 max_connections_per_ip = 1000
 EOF
 tern() { "$TERN" --config "$TERN_DIR/tern.toml" "$@"; }
+tern init >/dev/null
 tern domain add "$DOMAIN" >/dev/null
 while read -r addr; do
     # Argon2 makes each of these take a moment; not part of the measurement.

@@ -13,8 +13,11 @@
 
 pub mod mutf7;
 pub mod parse;
+mod recent;
 pub mod response;
 mod session;
+
+pub use recent::RecentClaims;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,6 +47,8 @@ pub struct ImapServer {
     pub limits: Limits,
     /// Which connections get a protocol trace.
     pub tracer: Arc<tern_core::trace::Tracer>,
+    /// Which session owns which new message's \Recent.
+    pub recent: RecentClaims,
 }
 
 impl ImapServer {

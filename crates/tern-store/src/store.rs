@@ -78,10 +78,11 @@ pub trait MailboxStore: Send + Sync {
     /// false when it already was so.
     async fn set_subscription(&self, account: AccountId, name: &str, on: bool) -> Result<bool>;
     async fn mailbox_counts(&self, account: AccountId, id: MailboxId) -> Result<MailboxCounts>;
-    /// Claims the mailbox's recent messages for one IMAP4rev1 session (RFC
-    /// 3501 §2.3.2): returns the UIDs `[from, to)` that are recent for it,
-    /// and for no other session from now on.
-    async fn claim_recent(&self, account: AccountId, id: MailboxId) -> Result<(Uid, Uid)>;
+    /// Records that IMAP sessions claimed the mailbox's messages below
+    /// `upto` as \Recent (RFC 3501 §2.3.2): `first_recent_uid` rises to
+    /// it, never falls.
+    async fn mark_recent_claimed(&self, account: AccountId, id: MailboxId, upto: Uid)
+        -> Result<()>;
 }
 
 /// Messages as mailboxes hold them, by (mailbox, UID): delivery, IMAP

@@ -78,6 +78,7 @@ async fn connect(
         tls,
         limits: Limits::default(),
         tracer: Arc::new(tern_core::trace::Tracer::off()),
+        recent: Default::default(),
     });
     let (client, io) = tokio::io::duplex(64 * 1024);
     let (stop, stopping) = watch::channel(false);

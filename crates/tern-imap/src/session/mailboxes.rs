@@ -9,6 +9,25 @@ use crate::parse::{ListReturn, StatusItem};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tern_store::{Mailbox, Role, HIERARCHY_SEPARATOR};
 
+/// The messages of `m` no session has claimed as \Recent: the Store's
+/// count, unless a claim here is newer than what it has recorded.
+async fn unclaimed(
+    srv: &crate::ImapServer,
+    account: tern_store::AccountId,
+    m: &Mailbox,
+    stored_count: u32,
+) -> u32 {
+    let first = srv.recent.first_unclaimed(m.id, m.first_recent_uid);
+    if first <= m.first_recent_uid {
+        return stored_count;
+    }
+    let key = tern_store::SearchKey::Uids(vec![(first, tern_store::Uid(u32::MAX))]);
+    match srv.store.search(account, m.id, &key).await {
+        Ok(found) => found.len() as u32,
+        Err(_) => stored_count,
+    }
+}
+
 fn children_attr(has: bool) -> &'static str {
     if has {
         "\\HasChildren"
@@ -332,7 +351,10 @@ impl Session {
                 // session's; another's are those nobody has claimed.
                 StatusItem::Recent => match self.selected().filter(|s| s.mailbox.id == m.id) {
                     Some(sel) => format!("RECENT {}", sel.recent_count()),
-                    None => format!("RECENT {}", counts.recent),
+                    None => format!(
+                        "RECENT {}",
+                        unclaimed(&self.srv, self.account_id(), m, counts.recent).await
+                    ),
                 },
                 StatusItem::UidNext => format!("UIDNEXT {}", m.uid_next),
                 StatusItem::UidValidity => format!("UIDVALIDITY {}", m.uid_validity),

@@ -326,15 +326,24 @@ impl Session {
         // IMAP4rev1 only: a read-write SELECT takes the recent messages
         // for this session; EXAMINE sees what nobody has taken, and takes
         // nothing (RFC 3501 §6.3.2).
+        let claims = &self.srv.recent;
         let recent = if self.rev2 {
             Vec::new()
         } else if read_only {
-            vec![(mailbox.first_recent_uid, Uid(u32::MAX))]
+            let first = claims.first_unclaimed(mailbox.id, mailbox.first_recent_uid);
+            vec![(first, Uid(u32::MAX))]
         } else {
-            match store.claim_recent(account, mailbox.id).await {
-                Ok((from, to)) if from < to => vec![(from, to)],
-                Ok(_) => Vec::new(),
-                Err(e) => return self.store_error(tag, e),
+            let (from, to) = claims.claim(
+                &store,
+                account,
+                mailbox.id,
+                mailbox.first_recent_uid,
+                mailbox.uid_next,
+            );
+            if from < to {
+                vec![(from, to)]
+            } else {
+                Vec::new()
             }
         };
         let highest = mailbox.highest_modseq;
@@ -576,6 +585,7 @@ impl Session {
     /// most commands follow no change at all.
     pub(crate) async fn sync(&mut self, allow_expunge: bool) {
         let account = self.account_id();
+        let srv = self.srv.clone();
         let Some(sel) = self.selected_mut() else {
             return;
         };
@@ -709,30 +719,22 @@ impl Session {
         // New messages are recent for the first read-write session told
         // of them (RFC 3501 §2.3.2): claim what nobody took yet.
         let claim = rev1 && !sel.read_only && added.iter().any(|u| !sel.is_recent(*u));
-        let mailbox_id = sel.mailbox.id;
+        let (mailbox_id, stored_first) = (sel.mailbox.id, sel.mailbox.first_recent_uid);
         // A read-only session sees as recent what nobody claimed: another
         // session may have claimed the new messages already.
         if rev1 && sel.read_only && !added.is_empty() {
-            if let Ok(m) = self.srv.store.mailbox(account, mailbox_id).await {
-                if let Some(sel) = self.selected_mut() {
-                    sel.recent = vec![(m.first_recent_uid, Uid(u32::MAX))];
-                }
-            }
+            let first = srv.recent.first_unclaimed(mailbox_id, stored_first);
+            sel.recent = vec![(first, Uid(u32::MAX))];
         }
         if claim {
-            match self.srv.store.claim_recent(account, mailbox_id).await {
-                Ok((from, to)) if from < to => {
-                    if let Some(sel) = self.selected_mut() {
-                        sel.recent.push((from, to));
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!("imap {}: claiming recent messages: {e}", self.peer),
+            let upto = Uid(added.last().map_or(0, |u| u.0).saturating_add(1));
+            let (from, to) = srv
+                .recent
+                .claim(&srv.store, account, mailbox_id, stored_first, upto);
+            if from < to {
+                sel.recent.push((from, to));
             }
         }
-        let Some(sel) = self.selected_mut() else {
-            return;
-        };
         if !added.is_empty() {
             let _ = write!(out, "* {} EXISTS\r\n", sel.uids.len());
         }

@@ -149,14 +149,13 @@ impl MailboxStore for SqliteStore {
         self.read(move |c| mailboxes::counts(c, account, id)).await
     }
 
-    async fn claim_recent(&self, account: AccountId, id: MailboxId) -> Result<(Uid, Uid)> {
-        // Nothing to claim is the common case: a read answers it without
-        // waiting for a commit.
-        let m = self.read(move |c| mailboxes::get(c, account, id)).await?;
-        if m.first_recent_uid >= m.uid_next {
-            return Ok((m.uid_next, m.uid_next));
-        }
-        self.write(move |ctx| mailboxes::claim_recent(ctx.conn, account, id))
+    async fn mark_recent_claimed(
+        &self,
+        account: AccountId,
+        id: MailboxId,
+        upto: Uid,
+    ) -> Result<()> {
+        self.write(move |ctx| mailboxes::mark_recent_claimed(ctx.conn, account, id, upto))
             .await
     }
 }

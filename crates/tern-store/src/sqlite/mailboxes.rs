@@ -463,19 +463,22 @@ pub fn counts(conn: &Connection, account: AccountId, id: MailboxId) -> Result<Ma
     .map_err(db("counting a mailbox"))
 }
 
-/// Claims the mailbox's recent messages for one session (RFC 3501
-/// §2.3.2: a message is recent in one session only): the UIDs from
-/// `first_recent_uid` up to (not including) `uid_next`, which becomes the
-/// new `first_recent_uid`. No change, no journal: \Recent is not a flag
-/// other sessions are told about.
-pub fn claim_recent(conn: &Connection, account: AccountId, id: MailboxId) -> Result<(Uid, Uid)> {
-    let mailbox = get(conn, account, id)?;
-    if mailbox.first_recent_uid < mailbox.uid_next {
-        conn.prepare_cached("UPDATE mailbox SET first_recent_uid = uid_next WHERE id = ?1")
-            .and_then(|mut s| s.execute([id.0]))
-            .map_err(db("claiming recent messages"))?;
-    }
-    Ok((mailbox.first_recent_uid, mailbox.uid_next))
+/// `first_recent_uid` rises to `upto` (never falls): IMAP sessions have
+/// claimed the messages below it as \Recent (RFC 3501 §2.3.2). No
+/// journal: \Recent is not a change other sessions are told of.
+pub fn mark_recent_claimed(
+    conn: &Connection,
+    account: AccountId,
+    id: MailboxId,
+    upto: Uid,
+) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE mailbox SET first_recent_uid = max(first_recent_uid, ?1)
+          WHERE id = ?2 AND account_id = ?3",
+    )
+    .and_then(|mut s| s.execute(params![upto.0, id.0, account.0]))
+    .map_err(db("recording recent messages as claimed"))?;
+    Ok(())
 }
 
 #[cfg(test)]

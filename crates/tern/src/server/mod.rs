@@ -255,6 +255,7 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
         tls: tls.clone(),
         limits: config.limits.clone(),
         tracer: tracer.clone(),
+        recent: Default::default(),
     });
     let smtp = Arc::new(smtp_server.with_tracer(tracer.clone()));
     let pop3 = Arc::new(
