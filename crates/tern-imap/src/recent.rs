@@ -2,10 +2,12 @@
 //! session that selects the mailbox read-write after it arrived, or is
 //! told of it while selected. Claims are decided here, in memory, under
 //! one lock, so two sessions never claim the same message and a SELECT
-//! does not wait for a disk commit; the new bound is written to the Store
-//! (`first_recent_uid`) in the background, so a restarted server does not
-//! hand out the same messages again. After a crash a few messages may be
-//! recent once more, which the RFC tolerates better than a slow SELECT.
+//! does not wait for a disk commit. The new bounds are written to the Store
+//! (`first_recent_uid`) by [`RecentClaims::flush`], which the server runs
+//! every few seconds and at shutdown (one write per mailbox that changed,
+//! not one per SELECT), so a restarted server does not hand out the same
+//! messages again. After a crash a few messages may be recent once more,
+//! which the RFC tolerates better than a slow SELECT.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +17,8 @@ use tern_store::{AccountId, MailboxId, Store, Uid};
 pub struct RecentClaims {
     /// Per mailbox, the first UID not yet claimed by a session here.
     first_unclaimed: Mutex<HashMap<MailboxId, Uid>>,
+    /// Bounds not yet written to the Store.
+    unrecorded: Mutex<HashMap<(AccountId, MailboxId), Uid>>,
 }
 
 impl RecentClaims {
@@ -23,7 +27,6 @@ impl RecentClaims {
     /// mailbox's `first_recent_uid` as the session read it.
     pub(crate) fn claim(
         &self,
-        store: &Arc<dyn Store>,
         account: AccountId,
         mailbox: MailboxId,
         stored: Uid,
@@ -39,13 +42,23 @@ impl RecentClaims {
         }
         map.insert(mailbox, upto);
         drop(map);
-        let store = store.clone();
-        tokio::spawn(async move {
+        self.unrecorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((account, mailbox), upto);
+        (first, upto)
+    }
+
+    /// Writes the claims made since the last flush to the Store.
+    pub async fn flush(&self, store: &Arc<dyn Store>) {
+        let due = std::mem::take(&mut *self.unrecorded.lock().unwrap_or_else(|e| e.into_inner()));
+        for ((account, mailbox), upto) in due {
             if let Err(e) = store.mark_recent_claimed(account, mailbox, upto).await {
+                // A deleted mailbox, or a store going down: the claim only
+                // matters until the next restart anyway.
                 tracing::debug!("imap: recording recent messages as claimed: {e}");
             }
-        });
-        (first, upto)
+        }
     }
 
     /// The first unclaimed UID as this process knows it (for a read-only

@@ -334,7 +334,6 @@ impl Session {
             vec![(first, Uid(u32::MAX))]
         } else {
             let (from, to) = claims.claim(
-                &store,
                 account,
                 mailbox.id,
                 mailbox.first_recent_uid,
@@ -728,9 +727,7 @@ impl Session {
         }
         if claim {
             let upto = Uid(added.last().map_or(0, |u| u.0).saturating_add(1));
-            let (from, to) = srv
-                .recent
-                .claim(&srv.store, account, mailbox_id, stored_first, upto);
+            let (from, to) = srv.recent.claim(account, mailbox_id, stored_first, upto);
             if from < to {
                 sel.recent.push((from, to));
             }

@@ -158,6 +158,25 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(3600);
 /// The store's housekeeping, at start and then hourly, until shutdown:
 /// prunes journal changes older than `[store] journal_retention_days` (0
 /// keeps them) and drops expired uploads.
+/// How often IMAP's \Recent claims are written to the Store.
+const RECENT_CLAIMS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Writes IMAP's \Recent claims to the Store now and then, and once more
+/// at shutdown (see `tern_imap::RecentClaims`).
+async fn record_recent_claims(ctx: Arc<ServerContext>, shutdown: Shutdown) {
+    let mut stopping = shutdown.receiver();
+    loop {
+        let stop = tokio::select! {
+            _ = tokio::time::sleep(RECENT_CLAIMS_INTERVAL) => false,
+            _ = stopping.changed() => true,
+        };
+        ctx.imap.recent.flush(&ctx.store).await;
+        if stop {
+            return;
+        }
+    }
+}
+
 async fn housekeeping_hourly(store: Arc<dyn Store>, retention_days: u32, shutdown: Shutdown) {
     let mut stopping = shutdown.receiver();
     loop {
@@ -276,6 +295,7 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
         pop3,
         imap,
     });
+    let recent_recorder = tokio::spawn(record_recent_claims(ctx.clone(), shutdown.clone()));
     let pruner = tokio::spawn(housekeeping_hourly(
         ctx.store.clone(),
         ctx.config.store.journal_retention_days,
@@ -345,6 +365,9 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
         );
     }
     let _ = pruner.await;
+    let _ = recent_recorder.await;
+    // Claims made by sessions that ran on into the grace period.
+    ctx.imap.recent.flush(&ctx.store).await;
     ctx.store.close().await.context("closing the store")?;
     tracing::info!("tern stopped cleanly");
     Ok(())

@@ -270,3 +270,32 @@ fn deleting_the_mailbox_another_session_has_selected() {
     let mut again = Imap::login(imap);
     again.run("SELECT INBOX").ok();
 }
+
+/// \Recent is claimed once (RFC 3501 §2.3.2), and a restart does not hand
+/// the same messages out again: the claims reach the Store by shutdown.
+#[test]
+fn recent_is_claimed_once_across_a_restart() {
+    let t = with_bob();
+    let server = t.start();
+    deliver(&server, &message("one", "hello\r\n"));
+    deliver(&server, &message("two", "hello\r\n"));
+    let imap = addr(&server, "imap");
+    let mut a = Imap::login(imap);
+    let first = a.run("SELECT INBOX");
+    first.ok();
+    assert_eq!(first.lines("* 2 RECENT").len(), 1, "{first}");
+    let mut b = Imap::login(imap);
+    let second = b.run("SELECT INBOX");
+    assert_eq!(second.lines("* 0 RECENT").len(), 1, "{second}");
+    let status = b.run("STATUS Archive (RECENT)");
+    status.ok();
+    drop((a, b));
+    let (exit, _) = server.stop_with("TERM");
+    assert!(exit.success());
+
+    let server = t.start();
+    let mut c = Imap::login(addr(&server, "imap"));
+    let after = c.run("SELECT INBOX");
+    after.ok();
+    assert_eq!(after.lines("* 0 RECENT").len(), 1, "{after}");
+}
