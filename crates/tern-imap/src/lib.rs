@@ -76,6 +76,21 @@ impl ImapServer {
 mod fuzz_corpus {
     use crate::parse::{parse_command, ParseError};
 
+    /// The `message` target: what a delivery or APPEND parses of a whole
+    /// message (the Store's parse, Date, address lists, encoded words).
+    #[test]
+    fn message() {
+        tern_core::fuzz_corpus::replay("message", |data| {
+            let _ = tern_store::message::parse_message(data);
+            let text = String::from_utf8_lossy(data);
+            let _ = tern_store::message::date::parse_date(&text);
+            let _ = tern_store::message::addresses(&text);
+            let _ = tern_store::message::decode_words(&text);
+            // And APPEND's re-encoding of parts holding NUL.
+            let _ = crate::session::encode_binary_parts(data.to_vec());
+        });
+    }
+
     #[test]
     fn imap_command() {
         tern_core::fuzz_corpus::replay("imap_command", |data| {

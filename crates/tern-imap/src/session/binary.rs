@@ -10,7 +10,7 @@ use tern_store::message::{parse_message, MimePart};
 /// The message with every leaf part that holds NUL re-encoded as base64;
 /// the bytes unchanged when there is no NUL. A NUL left outside any part's
 /// body (in a header, a preamble) becomes 0x80, as Dovecot's does.
-pub(super) fn encode_binary_parts(raw: Vec<u8>) -> Vec<u8> {
+pub(crate) fn encode_binary_parts(raw: Vec<u8>) -> Vec<u8> {
     if !raw.contains(&0) {
         return raw;
     }

@@ -8,6 +8,8 @@
 
 mod auth;
 mod binary;
+#[cfg(test)]
+pub(crate) use binary::encode_binary_parts;
 mod fetch;
 mod idle;
 #[cfg(test)]
