@@ -144,8 +144,9 @@ struct State {
     /// Inside a SASL exchange (AUTH/AUTHENTICATE): client lines are secret
     /// until the server answers with anything but a continuation.
     sasl: bool,
-    /// The client's next literal is secret (an IMAP LOGIN sent with one).
-    secret_literal: bool,
+    /// Inside an IMAP LOGIN sent with literals: every literal and line of
+    /// it is secret until a line that announces no further literal.
+    in_login: bool,
     /// SMTP DATA: the client sent DATA; the body starts at the server's 354.
     data_asked: bool,
     /// Inside an SMTP DATA body: bytes seen so far.
@@ -192,13 +193,18 @@ impl Trace {
             self.write("C", b"[SASL response, masked]");
             return;
         }
+        if self.state.in_login {
+            self.state.in_login = line.ends_with(b"}");
+            self.write("C", b"[the rest of LOGIN, masked]");
+            return;
+        }
         let masked = self.mask(line);
         self.write("C", &masked);
     }
 
     /// Octets the client sent outside lines: an IMAP literal, a BDAT chunk.
     pub fn client_data(&mut self, data: &[u8]) {
-        if std::mem::take(&mut self.state.secret_literal) {
+        if self.state.in_login {
             self.write("C", b"[literal, masked]");
             return;
         }
@@ -209,10 +215,16 @@ impl Trace {
     pub fn server(&mut self, bytes: &[u8]) {
         for line in bytes.split_inclusive(|&b| b == b'\n') {
             let text = trim_eol(line);
-            if self.state.sasl && !(text.starts_with(b"+") || text.starts_with(b"334")) {
+            // A SASL continuation is "+" or "+ ..." (IMAP, POP3) or "334"
+            // (SMTP); POP3's "+OK" ends the exchange.
+            let continuation = text == b"+" || text.starts_with(b"+ ") || text.starts_with(b"334");
+            if self.state.sasl && !continuation {
                 self.state.sasl = false;
             }
-            if std::mem::take(&mut self.state.data_asked) && text.starts_with(b"354") {
+            // With PIPELINING the 354 comes after the other replies of the
+            // group (RFC 2920 §3.1): only it starts the body.
+            if self.state.data_asked && text.starts_with(b"354") {
+                self.state.data_asked = false;
                 self.state.data_body = Some(0);
             }
         }
@@ -249,10 +261,18 @@ impl Trace {
         let first = upper(0).unwrap_or_default();
         let second = upper(1).unwrap_or_default();
         let ends_in_literal = text.ends_with('}');
+        // SASL first: SMTP's and POP3's `AUTH LOGIN` is no IMAP LOGIN.
+        if first == "AUTH" {
+            self.state.sasl = true;
+            return format!("AUTH {} [masked]", words.get(1).unwrap_or(&"")).into_bytes();
+        }
         // IMAP: tag LOGIN user password / tag AUTHENTICATE mech [ir].
         if second == "LOGIN" {
             if ends_in_literal {
-                self.state.secret_literal = true;
+                // The user name or password comes as a literal: all of it
+                // is masked (the name stays in the login log line).
+                self.state.in_login = true;
+                return format!("{} LOGIN [masked]", words[0]).into_bytes();
             }
             let user = words.get(2).copied().unwrap_or("");
             return format!("{} LOGIN {user} [password masked]", words[0]).into_bytes();
@@ -266,10 +286,6 @@ impl Trace {
         match first.as_str() {
             "PASS" => b"PASS [masked]".to_vec(),
             "APOP" => format!("APOP {} [masked]", words.get(1).unwrap_or(&"")).into_bytes(),
-            "AUTH" => {
-                self.state.sasl = true;
-                format!("AUTH {} [masked]", words.get(1).unwrap_or(&"")).into_bytes()
-            }
             "DATA" if words.len() == 1 => {
                 self.state.data_asked = true;
                 line.to_vec()
@@ -347,6 +363,41 @@ mod tests {
         smtp.client_line(b".\r\n");
         smtp.client_line(b"QUIT\r\n");
         drop(smtp);
+        // SMTP AUTH LOGIN: user and password in separate 334 exchanges.
+        let mut login = tracer.for_client("smtp", peer).unwrap();
+        login.client_line(b"AUTH LOGIN\r\n");
+        login.server(b"334 VXNlcm5hbWU6\r\n");
+        login.client_line(b"Ym9i\r\n");
+        login.server(b"334 UGFzc3dvcmQ6\r\n");
+        login.client_line(b"czNjcmV0\r\n");
+        login.server(b"235 2.7.0 ok\r\n");
+        // Pipelined: the 354 comes after the other replies.
+        login.client_line(b"MAIL FROM:<a@b>\r\n");
+        login.client_line(b"RCPT TO:<c@d>\r\n");
+        login.client_line(b"DATA\r\n");
+        login.server(b"250 ok\r\n250 ok\r\n354 go\r\n");
+        for _ in 0..10 {
+            login.client_line(b"pipelined body!\r\n");
+        }
+        login.client_line(b".\r\n");
+        drop(login);
+        // IMAP LOGIN with literals, and POP3 after a successful AUTH.
+        let mut lit = tracer.for_client("imap", peer).unwrap();
+        lit.client_line(b"a1 LOGIN {3}\r\n");
+        lit.client_data(b"bob");
+        lit.client_line(b" {6}\r\n");
+        lit.client_data(b"s3cret");
+        lit.client_line(b"\r\n");
+        lit.client_line(b"a2 LOGIN {3}\r\n");
+        lit.client_data(b"bob");
+        lit.client_line(b" \"s3cret\"\r\n");
+        lit.client_line(b"a3 NOOP\r\n");
+        drop(lit);
+        let mut pop = tracer.for_client("pop3", peer).unwrap();
+        pop.client_line(b"AUTH PLAIN AGJvYgBzM2NyZXQ=\r\n");
+        pop.server(b"+OK logged in\r\n");
+        pop.client_line(b"STAT\r\n");
+        drop(pop);
         let text = read_all(dir.path());
         assert!(!text.contains("s3cret"), "{text}");
         assert!(!text.contains("AGJvYgBzM2NyZXQ="), "{text}");
@@ -361,6 +412,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("C: QUIT"), "{text}");
+        assert!(!text.contains("czNjcmV0"), "{text}");
+        assert_eq!(text.matches("C: pipelined body!").count(), 1, "{text}");
+        assert!(text.contains("C: a3 NOOP"), "{text}");
+        assert!(text.contains("C: STAT"), "{text}");
     }
 
     #[test]

@@ -41,22 +41,31 @@ impl RecentClaims {
             return (upto, upto);
         }
         map.insert(mailbox, upto);
+        // Under the same lock, so a smaller claim cannot overwrite a
+        // larger one before it is recorded.
+        self.unrecord(account, mailbox, upto);
         drop(map);
-        self.unrecorded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert((account, mailbox), upto);
         (first, upto)
+    }
+
+    fn unrecord(&self, account: AccountId, mailbox: MailboxId, upto: Uid) {
+        let mut due = self.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = due.entry((account, mailbox)).or_insert(upto);
+        *entry = (*entry).max(upto);
     }
 
     /// Writes the claims made since the last flush to the Store.
     pub async fn flush(&self, store: &Arc<dyn Store>) {
         let due = std::mem::take(&mut *self.unrecorded.lock().unwrap_or_else(|e| e.into_inner()));
         for ((account, mailbox), upto) in due {
-            if let Err(e) = store.mark_recent_claimed(account, mailbox, upto).await {
-                // A deleted mailbox, or a store going down: the claim only
-                // matters until the next restart anyway.
-                tracing::debug!("imap: recording recent messages as claimed: {e}");
+            match store.mark_recent_claimed(account, mailbox, upto).await {
+                Ok(()) => {}
+                // The mailbox is gone: nothing to record.
+                Err(tern_store::StoreError::NotFound { .. }) => {}
+                Err(e) => {
+                    tracing::debug!("imap: recording recent messages as claimed: {e}");
+                    self.unrecord(account, mailbox, upto);
+                }
             }
         }
     }

@@ -17,10 +17,17 @@ pub(crate) fn encode_binary_parts(raw: Vec<u8>) -> Vec<u8> {
     let parsed = parse_message(&raw);
     let mut leaves = Vec::new();
     leaves_with_nul(&parsed.structure, &raw, &mut leaves);
-    // From the last part to the first, so earlier offsets stay right.
+    // From the last part to the first, so earlier offsets stay right; a
+    // part overlapping one already rewritten (never from a sound parse)
+    // is left alone rather than spliced past the end.
     leaves.sort_by_key(|p| std::cmp::Reverse(p.0));
     let mut out = raw.clone();
+    let mut floor = usize::MAX;
     for (header_start, body_start, body_end) in leaves {
+        if body_end > floor || body_end > out.len() {
+            continue;
+        }
+        floor = header_start;
         let header = &raw[header_start..body_start];
         let body = &raw[body_start..body_end];
         let mut replaced = rewrite_encoding(header);

@@ -259,6 +259,14 @@ impl Session {
             }
         } else if subscribed_only {
             for name in subscriptions.iter().filter(|n| matching(n)) {
+                // Selection options combine (RFC 5258 §3.1).
+                let special = by_name
+                    .get(name.as_str())
+                    .and_then(|m| m.role)
+                    .and_then(Role::imap_attribute);
+                if special_only && special.is_none() {
+                    continue;
+                }
                 let mut attrs = vec!["\\Subscribed"];
                 match by_name.get(name.as_str()) {
                     None => attrs.push("\\NonExistent"),

@@ -333,11 +333,14 @@ impl Session {
             let first = claims.first_unclaimed(mailbox.id, mailbox.first_recent_uid);
             vec![(first, Uid(u32::MAX))]
         } else {
+            // Up to what was listed too: a message delivered between
+            // reading the mailbox and listing it is in EXISTS.
+            let listed_next = Uid(entries.last().map_or(0, |e| e.uid.0).saturating_add(1));
             let (from, to) = claims.claim(
                 account,
                 mailbox.id,
                 mailbox.first_recent_uid,
-                mailbox.uid_next,
+                mailbox.uid_next.max(listed_next),
             );
             if from < to {
                 vec![(from, to)]
@@ -729,7 +732,12 @@ impl Session {
             let upto = Uid(added.last().map_or(0, |u| u.0).saturating_add(1));
             let (from, to) = srv.recent.claim(account, mailbox_id, stored_first, upto);
             if from < to {
-                sel.recent.push((from, to));
+                // Claims are usually contiguous: extend the last range, so
+                // a session idling on busy mail keeps one or a few.
+                match sel.recent.last_mut() {
+                    Some(last) if last.1 == from => last.1 = to,
+                    _ => sel.recent.push((from, to)),
+                }
             }
         }
         if !added.is_empty() {

@@ -56,7 +56,10 @@ pub fn parse_date(value: &str) -> Option<WrittenDate> {
     let month_word = words.next()?.to_ascii_lowercase();
     let month = MONTHS.iter().position(|m| month_word.starts_with(m))? as u32 + 1;
     let year_word = words.next()?;
-    let year: i32 = year_word.parse().ok()?;
+    let year: i32 = year_word
+        .parse()
+        .ok()
+        .filter(|y: &i32| (0..=9999).contains(y))?;
     // RFC 5322 §4.3: two digits are 1950–2049; three add 1900.
     let year = match year_word.len() {
         1 | 2 if year < 50 => year + 2000,
@@ -146,6 +149,8 @@ mod tests {
             "32 Jan 2026 10:00 +0000",
             "1 Foo 2026 10:00",
             "1 Jan 2026 25:00",
+            "1 Jan -2147483648 00:00 +0000",
+            "1 Jan 99999 00:00 +0000",
         ] {
             assert_eq!(parse_date(bad), None, "{bad}");
         }

@@ -296,11 +296,20 @@ pub fn rename(
                 params![name, modseq.0 as i64, mailbox_id.0],
             )
             .map_err(db("renaming a mailbox"))?;
-        // The subscription follows the mailbox, as Dovecot's does.
+        // The subscription follows the mailbox, as Dovecot's does, and
+        // the mailbox's flag mirrors the table under its new name.
         ctx.conn
             .execute(
                 "UPDATE OR REPLACE subscription SET name = ?1 WHERE account_id = ?2 AND name = ?3",
                 params![name, account.0, old],
+            )
+            .map_err(db("renaming a subscription"))?;
+        ctx.conn
+            .execute(
+                "UPDATE mailbox SET subscribed =
+                   EXISTS (SELECT 1 FROM subscription WHERE account_id = ?1 AND name = ?2)
+                 WHERE id = ?3",
+                params![account.0, name, mailbox_id.0],
             )
             .map_err(db("renaming a subscription"))?;
         journal::record(
