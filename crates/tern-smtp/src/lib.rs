@@ -17,6 +17,7 @@
 //! 250 after DATA is sent only once `Mail::deliver` has made the message
 //! durable.
 
+pub mod client;
 pub mod command;
 pub mod path;
 pub mod reply;
@@ -106,6 +107,31 @@ mod fuzz_corpus {
         replay("smtp_command", |data| {
             if let Err(e) = crate::command::parse(data) {
                 let _ = e.to_string();
+            }
+        });
+    }
+
+    /// As fuzz/fuzz_targets/smtp_reply.rs: a remote server's lines, fed to
+    /// the outbound client's reply reader.
+    #[test]
+    fn smtp_reply() {
+        use crate::client::reply::ReplyBuilder;
+        replay("smtp_reply", |data| {
+            let mut builder = ReplyBuilder::default();
+            for line in data.split(|&b| b == b'\n') {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                match builder.push(line) {
+                    Ok(Some(reply)) => {
+                        let _ = reply.enhanced_status();
+                        let _ = crate::client::Capabilities::from_ehlo(&reply);
+                        let _ = reply.to_string();
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        let _ = e.to_string();
+                        builder = ReplyBuilder::default();
+                    }
+                }
             }
         });
     }

@@ -14,7 +14,7 @@ mod mail;
 mod rcpt;
 mod starttls;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::command::{self, Command, CommandError, MailParams};
 use crate::path::{Mailbox, PathError};

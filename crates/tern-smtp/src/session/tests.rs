@@ -16,15 +16,15 @@ use tern_store::{NewAccount, Role};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::sync::watch;
 
-struct Fixture {
-    server: Arc<SmtpServer>,
-    store: Arc<dyn Store>,
+pub(crate) struct Fixture {
+    pub(crate) server: Arc<SmtpServer>,
+    pub(crate) store: Arc<dyn Store>,
     /// Sessions end when this says stop, or when it is dropped.
     stop: watch::Sender<bool>,
     _dir: tempfile::TempDir,
 }
 
-async fn fixture() -> Fixture {
+pub(crate) async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&dir.path().join("t.db"), SqliteOptions::default()).unwrap());
@@ -65,6 +65,12 @@ async fn fixture() -> Fixture {
 
 /// Starts a port-25 session from `peer` over a pipe; the client's end.
 fn connect(f: &Fixture, peer: &str) -> BufReader<DuplexStream> {
+    BufReader::new(serve(f, peer))
+}
+
+/// Starts a port-25 session from `peer` over a pipe; the client's end,
+/// unbuffered (for the outbound client's tests).
+pub(crate) fn serve(f: &Fixture, peer: &str) -> DuplexStream {
     let (client, server) = tokio::io::duplex(64 * 1024);
     let peer: SocketAddr = peer.parse().unwrap();
     let stopping = f.stop.subscribe();
@@ -75,7 +81,7 @@ fn connect(f: &Fixture, peer: &str) -> BufReader<DuplexStream> {
         Ok(tern_core::admission::ConnectionSlot::unlimited()),
         stopping,
     ));
-    BufReader::new(client)
+    client
 }
 
 /// Reads one whole reply (all its lines); the last line.
