@@ -156,6 +156,43 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// Where Debian (and most Linux systems) keep the trusted roots, as one PEM
+/// bundle; `SSL_CERT_FILE` names another, as OpenSSL reads it.
+pub const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The TLS configuration for Tern as a client (outbound SMTP): the system's
+/// trusted roots (or the PEM file in `SSL_CERT_FILE`), checked certificates,
+/// no client certificate. Roots rustls cannot use are skipped.
+pub fn client_config() -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let path = std::env::var_os("SSL_CERT_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(SYSTEM_ROOTS));
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _skipped) = roots.add_parsable_certificates(load_certs(&path)?);
+    if added == 0 {
+        return Err(TlsError::NoCertificate { path });
+    }
+    client_config_with(roots)
+}
+
+/// A client configuration trusting exactly `roots` (tests trust a
+/// self-signed certificate this way).
+pub fn client_config_with(
+    roots: rustls::RootCertStore,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|source| TlsError::Rustls {
+            cert: PathBuf::new(),
+            key: PathBuf::new(),
+            source,
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// The SHA-256 fingerprint of a certificate as clients show it:
 /// upper-case hex pairs joined by colons.
 pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
@@ -317,6 +354,21 @@ fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsErro
 
 #[cfg(test)]
 mod tests {
+    /// The system's roots load (where the system has the bundle), and a
+    /// file without certificates is an error, not an empty trust store.
+    #[test]
+    fn client_config_from_system_roots() {
+        if std::path::Path::new(super::SYSTEM_ROOTS).exists()
+            && std::env::var_os("SSL_CERT_FILE").is_none()
+        {
+            assert!(super::client_config().is_ok());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("none.pem");
+        std::fs::write(&empty, "no certificates here\n").unwrap();
+        assert!(super::load_certs(&empty).is_err());
+    }
+
     use super::*;
 
     fn none() -> TlsConfig {

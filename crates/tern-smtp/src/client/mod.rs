@@ -304,6 +304,20 @@ impl Session {
         Ok(self)
     }
 
+    /// AUTH PLAIN (RFC 4954, RFC 4616) with an initial response, for a
+    /// smarthost; only over TLS or to loopback, which the caller checks.
+    pub async fn auth_plain(&mut self, user: &str, password: &str) -> Result<(), ClientError> {
+        use base64::Engine;
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+        let reply = self.command(&format!("AUTH PLAIN {token}")).await?;
+        if reply.code == 235 {
+            Ok(())
+        } else {
+            Err(ClientError::Refused(reply))
+        }
+    }
+
     /// Sends one message: MAIL, RCPT for each recipient, then the message
     /// (DATA with dot-stuffing, or BDAT when the server offers CHUNKING),
     /// pipelined when the server offers it. Without an accepted recipient

@@ -262,3 +262,72 @@ fn capabilities_from_an_ehlo_reply() {
     assert_eq!(caps.size, Some(52_428_800));
     assert_eq!(caps.auth, ["PLAIN", "LOGIN"]);
 }
+
+/// STARTTLS against Tern's own inbound session: the certificate is checked
+/// against the roots given (here the session's self-signed one), EHLO is
+/// said again, and the transaction runs inside TLS. A client trusting
+/// other roots refuses the certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_checks_the_certificate() {
+    let f = fixture().await;
+    let cert_path = f.dir().join("tls").join("cert.pem");
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    for c in tern_core::tls::load_certs(&cert_path).unwrap() {
+        roots.add(c).unwrap();
+    }
+    let trusting = tern_core::tls::client_config_with(roots).unwrap();
+    let name = ServerName::try_from("mx.example.test").unwrap();
+
+    let s = Session::open(
+        Box::new(serve(&f, "192.0.2.11:4000")),
+        "out.example.net",
+        Timeouts::default(),
+    )
+    .await
+    .unwrap();
+    assert!(s.capabilities.starttls && !s.is_tls());
+    let mut s = s.starttls(trusting, name.clone()).await.unwrap();
+    assert!(s.is_tls());
+    assert!(!s.capabilities.starttls, "STARTTLS is not offered twice");
+    let out = s
+        .send(
+            &envelope("ann@remote.test", &["joe@example.test"]),
+            b"Subject: tls\r\n\r\nx\r\n",
+        )
+        .await
+        .unwrap();
+    assert!(out.data.unwrap().is_positive());
+    s.quit().await;
+
+    // The system's roots do not know a self-signed certificate.
+    let empty =
+        tern_core::tls::client_config_with(tokio_rustls::rustls::RootCertStore::empty()).unwrap();
+    let s = Session::open(
+        Box::new(serve(&f, "192.0.2.11:4001")),
+        "out.example.net",
+        Timeouts::default(),
+    )
+    .await
+    .unwrap();
+    let e = s.starttls(empty, name).await.err().unwrap();
+    assert!(matches!(e, ClientError::Tls(_)), "{e}");
+}
+
+#[tokio::test]
+async fn auth_plain_sends_one_initial_response() {
+    let (io, server) = scripted(vec![
+        ("EHLO", "250-relay.example\r\n250 AUTH PLAIN LOGIN\r\n"),
+        ("AUTH PLAIN AGFubgBzM2NyZXQ=", "235 2.7.0 ok\r\n"),
+        ("AUTH PLAIN AGFubgB3cm9uZw==", "535 5.7.8 no\r\n"),
+    ])
+    .await;
+    let mut s = Session::open(Box::new(io), "out.example.net", Timeouts::default())
+        .await
+        .unwrap();
+    assert_eq!(s.capabilities.auth, ["PLAIN", "LOGIN"]);
+    s.auth_plain("ann", "s3cret").await.unwrap();
+    let e = s.auth_plain("ann", "wrong").await.err().unwrap();
+    assert!(!e.is_transient(), "{e}");
+    s.quit().await;
+    server.await.unwrap();
+}

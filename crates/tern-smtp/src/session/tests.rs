@@ -24,6 +24,13 @@ pub(crate) struct Fixture {
     _dir: tempfile::TempDir,
 }
 
+impl Fixture {
+    /// The data directory (its `tls/` holds the self-signed certificate).
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+}
+
 pub(crate) async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> =
