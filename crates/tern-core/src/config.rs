@@ -14,10 +14,12 @@
 //! Relative paths (`data_dir`, `tls.cert`, `tls.key`) are relative to the
 //! working directory of the server process, not to the configuration file.
 
+mod outbound;
 mod pop3;
 mod store;
 mod toml_keys;
 
+pub use outbound::{OutboundConfig, RelayTls};
 pub use pop3::{Pop3Config, Pop3Deleted};
 pub use store::{Durability, StoreConfig};
 
@@ -67,6 +69,9 @@ pub struct Config {
     /// Protocol traces of chosen accounts and client networks.
     #[serde(deserialize_with = "table")]
     pub trace: crate::trace::TraceConfig,
+    /// How queued mail leaves: the smarthost.
+    #[serde(deserialize_with = "table")]
+    pub outbound: OutboundConfig,
 }
 
 /// Listening addresses per protocol. An empty list turns that listener off.
@@ -440,6 +445,7 @@ impl Default for Config {
             smtp: SmtpConfig::default(),
             pop3: Pop3Config::default(),
             trace: crate::trace::TraceConfig::default(),
+            outbound: OutboundConfig::default(),
         }
     }
 }

@@ -296,6 +296,24 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
         imap,
     });
     let recent_recorder = tokio::spawn(record_recent_claims(ctx.clone(), shutdown.clone()));
+    let outbound = {
+        let relay = &ctx.config.outbound;
+        let tls = match tern_core::tls::client_config() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                if !relay.relay.is_empty() && relay.relay_tls != tern_core::config::RelayTls::None {
+                    tracing::warn!("outbound: no trusted roots for TLS to the relay: {e}");
+                }
+                None
+            }
+        };
+        let worker = Arc::new(tern_smtp::outbound::Worker::new(
+            ctx.smtp.mail.clone(),
+            relay.clone(),
+            tls,
+        ));
+        tokio::spawn(worker.run_until(shutdown.receiver()))
+    };
     let pruner = tokio::spawn(housekeeping_hourly(
         ctx.store.clone(),
         ctx.config.store.journal_retention_days,
@@ -366,6 +384,16 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
     }
     let _ = pruner.await;
     let _ = recent_recorder.await;
+    // A delivery in progress gets the grace period to record what the
+    // next hop took; after that it is dropped, and the lease lets the next
+    // start send it again.
+    let outbound_abort = outbound.abort_handle();
+    if tokio::time::timeout(SHUTDOWN_GRACE, outbound)
+        .await
+        .is_err()
+    {
+        outbound_abort.abort();
+    }
     // Claims made by sessions that ran on into the grace period.
     ctx.imap.recent.flush(&ctx.store).await;
     ctx.store.close().await.context("closing the store")?;

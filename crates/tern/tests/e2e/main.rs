@@ -10,6 +10,7 @@ mod harness;
 mod imap;
 mod imap_diff;
 mod imap_scripts;
+mod outbound;
 mod pop3;
 mod serve;
 mod smtp;

@@ -1,0 +1,89 @@
+//! Outbound delivery through a smarthost (issue 12, first part): server A
+//! relays its users' mail for other domains through server B (a second
+//! real Tern on loopback, `relay_tls = "none"`); B delivers what it takes
+//! and refuses an unknown recipient, for whom A's sender gets a delivery
+//! status notification in her INBOX. Both are watched with IMAP IDLE, no
+//! sleeping.
+
+use crate::harness::*;
+use crate::imap::Imap;
+use crate::smtp::python;
+
+/// Logs in as `user`, selects INBOX and enters IDLE.
+fn idle(addr: std::net::SocketAddr, user: &str) -> Imap {
+    let mut imap = Imap::connect(addr);
+    imap.run(&format!("LOGIN {user} secret")).ok();
+    imap.run("SELECT INBOX").ok();
+    imap.send("i1 IDLE\r\n");
+    assert!(imap.response().starts_with("+ "));
+    imap
+}
+
+/// Waits (IDLE) for new mail, then returns the newest message whole.
+fn next_message(imap: &mut Imap) -> String {
+    loop {
+        let r = imap.response();
+        if r.text().ends_with(" EXISTS") {
+            break;
+        }
+    }
+    imap.send("DONE\r\n");
+    imap.until_tagged("i1").ok();
+    let fetch = imap.run("FETCH * (BODY.PEEK[])");
+    fetch.ok();
+    fetch.untagged.iter().map(|r| r.text()).collect()
+}
+
+#[test]
+fn a_smarthost_carries_the_mail_and_a_refusal_bounces_to_the_sender() {
+    let b = TestDir::new();
+    b.add_account("bob@b.test");
+    let relay = b.start();
+    let relay_smtp = relay.listeners["smtp"];
+
+    let a = TestDir::with_config(&format!(
+        "[outbound]\nrelay = \"{relay_smtp}\"\nrelay_tls = \"none\"\n"
+    ));
+    a.add_account("ann@a.test");
+    let server = a.start();
+
+    let mut bob = idle(relay.listeners["imap"], "bob@b.test");
+    let mut ann = idle(server.listeners["imap"], "ann@a.test");
+
+    let sent = python(
+        r#"
+import json, smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+s.login("ann@a.test", "secret")
+msg = "From: ann@a.test\r\nTo: bob@b.test, nobody@b.test\r\nSubject: across\r\n\r\nover the relay\r\n"
+refused = s.sendmail("ann@a.test", ["bob@b.test", "nobody@b.test"], msg)
+s.quit()
+print(json.dumps(refused))
+"#,
+        &[&server.listeners["submission"].port().to_string()],
+    );
+    assert_eq!(sent, serde_json::json!({}), "submission queues both");
+
+    let got = next_message(&mut bob);
+    assert!(got.contains("Subject: across"), "{got}");
+    assert!(got.contains("over the relay"), "{got}");
+    assert_eq!(
+        got.matches("Return-Path:").count(),
+        1,
+        "added once, by B: {got}"
+    );
+
+    let dsn = next_message(&mut ann);
+    assert!(dsn.contains("multipart/report"), "{dsn}");
+    assert!(
+        dsn.contains("Final-Recipient: rfc822; nobody@b.test"),
+        "{dsn}"
+    );
+    assert!(dsn.contains("Action: failed"), "{dsn}");
+    assert!(dsn.contains("Status: 5.1.1"), "{dsn}");
+    assert!(
+        dsn.contains("Subject: across"),
+        "the original header: {dsn}"
+    );
+    assert!(!dsn.contains("bob@b.test>:"), "bob was delivered: {dsn}");
+}
