@@ -477,16 +477,8 @@ fn digits(text: &str) -> Option<i64> {
     text.parse().ok()
 }
 
-/// Days since 1970-01-01 (Howard Hinnant's algorithm).
-pub fn days_from_civil(y: i32, m: u32, d: u32) -> i64 {
-    let y = i64::from(y) - i64::from(m <= 2);
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+/// Days since 1970-01-01: the Store's, which reads Date fields with it.
+pub use tern_store::message::date::days_from_civil;
 
 #[cfg(test)]
 mod tests {

@@ -112,10 +112,11 @@ fn zone(word: &str) -> Option<i32> {
     Some(hours * 60)
 }
 
-/// Days from 1970-01-01 to the given civil date (proleptic Gregorian).
+/// Days from 1970-01-01 to the given civil date (proleptic Gregorian,
+/// Howard Hinnant's algorithm), in i64 throughout.
 pub fn days_from_civil(y: i32, m: u32, d: u32) -> i64 {
-    let y = i64::from(if m <= 2 { y - 1 } else { y });
-    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let y = i64::from(y) - i64::from(m <= 2);
+    let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let m = i64::from(m);
     let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
