@@ -58,6 +58,17 @@ enum Command {
     /// See and lift the running server's login blocks
     #[command(subcommand)]
     Security(SecurityCommand),
+    /// See the mail waiting to leave
+    #[command(subcommand)]
+    Queue(QueueCommand),
+}
+
+#[derive(Subcommand)]
+enum QueueCommand {
+    /// Every queued message: sender, recipients with status, attempts, next attempt, last error
+    List,
+    /// One queued message, with its header
+    Show { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -239,6 +250,8 @@ async fn run(cli: Cli, out: Output) -> Result<()> {
             admin::alias_add(&*store, &alias, &targets, out).await
         }
         Command::Alias(AliasCommand::List) => admin::alias_list(&*store, out).await,
+        Command::Queue(QueueCommand::List) => admin::queue_list(&*store, out).await,
+        Command::Queue(QueueCommand::Show { id }) => admin::queue_show(&*store, id, out).await,
         Command::Alias(AliasCommand::Remove { alias }) => {
             admin::alias_remove(&*store, &alias, out).await
         }

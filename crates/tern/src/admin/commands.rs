@@ -8,7 +8,7 @@ use tern_core::password::hash_password;
 use tern_core::{parse_domain, Address};
 use tern_store::{Alias, NewAccount, Store, DEFAULT_MAILBOXES};
 
-fn print_json(value: serde_json::Value) {
+pub(super) fn print_json(value: serde_json::Value) {
     println!("{value}");
 }
 

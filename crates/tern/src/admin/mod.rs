@@ -5,9 +5,11 @@
 //! and JSON with `--json`; errors are one line and a non-zero exit.
 
 mod commands;
+mod queue;
 pub mod security;
 
 pub use commands::*;
+pub use queue::{queue_list, queue_show};
 
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, IsTerminal};

@@ -87,3 +87,46 @@ print(json.dumps(refused))
     );
     assert!(!dsn.contains("bob@b.test>:"), "bob was delivered: {dsn}");
 }
+
+/// `tern queue list` and `show`, beside the running server: what waits,
+/// for whom, and why. Without a relay the mail waits (and says so once
+/// the worker has looked at it).
+#[test]
+fn queue_commands_show_what_waits() {
+    let a = TestDir::new();
+    a.add_account("ann@a.test");
+    let server = a.start();
+    let sent = python(
+        r#"
+import json, smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+s.login("ann@a.test", "secret")
+refused = s.sendmail("ann@a.test", ["friend@remote.test"], "Subject: waits\r\n\r\nx\r\n")
+s.quit()
+print(json.dumps(refused))
+"#,
+        &[&server.listeners["submission"].port().to_string()],
+    );
+    assert_eq!(sent, serde_json::json!({}));
+
+    let list: serde_json::Value =
+        serde_json::from_str(&a.ok(&["queue", "list", "--json"], "")).unwrap();
+    let entries = list.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{list}");
+    let entry = &entries[0];
+    assert_eq!(entry["sender"], "ann@a.test");
+    assert_eq!(entry["recipients"][0]["address"], "friend@remote.test");
+    assert_eq!(entry["recipients"][0]["status"], "pending");
+    let id = entry["id"].as_i64().unwrap().to_string();
+
+    let show: serde_json::Value =
+        serde_json::from_str(&a.ok(&["queue", "show", &id, "--json"], "")).unwrap();
+    assert_eq!(show["id"], entry["id"]);
+    let human = a.ok(&["queue", "show", &id], "");
+    assert!(human.contains("Subject: waits"), "{human}");
+    let listed = a.ok(&["queue", "list"], "");
+    assert!(listed.contains("friend@remote.test  pending"), "{listed}");
+    let missing = a.fails(&["queue", "show", "999999"], "");
+    assert!(missing.contains("no queue entry 999999"), "{missing}");
+    drop(server);
+}

@@ -1,0 +1,94 @@
+//! `tern queue list` and `tern queue show ID`: what waits to leave, from the
+//! Store beside the running server (issue 12; flush, remove, hold and
+//! release come with the rest of outbound delivery).
+
+use super::Output;
+use anyhow::{bail, Result};
+use serde_json::json;
+use tern_store::{QueueId, QueuedMessage, Store};
+
+fn entry_json(m: &QueuedMessage) -> serde_json::Value {
+    json!({
+        "id": m.id.0,
+        "sender": m.outbound.mail_from,
+        "size": m.size,
+        "created_at": m.created_at,
+        "recipients": m.recipients.iter().map(|r| json!({
+            "address": r.address,
+            "status": format!("{:?}", r.status).to_lowercase(),
+            "attempts": r.attempts,
+            "next_attempt": r.next_attempt,
+            "last_error": r.last_error,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// A time as people read it: UTC, to the second.
+fn when(unix: i64) -> String {
+    let (y, m, d) = tern_core::time::civil_from_days(unix.div_euclid(86_400));
+    let s = unix.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+pub async fn queue_list(store: &dyn Store, out: Output) -> Result<()> {
+    let queue = store.queue_list().await?;
+    match out {
+        Output::Json => {
+            super::commands::print_json(json!(queue.iter().map(entry_json).collect::<Vec<_>>()))
+        }
+        Output::Human if queue.is_empty() => println!("the queue is empty"),
+        Output::Human => {
+            for m in &queue {
+                let sender = if m.outbound.mail_from.is_empty() {
+                    "<>".to_string()
+                } else {
+                    m.outbound.mail_from.clone()
+                };
+                println!(
+                    "{}  from {sender}, {} bytes, queued {}",
+                    m.id.0,
+                    m.size,
+                    when(m.created_at)
+                );
+                for r in &m.recipients {
+                    let status = format!("{:?}", r.status).to_lowercase();
+                    print!("    {}  {status}, {} attempts", r.address, r.attempts);
+                    if r.status == tern_store::RecipientStatus::Pending {
+                        print!(", next {}", when(r.next_attempt));
+                    }
+                    println!();
+                    if let Some(e) = &r.last_error {
+                        println!("        last error: {e}");
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn queue_show(store: &dyn Store, id: i64, out: Output) -> Result<()> {
+    let queue = store.queue_list().await?;
+    let Some(m) = queue.iter().find(|m| m.id == QueueId(id)) else {
+        bail!("no queue entry {id}; `tern queue list` shows what is queued");
+    };
+    match out {
+        Output::Json => super::commands::print_json(entry_json(m)),
+        Output::Human => {
+            let head = store.queue_read(m.id, 0, 64 * 1024).await?;
+            let end = head
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map_or(head.len(), |i| i + 2);
+            println!("{}", serde_json::to_string_pretty(&entry_json(m))?);
+            println!();
+            print!("{}", String::from_utf8_lossy(&head[..end]));
+        }
+    }
+    Ok(())
+}
