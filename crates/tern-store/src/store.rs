@@ -286,6 +286,12 @@ pub trait QueueStore: Send + Sync {
     /// At most `len` bytes of a queued message from `offset`, for the
     /// worker that sends it (no email need own the bytes).
     async fn queue_read(&self, id: QueueId, offset: u64, len: usize) -> Result<Vec<u8>>;
+    /// Removes a queued message and its hold on the blob, whatever its
+    /// recipients' state (an administrator's decision).
+    async fn queue_remove(&self, id: QueueId) -> Result<()>;
+    /// Makes the pending recipients of `id` (of every message with `None`)
+    /// due now; returns how many.
+    async fn queue_flush(&self, id: Option<QueueId>) -> Result<usize>;
 }
 
 /// The change journal and notifications: what changed since a modseq,

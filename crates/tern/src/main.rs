@@ -69,6 +69,10 @@ enum QueueCommand {
     List,
     /// One queued message, with its header
     Show { id: i64 },
+    /// Try the pending recipients of ID (of every message without one) now
+    Flush { id: Option<i64> },
+    /// Drop queued message ID: its recipients get nothing and nobody is told
+    Remove { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -252,6 +256,8 @@ async fn run(cli: Cli, out: Output) -> Result<()> {
         Command::Alias(AliasCommand::List) => admin::alias_list(&*store, out).await,
         Command::Queue(QueueCommand::List) => admin::queue_list(&*store, out).await,
         Command::Queue(QueueCommand::Show { id }) => admin::queue_show(&*store, id, out).await,
+        Command::Queue(QueueCommand::Flush { id }) => admin::queue_flush(&*store, id, out).await,
+        Command::Queue(QueueCommand::Remove { id }) => admin::queue_remove(&*store, id, out).await,
         Command::Alias(AliasCommand::Remove { alias }) => {
             admin::alias_remove(&*store, &alias, out).await
         }

@@ -231,3 +231,44 @@ pub async fn queue_claims_hand_out_only_due_recipients(store: Arc<dyn Store>) {
         .collect();
     assert_eq!(handed, ["early@remote.test"]);
 }
+
+/// An administrator's flush makes deferred recipients due at once; a
+/// removal drops the entry (and its hold on the blob) whatever is pending.
+pub async fn queue_flush_and_remove(store: Arc<dyn Store>) {
+    let id = queue_for(&store, "flush", &["x@remote.test"]).await;
+    let t = now();
+    let claim = store.queue_claim(t, 60, 10).await.unwrap().remove(0);
+    store
+        .queue_record(
+            id,
+            claim.lease,
+            vec![RecipientAttempt {
+                address: "x@remote.test".into(),
+                outcome: AttemptOutcome::Deferred {
+                    next_attempt: t + 3600,
+                    error: "later".into(),
+                },
+            }],
+        )
+        .await
+        .unwrap();
+    assert!(store.queue_claim(t, 60, 10).await.unwrap().is_empty());
+    assert_eq!(store.queue_flush(Some(id)).await.unwrap(), 1);
+    assert_eq!(
+        store.queue_flush(Some(QueueId(id.0 + 1000))).await.unwrap(),
+        0
+    );
+    let due = store.queue_claim(now() + 1, 60, 10).await.unwrap();
+    assert_eq!(due.len(), 1, "flushed: due now");
+    let blob = due[0].message.blob_id.clone();
+    store.queue_remove(id).await.unwrap();
+    assert!(store.queue_list().await.unwrap().is_empty());
+    assert!(
+        store.queue_read(id, 0, 10).await.is_err(),
+        "its blob is gone: {blob}"
+    );
+    assert!(matches!(
+        store.queue_remove(id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}

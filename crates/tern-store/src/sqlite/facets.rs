@@ -452,6 +452,15 @@ impl QueueStore for SqliteStore {
     async fn queue_read(&self, id: QueueId, offset: u64, len: usize) -> Result<Vec<u8>> {
         self.read(move |c| queue::read(c, id, offset, len)).await
     }
+
+    async fn queue_remove(&self, id: QueueId) -> Result<()> {
+        self.write(move |ctx| queue::remove_entry(ctx.conn, id))
+            .await
+    }
+
+    async fn queue_flush(&self, id: Option<QueueId>) -> Result<usize> {
+        self.write(move |ctx| queue::flush(ctx.conn, id)).await
+    }
 }
 
 #[async_trait]

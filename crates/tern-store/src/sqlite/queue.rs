@@ -327,6 +327,29 @@ fn remove(conn: &Connection, id: QueueId) -> Result<()> {
     Ok(())
 }
 
+/// Removes a queued message whatever its recipients' state (an
+/// administrator's `tern queue remove`); NotFound if there is none.
+pub fn remove_entry(conn: &Connection, id: QueueId) -> Result<()> {
+    let exists: Option<i64> = conn
+        .prepare_cached("SELECT id FROM queue_message WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id.0], |r| r.get(0)).optional())
+        .map_err(db("finding a queued message"))?;
+    if exists.is_none() {
+        return Err(StoreError::not_found("queued message", id.to_string()));
+    }
+    remove(conn, id)
+}
+
+/// Makes pending recipients due now, of one message or of all; how many.
+pub fn flush(conn: &Connection, id: Option<QueueId>) -> Result<usize> {
+    conn.prepare_cached(
+        "UPDATE queue_recipient SET next_attempt = ?1
+          WHERE status = 'pending' AND (?2 IS NULL OR message_id = ?2)",
+    )
+    .and_then(|mut s| s.execute(params![now(), id.map(|i| i.0)]))
+    .map_err(db("flushing the queue"))
+}
+
 /// A range of a queued message's bytes.
 pub fn read(conn: &Connection, id: QueueId, offset: u64, len: usize) -> Result<Vec<u8>> {
     let rowid: i64 = conn

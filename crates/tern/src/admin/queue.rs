@@ -1,6 +1,6 @@
-//! `tern queue list` and `tern queue show ID`: what waits to leave, from the
-//! Store beside the running server (issue 12; flush, remove, hold and
-//! release come with the rest of outbound delivery).
+//! `tern queue list|show|flush|remove`: what waits to leave, from the Store
+//! beside the running server, whose worker sees a flush at its next look
+//! (issue 12; hold and release come with the rest of outbound delivery).
 
 use super::Output;
 use anyhow::{bail, Result};
@@ -88,6 +88,32 @@ pub async fn queue_show(store: &dyn Store, id: i64, out: Output) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&entry_json(m))?);
             println!();
             print!("{}", String::from_utf8_lossy(&head[..end]));
+        }
+    }
+    Ok(())
+}
+
+pub async fn queue_flush(store: &dyn Store, id: Option<i64>, out: Output) -> Result<()> {
+    let n = store.queue_flush(id.map(QueueId)).await?;
+    match out {
+        Output::Json => super::commands::print_json(json!({ "flushed": n })),
+        Output::Human => println!("{n} pending recipient(s) due now"),
+    }
+    Ok(())
+}
+
+pub async fn queue_remove(store: &dyn Store, id: i64, out: Output) -> Result<()> {
+    match store.queue_remove(QueueId(id)).await {
+        Ok(()) => {}
+        Err(tern_store::StoreError::NotFound { .. }) => {
+            bail!("no queue entry {id}; `tern queue list` shows what is queued")
+        }
+        Err(e) => return Err(e.into()),
+    }
+    match out {
+        Output::Json => super::commands::print_json(json!({ "removed": id })),
+        Output::Human => {
+            println!("removed queue entry {id}; its recipients get nothing, nobody is told")
         }
     }
     Ok(())

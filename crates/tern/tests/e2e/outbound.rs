@@ -128,5 +128,14 @@ print(json.dumps(refused))
     assert!(listed.contains("friend@remote.test  pending"), "{listed}");
     let missing = a.fails(&["queue", "show", "999999"], "");
     assert!(missing.contains("no queue entry 999999"), "{missing}");
+
+    // flush makes it due now; remove drops it.
+    let flushed: serde_json::Value =
+        serde_json::from_str(&a.ok(&["queue", "flush", &id, "--json"], "")).unwrap();
+    assert_eq!(flushed["flushed"], 1);
+    a.ok(&["queue", "remove", &id], "");
+    assert_eq!(a.ok(&["queue", "list"], "").trim(), "the queue is empty");
+    let again = a.fails(&["queue", "remove", &id], "");
+    assert!(again.contains("no queue entry"), "{again}");
     drop(server);
 }
