@@ -6,9 +6,12 @@
 
 use tern_store::DsnReturn;
 
-/// One recipient the notification is about.
+/// One recipient the notification is about: failed, or delivered when
+/// the sender asked to hear of it (NOTIFY=SUCCESS).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
+pub struct Notice {
+    /// `failed` or `relayed`/`delivered` (RFC 3464 §2.3.3 Action).
+    pub action: &'static str,
     pub recipient: String,
     /// `5.1.1`: the remote server's enhanced status, or ours.
     pub status: String,
@@ -18,24 +21,30 @@ pub struct Failure {
     pub remote_mta: Option<String>,
 }
 
-/// The whole notification message for `sender` about `failures` of the
-/// message `original`.
+/// The whole notification message for `sender` about `failures` (and
+/// successes asked for) of the message `original`.
 pub fn failure_report(
     hostname: &str,
     sender: &str,
-    failures: &[Failure],
+    failures: &[Notice],
     original: &[u8],
     ret: Option<DsnReturn>,
     env_id: Option<&str>,
     now: i64,
 ) -> Vec<u8> {
     let boundary = format!("tern-dsn-{}", tern_mail::headers::new_id());
+    let all_good = failures.iter().all(|f| f.action != "failed");
+    let subject = if all_good {
+        "Successful Mail Delivery Report"
+    } else {
+        "Undelivered Mail Returned to Sender"
+    };
     let date = tern_mail::headers::rfc5322_date(now);
     let mut out = String::new();
     out.push_str(&format!(
         "From: Mail Delivery System <MAILER-DAEMON@{hostname}>\r\n\
          To: <{sender}>\r\n\
-         Subject: Undelivered Mail Returned to Sender\r\n\
+         Subject: {subject}\r\n\
          Date: {date}\r\n\
          Message-ID: <{}@{hostname}>\r\n\
          Auto-Submitted: auto-replied\r\n\
@@ -47,14 +56,18 @@ pub fn failure_report(
     ));
     out.push_str(&format!(
         "--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
-         This is the mail system at {hostname}.\r\n\r\n\
-         Your message could not be delivered to {} of its recipients:\r\n\r\n",
-        if failures.len() == 1 { "one" } else { "some" }
+         This is the mail system at {hostname}.\r\n\r\n{}\r\n\r\n",
+        if all_good {
+            "Your message was passed on to these recipients, as you asked to be told:"
+        } else {
+            "Your message could not be delivered to these recipients:"
+        }
     ));
     for f in failures {
         out.push_str(&format!(
-            "  <{}>: {}\r\n",
+            "  <{}>: {}: {}\r\n",
             f.recipient,
+            f.action,
             one_line(&f.diagnostic)
         ));
     }
@@ -68,8 +81,8 @@ pub fn failure_report(
     out.push_str(&format!("Arrival-Date: {date}\r\n"));
     for f in failures {
         out.push_str(&format!(
-            "\r\nFinal-Recipient: rfc822; {}\r\nAction: failed\r\nStatus: {}\r\n",
-            f.recipient, f.status
+            "\r\nFinal-Recipient: rfc822; {}\r\nAction: {}\r\nStatus: {}\r\n",
+            f.recipient, f.action, f.status
         ));
         if let Some(mta) = &f.remote_mta {
             out.push_str(&format!("Remote-MTA: dns; {}\r\n", one_line(mta)));
@@ -124,7 +137,8 @@ mod tests {
     #[test]
     fn a_report_parses_as_multipart_report() {
         let original = b"From: ann@a.test\r\nSubject: hi\r\n\r\nsecret body\r\n";
-        let failures = [Failure {
+        let failures = [Notice {
+            action: "failed",
             recipient: "nobody@b.test".into(),
             status: "5.1.1".into(),
             diagnostic: "smtp; 550 5.1.1 no such user\r\nInjected: header".into(),

@@ -15,7 +15,7 @@
 pub mod dsn;
 
 use crate::client::{ClientError, Envelope as ClientEnvelope, Session, Timeouts};
-use dsn::Failure;
+use dsn::Notice;
 use std::sync::Arc;
 use std::time::Duration;
 use tern_core::config::{OutboundConfig, RelayTls};
@@ -145,15 +145,38 @@ impl Worker {
                 };
             }
         }
-        let failures: Vec<Failure> = attempts
+        // What the sender asked to hear of (RFC 3461 §4.1 NOTIFY): a
+        // failure unless NEVER, a success only with SUCCESS.
+        let notify = |address: &str| {
+            msg.outbound
+                .recipients
+                .iter()
+                .find(|r| r.address.eq_ignore_ascii_case(address))
+                .map(|r| r.notify)
+                .unwrap_or_default()
+        };
+        let relay_name = (!self.config.relay.is_empty()).then(|| self.config.relay.clone());
+        let failures: Vec<Notice> = attempts
             .iter()
             .filter_map(|a| match &a.outcome {
-                AttemptOutcome::Failed { error } => Some(Failure {
+                AttemptOutcome::Failed { error } if notify(&a.address).failure => Some(Notice {
+                    action: "failed",
                     recipient: a.address.clone(),
                     status: status_of(error),
                     diagnostic: error.clone(),
                     remote_mta: None,
                 }),
+                AttemptOutcome::Delivered if notify(&a.address).success => {
+                    let relayed = remote.iter().any(|r| r.address == a.address);
+                    Some(Notice {
+                        // Past us, the next hop reports on (RFC 3464 §2.3.3).
+                        action: if relayed { "relayed" } else { "delivered" },
+                        recipient: a.address.clone(),
+                        status: "2.0.0".into(),
+                        diagnostic: "smtp; 250 accepted".into(),
+                        remote_mta: if relayed { relay_name.clone() } else { None },
+                    })
+                }
                 _ => None,
             })
             .collect();
@@ -350,7 +373,7 @@ impl Worker {
     /// A delivery status notification for `failures` to the sender: into
     /// a local sender's INBOX, through the queue to a remote one, to nobody
     /// for the null sender. Best effort: the failures are recorded already.
-    async fn bounce(&self, outbound: &Outbound, failures: &[Failure], raw: &[u8], now: i64) {
+    async fn bounce(&self, outbound: &Outbound, failures: &[Notice], raw: &[u8], now: i64) {
         if outbound.mail_from.is_empty() {
             return;
         }
