@@ -12,6 +12,9 @@ use tern_store::DsnReturn;
 pub struct Notice {
     /// `failed` or `relayed`/`delivered` (RFC 3464 §2.3.3 Action).
     pub action: &'static str,
+    /// The submitter's ORCPT, as given (`rfc822;user@example.com`, RFC
+    /// 3461 §4.2), reported as Original-Recipient.
+    pub original_recipient: Option<String>,
     pub recipient: String,
     /// `5.1.1`: the remote server's enhanced status, or ours.
     pub status: String,
@@ -80,8 +83,12 @@ pub fn failure_report(
     }
     out.push_str(&format!("Arrival-Date: {date}\r\n"));
     for f in failures {
+        out.push_str("\r\n");
+        if let Some(orcpt) = &f.original_recipient {
+            out.push_str(&format!("Original-Recipient: {}\r\n", one_line(orcpt)));
+        }
         out.push_str(&format!(
-            "\r\nFinal-Recipient: rfc822; {}\r\nAction: {}\r\nStatus: {}\r\n",
+            "Final-Recipient: rfc822; {}\r\nAction: {}\r\nStatus: {}\r\n",
             f.recipient, f.action, f.status
         ));
         if let Some(mta) = &f.remote_mta {
@@ -139,6 +146,7 @@ mod tests {
         let original = b"From: ann@a.test\r\nSubject: hi\r\n\r\nsecret body\r\n";
         let failures = [Notice {
             action: "failed",
+            original_recipient: Some("rfc822;Nobody@B.test".into()),
             recipient: "nobody@b.test".into(),
             status: "5.1.1".into(),
             diagnostic: "smtp; 550 5.1.1 no such user\r\nInjected: header".into(),
@@ -155,8 +163,8 @@ mod tests {
         );
         let text = String::from_utf8(dsn.clone()).unwrap();
         assert!(text.contains(
-            "Final-Recipient: rfc822; nobody@b.test\r\nAction: failed\r\nStatus: 5.1.1\r\n"
-        ));
+            "Original-Recipient: rfc822;Nobody@B.test\r\nFinal-Recipient: rfc822; nobody@b.test\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        ), "{text}");
         assert!(text.contains("Original-Envelope-Id: env1"));
         assert!(!text.contains("\r\nInjected: header"), "{text}");
         assert!(

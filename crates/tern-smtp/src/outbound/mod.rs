@@ -147,20 +147,21 @@ impl Worker {
         }
         // What the sender asked to hear of (RFC 3461 §4.1 NOTIFY): a
         // failure unless NEVER, a success only with SUCCESS.
-        let notify = |address: &str| {
+        let submitted = |address: &str| {
             msg.outbound
                 .recipients
                 .iter()
                 .find(|r| r.address.eq_ignore_ascii_case(address))
-                .map(|r| r.notify)
-                .unwrap_or_default()
         };
+        let notify = |address: &str| submitted(address).map(|r| r.notify).unwrap_or_default();
+        let orcpt = |address: &str| submitted(address).and_then(|r| r.orcpt.clone());
         let relay_name = (!self.config.relay.is_empty()).then(|| self.config.relay.clone());
         let failures: Vec<Notice> = attempts
             .iter()
             .filter_map(|a| match &a.outcome {
                 AttemptOutcome::Failed { error } if notify(&a.address).failure => Some(Notice {
                     action: "failed",
+                    original_recipient: orcpt(&a.address),
                     recipient: a.address.clone(),
                     status: status_of(error),
                     diagnostic: error.clone(),
@@ -171,6 +172,7 @@ impl Worker {
                     Some(Notice {
                         // Past us, the next hop reports on (RFC 3464 §2.3.3).
                         action: if relayed { "relayed" } else { "delivered" },
+                        original_recipient: orcpt(&a.address),
                         recipient: a.address.clone(),
                         status: "2.0.0".into(),
                         diagnostic: "smtp; 250 accepted".into(),
