@@ -292,6 +292,9 @@ pub trait QueueStore: Send + Sync {
     /// Makes the pending recipients of `id` (of every message with `None`)
     /// due now; returns how many.
     async fn queue_flush(&self, id: Option<QueueId>) -> Result<usize>;
+    /// Holds a queued message (no claim takes it) or releases it; NotFound
+    /// if there is none.
+    async fn queue_hold(&self, id: QueueId, on: bool) -> Result<()>;
 }
 
 /// The change journal and notifications: what changed since a modseq,

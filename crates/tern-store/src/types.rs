@@ -397,6 +397,8 @@ pub struct QueuedMessage {
     pub outbound: Outbound,
     pub created_at: i64,
     pub recipients: Vec<QueuedRecipient>,
+    /// Held by an administrator: not delivered until released.
+    pub held: bool,
 }
 
 /// One recipient of a queued message, with its delivery attempts so far.

@@ -73,6 +73,10 @@ enum QueueCommand {
     Flush { id: Option<i64> },
     /// Drop queued message ID: its recipients get nothing and nobody is told
     Remove { id: i64 },
+    /// Keep queued message ID from being delivered until released
+    Hold { id: i64 },
+    /// Let a held message be delivered again
+    Release { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -258,6 +262,12 @@ async fn run(cli: Cli, out: Output) -> Result<()> {
         Command::Queue(QueueCommand::Show { id }) => admin::queue_show(&*store, id, out).await,
         Command::Queue(QueueCommand::Flush { id }) => admin::queue_flush(&*store, id, out).await,
         Command::Queue(QueueCommand::Remove { id }) => admin::queue_remove(&*store, id, out).await,
+        Command::Queue(QueueCommand::Hold { id }) => {
+            admin::queue_hold(&*store, id, true, out).await
+        }
+        Command::Queue(QueueCommand::Release { id }) => {
+            admin::queue_hold(&*store, id, false, out).await
+        }
         Command::Alias(AliasCommand::Remove { alias }) => {
             admin::alias_remove(&*store, &alias, out).await
         }

@@ -258,8 +258,21 @@ pub async fn queue_flush_and_remove(store: Arc<dyn Store>) {
         store.queue_flush(Some(QueueId(id.0 + 1000))).await.unwrap(),
         0
     );
+    // Held, nobody takes it; released, it is due again.
+    store.queue_hold(id, true).await.unwrap();
+    assert!(store.queue_list().await.unwrap()[0].held);
+    assert!(store
+        .queue_claim(now() + 1, 60, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    store.queue_hold(id, false).await.unwrap();
+    assert!(matches!(
+        store.queue_hold(QueueId(id.0 + 1000), true).await,
+        Err(StoreError::NotFound { .. })
+    ));
     let due = store.queue_claim(now() + 1, 60, 10).await.unwrap();
-    assert_eq!(due.len(), 1, "flushed: due now");
+    assert_eq!(due.len(), 1, "flushed and released: due now");
     let blob = due[0].message.blob_id.clone();
     store.queue_remove(id).await.unwrap();
     assert!(store.queue_list().await.unwrap().is_empty());

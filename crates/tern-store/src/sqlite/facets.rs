@@ -461,6 +461,10 @@ impl QueueStore for SqliteStore {
     async fn queue_flush(&self, id: Option<QueueId>) -> Result<usize> {
         self.write(move |ctx| queue::flush(ctx.conn, id)).await
     }
+
+    async fn queue_hold(&self, id: QueueId, on: bool) -> Result<()> {
+        self.write(move |ctx| queue::hold(ctx.conn, id, on)).await
+    }
 }
 
 #[async_trait]

@@ -110,7 +110,7 @@ pub fn list(conn: &Connection) -> Result<Vec<QueuedMessage>> {
 fn load(conn: &Connection, ids: Option<&[i64]>, due_at: Option<i64>) -> Result<Vec<QueuedMessage>> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT id, blob_hash, size, mail_from, env_id, ret, account_id, created_at
+            "SELECT id, blob_hash, size, mail_from, env_id, ret, account_id, created_at, held
                FROM queue_message WHERE ?1 IS NULL OR id IN (SELECT value FROM json_each(?1))
               ORDER BY id",
         )
@@ -127,12 +127,13 @@ fn load(conn: &Connection, ids: Option<&[i64]>, due_at: Option<i64>) -> Result<V
                 r.get::<_, Option<String>>(5)?,
                 r.get::<_, Option<i64>>(6)?,
                 r.get::<_, i64>(7)?,
+                r.get::<_, bool>(8)?,
             ))
         })
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
         .map_err(db("listing the queue"))?;
     let mut out = Vec::with_capacity(messages.len());
-    for (id, blob_id, size, mail_from, env_id, ret, account_id, created_at) in messages {
+    for (id, blob_id, size, mail_from, env_id, ret, account_id, created_at, held) in messages {
         let rows = conn
             .prepare_cached(
                 "SELECT address, notify, orcpt, status, attempts, next_attempt, last_error
@@ -200,6 +201,7 @@ fn load(conn: &Connection, ids: Option<&[i64]>, due_at: Option<i64>) -> Result<V
             },
             created_at,
             recipients,
+            held,
         });
     }
     Ok(out)
@@ -215,7 +217,7 @@ pub fn claim(
     let ids: Vec<i64> = conn
         .prepare_cached(
             "SELECT m.id FROM queue_message m JOIN queue_recipient r ON r.message_id = m.id
-              WHERE r.status = 'pending' AND r.next_attempt <= ?1
+              WHERE r.status = 'pending' AND r.next_attempt <= ?1 AND m.held = 0
                 AND (m.lease_until IS NULL OR m.lease_until <= ?1)
               GROUP BY m.id ORDER BY min(r.next_attempt), m.id LIMIT ?2",
         )
@@ -338,6 +340,18 @@ pub fn remove_entry(conn: &Connection, id: QueueId) -> Result<()> {
         return Err(StoreError::not_found("queued message", id.to_string()));
     }
     remove(conn, id)
+}
+
+/// Holds a queued message (no claim takes it) or releases it.
+pub fn hold(conn: &Connection, id: QueueId, on: bool) -> Result<()> {
+    let changed = conn
+        .prepare_cached("UPDATE queue_message SET held = ?1 WHERE id = ?2")
+        .and_then(|mut s| s.execute(params![on, id.0]))
+        .map_err(db("holding a queued message"))?;
+    if changed == 0 {
+        return Err(StoreError::not_found("queued message", id.to_string()));
+    }
+    Ok(())
 }
 
 /// Makes pending recipients due now, of one message or of all; how many.

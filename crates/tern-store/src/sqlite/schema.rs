@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 13;
+pub const SCHEMA_VERSION: i64 = 14;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE meta (
@@ -275,6 +275,10 @@ CREATE TABLE subscription (
 ) WITHOUT ROWID;
 INSERT INTO subscription SELECT account_id, name FROM mailbox WHERE subscribed = 1;";
 
+/// Version 14: a queued message an administrator holds (`tern queue
+/// hold`) is not claimed until released.
+const SCHEMA_V14: &str = "ALTER TABLE queue_message ADD COLUMN held INTEGER NOT NULL DEFAULT 0;";
+
 /// Creates or upgrades the schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     // IMMEDIATE takes the write lock first, so two processes starting on a
@@ -327,6 +331,9 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     }
     if version < 13 {
         tx.execute_batch(SCHEMA_V13)?;
+    }
+    if version < 14 {
+        tx.execute_batch(SCHEMA_V14)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;

@@ -9,7 +9,7 @@ mod queue;
 pub mod security;
 
 pub use commands::*;
-pub use queue::{queue_flush, queue_list, queue_remove, queue_show};
+pub use queue::{queue_flush, queue_hold, queue_list, queue_remove, queue_show};
 
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, IsTerminal};

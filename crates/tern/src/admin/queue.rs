@@ -1,6 +1,6 @@
-//! `tern queue list|show|flush|remove`: what waits to leave, from the Store
-//! beside the running server, whose worker sees a flush at its next look
-//! (issue 12; hold and release come with the rest of outbound delivery).
+//! `tern queue list|show|flush|remove|hold|release`: what waits to leave, from the Store
+//! beside the running server, whose worker sees a flush or a hold at its
+//! next look (issue 12).
 
 use super::Output;
 use anyhow::{bail, Result};
@@ -13,6 +13,7 @@ fn entry_json(m: &QueuedMessage) -> serde_json::Value {
         "sender": m.outbound.mail_from,
         "size": m.size,
         "created_at": m.created_at,
+        "held": m.held,
         "recipients": m.recipients.iter().map(|r| json!({
             "address": r.address,
             "status": format!("{:?}", r.status).to_lowercase(),
@@ -50,10 +51,11 @@ pub async fn queue_list(store: &dyn Store, out: Output) -> Result<()> {
                     m.outbound.mail_from.clone()
                 };
                 println!(
-                    "{}  from {sender}, {} bytes, queued {}",
+                    "{}  from {sender}, {} bytes, queued {}{}",
                     m.id.0,
                     m.size,
-                    when(m.created_at)
+                    when(m.created_at),
+                    if m.held { ", HELD" } else { "" }
                 );
                 for r in &m.recipients {
                     let status = format!("{:?}", r.status).to_lowercase();
@@ -115,6 +117,24 @@ pub async fn queue_remove(store: &dyn Store, id: i64, out: Output) -> Result<()>
         Output::Human => {
             println!("removed queue entry {id}; its recipients get nothing, nobody is told")
         }
+    }
+    Ok(())
+}
+
+pub async fn queue_hold(store: &dyn Store, id: i64, on: bool, out: Output) -> Result<()> {
+    match store.queue_hold(QueueId(id), on).await {
+        Ok(()) => {}
+        Err(tern_store::StoreError::NotFound { .. }) => {
+            bail!("no queue entry {id}; `tern queue list` shows what is queued")
+        }
+        Err(e) => return Err(e.into()),
+    }
+    match out {
+        Output::Json => super::commands::print_json(json!({ "id": id, "held": on })),
+        Output::Human if on => {
+            println!("holding queue entry {id}; `tern queue release {id}` lets it go")
+        }
+        Output::Human => println!("released queue entry {id}"),
     }
     Ok(())
 }

@@ -139,6 +139,11 @@ print(json.dumps(refused))
     let missing = a.fails(&["queue", "show", "999999"], "");
     assert!(missing.contains("no queue entry 999999"), "{missing}");
 
+    // hold and release show in the list.
+    a.ok(&["queue", "hold", &id], "");
+    assert!(a.ok(&["queue", "list"], "").contains(", HELD"));
+    a.ok(&["queue", "release", &id], "");
+    assert!(!a.ok(&["queue", "list"], "").contains(", HELD"));
     // flush makes it due now; remove drops it.
     let flushed: serde_json::Value =
         serde_json::from_str(&a.ok(&["queue", "flush", &id, "--json"], "")).unwrap();
