@@ -19,7 +19,7 @@ mod pop3;
 mod store;
 mod toml_keys;
 
-pub use outbound::{OutboundConfig, RelayTls};
+pub use outbound::{DnsConfig, OutboundConfig, RelayTls};
 pub use pop3::{Pop3Config, Pop3Deleted};
 pub use store::{Durability, StoreConfig};
 
@@ -69,9 +69,12 @@ pub struct Config {
     /// Protocol traces of chosen accounts and client networks.
     #[serde(deserialize_with = "table")]
     pub trace: crate::trace::TraceConfig,
-    /// How queued mail leaves: the smarthost.
+    /// How queued mail leaves: MX delivery, TLS policies, the smarthost.
     #[serde(deserialize_with = "table")]
     pub outbound: OutboundConfig,
+    /// Which DNS servers answer MX, TLSA and TXT lookups.
+    #[serde(deserialize_with = "table")]
+    pub dns: DnsConfig,
 }
 
 /// Listening addresses per protocol. An empty list turns that listener off.
@@ -446,6 +449,7 @@ impl Default for Config {
             pop3: Pop3Config::default(),
             trace: crate::trace::TraceConfig::default(),
             outbound: OutboundConfig::default(),
+            dns: DnsConfig::default(),
         }
     }
 }

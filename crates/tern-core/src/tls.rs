@@ -164,6 +164,12 @@ pub const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// trusted roots (or the PEM file in `SSL_CERT_FILE`), checked certificates,
 /// no client certificate. Roots rustls cannot use are skipped.
 pub fn client_config() -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    client_config_with(system_roots()?)
+}
+
+/// The system's trusted roots (or those in the PEM file `SSL_CERT_FILE`
+/// names); roots rustls cannot use are skipped.
+pub fn system_roots() -> Result<rustls::RootCertStore, TlsError> {
     let path = std::env::var_os("SSL_CERT_FILE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(SYSTEM_ROOTS));
@@ -172,7 +178,7 @@ pub fn client_config() -> Result<Arc<rustls::ClientConfig>, TlsError> {
     if added == 0 {
         return Err(TlsError::NoCertificate { path });
     }
-    client_config_with(roots)
+    Ok(roots)
 }
 
 /// A client configuration trusting exactly `roots` (tests trust a

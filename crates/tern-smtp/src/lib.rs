@@ -19,6 +19,7 @@
 
 pub mod client;
 pub mod command;
+pub mod dns;
 pub mod outbound;
 pub mod path;
 pub mod reply;

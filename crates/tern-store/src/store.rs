@@ -46,6 +46,10 @@ pub trait DirectoryStore: Send + Sync {
     async fn list_aliases(&self) -> Result<Vec<Alias>>;
     async fn alias(&self, address: &str) -> Result<Option<Alias>>;
     async fn remove_alias(&self, address: &str) -> Result<()>;
+    /// Stores a DKIM key; Conflict if the domain has one by that selector.
+    async fn add_dkim_key(&self, key: DkimKey) -> Result<()>;
+    /// The domain's DKIM keys, oldest first.
+    async fn dkim_keys(&self, domain: &str) -> Result<Vec<DkimKey>>;
 }
 
 /// Mailboxes: the folders of an account and their IMAP bookkeeping.
@@ -295,6 +299,8 @@ pub trait QueueStore: Send + Sync {
     /// Holds a queued message (no claim takes it) or releases it; NotFound
     /// if there is none.
     async fn queue_hold(&self, id: QueueId, on: bool) -> Result<()>;
+    /// Notes that the sender of `id` has been told of its delay.
+    async fn queue_delay_notified(&self, id: QueueId) -> Result<()>;
 }
 
 /// The change journal and notifications: what changed since a modseq,

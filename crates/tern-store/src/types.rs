@@ -399,6 +399,22 @@ pub struct QueuedMessage {
     pub recipients: Vec<QueuedRecipient>,
     /// Held by an administrator: not delivered until released.
     pub held: bool,
+    /// The sender was told the message is delayed (once per message).
+    pub delay_notified: bool,
+}
+
+/// A domain's DKIM signing key (RFC 6376 §3.1: published at
+/// `SELECTOR._domainkey.DOMAIN`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DkimKey {
+    pub domain: String,
+    pub selector: String,
+    /// `ed25519` (RFC 8463) or `rsa`.
+    pub algorithm: String,
+    /// PKCS#8 DER for Ed25519, PKCS#1 DER for RSA.
+    pub private_key: Vec<u8>,
+    /// Unix seconds.
+    pub created_at: i64,
 }
 
 /// One recipient of a queued message, with its delivery attempts so far.

@@ -61,6 +61,22 @@ enum Command {
     /// See the mail waiting to leave
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// DKIM signing keys of local domains
+    #[command(subcommand)]
+    Dkim(DkimCommand),
+}
+
+#[derive(Subcommand)]
+enum DkimCommand {
+    /// Make an Ed25519 and an RSA-2048 key for DOMAIN and print the DNS records to publish
+    Generate {
+        domain: String,
+        /// Selector base; "e" and "r" are appended (default tYYYYMM)
+        #[arg(long)]
+        selector: Option<String>,
+    },
+    /// Print the DNS records of DOMAIN's keys again
+    Show { domain: String },
 }
 
 #[derive(Subcommand)]
@@ -70,7 +86,12 @@ enum QueueCommand {
     /// One queued message, with its header
     Show { id: i64 },
     /// Try the pending recipients of ID (of every message without one) now
-    Flush { id: Option<i64> },
+    Flush {
+        id: Option<i64>,
+        /// Only messages with recipients in this domain
+        #[arg(long, conflicts_with = "id")]
+        domain: Option<String>,
+    },
     /// Drop queued message ID: its recipients get nothing and nobody is told
     Remove { id: i64 },
     /// Keep queued message ID from being delivered until released
@@ -260,7 +281,19 @@ async fn run(cli: Cli, out: Output) -> Result<()> {
         Command::Alias(AliasCommand::List) => admin::alias_list(&*store, out).await,
         Command::Queue(QueueCommand::List) => admin::queue_list(&*store, out).await,
         Command::Queue(QueueCommand::Show { id }) => admin::queue_show(&*store, id, out).await,
-        Command::Queue(QueueCommand::Flush { id }) => admin::queue_flush(&*store, id, out).await,
+        Command::Queue(QueueCommand::Flush {
+            domain: Some(domain),
+            ..
+        }) => admin::queue_flush_domain(&*store, &domain, out).await,
+        Command::Queue(QueueCommand::Flush { id, .. }) => {
+            admin::queue_flush(&*store, id, out).await
+        }
+        Command::Dkim(DkimCommand::Generate { domain, selector }) => {
+            admin::dkim_generate(&*store, &domain, selector.as_deref(), out).await
+        }
+        Command::Dkim(DkimCommand::Show { domain }) => {
+            admin::dkim_show(&*store, &domain, out).await
+        }
         Command::Queue(QueueCommand::Remove { id }) => admin::queue_remove(&*store, id, out).await,
         Command::Queue(QueueCommand::Hold { id }) => {
             admin::queue_hold(&*store, id, true, out).await

@@ -1,106 +1,177 @@
-//! The outbound worker (issue 12, first part): takes due queue entries
-//! with a lease (two workers never hold one message), delivers queued
-//! local recipients locally (those deferred over quota at arrival) and
-//! sends the others through the configured smarthost; records each
-//! recipient's outcome durably as soon as the transaction ends; retries
-//! temporary failures with growing pauses; and on a permanent failure, or
-//! after `max_queue_days`, bounces to the sender with a delivery status
-//! notification ([`dsn`]) — into the INBOX of a local sender, through the
-//! queue to a remote one, never for a null sender.
+//! The outbound worker (issue 12): takes due queue entries with a lease
+//! (two workers never hold one message), delivers queued local
+//! recipients locally (those deferred over quota at arrival) and sends
+//! the others to each destination domain's MX hosts ([`remote`]) or
+//! through the configured smarthost; records each recipient's outcome
+//! durably as soon as its transaction ends; retries temporary failures
+//! with growing pauses; tells the sender of a long delay once; and on a
+//! permanent failure, or after `max_queue_days`, bounces with a delivery
+//! status notification ([`dsn`]) — into the INBOX of a local sender,
+//! through the queue to a remote one, never for a null sender.
 //!
-//! Direct delivery to each domain's MX (DNS, MTA-STS, DANE) is not built
-//! yet: without a relay, remote recipients wait and bounce at expiry with
-//! a notification that says why.
+//! Messages are worked concurrently, with a bound per destination domain,
+//! so a slow or dead destination never holds up the others; a domain that
+//! just failed at the connection level is remembered as down for a while
+//! and its mail deferred without another connection attempt.
 
+pub mod dkim;
+mod downgrade;
 pub mod dsn;
+pub mod mta_sts;
+mod remote;
+mod route;
+pub mod tls;
 
 use crate::client::{ClientError, Envelope as ClientEnvelope, Session, Timeouts};
+use crate::dns::Resolver;
 use dsn::Notice;
-use std::sync::Arc;
+use remote::{Delivered, Needs, Remote};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tern_core::config::{OutboundConfig, RelayTls};
+use tern_core::config::{DnsConfig, OutboundConfig, RelayTls};
 use tern_mail::Mail;
 use tern_store::{
     AttemptOutcome, Delivery, DeliveryTarget, DsnNotify, Outbound, OutboundRecipient, QueueClaim,
-    RecipientAttempt, RecipientStatus,
+    QueuedMessage, QueuedRecipient, RecipientAttempt, RecipientStatus,
 };
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio_rustls::rustls::pki_types::ServerName;
-use tokio_rustls::rustls::ClientConfig;
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 /// How often the queue is looked at when it had nothing due.
 const POLL: Duration = Duration::from_secs(2);
 /// How long a claimed message is ours before another worker may take it.
-const LEASE_SECS: i64 = 600;
+const LEASE_SECS: i64 = 900;
 /// Messages claimed at once.
-const BATCH: usize = 8;
+const BATCH: usize = 32;
+/// Messages worked at once.
+const IN_FLIGHT: usize = 64;
 /// The longest pause between two attempts.
 const MAX_BACKOFF_SECS: i64 = 4 * 3600;
 /// How long connecting to the relay may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a domain whose every host failed counts as down.
+const DOWN_SECS: i64 = 300;
+/// How long in-flight deliveries may finish at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 pub struct Worker {
     mail: Arc<Mail>,
     config: OutboundConfig,
-    /// For STARTTLS/implicit TLS to the relay; `None` when the system's
-    /// roots could not be read (TLS to the relay then fails, deferred).
+    /// For TLS to the relay; `None` when the system's roots could not be
+    /// read (TLS to the relay then fails, deferred).
     tls: Option<Arc<ClientConfig>>,
     timeouts: Timeouts,
+    /// Direct delivery; `None` when no resolver could be set up (remote
+    /// mail is then deferred with that reason).
+    remote: Result<Remote, String>,
+    dkim: Option<dkim::Dkim>,
+    /// Connections allowed per destination domain.
+    per_domain: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Domains that just failed entirely: until when, and why.
+    down: Mutex<HashMap<String, (i64, String)>>,
 }
 
 impl Worker {
-    pub fn new(mail: Arc<Mail>, config: OutboundConfig, tls: Option<Arc<ClientConfig>>) -> Worker {
+    pub fn new(mail: Arc<Mail>, config: OutboundConfig, dns: &DnsConfig) -> Worker {
+        let roots = match tern_core::tls::system_roots() {
+            Ok(r) => Some(Arc::new(r)),
+            Err(e) => {
+                tracing::warn!("outbound: no trusted roots ({e}): certificates cannot be verified, so domains requiring TLS get no mail");
+                None
+            }
+        };
+        let tls = roots
+            .as_ref()
+            .and_then(|r| tern_core::tls::client_config_with((**r).clone()).ok());
+        let remote = Resolver::new(dns)
+            .map(|resolver| {
+                let sts = config.mta_sts.then(|| {
+                    mta_sts::Cache::new(
+                        roots
+                            .clone()
+                            .unwrap_or_else(|| Arc::new(RootCertStore::empty())),
+                        config.mta_sts_port,
+                    )
+                });
+                Remote::new(
+                    Arc::new(resolver),
+                    roots.clone(),
+                    mail.hostname().to_string(),
+                    config.mx_port,
+                    config.dane,
+                    sts,
+                )
+            })
+            .map_err(|e| format!("local; 4.4.3 no DNS resolver: {e}"));
+        if let Err(e) = &remote {
+            tracing::warn!("outbound: {e}");
+        }
+        let dkim = config.dkim.then(|| dkim::Dkim::new(mail.store().clone()));
         Worker {
             mail,
             config,
             tls,
             timeouts: Timeouts::default(),
+            remote,
+            dkim,
+            per_domain: Mutex::new(HashMap::new()),
+            down: Mutex::new(HashMap::new()),
         }
     }
 
     /// Works the queue until `stopping` turns true.
     pub async fn run_until(self: Arc<Self>, mut stopping: watch::Receiver<bool>) {
-        if self.config.relay.is_empty() {
-            tracing::info!(
-                "outbound: no [outbound] relay; mail for other domains waits in the queue (direct MX delivery is not built yet)"
-            );
-        }
+        let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+        let mut tasks = tokio::task::JoinSet::new();
         loop {
             if *stopping.borrow() {
-                return;
+                break;
             }
-            let worked = match self.round().await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!("outbound: reading the queue: {e}");
-                    0
+            let free = slots.available_permits().min(BATCH);
+            let mut claimed = 0;
+            if free > 0 {
+                let now = tern_core::time::unix_now();
+                match self.mail.store().queue_claim(now, LEASE_SECS, free).await {
+                    Ok(claims) => {
+                        claimed = claims.len();
+                        for claim in claims {
+                            let Ok(permit) = slots.clone().acquire_owned().await else {
+                                break;
+                            };
+                            let worker = self.clone();
+                            tasks.spawn(async move {
+                                let id = claim.message.id;
+                                if let Err(e) = worker.work(claim).await {
+                                    tracing::warn!("outbound: queue entry {id}: {e}");
+                                }
+                                drop(permit);
+                            });
+                        }
+                    }
+                    Err(e) => tracing::warn!("outbound: reading the queue: {e}"),
                 }
-            };
-            if worked == 0 {
+            }
+            while tasks.try_join_next().is_some() {}
+            if let Ok(remote) = &self.remote {
+                remote.close_idle();
+            }
+            if claimed == 0 || slots.available_permits() == 0 {
                 tokio::select! {
                     _ = tokio::time::sleep(POLL) => {}
-                    _ = stopping.changed() => return,
+                    Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                    _ = stopping.changed() => {}
                 }
             }
         }
-    }
-
-    /// One pass: claims what is due and works it; how many were claimed.
-    pub async fn round(&self) -> Result<usize, tern_store::StoreError> {
-        let now = tern_core::time::unix_now();
-        let claims = self
-            .mail
-            .store()
-            .queue_claim(now, LEASE_SECS, BATCH)
-            .await?;
-        let n = claims.len();
-        for claim in claims {
-            let id = claim.message.id;
-            if let Err(e) = self.work(claim).await {
-                tracing::warn!("outbound: queue entry {id}: {e}");
-            }
-        }
-        Ok(n)
+        // Let deliveries under way record their outcome; what does not
+        // finish in time is retried after its lease.
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        tasks.abort_all();
     }
 
     async fn work(&self, claim: QueueClaim) -> Result<(), tern_store::StoreError> {
@@ -109,7 +180,7 @@ impl Worker {
         let raw = read_all(&store, msg.id, msg.size).await?;
         let now = tern_core::time::unix_now();
         let expired = now > msg.created_at + self.config.max_queue_days as i64 * 86_400;
-        let due: Vec<&tern_store::QueuedRecipient> = msg
+        let due: Vec<&QueuedRecipient> = msg
             .recipients
             .iter()
             .filter(|r| r.status == RecipientStatus::Pending)
@@ -130,9 +201,23 @@ impl Worker {
                 remote.push(*r);
             }
         }
+        let mut relayed_to: HashMap<String, String> = HashMap::new();
         if !remote.is_empty() {
-            let outcomes = self.relay(&msg.outbound, &remote, &raw, now).await;
-            attempts.extend(outcomes);
+            let message = self.outgoing(&msg.outbound, &raw).await;
+            if self.config.relay.is_empty() {
+                let outcomes = self
+                    .direct(&msg.outbound, &remote, &message, now, &mut relayed_to)
+                    .await;
+                attempts.extend(outcomes);
+            } else {
+                let outcomes = self.relay(&msg.outbound, &remote, &message, now).await;
+                for a in &outcomes {
+                    if a.outcome == AttemptOutcome::Delivered {
+                        relayed_to.insert(a.address.clone(), self.config.relay.clone());
+                    }
+                }
+                attempts.extend(outcomes);
+            }
         }
         // Expiry turns what is still deferred into a failure.
         for a in attempts.iter_mut() {
@@ -145,8 +230,44 @@ impl Worker {
                 };
             }
         }
-        // What the sender asked to hear of (RFC 3461 §4.1 NOTIFY): a
-        // failure unless NEVER, a success only with SUCCESS.
+        let reports = self.reports(msg, &attempts, &relayed_to);
+        let delay = self.delay_notices(msg, &attempts, now);
+        // Recorded first: a recipient the next hop took is never sent twice.
+        store.queue_record(msg.id, claim.lease, attempts).await?;
+        if !reports.is_empty() {
+            self.bounce(&msg.outbound, &reports, &raw, now).await;
+        }
+        if !delay.is_empty() {
+            store.queue_delay_notified(msg.id).await?;
+            self.bounce(&msg.outbound, &delay, &raw, now).await;
+        }
+        Ok(())
+    }
+
+    /// The message as it leaves: `Return-Path:` removed (added at final
+    /// delivery only, RFC 5321 §4.4), DKIM signatures in front.
+    async fn outgoing(&self, outbound: &Outbound, raw: &[u8]) -> Vec<u8> {
+        let stripped = strip_return_path(raw);
+        let Some(dkim) = &self.dkim else {
+            return stripped;
+        };
+        let mut signed = dkim.sign(&stripped, &outbound.mail_from).await;
+        if signed.is_empty() {
+            return stripped;
+        }
+        signed.extend_from_slice(&stripped);
+        signed
+    }
+
+    /// The notices the sender asked for (RFC 3461 §4.1 NOTIFY): failures
+    /// unless NEVER, successes only with SUCCESS — "relayed" when the next
+    /// hop takes over reporting without DSN support (RFC 3464 §2.3.3).
+    fn reports(
+        &self,
+        msg: &QueuedMessage,
+        attempts: &[RecipientAttempt],
+        relayed_to: &HashMap<String, String>,
+    ) -> Vec<Notice> {
         let submitted = |address: &str| {
             msg.outbound
                 .recipients
@@ -155,8 +276,7 @@ impl Worker {
         };
         let notify = |address: &str| submitted(address).map(|r| r.notify).unwrap_or_default();
         let orcpt = |address: &str| submitted(address).and_then(|r| r.orcpt.clone());
-        let relay_name = (!self.config.relay.is_empty()).then(|| self.config.relay.clone());
-        let failures: Vec<Notice> = attempts
+        attempts
             .iter()
             .filter_map(|a| match &a.outcome {
                 AttemptOutcome::Failed { error } if notify(&a.address).failure => Some(Notice {
@@ -168,26 +288,189 @@ impl Worker {
                     remote_mta: None,
                 }),
                 AttemptOutcome::Delivered if notify(&a.address).success => {
-                    let relayed = remote.iter().any(|r| r.address == a.address);
+                    let relayed = relayed_to.get(&a.address);
                     Some(Notice {
-                        // Past us, the next hop reports on (RFC 3464 §2.3.3).
-                        action: if relayed { "relayed" } else { "delivered" },
+                        action: if relayed.is_some() {
+                            "relayed"
+                        } else {
+                            "delivered"
+                        },
                         original_recipient: orcpt(&a.address),
                         recipient: a.address.clone(),
                         status: "2.0.0".into(),
                         diagnostic: "smtp; 250 accepted".into(),
-                        remote_mta: if relayed { relay_name.clone() } else { None },
+                        remote_mta: relayed.cloned(),
                     })
                 }
                 _ => None,
             })
-            .collect();
-        // Recorded first: a recipient the next hop took is never sent twice.
-        store.queue_record(msg.id, claim.lease, attempts).await?;
-        if !failures.is_empty() {
-            self.bounce(&msg.outbound, &failures, &raw, now).await;
+            .collect()
+    }
+
+    /// One "delayed" notice per message (RFC 3464 §2.3.3) for recipients
+    /// still deferred `delay_notice_hours` after submission, unless their
+    /// NOTIFY left DELAY out.
+    fn delay_notices(
+        &self,
+        msg: &QueuedMessage,
+        attempts: &[RecipientAttempt],
+        now: i64,
+    ) -> Vec<Notice> {
+        let hours = self.config.delay_notice_hours as i64;
+        if hours == 0 || msg.delay_notified || now < msg.created_at + hours * 3600 {
+            return Vec::new();
         }
-        Ok(())
+        attempts
+            .iter()
+            .filter_map(|a| {
+                let AttemptOutcome::Deferred { error, .. } = &a.outcome else {
+                    return None;
+                };
+                let submitted = msg
+                    .outbound
+                    .recipients
+                    .iter()
+                    .find(|r| r.address.eq_ignore_ascii_case(&a.address));
+                if !submitted.map(|r| r.notify).unwrap_or_default().delay {
+                    return None;
+                }
+                Some(Notice {
+                    action: "delayed",
+                    original_recipient: submitted.and_then(|r| r.orcpt.clone()),
+                    recipient: a.address.clone(),
+                    status: status_of_temporary(error),
+                    diagnostic: error.clone(),
+                    remote_mta: None,
+                })
+            })
+            .collect()
+    }
+
+    /// The remote recipients straight to their domains' MX hosts, the
+    /// domains of one message at once.
+    async fn direct(
+        &self,
+        outbound: &Outbound,
+        recipients: &[&QueuedRecipient],
+        message: &[u8],
+        now: i64,
+        relayed_to: &mut HashMap<String, String>,
+    ) -> Vec<RecipientAttempt> {
+        let mut by_domain: Vec<(String, Vec<&QueuedRecipient>)> = Vec::new();
+        for r in recipients {
+            let domain = r
+                .address
+                .rsplit_once('@')
+                .map_or(String::new(), |(_, d)| d.to_ascii_lowercase());
+            match by_domain.iter_mut().find(|(d, _)| *d == domain) {
+                Some((_, list)) => list.push(r),
+                None => by_domain.push((domain, vec![r])),
+            }
+        }
+        let needs = Needs {
+            eight_bit: downgrade::is_eight_bit(message),
+            smtputf8: !outbound.mail_from.is_ascii()
+                || recipients.iter().any(|r| !r.address.is_ascii()),
+            require_tls: false,
+        };
+        let jobs = by_domain.iter().map(|(domain, list)| async move {
+            let outcome = self.to_domain(outbound, domain, list, message, needs).await;
+            (list, outcome)
+        });
+        let mut out = Vec::new();
+        for (list, delivered) in futures_join_all(jobs).await {
+            match delivered {
+                Delivered::Sent {
+                    outcome,
+                    host,
+                    peer_dsn,
+                } => {
+                    for (i, r) in list.iter().enumerate() {
+                        let reply = outcome.for_recipient(i);
+                        let attempt = per_recipient(r, reply, now);
+                        if attempt.outcome == AttemptOutcome::Delivered && !peer_dsn {
+                            relayed_to.insert(r.address.clone(), format!("dns; {host}"));
+                        }
+                        out.push(attempt);
+                    }
+                }
+                Delivered::Temporary(error) => out.extend(list.iter().map(|r| RecipientAttempt {
+                    address: r.address.clone(),
+                    outcome: deferred(r.attempts, now, error.clone()),
+                })),
+                Delivered::Permanent(error) => out.extend(list.iter().map(|r| RecipientAttempt {
+                    address: r.address.clone(),
+                    outcome: AttemptOutcome::Failed {
+                        error: error.clone(),
+                    },
+                })),
+            }
+        }
+        out
+    }
+
+    /// One domain's share of a message, within its connection limit and
+    /// unless it is known to be down.
+    async fn to_domain(
+        &self,
+        outbound: &Outbound,
+        domain: &str,
+        recipients: &[&QueuedRecipient],
+        message: &[u8],
+        needs: Needs,
+    ) -> Delivered {
+        let remote = match &self.remote {
+            Ok(r) => r,
+            Err(e) => return Delivered::Temporary(e.clone()),
+        };
+        if let Some(error) = self.is_down(domain) {
+            return Delivered::Temporary(error);
+        }
+        let limit = {
+            let Ok(mut map) = self.per_domain.lock() else {
+                return Delivered::Temporary("local; 4.3.0 internal lock poisoned".into());
+            };
+            map.entry(domain.to_string())
+                .or_insert_with(|| {
+                    Arc::new(Semaphore::new(
+                        self.config.max_connections_per_domain.max(1),
+                    ))
+                })
+                .clone()
+        };
+        let Ok(_permit) = limit.acquire_owned().await else {
+            return Delivered::Temporary("local; 4.3.0 shutting down".into());
+        };
+        // Another message may have found the domain down while we waited.
+        if let Some(error) = self.is_down(domain) {
+            return Delivered::Temporary(error);
+        }
+        let envelope = ClientEnvelope {
+            mail_from: outbound.mail_from.clone(),
+            mail_params: dsn_mail_params(outbound),
+            rcpt_to: recipients
+                .iter()
+                .map(|r| (r.address.clone(), dsn_rcpt_params(outbound, &r.address)))
+                .collect(),
+        };
+        let delivered = remote.deliver(domain, &envelope, message, needs).await;
+        if let Delivered::Temporary(error) = &delivered {
+            if let Ok(mut down) = self.down.lock() {
+                down.insert(
+                    domain.to_string(),
+                    (tern_core::time::unix_now() + DOWN_SECS, error.clone()),
+                );
+            }
+        }
+        delivered
+    }
+
+    /// The reason `domain` is down, if it is.
+    fn is_down(&self, domain: &str) -> Option<String> {
+        let mut down = self.down.lock().ok()?;
+        let now = tern_core::time::unix_now();
+        down.retain(|_, (until, _)| *until > now);
+        down.get(domain).map(|(_, error)| error.clone())
     }
 
     /// A queued local recipient (over quota at arrival): delivered to its
@@ -244,7 +527,7 @@ impl Worker {
         &self,
         outbound: &Outbound,
         recipients: &[&tern_store::QueuedRecipient],
-        raw: &[u8],
+        message: &[u8],
         now: i64,
     ) -> Vec<RecipientAttempt> {
         let attempts = recipients.iter().map(|r| r.attempts).max().unwrap_or(0);
@@ -257,13 +540,6 @@ impl Worker {
                 })
                 .collect()
         };
-        if self.config.relay.is_empty() {
-            return all(deferred(
-                attempts,
-                now,
-                "local; 4.4.1 no route: this server has no [outbound] relay and does not deliver to other servers directly yet".into(),
-            ));
-        }
         let session = match self.connect().await {
             Ok(s) => s,
             Err(e) if e.is_transient() => {
@@ -280,7 +556,8 @@ impl Worker {
             }
         };
         let mut session = session;
-        let envelope = ClientEnvelope {
+        let caps = session.capabilities.clone();
+        let mut envelope = ClientEnvelope {
             mail_from: outbound.mail_from.clone(),
             mail_params: Vec::new(),
             rcpt_to: recipients
@@ -288,8 +565,26 @@ impl Worker {
                 .map(|r| (r.address.clone(), Vec::new()))
                 .collect(),
         };
-        let message = strip_return_path(raw);
-        let outcome = match session.send(&envelope, &message).await {
+        if caps.dsn {
+            envelope.mail_params = dsn_mail_params(outbound);
+            for (address, params) in envelope.rcpt_to.iter_mut() {
+                *params = dsn_rcpt_params(outbound, address);
+            }
+        }
+        if !outbound.mail_from.is_ascii() || recipients.iter().any(|r| !r.address.is_ascii()) {
+            envelope.mail_params.push("SMTPUTF8".into());
+        }
+        let downgraded;
+        let message = if !downgrade::is_eight_bit(message) {
+            message
+        } else if caps.eight_bit_mime {
+            envelope.mail_params.push("BODY=8BITMIME".into());
+            message
+        } else {
+            downgraded = downgrade::to_seven_bit(message);
+            &downgraded
+        };
+        let outcome = match session.send(&envelope, message).await {
             Ok(o) => o,
             Err(e) => {
                 return all(deferred(
@@ -303,20 +598,7 @@ impl Worker {
         recipients
             .iter()
             .enumerate()
-            .map(|(i, r)| {
-                let reply = outcome.for_recipient(i);
-                let text = format!("smtp; {reply}");
-                RecipientAttempt {
-                    address: r.address.clone(),
-                    outcome: if reply.is_positive() {
-                        AttemptOutcome::Delivered
-                    } else if reply.is_permanent() {
-                        AttemptOutcome::Failed { error: text }
-                    } else {
-                        deferred(r.attempts, now, text)
-                    },
-                }
-            })
+            .map(|(i, r)| per_recipient(r, outcome.for_recipient(i), now))
             .collect()
     }
 
@@ -440,6 +722,93 @@ impl Worker {
     }
 }
 
+/// What one recipient's reply means for it.
+fn per_recipient(
+    r: &QueuedRecipient,
+    reply: &crate::client::reply::PeerReply,
+    now: i64,
+) -> RecipientAttempt {
+    let text = format!("smtp; {reply}");
+    RecipientAttempt {
+        address: r.address.clone(),
+        outcome: if reply.is_positive() {
+            AttemptOutcome::Delivered
+        } else if reply.is_permanent() {
+            AttemptOutcome::Failed { error: text }
+        } else {
+            deferred(r.attempts, now, text)
+        },
+    }
+}
+
+/// MAIL parameters passing the submitter's DSN wishes on (RFC 3461 §4.3,
+/// §4.4); sent only to a peer offering DSN.
+fn dsn_mail_params(outbound: &Outbound) -> Vec<String> {
+    let mut params = Vec::new();
+    if let Some(ret) = outbound.ret {
+        params.push(match ret {
+            tern_store::DsnReturn::Full => "RET=FULL".to_string(),
+            tern_store::DsnReturn::Headers => "RET=HDRS".to_string(),
+        });
+    }
+    if let Some(id) = &outbound.env_id {
+        params.push(format!("ENVID={}", xtext(id)));
+    }
+    params
+}
+
+/// RCPT parameters for `address` (RFC 3461 §4.1, §4.2).
+fn dsn_rcpt_params(outbound: &Outbound, address: &str) -> Vec<String> {
+    let Some(r) = outbound
+        .recipients
+        .iter()
+        .find(|r| r.address.eq_ignore_ascii_case(address))
+    else {
+        return Vec::new();
+    };
+    let n = r.notify;
+    let notify = if !(n.success || n.failure || n.delay) {
+        "NEVER".to_string()
+    } else {
+        [
+            (n.success, "SUCCESS"),
+            (n.failure, "FAILURE"),
+            (n.delay, "DELAY"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| *name)
+        .collect::<Vec<_>>()
+        .join(",")
+    };
+    let mut params = vec![format!("NOTIFY={notify}")];
+    if let Some(orcpt) = &r.orcpt {
+        match orcpt.split_once(';') {
+            Some((kind, addr)) => params.push(format!("ORCPT={kind};{}", xtext(addr))),
+            None => params.push(format!("ORCPT=rfc822;{}", xtext(orcpt))),
+        }
+    }
+    params
+}
+
+/// xtext (RFC 3461 §4): `+`, `=`, controls and non-ASCII as `+HH`.
+fn xtext(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if (33..=126).contains(&b) && b != b'+' && b != b'=' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("+{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Runs the futures concurrently; their outputs in order.
+async fn futures_join_all<F: std::future::Future>(jobs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    futures_util::future::join_all(jobs).await
+}
+
 /// A temporary failure, tried again after a pause that doubles with each
 /// attempt: 5 min, 10, 20 ... up to 4 h.
 fn deferred(attempts: u32, now: i64, error: String) -> AttemptOutcome {
@@ -448,6 +817,12 @@ fn deferred(attempts: u32, now: i64, error: String) -> AttemptOutcome {
         next_attempt: now + pause,
         error,
     }
+}
+
+/// The enhanced status of a temporary error as it stands (`4.x.y`), or a
+/// generic one, for delay notices.
+fn status_of_temporary(error: &str) -> String {
+    status_of(error).replacen('5', "4", 1)
 }
 
 /// The enhanced status in a recorded error (`smtp; 550 5.1.1 ...`), or a

@@ -309,3 +309,50 @@ pub fn remove_alias(conn: &Connection, address: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Stores a DKIM key; AlreadyExists when the selector is taken.
+pub fn add_dkim_key(conn: &Connection, key: DkimKey) -> Result<()> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO dkim_key (domain, selector, algorithm, private_key, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                key.domain.to_ascii_lowercase(),
+                key.selector,
+                key.algorithm,
+                key.private_key,
+                key.created_at
+            ])
+        })
+        .map_err(db("storing a DKIM key"))?;
+    if inserted == 0 {
+        return Err(StoreError::exists(
+            "DKIM selector",
+            format!("{}._domainkey.{}", key.selector, key.domain),
+        ));
+    }
+    Ok(())
+}
+
+/// A domain's DKIM keys, oldest first.
+pub fn dkim_keys(conn: &Connection, domain: &str) -> Result<Vec<DkimKey>> {
+    conn.prepare_cached(
+        "SELECT domain, selector, algorithm, private_key, created_at
+           FROM dkim_key WHERE domain = ?1 ORDER BY created_at, selector",
+    )
+    .and_then(|mut s| {
+        s.query_map([domain], |r| {
+            Ok(DkimKey {
+                domain: r.get(0)?,
+                selector: r.get(1)?,
+                algorithm: r.get(2)?,
+                private_key: r.get(3)?,
+                created_at: r.get(4)?,
+            })
+        })?
+        .collect()
+    })
+    .map_err(db("reading DKIM keys"))
+}

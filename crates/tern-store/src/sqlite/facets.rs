@@ -79,6 +79,16 @@ impl DirectoryStore for SqliteStore {
         self.write(move |ctx| directory::remove_alias(ctx.conn, &address))
             .await
     }
+
+    async fn add_dkim_key(&self, key: DkimKey) -> Result<()> {
+        self.write(move |ctx| directory::add_dkim_key(ctx.conn, key))
+            .await
+    }
+
+    async fn dkim_keys(&self, domain: &str) -> Result<Vec<DkimKey>> {
+        let domain = domain.to_ascii_lowercase();
+        self.read(move |c| directory::dkim_keys(c, &domain)).await
+    }
 }
 
 #[async_trait]
@@ -464,6 +474,11 @@ impl QueueStore for SqliteStore {
 
     async fn queue_hold(&self, id: QueueId, on: bool) -> Result<()> {
         self.write(move |ctx| queue::hold(ctx.conn, id, on)).await
+    }
+
+    async fn queue_delay_notified(&self, id: QueueId) -> Result<()> {
+        self.write(move |ctx| queue::delay_notified(ctx.conn, id))
+            .await
     }
 }
 

@@ -110,7 +110,7 @@ pub fn list(conn: &Connection) -> Result<Vec<QueuedMessage>> {
 fn load(conn: &Connection, ids: Option<&[i64]>, due_at: Option<i64>) -> Result<Vec<QueuedMessage>> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT id, blob_hash, size, mail_from, env_id, ret, account_id, created_at, held
+            "SELECT id, blob_hash, size, mail_from, env_id, ret, account_id, created_at, held, delay_notified
                FROM queue_message WHERE ?1 IS NULL OR id IN (SELECT value FROM json_each(?1))
               ORDER BY id",
         )
@@ -128,12 +128,15 @@ fn load(conn: &Connection, ids: Option<&[i64]>, due_at: Option<i64>) -> Result<V
                 r.get::<_, Option<i64>>(6)?,
                 r.get::<_, i64>(7)?,
                 r.get::<_, bool>(8)?,
+                r.get::<_, bool>(9)?,
             ))
         })
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
         .map_err(db("listing the queue"))?;
     let mut out = Vec::with_capacity(messages.len());
-    for (id, blob_id, size, mail_from, env_id, ret, account_id, created_at, held) in messages {
+    for (id, blob_id, size, mail_from, env_id, ret, account_id, created_at, held, delay_notified) in
+        messages
+    {
         let rows = conn
             .prepare_cached(
                 "SELECT address, notify, orcpt, status, attempts, next_attempt, last_error
@@ -202,6 +205,7 @@ fn load(conn: &Connection, ids: Option<&[i64]>, due_at: Option<i64>) -> Result<V
             created_at,
             recipients,
             held,
+            delay_notified,
         });
     }
     Ok(out)
@@ -351,6 +355,14 @@ pub fn hold(conn: &Connection, id: QueueId, on: bool) -> Result<()> {
     if changed == 0 {
         return Err(StoreError::not_found("queued message", id.to_string()));
     }
+    Ok(())
+}
+
+/// Notes the delay notice of a queued message.
+pub fn delay_notified(conn: &Connection, id: QueueId) -> Result<()> {
+    conn.prepare_cached("UPDATE queue_message SET delay_notified = 1 WHERE id = ?1")
+        .and_then(|mut s| s.execute([id.0]))
+        .map_err(db("noting a delay notice"))?;
     Ok(())
 }
 

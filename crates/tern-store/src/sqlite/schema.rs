@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 14;
+pub const SCHEMA_VERSION: i64 = 15;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE meta (
@@ -279,6 +279,21 @@ INSERT INTO subscription SELECT account_id, name FROM mailbox WHERE subscribed =
 /// hold`) is not claimed until released.
 const SCHEMA_V14: &str = "ALTER TABLE queue_message ADD COLUMN held INTEGER NOT NULL DEFAULT 0;";
 
+/// Version 15: outbound delivery. A queued message remembers whether its
+/// sender was told of the delay (RFC 3461 DELAY, once per message); each
+/// local domain may have DKIM signing keys (RFC 6376), by selector.
+const SCHEMA_V15: &str = r#"
+ALTER TABLE queue_message ADD COLUMN delay_notified INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE dkim_key (
+    domain      TEXT NOT NULL,
+    selector    TEXT NOT NULL,
+    algorithm   TEXT NOT NULL,
+    private_key BLOB NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (domain, selector)
+) WITHOUT ROWID;
+"#;
+
 /// Creates or upgrades the schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     // IMMEDIATE takes the write lock first, so two processes starting on a
@@ -334,6 +349,9 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     }
     if version < 14 {
         tx.execute_batch(SCHEMA_V14)?;
+    }
+    if version < 15 {
+        tx.execute_batch(SCHEMA_V15)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;

@@ -5,11 +5,15 @@
 //! and JSON with `--json`; errors are one line and a non-zero exit.
 
 mod commands;
+mod dkim;
 mod queue;
 pub mod security;
 
 pub use commands::*;
-pub use queue::{queue_flush, queue_hold, queue_list, queue_remove, queue_show};
+pub use dkim::{dkim_generate, dkim_show};
+pub use queue::{
+    queue_flush, queue_flush_domain, queue_hold, queue_list, queue_remove, queue_show,
+};
 
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, IsTerminal};

@@ -104,6 +104,26 @@ pub async fn queue_flush(store: &dyn Store, id: Option<i64>, out: Output) -> Res
     Ok(())
 }
 
+/// Makes every message with a pending recipient in `domain` due now.
+pub async fn queue_flush_domain(store: &dyn Store, domain: &str, out: Output) -> Result<()> {
+    let suffix = format!("@{}", domain.trim_end_matches('.').to_ascii_lowercase());
+    let mut n = 0;
+    for m in store.queue_list().await? {
+        let waiting = m.recipients.iter().any(|r| {
+            r.status == tern_store::RecipientStatus::Pending
+                && r.address.to_ascii_lowercase().ends_with(&suffix)
+        });
+        if waiting {
+            n += store.queue_flush(Some(m.id)).await?;
+        }
+    }
+    match out {
+        Output::Json => super::commands::print_json(json!({ "flushed": n })),
+        Output::Human => println!("{n} pending recipient(s) due now"),
+    }
+    Ok(())
+}
+
 pub async fn queue_remove(store: &dyn Store, id: i64, out: Output) -> Result<()> {
     match store.queue_remove(QueueId(id)).await {
         Ok(()) => {}

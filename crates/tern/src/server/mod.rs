@@ -297,20 +297,10 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
     });
     let recent_recorder = tokio::spawn(record_recent_claims(ctx.clone(), shutdown.clone()));
     let outbound = {
-        let relay = &ctx.config.outbound;
-        let tls = match tern_core::tls::client_config() {
-            Ok(c) => Some(c),
-            Err(e) => {
-                if !relay.relay.is_empty() && relay.relay_tls != tern_core::config::RelayTls::None {
-                    tracing::warn!("outbound: no trusted roots for TLS to the relay: {e}");
-                }
-                None
-            }
-        };
         let worker = Arc::new(tern_smtp::outbound::Worker::new(
             ctx.smtp.mail.clone(),
-            relay.clone(),
-            tls,
+            ctx.config.outbound.clone(),
+            &ctx.config.dns,
         ));
         tokio::spawn(worker.run_until(shutdown.receiver()))
     };
