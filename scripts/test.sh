@@ -7,16 +7,19 @@ cd "$(dirname "$0")/.."
 
 # The third-party clients the end-to-end tests drive: swaks and curl for
 # SMTP, fetchmail and getmail6 for POP3, mbsync (isync) and offlineimap3
-# for IMAP (Python's smtplib, poplib and imaplib come with python3); and
-# Dovecot, the reference the IMAP differential tester compares Tern with.
+# for IMAP (Python's smtplib, poplib and imaplib come with python3);
+# Dovecot, the reference the IMAP differential tester compares Tern with;
+# aiosmtpd, the scripted SMTP sink outbound delivery is tested against, and
+# dkimpy, the independent DKIM verifier (both for Debian's /usr/bin/python3).
 if ! command -v swaks >/dev/null || ! command -v curl >/dev/null || ! perl -MIO::Socket::SSL -e1 2>/dev/null \
    || ! command -v fetchmail >/dev/null || ! command -v getmail >/dev/null \
    || ! command -v mbsync >/dev/null || ! command -v offlineimap >/dev/null \
-   || ! command -v dovecot >/dev/null; then
+   || ! command -v dovecot >/dev/null \
+   || ! /usr/bin/python3 -c 'import aiosmtpd, dkim' 2>/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq swaks libio-socket-ssl-perl libnet-ssleay-perl curl fetchmail getmail6 \
-    isync offlineimap3 dovecot-core dovecot-imapd >/dev/null
+    isync offlineimap3 dovecot-core dovecot-imapd python3-aiosmtpd python3-dkim >/dev/null
 fi
 # With Dovecot installed here, the differential tester must not skip.
 export TERN_REQUIRE_DOVECOT=1

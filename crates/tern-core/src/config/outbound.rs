@@ -24,9 +24,9 @@ pub struct OutboundConfig {
     pub relay_password: String,
     /// Days a message is retried before it bounces.
     pub max_queue_days: u64,
-    /// Hours after which a sender who asked (NOTIFY=DELAY, or nothing) is
-    /// told a message is still waiting; 0: never.
-    pub delay_notice_hours: u64,
+    /// Seconds after which a sender who asked (NOTIFY=DELAY, or nothing)
+    /// is told a message is still waiting, once; 0: never.
+    pub delay_notice_secs: u64,
     /// Honour DANE (RFC 7672) for MX hosts with DNSSEC-signed TLSA
     /// records. Needs a validating resolver in `[dns] servers` (or
     /// /etc/resolv.conf): its AD bit is trusted, as Postfix does.
@@ -64,7 +64,7 @@ impl Default for OutboundConfig {
             relay_user: String::new(),
             relay_password: String::new(),
             max_queue_days: 5,
-            delay_notice_hours: 4,
+            delay_notice_secs: 4 * 3600,
             dane: true,
             mta_sts: true,
             dkim: true,

@@ -85,6 +85,13 @@ impl Dkim {
         Vec::new()
     }
 
+    /// `message` with its signatures in front (unchanged without keys).
+    pub async fn signed(&self, message: &[u8], mail_from: &str) -> Vec<u8> {
+        let mut out = self.sign(message, mail_from).await;
+        out.extend_from_slice(message);
+        out
+    }
+
     async fn keys_of(&self, domain: &str) -> Arc<Vec<DkimKey>> {
         if let Ok(cache) = self.keys.lock() {
             if let Some((at, keys)) = cache.get(domain) {

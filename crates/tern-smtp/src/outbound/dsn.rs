@@ -37,7 +37,10 @@ pub fn failure_report(
 ) -> Vec<u8> {
     let boundary = format!("tern-dsn-{}", tern_mail::headers::new_id());
     let all_good = failures.iter().all(|f| f.action != "failed");
-    let subject = if all_good {
+    let delayed = all_good && failures.iter().any(|f| f.action == "delayed");
+    let subject = if delayed {
+        "Delayed Mail (still being retried)"
+    } else if all_good {
         "Successful Mail Delivery Report"
     } else {
         "Undelivered Mail Returned to Sender"
@@ -60,7 +63,10 @@ pub fn failure_report(
     out.push_str(&format!(
         "--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
          This is the mail system at {hostname}.\r\n\r\n{}\r\n\r\n",
-        if all_good {
+        if delayed {
+            "Your message has not been delivered to these recipients yet.\r\n\
+             Delivery is still being tried; you will be told if it fails for good."
+        } else if all_good {
             "Your message was passed on to these recipients, as you asked to be told:"
         } else {
             "Your message could not be delivered to these recipients:"

@@ -66,7 +66,7 @@ pub struct Worker {
     /// Direct delivery; `None` when no resolver could be set up (remote
     /// mail is then deferred with that reason).
     remote: Result<Remote, String>,
-    dkim: Option<dkim::Dkim>,
+    dkim: Option<Arc<dkim::Dkim>>,
     /// Connections allowed per destination domain.
     per_domain: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Domains that just failed entirely: until when, and why.
@@ -85,6 +85,9 @@ impl Worker {
         let tls = roots
             .as_ref()
             .and_then(|r| tern_core::tls::client_config_with((**r).clone()).ok());
+        let dkim = config
+            .dkim
+            .then(|| Arc::new(dkim::Dkim::new(mail.store().clone())));
         let remote = Resolver::new(dns)
             .map(|resolver| {
                 let sts = config.mta_sts.then(|| {
@@ -102,13 +105,13 @@ impl Worker {
                     config.mx_port,
                     config.dane,
                     sts,
+                    dkim.clone(),
                 )
             })
             .map_err(|e| format!("local; 4.4.3 no DNS resolver: {e}"));
         if let Err(e) = &remote {
             tracing::warn!("outbound: {e}");
         }
-        let dkim = config.dkim.then(|| dkim::Dkim::new(mail.store().clone()));
         Worker {
             mail,
             config,
@@ -203,7 +206,9 @@ impl Worker {
         }
         let mut relayed_to: HashMap<String, String> = HashMap::new();
         if !remote.is_empty() {
-            let message = self.outgoing(&msg.outbound, &raw).await;
+            // `Return-Path:` is added at final delivery only (RFC 5321
+            // §4.4). DKIM signs per transaction, after any 7-bit rewrite.
+            let message = strip_return_path(&raw);
             if self.config.relay.is_empty() {
                 let outcomes = self
                     .direct(&msg.outbound, &remote, &message, now, &mut relayed_to)
@@ -242,21 +247,6 @@ impl Worker {
             self.bounce(&msg.outbound, &delay, &raw, now).await;
         }
         Ok(())
-    }
-
-    /// The message as it leaves: `Return-Path:` removed (added at final
-    /// delivery only, RFC 5321 §4.4), DKIM signatures in front.
-    async fn outgoing(&self, outbound: &Outbound, raw: &[u8]) -> Vec<u8> {
-        let stripped = strip_return_path(raw);
-        let Some(dkim) = &self.dkim else {
-            return stripped;
-        };
-        let mut signed = dkim.sign(&stripped, &outbound.mail_from).await;
-        if signed.is_empty() {
-            return stripped;
-        }
-        signed.extend_from_slice(&stripped);
-        signed
     }
 
     /// The notices the sender asked for (RFC 3461 §4.1 NOTIFY): failures
@@ -308,7 +298,7 @@ impl Worker {
     }
 
     /// One "delayed" notice per message (RFC 3464 §2.3.3) for recipients
-    /// still deferred `delay_notice_hours` after submission, unless their
+    /// still deferred `delay_notice_secs` after submission, unless their
     /// NOTIFY left DELAY out.
     fn delay_notices(
         &self,
@@ -316,8 +306,8 @@ impl Worker {
         attempts: &[RecipientAttempt],
         now: i64,
     ) -> Vec<Notice> {
-        let hours = self.config.delay_notice_hours as i64;
-        if hours == 0 || msg.delay_notified || now < msg.created_at + hours * 3600 {
+        let after = self.config.delay_notice_secs as i64;
+        if after == 0 || msg.delay_notified || now < msg.created_at + after {
             return Vec::new();
         }
         attempts
@@ -584,7 +574,11 @@ impl Worker {
             downgraded = downgrade::to_seven_bit(message);
             &downgraded
         };
-        let outcome = match session.send(&envelope, message).await {
+        let signed = match &self.dkim {
+            Some(dkim) => dkim.signed(message, &outbound.mail_from).await,
+            None => message.to_vec(),
+        };
+        let outcome = match session.send(&envelope, &signed).await {
             Ok(o) => o,
             Err(e) => {
                 return all(deferred(

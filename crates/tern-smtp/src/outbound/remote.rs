@@ -65,6 +65,7 @@ pub struct Remote {
     pub mx_port: u16,
     pub dane: bool,
     pub sts: Option<mta_sts::Cache>,
+    dkim: Option<Arc<super::dkim::Dkim>>,
     pool: Mutex<HashMap<String, Vec<(Instant, Session)>>>,
 }
 
@@ -76,6 +77,7 @@ impl Remote {
         mx_port: u16,
         dane: bool,
         sts: Option<mta_sts::Cache>,
+        dkim: Option<Arc<super::dkim::Dkim>>,
     ) -> Remote {
         Remote {
             resolver,
@@ -85,6 +87,7 @@ impl Remote {
             mx_port,
             dane,
             sts,
+            dkim,
             pool: Mutex::new(HashMap::new()),
         }
     }
@@ -334,9 +337,6 @@ impl Remote {
         if needs.require_tls {
             envelope.mail_params.push("REQUIRETLS".into());
         }
-        if caps.size.is_some() {
-            envelope.mail_params.push(format!("SIZE={}", body.len()));
-        }
         if !caps.dsn {
             // DSN parameters only to a peer that knows them (RFC 3461 §4).
             envelope
@@ -345,6 +345,17 @@ impl Remote {
             for (_, params) in envelope.rcpt_to.iter_mut() {
                 params.clear();
             }
+        }
+        let signed;
+        let body = match &self.dkim {
+            Some(dkim) => {
+                signed = dkim.signed(body, &envelope.mail_from).await;
+                &signed[..]
+            }
+            None => body,
+        };
+        if caps.size.is_some() {
+            envelope.mail_params.push(format!("SIZE={}", body.len()));
         }
         match session.send(&envelope, body).await {
             Ok(outcome) => {

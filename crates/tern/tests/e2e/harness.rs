@@ -31,6 +31,13 @@ impl TestDir {
 
     /// `extra` is appended to the base configuration.
     pub fn with_config(extra: &str) -> TestDir {
+        TestDir::with_smtp_on(extra, "127.0.0.1:0")
+    }
+
+    /// [`TestDir::with_config`] with SMTP (port 25's role) listening on
+    /// `smtp` — another loopback address, or a given port — as an MX host
+    /// in the outbound tests must.
+    pub fn with_smtp_on(extra: &str, smtp: &str) -> TestDir {
         let dir = tempfile::tempdir().expect("temp dir");
         let listen: String = [
             "smtp",
@@ -44,10 +51,21 @@ impl TestDir {
             "https",
         ]
         .iter()
-        .map(|p| format!("{p} = [\"127.0.0.1:0\"]\n"))
+        .map(|p| {
+            let addr = if *p == "smtp" { smtp } else { "127.0.0.1:0" };
+            format!("{p} = [\"{addr}\"]\n")
+        })
         .collect();
+        // Tests never ask the real DNS: a test that sends to other domains
+        // names its own DNS server; the rest get a closed port (mail for
+        // other domains then waits, deferred).
+        let dns = if extra.contains("[dns]") {
+            ""
+        } else {
+            "[dns]\nservers = [\"127.0.0.1:9\"]\n"
+        };
         let config = format!(
-            "hostname = \"mail.example.test\"\ndata_dir = \"{}\"\n{extra}\n[listen]\n{listen}",
+            "hostname = \"mail.example.test\"\ndata_dir = \"{}\"\n{extra}\n{dns}[listen]\n{listen}",
             dir.path().join("data").display()
         );
         std::fs::write(dir.path().join("tern.toml"), config).expect("write config");

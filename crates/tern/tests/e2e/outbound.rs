@@ -10,7 +10,7 @@ use crate::imap::Imap;
 use crate::smtp::python;
 
 /// Logs in as `user`, selects INBOX and enters IDLE.
-fn idle(addr: std::net::SocketAddr, user: &str) -> Imap {
+pub fn idle(addr: std::net::SocketAddr, user: &str) -> Imap {
     let mut imap = Imap::connect(addr);
     imap.run(&format!("LOGIN {user} secret")).ok();
     imap.run("SELECT INBOX").ok();
@@ -20,7 +20,7 @@ fn idle(addr: std::net::SocketAddr, user: &str) -> Imap {
 }
 
 /// Waits (IDLE) for new mail, then returns the newest message whole.
-fn next_message(imap: &mut Imap) -> String {
+pub fn next_message(imap: &mut Imap) -> String {
     loop {
         let r = imap.response();
         if r.text().ends_with(" EXISTS") {
@@ -99,11 +99,18 @@ print(json.dumps([r1, r2]))
 }
 
 /// `tern queue list` and `show`, beside the running server: what waits,
-/// for whom, and why. Without a relay the mail waits (and says so once
-/// the worker has looked at it).
+/// for whom, and why. The recipient's only MX host is down, so the mail
+/// waits.
 #[test]
 fn queue_commands_show_what_waits() {
-    let a = TestDir::new();
+    let dns = crate::dns_server::DnsServer::start();
+    dns.mx("remote.test", 10, "mx.remote.test");
+    dns.a("mx.remote.test", std::net::Ipv4Addr::new(127, 0, 0, 3));
+    let a = TestDir::with_config(&format!(
+        "[dns]\nservers = [\"{}\"]\n[outbound]\nmx_port = 9\n",
+        dns.addr
+    ));
+    a.init();
     a.add_account("ann@a.test");
     let server = a.start();
     let sent = python(
