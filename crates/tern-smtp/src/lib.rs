@@ -113,6 +113,35 @@ mod fuzz_corpus {
         });
     }
 
+    /// As fuzz/fuzz_targets/mta_sts.rs.
+    #[test]
+    fn mta_sts() {
+        use crate::outbound::mta_sts::{http_body, parse_policy, parse_txt};
+        replay("mta_sts", |data| {
+            if let Ok(body) = http_body(data) {
+                if let Ok(text) = std::str::from_utf8(&body) {
+                    if let Some(p) = parse_policy(text) {
+                        let _ = p.allows("mx.example.com");
+                    }
+                }
+            }
+            if let Ok(text) = std::str::from_utf8(data) {
+                let _ = parse_policy(text);
+                let _ = parse_txt(text);
+            }
+        });
+    }
+
+    /// As fuzz/fuzz_targets/certificate.rs.
+    #[test]
+    fn certificate() {
+        replay("certificate", |data| {
+            if let Some(spki) = crate::outbound::tls::subject_public_key_info(data) {
+                assert!(spki.len() <= data.len());
+            }
+        });
+    }
+
     /// As fuzz/fuzz_targets/smtp_reply.rs: a remote server's lines, fed to
     /// the outbound client's reply reader.
     #[test]
