@@ -136,6 +136,11 @@ impl TestDir {
     pub fn start(&self) -> Server {
         Server::start(&self.config(), self.dir.path())
     }
+
+    /// [`TestDir::start`] with more environment variables for the server.
+    pub fn start_env(&self, env: &[(&str, &str)]) -> Server {
+        Server::spawn(&self.config(), self.dir.path(), &[], env)
+    }
 }
 
 /// Runs the binary with `args` in `cwd`.
@@ -174,9 +179,14 @@ impl Server {
 
     /// [`Server::start`] with more arguments for `serve`.
     pub fn start_with(config: &Path, cwd: &Path, serve_args: &[&str]) -> Server {
+        Server::spawn(config, cwd, serve_args, &[])
+    }
+
+    fn spawn(config: &Path, cwd: &Path, serve_args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(TERN)
             .args(["--config", config.to_str().unwrap(), "serve"])
             .args(serve_args)
+            .envs(env.iter().copied())
             .current_dir(cwd)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")

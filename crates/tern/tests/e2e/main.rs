@@ -11,6 +11,7 @@ mod harness;
 mod imap;
 mod imap_diff;
 mod imap_scripts;
+mod mta_sts;
 mod mx;
 mod outbound;
 mod pop3;

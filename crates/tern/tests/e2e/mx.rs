@@ -61,7 +61,7 @@ print(json.dumps(refused))
 
 /// Waits until `tern queue list --json` shows `address` pending with a
 /// last error, and returns that error.
-fn deferred_error(dir: &TestDir, address: &str) -> String {
+pub fn deferred_error(dir: &TestDir, address: &str) -> String {
     deferred_after(dir, address, 1)
 }
 
