@@ -60,6 +60,8 @@ pub struct Envelope {
     pub env_id: Option<String>,
     /// DSN `RET` (RFC 3461 §4.3).
     pub ret: Option<DsnReturn>,
+    /// REQUIRETLS (RFC 8689 §4.1): onward hops only over verified TLS.
+    pub require_tls: bool,
     pub origin: Origin,
 }
 
@@ -235,6 +237,7 @@ impl Mail {
             recipients: envelope.remote.clone(),
             env_id: envelope.env_id.clone(),
             ret: envelope.ret,
+            require_tls: envelope.require_tls,
             account_id: match envelope.origin {
                 Origin::Submission { account, .. } => Some(account),
                 Origin::Inbound => None,
@@ -497,6 +500,7 @@ mod tests {
             remote: vec![],
             env_id: None,
             ret: None,
+            require_tls: false,
             origin,
         }
     }

@@ -118,6 +118,7 @@ impl Mail {
             remote,
             env_id: None,
             ret: None,
+            require_tls: false,
             origin: Origin::Submission {
                 account: account.id,
                 save_copy,

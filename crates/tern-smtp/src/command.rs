@@ -1,6 +1,7 @@
 //! SMTP command lines into [`Command`]s: RFC 5321 §4.1.1 with the ESMTP
 //! parameters Tern offers — SIZE (RFC 1870), BODY (RFC 6152), SMTPUTF8
-//! (RFC 6531), DSN's RET/ENVID/NOTIFY/ORCPT (RFC 3461), AUTH= (RFC 4954)
+//! (RFC 6531), DSN's RET/ENVID/NOTIFY/ORCPT (RFC 3461), REQUIRETLS (RFC
+//! 8689), AUTH= (RFC 4954)
 //! and BDAT (RFC 3030).
 //!
 //! Pure functions over one line without its CRLF: nothing here touches the
@@ -59,6 +60,8 @@ pub struct MailParams {
     pub ret: Option<DsnReturn>,
     /// ENVID=, xtext-decoded.
     pub env_id: Option<String>,
+    /// REQUIRETLS (RFC 8689 §4.1).
+    pub require_tls: bool,
 }
 
 /// RCPT TO parameters.
@@ -183,6 +186,7 @@ fn parse_mail(rest: &str) -> Result<Command, CommandError> {
             ("BODY", Some(v)) if v.eq_ignore_ascii_case("8BITMIME") => p.eight_bit = true,
             ("BODY", Some(v)) if v.eq_ignore_ascii_case("7BIT") => p.eight_bit = false,
             ("SMTPUTF8", None) => p.smtputf8 = true,
+            ("REQUIRETLS", None) => p.require_tls = true,
             ("RET", Some(v)) if v.eq_ignore_ascii_case("FULL") => p.ret = Some(DsnReturn::Full),
             ("RET", Some(v)) if v.eq_ignore_ascii_case("HDRS") => p.ret = Some(DsnReturn::Headers),
             ("ENVID", Some(v)) => p.env_id = Some(xtext_decode(v)?),

@@ -342,6 +342,9 @@ pub struct Outbound {
     pub ret: Option<DsnReturn>,
     /// The account that submitted it, if any.
     pub account_id: Option<AccountId>,
+    /// REQUIRETLS (RFC 8689): every hop must be verified TLS.
+    #[serde(default)]
+    pub require_tls: bool,
 }
 
 /// DSN `RET` (RFC 3461 §4.3).

@@ -361,7 +361,8 @@ impl Worker {
             eight_bit: downgrade::is_eight_bit(message),
             smtputf8: !outbound.mail_from.is_ascii()
                 || recipients.iter().any(|r| !r.address.is_ascii()),
-            require_tls: false,
+            require_tls: outbound.require_tls,
+            tls_optional: !outbound.require_tls && tls_required_no(message),
         };
         let jobs = by_domain.iter().map(|(domain, list)| async move {
             let outcome = self.to_domain(outbound, domain, list, message, needs).await;
@@ -564,6 +565,20 @@ impl Worker {
         if !outbound.mail_from.is_ascii() || recipients.iter().any(|r| !r.address.is_ascii()) {
             envelope.mail_params.push("SMTPUTF8".into());
         }
+        if outbound.require_tls {
+            // RFC 8689 §4.2.1: only on to a verified TLS peer that
+            // promises the same; otherwise returned to the sender.
+            if !(session.is_tls() && caps.requiretls) {
+                session.quit().await;
+                return all(AttemptOutcome::Failed {
+                    error: format!(
+                        "smtp; 5.7.30 the relay {} does not offer REQUIRETLS over TLS, which the sender asked for",
+                        self.config.relay
+                    ),
+                });
+            }
+            envelope.mail_params.push("REQUIRETLS".into());
+        }
         let downgraded;
         let message = if !downgrade::is_eight_bit(message) {
             message
@@ -702,6 +717,7 @@ impl Worker {
                         env_id: None,
                         ret: None,
                         account_id: None,
+                        require_tls: false,
                     }),
                 )
                 .await
@@ -714,6 +730,22 @@ impl Worker {
             );
         }
     }
+}
+
+/// Whether the header says `TLS-Required: No` (RFC 8689 §5): the sender
+/// prefers delivery to the domain's TLS policies (DANE, MTA-STS).
+fn tls_required_no(message: &[u8]) -> bool {
+    let end = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(message.len());
+    message[..end].split(|b| *b == b'\n').any(|line| {
+        line.len() >= 13
+            && line[..13].eq_ignore_ascii_case(b"tls-required:")
+            && String::from_utf8_lossy(&line[13..])
+                .trim()
+                .eq_ignore_ascii_case("no")
+    })
 }
 
 /// What one recipient's reply means for it.
@@ -888,6 +920,41 @@ mod tests {
         assert_eq!(
             strip_return_path(raw),
             b"Received: x\r\nSubject: s\r\n\r\nReturn-Path: in the body\r\n"
+        );
+    }
+
+    #[test]
+    fn tls_required_no_is_read_from_the_header_only() {
+        assert!(tls_required_no(
+            b"Subject: x\r\nTLS-Required:  No \r\n\r\nbody\r\n"
+        ));
+        assert!(tls_required_no(b"tls-required: no\r\n\r\n"));
+        assert!(!tls_required_no(b"TLS-Required: yes\r\n\r\n"));
+        assert!(!tls_required_no(b"Subject: x\r\n\r\nTLS-Required: No\r\n"));
+    }
+
+    #[test]
+    fn dsn_parameters_go_on_as_xtext() {
+        let outbound = Outbound {
+            mail_from: "a@b".into(),
+            recipients: vec![OutboundRecipient {
+                address: "x@y".into(),
+                notify: DsnNotify {
+                    success: true,
+                    failure: true,
+                    delay: false,
+                },
+                orcpt: Some("rfc822;x+tag=1@y".into()),
+            }],
+            env_id: Some("id 1".into()),
+            ret: Some(tern_store::DsnReturn::Headers),
+            account_id: None,
+            require_tls: false,
+        };
+        assert_eq!(dsn_mail_params(&outbound), ["RET=HDRS", "ENVID=id+201"]);
+        assert_eq!(
+            dsn_rcpt_params(&outbound, "X@y"),
+            ["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;x+2Btag+3D1@y"]
         );
     }
 

@@ -35,6 +35,9 @@ pub struct Needs {
     pub smtputf8: bool,
     /// REQUIRETLS from the submitter (RFC 8689 §4.2).
     pub require_tls: bool,
+    /// `TLS-Required: No` in the header (RFC 8689 §5): DANE and MTA-STS
+    /// are not enforced, TLS stays opportunistic.
+    pub tls_optional: bool,
 }
 
 /// How delivery to the domain went.
@@ -106,10 +109,10 @@ impl Remote {
             Err(NoRoute::Temporary(text)) => return Delivered::Temporary(text),
         };
         let sts = match &self.sts {
-            Some(cache) => cache.policy(&self.resolver, domain).await,
-            None => None,
+            Some(cache) if !needs.tls_optional => cache.policy(&self.resolver, domain).await,
+            _ => None,
         };
-        let dane_applies = self.dane && self.mx_secure(domain, &hosts).await;
+        let dane_applies = self.dane && !needs.tls_optional && self.mx_secure(domain, &hosts).await;
         let mut last_error = String::from("no MX host could be tried");
         let mut refused_for_tls = None;
         for host in &hosts {

@@ -46,6 +46,7 @@ impl Session {
             remote: tx.remote.clone(),
             env_id: tx.params.env_id.clone(),
             ret: tx.params.ret,
+            require_tls: tx.params.require_tls,
             origin,
         };
         let trace = Trace {

@@ -25,7 +25,10 @@ impl Session {
             "CHUNKING".to_string(),
             "DSN".to_string(),
         ];
-        if !self.is_tls() {
+        if self.is_tls() {
+            // RFC 8689 §4: offered only where the session is TLS.
+            lines.push("REQUIRETLS".to_string());
+        } else {
             lines.push("STARTTLS".to_string());
         }
         // RFC 4954 §4 / DESIGN.md: no passwords over plaintext off loopback.

@@ -34,6 +34,13 @@ impl Session {
         {
             return self.reply(Reply::new(555, "5.5.4", "parameters need EHLO, not HELO"));
         }
+        if params.require_tls && !self.is_tls() {
+            return self.reply(Reply::new(
+                530,
+                "5.7.10",
+                "REQUIRETLS needs a TLS session (RFC 8689)",
+            ));
+        }
         let max = self.srv.limits.max_message_size;
         if params.size.is_some_and(|s| s > max) {
             return self.reply(Reply::new(

@@ -553,6 +553,7 @@ pub async fn accept_queues_remote_recipients_in_the_same_commit(store: Arc<dyn S
         env_id: Some("env-1".into()),
         ret: Some(DsnReturn::Headers),
         account_id: Some(a.id),
+        require_tls: false,
     };
     let accepted = store
         .accept(
@@ -628,6 +629,7 @@ pub async fn enqueue_blob_queues_stored_bytes(store: Arc<dyn Store>) {
         env_id: None,
         ret: None,
         account_id: None,
+        require_tls: false,
     };
     // Only an account holding the bytes may queue them.
     let b = account(&store, "b@example.test").await;
@@ -662,6 +664,7 @@ pub async fn over_quota_recipients_are_queued_when_others_take_the_message(store
         env_id: None,
         ret: None,
         account_id: None,
+        require_tls: false,
     };
     let delivery = |targets: Vec<DeliveryTarget>| Delivery {
         message: (message("q", "x")).into(),

@@ -25,6 +25,7 @@ async fn queue_for(store: &Arc<dyn Store>, subject: &str, recipients: &[&str]) -
                 env_id: None,
                 ret: None,
                 account_id: None,
+                require_tls: false,
             }),
         )
         .await

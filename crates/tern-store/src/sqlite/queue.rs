@@ -39,8 +39,8 @@ pub fn enqueue(
 ) -> Result<QueueId> {
     let created_at = now();
     conn.prepare_cached(
-        "INSERT INTO queue_message (blob_hash, size, mail_from, env_id, ret, account_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO queue_message (blob_hash, size, mail_from, env_id, ret, account_id, created_at, require_tls)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -50,7 +50,8 @@ pub fn enqueue(
             outbound.env_id,
             outbound.ret.map(ret_name),
             outbound.account_id.map(|a| a.0),
-            created_at
+            created_at,
+            outbound.require_tls
         ])
     })
     .map_err(db("queueing a message"))?;
@@ -110,7 +111,7 @@ pub fn list(conn: &Connection) -> Result<Vec<QueuedMessage>> {
 fn load(conn: &Connection, ids: Option<&[i64]>, due_at: Option<i64>) -> Result<Vec<QueuedMessage>> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT id, blob_hash, size, mail_from, env_id, ret, account_id, created_at, held, delay_notified
+            "SELECT id, blob_hash, size, mail_from, env_id, ret, account_id, created_at, held, delay_notified, require_tls
                FROM queue_message WHERE ?1 IS NULL OR id IN (SELECT value FROM json_each(?1))
               ORDER BY id",
         )
@@ -129,13 +130,25 @@ fn load(conn: &Connection, ids: Option<&[i64]>, due_at: Option<i64>) -> Result<V
                 r.get::<_, i64>(7)?,
                 r.get::<_, bool>(8)?,
                 r.get::<_, bool>(9)?,
+                r.get::<_, bool>(10)?,
             ))
         })
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
         .map_err(db("listing the queue"))?;
     let mut out = Vec::with_capacity(messages.len());
-    for (id, blob_id, size, mail_from, env_id, ret, account_id, created_at, held, delay_notified) in
-        messages
+    for (
+        id,
+        blob_id,
+        size,
+        mail_from,
+        env_id,
+        ret,
+        account_id,
+        created_at,
+        held,
+        delay_notified,
+        require_tls,
+    ) in messages
     {
         let rows = conn
             .prepare_cached(
@@ -201,6 +214,7 @@ fn load(conn: &Connection, ids: Option<&[i64]>, due_at: Option<i64>) -> Result<V
                     }
                 }),
                 account_id: account_id.map(AccountId),
+                require_tls,
             },
             created_at,
             recipients,

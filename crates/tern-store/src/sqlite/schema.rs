@@ -280,10 +280,12 @@ INSERT INTO subscription SELECT account_id, name FROM mailbox WHERE subscribed =
 const SCHEMA_V14: &str = "ALTER TABLE queue_message ADD COLUMN held INTEGER NOT NULL DEFAULT 0;";
 
 /// Version 15: outbound delivery. A queued message remembers whether its
-/// sender was told of the delay (RFC 3461 DELAY, once per message); each
+/// sender was told of the delay (RFC 3461 DELAY, once per message) and
+/// whether it was submitted with REQUIRETLS (RFC 8689); each
 /// local domain may have DKIM signing keys (RFC 6376), by selector.
 const SCHEMA_V15: &str = r#"
 ALTER TABLE queue_message ADD COLUMN delay_notified INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE queue_message ADD COLUMN require_tls INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE dkim_key (
     domain      TEXT NOT NULL,
     selector    TEXT NOT NULL,

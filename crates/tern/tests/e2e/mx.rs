@@ -191,6 +191,52 @@ fn dane_delivers_over_tls_to_a_matching_host_and_never_to_a_mismatching_one() {
     let error = deferred_error(&a_dir, "eve@e.test");
     assert!(error.contains("TLSA"), "{error}");
     assert!(error.contains("4.7.5"), "{error}");
+
+    // REQUIRETLS (RFC 8689): refused on a plaintext session; over TLS it
+    // reaches dave through the DANE-verified host that offers REQUIRETLS,
+    // and comes straight back from plain.test, whose MX has no
+    // certificate anyone can verify.
+    dns.mx("plain.test", 10, "mx.plain.test");
+    dns.a("mx.plain.test", Ipv4Addr::new(127, 0, 0, 4));
+    let mut ann = idle(a.listeners["imap"], "ann@a.test");
+    let mut dave = idle(b.listeners["imap"], "dave@d.test");
+    let replies = python(
+        &format!(
+            "{}{}",
+            crate::smtp::PY_PRELUDE,
+            r#"
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+s.ehlo()
+s.login("ann@a.test", "secret")
+plain = r(s.mail("ann@a.test", ["REQUIRETLS"]))
+s.rset()
+s.starttls(context=ctx)
+s.ehlo()
+offered = s.has_extn("requiretls")
+s.login("ann@a.test", "secret")
+msg = "From: ann@a.test\r\nSubject: only over TLS\r\n\r\nsealed\r\n"
+refused = s.sendmail("ann@a.test", ["dave@d.test", "x@plain.test"], msg, mail_options=["REQUIRETLS"])
+s.quit()
+print(json.dumps([plain, offered, refused]))
+"#
+        ),
+        &[&a.listeners["submission"].port().to_string()],
+    );
+    assert_eq!(replies[0][0], 530, "{replies}");
+    assert!(
+        replies[0][1].as_str().unwrap().contains("5.7.10"),
+        "{replies}"
+    );
+    assert_eq!(replies[1], true, "offered over TLS: {replies}");
+    assert_eq!(replies[2], serde_json::json!({}), "{replies}");
+    let got = next_message(&mut dave);
+    assert!(got.contains("sealed"), "{got}");
+    let dsn = next_message(&mut ann);
+    assert!(dsn.contains("Subject: only over TLS"), "{dsn}");
+    assert!(
+        dsn.contains("Final-Recipient: rfc822; x@plain.test\r\nAction: failed\r\nStatus: 5.7."),
+        "returned at once, not retried: {dsn}"
+    );
 }
 
 /// The aiosmtpd sink: no STARTTLS, no 8BITMIME; refuses `reject@` for
@@ -467,4 +513,34 @@ fn mail_with(server: &Server, user: &str, needle: &str) -> String {
         imap.send("DONE\r\n");
         imap.until_tagged("i1").ok();
     }
+}
+
+#[test]
+fn consecutive_messages_to_one_host_share_a_connection() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.11:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let sink = Sink::start("127.0.0.11", port, 0);
+    let dns = DnsServer::start();
+    dns.mx("g.test", 10, "mx.g.test");
+    dns.a("mx.g.test", Ipv4Addr::new(127, 0, 0, 11));
+    // One connection at a time to g.test: the second message waits for
+    // the first and then takes over its session.
+    let (_a_dir, a) = sender(&dns, port, "max_connections_per_domain = 1\n");
+    let sent = python(
+        r#"
+import json, smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+s.login("ann@a.test", "secret")
+r = [s.sendmail("ann@a.test", ["u%d@g.test" % i], "Subject: %d\r\n\r\nx\r\n" % i) for i in range(3)]
+s.quit()
+print(json.dumps(r))
+"#,
+        &[&a.listeners["submission"].port().to_string()],
+    );
+    assert_eq!(sent, serde_json::json!([{}, {}, {}]));
+    let peers: Vec<serde_json::Value> = (0..3).map(|_| sink.next()["peer"].clone()).collect();
+    assert_eq!(peers[0], peers[1], "{peers:?}");
+    assert_eq!(peers[1], peers[2], "{peers:?}");
 }
