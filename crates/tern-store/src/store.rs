@@ -287,6 +287,16 @@ pub trait QueueStore: Send + Sync {
         lease: LeaseId,
         attempts: Vec<RecipientAttempt>,
     ) -> Result<QueueState>;
+    /// Records some recipients' attempts durably while the lease is kept:
+    /// a worker delivering to several destinations records each as soon
+    /// as its transaction ends, so a crash before the rest never sends
+    /// these again. The lease is released by the final `queue_record`.
+    async fn queue_record_part(
+        &self,
+        id: QueueId,
+        lease: LeaseId,
+        attempts: Vec<RecipientAttempt>,
+    ) -> Result<()>;
     /// At most `len` bytes of a queued message from `offset`, for the
     /// worker that sends it (no email need own the bytes).
     async fn queue_read(&self, id: QueueId, offset: u64, len: usize) -> Result<Vec<u8>>;
@@ -299,6 +309,10 @@ pub trait QueueStore: Send + Sync {
     /// Holds a queued message (no claim takes it) or releases it; NotFound
     /// if there is none.
     async fn queue_hold(&self, id: QueueId, on: bool) -> Result<()>;
+    /// Frees every lease: for a server starting on a store only it uses
+    /// (the embedded store, one server per data directory), whose
+    /// previous process died holding leases. How many were freed.
+    async fn queue_release_leases(&self) -> Result<usize>;
     /// Notes that the sender of `id` has been told of its delay.
     async fn queue_delay_notified(&self, id: QueueId) -> Result<()>;
 }

@@ -25,6 +25,7 @@ pub mod tls;
 use crate::client::{ClientError, Envelope as ClientEnvelope, Session, Timeouts};
 use crate::dns::Resolver;
 use dsn::Notice;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use remote::{Delivered, Needs, Remote};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -126,6 +127,16 @@ impl Worker {
 
     /// Works the queue until `stopping` turns true.
     pub async fn run_until(self: Arc<Self>, mut stopping: watch::Receiver<bool>) {
+        // A previous process that died mid-delivery left its leases; the
+        // data directory is ours alone, so its work is ours to resume now
+        // rather than after the leases run out.
+        match self.mail.store().queue_release_leases().await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!("outbound: resuming {n} deliveries a previous run left unfinished")
+            }
+            Err(e) => tracing::warn!("outbound: releasing stale leases: {e}"),
+        }
         let slots = Arc::new(Semaphore::new(IN_FLIGHT));
         let mut tasks = tokio::task::JoinSet::new();
         loop {
@@ -188,7 +199,26 @@ impl Worker {
             .iter()
             .filter(|r| r.status == RecipientStatus::Pending)
             .collect();
+        // Each group of outcomes is recorded as soon as it is known, so a
+        // crash later never repeats what already happened; `attempts`
+        // gathers them all for the reports.
+        let expire = |mut group: Vec<RecipientAttempt>| {
+            if expired {
+                for a in group.iter_mut() {
+                    if let AttemptOutcome::Deferred { error, .. } = &a.outcome {
+                        a.outcome = AttemptOutcome::Failed {
+                            error: format!(
+                                "gave up after {} days; last error: {error}",
+                                self.config.max_queue_days
+                            ),
+                        };
+                    }
+                }
+            }
+            group
+        };
         let mut attempts = Vec::new();
+        let mut local = Vec::new();
         let mut remote = Vec::new();
         for r in &due {
             let domain = r.address.rsplit_once('@').map_or("", |(_, d)| d);
@@ -196,7 +226,7 @@ impl Worker {
                 let outcome = self
                     .deliver_locally(&r.address, &raw, r.attempts, now)
                     .await;
-                attempts.push(RecipientAttempt {
+                local.push(RecipientAttempt {
                     address: r.address.clone(),
                     outcome,
                 });
@@ -204,16 +234,28 @@ impl Worker {
                 remote.push(*r);
             }
         }
+        if !local.is_empty() {
+            let local = expire(local);
+            store
+                .queue_record_part(msg.id, claim.lease, local.clone())
+                .await?;
+            attempts.extend(local);
+        }
         let mut relayed_to: HashMap<String, String> = HashMap::new();
         if !remote.is_empty() {
             // `Return-Path:` is added at final delivery only (RFC 5321
             // §4.4). DKIM signs per transaction, after any 7-bit rewrite.
             let message = strip_return_path(&raw);
             if self.config.relay.is_empty() {
-                let outcomes = self
-                    .direct(&msg.outbound, &remote, &message, now, &mut relayed_to)
-                    .await;
-                attempts.extend(outcomes);
+                let mut groups = self.direct(&msg.outbound, &remote, &message, now);
+                while let Some((group, relayed)) = groups.next().await {
+                    let group = expire(group);
+                    store
+                        .queue_record_part(msg.id, claim.lease, group.clone())
+                        .await?;
+                    attempts.extend(group);
+                    relayed_to.extend(relayed);
+                }
             } else {
                 let outcomes = self.relay(&msg.outbound, &remote, &message, now).await;
                 for a in &outcomes {
@@ -221,24 +263,18 @@ impl Worker {
                         relayed_to.insert(a.address.clone(), self.config.relay.clone());
                     }
                 }
+                let outcomes = expire(outcomes);
+                store
+                    .queue_record_part(msg.id, claim.lease, outcomes.clone())
+                    .await?;
                 attempts.extend(outcomes);
-            }
-        }
-        // Expiry turns what is still deferred into a failure.
-        for a in attempts.iter_mut() {
-            if let (true, AttemptOutcome::Deferred { error, .. }) = (expired, &a.outcome) {
-                a.outcome = AttemptOutcome::Failed {
-                    error: format!(
-                        "gave up after {} days; last error: {error}",
-                        self.config.max_queue_days
-                    ),
-                };
             }
         }
         let reports = self.reports(msg, &attempts, &relayed_to);
         let delay = self.delay_notices(msg, &attempts, now);
-        // Recorded first: a recipient the next hop took is never sent twice.
-        store.queue_record(msg.id, claim.lease, attempts).await?;
+        // Everything is recorded: this releases the lease, or removes the
+        // entry when nothing is left pending.
+        store.queue_record(msg.id, claim.lease, Vec::new()).await?;
         if !reports.is_empty() {
             self.bounce(&msg.outbound, &reports, &raw, now).await;
         }
@@ -338,14 +374,15 @@ impl Worker {
 
     /// The remote recipients straight to their domains' MX hosts, the
     /// domains of one message at once.
-    async fn direct(
-        &self,
-        outbound: &Outbound,
-        recipients: &[&QueuedRecipient],
-        message: &[u8],
+    /// Yields each domain's outcomes as its transaction ends, with the
+    /// recipients passed to a next hop that does not report on them.
+    fn direct<'a>(
+        &'a self,
+        outbound: &'a Outbound,
+        recipients: &[&'a QueuedRecipient],
+        message: &'a [u8],
         now: i64,
-        relayed_to: &mut HashMap<String, String>,
-    ) -> Vec<RecipientAttempt> {
+    ) -> FuturesUnordered<impl std::future::Future<Output = DomainOutcome> + 'a> {
         let mut by_domain: Vec<(String, Vec<&QueuedRecipient>)> = Vec::new();
         for r in recipients {
             let domain = r
@@ -364,40 +401,15 @@ impl Worker {
             require_tls: outbound.require_tls,
             tls_optional: !outbound.require_tls && tls_required_no(message),
         };
-        let jobs = by_domain.iter().map(|(domain, list)| async move {
-            let outcome = self.to_domain(outbound, domain, list, message, needs).await;
-            (list, outcome)
-        });
-        let mut out = Vec::new();
-        for (list, delivered) in futures_join_all(jobs).await {
-            match delivered {
-                Delivered::Sent {
-                    outcome,
-                    host,
-                    peer_dsn,
-                } => {
-                    for (i, r) in list.iter().enumerate() {
-                        let reply = outcome.for_recipient(i);
-                        let attempt = per_recipient(r, reply, now);
-                        if attempt.outcome == AttemptOutcome::Delivered && !peer_dsn {
-                            relayed_to.insert(r.address.clone(), format!("dns; {host}"));
-                        }
-                        out.push(attempt);
-                    }
-                }
-                Delivered::Temporary(error) => out.extend(list.iter().map(|r| RecipientAttempt {
-                    address: r.address.clone(),
-                    outcome: deferred(r.attempts, now, error.clone()),
-                })),
-                Delivered::Permanent(error) => out.extend(list.iter().map(|r| RecipientAttempt {
-                    address: r.address.clone(),
-                    outcome: AttemptOutcome::Failed {
-                        error: error.clone(),
-                    },
-                })),
-            }
-        }
-        out
+        by_domain
+            .into_iter()
+            .map(|(domain, list)| async move {
+                let delivered = self
+                    .to_domain(outbound, &domain, &list, message, needs)
+                    .await;
+                outcomes_of(&list, delivered, now)
+            })
+            .collect()
     }
 
     /// One domain's share of a message, within its connection limit and
@@ -748,6 +760,43 @@ fn tls_required_no(message: &[u8]) -> bool {
     })
 }
 
+/// One domain's outcomes and the recipients relayed to a next hop
+/// without DSN support.
+type DomainOutcome = (Vec<RecipientAttempt>, HashMap<String, String>);
+
+/// Per-recipient outcomes of one domain's delivery.
+fn outcomes_of(list: &[&QueuedRecipient], delivered: Delivered, now: i64) -> DomainOutcome {
+    let mut out = Vec::new();
+    let mut relayed_to = HashMap::new();
+    match delivered {
+        Delivered::Sent {
+            outcome,
+            host,
+            peer_dsn,
+        } => {
+            for (i, r) in list.iter().enumerate() {
+                let reply = outcome.for_recipient(i);
+                let attempt = per_recipient(r, reply, now);
+                if attempt.outcome == AttemptOutcome::Delivered && !peer_dsn {
+                    relayed_to.insert(r.address.clone(), format!("dns; {host}"));
+                }
+                out.push(attempt);
+            }
+        }
+        Delivered::Temporary(error) => out.extend(list.iter().map(|r| RecipientAttempt {
+            address: r.address.clone(),
+            outcome: deferred(r.attempts, now, error.clone()),
+        })),
+        Delivered::Permanent(error) => out.extend(list.iter().map(|r| RecipientAttempt {
+            address: r.address.clone(),
+            outcome: AttemptOutcome::Failed {
+                error: error.clone(),
+            },
+        })),
+    }
+    (out, relayed_to)
+}
+
 /// What one recipient's reply means for it.
 fn per_recipient(
     r: &QueuedRecipient,
@@ -828,11 +877,6 @@ fn xtext(value: &str) -> String {
         }
     }
     out
-}
-
-/// Runs the futures concurrently; their outputs in order.
-async fn futures_join_all<F: std::future::Future>(jobs: impl Iterator<Item = F>) -> Vec<F::Output> {
-    futures_util::future::join_all(jobs).await
 }
 
 /// A temporary failure, tried again after a pause that doubles with each

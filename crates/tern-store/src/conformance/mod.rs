@@ -61,7 +61,7 @@ macro_rules! conformance_tests {
             blob_ranges_stream_a_message, over_quota_recipients_are_queued_when_others_take_the_message,
             queue_lease_is_exclusive_and_expires, queue_records_attempts_and_frees_the_blob,
             queue_claims_hand_out_only_due_recipients,
-            queue_flush_and_remove,
+            queue_flush_and_remove, queue_partial_records_and_dead_workers,
             email_keywords_by_id, email_in_several_mailboxes, destroy_emails_by_id, account_wide_query_pages,
             journal_retention_has_a_floor, uploads_hold_blobs_until_they_expire);
         $crate::conformance_tests!(@fixture_cases $fixture;

@@ -286,3 +286,51 @@ pub async fn queue_flush_and_remove(store: Arc<dyn Store>) {
         Err(StoreError::NotFound { .. })
     ));
 }
+
+/// Partial records keep the lease; an entry whose every recipient was
+/// recorded by a worker that then died is removed by the next claim
+/// after its lease, and `queue_release_leases` frees what a dead
+/// process held.
+pub async fn queue_partial_records_and_dead_workers(store: Arc<dyn Store>) {
+    let id = queue_for(&store, "partial", &["x@remote.test", "y@remote.test"]).await;
+    let t = now();
+    let claim = store.queue_claim(t, 60, 10).await.unwrap().remove(0);
+    store
+        .queue_record_part(
+            id,
+            claim.lease,
+            vec![RecipientAttempt {
+                address: "x@remote.test".into(),
+                outcome: AttemptOutcome::Delivered,
+            }],
+        )
+        .await
+        .unwrap();
+    // Still ours: nobody else may claim it.
+    assert!(store.queue_claim(t, 60, 10).await.unwrap().is_empty());
+    store
+        .queue_record_part(
+            id,
+            claim.lease,
+            vec![RecipientAttempt {
+                address: "y@remote.test".into(),
+                outcome: AttemptOutcome::Delivered,
+            }],
+        )
+        .await
+        .unwrap();
+    // The worker dies here, before its final record. After the lease the
+    // finished entry is cleared away.
+    assert_eq!(store.queue_list().await.unwrap().len(), 1);
+    assert!(store.queue_claim(t + 61, 60, 10).await.unwrap().is_empty());
+    assert!(store.queue_list().await.unwrap().is_empty());
+
+    // A claim held by a dead process is freed at once on request.
+    let id = queue_for(&store, "held", &["z@remote.test"]).await;
+    let first = store.queue_claim(t, 600, 10).await.unwrap().remove(0);
+    assert_eq!(first.message.id, id);
+    assert_eq!(store.queue_release_leases().await.unwrap(), 1);
+    let again = store.queue_claim(t, 600, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_ne!(again[0].lease, first.lease);
+}

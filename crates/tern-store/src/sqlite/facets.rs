@@ -455,8 +455,19 @@ impl QueueStore for SqliteStore {
         lease: LeaseId,
         attempts: Vec<RecipientAttempt>,
     ) -> Result<QueueState> {
-        self.write(move |ctx| queue::record(ctx.conn, id, lease, &attempts))
+        self.write(move |ctx| queue::record(ctx.conn, id, lease, &attempts, true))
             .await
+    }
+
+    async fn queue_record_part(
+        &self,
+        id: QueueId,
+        lease: LeaseId,
+        attempts: Vec<RecipientAttempt>,
+    ) -> Result<()> {
+        self.write(move |ctx| queue::record(ctx.conn, id, lease, &attempts, false))
+            .await
+            .map(|_| ())
     }
 
     async fn queue_read(&self, id: QueueId, offset: u64, len: usize) -> Result<Vec<u8>> {
@@ -474,6 +485,10 @@ impl QueueStore for SqliteStore {
 
     async fn queue_hold(&self, id: QueueId, on: bool) -> Result<()> {
         self.write(move |ctx| queue::hold(ctx.conn, id, on)).await
+    }
+
+    async fn queue_release_leases(&self) -> Result<usize> {
+        self.write(|ctx| queue::release_leases(ctx.conn)).await
     }
 
     async fn queue_delay_notified(&self, id: QueueId) -> Result<()> {

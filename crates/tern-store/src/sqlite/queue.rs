@@ -232,6 +232,21 @@ pub fn claim(
     lease_secs: i64,
     limit: usize,
 ) -> Result<Vec<QueueClaim>> {
+    // A worker that recorded every recipient but died before its final
+    // record left a finished entry nobody holds: remove it now.
+    let finished: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT m.id FROM queue_message m
+              WHERE (m.lease_until IS NULL OR m.lease_until <= ?1)
+                AND NOT EXISTS (SELECT 1 FROM queue_recipient r
+                                 WHERE r.message_id = m.id AND r.status = 'pending')
+              LIMIT 100",
+        )
+        .and_then(|mut s| s.query_map([now], |r| r.get(0))?.collect())
+        .map_err(db("finding finished queue entries"))?;
+    for id in finished {
+        remove(conn, QueueId(id))?;
+    }
     let ids: Vec<i64> = conn
         .prepare_cached(
             "SELECT m.id FROM queue_message m JOIN queue_recipient r ON r.message_id = m.id
@@ -271,12 +286,15 @@ pub fn claim(
     Ok(claims)
 }
 
-/// Records attempts under a lease; see `Store::queue_record`.
+/// Records attempts under a lease; see `Store::queue_record`. With
+/// `finish` false the lease is kept and the entry stays, whatever is left
+/// pending (`Store::queue_record_part`).
 pub fn record(
     conn: &Connection,
     id: QueueId,
     lease: LeaseId,
     attempts: &[RecipientAttempt],
+    finish: bool,
 ) -> Result<QueueState> {
     let held: Option<Option<i64>> = conn
         .prepare_cached("SELECT lease_id FROM queue_message WHERE id = ?1")
@@ -305,6 +323,9 @@ pub fn record(
         update
             .execute(params![status, next, error, id.0, a.address])
             .map_err(db("recording a delivery attempt"))?;
+    }
+    if !finish {
+        return Ok(QueueState::Pending);
     }
     let pending: i64 = conn
         .prepare_cached(
@@ -370,6 +391,15 @@ pub fn hold(conn: &Connection, id: QueueId, on: bool) -> Result<()> {
         return Err(StoreError::not_found("queued message", id.to_string()));
     }
     Ok(())
+}
+
+/// Frees every lease; how many.
+pub fn release_leases(conn: &Connection) -> Result<usize> {
+    conn.prepare_cached(
+        "UPDATE queue_message SET lease_id = NULL, lease_until = NULL WHERE lease_id IS NOT NULL",
+    )
+    .and_then(|mut s| s.execute([]))
+    .map_err(db("releasing leases"))
 }
 
 /// Notes the delay notice of a queued message.
