@@ -313,6 +313,11 @@ pub trait QueueStore: Send + Sync {
     /// (the embedded store, one server per data directory), whose
     /// previous process died holding leases. How many were freed.
     async fn queue_release_leases(&self) -> Result<usize>;
+    /// Adds TLS session counts to the report rows (summing with what is
+    /// there).
+    async fn tls_report_add(&self, rows: Vec<TlsReportRow>) -> Result<()>;
+    /// Report rows from `since_day` (`YYYY-MM-DD`) on, by day and domain.
+    async fn tls_report_list(&self, since_day: &str) -> Result<Vec<TlsReportRow>>;
     /// Notes that the sender of `id` has been told of its delay.
     async fn queue_delay_notified(&self, id: QueueId) -> Result<()>;
 }

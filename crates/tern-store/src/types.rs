@@ -420,6 +420,21 @@ pub struct DkimKey {
     pub created_at: i64,
 }
 
+/// TLS sessions to one destination on one day with one result, for
+/// TLS reports (RFC 8460).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsReportRow {
+    /// UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    pub policy_domain: String,
+    /// `sts`, `tlsa` or `no-policy-found` (RFC 8460 §4.3).
+    pub policy_type: String,
+    /// `success`, or a result type of RFC 8460 §4.4.
+    pub result_type: String,
+    pub mx_host: String,
+    pub sessions: u64,
+}
+
 /// One recipient of a queued message, with its delivery attempts so far.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueuedRecipient {

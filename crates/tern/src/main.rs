@@ -64,6 +64,12 @@ enum Command {
     /// DKIM signing keys of local domains
     #[command(subcommand)]
     Dkim(DkimCommand),
+    /// Outbound TLS sessions by destination, policy and result (RFC 8460 data)
+    TlsReport {
+        /// How many days back, today included
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -294,6 +300,7 @@ async fn run(cli: Cli, out: Output) -> Result<()> {
         Command::Dkim(DkimCommand::Show { domain }) => {
             admin::dkim_show(&*store, &domain, out).await
         }
+        Command::TlsReport { days } => admin::tls_report(&*store, days, out).await,
         Command::Queue(QueueCommand::Remove { id }) => admin::queue_remove(&*store, id, out).await,
         Command::Queue(QueueCommand::Hold { id }) => {
             admin::queue_hold(&*store, id, true, out).await

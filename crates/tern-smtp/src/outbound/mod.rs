@@ -21,6 +21,7 @@ pub mod mta_sts;
 mod remote;
 mod route;
 pub mod tls;
+pub mod tlsrpt;
 
 use crate::client::{ClientError, Envelope as ClientEnvelope, Session, Timeouts};
 use crate::dns::Resolver;
@@ -54,6 +55,8 @@ const MAX_BACKOFF_SECS: i64 = 4 * 3600;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a domain whose every host failed counts as down.
 const DOWN_SECS: i64 = 300;
+/// How often TLS reporting counts are written to the store.
+const TLS_REPORT_FLUSH: Duration = Duration::from_secs(60);
 /// How long in-flight deliveries may finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -139,7 +142,12 @@ impl Worker {
         }
         let slots = Arc::new(Semaphore::new(IN_FLIGHT));
         let mut tasks = tokio::task::JoinSet::new();
+        let mut reports_written = tokio::time::Instant::now();
         loop {
+            if reports_written.elapsed() >= TLS_REPORT_FLUSH {
+                self.write_tls_reports().await;
+                reports_written = tokio::time::Instant::now();
+            }
             if *stopping.borrow() {
                 break;
             }
@@ -186,6 +194,19 @@ impl Worker {
         })
         .await;
         tasks.abort_all();
+        self.write_tls_reports().await;
+    }
+
+    /// Writes the TLS sessions counted since the last time.
+    async fn write_tls_reports(&self) {
+        let Ok(remote) = &self.remote else { return };
+        let rows = remote.tls_reports.take();
+        if rows.is_empty() {
+            return;
+        }
+        if let Err(e) = self.mail.store().tls_report_add(rows).await {
+            tracing::warn!("outbound: writing TLS report data: {e}");
+        }
     }
 
     async fn work(&self, claim: QueueClaim) -> Result<(), tern_store::StoreError> {

@@ -8,6 +8,7 @@
 use super::mta_sts::{self, StsPolicy};
 use super::route::{self, NoRoute};
 use super::tls::{self, Judgement, Policy, Tlsa};
+use super::tlsrpt::{self, TlsReports};
 use crate::client::{ClientError, Envelope, Outcome, Session, Timeouts};
 use crate::dns::{DnsError, Resolver};
 use hickory_resolver::proto::rr::{RData, RecordType};
@@ -69,6 +70,8 @@ pub struct Remote {
     pub dane: bool,
     pub sts: Option<mta_sts::Cache>,
     dkim: Option<Arc<super::dkim::Dkim>>,
+    /// TLS reporting data (RFC 8460), flushed to the store by the worker.
+    pub tls_reports: TlsReports,
     pool: Mutex<HashMap<String, Vec<(Instant, Session)>>>,
 }
 
@@ -91,6 +94,7 @@ impl Remote {
             dane,
             sts,
             dkim,
+            tls_reports: TlsReports::default(),
             pool: Mutex::new(HashMap::new()),
         }
     }
@@ -134,7 +138,20 @@ impl Remote {
                     continue;
                 }
             };
-            match self.to_host(host, &policy, envelope, message, needs).await {
+            let policy_type = match (&policy, &sts) {
+                (Policy::Dane(_), _) => tlsrpt::TLSA,
+                (_, Some(_)) => tlsrpt::STS,
+                _ => tlsrpt::NO_POLICY,
+            };
+            let target = Target {
+                domain,
+                host,
+                policy_type,
+            };
+            match self
+                .to_host(&target, &policy, envelope, message, needs)
+                .await
+            {
                 Ok(delivered) => return delivered,
                 Err(HostError::Next(text)) => last_error = text,
                 Err(HostError::Tls(text)) => {
@@ -200,12 +217,13 @@ impl Remote {
     /// One host: a pooled session or each of its addresses in turn.
     async fn to_host(
         &self,
-        host: &str,
+        target: &Target<'_>,
         policy: &Policy,
         envelope: &Envelope,
         message: &[u8],
         needs: Needs,
     ) -> Result<Delivered, HostError> {
+        let host = target.host;
         if let Some(session) = self.checkout(host, policy) {
             match self.transact(session, host, envelope, message, needs).await {
                 Ok(d) => return Ok(d),
@@ -219,7 +237,7 @@ impl Remote {
         };
         let mut last = HostError::Next(format!("{host}: no address"));
         for ip in addresses {
-            match self.open(host, ip, policy).await {
+            match self.open(target, ip, policy).await {
                 Ok(session) => {
                     return self.transact(session, host, envelope, message, needs).await;
                 }
@@ -230,12 +248,23 @@ impl Remote {
     }
 
     /// A session with `host` at `ip`, with TLS as `policy` demands.
-    async fn open(&self, host: &str, ip: IpAddr, policy: &Policy) -> Result<Session, HostError> {
+    async fn open(
+        &self,
+        target: &Target<'_>,
+        ip: IpAddr,
+        policy: &Policy,
+    ) -> Result<Session, HostError> {
+        let host = target.host;
+        let report = |result: &'static str| {
+            self.tls_reports
+                .note(target.domain, target.policy_type, result, host)
+        };
         let addr = SocketAddr::new(ip, self.mx_port);
         let next = |e: &dyn std::fmt::Display| HostError::Next(format!("smtp; {host} [{ip}]: {e}"));
         let session = self.connect(addr).await.map_err(|e| next(&e))?;
         let required = !matches!(policy, Policy::Opportunistic);
         if !session.capabilities.starttls {
+            report(tlsrpt::STARTTLS_NOT_SUPPORTED);
             if required {
                 session.quit().await;
                 return Err(HostError::Tls(format!(
@@ -257,10 +286,25 @@ impl Remote {
             Ok(session) => {
                 let judged = judgement.lock().ok().and_then(|j| j.clone());
                 match judged {
-                    Some(Judgement::Untrusted(why)) => tracing::info!(
-                        "outbound: TLS to {host} [{ip}]: certificate not trusted ({why}); opportunistic, so used"
-                    ),
-                    _ => tracing::debug!("outbound: TLS to {host} [{ip}]: certificate trusted"),
+                    // Under an MTA-STS testing policy this would have
+                    // failed: that is what the report is for.
+                    Some(Judgement::Untrusted(why)) if target.policy_type == tlsrpt::STS => {
+                        report(tlsrpt::certificate_failure(&why));
+                        tracing::info!(
+                            "outbound: TLS to {host} [{ip}]: certificate not trusted ({why}); {}'s MTA-STS policy is only testing, so used",
+                            target.domain
+                        )
+                    }
+                    Some(Judgement::Untrusted(why)) => {
+                        report(tlsrpt::SUCCESS);
+                        tracing::info!(
+                            "outbound: TLS to {host} [{ip}]: certificate not trusted ({why}); opportunistic, so used"
+                        )
+                    }
+                    _ => {
+                        report(tlsrpt::SUCCESS);
+                        tracing::debug!("outbound: TLS to {host} [{ip}]: certificate trusted")
+                    }
                 }
                 Ok(session)
             }
@@ -270,6 +314,10 @@ impl Remote {
                     Some(Judgement::Untrusted(why)) => why,
                     _ => e.to_string(),
                 };
+                report(match policy {
+                    Policy::Dane(_) => tlsrpt::TLSA_INVALID,
+                    _ => tlsrpt::certificate_failure(&why),
+                });
                 Err(HostError::Tls(format!(
                     "smtp; 4.7.5 TLS with {host} [{ip}] failed the domain's policy: {why}"
                 )))
@@ -278,6 +326,7 @@ impl Remote {
                 // Opportunistic TLS that breaks falls back to plaintext
                 // on a new connection (RFC 7435 §3), as other MTAs do.
                 tracing::info!("outbound: STARTTLS with {host} [{ip}] failed ({e}); plaintext");
+                report(tlsrpt::VALIDATION_FAILURE);
                 let mut session = self.connect(addr).await.map_err(|e| next(&e))?;
                 session.capabilities.starttls = false;
                 Ok(session)
@@ -415,6 +464,14 @@ impl Remote {
         }
         pool.retain(|_, idle| !idle.is_empty());
     }
+}
+
+/// Where a session goes, for the TLS report.
+struct Target<'a> {
+    /// The destination domain (the policy domain).
+    domain: &'a str,
+    host: &'a str,
+    policy_type: &'static str,
 }
 
 /// Why one host did not take the message.

@@ -491,6 +491,16 @@ impl QueueStore for SqliteStore {
         self.write(|ctx| queue::release_leases(ctx.conn)).await
     }
 
+    async fn tls_report_add(&self, rows: Vec<TlsReportRow>) -> Result<()> {
+        self.write(move |ctx| queue::tls_report_add(ctx.conn, &rows))
+            .await
+    }
+
+    async fn tls_report_list(&self, since_day: &str) -> Result<Vec<TlsReportRow>> {
+        let since = since_day.to_string();
+        self.read(move |c| queue::tls_report_list(c, &since)).await
+    }
+
     async fn queue_delay_notified(&self, id: QueueId) -> Result<()> {
         self.write(move |ctx| queue::delay_notified(ctx.conn, id))
             .await

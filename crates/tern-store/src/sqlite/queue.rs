@@ -393,6 +393,52 @@ pub fn hold(conn: &Connection, id: QueueId, on: bool) -> Result<()> {
     Ok(())
 }
 
+/// Sums session counts into the TLS report.
+pub fn tls_report_add(conn: &Connection, rows: &[TlsReportRow]) -> Result<()> {
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO tls_report (day, policy_domain, policy_type, result_type, mx_host, sessions)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT DO UPDATE SET sessions = sessions + excluded.sessions",
+        )
+        .map_err(db("recording TLS report data"))?;
+    for r in rows {
+        stmt.execute(params![
+            r.day,
+            r.policy_domain,
+            r.policy_type,
+            r.result_type,
+            r.mx_host,
+            r.sessions as i64
+        ])
+        .map_err(db("recording TLS report data"))?;
+    }
+    Ok(())
+}
+
+/// TLS report rows from `since` on.
+pub fn tls_report_list(conn: &Connection, since: &str) -> Result<Vec<TlsReportRow>> {
+    conn.prepare_cached(
+        "SELECT day, policy_domain, policy_type, result_type, mx_host, sessions
+           FROM tls_report WHERE day >= ?1
+          ORDER BY day, policy_domain, policy_type, result_type, mx_host",
+    )
+    .and_then(|mut s| {
+        s.query_map([since], |r| {
+            Ok(TlsReportRow {
+                day: r.get(0)?,
+                policy_domain: r.get(1)?,
+                policy_type: r.get(2)?,
+                result_type: r.get(3)?,
+                mx_host: r.get(4)?,
+                sessions: r.get::<_, i64>(5)? as u64,
+            })
+        })?
+        .collect()
+    })
+    .map_err(db("reading TLS report data"))
+}
+
 /// Frees every lease; how many.
 pub fn release_leases(conn: &Connection) -> Result<usize> {
     conn.prepare_cached(

@@ -294,6 +294,18 @@ CREATE TABLE dkim_key (
     created_at  INTEGER NOT NULL,
     PRIMARY KEY (domain, selector)
 ) WITHOUT ROWID;
+-- TLS reporting (RFC 8460): sessions per UTC day, destination policy
+-- domain, policy type (sts, tlsa, no-policy-found), result ("success" or
+-- an RFC 8460 §4.4 result type) and MX host.
+CREATE TABLE tls_report (
+    day           TEXT NOT NULL,
+    policy_domain TEXT NOT NULL,
+    policy_type   TEXT NOT NULL,
+    result_type   TEXT NOT NULL,
+    mx_host       TEXT NOT NULL,
+    sessions      INTEGER NOT NULL,
+    PRIMARY KEY (day, policy_domain, policy_type, result_type, mx_host)
+) WITHOUT ROWID;
 "#;
 
 /// Creates or upgrades the schema.

@@ -1,4 +1,5 @@
-//! `tern dkim`: DKIM signing keys of local domains (RFC 6376, RFC 8463).
+//! `tern dkim`: DKIM signing keys of local domains (RFC 6376, RFC 8463),
+//! and `tern tls-report`, what outbound TLS looked like (RFC 8460).
 //! `generate` makes an Ed25519 and an RSA-2048 key, stores them, and
 //! prints the TXT records to publish; outgoing mail from the domain is
 //! signed with both from then on.
@@ -82,4 +83,27 @@ fn print_records(domain: &str, records: &[(String, String)], out: Output) {
             }
         }
     }
+}
+
+/// `tern tls-report`: the TLS sessions of the last `days` days by
+/// destination, policy and result (RFC 8460 data; written by the running
+/// server once a minute).
+pub async fn tls_report(store: &dyn Store, days: u32, out: Output) -> Result<()> {
+    let since = tern_smtp::outbound::tlsrpt::day_of(
+        tern_core::time::unix_now() - i64::from(days.saturating_sub(1)) * 86_400,
+    );
+    let rows = store.tls_report_list(&since).await?;
+    match out {
+        Output::Json => super::commands::print_json(serde_json::to_value(&rows)?),
+        Output::Human if rows.is_empty() => println!("no TLS sessions recorded since {since}"),
+        Output::Human => {
+            for r in rows {
+                println!(
+                    "{}  {}  {}  {}  {}  {} session(s)",
+                    r.day, r.policy_domain, r.policy_type, r.mx_host, r.result_type, r.sessions
+                );
+            }
+        }
+    }
+    Ok(())
 }

@@ -10,7 +10,7 @@ mod queue;
 pub mod security;
 
 pub use commands::*;
-pub use dkim::{dkim_generate, dkim_show};
+pub use dkim::{dkim_generate, dkim_show, tls_report};
 pub use queue::{
     queue_flush, queue_flush_domain, queue_hold, queue_list, queue_remove, queue_show,
 };

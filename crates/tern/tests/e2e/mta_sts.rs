@@ -76,16 +76,16 @@ fn an_enforced_policy_refuses_an_untrusted_mx_and_delivers_to_a_trusted_one() {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let issue = |name: &str| {
+    let issue = |names: &[&str]| {
         let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec![name.to_string()])
+        let cert = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
             .unwrap()
             .signed_by(&key, &ca)
             .unwrap();
         (cert.pem(), key.serialize_pem())
     };
-    let (web_cert, web_key) = issue("mta-sts.s.test");
-    let (mx_cert, mx_key) = issue("mx1.t.test");
+    let (web_cert, web_key) = issue(&["mta-sts.s.test", "mta-sts.t.test"]);
+    let (mx_cert, mx_key) = issue(&["mx1.t.test"]);
 
     // s.test's MX keeps Tern's self-signed certificate; t.test's has one
     // from the CA. Both publish the same enforced policy.
@@ -154,5 +154,26 @@ print(json.dumps(r))
     let error = deferred_error(&a_dir, "sam@s.test");
     assert!(error.contains("4.7.5"), "{error}");
     assert!(error.contains("policy"), "{error}");
+
+    // The sessions are kept for TLS reports (RFC 8460), written at the
+    // latest when the server stops.
+    let (status, _) = a.stop_with("TERM");
+    assert!(status.success());
+    let report: serde_json::Value =
+        serde_json::from_str(&a_dir.ok(&["--json", "tls-report"], "")).unwrap();
+    let has = |domain: &str, result: &str, host: &str| {
+        report.as_array().unwrap().iter().any(|r| {
+            r["policy_domain"] == domain
+                && r["policy_type"] == "sts"
+                && r["result_type"] == result
+                && r["mx_host"] == host
+                && r["sessions"].as_u64() >= Some(1)
+        })
+    };
+    assert!(has("t.test", "success", "mx1.t.test"), "{report}");
+    assert!(
+        has("s.test", "certificate-not-trusted", "mx.s.test"),
+        "{report}"
+    );
     drop(s);
 }
