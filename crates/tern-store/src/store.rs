@@ -313,6 +313,10 @@ pub trait QueueStore: Send + Sync {
     /// (the embedded store, one server per data directory), whose
     /// previous process died holding leases. How many were freed.
     async fn queue_release_leases(&self) -> Result<usize>;
+    /// Removes entries whose every recipient was recorded by a worker
+    /// that died before its final record, once their lease ran out (and
+    /// at `queue_release_leases`). How many.
+    async fn queue_sweep(&self, now: i64) -> Result<usize>;
     /// Adds TLS session counts to the report rows (summing with what is
     /// there).
     async fn tls_report_add(&self, rows: Vec<TlsReportRow>) -> Result<()>;

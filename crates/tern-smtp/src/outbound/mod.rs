@@ -47,6 +47,8 @@ const POLL: Duration = Duration::from_secs(2);
 const LEASE_SECS: i64 = 900;
 /// Messages claimed at once.
 const BATCH: usize = 32;
+/// Free slots worth a claim while deliveries are under way.
+const CLAIM_AT_LEAST: usize = 8;
 /// Messages worked at once.
 const IN_FLIGHT: usize = 64;
 /// The longest pause between two attempts.
@@ -55,7 +57,8 @@ const MAX_BACKOFF_SECS: i64 = 4 * 3600;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a domain whose every host failed counts as down.
 const DOWN_SECS: i64 = 300;
-/// How often TLS reporting counts are written to the store.
+/// How often TLS reporting counts are written to the store (and entries
+/// a dead worker finished are swept).
 const TLS_REPORT_FLUSH: Duration = Duration::from_secs(60);
 /// How long in-flight deliveries may finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -146,6 +149,10 @@ impl Worker {
         loop {
             if reports_written.elapsed() >= TLS_REPORT_FLUSH {
                 self.write_tls_reports().await;
+                let now = tern_core::time::unix_now();
+                if let Err(e) = self.mail.store().queue_sweep(now).await {
+                    tracing::warn!("outbound: sweeping finished queue entries: {e}");
+                }
                 reports_written = tokio::time::Instant::now();
             }
             if *stopping.borrow() {
@@ -153,7 +160,9 @@ impl Worker {
             }
             let free = slots.available_permits().min(BATCH);
             let mut claimed = 0;
-            if free > 0 {
+            // Claims are writes: under load, gather a few free slots
+            // before the next one rather than claim for every finish.
+            if free >= CLAIM_AT_LEAST || (free > 0 && tasks.is_empty()) {
                 let now = tern_core::time::unix_now();
                 match self.mail.store().queue_claim(now, LEASE_SECS, free).await {
                     Ok(claims) => {
@@ -220,25 +229,6 @@ impl Worker {
             .iter()
             .filter(|r| r.status == RecipientStatus::Pending)
             .collect();
-        // Each group of outcomes is recorded as soon as it is known, so a
-        // crash later never repeats what already happened; `attempts`
-        // gathers them all for the reports.
-        let expire = |mut group: Vec<RecipientAttempt>| {
-            if expired {
-                for a in group.iter_mut() {
-                    if let AttemptOutcome::Deferred { error, .. } = &a.outcome {
-                        a.outcome = AttemptOutcome::Failed {
-                            error: format!(
-                                "gave up after {} days; last error: {error}",
-                                self.config.max_queue_days
-                            ),
-                        };
-                    }
-                }
-            }
-            group
-        };
-        let mut attempts = Vec::new();
         let mut local = Vec::new();
         let mut remote = Vec::new();
         for r in &due {
@@ -255,12 +245,19 @@ impl Worker {
                 remote.push(*r);
             }
         }
+        // Each group of outcomes is recorded as soon as it is known when
+        // more are to come, so a crash later never repeats what already
+        // happened; the last group goes with the final record.
+        let mut outcomes = Outcomes {
+            store: &store,
+            claim: &claim,
+            expired,
+            max_queue_days: self.config.max_queue_days,
+            attempts: Vec::new(),
+            recorded: 0,
+        };
         if !local.is_empty() {
-            let local = expire(local);
-            store
-                .queue_record_part(msg.id, claim.lease, local.clone())
-                .await?;
-            attempts.extend(local);
+            outcomes.add(local, !remote.is_empty()).await?;
         }
         let mut relayed_to: HashMap<String, String> = HashMap::new();
         if !remote.is_empty() {
@@ -270,32 +267,27 @@ impl Worker {
             if self.config.relay.is_empty() {
                 let mut groups = self.direct(&msg.outbound, &remote, &message, now);
                 while let Some((group, relayed)) = groups.next().await {
-                    let group = expire(group);
-                    store
-                        .queue_record_part(msg.id, claim.lease, group.clone())
-                        .await?;
-                    attempts.extend(group);
+                    outcomes.add(group, !groups.is_empty()).await?;
                     relayed_to.extend(relayed);
                 }
             } else {
-                let outcomes = self.relay(&msg.outbound, &remote, &message, now).await;
-                for a in &outcomes {
+                let group = self.relay(&msg.outbound, &remote, &message, now).await;
+                for a in &group {
                     if a.outcome == AttemptOutcome::Delivered {
                         relayed_to.insert(a.address.clone(), self.config.relay.clone());
                     }
                 }
-                let outcomes = expire(outcomes);
-                store
-                    .queue_record_part(msg.id, claim.lease, outcomes.clone())
-                    .await?;
-                attempts.extend(outcomes);
+                outcomes.add(group, false).await?;
             }
         }
-        let reports = self.reports(msg, &attempts, &relayed_to);
-        let delay = self.delay_notices(msg, &attempts, now);
-        // Everything is recorded: this releases the lease, or removes the
-        // entry when nothing is left pending.
-        store.queue_record(msg.id, claim.lease, Vec::new()).await?;
+        let attempts = &outcomes.attempts;
+        let reports = self.reports(msg, attempts, &relayed_to);
+        let delay = self.delay_notices(msg, attempts, now);
+        // The rest, releasing the lease (or removing the entry when
+        // nothing is left pending).
+        store
+            .queue_record(msg.id, claim.lease, attempts[outcomes.recorded..].to_vec())
+            .await?;
         if !reports.is_empty() {
             self.bounce(&msg.outbound, &reports, &raw, now).await;
         }
@@ -816,6 +808,49 @@ fn outcomes_of(list: &[&QueuedRecipient], delivered: Delivered, now: i64) -> Dom
         })),
     }
     (out, relayed_to)
+}
+
+/// A message's outcomes as they come in: expiry applied, recorded early
+/// when more are to come.
+struct Outcomes<'a> {
+    store: &'a Arc<dyn tern_store::Store>,
+    claim: &'a QueueClaim,
+    expired: bool,
+    max_queue_days: u64,
+    attempts: Vec<RecipientAttempt>,
+    /// How many of `attempts` are recorded already.
+    recorded: usize,
+}
+
+impl Outcomes<'_> {
+    async fn add(
+        &mut self,
+        mut group: Vec<RecipientAttempt>,
+        more_to_come: bool,
+    ) -> Result<(), tern_store::StoreError> {
+        // Expiry turns what is still deferred into a failure.
+        if self.expired {
+            for a in group.iter_mut() {
+                if let AttemptOutcome::Deferred { error, .. } = &a.outcome {
+                    a.outcome = AttemptOutcome::Failed {
+                        error: format!(
+                            "gave up after {} days; last error: {error}",
+                            self.max_queue_days
+                        ),
+                    };
+                }
+            }
+        }
+        self.attempts.extend(group);
+        if more_to_come {
+            let unrecorded = self.attempts[self.recorded..].to_vec();
+            self.store
+                .queue_record_part(self.claim.message.id, self.claim.lease, unrecorded)
+                .await?;
+            self.recorded = self.attempts.len();
+        }
+        Ok(())
+    }
 }
 
 /// What one recipient's reply means for it.

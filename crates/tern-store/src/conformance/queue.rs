@@ -320,9 +320,11 @@ pub async fn queue_partial_records_and_dead_workers(store: Arc<dyn Store>) {
         .await
         .unwrap();
     // The worker dies here, before its final record. After the lease the
-    // finished entry is cleared away.
+    // finished entry is swept away.
+    assert_eq!(store.queue_sweep(t + 30).await.unwrap(), 0, "still leased");
     assert_eq!(store.queue_list().await.unwrap().len(), 1);
     assert!(store.queue_claim(t + 61, 60, 10).await.unwrap().is_empty());
+    assert_eq!(store.queue_sweep(t + 61).await.unwrap(), 1);
     assert!(store.queue_list().await.unwrap().is_empty());
 
     // A claim held by a dead process is freed at once on request.

@@ -491,6 +491,10 @@ impl QueueStore for SqliteStore {
         self.write(|ctx| queue::release_leases(ctx.conn)).await
     }
 
+    async fn queue_sweep(&self, now: i64) -> Result<usize> {
+        self.write(move |ctx| queue::sweep(ctx.conn, now)).await
+    }
+
     async fn tls_report_add(&self, rows: Vec<TlsReportRow>) -> Result<()> {
         self.write(move |ctx| queue::tls_report_add(ctx.conn, &rows))
             .await
