@@ -317,6 +317,10 @@ pub trait QueueStore: Send + Sync {
     /// that died before its final record, once their lease ran out (and
     /// at `queue_release_leases`). How many.
     async fn queue_sweep(&self, now: i64) -> Result<usize>;
+    /// Makes every pending recipient in `domain` due no sooner than
+    /// `until` (unix seconds), without counting an attempt: a destination
+    /// found dead costs nothing until then. How many were moved.
+    async fn queue_postpone_domain(&self, domain: &str, until: i64) -> Result<usize>;
     /// Adds TLS session counts to the report rows (summing with what is
     /// there).
     async fn tls_report_add(&self, rows: Vec<TlsReportRow>) -> Result<()>;

@@ -470,6 +470,9 @@ pub enum AttemptOutcome {
     Deferred { next_attempt: i64, error: String },
     /// A permanent failure (or the queue lifetime ran out).
     Failed { error: String },
+    /// Not tried (its destination was busy): again at `next_attempt`,
+    /// without counting an attempt.
+    Postponed { next_attempt: i64 },
 }
 
 /// One recipient's attempt, for [`crate::Store::queue_record`].

@@ -55,6 +55,11 @@ const IN_FLIGHT: usize = 64;
 const MAX_BACKOFF_SECS: i64 = 4 * 3600;
 /// How long connecting to the relay may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a message waits for a connection to a busy destination
+/// before it is put back in the queue.
+const BUSY_WAIT: Duration = Duration::from_secs(2);
+/// When a message put back for a busy destination is due again.
+const BUSY_RETRY_SECS: i64 = 60;
 /// How long a domain whose every host failed counts as down.
 const DOWN_SECS: i64 = 300;
 /// How often TLS reporting counts are written to the store (and entries
@@ -62,6 +67,16 @@ const DOWN_SECS: i64 = 300;
 const TLS_REPORT_FLUSH: Duration = Duration::from_secs(60);
 /// How long in-flight deliveries may finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// One destination domain's connection limit, and when a transaction
+/// with it last ended: a busy destination that is making progress is
+/// worth a short wait, a stuck one is not.
+struct Destination {
+    permits: Arc<Semaphore>,
+    last_done: std::time::Instant,
+    /// When its queue was last postponed for being stuck.
+    postponed_at: Option<std::time::Instant>,
+}
 
 pub struct Worker {
     mail: Arc<Mail>,
@@ -75,7 +90,7 @@ pub struct Worker {
     remote: Result<Remote, String>,
     dkim: Option<Arc<dkim::Dkim>>,
     /// Connections allowed per destination domain.
-    per_domain: Mutex<HashMap<String, Arc<Semaphore>>>,
+    per_domain: Mutex<HashMap<String, Destination>>,
     /// Domains that just failed entirely: until when, and why.
     down: Mutex<HashMap<String, (i64, String)>>,
 }
@@ -221,8 +236,19 @@ impl Worker {
     async fn work(&self, claim: QueueClaim) -> Result<(), tern_store::StoreError> {
         let store = self.mail.store().clone();
         let msg = &claim.message;
-        let raw = read_all(&store, msg.id, msg.size).await?;
         let now = tern_core::time::unix_now();
+        if let Some(attempts) = self.all_down(msg, now).await? {
+            // Nothing to send: not even the message is read.
+            let delay = self.delay_notices(msg, &attempts, now);
+            store.queue_record(msg.id, claim.lease, attempts).await?;
+            if !delay.is_empty() {
+                let raw = read_all(&store, msg.id, msg.size).await?;
+                store.queue_delay_notified(msg.id).await?;
+                self.bounce(&msg.outbound, &delay, &raw, now).await;
+            }
+            return Ok(());
+        }
+        let raw = read_all(&store, msg.id, msg.size).await?;
         let expired = now > msg.created_at + self.config.max_queue_days as i64 * 86_400;
         let due: Vec<&QueuedRecipient> = msg
             .recipients
@@ -296,6 +322,50 @@ impl Worker {
             self.bounce(&msg.outbound, &delay, &raw, now).await;
         }
         Ok(())
+    }
+
+    /// When every due recipient is for a destination known to be down or
+    /// stuck (every connection busy, none finishing) — and none is local,
+    /// and there is no relay — their deferrals or postponements.
+    async fn all_down(
+        &self,
+        msg: &QueuedMessage,
+        now: i64,
+    ) -> Result<Option<Vec<RecipientAttempt>>, tern_store::StoreError> {
+        if !self.config.relay.is_empty() {
+            return Ok(None);
+        }
+        let expired = now > msg.created_at + self.config.max_queue_days as i64 * 86_400;
+        let mut out = Vec::new();
+        for r in msg
+            .recipients
+            .iter()
+            .filter(|r| r.status == RecipientStatus::Pending)
+        {
+            let domain = r.address.rsplit_once('@').map_or("", |(_, d)| d);
+            let lower = domain.to_ascii_lowercase();
+            let outcome = match self.is_down(&lower) {
+                Some(error) => deferred(r.attempts, now, error),
+                None if self.is_stuck(&lower) => {
+                    if self.first_stuck_notice(&lower) {
+                        self.postpone_destination(&lower, now + BUSY_RETRY_SECS)
+                            .await;
+                    }
+                    AttemptOutcome::Postponed {
+                        next_attempt: now + BUSY_RETRY_SECS,
+                    }
+                }
+                None => return Ok(None),
+            };
+            if expired || self.mail.directory().is_local_domain(domain).await? {
+                return Ok(None);
+            }
+            out.push(RecipientAttempt {
+                address: r.address.clone(),
+                outcome,
+            });
+        }
+        Ok((!out.is_empty()).then_some(out))
     }
 
     /// The notices the sender asked for (RFC 3461 §4.1 NOTIFY): failures
@@ -442,20 +512,43 @@ impl Worker {
         if let Some(error) = self.is_down(domain) {
             return Delivered::Temporary(error);
         }
-        let limit = {
+        let (limit, progressing) = {
             let Ok(mut map) = self.per_domain.lock() else {
                 return Delivered::Temporary("local; 4.3.0 internal lock poisoned".into());
             };
-            map.entry(domain.to_string())
-                .or_insert_with(|| {
-                    Arc::new(Semaphore::new(
+            let d = map
+                .entry(domain.to_string())
+                .or_insert_with(|| Destination {
+                    permits: Arc::new(Semaphore::new(
                         self.config.max_connections_per_domain.max(1),
-                    ))
-                })
-                .clone()
+                    )),
+                    last_done: std::time::Instant::now(),
+                    postponed_at: None,
+                });
+            (d.permits.clone(), d.last_done.elapsed() < BUSY_WAIT)
         };
-        let Ok(_permit) = limit.acquire_owned().await else {
-            return Delivered::Temporary("local; 4.3.0 shutting down".into());
+        // A message does not wait long for a busy destination, and not at
+        // all for one that finished nothing lately (a dead host being
+        // connected to): it would hold a worker slot that mail for other
+        // destinations needs.
+        let wait = if progressing {
+            BUSY_WAIT
+        } else {
+            Duration::ZERO
+        };
+        let _permit = match tokio::time::timeout(wait, limit.clone().acquire_owned()).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(_)) => return Delivered::Temporary("local; 4.3.0 shutting down".into()),
+            Err(_) => match limit.try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    if !progressing && self.first_stuck_notice(domain) {
+                        let until = tern_core::time::unix_now() + BUSY_RETRY_SECS;
+                        self.postpone_destination(domain, until).await;
+                    }
+                    return Delivered::Busy;
+                }
+            },
         };
         // Another message may have found the domain down while we waited.
         if let Some(error) = self.is_down(domain) {
@@ -470,15 +563,62 @@ impl Worker {
                 .collect(),
         };
         let delivered = remote.deliver(domain, &envelope, message, needs).await;
-        if let Delivered::Temporary(error) = &delivered {
-            if let Ok(mut down) = self.down.lock() {
-                down.insert(
-                    domain.to_string(),
-                    (tern_core::time::unix_now() + DOWN_SECS, error.clone()),
-                );
+        if let Ok(mut map) = self.per_domain.lock() {
+            if let Some(d) = map.get_mut(domain) {
+                d.last_done = std::time::Instant::now();
             }
         }
+        if let Delivered::Temporary(error) = &delivered {
+            // Down: the rest of its mail waits until the next probe,
+            // unclaimed (Postfix's dead-destination rule).
+            let until = tern_core::time::unix_now() + DOWN_SECS;
+            if let Ok(mut down) = self.down.lock() {
+                down.insert(domain.to_string(), (until, error.clone()));
+            }
+            self.postpone_destination(domain, until).await;
+        }
         delivered
+    }
+
+    /// Moves the destination's other pending mail to `until`.
+    async fn postpone_destination(&self, domain: &str, until: i64) {
+        match self.mail.store().queue_postpone_domain(domain, until).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                "outbound: {domain} is not answering; {n} more recipient(s) there wait until it is tried again"
+            ),
+            Err(e) => tracing::warn!("outbound: postponing mail for {domain}: {e}"),
+        }
+    }
+
+    /// True once per retry window for a stuck destination: its queue is
+    /// postponed then, not for every message that finds it stuck.
+    fn first_stuck_notice(&self, domain: &str) -> bool {
+        let Ok(mut map) = self.per_domain.lock() else {
+            return false;
+        };
+        let Some(d) = map.get_mut(domain) else {
+            return false;
+        };
+        let now = std::time::Instant::now();
+        if d.postponed_at
+            .is_some_and(|at| now.duration_since(at) < Duration::from_secs(BUSY_RETRY_SECS as u64))
+        {
+            return false;
+        }
+        d.postponed_at = Some(now);
+        true
+    }
+
+    /// Whether every connection to `domain` is taken and none finished
+    /// lately (typically: all are waiting on a dead host).
+    fn is_stuck(&self, domain: &str) -> bool {
+        let Ok(map) = self.per_domain.lock() else {
+            return false;
+        };
+        map.get(domain).is_some_and(|d| {
+            d.permits.available_permits() == 0 && d.last_done.elapsed() >= BUSY_WAIT
+        })
     }
 
     /// The reason `domain` is down, if it is.
@@ -804,6 +944,12 @@ fn outcomes_of(list: &[&QueuedRecipient], delivered: Delivered, now: i64) -> Dom
             address: r.address.clone(),
             outcome: AttemptOutcome::Failed {
                 error: error.clone(),
+            },
+        })),
+        Delivered::Busy => out.extend(list.iter().map(|r| RecipientAttempt {
+            address: r.address.clone(),
+            outcome: AttemptOutcome::Postponed {
+                next_attempt: now + BUSY_RETRY_SECS,
             },
         })),
     }

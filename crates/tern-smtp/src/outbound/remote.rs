@@ -55,6 +55,8 @@ pub enum Delivered {
     Temporary(String),
     /// Will never work.
     Permanent(String),
+    /// Not tried: the destination's connections are all busy.
+    Busy,
 }
 
 /// Everything remote delivery shares between messages.

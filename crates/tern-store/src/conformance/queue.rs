@@ -335,4 +335,53 @@ pub async fn queue_partial_records_and_dead_workers(store: Arc<dyn Store>) {
     let again = store.queue_claim(t, 600, 10).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_ne!(again[0].lease, first.lease);
+
+    // A whole destination postponed: only its pending recipients move.
+    let other = queue_for(&store, "other", &["q@Other.test", "r@elsewhere.test"]).await;
+    assert_eq!(
+        store
+            .queue_postpone_domain("other.test", t + 500)
+            .await
+            .unwrap(),
+        1
+    );
+    let listed = store.queue_list().await.unwrap();
+    let entry = listed.iter().find(|m| m.id == other).unwrap();
+    let due = |a: &str| {
+        entry
+            .recipients
+            .iter()
+            .find(|r| r.address == a)
+            .unwrap()
+            .next_attempt
+    };
+    assert_eq!(due("q@Other.test"), t + 500);
+    assert!(due("r@elsewhere.test") < t + 500);
+    store.queue_remove(other).await.unwrap();
+
+    // Postponed: due later, no attempt counted, no error recorded.
+    store
+        .queue_record(
+            id,
+            again[0].lease,
+            vec![RecipientAttempt {
+                address: "z@remote.test".into(),
+                outcome: AttemptOutcome::Postponed {
+                    next_attempt: t + 15,
+                },
+            }],
+        )
+        .await
+        .unwrap();
+    let z = store
+        .queue_list()
+        .await
+        .unwrap()
+        .remove(0)
+        .recipients
+        .remove(0);
+    assert_eq!(
+        (z.status, z.attempts, z.next_attempt, z.last_error),
+        (RecipientStatus::Pending, 0, t + 15, None)
+    );
 }

@@ -491,6 +491,12 @@ impl QueueStore for SqliteStore {
         self.write(|ctx| queue::release_leases(ctx.conn)).await
     }
 
+    async fn queue_postpone_domain(&self, domain: &str, until: i64) -> Result<usize> {
+        let domain = domain.to_ascii_lowercase();
+        self.write(move |ctx| queue::postpone_domain(ctx.conn, &domain, until))
+            .await
+    }
+
     async fn queue_sweep(&self, now: i64) -> Result<usize> {
         self.write(move |ctx| queue::sweep(ctx.conn, now)).await
     }

@@ -308,8 +308,20 @@ pub fn record(
               WHERE message_id = ?4 AND address = ?5 AND status = 'pending'",
         )
         .map_err(db("recording a delivery attempt"))?;
+    let mut postpone = conn
+        .prepare_cached(
+            "UPDATE queue_recipient SET next_attempt = ?1
+              WHERE message_id = ?2 AND address = ?3 AND status = 'pending'",
+        )
+        .map_err(db("postponing a delivery"))?;
     let at = now();
     for a in attempts {
+        if let AttemptOutcome::Postponed { next_attempt } = &a.outcome {
+            postpone
+                .execute(params![next_attempt, id.0, a.address])
+                .map_err(db("postponing a delivery"))?;
+            continue;
+        }
         let (status, next, error) = match &a.outcome {
             AttemptOutcome::Delivered => ("delivered", at, None),
             AttemptOutcome::Deferred {
@@ -317,6 +329,7 @@ pub fn record(
                 error,
             } => ("pending", *next_attempt, Some(error.as_str())),
             AttemptOutcome::Failed { error } => ("failed", at, Some(error.as_str())),
+            AttemptOutcome::Postponed { .. } => continue,
         };
         update
             .execute(params![status, next, error, id.0, a.address])
@@ -447,6 +460,17 @@ pub fn release_leases(conn: &Connection) -> Result<usize> {
         .map_err(db("releasing leases"))?;
     sweep(conn, now())?;
     Ok(freed)
+}
+
+/// Postpones the pending recipients of `domain` to `until`; how many.
+pub fn postpone_domain(conn: &Connection, domain: &str, until: i64) -> Result<usize> {
+    conn.prepare_cached(
+        "UPDATE queue_recipient SET next_attempt = ?2
+          WHERE status = 'pending' AND next_attempt < ?2
+            AND lower(substr(address, -(length(?1) + 1))) = '@' || ?1",
+    )
+    .and_then(|mut s| s.execute(params![domain, until]))
+    .map_err(db("postponing a destination"))
 }
 
 /// Removes entries nobody holds with no recipient left pending: a worker

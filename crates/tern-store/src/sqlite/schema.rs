@@ -286,6 +286,9 @@ const SCHEMA_V14: &str = "ALTER TABLE queue_message ADD COLUMN held INTEGER NOT 
 const SCHEMA_V15: &str = r#"
 ALTER TABLE queue_message ADD COLUMN delay_notified INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE queue_message ADD COLUMN require_tls INTEGER NOT NULL DEFAULT 0;
+-- Deleting a blob checks the foreign keys that name it: without this
+-- index, every blob freed scanned the whole queue.
+CREATE INDEX queue_message_by_blob ON queue_message (blob_hash);
 CREATE TABLE dkim_key (
     domain      TEXT NOT NULL,
     selector    TEXT NOT NULL,
