@@ -38,6 +38,9 @@ pub struct OutboundConfig {
     pub dkim: bool,
     /// Connections open at once to one destination domain.
     pub max_connections_per_domain: usize,
+    /// Messages sent to one destination domain per minute; 0: no limit.
+    /// Large providers throttle senders that go faster than they like.
+    pub max_messages_per_minute_per_domain: u32,
     /// TCP port of MX hosts. Always 25 on the internet; tests point it
     /// at receivers on loopback.
     pub mx_port: u16,
@@ -69,6 +72,7 @@ impl Default for OutboundConfig {
             mta_sts: true,
             dkim: true,
             max_connections_per_domain: 4,
+            max_messages_per_minute_per_domain: 0,
             mx_port: 25,
             mta_sts_port: 443,
         }

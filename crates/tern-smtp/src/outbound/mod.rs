@@ -76,6 +76,8 @@ struct Destination {
     last_done: std::time::Instant,
     /// When its queue was last postponed for being stuck.
     postponed_at: Option<std::time::Instant>,
+    /// Messages started in the current minute, for the rate limit.
+    minute: (std::time::Instant, u32),
 }
 
 pub struct Worker {
@@ -524,7 +526,19 @@ impl Worker {
                     )),
                     last_done: std::time::Instant::now(),
                     postponed_at: None,
+                    minute: (std::time::Instant::now(), 0),
                 });
+            // The rate limit: a message over it waits for the next minute.
+            let per_minute = self.config.max_messages_per_minute_per_domain;
+            if per_minute > 0 {
+                if d.minute.0.elapsed() >= Duration::from_secs(60) {
+                    d.minute = (std::time::Instant::now(), 0);
+                }
+                if d.minute.1 >= per_minute {
+                    return Delivered::Busy;
+                }
+                d.minute.1 += 1;
+            }
             (d.permits.clone(), d.last_done.elapsed() < BUSY_WAIT)
         };
         // A message does not wait long for a busy destination, and not at

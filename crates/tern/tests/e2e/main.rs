@@ -15,6 +15,7 @@ mod mta_sts;
 mod mx;
 mod outbound;
 mod pop3;
+mod postfix;
 mod serve;
 mod smtp;
 mod smtp_crash;

@@ -354,21 +354,26 @@ fn debian_python() -> &'static str {
 
 /// dkimpy's verdict on `message`, with the DNS answers from `records`
 /// (`name -> TXT value`) instead of real DNS.
-fn dkimpy_verifies(message: &[u8], records: &serde_json::Value) -> serde_json::Value {
+pub fn dkimpy_verifies(message: &[u8], records: &serde_json::Value) -> serde_json::Value {
     use base64::Engine;
     let out = Command::new(debian_python())
-        .args(["-c", r#"
-import base64, dkim, json, sys
+        .args([
+            "-c",
+            r#"
+import base64, dkim, json, re, sys
 records = json.loads(sys.argv[2])
 def dnsfunc(name, timeout=5):
     return records.get(name.decode().rstrip(".")).encode()
 msg = base64.b64decode(sys.argv[1])
 d = dkim.DKIM(msg)
 results = []
-for i in range(len([l for l in msg.split(b"\r\n\r\n")[0].split(b"\r\n") if l.lower().startswith(b"dkim-signature:")])):
+# Maildirs (Postfix's) keep LF line ends: count in the header either way.
+header = re.split(rb"\r?\n\r?\n", msg, maxsplit=1)[0]
+for i in range(len(re.findall(rb"(?im)^dkim-signature:", header))):
     results.append(d.verify(idx=i, dnsfunc=dnsfunc))
 print(json.dumps(results))
-"#])
+"#,
+        ])
         .arg(base64::engine::general_purpose::STANDARD.encode(message))
         .arg(records.to_string())
         .output()
@@ -625,5 +630,64 @@ print(json.dumps(sum(len(x) for x in r)))
     assert_eq!(unique, expected, "every message arrived");
     let duplicates = got.len() - unique.len();
     assert!(duplicates <= 4, "{duplicates} duplicates: {got:?}");
+    drop(a);
+}
+
+#[test]
+fn a_rate_limited_destination_gets_no_more_than_its_share() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.14:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let sink = Sink::start("127.0.0.14", port, 0);
+    let dns = DnsServer::start();
+    dns.mx("h.test", 10, "mx.h.test");
+    dns.a("mx.h.test", Ipv4Addr::new(127, 0, 0, 14));
+    let (a_dir, a) = sender(&dns, port, "max_messages_per_minute_per_domain = 2\n");
+    let sent = python(
+        r#"
+import json, smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+s.login("ann@a.test", "secret")
+r = [s.sendmail("ann@a.test", ["h%d@h.test" % i], "Subject: %d\r\n\r\nx\r\n" % i) for i in range(3)]
+s.quit()
+print(json.dumps(r))
+"#,
+        &[&a.listeners["submission"].port().to_string()],
+    );
+    assert_eq!(sent, serde_json::json!([{}, {}, {}]));
+    sink.next();
+    sink.next();
+    // The third waits for the next minute: pending, no attempt counted,
+    // due later.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let list: serde_json::Value =
+            serde_json::from_str(&a_dir.ok(&["queue", "list", "--json"], "")).unwrap();
+        let waiting: Vec<&serde_json::Value> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|m| m["recipients"].as_array().unwrap())
+            .filter(|r| r["status"] == "pending")
+            .collect();
+        if waiting.len() == 1 && waiting[0]["next_attempt"].as_i64().is_some() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            if waiting[0]["next_attempt"].as_i64().unwrap() > now + 30 {
+                assert_eq!(waiting[0]["attempts"], 0, "{list}");
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "never postponed: {list}");
+        // Polling the queue's state, not waiting for a server.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        sink.lines.recv_timeout(Duration::from_millis(500)).is_err(),
+        "a third message got through"
+    );
     drop(a);
 }
