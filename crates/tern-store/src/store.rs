@@ -306,6 +306,9 @@ pub trait QueueStore: Send + Sync {
     /// Makes the pending recipients of `id` (of every message with `None`)
     /// due now; returns how many.
     async fn queue_flush(&self, id: Option<QueueId>) -> Result<usize>;
+    /// How many times the queue was flushed: a worker that sees it change
+    /// forgets which destinations it held as down.
+    async fn queue_flush_count(&self) -> Result<u64>;
     /// Holds a queued message (no claim takes it) or releases it; NotFound
     /// if there is none.
     async fn queue_hold(&self, id: QueueId, on: bool) -> Result<()>;

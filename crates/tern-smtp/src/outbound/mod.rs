@@ -163,7 +163,20 @@ impl Worker {
         let slots = Arc::new(Semaphore::new(IN_FLIGHT));
         let mut tasks = tokio::task::JoinSet::new();
         let mut reports_written = tokio::time::Instant::now();
+        let mut flushes = self.mail.store().queue_flush_count().await.unwrap_or(0);
+        let mut flush_checked = tokio::time::Instant::now();
         loop {
+            // `tern queue flush` means "try now", down or not (looked at
+            // once a second at most).
+            if flush_checked.elapsed() >= Duration::from_secs(1) {
+                flush_checked = tokio::time::Instant::now();
+                if let Ok(n) = self.mail.store().queue_flush_count().await {
+                    if n != flushes {
+                        flushes = n;
+                        self.forget_down_destinations();
+                    }
+                }
+            }
             if reports_written.elapsed() >= TLS_REPORT_FLUSH {
                 self.write_tls_reports().await;
                 let now = tern_core::time::unix_now();
@@ -592,6 +605,19 @@ impl Worker {
             self.postpone_destination(domain, until).await;
         }
         delivered
+    }
+
+    /// Forgets which destinations were down or stuck.
+    fn forget_down_destinations(&self) {
+        if let Ok(mut down) = self.down.lock() {
+            down.clear();
+        }
+        if let Ok(mut map) = self.per_domain.lock() {
+            for d in map.values_mut() {
+                d.postponed_at = None;
+                d.last_done = std::time::Instant::now();
+            }
+        }
     }
 
     /// Moves the destination's other pending mail to `until`.

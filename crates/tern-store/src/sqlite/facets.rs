@@ -483,6 +483,10 @@ impl QueueStore for SqliteStore {
         self.write(move |ctx| queue::flush(ctx.conn, id)).await
     }
 
+    async fn queue_flush_count(&self) -> Result<u64> {
+        self.read(queue::flush_count).await
+    }
+
     async fn queue_hold(&self, id: QueueId, on: bool) -> Result<()> {
         self.write(move |ctx| queue::hold(ctx.conn, id, on)).await
     }

@@ -502,12 +502,28 @@ pub fn delay_notified(conn: &Connection, id: QueueId) -> Result<()> {
 
 /// Makes pending recipients due now, of one message or of all; how many.
 pub fn flush(conn: &Connection, id: Option<QueueId>) -> Result<usize> {
+    // Counted, so a worker that holds destinations as down (in memory)
+    // sees an administrator wants them tried now.
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('queue_flushes', 1)
+         ON CONFLICT (key) DO UPDATE SET value = value + 1",
+        [],
+    )
+    .map_err(db("counting a flush"))?;
     conn.prepare_cached(
         "UPDATE queue_recipient SET next_attempt = ?1
           WHERE status = 'pending' AND (?2 IS NULL OR message_id = ?2)",
     )
     .and_then(|mut s| s.execute(params![now(), id.map(|i| i.0)]))
     .map_err(db("flushing the queue"))
+}
+
+/// How many flushes there have been.
+pub fn flush_count(conn: &Connection) -> Result<u64> {
+    conn.prepare_cached("SELECT value FROM meta WHERE key = 'queue_flushes'")
+        .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)).optional())
+        .map(|v| v.unwrap_or(0) as u64)
+        .map_err(db("reading the flush count"))
 }
 
 /// A range of a queued message's bytes.

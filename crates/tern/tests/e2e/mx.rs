@@ -691,3 +691,28 @@ print(json.dumps(r))
     );
     drop(a);
 }
+
+#[test]
+fn a_flush_retries_a_destination_held_as_down() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.15:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let dns = DnsServer::start();
+    dns.mx("j.test", 10, "mx.j.test");
+    dns.a("mx.j.test", Ipv4Addr::new(127, 0, 0, 15));
+    let (a_dir, a) = sender(&dns, port, "");
+    submit(&a, &["j@j.test"], "Subject: later\r\n\r\nx\r\n");
+    // Nothing listens yet: refused, deferred, and j.test held as down.
+    let error = deferred_error(&a_dir, "j@j.test");
+    assert!(
+        error.contains("4.4") || error.contains("refused"),
+        "{error}"
+    );
+    // The host comes back; the administrator says "now".
+    let sink = Sink::start("127.0.0.15", port, 0);
+    a_dir.ok(&["queue", "flush", "--domain", "j.test"], "");
+    let got = sink.next();
+    assert_eq!(got["rcpts"], serde_json::json!(["j@j.test"]));
+    drop(a);
+}
