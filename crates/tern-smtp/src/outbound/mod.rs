@@ -9,36 +9,39 @@
 //! status notification ([`dsn`]) — into the INBOX of a local sender,
 //! through the queue to a remote one, never for a null sender.
 //!
-//! Messages are worked concurrently, with a bound per destination domain,
-//! so a slow or dead destination never holds up the others; a domain that
-//! just failed at the connection level is remembered as down for a while
-//! and its mail deferred without another connection attempt.
+//! Messages are worked concurrently, with a bound per destination domain
+//! ([`destinations`]), so a slow or dead destination never holds up the
+//! others. [`notices`] decides what the sender hears; [`relay`] is the
+//! smarthost; [`envelope`] what goes on to the next hop.
 
+mod destinations;
 pub mod dkim;
 mod downgrade;
 pub mod dsn;
+mod envelope;
 pub mod mta_sts;
+mod notices;
+mod relay;
 mod remote;
 mod route;
 pub mod tls;
 pub mod tlsrpt;
 
-use crate::client::{ClientError, Envelope as ClientEnvelope, Session, Timeouts};
+use crate::client::Timeouts;
 use crate::dns::Resolver;
-use dsn::Notice;
-use futures_util::stream::{FuturesUnordered, StreamExt};
-use remote::{Delivered, Needs, Remote};
+use destinations::Destination;
+use futures_util::stream::StreamExt;
+use remote::Remote;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tern_core::config::{DnsConfig, OutboundConfig, RelayTls};
+use tern_core::config::{DnsConfig, OutboundConfig};
 use tern_mail::Mail;
 use tern_store::{
-    AttemptOutcome, Delivery, DeliveryTarget, DsnNotify, Outbound, OutboundRecipient, QueueClaim,
-    QueuedMessage, QueuedRecipient, RecipientAttempt, RecipientStatus,
+    AttemptOutcome, Delivery, DeliveryTarget, QueueClaim, QueuedRecipient, RecipientAttempt,
+    RecipientStatus,
 };
 use tokio::sync::{watch, Semaphore};
-use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 /// How often the queue is looked at when it had nothing due.
@@ -67,18 +70,6 @@ const DOWN_SECS: i64 = 300;
 const TLS_REPORT_FLUSH: Duration = Duration::from_secs(60);
 /// How long in-flight deliveries may finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// One destination domain's connection limit, and when a transaction
-/// with it last ended: a busy destination that is making progress is
-/// worth a short wait, a stuck one is not.
-struct Destination {
-    permits: Arc<Semaphore>,
-    last_done: std::time::Instant,
-    /// When its queue was last postponed for being stuck.
-    postponed_at: Option<std::time::Instant>,
-    /// Messages started in the current minute, for the rate limit.
-    minute: (std::time::Instant, u32),
-}
 
 pub struct Worker {
     mail: Arc<Mail>,
@@ -339,336 +330,6 @@ impl Worker {
         Ok(())
     }
 
-    /// When every due recipient is for a destination known to be down or
-    /// stuck (every connection busy, none finishing) — and none is local,
-    /// and there is no relay — their deferrals or postponements.
-    async fn all_down(
-        &self,
-        msg: &QueuedMessage,
-        now: i64,
-    ) -> Result<Option<Vec<RecipientAttempt>>, tern_store::StoreError> {
-        if !self.config.relay.is_empty() {
-            return Ok(None);
-        }
-        let expired = now > msg.created_at + self.config.max_queue_days as i64 * 86_400;
-        let mut out = Vec::new();
-        for r in msg
-            .recipients
-            .iter()
-            .filter(|r| r.status == RecipientStatus::Pending)
-        {
-            let domain = r.address.rsplit_once('@').map_or("", |(_, d)| d);
-            let lower = domain.to_ascii_lowercase();
-            let outcome = match self.is_down(&lower) {
-                Some(error) => deferred(r.attempts, now, error),
-                None if self.is_stuck(&lower) => {
-                    if self.first_stuck_notice(&lower) {
-                        self.postpone_destination(&lower, now + BUSY_RETRY_SECS)
-                            .await;
-                    }
-                    AttemptOutcome::Postponed {
-                        next_attempt: now + BUSY_RETRY_SECS,
-                    }
-                }
-                None => return Ok(None),
-            };
-            if expired || self.mail.directory().is_local_domain(domain).await? {
-                return Ok(None);
-            }
-            out.push(RecipientAttempt {
-                address: r.address.clone(),
-                outcome,
-            });
-        }
-        Ok((!out.is_empty()).then_some(out))
-    }
-
-    /// The notices the sender asked for (RFC 3461 §4.1 NOTIFY): failures
-    /// unless NEVER, successes only with SUCCESS — "relayed" when the next
-    /// hop takes over reporting without DSN support (RFC 3464 §2.3.3).
-    fn reports(
-        &self,
-        msg: &QueuedMessage,
-        attempts: &[RecipientAttempt],
-        relayed_to: &HashMap<String, String>,
-    ) -> Vec<Notice> {
-        let submitted = |address: &str| {
-            msg.outbound
-                .recipients
-                .iter()
-                .find(|r| r.address.eq_ignore_ascii_case(address))
-        };
-        let notify = |address: &str| submitted(address).map(|r| r.notify).unwrap_or_default();
-        let orcpt = |address: &str| submitted(address).and_then(|r| r.orcpt.clone());
-        attempts
-            .iter()
-            .filter_map(|a| match &a.outcome {
-                AttemptOutcome::Failed { error } if notify(&a.address).failure => Some(Notice {
-                    action: "failed",
-                    original_recipient: orcpt(&a.address),
-                    recipient: a.address.clone(),
-                    status: status_of(error),
-                    diagnostic: error.clone(),
-                    remote_mta: None,
-                }),
-                AttemptOutcome::Delivered if notify(&a.address).success => {
-                    let relayed = relayed_to.get(&a.address);
-                    Some(Notice {
-                        action: if relayed.is_some() {
-                            "relayed"
-                        } else {
-                            "delivered"
-                        },
-                        original_recipient: orcpt(&a.address),
-                        recipient: a.address.clone(),
-                        status: "2.0.0".into(),
-                        diagnostic: "smtp; 250 accepted".into(),
-                        remote_mta: relayed.cloned(),
-                    })
-                }
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// One "delayed" notice per message (RFC 3464 §2.3.3) for recipients
-    /// still deferred `delay_notice_secs` after submission, unless their
-    /// NOTIFY left DELAY out.
-    fn delay_notices(
-        &self,
-        msg: &QueuedMessage,
-        attempts: &[RecipientAttempt],
-        now: i64,
-    ) -> Vec<Notice> {
-        let after = self.config.delay_notice_secs as i64;
-        if after == 0 || msg.delay_notified || now < msg.created_at + after {
-            return Vec::new();
-        }
-        attempts
-            .iter()
-            .filter_map(|a| {
-                let AttemptOutcome::Deferred { error, .. } = &a.outcome else {
-                    return None;
-                };
-                let submitted = msg
-                    .outbound
-                    .recipients
-                    .iter()
-                    .find(|r| r.address.eq_ignore_ascii_case(&a.address));
-                if !submitted.map(|r| r.notify).unwrap_or_default().delay {
-                    return None;
-                }
-                Some(Notice {
-                    action: "delayed",
-                    original_recipient: submitted.and_then(|r| r.orcpt.clone()),
-                    recipient: a.address.clone(),
-                    status: status_of_temporary(error),
-                    diagnostic: error.clone(),
-                    remote_mta: None,
-                })
-            })
-            .collect()
-    }
-
-    /// The remote recipients straight to their domains' MX hosts, the
-    /// domains of one message at once.
-    /// Yields each domain's outcomes as its transaction ends, with the
-    /// recipients passed to a next hop that does not report on them.
-    fn direct<'a>(
-        &'a self,
-        outbound: &'a Outbound,
-        recipients: &[&'a QueuedRecipient],
-        message: &'a [u8],
-        now: i64,
-    ) -> FuturesUnordered<impl std::future::Future<Output = DomainOutcome> + 'a> {
-        let mut by_domain: Vec<(String, Vec<&QueuedRecipient>)> = Vec::new();
-        for r in recipients {
-            let domain = r
-                .address
-                .rsplit_once('@')
-                .map_or(String::new(), |(_, d)| d.to_ascii_lowercase());
-            match by_domain.iter_mut().find(|(d, _)| *d == domain) {
-                Some((_, list)) => list.push(r),
-                None => by_domain.push((domain, vec![r])),
-            }
-        }
-        let needs = Needs {
-            eight_bit: downgrade::is_eight_bit(message),
-            smtputf8: !outbound.mail_from.is_ascii()
-                || recipients.iter().any(|r| !r.address.is_ascii()),
-            require_tls: outbound.require_tls,
-            tls_optional: !outbound.require_tls && tls_required_no(message),
-        };
-        by_domain
-            .into_iter()
-            .map(|(domain, list)| async move {
-                let delivered = self
-                    .to_domain(outbound, &domain, &list, message, needs)
-                    .await;
-                outcomes_of(&list, delivered, now)
-            })
-            .collect()
-    }
-
-    /// One domain's share of a message, within its connection limit and
-    /// unless it is known to be down.
-    async fn to_domain(
-        &self,
-        outbound: &Outbound,
-        domain: &str,
-        recipients: &[&QueuedRecipient],
-        message: &[u8],
-        needs: Needs,
-    ) -> Delivered {
-        let remote = match &self.remote {
-            Ok(r) => r,
-            Err(e) => return Delivered::Temporary(e.clone()),
-        };
-        if let Some(error) = self.is_down(domain) {
-            return Delivered::Temporary(error);
-        }
-        let (limit, progressing) = {
-            let Ok(mut map) = self.per_domain.lock() else {
-                return Delivered::Temporary("local; 4.3.0 internal lock poisoned".into());
-            };
-            let d = map
-                .entry(domain.to_string())
-                .or_insert_with(|| Destination {
-                    permits: Arc::new(Semaphore::new(
-                        self.config.max_connections_per_domain.max(1),
-                    )),
-                    last_done: std::time::Instant::now(),
-                    postponed_at: None,
-                    minute: (std::time::Instant::now(), 0),
-                });
-            // The rate limit: a message over it waits for the next minute.
-            let per_minute = self.config.max_messages_per_minute_per_domain;
-            if per_minute > 0 {
-                if d.minute.0.elapsed() >= Duration::from_secs(60) {
-                    d.minute = (std::time::Instant::now(), 0);
-                }
-                if d.minute.1 >= per_minute {
-                    return Delivered::Busy;
-                }
-                d.minute.1 += 1;
-            }
-            (d.permits.clone(), d.last_done.elapsed() < BUSY_WAIT)
-        };
-        // A message does not wait long for a busy destination, and not at
-        // all for one that finished nothing lately (a dead host being
-        // connected to): it would hold a worker slot that mail for other
-        // destinations needs.
-        let wait = if progressing {
-            BUSY_WAIT
-        } else {
-            Duration::ZERO
-        };
-        let _permit = match tokio::time::timeout(wait, limit.clone().acquire_owned()).await {
-            Ok(Ok(p)) => p,
-            Ok(Err(_)) => return Delivered::Temporary("local; 4.3.0 shutting down".into()),
-            Err(_) => match limit.try_acquire_owned() {
-                Ok(p) => p,
-                Err(_) => {
-                    if !progressing && self.first_stuck_notice(domain) {
-                        let until = tern_core::time::unix_now() + BUSY_RETRY_SECS;
-                        self.postpone_destination(domain, until).await;
-                    }
-                    return Delivered::Busy;
-                }
-            },
-        };
-        // Another message may have found the domain down while we waited.
-        if let Some(error) = self.is_down(domain) {
-            return Delivered::Temporary(error);
-        }
-        let envelope = ClientEnvelope {
-            mail_from: outbound.mail_from.clone(),
-            mail_params: dsn_mail_params(outbound),
-            rcpt_to: recipients
-                .iter()
-                .map(|r| (r.address.clone(), dsn_rcpt_params(outbound, &r.address)))
-                .collect(),
-        };
-        let delivered = remote.deliver(domain, &envelope, message, needs).await;
-        if let Ok(mut map) = self.per_domain.lock() {
-            if let Some(d) = map.get_mut(domain) {
-                d.last_done = std::time::Instant::now();
-            }
-        }
-        if let Delivered::Temporary(error) = &delivered {
-            // Down: the rest of its mail waits until the next probe,
-            // unclaimed (Postfix's dead-destination rule).
-            let until = tern_core::time::unix_now() + DOWN_SECS;
-            if let Ok(mut down) = self.down.lock() {
-                down.insert(domain.to_string(), (until, error.clone()));
-            }
-            self.postpone_destination(domain, until).await;
-        }
-        delivered
-    }
-
-    /// Forgets which destinations were down or stuck.
-    fn forget_down_destinations(&self) {
-        if let Ok(mut down) = self.down.lock() {
-            down.clear();
-        }
-        if let Ok(mut map) = self.per_domain.lock() {
-            for d in map.values_mut() {
-                d.postponed_at = None;
-                d.last_done = std::time::Instant::now();
-            }
-        }
-    }
-
-    /// Moves the destination's other pending mail to `until`.
-    async fn postpone_destination(&self, domain: &str, until: i64) {
-        match self.mail.store().queue_postpone_domain(domain, until).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                "outbound: {domain} is not answering; {n} more recipient(s) there wait until it is tried again"
-            ),
-            Err(e) => tracing::warn!("outbound: postponing mail for {domain}: {e}"),
-        }
-    }
-
-    /// True once per retry window for a stuck destination: its queue is
-    /// postponed then, not for every message that finds it stuck.
-    fn first_stuck_notice(&self, domain: &str) -> bool {
-        let Ok(mut map) = self.per_domain.lock() else {
-            return false;
-        };
-        let Some(d) = map.get_mut(domain) else {
-            return false;
-        };
-        let now = std::time::Instant::now();
-        if d.postponed_at
-            .is_some_and(|at| now.duration_since(at) < Duration::from_secs(BUSY_RETRY_SECS as u64))
-        {
-            return false;
-        }
-        d.postponed_at = Some(now);
-        true
-    }
-
-    /// Whether every connection to `domain` is taken and none finished
-    /// lately (typically: all are waiting on a dead host).
-    fn is_stuck(&self, domain: &str) -> bool {
-        let Ok(map) = self.per_domain.lock() else {
-            return false;
-        };
-        map.get(domain).is_some_and(|d| {
-            d.permits.available_permits() == 0 && d.last_done.elapsed() >= BUSY_WAIT
-        })
-    }
-
-    /// The reason `domain` is down, if it is.
-    fn is_down(&self, domain: &str) -> Option<String> {
-        let mut down = self.down.lock().ok()?;
-        let now = tern_core::time::unix_now();
-        down.retain(|_, (until, _)| *until > now);
-        down.get(domain).map(|(_, error)| error.clone())
-    }
-
     /// A queued local recipient (over quota at arrival): delivered to its
     /// INBOX now, or deferred again while the quota is still full.
     async fn deliver_locally(
@@ -717,283 +378,6 @@ impl Worker {
             Err(e) => deferred(attempts, now, format!("local; 4.3.0 {e}")),
         }
     }
-
-    /// The remote recipients through the smarthost, one transaction.
-    async fn relay(
-        &self,
-        outbound: &Outbound,
-        recipients: &[&tern_store::QueuedRecipient],
-        message: &[u8],
-        now: i64,
-    ) -> Vec<RecipientAttempt> {
-        let attempts = recipients.iter().map(|r| r.attempts).max().unwrap_or(0);
-        let all = |outcome: AttemptOutcome| -> Vec<RecipientAttempt> {
-            recipients
-                .iter()
-                .map(|r| RecipientAttempt {
-                    address: r.address.clone(),
-                    outcome: outcome.clone(),
-                })
-                .collect()
-        };
-        let session = match self.connect().await {
-            Ok(s) => s,
-            Err(e) if e.is_transient() => {
-                return all(deferred(
-                    attempts,
-                    now,
-                    format!("relay {}: {e}", self.config.relay),
-                ))
-            }
-            Err(e) => {
-                return all(AttemptOutcome::Failed {
-                    error: format!("smtp; relay {}: {e}", self.config.relay),
-                })
-            }
-        };
-        let mut session = session;
-        let caps = session.capabilities.clone();
-        let mut envelope = ClientEnvelope {
-            mail_from: outbound.mail_from.clone(),
-            mail_params: Vec::new(),
-            rcpt_to: recipients
-                .iter()
-                .map(|r| (r.address.clone(), Vec::new()))
-                .collect(),
-        };
-        if caps.dsn {
-            envelope.mail_params = dsn_mail_params(outbound);
-            for (address, params) in envelope.rcpt_to.iter_mut() {
-                *params = dsn_rcpt_params(outbound, address);
-            }
-        }
-        if !outbound.mail_from.is_ascii() || recipients.iter().any(|r| !r.address.is_ascii()) {
-            envelope.mail_params.push("SMTPUTF8".into());
-        }
-        if outbound.require_tls {
-            // RFC 8689 §4.2.1: only on to a verified TLS peer that
-            // promises the same; otherwise returned to the sender.
-            if !(session.is_tls() && caps.requiretls) {
-                session.quit().await;
-                return all(AttemptOutcome::Failed {
-                    error: format!(
-                        "smtp; 5.7.30 the relay {} does not offer REQUIRETLS over TLS, which the sender asked for",
-                        self.config.relay
-                    ),
-                });
-            }
-            envelope.mail_params.push("REQUIRETLS".into());
-        }
-        let downgraded;
-        let message = if !downgrade::is_eight_bit(message) {
-            message
-        } else if caps.eight_bit_mime {
-            envelope.mail_params.push("BODY=8BITMIME".into());
-            message
-        } else {
-            downgraded = downgrade::to_seven_bit(message);
-            &downgraded
-        };
-        let signed = match &self.dkim {
-            Some(dkim) => dkim.signed(message, &outbound.mail_from).await,
-            None => message.to_vec(),
-        };
-        let outcome = match session.send(&envelope, &signed).await {
-            Ok(o) => o,
-            Err(e) => {
-                return all(deferred(
-                    attempts,
-                    now,
-                    format!("relay {}: {e}", self.config.relay),
-                ))
-            }
-        };
-        session.quit().await;
-        recipients
-            .iter()
-            .enumerate()
-            .map(|(i, r)| per_recipient(r, outcome.for_recipient(i), now))
-            .collect()
-    }
-
-    /// A session with the relay: connected, TLS as configured, logged in.
-    async fn connect(&self) -> Result<Session, ClientError> {
-        let addr = self.config.relay.as_str();
-        let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
-            .await
-            .map_err(|_| ClientError::Timeout(CONNECT_TIMEOUT))??;
-        let loopback = tcp.peer_addr().is_ok_and(|a| a.ip().is_loopback());
-        let name = || {
-            ServerName::try_from(host.to_string())
-                .map_err(|e| ClientError::Tls(std::io::Error::other(e.to_string())))
-        };
-        let tls = || {
-            self.tls.clone().ok_or_else(|| {
-                ClientError::Tls(std::io::Error::other("no trusted roots could be read"))
-            })
-        };
-        let hostname = self.mail.hostname().to_string();
-        let mut session = match self.config.relay_tls {
-            RelayTls::Implicit => {
-                let connector = tokio_rustls::TlsConnector::from(tls()?);
-                let stream = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name()?, tcp))
-                    .await
-                    .map_err(|_| ClientError::Timeout(CONNECT_TIMEOUT))?
-                    .map_err(ClientError::Tls)?;
-                Session::open(Box::new(stream), &hostname, self.timeouts).await?
-            }
-            RelayTls::Starttls => {
-                let s = Session::open(Box::new(tcp), &hostname, self.timeouts).await?;
-                if !s.capabilities.starttls {
-                    return Err(ClientError::Tls(std::io::Error::other(
-                        "the relay does not offer STARTTLS, which [outbound] relay_tls requires",
-                    )));
-                }
-                s.starttls(tls()?, name()?).await?
-            }
-            RelayTls::None => Session::open(Box::new(tcp), &hostname, self.timeouts).await?,
-        };
-        if !self.config.relay_user.is_empty() {
-            if !(session.is_tls() || loopback) {
-                return Err(ClientError::Tls(std::io::Error::other(
-                    "the relay login is sent only over TLS or to loopback",
-                )));
-            }
-            session
-                .auth_plain(&self.config.relay_user, &self.config.relay_password)
-                .await?;
-        }
-        Ok(session)
-    }
-
-    /// A delivery status notification for `failures` to the sender: into
-    /// a local sender's INBOX, through the queue to a remote one, to nobody
-    /// for the null sender. Best effort: the failures are recorded already.
-    async fn bounce(&self, outbound: &Outbound, failures: &[Notice], raw: &[u8], now: i64) {
-        if outbound.mail_from.is_empty() {
-            return;
-        }
-        let report = dsn::failure_report(
-            self.mail.hostname(),
-            &outbound.mail_from,
-            failures,
-            raw,
-            outbound.ret,
-            outbound.env_id.as_deref(),
-            now,
-        );
-        let prepared = match tern_mail::prepare(report).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!("outbound: building a bounce: {e}");
-                return;
-            }
-        };
-        let store = self.mail.store();
-        let result = match outbound.account_id {
-            Some(account) => store
-                .deliver(Delivery {
-                    message: prepared,
-                    recipients: vec![DeliveryTarget::inbox(account)],
-                    received_at: now,
-                })
-                .await
-                .map(|_| ()),
-            None => store
-                .accept(
-                    Delivery {
-                        message: prepared,
-                        recipients: Vec::new(),
-                        received_at: now,
-                    },
-                    Some(Outbound {
-                        mail_from: String::new(),
-                        recipients: vec![OutboundRecipient {
-                            address: outbound.mail_from.clone(),
-                            notify: DsnNotify {
-                                success: false,
-                                failure: false,
-                                delay: false,
-                            },
-                            orcpt: None,
-                        }],
-                        env_id: None,
-                        ret: None,
-                        account_id: None,
-                        require_tls: false,
-                    }),
-                )
-                .await
-                .map(|_| ()),
-        };
-        if let Err(e) = result {
-            tracing::warn!(
-                "outbound: delivering a bounce to {}: {e}",
-                outbound.mail_from
-            );
-        }
-    }
-}
-
-/// Whether the header says `TLS-Required: No` (RFC 8689 §5): the sender
-/// prefers delivery to the domain's TLS policies (DANE, MTA-STS).
-fn tls_required_no(message: &[u8]) -> bool {
-    let end = message
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(message.len());
-    message[..end].split(|b| *b == b'\n').any(|line| {
-        line.len() >= 13
-            && line[..13].eq_ignore_ascii_case(b"tls-required:")
-            && String::from_utf8_lossy(&line[13..])
-                .trim()
-                .eq_ignore_ascii_case("no")
-    })
-}
-
-/// One domain's outcomes and the recipients relayed to a next hop
-/// without DSN support.
-type DomainOutcome = (Vec<RecipientAttempt>, HashMap<String, String>);
-
-/// Per-recipient outcomes of one domain's delivery.
-fn outcomes_of(list: &[&QueuedRecipient], delivered: Delivered, now: i64) -> DomainOutcome {
-    let mut out = Vec::new();
-    let mut relayed_to = HashMap::new();
-    match delivered {
-        Delivered::Sent {
-            outcome,
-            host,
-            peer_dsn,
-        } => {
-            for (i, r) in list.iter().enumerate() {
-                let reply = outcome.for_recipient(i);
-                let attempt = per_recipient(r, reply, now);
-                if attempt.outcome == AttemptOutcome::Delivered && !peer_dsn {
-                    relayed_to.insert(r.address.clone(), format!("dns; {host}"));
-                }
-                out.push(attempt);
-            }
-        }
-        Delivered::Temporary(error) => out.extend(list.iter().map(|r| RecipientAttempt {
-            address: r.address.clone(),
-            outcome: deferred(r.attempts, now, error.clone()),
-        })),
-        Delivered::Permanent(error) => out.extend(list.iter().map(|r| RecipientAttempt {
-            address: r.address.clone(),
-            outcome: AttemptOutcome::Failed {
-                error: error.clone(),
-            },
-        })),
-        Delivered::Busy => out.extend(list.iter().map(|r| RecipientAttempt {
-            address: r.address.clone(),
-            outcome: AttemptOutcome::Postponed {
-                next_attempt: now + BUSY_RETRY_SECS,
-            },
-        })),
-    }
-    (out, relayed_to)
 }
 
 /// A message's outcomes as they come in: expiry applied, recorded early
@@ -1058,69 +442,6 @@ fn per_recipient(
     }
 }
 
-/// MAIL parameters passing the submitter's DSN wishes on (RFC 3461 §4.3,
-/// §4.4); sent only to a peer offering DSN.
-fn dsn_mail_params(outbound: &Outbound) -> Vec<String> {
-    let mut params = Vec::new();
-    if let Some(ret) = outbound.ret {
-        params.push(match ret {
-            tern_store::DsnReturn::Full => "RET=FULL".to_string(),
-            tern_store::DsnReturn::Headers => "RET=HDRS".to_string(),
-        });
-    }
-    if let Some(id) = &outbound.env_id {
-        params.push(format!("ENVID={}", xtext(id)));
-    }
-    params
-}
-
-/// RCPT parameters for `address` (RFC 3461 §4.1, §4.2).
-fn dsn_rcpt_params(outbound: &Outbound, address: &str) -> Vec<String> {
-    let Some(r) = outbound
-        .recipients
-        .iter()
-        .find(|r| r.address.eq_ignore_ascii_case(address))
-    else {
-        return Vec::new();
-    };
-    let n = r.notify;
-    let notify = if !(n.success || n.failure || n.delay) {
-        "NEVER".to_string()
-    } else {
-        [
-            (n.success, "SUCCESS"),
-            (n.failure, "FAILURE"),
-            (n.delay, "DELAY"),
-        ]
-        .iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, name)| *name)
-        .collect::<Vec<_>>()
-        .join(",")
-    };
-    let mut params = vec![format!("NOTIFY={notify}")];
-    if let Some(orcpt) = &r.orcpt {
-        match orcpt.split_once(';') {
-            Some((kind, addr)) => params.push(format!("ORCPT={kind};{}", xtext(addr))),
-            None => params.push(format!("ORCPT=rfc822;{}", xtext(orcpt))),
-        }
-    }
-    params
-}
-
-/// xtext (RFC 3461 §4): `+`, `=`, controls and non-ASCII as `+HH`.
-fn xtext(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if (33..=126).contains(&b) && b != b'+' && b != b'=' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("+{b:02X}"));
-        }
-    }
-    out
-}
-
 /// A temporary failure, tried again after a pause that doubles with each
 /// attempt: 5 min, 10, 20 ... up to 4 h.
 fn deferred(attempts: u32, now: i64, error: String) -> AttemptOutcome {
@@ -1129,29 +450,6 @@ fn deferred(attempts: u32, now: i64, error: String) -> AttemptOutcome {
         next_attempt: now + pause,
         error,
     }
-}
-
-/// The enhanced status of a temporary error as it stands (`4.x.y`), or a
-/// generic one, for delay notices.
-fn status_of_temporary(error: &str) -> String {
-    status_of(error).replacen('5', "4", 1)
-}
-
-/// The enhanced status in a recorded error (`smtp; 550 5.1.1 ...`), or a
-/// generic permanent one.
-fn status_of(error: &str) -> String {
-    error
-        .split_ascii_whitespace()
-        .find(|w| {
-            let parts: Vec<&str> = w.split('.').collect();
-            parts.len() == 3
-                && matches!(parts[0], "4" | "5")
-                && parts[1..]
-                    .iter()
-                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .map(|s| s.replacen('4', "5", 1))
-        .unwrap_or_else(|| "5.0.0".into())
 }
 
 /// The message without its `Return-Path:` fields: they are added at final
@@ -1198,7 +496,10 @@ async fn read_all(
 
 #[cfg(test)]
 mod tests {
+    use super::envelope::{dsn_mail_params, dsn_rcpt_params, tls_required_no};
+    use super::notices::status_of;
     use super::*;
+    use tern_store::{DsnNotify, Outbound, OutboundRecipient};
 
     #[test]
     fn return_path_is_stripped_from_the_header_only() {
