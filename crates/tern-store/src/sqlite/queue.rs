@@ -340,7 +340,9 @@ pub fn record(
     }
     let pending: i64 = conn
         .prepare_cached(
-            "SELECT count(*) FROM queue_recipient WHERE message_id = ?1 AND status = 'pending'",
+            // `+status`: the primary key, not the status index (which
+            // would walk every pending recipient of the whole queue).
+            "SELECT count(*) FROM queue_recipient WHERE message_id = ?1 AND +status = 'pending'",
         )
         .and_then(|mut s| s.query_row([id.0], |r| r.get(0)))
         .map_err(db("counting pending recipients"))?;
@@ -482,7 +484,7 @@ pub fn sweep(conn: &Connection, now: i64) -> Result<usize> {
             "SELECT m.id FROM queue_message m
               WHERE (m.lease_until IS NULL OR m.lease_until <= ?1)
                 AND NOT EXISTS (SELECT 1 FROM queue_recipient r
-                                 WHERE r.message_id = m.id AND r.status = 'pending')",
+                                 WHERE r.message_id = m.id AND +r.status = 'pending')",
         )
         .and_then(|mut s| s.query_map([now], |r| r.get(0))?.collect())
         .map_err(db("finding finished queue entries"))?;
