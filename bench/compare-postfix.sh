@@ -86,16 +86,6 @@ PF_CONF=$PF/conf
 TERN_DIR=$WORK/tern
 PF_STARTED=0
 
-stop_postfix() {
-    if [ "$PF_STARTED" = 1 ]; then
-        local master
-        master=$(tr -dc 0-9 <"$PF/queue/pid/master.pid" 2>/dev/null || true)
-        postfix -c "$PF_CONF" stop >/dev/null 2>&1 || true
-        if [ -n "$master" ]; then stop_pid "$master"; fi
-        PF_STARTED=0
-    fi
-}
-
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -199,15 +189,7 @@ run_tern() {
 
 # --- Postfix --------------------------------------------------------------------
 
-if ! [ -x /usr/sbin/postfix ]; then
-    say "installing Postfix from Debian (no configuration, not started)"
-    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix >"$WORK/apt.log" 2>&1 || {
-        apt-get update -q >>"$WORK/apt.log" 2>&1
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix >>"$WORK/apt.log" 2>&1
-    } || { tail -20 "$WORK/apt.log" >&2; die "cannot install postfix"; }
-fi
-PF_VERSION=$(postconf -d -h mail_version 2>/dev/null || echo "?")
+install_postfix
 
 say "Postfix $PF_VERSION: private instance in $PF"
 mkdir -p "$PF_CONF" "$PF/queue" "$PF/data" "$PF/mail"

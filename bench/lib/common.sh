@@ -1,9 +1,11 @@
 # bench/lib/common.sh — process and port helpers shared by every comparison
-# script (compare-postfix.sh, compare-dovecot-*.sh): stopping a process,
+# script (compare-postfix*.sh, compare-dovecot-*.sh): stopping a process,
 # waiting for a port, running a child so that signals still reach the
-# cleanup, reading a JSON field, waiting for a process to go quiet. Expects
-# START_TIMEOUT, STOP_TIMEOUT and (for settle) SETTLE_TIMEOUT; TERN_PID,
-# CHILD_PID and CHILD_RC are its state. Sourced, not run.
+# cleanup, reading a JSON field, waiting for a process to go quiet, and
+# installing and stopping a private Postfix. Expects START_TIMEOUT,
+# STOP_TIMEOUT and (for settle) SETTLE_TIMEOUT; TERN_PID, CHILD_PID and
+# CHILD_RC are its state; the Postfix helpers use WORK, PF, PF_CONF,
+# PF_STARTED, say and die. Sourced, not run.
 
 TERN_PID=""
 CHILD_PID=""
@@ -79,4 +81,29 @@ settle() {
         last=$now
     done
     awk -v i="$i" 'BEGIN { printf "%.1f", (i + 1) * 0.2 }'
+}
+
+# Installs Debian's postfix if missing (no configuration: no system instance
+# starts), and sets PF_VERSION.
+install_postfix() {
+    if ! [ -x /usr/sbin/postfix ]; then
+        say "installing Postfix from Debian (no configuration, not started)"
+        echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix >"$WORK/apt.log" 2>&1 || {
+            apt-get update -q >>"$WORK/apt.log" 2>&1
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix >>"$WORK/apt.log" 2>&1
+        } || { tail -20 "$WORK/apt.log" >&2; die "cannot install postfix"; }
+    fi
+    PF_VERSION=$(postconf -d -h mail_version 2>/dev/null || echo "?")
+}
+
+# Stops the private Postfix of config directory PF_CONF if PF_STARTED.
+stop_postfix() {
+    if [ "$PF_STARTED" = 1 ]; then
+        local master
+        master=$(tr -dc 0-9 <"$PF/queue/pid/master.pid" 2>/dev/null || true)
+        postfix -c "$PF_CONF" stop >/dev/null 2>&1 || true
+        if [ -n "$master" ]; then stop_pid "$master"; fi
+        PF_STARTED=0
+    fi
 }

@@ -9,9 +9,9 @@
 //! Relaxed/relaxed canonicalisation survives the re-wrapping of headers
 //! common on the way.
 
-use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256, SigningKey};
 use mail_auth::common::headers::HeaderWriter;
-use mail_auth::dkim::{Canonicalization, DkimSigner};
+use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,11 +37,66 @@ pub const SIGNED_FIELDS: &[&str] = &[
 /// Keys are read again after this long, so new ones apply without restart.
 const KEY_CACHE: Duration = Duration::from_secs(60);
 
-type KeysRead = (Instant, Arc<Vec<DkimKey>>);
+/// A key ready to sign: parsed once (RSA key parsing is not cheap), with
+/// the signature template built.
+pub enum Signer {
+    Ed25519(DkimSigner<Ed25519Key, Done>),
+    Rsa(DkimSigner<RsaKey<Sha256>, Done>),
+}
+
+impl Signer {
+    /// The signer for a stored key.
+    pub fn new(key: &DkimKey) -> Result<Signer, String> {
+        let e = |e: mail_auth::Error| e.to_string();
+        match key.algorithm.as_str() {
+            "ed25519" => Ok(Signer::Ed25519(template(
+                Ed25519Key::from_pkcs8_der(&key.private_key).map_err(e)?,
+                key,
+            ))),
+            "rsa" => {
+                let der = tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs1(
+                    key.private_key.clone().into(),
+                );
+                Ok(Signer::Rsa(template(
+                    RsaKey::<Sha256>::from_key_der(der).map_err(e)?,
+                    key,
+                )))
+            }
+            other => Err(format!("unknown DKIM key algorithm {other:?}")),
+        }
+    }
+
+    /// One `DKIM-Signature:` field (with its CRLF) over `message`.
+    pub fn sign(&self, message: &[u8]) -> Result<String, String> {
+        let signature = match self {
+            Signer::Ed25519(s) => s.sign(message),
+            Signer::Rsa(s) => s.sign(message),
+        };
+        signature.map(|s| s.to_header()).map_err(|e| e.to_string())
+    }
+}
+
+/// The signature template: domain, selector, the fields, relaxed/relaxed.
+fn template<T: SigningKey>(signing_key: T, key: &DkimKey) -> DkimSigner<T, Done> {
+    DkimSigner::from_key(signing_key)
+        .domain(&key.domain)
+        .selector(&key.selector)
+        .headers(SIGNED_FIELDS.iter().copied())
+        .header_canonicalization(Canonicalization::Relaxed)
+        .body_canonicalization(Canonicalization::Relaxed)
+}
+
+/// One stored key, ready or not.
+struct Loaded {
+    name: String,
+    signer: Result<Signer, String>,
+}
+
+type KeysRead = (Instant, Arc<Vec<Loaded>>);
 
 pub struct Dkim {
     store: Arc<dyn Store>,
-    /// Keys by domain, with when they were read.
+    /// Signers by domain, with when their keys were read.
     keys: Mutex<HashMap<String, KeysRead>>,
 }
 
@@ -71,13 +126,14 @@ impl Dkim {
             }
             let mut out = Vec::new();
             for key in keys.iter() {
-                match sign_with(key, message) {
+                match key
+                    .signer
+                    .as_ref()
+                    .map_err(String::clone)
+                    .and_then(|s| s.sign(message))
+                {
                     Ok(field) => out.extend_from_slice(field.as_bytes()),
-                    Err(e) => tracing::warn!(
-                        "outbound: DKIM signing with {}._domainkey.{}: {e}",
-                        key.selector,
-                        key.domain
-                    ),
+                    Err(e) => tracing::warn!("outbound: DKIM signing with {}: {e}", key.name),
                 }
             }
             return out;
@@ -92,7 +148,7 @@ impl Dkim {
         out
     }
 
-    async fn keys_of(&self, domain: &str) -> Arc<Vec<DkimKey>> {
+    async fn keys_of(&self, domain: &str) -> Arc<Vec<Loaded>> {
         if let Ok(cache) = self.keys.lock() {
             if let Some((at, keys)) = cache.get(domain) {
                 if at.elapsed() < KEY_CACHE {
@@ -101,7 +157,14 @@ impl Dkim {
             }
         }
         let keys = match self.store.dkim_keys(domain).await {
-            Ok(k) => Arc::new(k),
+            Ok(k) => Arc::new(
+                k.iter()
+                    .map(|key| Loaded {
+                        name: format!("{}._domainkey.{}", key.selector, key.domain),
+                        signer: Signer::new(key),
+                    })
+                    .collect(),
+            ),
             Err(e) => {
                 tracing::warn!("outbound: reading DKIM keys of {domain}: {e}");
                 Arc::new(Vec::new())
@@ -114,34 +177,9 @@ impl Dkim {
     }
 }
 
-/// One `DKIM-Signature:` field (with its CRLF) over `message`.
+/// One `DKIM-Signature:` field (with its CRLF) over `message` with `key`.
 pub fn sign_with(key: &DkimKey, message: &[u8]) -> Result<String, String> {
-    let e = |e: mail_auth::Error| e.to_string();
-    let signature = match key.algorithm.as_str() {
-        "ed25519" => DkimSigner::from_key(Ed25519Key::from_pkcs8_der(&key.private_key).map_err(e)?)
-            .domain(&key.domain)
-            .selector(&key.selector)
-            .headers(SIGNED_FIELDS.iter().copied())
-            .header_canonicalization(Canonicalization::Relaxed)
-            .body_canonicalization(Canonicalization::Relaxed)
-            .sign(message)
-            .map_err(e)?,
-        "rsa" => {
-            let der = tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs1(
-                key.private_key.clone().into(),
-            );
-            DkimSigner::from_key(RsaKey::<Sha256>::from_key_der(der).map_err(e)?)
-                .domain(&key.domain)
-                .selector(&key.selector)
-                .headers(SIGNED_FIELDS.iter().copied())
-                .header_canonicalization(Canonicalization::Relaxed)
-                .body_canonicalization(Canonicalization::Relaxed)
-                .sign(message)
-                .map_err(e)?
-        }
-        other => return Err(format!("unknown DKIM key algorithm {other:?}")),
-    };
-    Ok(signature.to_header())
+    Signer::new(key)?.sign(message)
 }
 
 /// The domain of the first `From:` address, lower-case.

@@ -341,6 +341,21 @@ impl Drop for Sink {
     }
 }
 
+/// `tern dkim generate DOMAIN`: the TXT records to publish, name → value,
+/// as a JSON object for [`dkimpy_verifies`].
+pub fn dkim_generate(dir: &TestDir, domain: &str) -> serde_json::Value {
+    let generated: serde_json::Value =
+        serde_json::from_str(&dir.ok(&["--json", "dkim", "generate", domain], "")).unwrap();
+    let records: serde_json::Map<String, serde_json::Value> = generated["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap().to_string(), r["value"].clone()))
+        .collect();
+    assert_eq!(records.len(), 2, "an Ed25519 and an RSA key: {generated}");
+    serde_json::Value::Object(records)
+}
+
 /// Debian's Python, which has the packages scripts/test.sh installs
 /// (python3-aiosmtpd, python3-dkim), even where another `python3` comes
 /// first on the PATH.
@@ -399,15 +414,7 @@ fn refusals_retries_7bit_downgrade_and_dkim_at_a_scripted_sink() {
     dns.mx("f.test", 10, "mx.f.test");
     dns.a("mx.f.test", Ipv4Addr::new(127, 0, 0, 5));
     let (a_dir, a) = sender(&dns, port, "delay_notice_secs = 1\n");
-    let generated: serde_json::Value =
-        serde_json::from_str(&a_dir.ok(&["--json", "dkim", "generate", "a.test"], "")).unwrap();
-    let records: serde_json::Map<String, serde_json::Value> = generated["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (r["name"].as_str().unwrap().to_string(), r["value"].clone()))
-        .collect();
-    assert_eq!(records.len(), 2, "{generated}");
+    let records = dkim_generate(&a_dir, "a.test");
 
     let ann = idle(a.listeners["imap"], "ann@a.test");
     let started = Instant::now();
@@ -449,7 +456,7 @@ fn refusals_retries_7bit_downgrade_and_dkim_at_a_scripted_sink() {
     // Signed after the downgrade, with both keys; dkimpy agrees.
     assert_eq!(text.matches("DKIM-Signature:").count(), 2, "{text}");
     assert_eq!(
-        dkimpy_verifies(&data, &serde_json::Value::Object(records.clone())),
+        dkimpy_verifies(&data, &records),
         serde_json::json!([true, true])
     );
 
