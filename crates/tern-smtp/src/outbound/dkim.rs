@@ -124,19 +124,14 @@ impl Dkim {
             if keys.is_empty() {
                 continue;
             }
-            let mut out = Vec::new();
-            for key in keys.iter() {
-                match key
-                    .signer
-                    .as_ref()
-                    .map_err(String::clone)
-                    .and_then(|s| s.sign(message))
-                {
-                    Ok(field) => out.extend_from_slice(field.as_bytes()),
-                    Err(e) => tracing::warn!("outbound: DKIM signing with {}: {e}", key.name),
-                }
-            }
-            return out;
+            // RSA signing is a millisecond of CPU: off the async workers,
+            // so the sessions they drive are not held up meanwhile.
+            let message = message.to_vec();
+            let signed = tokio::task::spawn_blocking(move || sign_all(&keys, &message)).await;
+            return signed.unwrap_or_else(|e| {
+                tracing::warn!("outbound: DKIM signing stopped: {e}");
+                Vec::new()
+            });
         }
         Vec::new()
     }
@@ -175,6 +170,24 @@ impl Dkim {
         }
         keys
     }
+}
+
+/// Every key's `DKIM-Signature:` field over `message`; a key that fails
+/// is logged and left out.
+fn sign_all(keys: &[Loaded], message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for key in keys {
+        match key
+            .signer
+            .as_ref()
+            .map_err(String::clone)
+            .and_then(|s| s.sign(message))
+        {
+            Ok(field) => out.extend_from_slice(field.as_bytes()),
+            Err(e) => tracing::warn!("outbound: DKIM signing with {}: {e}", key.name),
+        }
+    }
+    out
 }
 
 /// One `DKIM-Signature:` field (with its CRLF) over `message` with `key`.
