@@ -226,8 +226,15 @@ impl Remote {
         needs: Needs,
     ) -> Result<Delivered, HostError> {
         let host = target.host;
-        if let Some(session) = self.checkout(host, policy) {
-            match self.transact(session, host, envelope, message, needs).await {
+        // Pooled sessions are kept per policy: one opened opportunistically
+        // (its certificate perhaps untrusted) never carries mail that
+        // needs verified TLS.
+        let key = pool_key(host, policy);
+        if let Some(session) = self.checkout(&key) {
+            match self
+                .transact(session, host, &key, envelope, message, needs)
+                .await
+            {
                 Ok(d) => return Ok(d),
                 // A stale pooled session: connect afresh below.
                 Err(e) => tracing::debug!("outbound: reused session to {host}: {e:?}"),
@@ -241,7 +248,9 @@ impl Remote {
         for ip in addresses {
             match self.open(target, ip, policy).await {
                 Ok(session) => {
-                    return self.transact(session, host, envelope, message, needs).await;
+                    return self
+                        .transact(session, host, &key, envelope, message, needs)
+                        .await;
                 }
                 Err(e) => last = e,
             }
@@ -350,6 +359,7 @@ impl Remote {
         &self,
         mut session: Session,
         host: &str,
+        pool_key: &str,
         envelope: &Envelope,
         message: &[u8],
         needs: Needs,
@@ -413,7 +423,7 @@ impl Remote {
         }
         match session.send(&envelope, body).await {
             Ok(outcome) => {
-                self.checkin(host, session);
+                self.checkin(pool_key, session);
                 Ok(Delivered::Sent {
                     outcome,
                     host: host.to_string(),
@@ -424,13 +434,12 @@ impl Remote {
         }
     }
 
-    /// An idle session to `host` opened under the same kind of policy.
-    fn checkout(&self, host: &str, policy: &Policy) -> Option<Session> {
+    /// An idle session under `key` (host and policy), if one is fresh.
+    fn checkout(&self, key: &str) -> Option<Session> {
         let mut pool = self.pool.lock().ok()?;
-        let idle = pool.get_mut(host)?;
+        let idle = pool.get_mut(key)?;
         while let Some((since, session)) = idle.pop() {
-            let fits = session.is_tls() || matches!(policy, Policy::Opportunistic);
-            if since.elapsed() < REUSE_WINDOW && fits {
+            if since.elapsed() < REUSE_WINDOW {
                 return Some(session);
             }
             tokio::spawn(session.quit());
@@ -438,11 +447,11 @@ impl Remote {
         None
     }
 
-    fn checkin(&self, host: &str, session: Session) {
+    fn checkin(&self, key: &str, session: Session) {
         let Ok(mut pool) = self.pool.lock() else {
             return;
         };
-        let idle = pool.entry(host.to_string()).or_default();
+        let idle = pool.entry(key.to_string()).or_default();
         if idle.len() < POOL_PER_HOST {
             idle.push((Instant::now(), session));
         } else {
@@ -485,6 +494,16 @@ enum HostError {
     Tls(String),
 }
 
+/// Where idle sessions to `host` opened under `policy` are kept.
+fn pool_key(host: &str, policy: &Policy) -> String {
+    let kind = match policy {
+        Policy::Opportunistic => "may",
+        Policy::Verified => "verify",
+        Policy::Dane(_) => "dane",
+    };
+    format!("{host} {kind}")
+}
+
 /// A TLSA record from the DNS answer.
 fn tlsa(data: &RData) -> Option<Tlsa> {
     match data {
@@ -495,5 +514,21 @@ fn tlsa(data: &RData) -> Option<Tlsa> {
             data: t.cert_data.clone(),
         }),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pooled_sessions_are_kept_apart_by_policy() {
+        let may = pool_key("mx.example", &Policy::Opportunistic);
+        let verify = pool_key("mx.example", &Policy::Verified);
+        let dane = pool_key("mx.example", &Policy::Dane(Vec::new()));
+        assert_ne!(may, verify);
+        assert_ne!(may, dane);
+        assert_ne!(verify, dane);
+        assert_ne!(may, pool_key("mx2.example", &Policy::Opportunistic));
     }
 }
