@@ -283,3 +283,34 @@ pub fn strip_ansi(s: &str) -> String {
     }
     out
 }
+
+/// Polls `check` until it yields a value, at most `timeout`: for state no
+/// event announces (the queue as `tern queue list` shows it, a Maildir, a
+/// port coming up), never as a pause before talking to a server. Fails
+/// with `what` and the last state `check` described.
+pub fn poll_until<T>(
+    timeout: std::time::Duration,
+    what: &str,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(state) if std::time::Instant::now() >= deadline => {
+                panic!("{what} within {timeout:?}; last: {state}")
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Whether `tern queue list` shows an empty queue.
+pub fn queue_is_empty(dir: &TestDir) -> Result<(), String> {
+    let list = dir.ok(&["queue", "list"], "");
+    if list.trim() == "the queue is empty" {
+        Ok(())
+    } else {
+        Err(list)
+    }
+}

@@ -67,29 +67,26 @@ pub fn deferred_error(dir: &TestDir, address: &str) -> String {
 
 /// [`deferred_error`] once `address` has had `attempts` attempts.
 fn deferred_after(dir: &TestDir, address: &str, attempts: u64) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let list: serde_json::Value =
-            serde_json::from_str(&dir.ok(&["queue", "list", "--json"], "")).unwrap();
-        for m in list.as_array().unwrap() {
-            for r in m["recipients"].as_array().unwrap() {
-                if r["address"] == address
-                    && r["status"] == "pending"
-                    && r["attempts"].as_u64() >= Some(attempts)
-                {
-                    if let Some(e) = r["last_error"].as_str() {
-                        return e.to_string();
-                    }
-                }
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{address} never deferred: {list}"
-        );
-        // Polling the queue's state, not waiting for a server.
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    poll_until(
+        Duration::from_secs(60),
+        &format!("{address} deferred"),
+        || {
+            let list: serde_json::Value =
+                serde_json::from_str(&dir.ok(&["queue", "list", "--json"], "")).unwrap();
+            list.as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|m| m["recipients"].as_array().unwrap())
+                .find(|r| {
+                    r["address"] == address
+                        && r["status"] == "pending"
+                        && r["attempts"].as_u64() >= Some(attempts)
+                })
+                .and_then(|r| r["last_error"].as_str())
+                .map(str::to_string)
+                .ok_or_else(|| list.to_string())
+        },
+    )
 }
 
 #[test]
@@ -494,11 +491,9 @@ fn refusals_retries_7bit_downgrade_and_dkim_at_a_scripted_sink() {
         serde_json::json!(["later@f.test"]),
         "{third}"
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while a_dir.ok(&["queue", "list"], "").trim() != "the queue is empty" {
-        assert!(Instant::now() < deadline, "the queue never emptied");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    poll_until(Duration::from_secs(30), "the queue empty", || {
+        queue_is_empty(&a_dir)
+    });
     let all = crate::imap::imaplib(
         &a,
         r#"
@@ -612,19 +607,12 @@ print(json.dumps(sum(len(x) for x in r)))
     assert!(!status.success());
 
     let a = a_dir.start();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while a_dir.ok(&["queue", "list"], "").trim() != "the queue is empty" {
-        assert!(
-            Instant::now() < deadline,
-            "the queue never emptied: {}",
-            a_dir.ok(&["queue", "list"], "")
-        );
+    poll_until(Duration::from_secs(120), "the queue empty", || {
         while let Ok(v) = sink.lines.try_recv() {
             got.push(subject(&v));
         }
-        // Polling the queue's state, not waiting for a server.
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        queue_is_empty(&a_dir)
+    });
     // Transactions the sink finished before the queue emptied.
     while let Ok(v) = sink.lines.recv_timeout(Duration::from_millis(500)) {
         got.push(subject(&v));
@@ -667,31 +655,27 @@ print(json.dumps(r))
     sink.next();
     // The third waits for the next minute: pending, no attempt counted,
     // due later.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let waiting = poll_until(Duration::from_secs(60), "the third postponed", || {
         let list: serde_json::Value =
             serde_json::from_str(&a_dir.ok(&["queue", "list", "--json"], "")).unwrap();
-        let waiting: Vec<&serde_json::Value> = list
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let waiting: Vec<serde_json::Value> = list
             .as_array()
             .unwrap()
             .iter()
             .flat_map(|m| m["recipients"].as_array().unwrap())
             .filter(|r| r["status"] == "pending")
+            .cloned()
             .collect();
-        if waiting.len() == 1 && waiting[0]["next_attempt"].as_i64().is_some() {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs() as i64;
-            if waiting[0]["next_attempt"].as_i64().unwrap() > now + 30 {
-                assert_eq!(waiting[0]["attempts"], 0, "{list}");
-                break;
-            }
+        match waiting.as_slice() {
+            [one] if one["next_attempt"].as_i64().is_some_and(|t| t > now + 30) => Ok(one.clone()),
+            _ => Err(list.to_string()),
         }
-        assert!(Instant::now() < deadline, "never postponed: {list}");
-        // Polling the queue's state, not waiting for a server.
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
+    assert_eq!(waiting["attempts"], 0, "{waiting}");
     assert!(
         sink.lines.recv_timeout(Duration::from_millis(500)).is_err(),
         "a third message got through"

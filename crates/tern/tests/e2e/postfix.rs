@@ -15,7 +15,7 @@ use crate::smtp::python;
 use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The owner of Postfix's virtual mailboxes (no such user need exist).
 const VMAIL_ID: u32 = 5000;
@@ -173,32 +173,25 @@ postlog unix-dgram n - n - 1 postlogd
         _dir: dir,
     };
     // Ready when smtpd's port answers.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect((POSTFIX_IP, port)).is_err() {
-        if Instant::now() > deadline {
-            return Err("postfix never listened".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    poll_until(Duration::from_secs(30), "Postfix listening", || {
+        TcpStream::connect((POSTFIX_IP, port))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    });
     Ok(postfix)
 }
 
 /// The first message Postfix delivered to pat, waiting for it.
 fn delivered(postfix: &Postfix) -> Vec<u8> {
     let new = postfix.mail.join("pf.test/pat/new");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(file) = std::fs::read_dir(&new)
+    let file = poll_until(Duration::from_secs(60), "Postfix delivering", || {
+        std::fs::read_dir(&new)
             .ok()
             .and_then(|mut entries| entries.next())
             .and_then(|e| e.ok())
-        {
-            return std::fs::read(file.path()).unwrap();
-        }
-        assert!(Instant::now() < deadline, "Postfix delivered nothing");
-        // Polling a Maildir, not waiting for a server.
-        std::thread::sleep(Duration::from_millis(50));
-    }
+            .ok_or_else(|| format!("nothing in {}", new.display()))
+    });
+    std::fs::read(file.path()).unwrap()
 }
 
 #[test]
