@@ -10,20 +10,21 @@ cd "$(dirname "$0")/.."
 # for IMAP (Python's smtplib, poplib and imaplib come with python3);
 # Dovecot, the reference the IMAP differential tester compares Tern with;
 # aiosmtpd, the scripted SMTP sink outbound delivery is tested against,
-# dkimpy, the independent DKIM verifier (both for Debian's /usr/bin/python3),
+# dkimpy, the independent DKIM signer and verifier, pyspf, the independent
+# SPF checker (all for Debian's /usr/bin/python3),
 # and Postfix, a receiving server for outbound delivery (installed without a
 # configuration: no system instance starts; the test runs its own).
 if ! command -v swaks >/dev/null || ! command -v curl >/dev/null || ! perl -MIO::Socket::SSL -e1 2>/dev/null \
    || ! command -v fetchmail >/dev/null || ! command -v getmail >/dev/null \
    || ! command -v mbsync >/dev/null || ! command -v offlineimap >/dev/null \
    || ! command -v dovecot >/dev/null \
-   || ! /usr/bin/python3 -c 'import aiosmtpd, dkim' 2>/dev/null \
+   || ! /usr/bin/python3 -c 'import aiosmtpd, dkim, nacl, spf, cryptography' 2>/dev/null \
    || ! [ -x /usr/sbin/postfix ]; then
   export DEBIAN_FRONTEND=noninteractive
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq swaks libio-socket-ssl-perl libnet-ssleay-perl curl fetchmail getmail6 \
-    isync offlineimap3 dovecot-core dovecot-imapd python3-aiosmtpd python3-dkim postfix >/dev/null
+    isync offlineimap3 dovecot-core dovecot-imapd python3-aiosmtpd python3-dkim python3-nacl python3-spf python3-cryptography postfix >/dev/null
 fi
 # With Dovecot installed here, the differential tester must not skip.
 export TERN_REQUIRE_DOVECOT=1

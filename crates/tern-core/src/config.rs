@@ -14,11 +14,13 @@
 //! Relative paths (`data_dir`, `tls.cert`, `tls.key`) are relative to the
 //! working directory of the server process, not to the configuration file.
 
+mod inbound;
 mod outbound;
 mod pop3;
 mod store;
 mod toml_keys;
 
+pub use inbound::{Check, InboundConfig};
 pub use outbound::{DnsConfig, OutboundConfig, RelayTls};
 pub use pop3::{Pop3Config, Pop3Deleted};
 pub use store::{Durability, StoreConfig};
@@ -69,6 +71,9 @@ pub struct Config {
     /// Protocol traces of chosen accounts and client networks.
     #[serde(deserialize_with = "table")]
     pub trace: crate::trace::TraceConfig,
+    /// What is checked about mail from other servers: SPF, DKIM, DMARC, ARC.
+    #[serde(deserialize_with = "table")]
+    pub inbound: InboundConfig,
     /// How queued mail leaves: MX delivery, TLS policies, the smarthost.
     #[serde(deserialize_with = "table")]
     pub outbound: OutboundConfig,
@@ -448,6 +453,7 @@ impl Default for Config {
             smtp: SmtpConfig::default(),
             pop3: Pop3Config::default(),
             trace: crate::trace::TraceConfig::default(),
+            inbound: InboundConfig::default(),
             outbound: OutboundConfig::default(),
             dns: DnsConfig::default(),
         }

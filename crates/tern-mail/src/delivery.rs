@@ -62,6 +62,9 @@ pub struct Envelope {
     pub ret: Option<DsnReturn>,
     /// REQUIRETLS (RFC 8689 §4.1): onward hops only over verified TLS.
     pub require_tls: bool,
+    /// What sender authentication found (inbound mail from other servers
+    /// only; `None` when nothing was checked).
+    pub sender_auth: Option<crate::SenderAuth>,
     pub origin: Origin,
 }
 
@@ -314,6 +317,13 @@ impl Mail {
             recipient,
         };
         let mut target = DeliveryTarget::inbox(recipient);
+        // DMARC `p=quarantine` (RFC 7489 §6.3): delivered, but as junk.
+        if envelope.sender_auth.as_ref().is_some_and(|a| a.quarantine) {
+            target.mailbox_id = self
+                .find_mailbox(recipient, &MailboxTarget::Role(Role::Junk))
+                .await;
+            target.keywords.push("$Junk".into());
+        }
         for filter in &self.filters {
             match filter.check(&input).await {
                 Verdict::Accept => {}
@@ -501,6 +511,7 @@ mod tests {
             env_id: None,
             ret: None,
             require_tls: false,
+            sender_auth: None,
             origin,
         }
     }

@@ -12,6 +12,8 @@
 //! - [`delivery`]: the pipeline every message takes to the Store: trace
 //!   fields, the message prepared (hashed and parsed) once, the [`filter`]s
 //!   in order, a target per recipient, then one durable `Store::accept`;
+//! - [`sender_auth`]: the summary of SPF/DKIM/DMARC/ARC results an inbound
+//!   message carries to the filters;
 //! - [`submission`]: what happens when one of our users sends (the fields a
 //!   submission server adds, RFC 6409 §8, and the copy in Sent).
 //!
@@ -23,6 +25,7 @@ pub mod delivery;
 pub mod directory;
 pub mod filter;
 pub mod headers;
+pub mod sender_auth;
 pub mod submission;
 #[cfg(test)]
 mod test_support;
@@ -37,6 +40,7 @@ pub use auth::AuthError;
 pub use delivery::{DeliveryError, DeliveryReport, Envelope, Origin, Trace};
 pub use directory::{Directory, Expansion};
 pub use filter::{Filter, FilterInput, MailboxTarget, Verdict};
+pub use sender_auth::{AuthResult, SenderAuth};
 pub use submission::SubmitError;
 
 /// Settings of the mail layer, taken from `tern.toml`.

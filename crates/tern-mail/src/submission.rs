@@ -119,6 +119,7 @@ impl Mail {
             env_id: None,
             ret: None,
             require_tls: false,
+            sender_auth: None,
             origin: Origin::Submission {
                 account: account.id,
                 save_copy,

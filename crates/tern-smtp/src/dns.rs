@@ -110,6 +110,12 @@ impl Resolver {
         })
     }
 
+    /// The underlying resolver with its cache, for the sender
+    /// authentication checks (mail-auth asks through it).
+    pub fn hickory(&self) -> TokioResolver {
+        self.inner.clone()
+    }
+
     /// The MX records of `domain`, `(preference, exchange)` with the
     /// exchange lower-case and without the trailing dot ("" for the root,
     /// a null MX). `NoRecords` when there are none (implicit MX applies).

@@ -11,6 +11,9 @@
 //! (RFC 3030), DSN (RFC 3461), STARTTLS (RFC 3207), AUTH PLAIN and LOGIN
 //! (RFC 4954).
 //!
+//! Mail from other servers is checked by [`trust`] (SPF, DKIM, DMARC,
+//! ARC) before it enters the pipeline.
+//!
 //! This crate translates between the wire and the mail layer
 //! (`tern-mail`: login, recipient resolution, sender policy, the delivery
 //! pipeline); it opens no files and knows no other protocol. A reply of
@@ -24,6 +27,7 @@ pub mod outbound;
 pub mod path;
 pub mod reply;
 mod session;
+pub mod trust;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -54,6 +58,8 @@ pub struct SmtpServer {
     pub limits: Limits,
     /// Which connections get a protocol trace.
     pub tracer: Arc<tern_core::trace::Tracer>,
+    /// Sender authentication of mail from other servers (port 25).
+    pub trust: Option<Arc<trust::Trust>>,
 }
 
 impl SmtpServer {
@@ -70,7 +76,14 @@ impl SmtpServer {
             smtp,
             limits,
             tracer: Arc::new(tern_core::trace::Tracer::off()),
+            trust: None,
         }
+    }
+
+    /// Checks mail from other servers with `trust` (SPF, DKIM, DMARC, ARC).
+    pub fn with_trust(mut self, trust: Arc<trust::Trust>) -> SmtpServer {
+        self.trust = Some(trust);
+        self
     }
 
     /// Traces the connections `tracer` picks.
@@ -128,6 +141,21 @@ mod fuzz_corpus {
             if let Ok(text) = std::str::from_utf8(data) {
                 let _ = parse_policy(text);
                 let _ = parse_txt(text);
+            }
+        });
+    }
+
+    /// As fuzz/fuzz_targets/auth_headers.rs.
+    #[test]
+    fn auth_headers() {
+        use crate::trust::fields::{count_signatures, strip_our_results};
+        replay("auth_headers", |data| {
+            let _ = count_signatures(data);
+            if let Some(kept) = strip_our_results(data, "mx.example.com") {
+                assert!(kept.len() < data.len());
+            }
+            if let Some(message) = mail_auth::AuthenticatedMessage::parse(data) {
+                let _ = message.from();
             }
         });
     }

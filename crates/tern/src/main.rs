@@ -64,6 +64,8 @@ enum Command {
     /// DKIM signing keys of local domains
     #[command(subcommand)]
     Dkim(DkimCommand),
+    /// The DNS records DOMAIN should publish: MX, SPF, DKIM, DMARC and client SRV records
+    Dns { domain: String },
     /// Outbound TLS sessions by destination, policy and result (RFC 8460 data)
     TlsReport {
         /// How many days back, today included
@@ -301,6 +303,7 @@ async fn run(cli: Cli, out: Output) -> Result<()> {
             admin::dkim_show(&*store, &domain, out).await
         }
         Command::TlsReport { days } => admin::tls_report(&*store, days, out).await,
+        Command::Dns { domain } => admin::dns_records(&*store, &config, &domain, out).await,
         Command::Queue(QueueCommand::Remove { id }) => admin::queue_remove(&*store, id, out).await,
         Command::Queue(QueueCommand::Hold { id }) => {
             admin::queue_hold(&*store, id, true, out).await

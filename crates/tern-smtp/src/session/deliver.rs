@@ -12,7 +12,7 @@ use tern_mail::{DeliveryError, Envelope, Origin, Trace};
 
 impl Session {
     pub(super) async fn finish(&mut self, body: tern_core::spool::Spool) {
-        let Some(tx) = self.tx.take() else { return };
+        let Some(mut tx) = self.tx.take() else { return };
         // A spooled body comes back into memory only here, a few at a time
         // server-wide; the slot is held until the message is stored.
         let (body, _slot) = match self.srv.mail.read_body(body).await {
@@ -23,6 +23,10 @@ impl Session {
             }
         };
         let mail_from = tx.from.as_ref().map(|m| m.address()).unwrap_or_default();
+        let (body, sender_auth) = match self.authenticate(tx.spf.take(), &mail_from, body).await {
+            Ok(checked) => checked,
+            Err(refusal) => return self.reply(refusal),
+        };
         // RFC 6409 §8: a submission server may complete the message; on
         // port 25 only an authenticated client is a submitter.
         // (Submission ports require AUTH, so that is every client there.)
@@ -47,6 +51,7 @@ impl Session {
             env_id: tx.params.env_id.clone(),
             ret: tx.params.ret,
             require_tls: tx.params.require_tls,
+            sender_auth,
             origin,
         };
         let trace = Trace {

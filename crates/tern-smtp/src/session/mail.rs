@@ -73,6 +73,7 @@ impl Session {
                 ));
             }
         }
+        let spf = self.start_spf(from.as_ref());
         self.tx = Some(Transaction {
             from,
             params,
@@ -80,6 +81,7 @@ impl Session {
             remote: Vec::new(),
             accepted_rcpts: 0,
             bdat: None,
+            spf,
         });
         self.reply(Reply::new(250, "2.1.0", "sender OK"));
     }

@@ -15,6 +15,7 @@ mod rcpt;
 mod starttls;
 #[cfg(test)]
 pub(crate) mod tests;
+mod trust_check;
 
 use crate::command::{self, Command, CommandError, MailParams};
 use crate::path::{Mailbox, PathError};
@@ -47,6 +48,8 @@ pub(crate) struct Transaction {
     pub accepted_rcpts: usize,
     /// BDAT chunks so far, and whether the size limit was passed.
     pub bdat: Option<Bdat>,
+    /// SPF of this transaction, looked up while the rest arrives.
+    pub spf: Option<trust_check::PendingSpf>,
 }
 
 pub(crate) struct Session {

@@ -6,11 +6,13 @@
 
 mod commands;
 mod dkim;
+mod dns;
 mod queue;
 pub mod security;
 
 pub use commands::*;
 pub use dkim::{dkim_generate, dkim_show, tls_report};
+pub use dns::dns_records;
 pub use queue::{
     queue_flush, queue_flush_domain, queue_hold, queue_list, queue_remove, queue_show,
 };

@@ -257,12 +257,21 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
         )
         .with_spool(spool),
     );
-    let smtp_server = SmtpServer::new(
+    let mut smtp_server = SmtpServer::new(
         mail.clone(),
         tls.clone(),
         config.smtp.clone(),
         config.limits.clone(),
     );
+    if config.inbound.any() {
+        let resolver = tern_smtp::dns::Resolver::new(&config.dns)
+            .map_err(|e| anyhow::anyhow!("setting up DNS for sender authentication: {e}"))?;
+        smtp_server = smtp_server.with_trust(Arc::new(tern_smtp::trust::Trust::new(
+            resolver.hickory(),
+            config.inbound.clone(),
+            config.hostname.clone(),
+        )));
+    }
     let tracer = Arc::new(tern_core::trace::Tracer::new(
         config.trace.clone(),
         &config.data_dir,

@@ -84,8 +84,15 @@ impl DnsServer {
         self.add(alias, RData::CNAME(CNAME(name(target))), false);
     }
 
+    /// A TXT record; text longer than 255 bytes (an RSA DKIM key) is
+    /// split into several character-strings, as zone files do.
     pub fn txt(&self, owner: &str, text: &str) {
-        self.add(owner, RData::TXT(TXT::new(vec![text.to_string()])), false);
+        let strings = text
+            .as_bytes()
+            .chunks(255)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        self.add(owner, RData::TXT(TXT::new(strings)), false);
     }
 
     pub fn secure_tlsa(&self, owner: &str, usage: u8, selector: u8, matching: u8, data: Vec<u8>) {

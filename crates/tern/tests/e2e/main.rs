@@ -16,6 +16,7 @@ mod mx;
 mod outbound;
 mod pop3;
 mod postfix;
+mod sender_auth;
 mod serve;
 mod smtp;
 mod smtp_crash;
