@@ -19,11 +19,13 @@ mod outbound;
 mod pop3;
 mod store;
 mod toml_keys;
+mod virus;
 
 pub use inbound::{Check, InboundConfig};
 pub use outbound::{DnsConfig, OutboundConfig, RelayTls};
 pub use pop3::{Pop3Config, Pop3Deleted};
 pub use store::{Durability, StoreConfig};
+pub use virus::{OnFailure, VirusConfig};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -74,6 +76,9 @@ pub struct Config {
     /// What is checked about mail from other servers: SPF, DKIM, DMARC, ARC.
     #[serde(deserialize_with = "table")]
     pub inbound: InboundConfig,
+    /// Scanning mail with clamd.
+    #[serde(deserialize_with = "table")]
+    pub virus: VirusConfig,
     /// How queued mail leaves: MX delivery, TLS policies, the smarthost.
     #[serde(deserialize_with = "table")]
     pub outbound: OutboundConfig,
@@ -454,6 +459,7 @@ impl Default for Config {
             pop3: Pop3Config::default(),
             trace: crate::trace::TraceConfig::default(),
             inbound: InboundConfig::default(),
+            virus: VirusConfig::default(),
             outbound: OutboundConfig::default(),
             dns: DnsConfig::default(),
         }

@@ -23,6 +23,7 @@
 
 use crate::filter::{FilterInput, MailboxTarget, Verdict};
 use crate::headers::{new_id, now, rfc5322_date};
+use crate::screen::{ScreenInput, SpamScore};
 use crate::Mail;
 use std::net::IpAddr;
 use tern_store::message::PreparedMessage;
@@ -192,6 +193,7 @@ impl Mail {
     ) -> Result<DeliveryReport, DeliveryError> {
         let id = new_id();
         let received_at = now();
+        let (body, spam) = self.screen(&envelope, trace, body).await?;
         let raw = self.with_trace_fields(&envelope, trace, &id, received_at, body);
         let size = raw.len();
         let message = crate::prepare(raw)
@@ -209,7 +211,10 @@ impl Mail {
         let mut dropped = 0;
         let mut targets = Vec::new();
         for rcpt in &envelope.local {
-            match self.decide(&message, &envelope, rcpt.account_id).await {
+            match self
+                .decide(&message, &envelope, spam.as_ref(), rcpt.account_id)
+                .await
+            {
                 Decision::Store(t) => targets.push(t),
                 Decision::Drop => dropped += 1,
                 Decision::Reject { code, status, text } => {
@@ -304,16 +309,57 @@ impl Mail {
         })
     }
 
+    /// Runs the screens over the whole message: a refusal ends delivery
+    /// for everyone; the fields they add go in front of `body`.
+    async fn screen(
+        &self,
+        envelope: &Envelope,
+        trace: Option<&Trace>,
+        body: Vec<u8>,
+    ) -> Result<(Vec<u8>, Option<SpamScore>), DeliveryError> {
+        if self.screens.is_empty() {
+            return Ok((body, None));
+        }
+        let input = ScreenInput {
+            raw: &body,
+            envelope,
+            trace,
+        };
+        let mut fields = String::new();
+        let mut spam = None;
+        for screen in &self.screens {
+            let found = screen.screen(&input).await;
+            if let Some((code, status, text)) = found.refuse {
+                tracing::info!(
+                    "screen {} refused a message: {code} {status} {text}",
+                    screen.name()
+                );
+                return Err(DeliveryError::Rejected { code, status, text });
+            }
+            found.fields.iter().for_each(|f| fields.push_str(f));
+            spam = found.spam.or(spam);
+        }
+        if fields.is_empty() {
+            return Ok((body, spam));
+        }
+        let mut message = Vec::with_capacity(fields.len() + body.len());
+        message.extend_from_slice(fields.as_bytes());
+        message.extend_from_slice(&body);
+        Ok((message, spam))
+    }
+
     /// Runs the filters for one recipient.
     async fn decide(
         &self,
         message: &PreparedMessage,
         envelope: &Envelope,
+        spam: Option<&SpamScore>,
         recipient: AccountId,
     ) -> Decision {
         let input = FilterInput {
             message,
             envelope,
+            spam,
             recipient,
         };
         let mut target = DeliveryTarget::inbox(recipient);

@@ -50,6 +50,8 @@ pub struct FilterInput<'a> {
     /// Hashed and parsed; trace fields already added.
     pub message: &'a PreparedMessage,
     pub envelope: &'a Envelope,
+    /// The spam rules' score of the whole message, when they ran.
+    pub spam: Option<&'a crate::screen::SpamScore>,
     /// The local recipient this verdict is for.
     pub recipient: AccountId,
 }

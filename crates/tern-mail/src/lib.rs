@@ -12,6 +12,8 @@
 //! - [`delivery`]: the pipeline every message takes to the Store: trace
 //!   fields, the message prepared (hashed and parsed) once, the [`filter`]s
 //!   in order, a target per recipient, then one durable `Store::accept`;
+//! - [`screen`]: whole-message checks before the message is stored (the
+//!   [`virus`] scanner, the spam rules), which may refuse it or add fields;
 //! - [`sender_auth`]: the summary of SPF/DKIM/DMARC/ARC results an inbound
 //!   message carries to the filters;
 //! - [`submission`]: what happens when one of our users sends (the fields a
@@ -25,10 +27,12 @@ pub mod delivery;
 pub mod directory;
 pub mod filter;
 pub mod headers;
+pub mod screen;
 pub mod sender_auth;
 pub mod submission;
 #[cfg(test)]
 mod test_support;
+pub mod virus;
 
 use std::sync::Arc;
 use tern_core::spool::{LargeBodies, Spool, SpoolConfig};
@@ -40,6 +44,7 @@ pub use auth::AuthError;
 pub use delivery::{DeliveryError, DeliveryReport, Envelope, Origin, Trace};
 pub use directory::{Directory, Expansion};
 pub use filter::{Filter, FilterInput, MailboxTarget, Verdict};
+pub use screen::{Screen, ScreenInput, Screening, SpamScore};
 pub use sender_auth::{AuthResult, SenderAuth};
 pub use submission::SubmitError;
 
@@ -61,6 +66,7 @@ pub struct Mail {
     config: MailConfig,
     limiter: Arc<AuthLimiter>,
     filters: Vec<Arc<dyn Filter>>,
+    screens: Vec<Arc<dyn Screen>>,
     /// Where bodies being received go once large ([`tern_core::spool`]).
     spool: SpoolConfig,
     large_bodies: LargeBodies,
@@ -73,6 +79,7 @@ impl Mail {
             config,
             limiter,
             filters: Vec::new(),
+            screens: Vec::new(),
             spool: SpoolConfig::memory(),
             large_bodies: LargeBodies::default(),
         }
@@ -97,6 +104,13 @@ impl Mail {
         body: Spool,
     ) -> std::io::Result<(Vec<u8>, Option<tokio::sync::OwnedSemaphorePermit>)> {
         self.large_bodies.read(body).await
+    }
+
+    /// Adds a whole-message screen to the delivery pipeline; screens run
+    /// in the order they were added, before the filters.
+    pub fn with_screen(mut self, screen: Arc<dyn Screen>) -> Mail {
+        self.screens.push(screen);
+        self
     }
 
     /// Adds a filter to the delivery pipeline; filters run in the order

@@ -37,3 +37,17 @@ pub async fn mail_with_joe(
     );
     (mail, joe, dir)
 }
+
+/// An inbound envelope from `ann@remote.test` with no recipients.
+pub fn inbound_envelope() -> crate::Envelope {
+    crate::Envelope {
+        mail_from: "ann@remote.test".into(),
+        local: vec![],
+        remote: vec![],
+        env_id: None,
+        ret: None,
+        require_tls: false,
+        sender_auth: None,
+        origin: crate::Origin::Inbound,
+    }
+}

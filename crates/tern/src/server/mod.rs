@@ -245,18 +245,21 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
     control::start(&config.data_dir, limiter.clone(), shutdown.clone());
     let spool = tern_core::spool::SpoolConfig::in_data_dir(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.join("spool").display()))?;
-    let mail = Arc::new(
-        Mail::new(
-            store.clone(),
-            MailConfig {
-                hostname: config.hostname.clone(),
-                recipient_delimiter: config.smtp.recipient_delimiter.clone(),
-                check_header_from: config.smtp.check_header_from,
-            },
-            limiter,
-        )
-        .with_spool(spool),
-    );
+    let mut mail = Mail::new(
+        store.clone(),
+        MailConfig {
+            hostname: config.hostname.clone(),
+            recipient_delimiter: config.smtp.recipient_delimiter.clone(),
+            check_header_from: config.smtp.check_header_from,
+        },
+        limiter,
+    )
+    .with_spool(spool);
+    if !config.virus.clamd.is_empty() {
+        tracing::info!("virus scanning with clamd at {}", config.virus.clamd);
+        mail = mail.with_screen(Arc::new(tern_mail::virus::Clamd::new(config.virus.clone())));
+    }
+    let mail = Arc::new(mail);
     let mut smtp_server = SmtpServer::new(
         mail.clone(),
         tls.clone(),

@@ -21,3 +21,4 @@ mod serve;
 mod smtp;
 mod smtp_crash;
 mod trace;
+mod virus;

@@ -1,0 +1,59 @@
+//! Checks of a whole message, once, before it is stored or queued: a virus
+//! scanner, the spam rules. Where a [`crate::filter::Filter`] decides per
+//! recipient on the prepared message, a [`Screen`] sees the raw bytes once
+//! per message and may refuse the message outright (for every recipient,
+//! at SMTP time) or add header fields (`X-Spam-Status`), which go in front
+//! of the message before it is prepared, so the stored copy carries them.
+
+use crate::delivery::{Envelope, Trace};
+use async_trait::async_trait;
+
+/// What a screen is shown.
+pub struct ScreenInput<'a> {
+    /// The message as the client sent it (with our
+    /// `Authentication-Results` in front when sender authentication ran).
+    pub raw: &'a [u8],
+    pub envelope: &'a Envelope,
+    /// How it reached us, when it came over the network.
+    pub trace: Option<&'a Trace>,
+}
+
+/// What one screen found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Screening {
+    /// Refuse the message: a reply code, an RFC 3463 status and a text.
+    pub refuse: Option<(u16, String, String)>,
+    /// Header fields to add, each a complete `Name: value\r\n`.
+    pub fields: Vec<String>,
+    /// A spam score and the rules that made it, for the filters after.
+    pub spam: Option<SpamScore>,
+}
+
+/// A message's spam score, as the rules saw it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpamScore {
+    pub score: f64,
+    /// The rules that fired, with their points.
+    pub rules: Vec<(String, f64)>,
+}
+
+impl Screening {
+    pub fn pass() -> Screening {
+        Screening::default()
+    }
+
+    pub fn refuse(code: u16, status: &str, text: impl Into<String>) -> Screening {
+        Screening {
+            refuse: Some((code, status.into(), text.into())),
+            ..Screening::default()
+        }
+    }
+}
+
+/// A whole-message check of the delivery pipeline.
+#[async_trait]
+pub trait Screen: Send + Sync {
+    /// For logs: which screen decided.
+    fn name(&self) -> &str;
+    async fn screen(&self, input: &ScreenInput<'_>) -> Screening;
+}
