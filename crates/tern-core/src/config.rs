@@ -16,6 +16,7 @@
 
 mod inbound;
 mod outbound;
+mod spam;
 mod pop3;
 mod store;
 mod toml_keys;
@@ -24,6 +25,7 @@ mod virus;
 pub use inbound::{Check, InboundConfig};
 pub use outbound::{DnsConfig, OutboundConfig, RelayTls};
 pub use pop3::{Pop3Config, Pop3Deleted};
+pub use spam::{Points, SpamConfig};
 pub use store::{Durability, StoreConfig};
 pub use virus::{OnFailure, VirusConfig};
 
@@ -76,6 +78,9 @@ pub struct Config {
     /// What is checked about mail from other servers: SPF, DKIM, DMARC, ARC.
     #[serde(deserialize_with = "table")]
     pub inbound: InboundConfig,
+    /// The spam filter: rules, block lists, Bayes, greylisting.
+    #[serde(deserialize_with = "table")]
+    pub spam: SpamConfig,
     /// Scanning mail with clamd.
     #[serde(deserialize_with = "table")]
     pub virus: VirusConfig,
@@ -459,6 +464,7 @@ impl Default for Config {
             pop3: Pop3Config::default(),
             trace: crate::trace::TraceConfig::default(),
             inbound: InboundConfig::default(),
+            spam: SpamConfig::default(),
             virus: VirusConfig::default(),
             outbound: OutboundConfig::default(),
             dns: DnsConfig::default(),

@@ -25,6 +25,7 @@
 pub mod auth;
 pub mod delivery;
 pub mod directory;
+pub mod fields;
 pub mod filter;
 pub mod headers;
 pub mod screen;

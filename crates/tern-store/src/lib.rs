@@ -23,7 +23,7 @@ pub use query::*;
 pub use search::SearchKey;
 pub use store::{
     BlobStore, ChangeStore, DirectoryStore, EmailStore, MailboxStore, MessageStore, QueueStore,
-    Store,
+    SpamStore, Store,
 };
 pub use types::*;
 
@@ -31,6 +31,6 @@ pub use types::*;
 pub mod prelude {
     pub use crate::store::{
         BlobStore, ChangeStore, DirectoryStore, EmailStore, MailboxStore, MessageStore, QueueStore,
-        Store,
+        SpamStore, Store,
     };
 }

@@ -333,6 +333,38 @@ pub trait QueueStore: Send + Sync {
     async fn queue_delay_notified(&self, id: QueueId) -> Result<()>;
 }
 
+/// The spam filter's memory: each account's Bayesian classifier and the
+/// greylisting triplets.
+#[async_trait]
+pub trait SpamStore: Send + Sync {
+    /// The account's trained message counts, and what it knows of `tokens`.
+    async fn bayes_counts(&self, account: AccountId, tokens: &[u64]) -> Result<BayesCounts>;
+    /// Training requests waiting, oldest first.
+    async fn bayes_pending(&self, limit: usize) -> Result<Vec<TrainRequest>>;
+    /// Applies `request` with the message's `tokens` (untraining an earlier
+    /// opposite verdict on the same email; the same verdict again changes
+    /// nothing) and removes it; `None` drops a request whose email is gone.
+    /// `agreed`: the filter had judged the message the same way.
+    async fn bayes_train(
+        &self,
+        request: &TrainRequest,
+        tokens: Option<Vec<u64>>,
+        agreed: bool,
+    ) -> Result<()>;
+    async fn spam_stats(&self, account: AccountId) -> Result<SpamStats>;
+    /// Greylisting (`[spam] greylisting`): records the triplet and says
+    /// whether it may pass at `now`. A triplet passes once `delay` seconds
+    /// after it was first seen, and from then on for `ttl` seconds after
+    /// each pass (auto-whitelisting of senders that retry).
+    async fn greylist(
+        &self,
+        triplet: (&str, &str, &str),
+        now: i64,
+        delay: i64,
+        ttl: i64,
+    ) -> Result<GreylistVerdict>;
+}
+
 /// The change journal and notifications: what changed since a modseq,
 /// retention, and subscriptions that wake on commits by any process.
 #[async_trait]
@@ -384,6 +416,7 @@ pub trait Store:
     + BlobStore
     + QueueStore
     + ChangeStore
+    + SpamStore
     + 'static
 {
     /// Finishes pending writes and closes the store cleanly; later calls fail

@@ -757,3 +757,47 @@ mod tests {
         assert_eq!(Role::Sent.imap_attribute(), Some("\\Sent"));
     }
 }
+
+/// A user's verdict on a message, waiting to train their spam classifier:
+/// written by the Store operation that moved it into or out of Junk or
+/// gave it `$Junk` / `$NotJunk`, whichever protocol asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrainRequest {
+    pub seq: i64,
+    pub account_id: AccountId,
+    pub email_id: EmailId,
+    /// Spam (true) or not spam.
+    pub spam: bool,
+}
+
+/// What an account's classifier knows about some tokens.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BayesCounts {
+    /// Messages trained as spam and as not spam.
+    pub spam_messages: u64,
+    pub ham_messages: u64,
+    /// `(token, times in spam, times in ham)` for the asked tokens seen.
+    pub tokens: Vec<(u64, u64, u64)>,
+}
+
+/// An account's classifier in numbers (`tern spam stats`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SpamStats {
+    pub spam_messages: u64,
+    pub ham_messages: u64,
+    pub tokens: u64,
+    /// Training events of the last 30 days, and how many of them the
+    /// filter had already judged the same way (the rest are its mistakes
+    /// the user corrected).
+    pub recent_trained: u64,
+    pub recent_agreed: u64,
+}
+
+/// Greylisting's answer for a (client network, sender, recipient) triplet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GreylistVerdict {
+    /// Known, or waited long enough: accept.
+    Pass,
+    /// New or too soon: try again in this many seconds.
+    Wait(i64),
+}

@@ -1,7 +1,5 @@
-//! The header fields sender authentication reads and writes, found by
-//! walking the header section of the raw message (RFC 5322 §2.2: a field
-//! runs to the next line that does not start with white space; the section
-//! ends at the first empty line).
+//! The header fields sender authentication reads and removes, found by
+//! `tern_mail::fields`' walk of the raw header section.
 //!
 //! - RFC 8601 §5: an `Authentication-Results` field claiming our
 //!   authserv-id that arrives from outside is a forgery and is removed
@@ -9,34 +7,7 @@
 //! - signatures are counted before anything is verified, so a message with
 //!   hundreds of them costs nothing ([`super::MAX_SIGNATURES`]).
 
-use std::ops::Range;
-
-/// The header fields of `raw`: each field's byte range (its line ending
-/// included) and name.
-pub fn header_fields(raw: &[u8]) -> Vec<(Range<usize>, &[u8])> {
-    let mut fields: Vec<(Range<usize>, &[u8])> = Vec::new();
-    let mut at = 0;
-    while at < raw.len() {
-        let line_end = raw[at..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(raw.len(), |i| at + i + 1);
-        let line = &raw[at..line_end];
-        if line == b"\r\n" || line == b"\n" {
-            break; // the empty line: the body follows
-        }
-        match (line.first(), fields.last_mut()) {
-            // A continuation line belongs to the field before it.
-            (Some(b' ' | b'\t'), Some((range, _))) => range.end = line_end,
-            _ => {
-                let name_end = line.iter().position(|&b| b == b':').unwrap_or(0);
-                fields.push((at..line_end, trim(&line[..name_end])));
-            }
-        }
-        at = line_end;
-    }
-    fields
-}
+use tern_mail::fields::{header_fields, trim_start, without_fields};
 
 /// How many DKIM and ARC message signatures the header carries.
 pub fn count_signatures(raw: &[u8]) -> usize {
@@ -52,26 +23,11 @@ pub fn count_signatures(raw: &[u8]) -> usize {
 /// `raw` without the `Authentication-Results` fields whose authserv-id is
 /// `authserv_id` (RFC 8601 §5); `None` when there are none.
 pub fn strip_our_results(raw: &[u8], authserv_id: &str) -> Option<Vec<u8>> {
-    let forged: Vec<Range<usize>> = header_fields(raw)
-        .into_iter()
-        .filter(|(range, name)| {
-            name.eq_ignore_ascii_case(b"Authentication-Results")
-                && authserv_id_of(&raw[range.start + name.len()..range.end])
-                    .is_some_and(|id| id.eq_ignore_ascii_case(authserv_id.as_bytes()))
-        })
-        .map(|(range, _)| range)
-        .collect();
-    if forged.is_empty() {
-        return None;
-    }
-    let mut kept = Vec::with_capacity(raw.len());
-    let mut at = 0;
-    for range in forged {
-        kept.extend_from_slice(&raw[at..range.start]);
-        at = range.end;
-    }
-    kept.extend_from_slice(&raw[at..]);
-    Some(kept)
+    without_fields(raw, |name, field| {
+        name.eq_ignore_ascii_case(b"Authentication-Results")
+            && authserv_id_of(&field[name.len()..])
+                .is_some_and(|id| id.eq_ignore_ascii_case(authserv_id.as_bytes()))
+    })
 }
 
 /// The authserv-id of an `Authentication-Results` value (RFC 8601 §2.2:
@@ -114,23 +70,6 @@ fn skip_comment(text: &[u8]) -> Option<&[u8]> {
         }
     }
     None
-}
-
-fn trim_start(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(s.len());
-    &s[start..]
-}
-
-fn trim(s: &[u8]) -> &[u8] {
-    let s = trim_start(s);
-    let end = s
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(0, |i| i + 1);
-    &s[..end]
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod mailboxes;
 mod messages;
 mod queue;
 mod search;
+mod spam;
 
 pub use directory::*;
 pub use emails::*;
@@ -26,11 +27,12 @@ pub use mailboxes::*;
 pub use messages::*;
 pub use queue::*;
 pub use search::*;
+pub use spam::*;
 
 pub(crate) use crate::query::*;
 pub(crate) use crate::search::SearchKey;
 pub(crate) use crate::types::*;
-pub(crate) use crate::{Store, StoreError};
+pub(crate) use crate::{SpamStore, Store, StoreError};
 use std::any::Any;
 use std::sync::Arc;
 
@@ -63,7 +65,8 @@ macro_rules! conformance_tests {
             queue_claims_hand_out_only_due_recipients,
             queue_flush_and_remove, queue_partial_records_and_dead_workers,
             email_keywords_by_id, email_in_several_mailboxes, destroy_emails_by_id, account_wide_query_pages,
-            journal_retention_has_a_floor, uploads_hold_blobs_until_they_expire);
+            journal_retention_has_a_floor, uploads_hold_blobs_until_they_expire,
+            moves_into_and_out_of_junk_ask_for_training, greylisting_defers_then_remembers);
         $crate::conformance_tests!(@fixture_cases $fixture;
             another_process_wakes_subscribers, queue_claims_never_overlap);
     };

@@ -159,12 +159,28 @@ pub fn set_mailboxes(
     if to_remove.is_empty() && to_add.is_empty() {
         return journal::highest_modseq(ctx.conn, account);
     }
+    // Into or out of Junk: the user's verdict, for their spam classifier.
+    let role_of = |ids: &mut dyn Iterator<Item = MailboxId>| -> Result<Vec<Option<Role>>> {
+        ids.map(|m| Ok(mailboxes::get(ctx.conn, account, m)?.role))
+            .collect()
+    };
+    let was = role_of(&mut current.iter().map(|(m, _)| *m))?;
+    let will = role_of(&mut wanted.iter().copied())?;
+    let junk = |roles: &[Option<Role>]| roles.contains(&Some(Role::Junk));
+    let verdict = match (junk(&was), junk(&will)) {
+        (false, true) => Some(true),
+        (true, false) if !will.contains(&Some(Role::Trash)) => Some(false),
+        _ => None,
+    };
     let modseq = ctx.modseq(account)?;
     for (mailbox, uid) in to_remove {
         remove_membership(ctx.conn, account, mailbox, uid, id, modseq)?;
     }
     for mailbox in to_add {
         add_membership(ctx.conn, account, mailbox, id, modseq)?;
+    }
+    if let Some(spam) = verdict {
+        super::spam::request_training(ctx.conn, account, id, spam)?;
     }
     Ok(modseq)
 }

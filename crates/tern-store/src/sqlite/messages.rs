@@ -437,6 +437,13 @@ pub(super) fn write_keywords(
     keywords: &[String],
     modseq: ModSeq,
 ) -> Result<()> {
+    let old: Option<String> = conn
+        .prepare_cached("SELECT keywords FROM email WHERE id = ?1")
+        .and_then(|mut s| s.query_row([email.0], |r| r.get(0)).optional())
+        .map_err(db("reading keywords"))?;
+    if let Some(old) = old {
+        super::spam::keywords_changed(conn, account, email, &decode_keywords(&old), keywords)?;
+    }
     conn.prepare_cached("UPDATE email SET keywords = ?1 WHERE id = ?2")
         .and_then(|mut s| s.execute(params![encode_keywords(keywords), email.0]))
         .map_err(db("setting keywords"))?;
@@ -505,14 +512,21 @@ pub fn copy(
     }
     let mut mapping = Vec::with_capacity(entries.len());
     let modseq = ctx.modseq(account)?;
+    // Into or out of Junk: the user's verdict, for their spam classifier.
+    let source_role = mailboxes::get(ctx.conn, account, from)?.role;
+    let verdict = super::spam::verdict_of_move(source_role, target.role);
     for entry in entries {
-        let dest_uid = if is_move {
+        let (email, dest_uid) = if is_move {
             remove_membership(ctx.conn, account, from, entry.uid, entry.email_id, modseq)?;
-            add_membership(ctx.conn, account, to, entry.email_id, modseq)?
+            let uid = add_membership(ctx.conn, account, to, entry.email_id, modseq)?;
+            (entry.email_id, uid)
         } else {
             let copy = duplicate_email(ctx, account, entry.email_id, entry.size)?;
-            add_membership(ctx.conn, account, to, copy, modseq)?
+            (copy, add_membership(ctx.conn, account, to, copy, modseq)?)
         };
+        if let Some(spam) = verdict {
+            super::spam::request_training(ctx.conn, account, email, spam)?;
+        }
         mapping.push((entry.uid, dest_uid));
     }
     Ok(CopyResult {

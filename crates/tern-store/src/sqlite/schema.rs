@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 15;
+pub const SCHEMA_VERSION: i64 = 16;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE meta (
@@ -311,6 +311,43 @@ CREATE TABLE tls_report (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 16: the spam filter's memory. Each account's Bayesian
+/// classifier: token counts (tokens are 64-bit hashes), which emails were
+/// trained as what (so a changed verdict untrains the old one), and the
+/// requests the Store operations that move mail into or out of Junk leave
+/// for the trainer; and greylisting's triplets.
+const SCHEMA_V16: &str = r#"
+CREATE TABLE bayes_token (
+    account_id INTEGER NOT NULL,
+    token      INTEGER NOT NULL,
+    spam       INTEGER NOT NULL,
+    ham        INTEGER NOT NULL,
+    PRIMARY KEY (account_id, token)
+) WITHOUT ROWID;
+CREATE TABLE bayes_trained (
+    account_id INTEGER NOT NULL,
+    email_id   INTEGER NOT NULL,
+    spam       INTEGER NOT NULL,
+    agreed     INTEGER NOT NULL,
+    trained_at INTEGER NOT NULL,
+    PRIMARY KEY (account_id, email_id)
+) WITHOUT ROWID;
+CREATE TABLE bayes_pending (
+    seq        INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL,
+    email_id   INTEGER NOT NULL,
+    spam       INTEGER NOT NULL
+);
+CREATE TABLE greylist (
+    network    TEXT NOT NULL,
+    sender     TEXT NOT NULL,
+    recipient  TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    passed_at  INTEGER,
+    PRIMARY KEY (network, sender, recipient)
+) WITHOUT ROWID;
+"#;
+
 /// Creates or upgrades the schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     // IMMEDIATE takes the write lock first, so two processes starting on a
@@ -369,6 +406,9 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     }
     if version < 15 {
         tx.execute_batch(SCHEMA_V15)?;
+    }
+    if version < 16 {
+        tx.execute_batch(SCHEMA_V16)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
