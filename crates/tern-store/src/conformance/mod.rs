@@ -32,7 +32,7 @@ pub use spam::*;
 pub(crate) use crate::query::*;
 pub(crate) use crate::search::SearchKey;
 pub(crate) use crate::types::*;
-pub(crate) use crate::{SpamStore, Store, StoreError};
+pub(crate) use crate::{Store, StoreError};
 use std::any::Any;
 use std::sync::Arc;
 
