@@ -16,8 +16,8 @@
 
 mod inbound;
 mod outbound;
-mod spam;
 mod pop3;
+mod spam;
 mod store;
 mod toml_keys;
 mod virus;

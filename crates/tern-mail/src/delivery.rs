@@ -327,6 +327,7 @@ impl Mail {
         };
         let mut fields = String::new();
         let mut spam = None;
+        let mut remove: Vec<&str> = Vec::new();
         for screen in &self.screens {
             let found = screen.screen(&input).await;
             if let Some((code, status, text)) = found.refuse {
@@ -337,11 +338,19 @@ impl Mail {
                 return Err(DeliveryError::Rejected { code, status, text });
             }
             found.fields.iter().for_each(|f| fields.push_str(f));
+            remove.extend(found.remove_fields);
             spam = found.spam.or(spam);
         }
-        if fields.is_empty() {
+        if fields.is_empty() && remove.is_empty() {
             return Ok((body, spam));
         }
+        let doomed = |name: &[u8], _: &[u8]| {
+            remove
+                .iter()
+                .any(|r| name.eq_ignore_ascii_case(r.as_bytes()))
+        };
+        let kept = crate::fields::without_fields(&body, doomed);
+        let body = kept.unwrap_or(body);
         let mut message = Vec::with_capacity(fields.len() + body.len());
         message.extend_from_slice(fields.as_bytes());
         message.extend_from_slice(&body);

@@ -14,6 +14,8 @@
 //!   in order, a target per recipient, then one durable `Store::accept`;
 //! - [`screen`]: whole-message checks before the message is stored (the
 //!   [`virus`] scanner, the spam rules), which may refuse it or add fields;
+//! - [`spam`]: the built-in spam filter (rules, block lists, each user's
+//!   Bayesian classifier and its trainer);
 //! - [`sender_auth`]: the summary of SPF/DKIM/DMARC/ARC results an inbound
 //!   message carries to the filters;
 //! - [`submission`]: what happens when one of our users sends (the fields a
@@ -30,6 +32,7 @@ pub mod filter;
 pub mod headers;
 pub mod screen;
 pub mod sender_auth;
+pub mod spam;
 pub mod submission;
 #[cfg(test)]
 mod test_support;

@@ -25,6 +25,9 @@ pub struct Screening {
     pub refuse: Option<(u16, String, String)>,
     /// Header fields to add, each a complete `Name: value\r\n`.
     pub fields: Vec<String>,
+    /// Header fields to remove from the message as it arrived first (the
+    /// ones this screen writes, which only it may write).
+    pub remove_fields: Vec<&'static str>,
     /// A spam score and the rules that made it, for the filters after.
     pub spam: Option<SpamScore>,
 }
@@ -35,6 +38,8 @@ pub struct SpamScore {
     pub score: f64,
     /// The rules that fired, with their points.
     pub rules: Vec<(String, f64)>,
+    /// The message's tokens, for each recipient's classifier.
+    pub tokens: Vec<u64>,
 }
 
 impl Screening {

@@ -382,3 +382,22 @@ pub(crate) fn random_u64() -> u64 {
     );
     h.finish()
 }
+
+/// Block-list lookups for the spam filter (RFC 5782): A records only; a
+/// name that does not exist, or a failed lookup, lists nobody.
+#[async_trait::async_trait]
+impl tern_mail::spam::lists::DnsLookup for Resolver {
+    async fn ipv4(&self, name: &str) -> Vec<std::net::Ipv4Addr> {
+        match self.inner.ipv4_lookup(fqdn(name)).await {
+            Ok(l) => l
+                .answers()
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::A(a) => Some(a.0),
+                    _ => None,
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}

@@ -60,6 +60,8 @@ pub struct SmtpServer {
     pub tracer: Arc<tern_core::trace::Tracer>,
     /// Sender authentication of mail from other servers (port 25).
     pub trust: Option<Arc<trust::Trust>>,
+    /// Greylisting's delay in seconds, when it is on.
+    pub greylist_delay: Option<u64>,
 }
 
 impl SmtpServer {
@@ -77,12 +79,19 @@ impl SmtpServer {
             limits,
             tracer: Arc::new(tern_core::trace::Tracer::off()),
             trust: None,
+            greylist_delay: None,
         }
     }
 
     /// Checks mail from other servers with `trust` (SPF, DKIM, DMARC, ARC).
     pub fn with_trust(mut self, trust: Arc<trust::Trust>) -> SmtpServer {
         self.trust = Some(trust);
+        self
+    }
+
+    /// Greylists unknown senders on port 25 for `delay_secs`.
+    pub fn with_greylisting(mut self, delay_secs: u64) -> SmtpServer {
+        self.greylist_delay = Some(delay_secs);
         self
     }
 

@@ -64,6 +64,9 @@ enum Command {
     /// DKIM signing keys of local domains
     #[command(subcommand)]
     Dkim(DkimCommand),
+    /// The spam filter: what each account's classifier has learned
+    #[command(subcommand)]
+    Spam(SpamCommand),
     /// The DNS records DOMAIN should publish: MX, SPF, DKIM, DMARC and client SRV records
     Dns { domain: String },
     /// Outbound TLS sessions by destination, policy and result (RFC 8460 data)
@@ -72,6 +75,12 @@ enum Command {
         #[arg(long, default_value_t = 7)]
         days: u32,
     },
+}
+
+#[derive(Subcommand)]
+enum SpamCommand {
+    /// Messages trained as spam and not spam, and the filter's accuracy on the user's recent corrections
+    Stats { account: String },
 }
 
 #[derive(Subcommand)]
@@ -303,6 +312,9 @@ async fn run(cli: Cli, out: Output) -> Result<()> {
             admin::dkim_show(&*store, &domain, out).await
         }
         Command::TlsReport { days } => admin::tls_report(&*store, days, out).await,
+        Command::Spam(SpamCommand::Stats { account }) => {
+            admin::spam_stats(&*store, &account, out).await
+        }
         Command::Dns { domain } => admin::dns_records(&*store, &config, &domain, out).await,
         Command::Queue(QueueCommand::Remove { id }) => admin::queue_remove(&*store, id, out).await,
         Command::Queue(QueueCommand::Hold { id }) => {

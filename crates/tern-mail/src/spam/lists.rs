@@ -56,24 +56,28 @@ pub async fn listed_ip(dns: &dyn DnsLookup, ip: IpAddr, lists: &[String]) -> Vec
 pub fn link_domains(text: &str, max: usize) -> Vec<String> {
     let mut found: Vec<String> = Vec::new();
     let lower = text.to_ascii_lowercase();
-    for scheme in ["http://", "https://"] {
-        for (i, _) in lower.match_indices(scheme) {
-            let rest = &lower[i + scheme.len()..];
-            let host: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-')
-                .collect();
-            let host = host.trim_matches('.');
-            if !host.contains('.') || host.parse::<Ipv4Addr>().is_ok() {
-                continue;
-            }
-            // The registered domain, approximated by the last two labels.
-            let labels: Vec<&str> = host.split('.').collect();
-            let parent = labels[labels.len().saturating_sub(2)..].join(".");
-            for d in [host.to_string(), parent] {
-                if !found.contains(&d) && found.len() < max {
-                    found.push(d);
-                }
+    for (i, _) in lower.match_indices("http") {
+        let after = &lower[i + 4..];
+        let Some(rest) = after
+            .strip_prefix("://")
+            .or_else(|| after.strip_prefix("s://"))
+        else {
+            continue;
+        };
+        let host: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-')
+            .collect();
+        let host = host.trim_matches('.');
+        if !host.contains('.') || host.parse::<Ipv4Addr>().is_ok() {
+            continue;
+        }
+        // The registered domain, approximated by the last two labels.
+        let labels: Vec<&str> = host.split('.').collect();
+        let parent = labels[labels.len().saturating_sub(2)..].join(".");
+        for d in [host.to_string(), parent] {
+            if !found.contains(&d) && found.len() < max {
+                found.push(d);
             }
         }
     }

@@ -10,6 +10,7 @@ mod auth;
 mod data;
 mod deliver;
 mod ehlo;
+mod greylist;
 mod mail;
 mod rcpt;
 mod starttls;

@@ -73,6 +73,9 @@ impl Session {
                 }
                 Err(e) => return self.temporary_failure("resolving a recipient", e),
             };
+            if let Some(wait) = self.greylisted(&shown).await {
+                return self.reply(wait);
+            }
             let Some(tx) = self.tx.as_mut() else { return };
             for account in expansion.accounts {
                 if !tx.local.iter().any(|(a, _)| *a == account) {

@@ -17,7 +17,10 @@ pub async fn moves_into_and_out_of_junk_ask_for_training(store: Arc<dyn Store>) 
     let (inbox, junk) = (inbox(&store, &a).await, junk(&store, &a).await);
     let d1 = deliver_to(&store, &a, message("1", "cheap pills")).await;
     let d2 = deliver_to(&store, &a, message("2", "lunch")).await;
-    assert!(store.bayes_pending(10).await.unwrap().is_empty(), "delivery is no verdict");
+    assert!(
+        store.bayes_pending(10).await.unwrap().is_empty(),
+        "delivery is no verdict"
+    );
     let moved = store
         .move_messages(a.id, inbox.id, &[d1.uid], junk.id)
         .await
@@ -26,7 +29,10 @@ pub async fn moves_into_and_out_of_junk_ask_for_training(store: Arc<dyn Store>) 
     assert_eq!(pending.len(), 1);
     assert_eq!((pending[0].email_id, pending[0].spam), (d1.email_id, true));
     // Trained: counted once, however often asked.
-    store.bayes_train(&pending[0], Some(vec![1, 2, 3]), false).await.unwrap();
+    store
+        .bayes_train(&pending[0], Some(vec![1, 2, 3]), false)
+        .await
+        .unwrap();
     assert!(store.bayes_pending(10).await.unwrap().is_empty());
     let counts = store.bayes_counts(a.id, &[1, 2, 9]).await.unwrap();
     assert_eq!((counts.spam_messages, counts.ham_messages), (1, 0));
@@ -39,17 +45,34 @@ pub async fn moves_into_and_out_of_junk_ask_for_training(store: Arc<dyn Store>) 
         .unwrap();
     let pending = store.bayes_pending(10).await.unwrap();
     assert_eq!((pending[0].email_id, pending[0].spam), (d1.email_id, false));
-    store.bayes_train(&pending[0], Some(vec![1, 2, 3]), false).await.unwrap();
+    store
+        .bayes_train(&pending[0], Some(vec![1, 2, 3]), false)
+        .await
+        .unwrap();
     let counts = store.bayes_counts(a.id, &[1]).await.unwrap();
     assert_eq!((counts.spam_messages, counts.ham_messages), (0, 1));
     assert_eq!(counts.tokens, [(1, 0, 1)]);
     // Keywords are verdicts too (RFC 5788 $Junk / $NotJunk), once added.
     store
-        .set_keywords(a.id, inbox.id, &[d2.uid], KeywordOp::Add, &["$Junk".into()], None)
+        .set_keywords(
+            a.id,
+            inbox.id,
+            &[d2.uid],
+            KeywordOp::Add,
+            &["$Junk".into()],
+            None,
+        )
         .await
         .unwrap();
     store
-        .set_keywords(a.id, inbox.id, &[d2.uid], KeywordOp::Add, &["\\Seen".into()], None)
+        .set_keywords(
+            a.id,
+            inbox.id,
+            &[d2.uid],
+            KeywordOp::Add,
+            &["\\Seen".into()],
+            None,
+        )
         .await
         .unwrap();
     let pending = store.bayes_pending(10).await.unwrap();
@@ -59,7 +82,10 @@ pub async fn moves_into_and_out_of_junk_ask_for_training(store: Arc<dyn Store>) 
     store.bayes_train(&pending[0], None, false).await.unwrap();
     assert!(store.bayes_pending(10).await.unwrap().is_empty());
     let stats = store.spam_stats(a.id).await.unwrap();
-    assert_eq!((stats.spam_messages, stats.ham_messages, stats.tokens), (0, 1, 3));
+    assert_eq!(
+        (stats.spam_messages, stats.ham_messages, stats.tokens),
+        (0, 1, 3)
+    );
     assert_eq!(stats.recent_trained, 1);
 }
 
@@ -75,7 +101,10 @@ pub async fn greylisting_defers_then_remembers(store: Arc<dyn Store>) {
         GreylistVerdict::Wait(200),
         "too soon"
     );
-    assert_eq!(store.greylist(t, 1300, delay, ttl).await.unwrap(), GreylistVerdict::Pass);
+    assert_eq!(
+        store.greylist(t, 1300, delay, ttl).await.unwrap(),
+        GreylistVerdict::Pass
+    );
     // Remembered: later mail on the triplet passes at once.
     assert_eq!(
         store.greylist(t, 1300 + ttl - 1, delay, ttl).await.unwrap(),

@@ -79,7 +79,9 @@ fn trained_counts(conn: &Connection, account: AccountId) -> Result<(u64, u64)> {
         )
         .map_err(db("counting trained messages"))?;
     let rows = stmt
-        .query_map([account.0], |r| Ok((r.get::<_, bool>(0)?, r.get::<_, i64>(1)?)))
+        .query_map([account.0], |r| {
+            Ok((r.get::<_, bool>(0)?, r.get::<_, i64>(1)?))
+        })
         .map_err(db("counting trained messages"))?;
     for row in rows {
         let (spam, n) = row.map_err(db("counting trained messages"))?;
@@ -139,9 +141,7 @@ fn train(
     tokens.dedup();
     let account = request.account_id;
     let before: Option<bool> = conn
-        .prepare_cached(
-            "SELECT spam FROM bayes_trained WHERE account_id = ?1 AND email_id = ?2",
-        )
+        .prepare_cached("SELECT spam FROM bayes_trained WHERE account_id = ?1 AND email_id = ?2")
         .and_then(|mut s| {
             s.query_row(params![account.0, request.email_id.0], |r| r.get(0))
                 .optional()

@@ -9,6 +9,7 @@ mod dkim;
 mod dns;
 mod queue;
 pub mod security;
+mod spam;
 
 pub use commands::*;
 pub use dkim::{dkim_generate, dkim_show, tls_report};
@@ -16,6 +17,7 @@ pub use dns::dns_records;
 pub use queue::{
     queue_flush, queue_flush_domain, queue_hold, queue_list, queue_remove, queue_show,
 };
+pub use spam::spam_stats;
 
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, IsTerminal};

@@ -259,6 +259,24 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
         tracing::info!("virus scanning with clamd at {}", config.virus.clamd);
         mail = mail.with_screen(Arc::new(tern_mail::virus::Clamd::new(config.virus.clone())));
     }
+    // One resolver (and its cache) for sender authentication and the
+    // spam filter's block lists.
+    let resolver = Arc::new(
+        tern_smtp::dns::Resolver::new(&config.dns)
+            .map_err(|e| anyhow::anyhow!("setting up DNS for inbound checks: {e}"))?,
+    );
+    if config.spam.enabled {
+        let lists: Arc<dyn tern_mail::spam::lists::DnsLookup> = resolver.clone();
+        mail = mail
+            .with_screen(Arc::new(tern_mail::spam::SpamRules::new(
+                config.spam.clone(),
+                Some(lists),
+            )))
+            .with_filter(Arc::new(tern_mail::spam::SpamFilter::new(
+                config.spam.clone(),
+                store.clone(),
+            )));
+    }
     let mail = Arc::new(mail);
     let mut smtp_server = SmtpServer::new(
         mail.clone(),
@@ -266,9 +284,10 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
         config.smtp.clone(),
         config.limits.clone(),
     );
+    if config.spam.enabled && config.spam.greylisting {
+        smtp_server = smtp_server.with_greylisting(config.spam.greylist_delay_secs);
+    }
     if config.inbound.any() {
-        let resolver = tern_smtp::dns::Resolver::new(&config.dns)
-            .map_err(|e| anyhow::anyhow!("setting up DNS for sender authentication: {e}"))?;
         smtp_server = smtp_server.with_trust(Arc::new(tern_smtp::trust::Trust::new(
             resolver.hickory(),
             config.inbound.clone(),
@@ -316,6 +335,12 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
         ));
         tokio::spawn(worker.run_until(shutdown.receiver()))
     };
+    // Each user's spam classifier learns from what they move into and out
+    // of Junk.
+    let trainer = (ctx.config.spam.enabled && ctx.config.spam.bayes).then(|| {
+        let trainer = tern_mail::spam::bayes::Trainer::new(ctx.store.clone());
+        tokio::spawn(trainer.run_until(shutdown.receiver()))
+    });
     let pruner = tokio::spawn(housekeeping_hourly(
         ctx.store.clone(),
         ctx.config.store.journal_retention_days,
@@ -385,6 +410,9 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
         );
     }
     let _ = pruner.await;
+    if let Some(trainer) = trainer {
+        let _ = trainer.await;
+    }
     let _ = recent_recorder.await;
     // A delivery in progress gets the grace period to record what the
     // next hop took; after that it is dropped, and the lease lets the next

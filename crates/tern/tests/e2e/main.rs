@@ -20,5 +20,6 @@ mod sender_auth;
 mod serve;
 mod smtp;
 mod smtp_crash;
+mod spam;
 mod trace;
 mod virus;
