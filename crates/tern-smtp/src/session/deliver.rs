@@ -23,7 +23,11 @@ impl Session {
             }
         };
         let mail_from = tx.from.as_ref().map(|m| m.address()).unwrap_or_default();
-        let (body, sender_auth) = match self.authenticate(tx.spf.take(), &mail_from, body).await {
+        let forwarded_by = tx.forwarded_by.take();
+        let checked = self
+            .authenticate(tx.spf.take(), &mail_from, forwarded_by, body)
+            .await;
+        let (body, sender_auth) = match checked {
             Ok(checked) => checked,
             Err(refusal) => return self.reply(refusal),
         };

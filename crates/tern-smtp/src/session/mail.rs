@@ -82,6 +82,7 @@ impl Session {
             accepted_rcpts: 0,
             bdat: None,
             spf,
+            forwarded_by: None,
         });
         self.reply(Reply::new(250, "2.1.0", "sender OK"));
     }

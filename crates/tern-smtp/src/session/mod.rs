@@ -51,6 +51,9 @@ pub(crate) struct Transaction {
     pub bdat: Option<Bdat>,
     /// SPF of this transaction, looked up while the rest arrives.
     pub spf: Option<trust_check::PendingSpf>,
+    /// The local domain whose alias sends this message on to other
+    /// servers: we ARC-seal it with that domain's key.
+    pub forwarded_by: Option<String>,
 }
 
 pub(crate) struct Session {

@@ -83,6 +83,9 @@ impl Session {
                 }
             }
             // Forwarding by one of our aliases is ours to do, AUTH or not.
+            if !expansion.remote.is_empty() && tx.forwarded_by.is_none() {
+                tx.forwarded_by = Some(domain.clone());
+            }
             for address in expansion.remote {
                 push_remote(&mut tx.remote, address, notify, None);
             }

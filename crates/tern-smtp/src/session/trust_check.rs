@@ -47,6 +47,18 @@ impl Session {
         })))
     }
 
+    /// The RSA key `domain` seals forwarded mail with (its DKIM key), if
+    /// it has one (`tern dkim generate`).
+    async fn arc_key(&mut self, domain: &str) -> Option<tern_store::DkimKey> {
+        match self.srv.mail.store().dkim_keys(domain).await {
+            Ok(keys) => keys.into_iter().find(|k| k.algorithm == "rsa"),
+            Err(e) => {
+                tracing::warn!("smtp {}: reading {domain}'s keys for ARC: {e}", self.peer);
+                None
+            }
+        }
+    }
+
     /// Checks a complete message from another server: the message to
     /// store (forged results removed, ours in front) and what was found,
     /// or the refusal.
@@ -54,6 +66,7 @@ impl Session {
         &mut self,
         spf: Option<PendingSpf>,
         mail_from: &str,
+        forwarded_by: Option<String>,
         body: Vec<u8>,
     ) -> Result<(Vec<u8>, Option<SenderAuth>), Reply> {
         let Some(trust) = self.trust() else {
@@ -71,7 +84,11 @@ impl Session {
             helo: self.helo.clone().unwrap_or_default(),
             mail_from: mail_from.to_string(),
         };
-        let checked = trust.check(&body, &client, spf).await;
+        let seal = match forwarded_by {
+            Some(domain) => self.arc_key(&domain).await,
+            None => None,
+        };
+        let checked = trust.check(&body, &client, spf, seal.as_ref()).await;
 
         let mut local = Vec::new();
         let directory = self.srv.mail.directory();
@@ -117,7 +134,10 @@ impl Session {
             Action::Quarantine => summary.quarantine = true,
             Action::Accept => {}
         }
-        let mut message = Vec::with_capacity(checked.field.len() + body.len());
+        let seal = checked.arc_seal.unwrap_or_default();
+        let mut message = Vec::with_capacity(seal.len() + checked.field.len() + body.len());
+        // RFC 8617 §4.1: our ARC set first, then our results.
+        message.extend_from_slice(seal.as_bytes());
         message.extend_from_slice(checked.field.as_bytes());
         message.extend_from_slice(&body);
         Ok((message, Some(summary)))

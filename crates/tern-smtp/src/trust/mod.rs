@@ -81,7 +81,28 @@ pub struct Checked {
     pub trusted_arc: bool,
     /// The last ARC sealer's domain, if any.
     pub arc_sealer: Option<String>,
+    /// Our ARC set (RFC 8617 §4.1: seal, message signature, results) for a
+    /// message we forward, CRLF-terminated fields to prepend.
+    pub arc_seal: Option<String>,
 }
+
+/// Fields our ARC message signature covers (RFC 8617 §4.1.2 takes
+/// DKIM's rules: what identifies the message, not what hops add).
+const ARC_SIGNED_FIELDS: &[&str] = &[
+    "From",
+    "To",
+    "Cc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Reply-To",
+    "In-Reply-To",
+    "References",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "DKIM-Signature",
+];
 
 /// The `p=` that applies to the author domain (RFC 7489 §6.3).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -154,7 +175,14 @@ impl Trust {
 
     /// DKIM, ARC and DMARC over the complete message `raw` (as the client
     /// sent it), with the SPF results, into one field and a summary.
-    pub async fn check(&self, raw: &[u8], client: &Client, spf: SpfChecks) -> Checked {
+    /// With `seal` (we forward the message), our ARC set is made too.
+    pub async fn check(
+        &self,
+        raw: &[u8],
+        client: &Client,
+        spf: SpfChecks,
+        seal: Option<&tern_store::DkimKey>,
+    ) -> Checked {
         let config = &self.config;
         let mut results = AuthenticationResults::new(&self.authserv_id);
         let helo = helo_domain(&client.helo).unwrap_or(&client.helo);
@@ -221,9 +249,13 @@ impl Trust {
                 .collect();
         }
 
-        if config.arc.checked() {
-            let arc = self.authenticator.verify_arc(&message).await;
-            results = results.with_arc_result(&arc, client.ip);
+        let arc = if config.arc.checked() || seal.is_some() {
+            Some(self.authenticator.verify_arc(&message).await)
+        } else {
+            None
+        };
+        if let (true, Some(arc)) = (config.arc.checked(), &arc) {
+            results = results.with_arc_result(arc, client.ip);
             checked.summary.arc = dkim_result(arc.result());
             checked.arc_sealer = arc
                 .sets()
@@ -267,8 +299,52 @@ impl Trust {
                 _ => DmarcPolicy::None,
             };
         }
+        if let (Some(key), Some(arc)) = (seal, &arc) {
+            checked.arc_seal = arc_seal(key, &message, &results, arc);
+        }
         checked.field = finish(results.to_string(), "");
         checked
+    }
+}
+
+/// Our ARC set over `message` with the RSA `key` (RFC 8617 allows only
+/// rsa-sha256), continuing the chain `arc` found; none when the chain
+/// already failed (§5.1.2: a failed chain is not sealed again) or the
+/// key is unusable.
+fn arc_seal(
+    key: &tern_store::DkimKey,
+    message: &AuthenticatedMessage<'_>,
+    results: &AuthenticationResults<'_>,
+    arc: &mail_auth::ArcOutput<'_>,
+) -> Option<String> {
+    use mail_auth::arc::ArcSealer;
+    use mail_auth::common::crypto::{RsaKey, Sha256};
+    use mail_auth::common::headers::HeaderWriter;
+    if !arc.can_be_sealed() {
+        return None;
+    }
+    let der = tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs1(key.private_key.clone().into());
+    let rsa = match RsaKey::<Sha256>::from_key_der(der) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::warn!(
+                "ARC seal: the RSA key {} of {}: {e}",
+                key.selector,
+                key.domain
+            );
+            return None;
+        }
+    };
+    let sealer = ArcSealer::from_key(rsa)
+        .domain(key.domain.clone())
+        .selector(key.selector.clone())
+        .headers(ARC_SIGNED_FIELDS.iter().copied());
+    match sealer.seal(message, results, arc) {
+        Ok(set) => Some(set.to_header()),
+        Err(e) => {
+            tracing::warn!("ARC seal for {}: {e}", key.domain);
+            None
+        }
     }
 }
 

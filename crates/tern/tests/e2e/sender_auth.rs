@@ -629,3 +629,92 @@ print(json.dumps(cv.decode()))
     );
     assert_eq!(verdict, "pass");
 }
+
+#[test]
+fn forwarded_mail_is_arc_sealed_and_the_next_hop_verifies_the_seal() {
+    let dns = DnsServer::start();
+    // The author's domain: DKIM (dkimpy), SPF that excludes every
+    // forwarder, p=reject.
+    dns.txt("signed.test", "v=spf1 ip4:192.0.2.0/24 -all");
+    dns.txt("_dmarc.signed.test", "v=DMARC1; p=reject");
+    let (signed, record) = dkimpy_sign(&[(
+        &message("a@signed.test", "forwarded", ""),
+        "relaxed/relaxed",
+    )]);
+    dns.txt("sel._domainkey.signed.test", &record);
+    // The final receiver, bob@example.test; it trusts the forwarder.
+    let (_c_dir, c) = receiver(&dns, "trusted_arc_sealers = [\"fwd.test\"]");
+    dns.mx("example.test", 10, "mx.example.test");
+    dns.a("mx.example.test", std::net::Ipv4Addr::LOCALHOST);
+    // The forwarder: list@fwd.test goes on to bob@example.test.
+    let b_dir = TestDir::with_config(&format!(
+        "[dns]\nservers = [\"{}\"]\n[inbound]\n[outbound]\nmx_port = {}\n",
+        dns.addr,
+        c.listeners["smtp"].port()
+    ));
+    b_dir.add_account("owner@fwd.test");
+    b_dir.ok(&["alias", "add", "list@fwd.test", "bob@example.test"], "");
+    dkim_generate(&b_dir, "fwd.test");
+    let published: Value =
+        serde_json::from_str(&b_dir.ok(&["--json", "dns", "fwd.test"], "")).unwrap();
+    let mut seal_records = serde_json::Map::new();
+    for r in published["records"].as_array().unwrap() {
+        let name = r["name"].as_str().unwrap();
+        if name.contains("._domainkey.") {
+            dns.txt(name, r["value"].as_str().unwrap());
+            seal_records.insert(name.to_string(), r["value"].clone());
+        }
+    }
+    let b = b_dir.start();
+    let replies = py(
+        r#"
+import base64, json, smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), local_hostname="mx.signed.test")
+s.ehlo()
+s.mail("a@signed.test")
+s.rcpt("list@fwd.test")
+code, text = s.data(base64.b64decode(sys.argv[2]))
+s.quit()
+print(json.dumps([code, text.decode()]))
+"#,
+        &[&b.listeners["smtp"].port().to_string(), &{
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(&signed[0])
+        }],
+    );
+    assert_eq!(replies[0], 250, "the forwarder takes it: {replies}");
+
+    // At the receiver: our seal verifies, and so does dkimpy's ARC check
+    // of the very bytes that arrived.
+    let fetched = crate::mx::mail_with(&c, "bob@example.test", "Subject: forwarded");
+    // The message itself: the literal of the FETCH response, `{n}\r\n` on.
+    let open = fetched.find('{').expect("a literal");
+    let close = open + fetched[open..].find("}\r\n").expect("a literal");
+    let n: usize = fetched[open + 1..close].parse().unwrap();
+    let text = fetched[close + 3..close + 3 + n].to_string();
+    let all = [("INBOX".to_string(), String::new(), text.clone())];
+    let (_, ours) = stored(&all, "forwarded");
+    assert!(ours[0].contains("arc=pass"), "{ours:?}");
+    assert!(
+        text.contains("ARC-Seal: i=1;") && text.contains("d=fwd.test"),
+        "{text}"
+    );
+    let cv = py(
+        r#"
+import base64, dkim, json, sys
+records = json.loads(sys.argv[2])
+def dnsfunc(name, timeout=5):
+    return records.get(name.decode().rstrip(".")).encode()
+cv, results, why = dkim.arc_verify(base64.b64decode(sys.argv[1]), dnsfunc=dnsfunc)
+print(json.dumps([cv.decode(), why]))
+"#,
+        &[
+            &{
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
+            },
+            &Value::Object(seal_records).to_string(),
+        ],
+    );
+    assert_eq!(cv[0], "pass", "dkimpy on the forwarded message: {cv}");
+}
