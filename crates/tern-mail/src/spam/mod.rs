@@ -213,3 +213,44 @@ impl Filter for SpamFilter {
         verdict
     }
 }
+
+/// One fuzzing input through everything the filter reads of a message
+/// (fuzz/fuzz_targets/spam_rules.rs); panics are the bugs.
+#[doc(hidden)]
+pub fn fuzz_one(data: &[u8]) {
+    let doomed = |name: &[u8], _: &[u8]| {
+        OUR_FIELDS
+            .iter()
+            .any(|f| name.eq_ignore_ascii_case(f.as_bytes()))
+    };
+    if let Some(kept) = crate::fields::without_fields(data, doomed) {
+        assert!(kept.len() < data.len());
+    }
+    if let Some(message) = MessageParser::default().parse(data) {
+        let envelope = crate::delivery::Envelope {
+            mail_from: "a@remote.test".into(),
+            local: vec![crate::delivery::LocalRecipient {
+                account_id: tern_store::AccountId(1),
+                address: "b@example.test".into(),
+            }],
+            remote: vec![],
+            env_id: None,
+            ret: None,
+            require_tls: false,
+            sender_auth: None,
+            origin: Origin::Inbound,
+        };
+        let _ = rules::content_rules(&message, data, &envelope);
+        let _ = bayes::tokens(&message);
+        let _ = lists::link_domains(&rules::body_text(&message), MAX_LINK_DOMAINS);
+    }
+}
+
+/// Replays the seed corpus of the `spam_rules` fuzz target (fuzz/corpus/).
+#[cfg(test)]
+mod fuzz_corpus {
+    #[test]
+    fn spam_rules() {
+        tern_core::fuzz_corpus::replay("spam_rules", super::fuzz_one);
+    }
+}
