@@ -14,24 +14,26 @@ cd "$(dirname "$0")/.."
 # SPF checker (all for Debian's /usr/bin/python3),
 # Postfix, a receiving server for outbound delivery (installed without a
 # configuration: no system instance starts; the test runs its own), and
-# ClamAV's clamd, which the virus test starts with its own signature file.
+# ClamAV's clamd, which the virus test starts with its own signature file,
+# and rspamd, which the milter test starts as a milter.
 if ! command -v swaks >/dev/null || ! command -v curl >/dev/null || ! perl -MIO::Socket::SSL -e1 2>/dev/null \
    || ! command -v fetchmail >/dev/null || ! command -v getmail >/dev/null \
    || ! command -v mbsync >/dev/null || ! command -v offlineimap >/dev/null \
    || ! command -v dovecot >/dev/null \
    || ! /usr/bin/python3 -c 'import aiosmtpd, dkim, nacl, spf, cryptography' 2>/dev/null \
-   || ! [ -x /usr/sbin/postfix ] || ! [ -x /usr/sbin/clamd ]; then
+   || ! [ -x /usr/sbin/postfix ] || ! [ -x /usr/sbin/clamd ] || ! [ -x /usr/bin/rspamd ]; then
   export DEBIAN_FRONTEND=noninteractive
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq swaks libio-socket-ssl-perl libnet-ssleay-perl curl fetchmail getmail6 \
-    isync offlineimap3 dovecot-core dovecot-imapd python3-aiosmtpd python3-dkim python3-nacl python3-spf python3-cryptography postfix clamav-daemon >/dev/null
+    isync offlineimap3 dovecot-core dovecot-imapd python3-aiosmtpd python3-dkim python3-nacl python3-spf python3-cryptography postfix clamav-daemon rspamd >/dev/null
 fi
 # With Dovecot installed here, the differential tester must not skip.
 export TERN_REQUIRE_DOVECOT=1
-# Likewise the Postfix receiver test and the clamd test.
+# Likewise the Postfix receiver test, the clamd test and the rspamd test.
 export TERN_REQUIRE_POSTFIX=1
 export TERN_REQUIRE_CLAMD=1
+export TERN_REQUIRE_RSPAMD=1
 
 # imapflow, the Node.js IMAP client, pinned in the package.json beside it.
 node_dir=crates/tern/tests/e2e/node

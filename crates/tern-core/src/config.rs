@@ -15,6 +15,7 @@
 //! working directory of the server process, not to the configuration file.
 
 mod inbound;
+mod milter;
 mod outbound;
 mod pop3;
 mod spam;
@@ -23,6 +24,7 @@ mod toml_keys;
 mod virus;
 
 pub use inbound::{Check, InboundConfig};
+pub use milter::{MilterConfig, MilterScope};
 pub use outbound::{DnsConfig, OutboundConfig, RelayTls};
 pub use pop3::{Pop3Config, Pop3Deleted};
 pub use spam::{Points, SpamConfig};
@@ -81,6 +83,9 @@ pub struct Config {
     /// The spam filter: rules, block lists, Bayes, greylisting.
     #[serde(deserialize_with = "table")]
     pub spam: SpamConfig,
+    /// External filters over the milter protocol.
+    #[serde(deserialize_with = "table")]
+    pub milter: MilterConfig,
     /// Scanning mail with clamd.
     #[serde(deserialize_with = "table")]
     pub virus: VirusConfig,
@@ -466,6 +471,7 @@ impl Default for Config {
             inbound: InboundConfig::default(),
             spam: SpamConfig::default(),
             virus: VirusConfig::default(),
+            milter: MilterConfig::default(),
             outbound: OutboundConfig::default(),
             dns: DnsConfig::default(),
         }

@@ -118,6 +118,16 @@ pub enum DeliveryError {
     },
 }
 
+/// What the screens made of a message.
+#[derive(Default)]
+struct Screened {
+    /// The message to store: changed by filters, with their fields.
+    body: Vec<u8>,
+    spam: Option<SpamScore>,
+    discard: bool,
+    quarantine: bool,
+}
+
 /// One local recipient's fate after the filters.
 enum Decision {
     Store(DeliveryTarget),
@@ -193,8 +203,9 @@ impl Mail {
     ) -> Result<DeliveryReport, DeliveryError> {
         let id = new_id();
         let received_at = now();
-        let (body, spam) = self.screen(&envelope, trace, body).await?;
-        let raw = self.with_trace_fields(&envelope, trace, &id, received_at, body);
+        let screened = self.screen(&envelope, trace, body).await?;
+        let spam = screened.spam;
+        let raw = self.with_trace_fields(&envelope, trace, &id, received_at, screened.body);
         let size = raw.len();
         let message = crate::prepare(raw)
             .await
@@ -206,13 +217,32 @@ impl Mail {
         if let Origin::Submission { account, .. } = envelope.origin {
             self.check_header_from(account, &message).await?;
         }
+        if screened.discard {
+            // Accepted and dropped, as the filter asked: the client hears
+            // 250 and nothing is kept.
+            let dropped = envelope.local.len() + envelope.remote.len();
+            return Ok(DeliveryReport {
+                id,
+                size,
+                delivered: 0,
+                queued: 0,
+                dropped,
+                blob_id: message.blob_id().clone(),
+            });
+        }
 
         let mut first_refusal = None;
         let mut dropped = 0;
         let mut targets = Vec::new();
         for rcpt in &envelope.local {
             match self
-                .decide(&message, &envelope, spam.as_ref(), rcpt.account_id)
+                .decide(
+                    &message,
+                    &envelope,
+                    spam.as_ref(),
+                    screened.quarantine,
+                    rcpt.account_id,
+                )
                 .await
             {
                 Decision::Store(t) => targets.push(t),
@@ -310,25 +340,24 @@ impl Mail {
     }
 
     /// Runs the screens over the whole message: a refusal ends delivery
-    /// for everyone; the fields they add go in front of `body`.
+    /// for everyone; a screen may change the message (later screens see
+    /// the change), add fields in front of it, discard it or send it to
+    /// Junk.
     async fn screen(
         &self,
         envelope: &Envelope,
         trace: Option<&Trace>,
-        body: Vec<u8>,
-    ) -> Result<(Vec<u8>, Option<SpamScore>), DeliveryError> {
-        if self.screens.is_empty() {
-            return Ok((body, None));
-        }
-        let input = ScreenInput {
-            raw: &body,
-            envelope,
-            trace,
-        };
+        mut body: Vec<u8>,
+    ) -> Result<Screened, DeliveryError> {
+        let mut screened = Screened::default();
         let mut fields = String::new();
-        let mut spam = None;
         let mut remove: Vec<&str> = Vec::new();
         for screen in &self.screens {
+            let input = ScreenInput {
+                raw: &body,
+                envelope,
+                trace,
+            };
             let found = screen.screen(&input).await;
             if let Some((code, status, text)) = found.refuse {
                 tracing::info!(
@@ -337,24 +366,36 @@ impl Mail {
                 );
                 return Err(DeliveryError::Rejected { code, status, text });
             }
+            if found.discard {
+                screened.discard = true;
+                break;
+            }
+            if let Some(changed) = found.rewrite {
+                body = changed;
+            }
+            screened.quarantine |= found.quarantine;
             found.fields.iter().for_each(|f| fields.push_str(f));
             remove.extend(found.remove_fields);
-            spam = found.spam.or(spam);
+            screened.spam = found.spam.or(screened.spam);
         }
-        if fields.is_empty() && remove.is_empty() {
-            return Ok((body, spam));
+        if !remove.is_empty() {
+            let doomed = |name: &[u8], _: &[u8]| {
+                remove
+                    .iter()
+                    .any(|r| name.eq_ignore_ascii_case(r.as_bytes()))
+            };
+            if let Some(kept) = crate::fields::without_fields(&body, doomed) {
+                body = kept;
+            }
         }
-        let doomed = |name: &[u8], _: &[u8]| {
-            remove
-                .iter()
-                .any(|r| name.eq_ignore_ascii_case(r.as_bytes()))
-        };
-        let kept = crate::fields::without_fields(&body, doomed);
-        let body = kept.unwrap_or(body);
-        let mut message = Vec::with_capacity(fields.len() + body.len());
-        message.extend_from_slice(fields.as_bytes());
-        message.extend_from_slice(&body);
-        Ok((message, spam))
+        if fields.is_empty() {
+            screened.body = body;
+        } else {
+            screened.body = Vec::with_capacity(fields.len() + body.len());
+            screened.body.extend_from_slice(fields.as_bytes());
+            screened.body.extend_from_slice(&body);
+        }
+        Ok(screened)
     }
 
     /// Runs the filters for one recipient.
@@ -363,6 +404,7 @@ impl Mail {
         message: &PreparedMessage,
         envelope: &Envelope,
         spam: Option<&SpamScore>,
+        quarantine: bool,
         recipient: AccountId,
     ) -> Decision {
         let input = FilterInput {
@@ -372,8 +414,9 @@ impl Mail {
             recipient,
         };
         let mut target = DeliveryTarget::inbox(recipient);
-        // DMARC `p=quarantine` (RFC 7489 §6.3): delivered, but as junk.
-        if envelope.sender_auth.as_ref().is_some_and(|a| a.quarantine) {
+        // DMARC `p=quarantine` (RFC 7489 §6.3) or a filter's quarantine:
+        // delivered, but as junk.
+        if quarantine || envelope.sender_auth.as_ref().is_some_and(|a| a.quarantine) {
             target.mailbox_id = self
                 .find_mailbox(recipient, &MailboxTarget::Role(Role::Junk))
                 .await;

@@ -16,6 +16,8 @@
 //!   [`virus`] scanner, the spam rules), which may refuse it or add fields;
 //! - [`spam`]: the built-in spam filter (rules, block lists, each user's
 //!   Bayesian classifier and its trainer);
+//! - [`milter`]: external filters over the Sendmail/Postfix milter
+//!   protocol, as screens;
 //! - [`sender_auth`]: the summary of SPF/DKIM/DMARC/ARC results an inbound
 //!   message carries to the filters;
 //! - [`submission`]: what happens when one of our users sends (the fields a
@@ -30,6 +32,7 @@ pub mod directory;
 pub mod fields;
 pub mod filter;
 pub mod headers;
+pub mod milter;
 pub mod screen;
 pub mod sender_auth;
 pub mod spam;

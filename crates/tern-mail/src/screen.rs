@@ -30,6 +30,13 @@ pub struct Screening {
     pub remove_fields: Vec<&'static str>,
     /// A spam score and the rules that made it, for the filters after.
     pub spam: Option<SpamScore>,
+    /// The whole message, changed (a milter's header and body changes);
+    /// later screens and the Store see this instead.
+    pub rewrite: Option<Vec<u8>>,
+    /// Accept the message and store it nowhere (a milter's discard).
+    pub discard: bool,
+    /// Deliver it into every recipient's Junk (a milter's quarantine).
+    pub quarantine: bool,
 }
 
 /// A message's spam score, as the rules saw it.

@@ -126,6 +126,7 @@ impl Screen for SpamRules {
             fields,
             remove_fields: OUR_FIELDS.to_vec(),
             spam: Some(spam),
+            ..Screening::default()
         }
     }
 }

@@ -259,6 +259,14 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
         tracing::info!("virus scanning with clamd at {}", config.virus.clamd);
         mail = mail.with_screen(Arc::new(tern_mail::virus::Clamd::new(config.virus.clone())));
     }
+    for server in &config.milter.servers {
+        tracing::info!("mail filter (milter) at {server}");
+        mail = mail.with_screen(Arc::new(tern_mail::milter::Milter::new(
+            server.clone(),
+            config.milter.clone(),
+            config.hostname.clone(),
+        )));
+    }
     // One resolver (and its cache) for sender authentication and the
     // spam filter's block lists.
     let resolver = Arc::new(
