@@ -1,13 +1,15 @@
 //! `mx-dns`: the DNS a relay benchmark needs — for `--domains N`
 //! destinations `d1.bench` … `dN.bench`, an MX record naming
 //! `mx.dI.bench` and an A record for it at `--base` + I (127.0.1.I by
-//! default), where an SMTP sink listens. UDP on loopback only; anything
-//! else is NXDOMAIN. Prints `mx-dns ready on ADDR` once it answers.
+//! default), where an SMTP sink listens; and, from `--txt-file`, TXT
+//! records (SPF, DKIM, DMARC of a sending domain, for the inbound-checks
+//! benchmark). UDP on loopback only; anything else is NXDOMAIN. Prints
+//! `mx-dns ready on ADDR` once it answers.
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use hickory_resolver::proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
-use hickory_resolver::proto::rr::rdata::{A, MX};
+use hickory_resolver::proto::rr::rdata::{A, MX, TXT};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 
@@ -29,6 +31,28 @@ struct Args {
     /// Also `dead.bench`, whose MX is at this address (a dead destination)
     #[arg(long)]
     dead: Option<Ipv4Addr>,
+    /// TXT records, one `NAME<TAB>VALUE` a line
+    #[arg(long)]
+    txt_file: Option<std::path::PathBuf>,
+}
+
+/// The TXT records of `--txt-file`, by lower-case name.
+fn txt_records(args: &Args) -> Result<Vec<(String, String)>> {
+    let Some(path) = &args.txt_file else {
+        return Ok(Vec::new());
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(n, v)| {
+            (
+                n.trim().trim_end_matches('.').to_ascii_lowercase(),
+                v.trim().to_string(),
+            )
+        })
+        .collect())
 }
 
 fn main() -> Result<()> {
@@ -38,6 +62,7 @@ fn main() -> Result<()> {
     }
     let socket =
         UdpSocket::bind(args.listen).with_context(|| format!("binding {}", args.listen))?;
+    let txt = txt_records(&args)?;
     println!("mx-dns ready on {}", socket.local_addr()?);
     let mut buf = [0u8; 4096];
     loop {
@@ -45,7 +70,7 @@ fn main() -> Result<()> {
         let Ok(query) = Message::from_vec(&buf[..n]) else {
             continue;
         };
-        if let Ok(bytes) = answer(&args, &query).to_vec() {
+        if let Ok(bytes) = answer(&args, &txt, &query).to_vec() {
             let _ = socket.send_to(&bytes, peer);
         }
     }
@@ -67,7 +92,7 @@ fn sink_of(args: &Args, domain: &str) -> Option<Ipv4Addr> {
     Some(Ipv4Addr::from(u32::from(args.base) + u32::from(i) - 1))
 }
 
-fn answer(args: &Args, query: &Message) -> Message {
+fn answer(args: &Args, txt: &[(String, String)], query: &Message) -> Message {
     let mut response = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
     response.metadata.recursion_desired = query.metadata.recursion_desired;
     response.metadata.recursion_available = true;
@@ -86,6 +111,29 @@ fn answer(args: &Args, query: &Message) -> Message {
         .to_ascii()
         .trim_end_matches('.')
         .to_ascii_lowercase();
+    let texts: Vec<&String> = txt
+        .iter()
+        .filter(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+        .collect();
+    if !texts.is_empty() {
+        if q.query_type() == RecordType::TXT {
+            for value in texts {
+                // Character-strings of at most 255 bytes (RFC 1035 §3.3.14).
+                let strings = value
+                    .as_bytes()
+                    .chunks(255)
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect();
+                response.add_answer(Record::from_rdata(
+                    q.name().clone(),
+                    300,
+                    RData::TXT(TXT::new(strings)),
+                ));
+            }
+        }
+        return response; // other types: NODATA
+    }
     let (domain, is_mx_host) = match name.strip_prefix("mx.") {
         Some(d) => (d.to_string(), true),
         None => (name.clone(), false),
