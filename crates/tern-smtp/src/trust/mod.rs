@@ -5,9 +5,8 @@
 //!   MAIL FROM is accepted ([`Trust::spf`], spawned by the session), so its
 //!   lookups overlap RCPT and DATA;
 //! - DKIM (RFC 6376, every signature, Ed25519 and RSA), ARC (RFC 8617) and
-//!   DMARC (RFC 7489; the organisational domain found by the DNS tree walk
-//!   of DMARCbis, which mail-auth implements) run when the message is
-//!   complete ([`Trust::check`]);
+//!   DMARC (RFC 7489, the organizational domain from the Public Suffix
+//!   List: [`dmarc`]) run when the message is complete ([`Trust::check`]);
 //! - the results become one `Authentication-Results` field (RFC 8601) named
 //!   after our host name, after any field claiming that name is removed
 //!   ([`fields`]);
@@ -18,18 +17,18 @@
 //! through our resolver (`[dns] servers`), whose cache keeps them for their
 //! TTLs.
 
+pub mod dmarc;
 pub mod fields;
 pub mod policy;
 
 /// For the fuzz target, which exercises mail-auth's header parsers too.
 pub use mail_auth;
 
-use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::hickory_resolver::TokioResolver;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
-    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, MessageAuthenticator,
-    SpfOutput, SpfResult,
+    AuthenticatedMessage, AuthenticationResults, DkimResult, MessageAuthenticator, SpfOutput,
+    SpfResult,
 };
 use std::net::IpAddr;
 use tern_core::config::InboundConfig;
@@ -270,39 +269,30 @@ impl Trust {
                 });
         }
 
+        let mut dmarc_text = String::new();
         if config.dmarc.checked() {
-            let unknown_spf = SpfOutput::new(checked.mail_from_domain.clone());
-            let spf_out = spf.mail_from.as_ref().unwrap_or(&unknown_spf);
-            let dmarc = self
-                .authenticator
-                .verify_dmarc(DmarcParameters::new(
-                    &message,
-                    &dkim,
-                    &checked.mail_from_domain,
-                    spf_out,
-                ))
-                .await;
-            if !dmarc.domain().is_empty() {
-                results = results.with_dmarc_result(&dmarc);
-            }
-            checked.summary.dmarc = match dmarc.result() {
-                DmarcResult::Pass => AuthResult::Pass,
-                DmarcResult::Fail(_) => AuthResult::Fail,
-                DmarcResult::TempError(_) => AuthResult::TempError,
-                DmarcResult::PermError(_) => AuthResult::PermError,
-                DmarcResult::None => AuthResult::None,
-            };
-            checked.summary.from_domain = dmarc.domain().to_string();
-            checked.dmarc_policy = match dmarc.policy() {
-                mail_auth::dmarc::Policy::Reject => DmarcPolicy::Reject,
-                mail_auth::dmarc::Policy::Quarantine => DmarcPolicy::Quarantine,
-                _ => DmarcPolicy::None,
-            };
+            let dkim_pass: Vec<String> = dkim
+                .iter()
+                .filter(|o| o.result() == &DkimResult::Pass)
+                .filter_map(|o| o.signature().map(|s| s.d.to_ascii_lowercase()))
+                .collect();
+            let verdict = dmarc::evaluate(
+                &self.authenticator.0,
+                &checked.from_domains,
+                checked.summary.spf,
+                &checked.mail_from_domain,
+                &dkim_pass,
+            )
+            .await;
+            dmarc_text = verdict.results_text().unwrap_or_default();
+            checked.summary.dmarc = verdict.result;
+            checked.summary.from_domain = verdict.domain;
+            checked.dmarc_policy = verdict.policy;
         }
         if let (Some(key), Some(arc)) = (seal, &arc) {
             checked.arc_seal = arc_seal(key, &message, &results, arc);
         }
-        checked.field = finish(results.to_string(), "");
+        checked.field = finish(results.to_string(), &dmarc_text);
         checked
     }
 }

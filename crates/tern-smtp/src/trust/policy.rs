@@ -5,7 +5,8 @@
 //! 1. **Our own domains** (`refuse_forged_local`): mail from outside that
 //!    names one of our domains in MAIL FROM or `From:` must pass SPF for it
 //!    or carry a passing DKIM signature aligned with it (RFC 7489 §3.1
-//!    relaxed alignment); our users send through submission.
+//!    relaxed alignment, by the Public Suffix List); our users send
+//!    through submission.
 //! 2. **DMARC** (RFC 7489 §6.3, §10.3): `p=reject` refuses with 550 5.7.1,
 //!    `p=quarantine` files into Junk — unless a trusted ARC sealer vouches
 //!    for the message (RFC 8617 §7.2: forwarding breaks SPF and often DKIM).
@@ -90,15 +91,9 @@ pub fn decide(checked: &Checked, config: &InboundConfig, local: &dyn Fn(&str) ->
     Action::Accept
 }
 
-/// Relaxed alignment (RFC 7489 §3.1.1), approximated without the public
-/// suffix list: the same domain, or one a subdomain of the other.
+/// Relaxed alignment (RFC 7489 §3.1.1): the same organizational domain.
 fn aligned(a: &str, b: &str) -> bool {
-    let sub_of = |x: &str, y: &str| {
-        x.len() > y.len()
-            && x[..x.len() - y.len()].ends_with('.')
-            && x[x.len() - y.len()..].eq_ignore_ascii_case(y)
-    };
-    a.eq_ignore_ascii_case(b) || sub_of(a, b) || sub_of(b, a)
+    super::dmarc::aligned(a, b, mail_auth::dmarc::Alignment::Relaxed)
 }
 
 #[cfg(test)]

@@ -261,6 +261,9 @@ fn dmarc_policies_forged_results_and_our_own_domains() {
             Some("v=DMARC1; p=none"),
         ),
         ("spfonly.test", not_us, None),
+        // sp= for subdomains (RFC 7489 §6.3), pct=0 samples the policy out.
+        ("org.test", not_us, Some("v=DMARC1; p=none; sp=reject")),
+        ("sampled.test", not_us, Some("v=DMARC1; p=reject; pct=0")),
     ] {
         dns.txt(domain, spf);
         if let Some(dmarc) = dmarc {
@@ -307,6 +310,16 @@ fn dmarc_policies_forged_results_and_our_own_domains() {
             "a@lax.test",
             &message("ceo@example.test", "own2", ""),
         ),
+        case(
+            "mx.evil.test",
+            "a@lax.test",
+            &message("a@news.org.test", "subdomain", ""),
+        ),
+        case(
+            "mx.evil.test",
+            "a@lax.test",
+            &message("a@sampled.test", "sampled", ""),
+        ),
     ];
     let replies = send(&server, &cases);
     assert_eq!(replies[0].0, 250, "SPF and DMARC pass: {replies:?}");
@@ -316,13 +329,24 @@ fn dmarc_policies_forged_results_and_our_own_domains() {
     assert_eq!(replies[3].0, 250, "p=none is delivered: {replies:?}");
     assert_eq!(replies[4].0, 550, "SPF fail, nothing else: {replies:?}");
     assert!(replies[4].1.starts_with("5.7.23 "), "{replies:?}");
-    for own in &replies[5..] {
+    assert_eq!(replies[7].0, 550, "sp=reject for a subdomain: {replies:?}");
+    assert_eq!(
+        replies[8].0, 250,
+        "pct=0: quarantined, not refused: {replies:?}"
+    );
+    for own in &replies[5..7] {
         assert_eq!(own.0, 550, "our own domain from outside: {replies:?}");
         assert!(own.1.contains("domain of this server"), "{own:?}");
     }
 
     let all = mailbox_contents(&server);
-    assert_eq!(all.len(), 3, "only the accepted messages are stored");
+    assert_eq!(all.len(), 4, "only the accepted messages are stored");
+    let (sampled, ours) = stored(&all, "sampled");
+    assert_eq!(sampled.0, "Junk", "{ours:?}");
+    assert!(
+        ours[0].contains("dmarc=fail header.from=sampled.test policy.dmarc=reject"),
+        "{ours:?}"
+    );
     let (good, ours) = stored(&all, "good");
     assert_eq!(good.0, "INBOX");
     assert_eq!(
