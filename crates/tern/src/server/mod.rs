@@ -45,6 +45,7 @@ pub struct ServerContext {
     pub shutdown: Shutdown,
     pub smtp: Arc<SmtpServer>,
     pub pop3: Arc<Pop3Server>,
+    pub http: Arc<tern_http::HttpServer>,
     pub imap: Arc<ImapServer>,
 }
 
@@ -58,7 +59,8 @@ fn service_for(protocol: Protocol, ctx: &Arc<ServerContext>) -> Option<Service> 
         Protocol::Pop3s => Some(pop3_service(ctx, tern_pop3::Mode::Tls)),
         Protocol::Imap => Some(imap_service(ctx, tern_imap::Mode::Plain)),
         Protocol::Imaps => Some(imap_service(ctx, tern_imap::Mode::Tls)),
-        Protocol::Http | Protocol::Https => None,
+        Protocol::Http => Some(http_service(ctx, tern_http::Mode::Plain)),
+        Protocol::Https => Some(http_service(ctx, tern_http::Mode::Tls)),
     }
 }
 
@@ -118,6 +120,14 @@ fn pop3_service(ctx: &Arc<ServerContext>, mode: tern_pop3::Mode) -> Service {
     let pop3 = ctx.pop3.clone();
     service(ctx, move |(stream, peer, admitted, stopping)| {
         pop3.clone().handle(stream, peer, mode, admitted, stopping)
+    })
+}
+
+/// HTTP connections on port 80 or 443 (JMAP).
+fn http_service(ctx: &Arc<ServerContext>, mode: tern_http::Mode) -> Service {
+    let http = ctx.http.clone();
+    service(ctx, move |(stream, peer, admitted, stopping)| {
+        http.clone().handle(stream, peer, mode, admitted, stopping)
     })
 }
 
@@ -315,6 +325,11 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
         tracer: tracer.clone(),
         recent: Default::default(),
     });
+    let http = Arc::new(tern_http::HttpServer::new(
+        mail.clone(),
+        tls.clone(),
+        config.limits.clone(),
+    ));
     let smtp = Arc::new(smtp_server.with_tracer(tracer.clone()));
     let pop3 = Arc::new(
         Pop3Server::new(
@@ -333,6 +348,7 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
         smtp,
         pop3,
         imap,
+        http,
     });
     let recent_recorder = tokio::spawn(record_recent_claims(ctx.clone(), shutdown.clone()));
     let outbound = {

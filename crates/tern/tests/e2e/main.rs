@@ -11,6 +11,7 @@ mod harness;
 mod imap;
 mod imap_diff;
 mod imap_scripts;
+mod jmap;
 mod milter;
 mod mta_sts;
 mod mx;

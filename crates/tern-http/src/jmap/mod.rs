@@ -1,0 +1,304 @@
+//! JMAP core (RFC 8620): the session resource (§2), the API request and
+//! its method calls (§3.3–3.4), result references (§3.7), and the errors
+//! of §3.6. Methods by data type live in their own modules.
+
+mod mailbox;
+pub mod references;
+
+use crate::response::{self, Body};
+use crate::HttpServer;
+use hyper::{Response, StatusCode};
+use serde_json::{json, Map, Value};
+use tern_store::AccountId;
+
+pub const CORE: &str = "urn:ietf:params:jmap:core";
+pub const MAIL: &str = "urn:ietf:params:jmap:mail";
+
+/// The limits advertised in the session (RFC 8620 §2).
+pub const MAX_SIZE_REQUEST: usize = 10 * 1024 * 1024;
+pub const MAX_CALLS_IN_REQUEST: usize = 64;
+pub const MAX_OBJECTS_IN_GET: usize = 1000;
+const MAX_SIZE_UPLOAD: u64 = 50 * 1024 * 1024;
+
+/// A JMAP Id for an account (RFC 8620 §1.2: letters, digits, `-`, `_`).
+pub fn account_id(account: AccountId) -> String {
+    format!("a{}", account.0)
+}
+
+/// The account a JMAP `accountId` argument names.
+pub fn parse_account_id(id: &str) -> Option<AccountId> {
+    id.strip_prefix('a')?.parse().ok().map(AccountId)
+}
+
+/// A request-level error (RFC 8620 §3.6.1) as a problem document.
+pub fn request_error(
+    status: StatusCode,
+    kind: &str,
+    detail: &str,
+    limit: Option<&str>,
+) -> Response<Body> {
+    let mut body = json!({ "type": kind, "status": status.as_u16(), "detail": detail });
+    if let Some(limit) = limit {
+        body["limit"] = json!(limit);
+    }
+    let mut r = response::json(status, &body);
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/problem+json"),
+    );
+    r
+}
+
+/// The session state: changes whenever the session object would.
+fn session_state(address: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(address.as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `GET /jmap/session` (RFC 8620 §2).
+pub async fn session(server: &HttpServer, account: AccountId) -> Response<Body> {
+    let store = server.mail.store();
+    let record = match store.account(account).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("jmap session: reading account {account}: {e}");
+            return response::problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "about:blank",
+                "the account could not be read; try again later",
+            );
+        }
+    };
+    let id = account_id(account);
+    let body = json!({
+        "capabilities": {
+            CORE: {
+                "maxSizeUpload": MAX_SIZE_UPLOAD,
+                "maxConcurrentUpload": 4,
+                "maxSizeRequest": MAX_SIZE_REQUEST,
+                "maxConcurrentRequests": 4,
+                "maxCallsInRequest": MAX_CALLS_IN_REQUEST,
+                "maxObjectsInGet": MAX_OBJECTS_IN_GET,
+                "maxObjectsInSet": 500,
+                "collationAlgorithms": ["i;ascii-casemap", "i;octet"],
+            },
+            MAIL: {},
+        },
+        "accounts": {
+            id.clone(): {
+                "name": record.address,
+                "isPersonal": true,
+                "isReadOnly": false,
+                "accountCapabilities": {
+                    CORE: {},
+                    MAIL: {
+                        "maxMailboxesPerEmail": null,
+                        "maxMailboxDepth": null,
+                        "maxSizeMailboxName": 255,
+                        "maxSizeAttachmentsPerEmail": server.limits.max_message_size,
+                        "emailQuerySortOptions": ["receivedAt"],
+                        "mayCreateTopLevelMailbox": true,
+                    },
+                },
+            },
+        },
+        "primaryAccounts": { CORE: id, MAIL: id },
+        "username": record.address,
+        "apiUrl": "/jmap/api",
+        "downloadUrl": "/jmap/download/{accountId}/{blobId}/{name}?accept={type}",
+        "uploadUrl": "/jmap/upload/{accountId}/",
+        "eventSourceUrl": "/jmap/eventsource?types={types}&closeafter={closeafter}&ping={ping}",
+        "state": session_state(&record.address),
+    });
+    response::json(StatusCode::OK, &body)
+}
+
+/// A method's outcome: its response arguments, or a method-level error
+/// (RFC 8620 §3.6.2) as `{"type": ..., "description": ...}`.
+pub type MethodResult = Result<Value, Value>;
+
+pub fn method_error(kind: &str, description: impl Into<String>) -> Value {
+    json!({ "type": kind, "description": description.into() })
+}
+
+/// What every method of one request shares.
+pub struct Call<'a> {
+    pub server: &'a HttpServer,
+    pub account: AccountId,
+    /// The capabilities the request declared in `using`.
+    pub using: &'a [String],
+}
+
+impl Call<'_> {
+    /// The account a method's `accountId` argument names, checked to be
+    /// the caller's (no shared accounts yet).
+    pub fn account_arg(&self, args: &Map<String, Value>) -> Result<AccountId, Value> {
+        let id = args
+            .get("accountId")
+            .and_then(Value::as_str)
+            .ok_or_else(|| method_error("invalidArguments", "accountId is required"))?;
+        match parse_account_id(id) {
+            Some(a) if a == self.account => Ok(a),
+            _ => Err(method_error("accountNotFound", format!("no account {id}"))),
+        }
+    }
+}
+
+/// `POST /jmap/api` (RFC 8620 §3.3): the request, each method call in
+/// order, the response.
+pub async fn api(server: &HttpServer, account: AccountId, body: &[u8]) -> Response<Body> {
+    let request: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                "urn:ietf:params:jmap:error:notJSON",
+                &format!("the request is not JSON: {e}"),
+                None,
+            )
+        }
+    };
+    let not_request = |why: &str| {
+        request_error(
+            StatusCode::BAD_REQUEST,
+            "urn:ietf:params:jmap:error:notRequest",
+            why,
+            None,
+        )
+    };
+    let Some(object) = request.as_object() else {
+        return not_request("the request is not a JSON object");
+    };
+    let using: Vec<String> = match object.get("using").and_then(Value::as_array) {
+        Some(list) if list.iter().all(Value::is_string) => list
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
+        _ => return not_request("`using` must be an array of capability names"),
+    };
+    if let Some(unknown) = using.iter().find(|c| ![CORE, MAIL].contains(&c.as_str())) {
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            "urn:ietf:params:jmap:error:unknownCapability",
+            &format!("the server does not support {unknown}"),
+            None,
+        );
+    }
+    let Some(calls) = object.get("methodCalls").and_then(Value::as_array) else {
+        return not_request("`methodCalls` must be an array");
+    };
+    if calls.len() > MAX_CALLS_IN_REQUEST {
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            "urn:ietf:params:jmap:error:limit",
+            &format!("at most {MAX_CALLS_IN_REQUEST} method calls per request"),
+            Some("maxCallsInRequest"),
+        );
+    }
+    let mut parsed = Vec::with_capacity(calls.len());
+    for call in calls {
+        match call.as_array().map(Vec::as_slice) {
+            Some([Value::String(name), Value::Object(args), Value::String(id)]) => {
+                parsed.push((name.clone(), args.clone(), id.clone()))
+            }
+            _ => return not_request("each method call is [name, arguments, call id]"),
+        }
+    }
+    let created_ids = object.get("createdIds").cloned();
+    let cx = Call {
+        server,
+        account,
+        using: &using,
+    };
+    let mut responses: Vec<Value> = Vec::with_capacity(parsed.len());
+    for (name, args, call_id) in parsed {
+        let result = match references::resolve(&args, &responses) {
+            Ok(args) => dispatch(&cx, &name, args).await,
+            Err(e) => Err(e),
+        };
+        responses.push(match result {
+            Ok(out) => json!([name, out, call_id]),
+            Err(error) => json!(["error", error, call_id]),
+        });
+    }
+    let session_state = match server.mail.store().account(account).await {
+        Ok(a) => session_state(&a.address),
+        Err(_) => String::new(),
+    };
+    let mut body = json!({ "methodResponses": responses, "sessionState": session_state });
+    if let Some(created) = created_ids {
+        body["createdIds"] = created;
+    }
+    response::json(StatusCode::OK, &body)
+}
+
+/// One method call, by name.
+async fn dispatch(cx: &Call<'_>, name: &str, args: Map<String, Value>) -> MethodResult {
+    let needs = |capability: &str| {
+        if cx.using.iter().any(|c| c == capability) {
+            Ok(())
+        } else {
+            Err(method_error(
+                "unknownMethod",
+                format!("{name} needs {capability} in `using`"),
+            ))
+        }
+    };
+    match name {
+        "Core/echo" => {
+            needs(CORE)?;
+            Ok(Value::Object(args))
+        }
+        "Mailbox/get" => {
+            needs(MAIL)?;
+            mailbox::get(cx, args).await
+        }
+        _ => Err(method_error(
+            "unknownMethod",
+            format!("{name} is not a method this server knows"),
+        )),
+    }
+}
+
+/// The account's state string for a data type: the account's highest
+/// modseq (it moves with every change, which RFC 8620 §1.6 allows).
+pub async fn state(cx: &Call<'_>) -> Result<String, Value> {
+    cx.server
+        .mail
+        .store()
+        .highest_modseq(cx.account)
+        .await
+        .map(|m| m.0.to_string())
+        .map_err(|e| method_error("serverFail", e.to_string()))
+}
+
+/// The `properties` argument: `None` for all.
+pub fn properties(args: &Map<String, Value>, all: &[&str]) -> Result<Vec<String>, Value> {
+    match args.get("properties") {
+        None | Some(Value::Null) => Ok(all.iter().map(|p| p.to_string()).collect()),
+        Some(Value::Array(list)) => {
+            let mut out = Vec::new();
+            for p in list {
+                match p.as_str() {
+                    Some(p) if all.contains(&p) => out.push(p.to_string()),
+                    _ => {
+                        return Err(method_error(
+                            "invalidArguments",
+                            format!("unknown property {p}"),
+                        ))
+                    }
+                }
+            }
+            // The id is always returned (RFC 8620 §5.1).
+            if !out.iter().any(|p| p == "id") {
+                out.push("id".into());
+            }
+            Ok(out)
+        }
+        Some(_) => Err(method_error(
+            "invalidArguments",
+            "properties must be an array of names or null",
+        )),
+    }
+}

@@ -1,0 +1,133 @@
+//! Which handler a request goes to, by method and path.
+
+use crate::response::{self, Body};
+use crate::HttpServer;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use std::net::SocketAddr;
+
+/// What a handler knows of the connection.
+#[derive(Clone)]
+pub struct Context {
+    pub peer: SocketAddr,
+    /// Over TLS.
+    pub secure: bool,
+    /// The connection's place under the server's limits: once a request
+    /// authenticates, the connection counts as logged in.
+    pub slot: std::sync::Arc<tern_core::admission::ConnectionSlot>,
+}
+
+pub async fn route(server: &HttpServer, cx: Context, request: Request<Incoming>) -> Response<Body> {
+    let path = request.uri().path().to_string();
+    let method = request.method().clone();
+    let response = match (&method, path.as_str()) {
+        // RFC 8620 §2.2: the well-known URL redirects to the session.
+        (&Method::GET, "/.well-known/jmap") => {
+            response::redirect(StatusCode::PERMANENT_REDIRECT, "/jmap/session")
+        }
+        (&Method::GET, "/jmap/session") => match account(server, &cx, &request).await {
+            Ok(account) => crate::jmap::session(server, account).await,
+            Err(r) => r,
+        },
+        (&Method::POST, "/jmap/api") => match account(server, &cx, &request).await {
+            Ok(account) => match body(request, crate::jmap::MAX_SIZE_REQUEST).await {
+                Ok(bytes) => crate::jmap::api(server, account, &bytes).await,
+                Err(r) => r,
+            },
+            Err(r) => r,
+        },
+        (_, "/.well-known/jmap" | "/jmap/session" | "/jmap/api") => {
+            let mut r = response::problem(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "about:blank",
+                &format!("{method} is not allowed on {path}"),
+            );
+            let allow = if path == "/jmap/api" { "POST" } else { "GET" };
+            r.headers_mut().insert(
+                hyper::header::ALLOW,
+                hyper::header::HeaderValue::from_static(allow),
+            );
+            r
+        }
+        _ => response::problem(StatusCode::NOT_FOUND, "about:blank", "no such resource"),
+    };
+    response::secure(response)
+}
+
+/// The authenticated account, or the response that says why not.
+async fn account(
+    server: &HttpServer,
+    cx: &Context,
+    request: &Request<Incoming>,
+) -> Result<tern_store::AccountId, Response<Body>> {
+    use crate::auth::Refused;
+    let authorization = request
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match server.authenticate(authorization, cx.peer, cx.secure).await {
+        Ok(account) => {
+            cx.slot.authenticated();
+            Ok(account)
+        }
+        Err(Refused::Insecure) => Err(response::problem(
+            StatusCode::FORBIDDEN,
+            "about:blank",
+            "passwords are accepted only over HTTPS",
+        )),
+        Err(Refused::Unavailable) => Err(response::problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "about:blank",
+            "the account directory is unavailable; try again later",
+        )),
+        Err(Refused::Missing | Refused::Wrong) => {
+            let mut r = response::problem(
+                StatusCode::UNAUTHORIZED,
+                "about:blank",
+                "authentication required",
+            );
+            r.headers_mut().insert(
+                hyper::header::WWW_AUTHENTICATE,
+                hyper::header::HeaderValue::from_static("Basic realm=\"Tern\", charset=\"UTF-8\""),
+            );
+            Err(r)
+        }
+    }
+}
+
+/// The request body, at most `limit` bytes (RFC 8620 §3.6.1 `limit` with
+/// `maxSizeRequest` past it).
+async fn body(request: Request<Incoming>, limit: usize) -> Result<bytes::Bytes, Response<Body>> {
+    let too_large = || {
+        crate::jmap::request_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "urn:ietf:params:jmap:error:limit",
+            &format!("the request is larger than maxSizeRequest ({limit} bytes)"),
+            Some("maxSizeRequest"),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let limited = http_body_util::Limited::new(request.into_body(), limit);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large())
+        }
+        Err(_) => Err(response::problem(
+            StatusCode::BAD_REQUEST,
+            "about:blank",
+            "the request body could not be read",
+        )),
+    }
+}

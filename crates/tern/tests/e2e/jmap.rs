@@ -1,0 +1,260 @@
+//! JMAP over the HTTP server (issue 14, first part): the session resource,
+//! the API's request handling (batched calls, result references, the
+//! errors of RFC 8620 §3.6) and `Mailbox/get`, driven with curl (HTTP/1.1
+//! and HTTP/2 over TLS) and Python's urllib.
+
+use crate::harness::*;
+use crate::smtp::python;
+use serde_json::{json, Value};
+use std::process::Command;
+
+fn server() -> (TestDir, Server) {
+    let dir = TestDir::new();
+    dir.add_account("joe@example.test");
+    let server = dir.start();
+    (dir, server)
+}
+
+/// POSTs `body` to the API as joe over plain HTTP on loopback; the status
+/// and the JSON answer.
+fn api(server: &Server, body: &str) -> (u64, Value) {
+    let out = python(
+        r#"
+import base64, json, sys, urllib.request, urllib.error
+req = urllib.request.Request("http://127.0.0.1:%s/jmap/api" % sys.argv[1], data=sys.argv[2].encode(),
+    headers={"Authorization": "Basic " + base64.b64encode(b"joe@example.test:secret").decode(),
+             "Content-Type": "application/json"})
+try:
+    with urllib.request.urlopen(req) as r:
+        print(json.dumps([r.status, json.loads(r.read())]))
+except urllib.error.HTTPError as e:
+    print(json.dumps([e.code, json.loads(e.read() or b"null")]))
+"#,
+        &[&server.listeners["http"].port().to_string(), body],
+    );
+    (out[0].as_u64().unwrap(), out[1].clone())
+}
+
+/// curl's status line and headers, and its body, for `args`.
+fn curl(args: &[&str]) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-D", "-", "-o", "-", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.to_string(), body.to_string())
+}
+
+#[test]
+fn session_resource_authentication_and_http2() {
+    let (_dir, server) = server();
+    let http = format!("http://127.0.0.1:{}", server.listeners["http"].port());
+    let (head, _) = curl(&[&format!("{http}/.well-known/jmap")]);
+    assert!(head.starts_with("HTTP/1.1 308"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("location: /jmap/session"),
+        "{head}"
+    );
+
+    let (head, body) = curl(&[&format!("{http}/jmap/session")]);
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    assert!(head.contains("www-authenticate: Basic"), "{head}");
+    assert!(
+        body.contains("\"status\":401"),
+        "a problem document: {body}"
+    );
+    let (head, _) = curl(&[
+        "-u",
+        "joe@example.test:wrong",
+        &format!("{http}/jmap/session"),
+    ]);
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+
+    let (head, body) = curl(&[
+        "-u",
+        "joe@example.test:secret",
+        &format!("{http}/jmap/session"),
+    ]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    let session: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(session["username"], "joe@example.test");
+    assert_eq!(session["apiUrl"], "/jmap/api");
+    let account = session["primaryAccounts"]["urn:ietf:params:jmap:mail"]
+        .as_str()
+        .unwrap();
+    assert_eq!(session["accounts"][account]["name"], "joe@example.test");
+    assert!(session["capabilities"]["urn:ietf:params:jmap:core"]["maxCallsInRequest"].is_number());
+
+    // HTTP/2 over TLS, negotiated by ALPN.
+    let https = format!("https://127.0.0.1:{}", server.listeners["https"].port());
+    let (head, body) = curl(&[
+        "-k",
+        "--http2",
+        "-u",
+        "joe@example.test:secret",
+        &format!("{https}/jmap/session"),
+    ]);
+    assert!(head.starts_with("HTTP/2 200"), "{head}");
+    assert!(body.contains("\"username\":\"joe@example.test\""), "{body}");
+    let (head, _) = curl(&["-k", &format!("{https}/nowhere")]);
+    assert!(head.starts_with("HTTP/2 404"), "{head}");
+}
+
+#[test]
+fn api_calls_references_errors_and_mailbox_counts() {
+    let (_dir, server) = server();
+    // One message in INBOX, through SMTP.
+    let sent = python(
+        r#"
+import json, smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+s.sendmail("ann@remote.test", ["joe@example.test"], b"Subject: hi\r\n\r\nhello\r\n")
+s.quit()
+print(json.dumps("ok"))
+"#,
+        &[&server.listeners["smtp"].port().to_string()],
+    );
+    assert_eq!(sent, "ok");
+
+    let (status, r) = api(
+        &server,
+        &json!({
+            "using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"],
+            "methodCalls": [
+                ["Core/echo", {"hello": [1, 2]}, "c0"],
+                ["Mailbox/get", {"accountId": "a1", "ids": null}, "c1"],
+                ["Mailbox/get", {"accountId": "a1",
+                    "#ids": {"resultOf": "c1", "name": "Mailbox/get", "path": "/list/*/id"},
+                    "properties": ["name", "role"]}, "c2"],
+                ["Email/teleport", {}, "c3"],
+                ["Mailbox/get", {"accountId": "a999"}, "c4"],
+                ["Mailbox/get", {"accountId": "a1",
+                    "#ids": {"resultOf": "nope", "name": "Mailbox/get", "path": "/list"}}, "c5"],
+            ],
+        })
+        .to_string(),
+    );
+    assert_eq!(status, 200, "{r}");
+    let responses = r["methodResponses"].as_array().unwrap();
+    assert_eq!(responses[0], json!(["Core/echo", {"hello": [1, 2]}, "c0"]));
+    let mailboxes = responses[1][1]["list"].as_array().unwrap();
+    let inbox = mailboxes
+        .iter()
+        .find(|m| m["role"] == "inbox")
+        .expect("an inbox");
+    assert_eq!(inbox["name"], "INBOX");
+    assert_eq!(inbox["totalEmails"], 1);
+    assert_eq!(inbox["unreadEmails"], 1);
+    assert!(mailboxes.iter().any(|m| m["role"] == "junk"));
+    let state = responses[1][1]["state"].clone();
+    assert!(state.is_string());
+    // The reference gave every id; only the asked properties (and id).
+    assert_eq!(
+        responses[2][1]["list"].as_array().unwrap().len(),
+        mailboxes.len()
+    );
+    assert_eq!(
+        responses[2][1]["list"][0].as_object().unwrap().len(),
+        3,
+        "{}",
+        responses[2][1]
+    );
+    assert_eq!(responses[3][0], "error");
+    assert_eq!(responses[3][1]["type"], "unknownMethod");
+    assert_eq!(responses[4][1]["type"], "accountNotFound");
+    assert_eq!(responses[5][1]["type"], "invalidResultReference");
+
+    // Seen over IMAP: JMAP sees the count and a new state.
+    let mut imap = crate::imap::Imap::connect(server.listeners["imap"]);
+    imap.run("LOGIN joe@example.test secret").ok();
+    imap.run("SELECT INBOX").ok();
+    imap.run("STORE 1 +FLAGS (\\Seen)").ok();
+    let (_, r) = api(
+        &server,
+        &json!({"using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"],
+                "methodCalls": [["Mailbox/get", {"accountId": "a1", "ids": [inbox["id"]]}, "c0"]]})
+        .to_string(),
+    );
+    let after = &r["methodResponses"][0][1];
+    assert_eq!(after["list"][0]["unreadEmails"], 0, "{after}");
+    assert_ne!(after["state"], state);
+
+    // Request-level errors (RFC 8620 §3.6.1), as problem documents.
+    let (status, r) = api(&server, "{not json");
+    assert_eq!(
+        (status, r["type"].as_str()),
+        (400, Some("urn:ietf:params:jmap:error:notJSON"))
+    );
+    let (status, r) = api(
+        &server,
+        &json!({"using": [], "methodCalls": {}}).to_string(),
+    );
+    assert_eq!(
+        (status, r["type"].as_str()),
+        (400, Some("urn:ietf:params:jmap:error:notRequest"))
+    );
+    let (status, r) = api(
+        &server,
+        &json!({"using": ["urn:example:teleport"], "methodCalls": []}).to_string(),
+    );
+    assert_eq!(
+        (status, r["type"].as_str()),
+        (400, Some("urn:ietf:params:jmap:error:unknownCapability"))
+    );
+    let many: Vec<Value> = (0..100)
+        .map(|i| json!(["Core/echo", {}, format!("c{i}")]))
+        .collect();
+    let (status, r) = api(
+        &server,
+        &json!({"using": ["urn:ietf:params:jmap:core"], "methodCalls": many}).to_string(),
+    );
+    assert_eq!(
+        (status, r["limit"].as_str()),
+        (400, Some("maxCallsInRequest"))
+    );
+    // A method of a capability not in `using`.
+    let (_, r) = api(
+        &server,
+        &json!({"using": ["urn:ietf:params:jmap:core"],
+                "methodCalls": [["Mailbox/get", {"accountId": "a1"}, "c0"]]})
+        .to_string(),
+    );
+    assert_eq!(r["methodResponses"][0][1]["type"], "unknownMethod");
+    // Deep nesting is refused as bad JSON, not a crash; the server serves on.
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let (status, _) = api(&server, &deep);
+    assert_eq!(status, 400);
+    let (status, _) = api(
+        &server,
+        &json!({"using": [], "methodCalls": []}).to_string(),
+    );
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn oversized_requests_are_refused_by_the_limit() {
+    let (_dir, server) = server();
+    let http = format!(
+        "http://127.0.0.1:{}/jmap/api",
+        server.listeners["http"].port()
+    );
+    let big = "x".repeat(11 * 1024 * 1024);
+    let path = std::env::temp_dir().join(format!("tern-jmap-big-{}", std::process::id()));
+    std::fs::write(&path, &big).unwrap();
+    let (head, body) = curl(&[
+        "-u",
+        "joe@example.test:secret",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        &format!("@{}", path.display()),
+        &http,
+    ]);
+    let _ = std::fs::remove_file(&path);
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    assert!(body.contains("maxSizeRequest"), "{body}");
+}
