@@ -20,13 +20,13 @@ if ! command -v swaks >/dev/null || ! command -v curl >/dev/null || ! perl -MIO:
    || ! command -v fetchmail >/dev/null || ! command -v getmail >/dev/null \
    || ! command -v mbsync >/dev/null || ! command -v offlineimap >/dev/null \
    || ! command -v dovecot >/dev/null \
-   || ! /usr/bin/python3 -c 'import aiosmtpd, dkim, nacl, spf, cryptography' 2>/dev/null \
+   || ! /usr/bin/python3 -c 'import aiosmtpd, dkim, nacl, spf, cryptography, ensurepip' 2>/dev/null \
    || ! [ -x /usr/sbin/postfix ] || ! [ -x /usr/sbin/clamd ] || ! [ -x /usr/bin/rspamd ]; then
   export DEBIAN_FRONTEND=noninteractive
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq swaks libio-socket-ssl-perl libnet-ssleay-perl curl fetchmail getmail6 \
-    isync offlineimap3 dovecot-core dovecot-imapd python3-aiosmtpd python3-dkim python3-nacl python3-spf python3-cryptography postfix clamav-daemon rspamd >/dev/null
+    isync offlineimap3 dovecot-core dovecot-imapd python3-aiosmtpd python3-dkim python3-nacl python3-spf python3-cryptography python3-venv postfix clamav-daemon rspamd >/dev/null
 fi
 # With Dovecot installed here, the differential tester must not skip.
 export TERN_REQUIRE_DOVECOT=1
@@ -42,6 +42,18 @@ have=$(node -p "require('$PWD/$node_dir/node_modules/imapflow/package.json').ver
 if [ "$want" != "$have" ]; then
   npm install --prefix "$node_dir" --no-package-lock --no-audit --no-fund --loglevel=error
 fi
+
+# jmapc, the Python JMAP client, pinned, in a virtual environment of
+# Debian's Python under target/ (PyPI; nothing installed system-wide).
+JMAPC_VERSION=0.4.0
+venv=$PWD/target/jmapc-venv
+if ! "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('jmapc') == '$JMAPC_VERSION'" 2>/dev/null; then
+  rm -rf "$venv"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "jmapc==$JMAPC_VERSION"
+fi
+export TERN_JMAPC_PYTHON=$venv/bin/python
+export TERN_REQUIRE_JMAPC=1
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -27,7 +27,10 @@ pub async fn route(server: &HttpServer, cx: Context, request: Request<Incoming>)
             response::redirect(StatusCode::PERMANENT_REDIRECT, "/jmap/session")
         }
         (&Method::GET, "/jmap/session") => match account(server, &cx, &request).await {
-            Ok(account) => crate::jmap::session(server, account).await,
+            Ok(account) => {
+                let base = base_url(server, &cx, &request);
+                crate::jmap::session(server, account, &base).await
+            }
             Err(r) => r,
         },
         (&Method::POST, "/jmap/api") => match account(server, &cx, &request).await {
@@ -53,6 +56,31 @@ pub async fn route(server: &HttpServer, cx: Context, request: Request<Incoming>)
         _ => response::problem(StatusCode::NOT_FOUND, "about:blank", "no such resource"),
     };
     response::secure(response)
+}
+
+/// `scheme://host[:port]` as the client reached us (the Host header, or
+/// the HTTP/2 authority), for the absolute URLs of the JMAP session; our
+/// host name when the client named none usable.
+fn base_url(server: &HttpServer, cx: &Context, request: &Request<Incoming>) -> String {
+    let scheme = if cx.secure { "https" } else { "http" };
+    let host = request
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            request
+                .headers()
+                .get(hyper::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(String::from)
+        })
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or_else(|| server.hostname().to_string());
+    format!("{scheme}://{host}")
 }
 
 /// The authenticated account, or the response that says why not.

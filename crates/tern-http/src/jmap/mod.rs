@@ -2,6 +2,8 @@
 //! its method calls (§3.3–3.4), result references (§3.7), and the errors
 //! of §3.6. Methods by data type live in their own modules.
 
+mod changes;
+mod email;
 mod mailbox;
 pub mod references;
 
@@ -57,7 +59,8 @@ fn session_state(address: &str) -> String {
 }
 
 /// `GET /jmap/session` (RFC 8620 §2).
-pub async fn session(server: &HttpServer, account: AccountId) -> Response<Body> {
+/// The URLs in it are absolute, under `base` (how the client reached us).
+pub async fn session(server: &HttpServer, account: AccountId, base: &str) -> Response<Body> {
     let store = server.mail.store();
     let record = match store.account(account).await {
         Ok(a) => a,
@@ -97,7 +100,7 @@ pub async fn session(server: &HttpServer, account: AccountId) -> Response<Body> 
                         "maxMailboxDepth": null,
                         "maxSizeMailboxName": 255,
                         "maxSizeAttachmentsPerEmail": server.limits.max_message_size,
-                        "emailQuerySortOptions": ["receivedAt"],
+                        "emailQuerySortOptions": ["receivedAt", "sentAt", "size"],
                         "mayCreateTopLevelMailbox": true,
                     },
                 },
@@ -105,10 +108,10 @@ pub async fn session(server: &HttpServer, account: AccountId) -> Response<Body> 
         },
         "primaryAccounts": { CORE: id, MAIL: id },
         "username": record.address,
-        "apiUrl": "/jmap/api",
-        "downloadUrl": "/jmap/download/{accountId}/{blobId}/{name}?accept={type}",
-        "uploadUrl": "/jmap/upload/{accountId}/",
-        "eventSourceUrl": "/jmap/eventsource?types={types}&closeafter={closeafter}&ping={ping}",
+        "apiUrl": format!("{base}/jmap/api"),
+        "downloadUrl": format!("{base}/jmap/download/{{accountId}}/{{blobId}}/{{name}}?accept={{type}}"),
+        "uploadUrl": format!("{base}/jmap/upload/{{accountId}}/"),
+        "eventSourceUrl": format!("{base}/jmap/eventsource?types={{types}}&closeafter={{closeafter}}&ping={{ping}}"),
         "state": session_state(&record.address),
     });
     response::json(StatusCode::OK, &body)
@@ -253,6 +256,22 @@ async fn dispatch(cx: &Call<'_>, name: &str, args: Map<String, Value>) -> Method
         "Mailbox/get" => {
             needs(MAIL)?;
             mailbox::get(cx, args).await
+        }
+        "Email/query" => {
+            needs(MAIL)?;
+            email::query(cx, args).await
+        }
+        "Email/get" => {
+            needs(MAIL)?;
+            email::get(cx, args).await
+        }
+        "Email/set" => {
+            needs(MAIL)?;
+            email::set(cx, args).await
+        }
+        "Mailbox/changes" | "Email/changes" => {
+            needs(MAIL)?;
+            changes::changes(cx, name, args).await
         }
         _ => Err(method_error(
             "unknownMethod",

@@ -82,7 +82,7 @@ fn session_resource_authentication_and_http2() {
     assert!(head.contains("x-content-type-options: nosniff"), "{head}");
     let session: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(session["username"], "joe@example.test");
-    assert_eq!(session["apiUrl"], "/jmap/api");
+    assert_eq!(session["apiUrl"], format!("{http}/jmap/api"));
     let account = session["primaryAccounts"]["urn:ietf:params:jmap:mail"]
         .as_str()
         .unwrap();
@@ -257,4 +257,130 @@ fn oversized_requests_are_refused_by_the_limit() {
     let _ = std::fs::remove_file(&path);
     assert!(head.starts_with("HTTP/1.1 413"), "{head}");
     assert!(body.contains("maxSizeRequest"), "{body}");
+}
+
+/// The Python with jmapc (a third-party JMAP client): scripts/test.sh puts
+/// it in a virtual environment and names it in `TERN_JMAPC_PYTHON`.
+fn jmapc_python() -> Option<String> {
+    let python = std::env::var("TERN_JMAPC_PYTHON").ok()?;
+    std::path::Path::new(&python).exists().then_some(python)
+}
+
+#[test]
+fn jmapc_queries_reads_flags_moves_and_follows_imap_changes() {
+    let Some(python) = jmapc_python() else {
+        if std::env::var_os("TERN_REQUIRE_JMAPC").is_some() {
+            panic!("TERN_JMAPC_PYTHON does not name a Python with jmapc (see scripts/test.sh)");
+        }
+        eprintln!("jmapc test skipped: set TERN_JMAPC_PYTHON to a Python with jmapc");
+        return;
+    };
+    let (dir, server) = server();
+    for subject in ["first", "second"] {
+        let sent = crate::smtp::python(
+            r#"
+import json, smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+s.sendmail("ann@remote.test", ["joe@example.test"],
+           ("From: Ann <ann@remote.test>\r\nTo: joe@example.test\r\nSubject: %s\r\n"
+            "Date: Sun, 6 Dec 2026 12:00:00 +0000\r\n\r\nhello %s\r\n" % (sys.argv[2], sys.argv[2])).encode())
+s.quit()
+print(json.dumps("ok"))
+"#,
+            &[&server.listeners["smtp"].port().to_string(), subject],
+        );
+        assert_eq!(sent, "ok");
+    }
+    let script = r#"
+import json, sys, imaplib
+from jmapc import Client, Comparator, EmailQueryFilterCondition, Ref
+from jmapc.methods import (MailboxGet, EmailQuery, EmailGet, EmailSet, EmailChanges,
+                           MailboxChanges)
+client = Client.create_with_password(host=sys.argv[1], user="joe@example.test", password="secret")
+# Tern's generated certificate is self-signed: trust exactly it (and not
+# a CA bundle named in the environment, which requests would prefer).
+client.requests_session.trust_env = False
+client.requests_session.verify = sys.argv[2]
+out = {}
+boxes = client.request(MailboxGet(ids=None)).data
+inbox = next(b for b in boxes if b.role == "inbox")
+junk = next(b for b in boxes if b.role == "junk")
+out["inbox_total"] = inbox.total_emails
+results = client.request([
+    EmailQuery(filter=EmailQueryFilterCondition(in_mailbox=inbox.id),
+               sort=[Comparator(property="receivedAt", is_ascending=True)], calculate_total=True),
+    EmailGet(ids=Ref("/ids"), properties=["subject", "from", "keywords", "mailboxIds", "preview", "receivedAt"]),
+])
+query, emails = results[0].response, results[1].response.data
+out["total"] = query.total
+out["subjects"] = [e.subject for e in emails]
+out["from"] = emails[0].mail_from[0].email
+out["preview"] = emails[0].preview
+state = client.request(EmailChanges(since_state="0")).new_state
+# Seen and moved to Junk over JMAP.
+r = client.request(EmailSet(update={emails[0].id: {"keywords/$seen": True,
+                                                    "mailboxIds": {junk.id: True}}}))
+out["updated"] = sorted((r.updated or {}).keys())
+# IMAP sees both; then flags the second message itself.
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[3]))
+m.login("joe@example.test", "secret")
+m.select("Junk")
+typ, data = m.fetch("1", "(FLAGS)")
+out["imap_junk_flags"] = data[0].decode()
+m.select("INBOX")
+m.store("1", "+FLAGS", "(\\Flagged)")
+m.logout()
+changes = client.request(EmailChanges(since_state=state))
+out["changed"] = sorted(changes.updated)
+out["created"] = changes.created
+flagged = client.request(EmailGet(ids=[emails[1].id], properties=["keywords"])).data[0]
+out["flagged_keywords"] = sorted(k for k, v in flagged.keywords.items() if v)
+mbox_changes = client.request(MailboxChanges(since_state=state))
+out["mailbox_updated"] = sorted(mbox_changes.updated)
+client.request(EmailSet(destroy=[emails[1].id]))
+out["after_destroy"] = client.request(EmailQuery(filter=EmailQueryFilterCondition(in_mailbox=inbox.id))).ids
+out["ids"] = [e.id for e in emails]
+out["inbox"], out["junk"] = inbox.id, junk.id
+print(json.dumps(out))
+"#;
+    let cert = dir.data_dir().join("tls/cert.pem");
+    let output = Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .arg(format!("127.0.0.1:{}", server.listeners["https"].port()))
+        .arg(&cert)
+        .arg(server.listeners["imap"].port().to_string())
+        .output()
+        .expect("python with jmapc");
+    assert!(
+        output.status.success(),
+        "jmapc: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(out["inbox_total"], 2, "{out}");
+    assert_eq!(out["total"], 2, "{out}");
+    assert_eq!(out["subjects"], json!(["first", "second"]), "{out}");
+    assert_eq!(out["from"], "ann@remote.test");
+    assert!(
+        out["preview"].as_str().unwrap().contains("hello first"),
+        "{out}"
+    );
+    assert_eq!(out["updated"], json!([out["ids"][0]]), "{out}");
+    assert!(
+        out["imap_junk_flags"].as_str().unwrap().contains("\\Seen"),
+        "{out}"
+    );
+    // The second message, flagged over IMAP, is among the changes.
+    assert!(
+        out["changed"].as_array().unwrap().contains(&out["ids"][1]),
+        "{out}"
+    );
+    assert_eq!(out["flagged_keywords"], json!(["$flagged"]), "{out}");
+    let mailboxes = out["mailbox_updated"].as_array().unwrap();
+    assert!(
+        mailboxes.contains(&out["inbox"]) && mailboxes.contains(&out["junk"]),
+        "{out}"
+    );
+    assert_eq!(out["after_destroy"], json!([]), "both left INBOX: {out}");
 }

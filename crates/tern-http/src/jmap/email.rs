@@ -1,0 +1,504 @@
+//! `Email/query`, `Email/get` and `Email/set` (RFC 8621 §4): the account's
+//! emails by id, over the Store's account-wide operations (the same rows
+//! IMAP serves by UID, so a change on either side is seen on the other).
+//!
+//! Keywords are JMAP's form of IMAP flags (RFC 8621 §4.1.1): `\Seen` is
+//! `$seen`, `\Flagged` `$flagged`, `\Answered` `$answered`, `\Draft`
+//! `$draft`; other keywords are the same on both sides, lower-cased here.
+
+use super::mailbox::mailbox_id;
+use super::{method_error, properties, Call, MethodResult};
+use serde_json::{json, Map, Value};
+use tern_store::{EmailId, EmailQuery, EmailSort, KeywordOp, MailboxId, StoreError};
+
+const PROPERTIES: &[&str] = &[
+    "id",
+    "blobId",
+    "threadId",
+    "mailboxIds",
+    "keywords",
+    "size",
+    "receivedAt",
+    "messageId",
+    "inReplyTo",
+    "references",
+    "from",
+    "to",
+    "cc",
+    "subject",
+    "sentAt",
+    "hasAttachment",
+    "preview",
+];
+/// The properties of `Email/get` without `properties` (RFC 8621 §4.2: the
+/// body properties too; ours are the ones above until bodies are served).
+const DEFAULT_PROPERTIES: &[&str] = PROPERTIES;
+/// Most ids one query page returns.
+const MAX_QUERY_LIMIT: usize = 1000;
+
+pub fn email_id(id: EmailId) -> String {
+    format!("e{}", id.0)
+}
+
+fn parse_email_id(id: &str) -> Option<EmailId> {
+    id.strip_prefix('e')?.parse().ok().map(EmailId)
+}
+
+fn parse_mailbox_id(id: &str) -> Option<MailboxId> {
+    id.strip_prefix('m')?.parse().ok().map(MailboxId)
+}
+
+/// The JMAP keyword of an IMAP flag or keyword.
+pub fn jmap_keyword(k: &str) -> String {
+    match k {
+        "\\Seen" => "$seen".into(),
+        "\\Flagged" => "$flagged".into(),
+        "\\Answered" => "$answered".into(),
+        "\\Draft" => "$draft".into(),
+        other => other.to_ascii_lowercase(),
+    }
+}
+
+/// The Store (IMAP) form of a JMAP keyword.
+pub fn store_keyword(k: &str) -> String {
+    match k.to_ascii_lowercase().as_str() {
+        "$seen" => "\\Seen".into(),
+        "$flagged" => "\\Flagged".into(),
+        "$answered" => "\\Answered".into(),
+        "$draft" => "\\Draft".into(),
+        _ => k.to_string(),
+    }
+}
+
+fn store_fail(e: StoreError) -> Value {
+    method_error("serverFail", e.to_string())
+}
+
+pub async fn query(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
+    let account = cx.account_arg(&args)?;
+    let mut q = EmailQuery {
+        limit: 50,
+        ..EmailQuery::default()
+    };
+    let unsupported =
+        |what: &str| method_error("unsupportedFilter", format!("{what} is not supported yet"));
+    match args.get("filter") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(f)) => {
+            for (key, value) in f {
+                match (key.as_str(), value) {
+                    ("inMailbox", Value::String(id)) => {
+                        q.in_mailbox = Some(parse_mailbox_id(id).ok_or_else(|| {
+                            method_error("invalidArguments", format!("no mailbox {id}"))
+                        })?)
+                    }
+                    ("inMailboxOtherThan", Value::Array(ids)) => {
+                        for id in ids {
+                            let id = id.as_str().and_then(parse_mailbox_id).ok_or_else(|| {
+                                method_error(
+                                    "invalidArguments",
+                                    "inMailboxOtherThan takes mailbox ids",
+                                )
+                            })?;
+                            q.not_in_mailboxes.push(id);
+                        }
+                    }
+                    ("hasKeyword", Value::String(k)) => q.has_keywords.push(store_keyword(k)),
+                    ("notKeyword", Value::String(k)) => q.not_keywords.push(store_keyword(k)),
+                    ("minSize", Value::Number(n)) => q.min_size = n.as_u64(),
+                    ("maxSize", Value::Number(n)) => q.max_size = n.as_u64(),
+                    ("after", Value::String(d)) => q.after = Some(parse_utc_date(d)?),
+                    ("before", Value::String(d)) => q.before = Some(parse_utc_date(d)?),
+                    (other, _) if ["operator", "conditions"].contains(&other) => {
+                        return Err(unsupported("a FilterOperator"))
+                    }
+                    (other, _) => return Err(unsupported(&format!("the {other} condition"))),
+                }
+            }
+        }
+        Some(_) => return Err(method_error("invalidArguments", "filter must be an object")),
+    }
+    if let Some(Value::Array(sort)) = args.get("sort") {
+        if let Some(first) = sort.first() {
+            q.sort = match first.get("property").and_then(Value::as_str) {
+                Some("receivedAt") => EmailSort::ReceivedAt,
+                Some("sentAt") => EmailSort::SentAt,
+                Some("size") => EmailSort::Size,
+                other => {
+                    return Err(method_error(
+                        "unsupportedSort",
+                        format!("cannot sort by {}", other.unwrap_or("that")),
+                    ))
+                }
+            };
+            q.ascending = first
+                .get("isAscending")
+                .and_then(Value::as_bool)
+                .unwrap_or(true);
+        }
+    }
+    if let Some(p) = args.get("position") {
+        q.position = p.as_u64().ok_or_else(|| {
+            method_error("invalidArguments", "position must be a non-negative number")
+        })? as usize;
+    }
+    if let Some(l) = args.get("limit") {
+        q.limit = l.as_u64().ok_or_else(|| {
+            method_error("invalidArguments", "limit must be a non-negative number")
+        })? as usize;
+    }
+    let limited = q.limit > MAX_QUERY_LIMIT;
+    q.limit = q.limit.min(MAX_QUERY_LIMIT);
+    q.calculate_total = args
+        .get("calculateTotal")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if args.get("collapseThreads").and_then(Value::as_bool) == Some(true) {
+        return Err(unsupported("collapseThreads"));
+    }
+    let state = super::state(cx).await?;
+    let result = cx
+        .server
+        .mail
+        .store()
+        .query_emails(account, &q)
+        .await
+        .map_err(store_fail)?;
+    let mut out = json!({
+        "accountId": super::account_id(account),
+        "queryState": state,
+        "canCalculateChanges": false,
+        "position": q.position,
+        "ids": result.ids.iter().map(|id| email_id(*id)).collect::<Vec<_>>(),
+    });
+    if let Some(total) = result.total {
+        out["total"] = json!(total);
+    }
+    if limited {
+        out["limit"] = json!(MAX_QUERY_LIMIT);
+    }
+    Ok(out)
+}
+
+/// An RFC 3339 UTC date (`2026-12-06T12:00:00Z`) as unix seconds.
+fn parse_utc_date(text: &str) -> Result<i64, Value> {
+    let bad = || method_error("invalidArguments", format!("{text} is not a UTCDate"));
+    let t = text.strip_suffix('Z').ok_or_else(bad)?;
+    let (date, time) = t.split_once('T').ok_or_else(bad)?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|p| p.parse().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    let time = time.split('.').next().unwrap_or(time);
+    let h: Vec<i64> = time
+        .split(':')
+        .map(|p| p.parse().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    let ([y, m, day], [hh, mm, ss]) = (d.as_slice(), h.as_slice()) else {
+        return Err(bad());
+    };
+    if !(1..=12).contains(m) || !(1..=31).contains(day) || *hh > 23 || *mm > 59 || *ss > 60 {
+        return Err(bad());
+    }
+    let year = i32::try_from(*y).map_err(|_| bad())?;
+    let days = tern_store::message::date::days_from_civil(year, *m as u32, *day as u32);
+    Ok(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// Unix seconds as a JMAP UTCDate.
+pub fn utc_date(unix: i64) -> String {
+    let (y, m, d) = tern_core::time::civil_from_days(unix.div_euclid(86_400));
+    let s = unix.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+fn addresses(list: &[tern_store::message::Mailbox]) -> Value {
+    if list.is_empty() {
+        return Value::Null;
+    }
+    Value::Array(
+        list.iter()
+            .map(|a| json!({ "name": a.name, "email": a.address }))
+            .collect(),
+    )
+}
+
+fn ids_arg(args: &Map<String, Value>) -> Result<Vec<String>, Value> {
+    match args.get("ids") {
+        Some(Value::Array(list)) => {
+            if list.len() > super::MAX_OBJECTS_IN_GET {
+                return Err(method_error(
+                    "requestTooLarge",
+                    format!("at most {} ids per get", super::MAX_OBJECTS_IN_GET),
+                ));
+            }
+            list.iter()
+                .map(|v| v.as_str().map(String::from))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| method_error("invalidArguments", "ids must be strings"))
+        }
+        // All of an account's emails at once: too many for one answer.
+        None | Some(Value::Null) => Err(method_error(
+            "requestTooLarge",
+            "give the ids to get (Email/query finds them)",
+        )),
+        Some(_) => Err(method_error("invalidArguments", "ids must be an array")),
+    }
+}
+
+pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
+    let account = cx.account_arg(&args)?;
+    let ids = ids_arg(&args)?;
+    let wanted = match args.get("properties") {
+        None | Some(Value::Null) => DEFAULT_PROPERTIES.iter().map(|p| p.to_string()).collect(),
+        _ => properties(&args, PROPERTIES)?,
+    };
+    let state = super::state(cx).await?;
+    let store = cx.server.mail.store();
+    let parsed: Vec<Option<EmailId>> = ids.iter().map(|id| parse_email_id(id)).collect();
+    let known: Vec<EmailId> = parsed.iter().flatten().copied().collect();
+    let records = store
+        .email_records(account, &known)
+        .await
+        .map_err(store_fail)?;
+    let emails = store.emails(account, &known).await.map_err(store_fail)?;
+    let mut by_id = known.iter().zip(records.into_iter().zip(emails));
+    let mut list = Vec::new();
+    let mut not_found = Vec::new();
+    for (id, parsed) in ids.iter().zip(parsed) {
+        let Some(_) = parsed else {
+            not_found.push(json!(id));
+            continue;
+        };
+        let Some((_, (Some(record), Some(email)))) = by_id.next() else {
+            not_found.push(json!(id));
+            continue;
+        };
+        let s = &email.summary;
+        let all = json!({
+            "id": email_id(record.id),
+            "blobId": format!("b{}", record.blob_id.0),
+            "threadId": format!("t{}", record.thread_id.0),
+            "mailboxIds": record.mailboxes.iter().map(|(m, _)| (mailbox_id(*m), json!(true))).collect::<Map<String, Value>>(),
+            "keywords": record.keywords.iter().map(|k| (jmap_keyword(k), json!(true))).collect::<Map<String, Value>>(),
+            "size": record.size,
+            "receivedAt": utc_date(record.received_at),
+            "messageId": s.message_id.as_ref().map(|m| vec![m.clone()]),
+            "inReplyTo": (!s.in_reply_to.is_empty()).then(|| s.in_reply_to.clone()),
+            "references": (!s.references.is_empty()).then(|| s.references.clone()),
+            "from": addresses(&s.from),
+            "to": addresses(&s.to),
+            "cc": addresses(&s.cc),
+            "subject": s.subject,
+            "sentAt": s.sent_at.map(utc_date),
+            "hasAttachment": s.has_attachment,
+            "preview": s.preview,
+        });
+        let object: Map<String, Value> = wanted
+            .iter()
+            .filter_map(|p| all.get(p).map(|v| (p.clone(), v.clone())))
+            .collect();
+        list.push(Value::Object(object));
+    }
+    Ok(json!({
+        "accountId": super::account_id(account),
+        "state": state,
+        "list": list,
+        "notFound": not_found,
+    }))
+}
+
+/// `Email/set` (RFC 8621 §4.6): `update` of `keywords` and `mailboxIds`
+/// (whole, or by patch paths `keywords/$seen`, `mailboxIds/m3`), and
+/// `destroy`. `create` is `Email/import`'s and the webmail's, next.
+pub async fn set(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
+    let account = cx.account_arg(&args)?;
+    let store = cx.server.mail.store();
+    let old_state = super::state(cx).await?;
+    if let Some(expected) = args.get("ifInState").and_then(Value::as_str) {
+        if expected != old_state {
+            return Err(method_error("stateMismatch", "the state has moved on"));
+        }
+    }
+    let mut updated = Map::new();
+    let mut not_updated = Map::new();
+    let mut destroyed = Vec::new();
+    let mut not_destroyed = Map::new();
+    let mut not_created = Map::new();
+    if let Some(Value::Object(create)) = args.get("create") {
+        for key in create.keys() {
+            not_created.insert(
+                key.clone(),
+                json!({"type": "forbidden", "description": "creating emails is not supported yet"}),
+            );
+        }
+    }
+    if let Some(Value::Object(update)) = args.get("update") {
+        for (id, patch) in update {
+            let outcome = match (parse_email_id(id), patch.as_object()) {
+                (Some(email), Some(patch)) => update_one(cx, account, email, patch).await,
+                (None, _) => Err(json!({"type": "notFound"})),
+                (_, None) => Err(json!({"type": "invalidPatch"})),
+            };
+            match outcome {
+                Ok(()) => {
+                    updated.insert(id.clone(), Value::Null);
+                }
+                Err(e) => {
+                    not_updated.insert(id.clone(), e);
+                }
+            }
+        }
+    }
+    if let Some(Value::Array(destroy)) = args.get("destroy") {
+        let ids: Vec<(String, Option<EmailId>)> = destroy
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|s| (s.to_string(), parse_email_id(s)))
+            .collect();
+        let known: Vec<EmailId> = ids.iter().filter_map(|(_, id)| *id).collect();
+        let changed = store
+            .destroy_emails(account, &known)
+            .await
+            .map_err(store_fail)?;
+        for (text, id) in ids {
+            match id {
+                Some(id) if changed.changed.contains(&id) => destroyed.push(json!(text)),
+                _ => {
+                    not_destroyed.insert(text, json!({"type": "notFound"}));
+                }
+            }
+        }
+    }
+    let new_state = super::state(cx).await?;
+    let none_if_empty = |m: Map<String, Value>| {
+        if m.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(m)
+        }
+    };
+    Ok(json!({
+        "accountId": super::account_id(account),
+        "oldState": old_state,
+        "newState": new_state,
+        "created": null,
+        "updated": none_if_empty(updated),
+        "destroyed": if destroyed.is_empty() { Value::Null } else { Value::Array(destroyed) },
+        "notCreated": none_if_empty(not_created),
+        "notUpdated": none_if_empty(not_updated),
+        "notDestroyed": none_if_empty(not_destroyed),
+    }))
+}
+
+/// One email's patch (RFC 8620 §5.3).
+async fn update_one(
+    cx: &Call<'_>,
+    account: tern_store::AccountId,
+    email: EmailId,
+    patch: &Map<String, Value>,
+) -> Result<(), Value> {
+    let store = cx.server.mail.store();
+    let invalid = |p: &str| json!({"type": "invalidProperties", "properties": [p]});
+    let record = store
+        .email_records(account, &[email])
+        .await
+        .map_err(|e| json!({"type": "serverFail", "description": e.to_string()}))?
+        .pop()
+        .flatten()
+        .ok_or_else(|| json!({"type": "notFound"}))?;
+    let mut keywords: Vec<String> = record.keywords.iter().map(|k| jmap_keyword(k)).collect();
+    let mut mailboxes: Vec<MailboxId> = record.mailboxes.iter().map(|(m, _)| *m).collect();
+    let (mut keywords_changed, mut mailboxes_changed) = (false, false);
+    for (path, value) in patch {
+        if path == "keywords" {
+            let map = value.as_object().ok_or_else(|| invalid("keywords"))?;
+            if map.values().any(|v| v != &json!(true)) {
+                return Err(invalid("keywords"));
+            }
+            keywords = map.keys().map(|k| k.to_ascii_lowercase()).collect();
+            keywords_changed = true;
+        } else if let Some(k) = path.strip_prefix("keywords/") {
+            let k = k.to_ascii_lowercase();
+            keywords.retain(|x| x != &k);
+            match value {
+                Value::Bool(true) => keywords.push(k),
+                Value::Null => {}
+                _ => return Err(invalid(path)),
+            }
+            keywords_changed = true;
+        } else if path == "mailboxIds" {
+            let map = value.as_object().ok_or_else(|| invalid("mailboxIds"))?;
+            mailboxes = map
+                .iter()
+                .map(|(id, v)| (v == &json!(true)).then(|| parse_mailbox_id(id)).flatten())
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| invalid("mailboxIds"))?;
+            mailboxes_changed = true;
+        } else if let Some(m) = path.strip_prefix("mailboxIds/") {
+            let m = parse_mailbox_id(m).ok_or_else(|| invalid(path))?;
+            mailboxes.retain(|x| *x != m);
+            match value {
+                Value::Bool(true) => mailboxes.push(m),
+                Value::Null => {}
+                _ => return Err(invalid(path)),
+            }
+            mailboxes_changed = true;
+        } else {
+            return Err(invalid(path));
+        }
+    }
+    let fail = |e: StoreError| match e {
+        StoreError::Invalid(why) => json!({"type": "invalidProperties", "description": why}),
+        StoreError::NotFound { .. } => {
+            json!({"type": "invalidProperties", "properties": ["mailboxIds"]})
+        }
+        other => json!({"type": "serverFail", "description": other.to_string()}),
+    };
+    if keywords_changed {
+        let store_form: Vec<String> = keywords.iter().map(|k| store_keyword(k)).collect();
+        store
+            .set_email_keywords(account, &[email], KeywordOp::Replace, &store_form)
+            .await
+            .map_err(fail)?;
+    }
+    if mailboxes_changed {
+        mailboxes.sort();
+        mailboxes.dedup();
+        store
+            .set_email_mailboxes(account, email, &mailboxes)
+            .await
+            .map_err(fail)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_both_ways() {
+        assert_eq!(parse_utc_date("1970-01-01T00:00:00Z").unwrap(), 0);
+        assert_eq!(
+            parse_utc_date("2026-12-06T12:30:15Z").unwrap(),
+            1_796_560_215
+        );
+        assert_eq!(utc_date(1_796_560_215), "2026-12-06T12:30:15Z");
+        assert!(parse_utc_date("2026-12-06").is_err());
+        assert!(parse_utc_date("2026-13-06T00:00:00Z").is_err());
+    }
+
+    #[test]
+    fn keywords_both_ways() {
+        assert_eq!(jmap_keyword("\\Seen"), "$seen");
+        assert_eq!(store_keyword("$SEEN"), "\\Seen");
+        assert_eq!(jmap_keyword("$Junk"), "$junk");
+        assert_eq!(store_keyword("$junk"), "$junk");
+    }
+}
