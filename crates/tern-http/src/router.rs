@@ -34,12 +34,44 @@ pub async fn route(server: &HttpServer, cx: Context, request: Request<Incoming>)
             Err(r) => r,
         },
         (&Method::POST, "/jmap/api") => match account(server, &cx, &request).await {
-            Ok(account) => match body(request, crate::jmap::MAX_SIZE_REQUEST).await {
-                Ok(bytes) => crate::jmap::api(server, account, &bytes).await,
-                Err(r) => r,
-            },
+            Ok(account) => {
+                match body(request, crate::jmap::MAX_SIZE_REQUEST, "maxSizeRequest").await {
+                    Ok(bytes) => crate::jmap::api(server, account, &bytes).await,
+                    Err(r) => r,
+                }
+            }
             Err(r) => r,
         },
+        (&Method::GET, p) if p.starts_with("/jmap/download/") => {
+            match account(server, &cx, &request).await {
+                Ok(account) => {
+                    let rest = &path["/jmap/download/".len()..];
+                    crate::jmap::blob::download(server, account, rest, request.uri().query()).await
+                }
+                Err(r) => r,
+            }
+        }
+        (&Method::POST, p) if p.starts_with("/jmap/upload/") => {
+            match account(server, &cx, &request).await {
+                Ok(account) => {
+                    let content_type = request
+                        .headers()
+                        .get(hyper::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    let rest = path["/jmap/upload/".len()..].to_string();
+                    match body(request, crate::jmap::blob::MAX_SIZE_UPLOAD, "maxSizeUpload").await {
+                        Ok(bytes) => {
+                            crate::jmap::blob::upload(server, account, &rest, &content_type, bytes)
+                                .await
+                        }
+                        Err(r) => r,
+                    }
+                }
+                Err(r) => r,
+            }
+        }
         (_, "/.well-known/jmap" | "/jmap/session" | "/jmap/api") => {
             let mut r = response::problem(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -124,15 +156,19 @@ async fn account(
     }
 }
 
-/// The request body, at most `limit` bytes (RFC 8620 §3.6.1 `limit` with
-/// `maxSizeRequest` past it).
-async fn body(request: Request<Incoming>, limit: usize) -> Result<bytes::Bytes, Response<Body>> {
+/// The request body, at most `limit` bytes (RFC 8620 §3.6.1 `limit`
+/// naming `limit_name` past it).
+async fn body(
+    request: Request<Incoming>,
+    limit: usize,
+    limit_name: &str,
+) -> Result<bytes::Bytes, Response<Body>> {
     let too_large = || {
         crate::jmap::request_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "urn:ietf:params:jmap:error:limit",
-            &format!("the request is larger than maxSizeRequest ({limit} bytes)"),
-            Some("maxSizeRequest"),
+            &format!("the request is larger than {limit_name} ({limit} bytes)"),
+            Some(limit_name),
         )
     };
     let declared = request

@@ -29,10 +29,44 @@ const PROPERTIES: &[&str] = &[
     "sentAt",
     "hasAttachment",
     "preview",
+    "bodyStructure",
+    "textBody",
+    "htmlBody",
+    "attachments",
+    "bodyValues",
 ];
-/// The properties of `Email/get` without `properties` (RFC 8621 §4.2: the
-/// body properties too; ours are the ones above until bodies are served).
-const DEFAULT_PROPERTIES: &[&str] = PROPERTIES;
+/// The properties of `Email/get` without `properties` (RFC 8621 §4.2).
+const DEFAULT_PROPERTIES: &[&str] = &[
+    "id",
+    "blobId",
+    "threadId",
+    "mailboxIds",
+    "keywords",
+    "size",
+    "receivedAt",
+    "messageId",
+    "inReplyTo",
+    "references",
+    "from",
+    "to",
+    "cc",
+    "subject",
+    "sentAt",
+    "hasAttachment",
+    "preview",
+    "bodyValues",
+    "textBody",
+    "htmlBody",
+    "attachments",
+];
+/// Properties that need the message parsed again.
+const BODY_PROPERTIES: &[&str] = &[
+    "bodyStructure",
+    "textBody",
+    "htmlBody",
+    "attachments",
+    "bodyValues",
+];
 /// Most ids one query page returns.
 const MAX_QUERY_LIMIT: usize = 1000;
 
@@ -258,6 +292,17 @@ pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
         None | Some(Value::Null) => DEFAULT_PROPERTIES.iter().map(|p| p.to_string()).collect(),
         _ => properties(&args, PROPERTIES)?,
     };
+    let flag = |name: &str| args.get(name).and_then(Value::as_bool).unwrap_or(false);
+    let values = super::body::ValuesWanted {
+        text: flag("fetchTextBodyValues"),
+        html: flag("fetchHTMLBodyValues"),
+        all: flag("fetchAllBodyValues"),
+        max_bytes: args
+            .get("maxBodyValueBytes")
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as usize,
+    };
+    let bodies = wanted.iter().any(|p| BODY_PROPERTIES.contains(&p.as_str()));
     let state = super::state(cx).await?;
     let store = cx.server.mail.store();
     let parsed: Vec<Option<EmailId>> = ids.iter().map(|id| parse_email_id(id)).collect();
@@ -299,10 +344,18 @@ pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
             "hasAttachment": s.has_attachment,
             "preview": s.preview,
         });
-        let object: Map<String, Value> = wanted
+        let mut object: Map<String, Value> = wanted
             .iter()
             .filter_map(|p| all.get(p).map(|v| (p.clone(), v.clone())))
             .collect();
+        if bodies {
+            let raw = store
+                .read_blob(account, &record.blob_id)
+                .await
+                .map_err(store_fail)?;
+            let blob = format!("b{}", record.blob_id.0);
+            object.extend(super::body::properties(&raw, &blob, &wanted, values));
+        }
         list.push(Value::Object(object));
     }
     Ok(json!({

@@ -2,6 +2,8 @@
 //! its method calls (§3.3–3.4), result references (§3.7), and the errors
 //! of §3.6. Methods by data type live in their own modules.
 
+pub mod blob;
+pub mod body;
 mod changes;
 mod email;
 mod mailbox;
@@ -20,7 +22,6 @@ pub const MAIL: &str = "urn:ietf:params:jmap:mail";
 pub const MAX_SIZE_REQUEST: usize = 10 * 1024 * 1024;
 pub const MAX_CALLS_IN_REQUEST: usize = 64;
 pub const MAX_OBJECTS_IN_GET: usize = 1000;
-const MAX_SIZE_UPLOAD: u64 = 50 * 1024 * 1024;
 
 /// A JMAP Id for an account (RFC 8620 §1.2: letters, digits, `-`, `_`).
 pub fn account_id(account: AccountId) -> String {
@@ -77,7 +78,7 @@ pub async fn session(server: &HttpServer, account: AccountId, base: &str) -> Res
     let body = json!({
         "capabilities": {
             CORE: {
-                "maxSizeUpload": MAX_SIZE_UPLOAD,
+                "maxSizeUpload": blob::MAX_SIZE_UPLOAD,
                 "maxConcurrentUpload": 4,
                 "maxSizeRequest": MAX_SIZE_REQUEST,
                 "maxConcurrentRequests": 4,
@@ -208,7 +209,14 @@ pub async fn api(server: &HttpServer, account: AccountId, body: &[u8]) -> Respon
             _ => return not_request("each method call is [name, arguments, call id]"),
         }
     }
-    let created_ids = object.get("createdIds").cloned();
+    // RFC 8620 §3.3: ids the client made up (`#k1`), given back as the
+    // server's ids, within and across requests.
+    let mut created_ids: Map<String, Value> = object
+        .get("createdIds")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let echo_created_ids = object.contains_key("createdIds");
     let cx = Call {
         server,
         account,
@@ -217,9 +225,21 @@ pub async fn api(server: &HttpServer, account: AccountId, body: &[u8]) -> Respon
     let mut responses: Vec<Value> = Vec::with_capacity(parsed.len());
     for (name, args, call_id) in parsed {
         let result = match references::resolve(&args, &responses) {
-            Ok(args) => dispatch(&cx, &name, args).await,
+            Ok(args) => {
+                let args = references::creation_ids(args, &created_ids);
+                dispatch(&cx, &name, args).await
+            }
             Err(e) => Err(e),
         };
+        if let Ok(out) = &result {
+            if let Some(created) = out.get("created").and_then(Value::as_object) {
+                for (creation_id, object) in created {
+                    if let Some(id) = object.get("id") {
+                        created_ids.insert(creation_id.clone(), id.clone());
+                    }
+                }
+            }
+        }
         responses.push(match result {
             Ok(out) => json!([name, out, call_id]),
             Err(error) => json!(["error", error, call_id]),
@@ -230,8 +250,8 @@ pub async fn api(server: &HttpServer, account: AccountId, body: &[u8]) -> Respon
         Err(_) => String::new(),
     };
     let mut body = json!({ "methodResponses": responses, "sessionState": session_state });
-    if let Some(created) = created_ids {
-        body["createdIds"] = created;
+    if echo_created_ids {
+        body["createdIds"] = Value::Object(created_ids);
     }
     response::json(StatusCode::OK, &body)
 }
@@ -268,6 +288,10 @@ async fn dispatch(cx: &Call<'_>, name: &str, args: Map<String, Value>) -> Method
         "Email/set" => {
             needs(MAIL)?;
             email::set(cx, args).await
+        }
+        "Email/import" => {
+            needs(MAIL)?;
+            blob::import(cx, args).await
         }
         "Mailbox/changes" | "Email/changes" => {
             needs(MAIL)?;

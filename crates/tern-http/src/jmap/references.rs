@@ -45,6 +45,43 @@ pub fn resolve(
     Ok(out)
 }
 
+/// `args` with creation ids (`#k1`, RFC 8620 §5.3) replaced by the ids
+/// they became, where a method takes ids: `ids`, `destroy`, and the keys
+/// of `update`. An unknown `#` id is left as it is (and is not found).
+pub fn creation_ids(
+    mut args: Map<String, Value>,
+    created: &Map<String, Value>,
+) -> Map<String, Value> {
+    let map = |v: &mut Value| {
+        if let Some(id) = v.as_str().and_then(|s| s.strip_prefix('#')) {
+            if let Some(real) = created.get(id) {
+                *v = real.clone();
+            }
+        }
+    };
+    for key in ["ids", "destroy"] {
+        if let Some(Value::Array(list)) = args.get_mut(key) {
+            list.iter_mut().for_each(map);
+        }
+    }
+    if let Some(Value::Object(update)) = args.remove("update") {
+        let renamed = update
+            .into_iter()
+            .map(|(k, v)| {
+                let key = k
+                    .strip_prefix('#')
+                    .and_then(|c| created.get(c))
+                    .and_then(Value::as_str)
+                    .map(String::from)
+                    .unwrap_or(k);
+                (key, v)
+            })
+            .collect();
+        args.insert("update".into(), Value::Object(renamed));
+    }
+    args
+}
+
 /// Evaluates a JSON Pointer with JMAP's `*` extension: at an array, `*`
 /// applies the rest of the path to every item, flattening arrays of
 /// results into one array.

@@ -384,3 +384,80 @@ print(json.dumps(out))
     );
     assert_eq!(out["after_destroy"], json!([]), "both left INBOX: {out}");
 }
+
+#[test]
+fn upload_import_bodies_and_downloads() {
+    let (_dir, server) = server();
+    let out = python(
+        r##"
+import base64, json, sys, urllib.request, imaplib
+base = "http://127.0.0.1:%s" % sys.argv[1]
+auth = {"Authorization": "Basic " + base64.b64encode(b"joe@example.test:secret").decode()}
+def call(calls):
+    req = urllib.request.Request(base + "/jmap/api", headers=dict(auth, **{"Content-Type": "application/json"}),
+        data=json.dumps({"using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"],
+                         "methodCalls": calls}).encode())
+    return json.loads(urllib.request.urlopen(req).read())["methodResponses"]
+raw = (b"From: Ann <ann@remote.test>\r\nTo: joe@example.test\r\nSubject: report\r\n"
+       b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n"
+       b"--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe report is attached.\r\n"
+       b"--b1\r\nContent-Type: application/octet-stream; name=r.bin\r\n"
+       b"Content-Disposition: attachment; filename=r.bin\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+       + base64.b64encode(bytes(range(256))) + b"\r\n--b1--\r\n")
+req = urllib.request.Request(base + "/jmap/upload/a1/", data=raw,
+                             headers=dict(auth, **{"Content-Type": "message/rfc822"}))
+r = urllib.request.urlopen(req)
+up = json.loads(r.read())
+out = {"upload_status": r.status, "upload": up}
+boxes = call([["Mailbox/get", {"accountId": "a1"}, "0"]])[0][1]["list"]
+inbox = next(b["id"] for b in boxes if b["role"] == "inbox")
+res = call([
+    ["Email/import", {"accountId": "a1", "emails": {"k1": {"blobId": up["blobId"],
+        "mailboxIds": {inbox: True}, "keywords": {"$seen": True}}}}, "0"],
+    ["Email/get", {"accountId": "a1", "ids": ["#k1"],
+        "properties": ["subject", "keywords", "textBody", "attachments", "bodyValues"],
+        "fetchTextBodyValues": True}, "1"],
+])
+out["import"] = res[0][1]
+email = res[1][1]["list"][0]
+out["email"] = email
+att = email["attachments"][0]
+req = urllib.request.Request(base + "/jmap/download/a1/%s/%s?accept=application%%2Foctet-stream" % (att["blobId"], att["name"]), headers=auth)
+r = urllib.request.urlopen(req)
+out["att_ok"] = r.read() == bytes(range(256))
+out["att_type"] = r.headers["Content-Type"]
+req = urllib.request.Request(base + "/jmap/download/a1/%s/msg.eml" % up["blobId"], headers=auth)
+out["whole_ok"] = urllib.request.urlopen(req).read() == raw
+try:
+    urllib.request.urlopen(urllib.request.Request(base + "/jmap/download/a1/b%s/x" % ("0" * 64), headers=auth))
+except urllib.error.HTTPError as e:
+    out["missing"] = e.code
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[2]))
+m.login("joe@example.test", "secret")
+m.select("INBOX")
+out["imap"] = m.fetch("1", "(FLAGS)")[1][0].decode()
+print(json.dumps(out))
+"##,
+        &[
+            &server.listeners["http"].port().to_string(),
+            &server.listeners["imap"].port().to_string(),
+        ],
+    );
+    assert_eq!(out["upload_status"], 201, "{out}");
+    assert!(out["upload"]["blobId"].as_str().unwrap().starts_with('b'));
+    assert!(out["import"]["created"]["k1"]["id"].is_string(), "{out}");
+    let email = &out["email"];
+    assert_eq!(email["subject"], "report");
+    assert_eq!(email["keywords"], json!({"$seen": true}));
+    let text_part = email["textBody"][0]["partId"].as_str().unwrap();
+    assert_eq!(
+        email["bodyValues"][text_part]["value"],
+        "The report is attached."
+    );
+    assert_eq!(email["attachments"][0]["name"], "r.bin");
+    assert_eq!(out["att_ok"], true, "{out}");
+    assert_eq!(out["att_type"], "application/octet-stream");
+    assert_eq!(out["whole_ok"], true);
+    assert_eq!(out["missing"], 404);
+    assert!(out["imap"].as_str().unwrap().contains("\\Seen"), "{out}");
+}

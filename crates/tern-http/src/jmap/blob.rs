@@ -1,0 +1,282 @@
+//! Binary data (RFC 8620 §6): download of a message or one of its parts,
+//! upload (held by the Store for a day, unless an email takes it), and
+//! `Email/import` (RFC 8621 §4.8), which files uploaded messages.
+//!
+//! Blob ids: `b<sha256>` is a whole stored message or upload (the Store's
+//! content address), `b<sha256>.<n>` part `n` of a message, decoded.
+
+use super::email::{email_id, store_keyword};
+use super::{method_error, Call, MethodResult};
+use crate::response::{self, Body};
+use crate::HttpServer;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, CONTENT_DISPOSITION, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
+use serde_json::{json, Map, Value};
+use tern_store::{AccountId, BlobId, MailboxId, StoreError};
+
+/// How long an upload waits for an email to use it.
+const UPLOAD_LIFETIME_SECS: i64 = 24 * 3600;
+/// The largest upload (the session's `maxSizeUpload`).
+pub const MAX_SIZE_UPLOAD: usize = 50 * 1024 * 1024;
+
+/// A blob id's stored blob and, for a part, the part's index.
+fn parse_blob_id(id: &str) -> Option<(BlobId, Option<usize>)> {
+    let rest = id.strip_prefix('b')?;
+    let (hash, part) = match rest.split_once('.') {
+        Some((hash, part)) => (hash, Some(part.parse().ok()?)),
+        None => (rest, None),
+    };
+    (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| (BlobId(hash.to_ascii_lowercase()), part))
+}
+
+/// `GET /jmap/download/{accountId}/{blobId}/{name}?accept={type}`.
+pub async fn download(
+    server: &HttpServer,
+    account: AccountId,
+    path: &str,
+    query: Option<&str>,
+) -> Response<Body> {
+    let not_found = || response::problem(StatusCode::NOT_FOUND, "about:blank", "no such blob");
+    let mut segments = path.splitn(3, '/');
+    let (Some(account_arg), Some(blob_arg), name) =
+        (segments.next(), segments.next(), segments.next())
+    else {
+        return not_found();
+    };
+    if super::parse_account_id(account_arg) != Some(account) {
+        return not_found();
+    }
+    let Some((blob, part)) = parse_blob_id(blob_arg) else {
+        return not_found();
+    };
+    let raw = match server.mail.store().read_blob(account, &blob).await {
+        Ok(raw) => raw,
+        Err(StoreError::NotFound { .. }) => return not_found(),
+        Err(e) => {
+            tracing::error!("jmap download {blob_arg}: {e}");
+            return response::problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "about:blank",
+                "the blob could not be read; try again later",
+            );
+        }
+    };
+    let bytes = match part {
+        None => raw,
+        Some(i) => match super::body::part_of(&raw, i) {
+            Some(b) => b,
+            None => return not_found(),
+        },
+    };
+    // `accept` names the type to serve it as; only a plain type/subtype
+    // is taken, anything else is served as bytes.
+    let accept = query
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("accept=")))
+        .map(|t| t.replace("%2F", "/").replace("%2f", "/"))
+        .filter(|t| {
+            t.split_once('/').is_some_and(|(a, b)| {
+                !a.is_empty()
+                    && !b.is_empty()
+                    && t.bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || b"/.+-".contains(&c))
+            })
+        })
+        .unwrap_or_else(|| "application/octet-stream".into());
+    let mut r = Response::new(Full::new(Bytes::from(bytes)));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        r.headers_mut().insert(CONTENT_TYPE, v);
+    }
+    // The name as a safe ASCII filename; the client chose it anyway.
+    let name: String = name
+        .unwrap_or("blob")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        r.headers_mut().insert(CONTENT_DISPOSITION, v);
+    }
+    // Content-addressed: the same id is always the same bytes.
+    r.headers_mut().insert(
+        hyper::header::CACHE_CONTROL,
+        HeaderValue::from_static("private, immutable, max-age=31536000"),
+    );
+    r
+}
+
+/// `POST /jmap/upload/{accountId}/`: the request body becomes a blob.
+pub async fn upload(
+    server: &HttpServer,
+    account: AccountId,
+    path: &str,
+    content_type: &str,
+    bytes: Bytes,
+) -> Response<Body> {
+    if super::parse_account_id(path.trim_end_matches('/')) != Some(account) {
+        return response::problem(StatusCode::NOT_FOUND, "about:blank", "no such account");
+    }
+    let size = bytes.len();
+    let expires = tern_core::time::unix_now() + UPLOAD_LIFETIME_SECS;
+    match server
+        .mail
+        .store()
+        .upload_blob(account, bytes.to_vec(), expires)
+        .await
+    {
+        Ok(blob) => response::json(
+            StatusCode::CREATED,
+            &json!({
+                "accountId": super::account_id(account),
+                "blobId": format!("b{}", blob.0),
+                "type": if content_type.is_empty() { "application/octet-stream" } else { content_type },
+                "size": size,
+            }),
+        ),
+        Err(e) if e.is_storage_full() => response::problem(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "about:blank",
+            "no storage left for the upload",
+        ),
+        Err(e) => {
+            tracing::error!("jmap upload: {e}");
+            response::problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "about:blank",
+                "the upload could not be stored; try again later",
+            )
+        }
+    }
+}
+
+/// `Email/import`: each uploaded (or stored) message filed into its
+/// mailboxes with its keywords, through the mail layer's append.
+pub async fn import(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
+    let account = cx.account_arg(&args)?;
+    let emails = args
+        .get("emails")
+        .and_then(Value::as_object)
+        .ok_or_else(|| method_error("invalidArguments", "emails is required"))?;
+    let old_state = super::state(cx).await?;
+    let store = cx.server.mail.store();
+    let mut created = Map::new();
+    let mut not_created = Map::new();
+    for (creation_id, spec) in emails {
+        let invalid = |p: &str| json!({"type": "invalidProperties", "properties": [p]});
+        let result: Result<Value, Value> = async {
+            let spec = spec.as_object().ok_or_else(|| invalid("blobId"))?;
+            let (blob, part) = spec
+                .get("blobId")
+                .and_then(Value::as_str)
+                .and_then(parse_blob_id)
+                .ok_or_else(|| invalid("blobId"))?;
+            if part.is_some() {
+                return Err(invalid("blobId"));
+            }
+            let mailboxes: Vec<MailboxId> = spec
+                .get("mailboxIds")
+                .and_then(Value::as_object)
+                .ok_or_else(|| invalid("mailboxIds"))?
+                .iter()
+                .filter(|(_, v)| **v == json!(true))
+                .map(|(id, _)| {
+                    id.strip_prefix('m')
+                        .and_then(|n| n.parse().ok())
+                        .map(MailboxId)
+                })
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| invalid("mailboxIds"))?;
+            let Some(&first) = mailboxes.first() else {
+                return Err(invalid("mailboxIds"));
+            };
+            let keywords: Vec<String> = match spec.get("keywords") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Object(k)) => k.keys().map(|k| store_keyword(k)).collect(),
+                Some(_) => return Err(invalid("keywords")),
+            };
+            let received_at = tern_core::time::unix_now();
+            let raw = store.read_blob(account, &blob).await.map_err(|e| match e {
+                StoreError::NotFound { .. } => {
+                    json!({"type": "blobNotFound", "notFound": [spec["blobId"]]})
+                }
+                other => json!({"type": "serverFail", "description": other.to_string()}),
+            })?;
+            let size = raw.len();
+            let delivered = cx
+                .server
+                .mail
+                .append(account, first, raw, keywords, received_at)
+                .await
+                .map_err(|e| match e {
+                    StoreError::OverQuota { .. } => json!({"type": "overQuota"}),
+                    StoreError::NotFound { .. } => invalid("mailboxIds"),
+                    other => json!({"type": "serverFail", "description": other.to_string()}),
+                })?;
+            if mailboxes.len() > 1 {
+                let mut all = mailboxes.clone();
+                all.sort();
+                all.dedup();
+                store
+                    .set_email_mailboxes(account, delivered.email_id, &all)
+                    .await
+                    .map_err(|e| json!({"type": "serverFail", "description": e.to_string()}))?;
+            }
+            let record = store
+                .email_records(account, &[delivered.email_id])
+                .await
+                .ok()
+                .and_then(|mut r| r.pop().flatten());
+            Ok(json!({
+                "id": email_id(delivered.email_id),
+                "blobId": format!("b{}", blob.0),
+                "threadId": record.map(|r| format!("t{}", r.thread_id.0)),
+                "size": size,
+            }))
+        }
+        .await;
+        match result {
+            Ok(v) => {
+                created.insert(creation_id.clone(), v);
+            }
+            Err(e) => {
+                not_created.insert(creation_id.clone(), e);
+            }
+        }
+    }
+    let new_state = super::state(cx).await?;
+    Ok(json!({
+        "accountId": super::account_id(account),
+        "oldState": old_state,
+        "newState": new_state,
+        "created": if created.is_empty() { Value::Null } else { Value::Object(created) },
+        "notCreated": if not_created.is_empty() { Value::Null } else { Value::Object(not_created) },
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_ids() {
+        let hash = "a".repeat(64);
+        assert_eq!(
+            parse_blob_id(&format!("b{hash}")),
+            Some((BlobId(hash.clone()), None))
+        );
+        assert_eq!(
+            parse_blob_id(&format!("b{hash}.3")),
+            Some((BlobId(hash.clone()), Some(3)))
+        );
+        assert_eq!(parse_blob_id(&format!("b{hash}.x")), None);
+        assert_eq!(parse_blob_id("b1234"), None);
+        assert_eq!(parse_blob_id(&format!("x{hash}")), None);
+    }
+}
