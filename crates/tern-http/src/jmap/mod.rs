@@ -8,6 +8,7 @@ mod changes;
 mod email;
 mod mailbox;
 pub mod references;
+mod submission;
 
 use crate::response::{self, Body};
 use crate::HttpServer;
@@ -17,6 +18,7 @@ use tern_store::AccountId;
 
 pub const CORE: &str = "urn:ietf:params:jmap:core";
 pub const MAIL: &str = "urn:ietf:params:jmap:mail";
+pub const SUBMISSION: &str = "urn:ietf:params:jmap:submission";
 
 /// The limits advertised in the session (RFC 8620 §2).
 pub const MAX_SIZE_REQUEST: usize = 10 * 1024 * 1024;
@@ -88,6 +90,7 @@ pub async fn session(server: &HttpServer, account: AccountId, base: &str) -> Res
                 "collationAlgorithms": ["i;ascii-casemap", "i;octet"],
             },
             MAIL: {},
+            SUBMISSION: {},
         },
         "accounts": {
             id.clone(): {
@@ -104,10 +107,14 @@ pub async fn session(server: &HttpServer, account: AccountId, base: &str) -> Res
                         "emailQuerySortOptions": ["receivedAt", "sentAt", "size"],
                         "mayCreateTopLevelMailbox": true,
                     },
+                    SUBMISSION: {
+                        "maxDelayedSend": 0,
+                        "submissionExtensions": {},
+                    },
                 },
             },
         },
-        "primaryAccounts": { CORE: id, MAIL: id },
+        "primaryAccounts": { CORE: id, MAIL: id, SUBMISSION: id },
         "username": record.address,
         "apiUrl": format!("{base}/jmap/api"),
         "downloadUrl": format!("{base}/jmap/download/{{accountId}}/{{blobId}}/{{name}}?accept={{type}}"),
@@ -181,7 +188,10 @@ pub async fn api(server: &HttpServer, account: AccountId, body: &[u8]) -> Respon
             .collect(),
         _ => return not_request("`using` must be an array of capability names"),
     };
-    if let Some(unknown) = using.iter().find(|c| ![CORE, MAIL].contains(&c.as_str())) {
+    if let Some(unknown) = using
+        .iter()
+        .find(|c| ![CORE, MAIL, SUBMISSION].contains(&c.as_str()))
+    {
         return request_error(
             StatusCode::BAD_REQUEST,
             "urn:ietf:params:jmap:error:unknownCapability",
@@ -240,10 +250,19 @@ pub async fn api(server: &HttpServer, account: AccountId, body: &[u8]) -> Respon
                 }
             }
         }
-        responses.push(match result {
-            Ok(out) => json!([name, out, call_id]),
-            Err(error) => json!(["error", error, call_id]),
-        });
+        match result {
+            Ok(mut out) => {
+                // An implicit call's response follows (RFC 8621 §7.5).
+                let implicit = out
+                    .as_object_mut()
+                    .and_then(|o| o.remove("_implicitEmailSet"));
+                responses.push(json!([name, out, call_id]));
+                if let Some(implicit) = implicit {
+                    responses.push(json!(["Email/set", implicit, call_id]));
+                }
+            }
+            Err(error) => responses.push(json!(["error", error, call_id])),
+        }
     }
     let session_state = match server.mail.store().account(account).await {
         Ok(a) => session_state(&a.address),
@@ -288,6 +307,14 @@ async fn dispatch(cx: &Call<'_>, name: &str, args: Map<String, Value>) -> Method
         "Email/set" => {
             needs(MAIL)?;
             email::set(cx, args).await
+        }
+        "Identity/get" => {
+            needs(SUBMISSION)?;
+            submission::identity_get(cx, args).await
+        }
+        "EmailSubmission/set" => {
+            needs(SUBMISSION)?;
+            submission::set(cx, args).await
         }
         "Email/import" => {
             needs(MAIL)?;

@@ -46,8 +46,9 @@ pub fn resolve(
 }
 
 /// `args` with creation ids (`#k1`, RFC 8620 §5.3) replaced by the ids
-/// they became, where a method takes ids: `ids`, `destroy`, and the keys
-/// of `update`. An unknown `#` id is left as it is (and is not found).
+/// they became, where a method takes ids: `ids`, `destroy`, the keys of
+/// `update`, and `emailId` in `create`. An unknown `#` id is left as it is
+/// (and is not found).
 pub fn creation_ids(
     mut args: Map<String, Value>,
     created: &Map<String, Value>,
@@ -62,6 +63,17 @@ pub fn creation_ids(
     for key in ["ids", "destroy"] {
         if let Some(Value::Array(list)) = args.get_mut(key) {
             list.iter_mut().for_each(map);
+        }
+    }
+    // Inside created objects: the ids they point at (an EmailSubmission's
+    // `emailId`).
+    if let Some(Value::Object(create)) = args.get_mut("create") {
+        for object in create.values_mut() {
+            if let Some(Value::String(_)) = object.get("emailId") {
+                if let Some(v) = object.get_mut("emailId") {
+                    map(v);
+                }
+            }
         }
     }
     if let Some(Value::Object(update)) = args.remove("update") {

@@ -461,3 +461,90 @@ print(json.dumps(out))
     assert_eq!(out["missing"], 404);
     assert!(out["imap"].as_str().unwrap().contains("\\Seen"), "{out}");
 }
+
+#[test]
+fn email_submission_sends_a_draft_and_files_it_in_sent() {
+    let dir = TestDir::new();
+    for user in ["joe", "bob", "carol"] {
+        dir.add_account(&format!("{user}@example.test"));
+    }
+    let server = dir.start();
+    let out = python(
+        r##"
+import base64, json, sys, urllib.request, imaplib
+base = "http://127.0.0.1:%s" % sys.argv[1]
+auth = {"Authorization": "Basic " + base64.b64encode(b"joe@example.test:secret").decode()}
+using = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail", "urn:ietf:params:jmap:submission"]
+def call(calls):
+    req = urllib.request.Request(base + "/jmap/api", headers=dict(auth, **{"Content-Type": "application/json"}),
+        data=json.dumps({"using": using, "methodCalls": calls}).encode())
+    return json.loads(urllib.request.urlopen(req).read())["methodResponses"]
+def upload(raw):
+    req = urllib.request.Request(base + "/jmap/upload/a1/", data=raw, headers=auth)
+    return json.loads(urllib.request.urlopen(req).read())["blobId"]
+boxes = {b["role"]: b["id"] for b in call([["Mailbox/get", {"accountId": "a1"}, "0"]])[0][1]["list"] if b["role"]}
+draft = (b"From: Joe <joe@example.test>\r\nTo: bob@example.test\r\nBcc: carol@example.test\r\n"
+         b"Subject: lunch\r\n\r\nNoon?\r\n")
+forged = b"From: <boss@example.test>\r\nTo: bob@example.test\r\nSubject: raise\r\n\r\nYes.\r\n"
+res = call([
+    ["Email/import", {"accountId": "a1", "emails": {
+        "d": {"blobId": upload(draft), "mailboxIds": {boxes["drafts"]: True}, "keywords": {"$draft": True}},
+        "f": {"blobId": upload(forged), "mailboxIds": {boxes["drafts"]: True}}}}, "0"],
+    ["Identity/get", {"accountId": "a1"}, "1"],
+    ["EmailSubmission/set", {"accountId": "a1",
+        "create": {"s1": {"identityId": "i1", "emailId": "#d"}, "s2": {"identityId": "i1", "emailId": "#f"}},
+        "onSuccessUpdateEmail": {"#s1": {"mailboxIds/" + boxes["drafts"]: None,
+                                         "mailboxIds/" + boxes["sent"]: True, "keywords/$draft": None}}}, "2"],
+])
+out = {"names": [r[0] for r in res], "identity": res[1][1]["list"][0]["email"],
+       "created": list((res[2][1]["created"] or {}).keys()),
+       "not_created": res[2][1]["notCreated"], "implicit": res[3][1] if len(res) > 3 else None}
+got = {}
+for user in ["bob", "carol"]:
+    m = imaplib.IMAP4("127.0.0.1", int(sys.argv[2]))
+    m.login(user + "@example.test", "secret")
+    typ, count = m.select("INBOX")
+    got[user] = []
+    if int(count[0]):
+        typ, data = m.fetch("1:*", "(BODY.PEEK[])")
+        got[user] = [d[1].decode() for d in data if isinstance(d, tuple)]
+    m.logout()
+out["got"] = got
+sent = call([["Email/query", {"accountId": "a1", "filter": {"inMailbox": boxes["sent"]}}, "0"],
+             ["Email/get", {"accountId": "a1", "#ids": {"resultOf": "0", "name": "Email/query", "path": "/ids"},
+                            "properties": ["subject", "keywords"]}, "1"]])
+out["sent"] = sent[1][1]["list"]
+print(json.dumps(out))
+"##,
+        &[
+            &server.listeners["http"].port().to_string(),
+            &server.listeners["imap"].port().to_string(),
+        ],
+    );
+    assert_eq!(
+        out["names"],
+        json!([
+            "Email/import",
+            "Identity/get",
+            "EmailSubmission/set",
+            "Email/set"
+        ]),
+        "{out}"
+    );
+    assert_eq!(out["identity"], "joe@example.test");
+    assert_eq!(out["created"], json!(["s1"]), "{out}");
+    assert_eq!(out["not_created"]["s2"]["type"], "forbiddenFrom", "{out}");
+    assert!(out["implicit"]["updated"].is_object(), "{out}");
+    for user in ["bob", "carol"] {
+        let got = out["got"][user].as_array().unwrap();
+        assert_eq!(got.len(), 1, "{user}: {out}");
+        let text = got[0].as_str().unwrap();
+        assert!(text.contains("Subject: lunch"), "{text}");
+        assert!(!text.contains("Bcc:"), "no recipient sees the Bcc: {text}");
+    }
+    assert_eq!(
+        out["sent"],
+        json!([{"id": out["sent"][0]["id"], "subject": "lunch", "keywords": {}}]),
+        "{out}"
+    );
+}
