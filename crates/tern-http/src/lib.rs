@@ -113,11 +113,18 @@ impl HttpServer {
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let server = self.clone();
+        let stop = stopping.clone();
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let server = server.clone();
             let slot = slot.clone();
+            let stopping = stop.clone();
             async move {
-                let context = router::Context { peer, secure, slot };
+                let context = router::Context {
+                    peer,
+                    secure,
+                    slot,
+                    stopping,
+                };
                 Ok::<_, std::convert::Infallible>(router::route(&server, context, request).await)
             }
         });

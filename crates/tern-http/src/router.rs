@@ -16,11 +16,28 @@ pub struct Context {
     /// The connection's place under the server's limits: once a request
     /// authenticates, the connection counts as logged in.
     pub slot: std::sync::Arc<tern_core::admission::ConnectionSlot>,
+    /// Turns true when the server stops: long responses (push) end.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
-pub async fn route(server: &HttpServer, cx: Context, request: Request<Incoming>) -> Response<Body> {
+pub async fn route(
+    server: &HttpServer,
+    cx: Context,
+    request: Request<Incoming>,
+) -> Response<crate::jmap::push::StreamingBody> {
     let path = request.uri().path().to_string();
     let method = request.method().clone();
+    if method == Method::GET && path == "/jmap/eventsource" {
+        let response = match account(server, &cx, &request).await {
+            Ok(account) => {
+                let options = crate::jmap::push::options(request.uri().query());
+                let changes = server.mail.store().subscribe(account);
+                crate::jmap::push::eventsource(account, changes, options, cx.stopping.clone())
+            }
+            Err(r) => crate::jmap::push::boxed(r),
+        };
+        return secure_streaming(response);
+    }
     let response = match (&method, path.as_str()) {
         // RFC 8620 §2.2: the well-known URL redirects to the session.
         (&Method::GET, "/.well-known/jmap") => {
@@ -87,7 +104,24 @@ pub async fn route(server: &HttpServer, cx: Context, request: Request<Incoming>)
         }
         _ => response::problem(StatusCode::NOT_FOUND, "about:blank", "no such resource"),
     };
-    response::secure(response)
+    crate::jmap::push::boxed(response::secure(response))
+}
+
+/// The security headers on a streaming response.
+fn secure_streaming(
+    response: Response<crate::jmap::push::StreamingBody>,
+) -> Response<crate::jmap::push::StreamingBody> {
+    let (parts, body) = response.into_parts();
+    let headers = response::secure(Response::new(response::Body::default()))
+        .headers()
+        .clone();
+    let mut response = Response::from_parts(parts, body);
+    for (name, value) in headers.iter() {
+        if !response.headers().contains_key(name) {
+            response.headers_mut().insert(name, value.clone());
+        }
+    }
+    response
 }
 
 /// `scheme://host[:port]` as the client reached us (the Host header, or

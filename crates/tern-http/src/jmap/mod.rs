@@ -7,6 +7,7 @@ pub mod body;
 mod changes;
 mod email;
 mod mailbox;
+pub mod push;
 pub mod references;
 mod submission;
 

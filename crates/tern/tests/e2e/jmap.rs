@@ -548,3 +548,67 @@ print(json.dumps(out))
         "{out}"
     );
 }
+
+#[test]
+fn eventsource_pushes_a_state_change_on_smtp_delivery() {
+    let (_dir, server) = server();
+    let out = python(
+        r##"
+import base64, json, smtplib, sys, urllib.request
+base = "http://127.0.0.1:%s" % sys.argv[1]
+auth = {"Authorization": "Basic " + base64.b64encode(b"joe@example.test:secret").decode()}
+def events(r, n):
+    got, name = [], None
+    while len(got) < n:
+        line = r.readline().decode()
+        if not line:
+            break
+        line = line.rstrip("\n")
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            got.append([name, json.loads(line[6:])])
+    return got
+def deliver(subject):
+    s = smtplib.SMTP("127.0.0.1", int(sys.argv[2]))
+    s.sendmail("ann@remote.test", ["joe@example.test"], ("Subject: %s\r\n\r\nhi\r\n" % subject).encode())
+    s.quit()
+r = urllib.request.urlopen(urllib.request.Request(
+    base + "/jmap/eventsource?types=Email,Mailbox&closeafter=no&ping=0", headers=auth))
+out = {"type": r.headers["Content-Type"]}
+first = events(r, 1)
+deliver("one")
+second = events(r, 1)
+out["first"], out["second"] = first, second
+r.close()
+# closeafter=state: the response ends after the next state event.
+r = urllib.request.urlopen(urllib.request.Request(
+    base + "/jmap/eventsource?types=*&closeafter=state&ping=0", headers=auth))
+deliver("two")
+out["closeafter"] = events(r, 5)
+print(json.dumps(out))
+"##,
+        &[
+            &server.listeners["http"].port().to_string(),
+            &server.listeners["smtp"].port().to_string(),
+        ],
+    );
+    assert_eq!(out["type"], "text/event-stream", "{out}");
+    let first = &out["first"][0];
+    let second = &out["second"][0];
+    assert_eq!(first[0], "state");
+    assert_eq!(second[0], "state");
+    let before = first[1]["changed"]["a1"]["Email"].as_str().unwrap();
+    let after = second[1]["changed"]["a1"]["Email"].as_str().unwrap();
+    assert!(
+        after.parse::<u64>().unwrap() > before.parse::<u64>().unwrap(),
+        "{out}"
+    );
+    assert_eq!(second[1]["@type"], "StateChange");
+    assert!(
+        second[1]["changed"]["a1"].get("Thread").is_none(),
+        "only the asked types: {out}"
+    );
+    let closeafter = out["closeafter"].as_array().unwrap();
+    assert_eq!(closeafter.len(), 1, "one state event, then the end: {out}");
+}
