@@ -32,6 +32,12 @@ fn parse_blob_id(id: &str) -> Option<(BlobId, Option<usize>)> {
         .then(|| (BlobId(hash.to_ascii_lowercase()), part))
 }
 
+/// For the fuzz target: a client's blob id.
+#[doc(hidden)]
+pub fn fuzz_blob_id(text: &str) -> bool {
+    parse_blob_id(text).is_some()
+}
+
 /// `GET /jmap/download/{accountId}/{blobId}/{name}?accept={type}`.
 pub async fn download(
     server: &HttpServer,

@@ -239,6 +239,12 @@ fn parse_utc_date(text: &str) -> Result<i64, Value> {
     Ok(days * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 
+/// For the fuzz target: a client's UTCDate, and back.
+#[doc(hidden)]
+pub fn fuzz_dates(text: &str) -> Option<String> {
+    parse_utc_date(text).ok().map(utc_date)
+}
+
 /// Unix seconds as a JMAP UTCDate.
 pub fn utc_date(unix: i64) -> String {
     let (y, m, d) = tern_core::time::civil_from_days(unix.div_euclid(86_400));

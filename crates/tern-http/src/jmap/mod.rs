@@ -373,3 +373,50 @@ pub fn properties(args: &Map<String, Value>, all: &[&str]) -> Result<Vec<String>
         )),
     }
 }
+
+/// One fuzzing input (fuzz/fuzz_targets/jmap_request.rs): the bytes as a
+/// JMAP request body, each method call's arguments through result and
+/// creation-id references against the calls before it, and as the other
+/// strings a client controls (a Basic credential, a push query string, a
+/// UTCDate, a blob id). Panics are the bugs.
+#[doc(hidden)]
+pub fn fuzz_one(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let _ = crate::auth::basic_credentials(&text);
+    let _ = push::options(Some(&text));
+    let _ = email::fuzz_dates(&text);
+    let _ = blob::fuzz_blob_id(&text);
+    let Ok(request) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    let mut responses: Vec<Value> = Vec::new();
+    let created = request
+        .get("createdIds")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(calls) = request.get("methodCalls").and_then(Value::as_array) {
+        for call in calls.iter().take(MAX_CALLS_IN_REQUEST) {
+            if let Some([Value::String(name), Value::Object(args), id]) =
+                call.as_array().map(Vec::as_slice)
+            {
+                if let Ok(args) = references::resolve(args, &responses) {
+                    let args = references::creation_ids(args, &created);
+                    responses.push(json!([name, args, id]));
+                }
+            }
+        }
+    }
+    if let Some(path) = request.get("path").and_then(Value::as_str) {
+        let _ = references::pointer(&request, path);
+    }
+}
+
+/// Replays the seed corpus of the `jmap_request` fuzz target.
+#[cfg(test)]
+mod fuzz_corpus {
+    #[test]
+    fn jmap_request() {
+        tern_core::fuzz_corpus::replay("jmap_request", super::fuzz_one);
+    }
+}

@@ -101,18 +101,27 @@ pub fn pointer(value: &Value, path: &str) -> Option<Value> {
     if path.is_empty() {
         return Some(value.clone());
     }
-    let rest = path.strip_prefix('/')?;
-    let (token, tail) = match rest.split_once('/') {
-        Some((t, tail)) => (t, Some(tail)),
-        None => (rest, None),
+    let tokens: Vec<String> = path
+        .strip_prefix('/')?
+        .split('/')
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    // Deeper than any JSON the server parses (serde_json stops at 128).
+    if tokens.len() > 128 {
+        return None;
+    }
+    walk(value, &tokens)
+}
+
+fn walk(value: &Value, tokens: &[String]) -> Option<Value> {
+    let Some((token, rest)) = tokens.split_first() else {
+        return Some(value.clone());
     };
-    let token = token.replace("~1", "/").replace("~0", "~");
-    let next_path = tail.map(|t| format!("/{t}")).unwrap_or_default();
     match value {
         Value::Array(items) if token == "*" => {
             let mut out = Vec::new();
             for item in items {
-                match pointer(item, &next_path)? {
+                match walk(item, rest)? {
                     Value::Array(inner) => out.extend(inner),
                     other => out.push(other),
                 }
@@ -121,9 +130,9 @@ pub fn pointer(value: &Value, path: &str) -> Option<Value> {
         }
         Value::Array(items) => {
             let i: usize = token.parse().ok()?;
-            pointer(items.get(i)?, &next_path)
+            walk(items.get(i)?, rest)
         }
-        Value::Object(map) => pointer(map.get(&token)?, &next_path),
+        Value::Object(map) => walk(map.get(token.as_str())?, rest),
         _ => None,
     }
 }
