@@ -133,3 +133,289 @@ pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
         "notFound": not_found,
     }))
 }
+
+fn parse_mailbox_id(id: &str) -> Option<MailboxId> {
+    id.strip_prefix('m')?.parse().ok().map(MailboxId)
+}
+
+/// The full `/`-separated Store name of a mailbox called `name` under
+/// `parent` (none: top level).
+fn full_name(
+    mailboxes: &[Mailbox],
+    parent: Option<MailboxId>,
+    name: &str,
+) -> Result<String, Value> {
+    if name.is_empty() || name.contains('/') || name.chars().any(char::is_control) {
+        return Err(json!({"type": "invalidProperties", "properties": ["name"],
+            "description": "a name is not empty and has no '/' or control characters"}));
+    }
+    match parent {
+        None => Ok(name.to_string()),
+        Some(p) => mailboxes
+            .iter()
+            .find(|m| m.id == p)
+            .map(|m| format!("{}/{name}", m.name))
+            .ok_or_else(|| json!({"type": "invalidProperties", "properties": ["parentId"]})),
+    }
+}
+
+fn parent_arg(v: Option<&Value>) -> Result<Option<Option<MailboxId>>, Value> {
+    match v {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(id)) => parse_mailbox_id(id)
+            .map(|m| Some(Some(m)))
+            .ok_or_else(|| json!({"type": "invalidProperties", "properties": ["parentId"]})),
+        Some(_) => Err(json!({"type": "invalidProperties", "properties": ["parentId"]})),
+    }
+}
+
+fn store_error(e: tern_store::StoreError) -> Value {
+    use tern_store::StoreError;
+    match e {
+        StoreError::AlreadyExists { .. } => {
+            json!({"type": "invalidProperties", "properties": ["name"],
+            "description": "a mailbox of that name exists"})
+        }
+        StoreError::Invalid(why) => json!({"type": "forbidden", "description": why}),
+        StoreError::NotFound { .. } => json!({"type": "notFound"}),
+        other => json!({"type": "serverFail", "description": other.to_string()}),
+    }
+}
+
+/// `Mailbox/set` (RFC 8621 §2.5): create (name, parentId, isSubscribed),
+/// update (rename, move, subscribe) and destroy (empty ones, or with
+/// `onDestroyRemoveEmails`; never INBOX or a mailbox with children).
+pub async fn set(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
+    let account = cx.account_arg(&args)?;
+    let store = cx.server.mail.store();
+    let old_state = super::state(cx).await?;
+    if let Some(expected) = args.get("ifInState").and_then(Value::as_str) {
+        if expected != old_state {
+            return Err(method_error("stateMismatch", "the state has moved on"));
+        }
+    }
+    let fail = |e| method_error("serverFail", format!("{e}"));
+    let (mut created, mut not_created) = (Map::new(), Map::new());
+    let (mut updated, mut not_updated) = (Map::new(), Map::new());
+    let (mut destroyed, mut not_destroyed) = (Vec::new(), Map::new());
+    if let Some(Value::Object(create)) = args.get("create") {
+        for (creation_id, spec) in create {
+            let mailboxes = store.list_mailboxes(account).await.map_err(fail)?;
+            let result: Result<Value, Value> = async {
+                let spec = spec
+                    .as_object()
+                    .ok_or_else(|| json!({"type": "invalidProperties"}))?;
+                let name = spec.get("name").and_then(Value::as_str).unwrap_or("");
+                let parent = parent_arg(spec.get("parentId"))?.flatten();
+                if spec.get("role").is_some_and(|r| !r.is_null()) {
+                    return Err(json!({"type": "invalidProperties", "properties": ["role"],
+                        "description": "roles are given by the server"}));
+                }
+                let full = full_name(&mailboxes, parent, name)?;
+                let m = store
+                    .create_mailbox(account, &full, None)
+                    .await
+                    .map_err(store_error)?;
+                if spec.get("isSubscribed") == Some(&Value::Bool(false)) {
+                    store
+                        .subscribe_mailbox(account, m.id, false)
+                        .await
+                        .map_err(store_error)?;
+                }
+                Ok(
+                    json!({"id": mailbox_id(m.id), "totalEmails": 0, "unreadEmails": 0,
+                          "totalThreads": 0, "unreadThreads": 0}),
+                )
+            }
+            .await;
+            match result {
+                Ok(v) => {
+                    created.insert(creation_id.clone(), v);
+                }
+                Err(e) => {
+                    not_created.insert(creation_id.clone(), e);
+                }
+            }
+        }
+    }
+    if let Some(Value::Object(update)) = args.get("update") {
+        for (id, patch) in update {
+            let mailboxes = store.list_mailboxes(account).await.map_err(fail)?;
+            let result: Result<(), Value> = async {
+                let m = parse_mailbox_id(id)
+                    .and_then(|m| mailboxes.iter().find(|x| x.id == m))
+                    .ok_or_else(|| json!({"type": "notFound"}))?;
+                let patch = patch.as_object().ok_or_else(|| json!({"type": "invalidPatch"}))?;
+                let (old_parent, old_leaf) = match m.name.rsplit_once('/') {
+                    Some((p, leaf)) => (mailboxes.iter().find(|x| x.name == p).map(|x| x.id), leaf),
+                    None => (None, m.name.as_str()),
+                };
+                let name = patch.get("name").and_then(Value::as_str).unwrap_or(old_leaf);
+                let parent = parent_arg(patch.get("parentId"))?.unwrap_or(old_parent);
+                let full = full_name(&mailboxes, parent, name)?;
+                if full != m.name {
+                    store.rename_mailbox(account, m.id, &full).await.map_err(store_error)?;
+                }
+                if let Some(sub) = patch.get("isSubscribed").and_then(Value::as_bool) {
+                    store.subscribe_mailbox(account, m.id, sub).await.map_err(store_error)?;
+                }
+                if patch.keys().any(|k| !["name", "parentId", "isSubscribed", "sortOrder"].contains(&k.as_str())) {
+                    return Err(json!({"type": "invalidProperties",
+                        "description": "only name, parentId, isSubscribed and sortOrder can change"}));
+                }
+                Ok(())
+            }
+            .await;
+            match result {
+                Ok(()) => {
+                    updated.insert(id.clone(), Value::Null);
+                }
+                Err(e) => {
+                    not_updated.insert(id.clone(), e);
+                }
+            }
+        }
+    }
+    if let Some(Value::Array(destroy)) = args.get("destroy") {
+        let remove_emails = args
+            .get("onDestroyRemoveEmails")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        for id in destroy.iter().filter_map(Value::as_str) {
+            let result: Result<(), Value> = async {
+                let m = parse_mailbox_id(id).ok_or_else(|| json!({"type": "notFound"}))?;
+                let counts = store
+                    .mailbox_counts(account, m)
+                    .await
+                    .map_err(store_error)?;
+                if counts.messages > 0 && !remove_emails {
+                    return Err(json!({"type": "mailboxHasEmail"}));
+                }
+                let mailboxes = store.list_mailboxes(account).await.map_err(store_error)?;
+                let this = mailboxes
+                    .iter()
+                    .find(|x| x.id == m)
+                    .ok_or_else(|| json!({"type": "notFound"}))?;
+                let prefix = format!("{}/", this.name);
+                if mailboxes.iter().any(|x| x.name.starts_with(&prefix)) {
+                    return Err(json!({"type": "mailboxHasChild"}));
+                }
+                store.delete_mailbox(account, m).await.map_err(store_error)
+            }
+            .await;
+            match result {
+                Ok(()) => destroyed.push(json!(id)),
+                Err(e) => {
+                    not_destroyed.insert(id.to_string(), e);
+                }
+            }
+        }
+    }
+    let new_state = super::state(cx).await?;
+    let or_null = |m: Map<String, Value>| {
+        if m.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(m)
+        }
+    };
+    Ok(json!({
+        "accountId": super::account_id(account),
+        "oldState": old_state,
+        "newState": new_state,
+        "created": or_null(created),
+        "updated": or_null(updated),
+        "destroyed": if destroyed.is_empty() { Value::Null } else { Value::Array(destroyed) },
+        "notCreated": or_null(not_created),
+        "notUpdated": or_null(not_updated),
+        "notDestroyed": or_null(not_destroyed),
+    }))
+}
+
+/// `Mailbox/query` (RFC 8621 §2.3): the account's mailboxes, filtered by
+/// `parentId`, `name`, `role`, `hasAnyRole`, `isSubscribed`, sorted by
+/// `name` or `sortOrder` (tree order otherwise).
+pub async fn query(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
+    let account = cx.account_arg(&args)?;
+    let state = super::state(cx).await?;
+    let mut mailboxes = cx
+        .server
+        .mail
+        .store()
+        .list_mailboxes(account)
+        .await
+        .map_err(|e| method_error("serverFail", e.to_string()))?;
+    let parent_of =
+        |m: &Mailbox| -> Option<String> { m.name.rsplit_once('/').map(|(p, _)| p.to_string()) };
+    let names: Vec<(MailboxId, String)> =
+        mailboxes.iter().map(|m| (m.id, m.name.clone())).collect();
+    if let Some(Value::Object(filter)) = args.get("filter") {
+        for (key, value) in filter {
+            let keep: Box<dyn Fn(&Mailbox) -> bool> = match (key.as_str(), value) {
+                ("parentId", Value::Null) => Box::new(|m| parent_of(m).is_none()),
+                ("parentId", Value::String(id)) => {
+                    let parent = names
+                        .iter()
+                        .find(|(i, _)| mailbox_id(*i) == *id)
+                        .map(|(_, n)| n.clone());
+                    Box::new(move |m| parent.is_some() && parent_of(m) == parent)
+                }
+                ("name", Value::String(n)) => {
+                    let n = n.to_lowercase();
+                    Box::new(move |m| {
+                        m.name
+                            .rsplit('/')
+                            .next()
+                            .unwrap_or("")
+                            .to_lowercase()
+                            .contains(&n)
+                    })
+                }
+                ("role", Value::Null) => Box::new(|m| m.role.is_none()),
+                ("role", Value::String(r)) => {
+                    let r = r.clone();
+                    Box::new(move |m| m.role.map(role_name) == Some(r.as_str()))
+                }
+                ("hasAnyRole", Value::Bool(b)) => {
+                    let b = *b;
+                    Box::new(move |m| m.role.is_some() == b)
+                }
+                ("isSubscribed", Value::Bool(b)) => {
+                    let b = *b;
+                    Box::new(move |m| m.subscribed == b)
+                }
+                (other, _) => {
+                    return Err(method_error(
+                        "unsupportedFilter",
+                        format!("{other} is not supported"),
+                    ))
+                }
+            };
+            mailboxes.retain(|m| keep(m));
+        }
+    }
+    let by_name = args
+        .get("sort")
+        .and_then(Value::as_array)
+        .and_then(|s| s.first())
+        .and_then(|c| c.get("property"))
+        .and_then(Value::as_str)
+        == Some("name");
+    if by_name {
+        mailboxes.sort_by_key(|m| m.name.rsplit('/').next().unwrap_or("").to_lowercase());
+    } else {
+        // Tree order: INBOX first, then by path.
+        mailboxes.sort_by_key(|m| (m.role != Some(Role::Inbox), m.name.to_lowercase()));
+    }
+    let ids: Vec<String> = mailboxes.iter().map(|m| mailbox_id(m.id)).collect();
+    let total = ids.len();
+    Ok(json!({
+        "accountId": super::account_id(account),
+        "queryState": state,
+        "canCalculateChanges": false,
+        "position": 0,
+        "ids": ids,
+        "total": total,
+    }))
+}

@@ -297,6 +297,14 @@ async fn dispatch(cx: &Call<'_>, name: &str, args: Map<String, Value>) -> Method
             needs(MAIL)?;
             mailbox::get(cx, args).await
         }
+        "Mailbox/set" => {
+            needs(MAIL)?;
+            mailbox::set(cx, args).await
+        }
+        "Mailbox/query" => {
+            needs(MAIL)?;
+            mailbox::query(cx, args).await
+        }
         "Email/query" => {
             needs(MAIL)?;
             email::query(cx, args).await

@@ -612,3 +612,55 @@ print(json.dumps(out))
     let closeafter = out["closeafter"].as_array().unwrap();
     assert_eq!(closeafter.len(), 1, "one state event, then the end: {out}");
 }
+
+#[test]
+fn mailboxes_created_renamed_queried_and_destroyed_are_what_imap_lists() {
+    let (_dir, server) = server();
+    let using = json!(["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"]);
+    let (_, r) = api(
+        &server,
+        &json!({"using": using, "methodCalls": [
+            ["Mailbox/set", {"accountId": "a1", "create": {
+                "p": {"name": "Projects", "parentId": null},
+                "c": {"name": "2026", "parentId": "#p"},
+                "bad": {"name": "a/b"}}}, "0"],
+        ]})
+        .to_string(),
+    );
+    let set = &r["methodResponses"][0][1];
+    assert!(set["created"]["p"]["id"].is_string(), "{r}");
+    assert_eq!(set["notCreated"]["bad"]["type"], "invalidProperties", "{r}");
+    let projects = set["created"]["p"]["id"].as_str().unwrap().to_string();
+    // `#p` inside a create is not resolved (only ids are): the child
+    // names its parent by id in a second call.
+    let (_, r) = api(
+        &server,
+        &json!({"using": using, "methodCalls": [
+            ["Mailbox/set", {"accountId": "a1", "create": {
+                "c": {"name": "2026", "parentId": projects}}}, "0"],
+            ["Mailbox/set", {"accountId": "a1", "update": {
+                projects.clone(): {"name": "Work"}}}, "1"],
+            ["Mailbox/query", {"accountId": "a1", "filter": {"parentId": projects}}, "2"],
+            ["Mailbox/set", {"accountId": "a1", "destroy": [projects]}, "3"],
+        ]})
+        .to_string(),
+    );
+    let responses = &r["methodResponses"];
+    let child = responses[0][1]["created"]["c"]["id"].clone();
+    assert!(child.is_string(), "{r}");
+    assert!(responses[1][1]["updated"].is_object(), "{r}");
+    assert_eq!(responses[2][1]["ids"], json!([child]), "{r}");
+    assert_eq!(
+        responses[3][1]["notDestroyed"][&projects]["type"], "mailboxHasChild",
+        "{r}"
+    );
+    let mut imap = crate::imap::Imap::connect(server.listeners["imap"]);
+    imap.run("LOGIN joe@example.test secret").ok();
+    let list = imap.run("LIST \"\" \"Work*\"");
+    let text: String = list.untagged.iter().map(|r| r.text()).collect();
+    assert!(
+        text.contains("\"Work\"") || text.contains(" Work\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("Work/2026"), "{text}");
+}
