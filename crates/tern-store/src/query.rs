@@ -53,6 +53,8 @@ pub enum EmailSort {
 pub struct EmailQuery {
     /// Only emails in this mailbox (JMAP `inMailbox`).
     pub in_mailbox: Option<MailboxId>,
+    /// Only emails of this thread (JMAP `Thread/get`).
+    pub in_thread: Option<ThreadId>,
     /// Only emails in none of these (JMAP `inMailboxOtherThan` is "in some
     /// other", which callers express with `in_mailbox` per mailbox; this is
     /// the common "not in Trash or Junk").

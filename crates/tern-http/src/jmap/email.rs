@@ -561,3 +561,44 @@ mod tests {
         assert_eq!(store_keyword("$junk"), "$junk");
     }
 }
+
+/// `Thread/get` (RFC 8621 §3.1): each thread's emails, oldest first.
+pub async fn thread_get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
+    let account = cx.account_arg(&args)?;
+    let ids = ids_arg(&args)?;
+    let state = super::state(cx).await?;
+    let store = cx.server.mail.store();
+    let mut list = Vec::new();
+    let mut not_found = Vec::new();
+    for id in ids {
+        let Some(thread) = id
+            .strip_prefix('t')
+            .and_then(|n| n.parse().ok())
+            .map(tern_store::ThreadId)
+        else {
+            not_found.push(json!(id));
+            continue;
+        };
+        let q = EmailQuery {
+            in_thread: Some(thread),
+            ascending: true,
+            limit: MAX_QUERY_LIMIT,
+            ..EmailQuery::default()
+        };
+        let found = store.query_emails(account, &q).await.map_err(store_fail)?;
+        if found.ids.is_empty() {
+            not_found.push(json!(id));
+        } else {
+            list.push(json!({
+                "id": id,
+                "emailIds": found.ids.iter().map(|e| email_id(*e)).collect::<Vec<_>>(),
+            }));
+        }
+    }
+    Ok(json!({
+        "accountId": super::account_id(account),
+        "state": state,
+        "list": list,
+        "notFound": not_found,
+    }))
+}

@@ -305,6 +305,10 @@ async fn dispatch(cx: &Call<'_>, name: &str, args: Map<String, Value>) -> Method
             needs(MAIL)?;
             mailbox::query(cx, args).await
         }
+        "Thread/get" => {
+            needs(MAIL)?;
+            email::thread_get(cx, args).await
+        }
         "Email/query" => {
             needs(MAIL)?;
             email::query(cx, args).await

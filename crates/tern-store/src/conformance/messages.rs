@@ -527,6 +527,20 @@ pub async fn threading(store: Arc<dyn Store>) {
     let t3 = store.email(a.id, other.email_id).await.unwrap().thread_id;
     assert_eq!(t1, t2);
     assert_ne!(t1, t3);
+    // A thread's emails, oldest first (JMAP Thread/get).
+    let in_thread = store
+        .query_emails(
+            a.id,
+            &EmailQuery {
+                in_thread: Some(t1),
+                ascending: true,
+                limit: 10,
+                ..EmailQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(in_thread.ids, [first.email_id, reply.email_id]);
 }
 
 pub async fn accept_queues_remote_recipients_in_the_same_commit(store: Arc<dyn Store>) {

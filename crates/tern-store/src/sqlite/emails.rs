@@ -222,6 +222,10 @@ pub fn query(conn: &Connection, account: AccountId, q: &EmailQuery) -> Result<Em
         conditions.push("EXISTS (SELECT 1 FROM mailbox_email me WHERE me.email_id = e.id AND me.mailbox_id = ?)".into());
         args.push(Value::Integer(m.0));
     }
+    if let Some(t) = q.in_thread {
+        conditions.push("e.thread_id = ?".into());
+        args.push(Value::Integer(t.0));
+    }
     for m in &q.not_in_mailboxes {
         conditions.push("NOT EXISTS (SELECT 1 FROM mailbox_email me WHERE me.email_id = e.id AND me.mailbox_id = ?)".into());
         args.push(Value::Integer(m.0));

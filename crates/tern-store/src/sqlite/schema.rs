@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 16;
+pub const SCHEMA_VERSION: i64 = 17;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE meta (
@@ -348,6 +348,10 @@ CREATE TABLE greylist (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 17: an account's emails by thread, for JMAP `Thread/get`
+/// (otherwise a scan of the account's listing per thread).
+const SCHEMA_V17: &str = "CREATE INDEX email_by_thread ON email (account_id, thread_id);";
+
 /// Creates or upgrades the schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     // IMMEDIATE takes the write lock first, so two processes starting on a
@@ -409,6 +413,9 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     }
     if version < 16 {
         tx.execute_batch(SCHEMA_V16)?;
+    }
+    if version < 17 {
+        tx.execute_batch(SCHEMA_V17)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;

@@ -664,3 +664,37 @@ fn mailboxes_created_renamed_queried_and_destroyed_are_what_imap_lists() {
     );
     assert!(text.contains("Work/2026"), "{text}");
 }
+
+#[test]
+fn threads_gather_a_reply_with_its_original() {
+    let (_dir, server) = server();
+    let sent = python(
+        r#"
+import json, smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+s.sendmail("ann@remote.test", ["joe@example.test"], b"Subject: plan\r\nMessage-ID: <p1@remote.test>\r\n\r\nfirst\r\n")
+s.sendmail("ann@remote.test", ["joe@example.test"], b"Subject: Re: plan\r\nMessage-ID: <p2@remote.test>\r\nIn-Reply-To: <p1@remote.test>\r\n\r\nreply\r\n")
+s.sendmail("ann@remote.test", ["joe@example.test"], b"Subject: other\r\n\r\nelse\r\n")
+s.quit()
+print(json.dumps("ok"))
+"#,
+        &[&server.listeners["smtp"].port().to_string()],
+    );
+    assert_eq!(sent, "ok");
+    let (_, r) = api(
+        &server,
+        &json!({"using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"], "methodCalls": [
+            ["Email/query", {"accountId": "a1", "sort": [{"property": "receivedAt", "isAscending": true}]}, "0"],
+            ["Email/get", {"accountId": "a1", "#ids": {"resultOf": "0", "name": "Email/query", "path": "/ids"},
+                "properties": ["threadId"]}, "1"],
+            ["Thread/get", {"accountId": "a1", "#ids": {"resultOf": "1", "name": "Email/get", "path": "/list/*/threadId"}}, "2"],
+        ]})
+        .to_string(),
+    );
+    let ids = &r["methodResponses"][0][1]["ids"];
+    let threads = r["methodResponses"][2][1]["list"].as_array().unwrap();
+    let first = &threads[0];
+    assert_eq!(first["emailIds"], json!([ids[0], ids[1]]), "{r}");
+    let last = threads.last().unwrap();
+    assert_eq!(last["emailIds"], json!([ids[2]]), "{r}");
+}
