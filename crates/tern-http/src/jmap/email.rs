@@ -537,31 +537,6 @@ async fn update_one(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_both_ways() {
-        assert_eq!(parse_utc_date("1970-01-01T00:00:00Z").unwrap(), 0);
-        assert_eq!(
-            parse_utc_date("2026-12-06T12:30:15Z").unwrap(),
-            1_796_560_215
-        );
-        assert_eq!(utc_date(1_796_560_215), "2026-12-06T12:30:15Z");
-        assert!(parse_utc_date("2026-12-06").is_err());
-        assert!(parse_utc_date("2026-13-06T00:00:00Z").is_err());
-    }
-
-    #[test]
-    fn keywords_both_ways() {
-        assert_eq!(jmap_keyword("\\Seen"), "$seen");
-        assert_eq!(store_keyword("$SEEN"), "\\Seen");
-        assert_eq!(jmap_keyword("$Junk"), "$junk");
-        assert_eq!(store_keyword("$junk"), "$junk");
-    }
-}
-
 /// `Thread/get` (RFC 8621 §3.1): each thread's emails, oldest first.
 pub async fn thread_get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     let account = cx.account_arg(&args)?;
@@ -601,4 +576,29 @@ pub async fn thread_get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult
         "list": list,
         "notFound": not_found,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_both_ways() {
+        assert_eq!(parse_utc_date("1970-01-01T00:00:00Z").unwrap(), 0);
+        assert_eq!(
+            parse_utc_date("2026-12-06T12:30:15Z").unwrap(),
+            1_796_560_215
+        );
+        assert_eq!(utc_date(1_796_560_215), "2026-12-06T12:30:15Z");
+        assert!(parse_utc_date("2026-12-06").is_err());
+        assert!(parse_utc_date("2026-13-06T00:00:00Z").is_err());
+    }
+
+    #[test]
+    fn keywords_both_ways() {
+        assert_eq!(jmap_keyword("\\Seen"), "$seen");
+        assert_eq!(store_keyword("$SEEN"), "\\Seen");
+        assert_eq!(jmap_keyword("$Junk"), "$junk");
+        assert_eq!(store_keyword("$junk"), "$junk");
+    }
 }
