@@ -116,6 +116,9 @@ pub async fn query(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     };
     let unsupported =
         |what: &str| method_error("unsupportedFilter", format!("{what} is not supported yet"));
+    // Text conditions go through the full-text search (per mailbox, as
+    // IMAP SEARCH); the rest through the account-wide query.
+    let mut text: Vec<tern_store::SearchKey> = Vec::new();
     match args.get("filter") {
         None | Some(Value::Null) => {}
         Some(Value::Object(f)) => {
@@ -143,6 +146,34 @@ pub async fn query(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
                     ("maxSize", Value::Number(n)) => q.max_size = n.as_u64(),
                     ("after", Value::String(d)) => q.after = Some(parse_utc_date(d)?),
                     ("before", Value::String(d)) => q.before = Some(parse_utc_date(d)?),
+                    ("text", Value::String(t)) => text.push(tern_store::SearchKey::Text(t.clone())),
+                    ("body", Value::String(t)) => text.push(tern_store::SearchKey::Body(t.clone())),
+                    (field @ ("from" | "to" | "cc" | "bcc" | "subject"), Value::String(t)) => {
+                        let mut name = field.to_string();
+                        name[..1].make_ascii_uppercase();
+                        text.push(tern_store::SearchKey::Header {
+                            name,
+                            value: t.clone(),
+                        });
+                    }
+                    ("header", Value::Array(h)) => match h.as_slice() {
+                        [Value::String(name)] => text.push(tern_store::SearchKey::Header {
+                            name: name.clone(),
+                            value: String::new(),
+                        }),
+                        [Value::String(name), Value::String(value)] => {
+                            text.push(tern_store::SearchKey::Header {
+                                name: name.clone(),
+                                value: value.clone(),
+                            })
+                        }
+                        _ => {
+                            return Err(method_error(
+                                "invalidArguments",
+                                "header is [name] or [name, value]",
+                            ))
+                        }
+                    },
                     (other, _) if ["operator", "conditions"].contains(&other) => {
                         return Err(unsupported("a FilterOperator"))
                     }
@@ -191,13 +222,16 @@ pub async fn query(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
         return Err(unsupported("collapseThreads"));
     }
     let state = super::state(cx).await?;
-    let result = cx
-        .server
-        .mail
-        .store()
-        .query_emails(account, &q)
-        .await
-        .map_err(store_fail)?;
+    let result = if text.is_empty() {
+        cx.server
+            .mail
+            .store()
+            .query_emails(account, &q)
+            .await
+            .map_err(store_fail)?
+    } else {
+        text_query(cx, account, &q, text).await?
+    };
     let mut out = json!({
         "accountId": super::account_id(account),
         "queryState": state,
@@ -212,6 +246,92 @@ pub async fn query(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
         out["limit"] = json!(MAX_QUERY_LIMIT);
     }
     Ok(out)
+}
+
+/// `Email/query` with text conditions: each candidate mailbox searched
+/// through the full-text index (the Store's IMAP SEARCH), the matches
+/// checked against the other conditions, sorted and paged here. Costs in
+/// proportion to the matches, not to the account.
+async fn text_query(
+    cx: &Call<'_>,
+    account: tern_store::AccountId,
+    q: &EmailQuery,
+    text: Vec<tern_store::SearchKey>,
+) -> Result<tern_store::EmailQueryResult, Value> {
+    let store = cx.server.mail.store();
+    let key = tern_store::SearchKey::And(text);
+    let mailboxes: Vec<MailboxId> = match q.in_mailbox {
+        Some(m) => vec![m],
+        None => store
+            .list_mailboxes(account)
+            .await
+            .map_err(store_fail)?
+            .into_iter()
+            .filter(|m| !m.noselect)
+            .map(|m| m.id)
+            .collect(),
+    };
+    let mut found: Vec<tern_store::MessageEntry> = Vec::new();
+    for mailbox in mailboxes {
+        let uids = match store.search(account, mailbox, &key).await {
+            Ok(uids) => uids,
+            Err(StoreError::NotFound { .. }) => continue,
+            Err(e) => return Err(store_fail(e)),
+        };
+        if uids.is_empty() {
+            continue;
+        }
+        found.extend(
+            store
+                .messages(account, mailbox, &uids)
+                .await
+                .map_err(store_fail)?,
+        );
+    }
+    found.sort_by_key(|e| e.email_id);
+    found.dedup_by_key(|e| e.email_id);
+    let ids: Vec<EmailId> = found.iter().map(|e| e.email_id).collect();
+    let records = store
+        .email_records(account, &ids)
+        .await
+        .map_err(store_fail)?;
+    let has = |keywords: &[String], k: &str| keywords.iter().any(|x| x.eq_ignore_ascii_case(k));
+    let mut matched: Vec<tern_store::EmailRecord> = records
+        .into_iter()
+        .flatten()
+        .filter(|r| {
+            q.not_in_mailboxes
+                .iter()
+                .all(|m| !r.mailboxes.iter().any(|(x, _)| x == m))
+                && q.has_keywords.iter().all(|k| has(&r.keywords, k))
+                && q.not_keywords.iter().all(|k| !has(&r.keywords, k))
+                && q.after.is_none_or(|a| r.received_at >= a)
+                && q.before.is_none_or(|b| r.received_at < b)
+                && q.min_size.is_none_or(|s| r.size >= s)
+                && q.max_size.is_none_or(|s| r.size <= s)
+        })
+        .collect();
+    matched.sort_by_key(|r| {
+        let v = match q.sort {
+            EmailSort::ReceivedAt => r.received_at,
+            EmailSort::SentAt => r.sent_at.unwrap_or(r.received_at),
+            EmailSort::Size => r.size as i64,
+        };
+        (v, r.id)
+    });
+    if !q.ascending {
+        matched.reverse();
+    }
+    let total = matched.len() as u64;
+    Ok(tern_store::EmailQueryResult {
+        ids: matched
+            .into_iter()
+            .skip(q.position)
+            .take(q.limit)
+            .map(|r| r.id)
+            .collect(),
+        total: q.calculate_total.then_some(total),
+    })
 }
 
 /// An RFC 3339 UTC date (`2026-12-06T12:00:00Z`) as unix seconds.

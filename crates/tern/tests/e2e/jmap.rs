@@ -697,4 +697,20 @@ print(json.dumps("ok"))
     assert_eq!(first["emailIds"], json!([ids[0], ids[1]]), "{r}");
     let last = threads.last().unwrap();
     assert_eq!(last["emailIds"], json!([ids[2]]), "{r}");
+    // Text conditions, through the full-text index.
+    let (_, r) = api(
+        &server,
+        &json!({"using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"], "methodCalls": [
+            ["Email/query", {"accountId": "a1", "filter": {"text": "else"}}, "0"],
+            ["Email/query", {"accountId": "a1", "filter": {"subject": "plan"},
+                "sort": [{"property": "receivedAt", "isAscending": true}], "calculateTotal": true}, "1"],
+            ["Email/query", {"accountId": "a1", "filter": {"body": "nothing-like-this"}}, "2"],
+        ]})
+        .to_string(),
+    );
+    let responses = &r["methodResponses"];
+    assert_eq!(responses[0][1]["ids"], json!([ids[2]]), "{r}");
+    assert_eq!(responses[1][1]["ids"], json!([ids[0], ids[1]]), "{r}");
+    assert_eq!(responses[1][1]["total"], 2, "{r}");
+    assert_eq!(responses[2][1]["ids"], json!([]), "{r}");
 }
