@@ -281,6 +281,9 @@ impl Mail {
                 Origin::Inbound => None,
             },
         };
+        // Who will answer it automatically (almost always nobody); the
+        // replies go after the commit.
+        let responders = self.vacation_responders(&envelope, &message).await;
         let delivery = Delivery {
             message,
             recipients: targets,
@@ -328,6 +331,11 @@ impl Mail {
                 "a local delivery"
             };
             tracing::error!("delivery {id}: {what} failed while others succeeded: {e}");
+        }
+        if stored > 0 {
+            if let Some(responders) = responders {
+                Box::pin(self.auto_reply(&envelope, responders)).await;
+            }
         }
         Ok(DeliveryReport {
             id,

@@ -80,3 +80,55 @@ mod tests {
         assert_ne!(new_id(), new_id());
     }
 }
+
+/// RFC 3339 UTC (`2026-12-06T12:30:15Z`), JMAP's `UTCDate`.
+pub fn utc_date(unix: i64) -> String {
+    let (y, m, d) = civil_from_days(unix.div_euclid(86_400));
+    let s = unix.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+/// An RFC 3339 UTC date-time (`Z`, fractions of seconds ignored) as unix
+/// seconds.
+pub fn parse_utc_date(text: &str) -> Option<i64> {
+    let t = text.strip_suffix('Z')?;
+    let (date, time) = t.split_once('T')?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let time = time.split('.').next().unwrap_or(time);
+    let h: Vec<i64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let ([y, m, day], [hh, mm, ss]) = (d.as_slice(), h.as_slice()) else {
+        return None;
+    };
+    if !(1..=12).contains(m) || !(1..=31).contains(day) || *hh > 23 || *mm > 59 || *ss > 60 {
+        return None;
+    }
+    let year = i32::try_from(*y).ok()?;
+    let days = tern_store::message::date::days_from_civil(year, *m as u32, *day as u32);
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+#[cfg(test)]
+mod utc_tests {
+    #[test]
+    fn utc_dates_both_ways() {
+        assert_eq!(super::parse_utc_date("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            super::parse_utc_date("2026-12-06T12:30:15.5Z"),
+            Some(1_796_560_215)
+        );
+        assert_eq!(super::utc_date(1_796_560_215), "2026-12-06T12:30:15Z");
+        assert_eq!(super::parse_utc_date("2026-12-06"), None);
+        assert_eq!(super::parse_utc_date("2026-13-06T00:00:00Z"), None);
+    }
+}

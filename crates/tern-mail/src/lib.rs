@@ -20,6 +20,8 @@
 //!   protocol, as screens;
 //! - [`sender_auth`]: the summary of SPF/DKIM/DMARC/ARC results an inbound
 //!   message carries to the filters;
+//! - [`vacation`]: the automatic reply while a user is away (JMAP
+//!   VacationResponse, RFC 3834);
 //! - [`submission`]: what happens when one of our users sends (the fields a
 //!   submission server adds, RFC 6409 §8, and the copy in Sent).
 //!
@@ -39,6 +41,7 @@ pub mod spam;
 pub mod submission;
 #[cfg(test)]
 mod test_support;
+pub mod vacation;
 pub mod virus;
 
 use std::sync::Arc;

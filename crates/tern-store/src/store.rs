@@ -50,6 +50,26 @@ pub trait DirectoryStore: Send + Sync {
     async fn add_dkim_key(&self, key: DkimKey) -> Result<()>;
     /// The domain's DKIM keys, oldest first.
     async fn dkim_keys(&self, domain: &str) -> Result<Vec<DkimKey>>;
+    /// A named setting of the account (e.g. its vacation response, JSON).
+    async fn account_setting(&self, account: AccountId, name: &str) -> Result<Option<String>>;
+    /// Sets (or with `None` removes) a named setting of the account.
+    async fn set_account_setting(
+        &self,
+        account: AccountId,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<()>;
+    /// Whether an automatic reply from the account to `correspondent` is
+    /// due at `now` (none sent in the last `period` seconds); a due one is
+    /// recorded as sent in the same write, so two deliveries at once send
+    /// one reply.
+    async fn auto_reply_due(
+        &self,
+        account: AccountId,
+        correspondent: &str,
+        now: i64,
+        period: i64,
+    ) -> Result<bool>;
 }
 
 /// Mailboxes: the folders of an account and their IMAP bookkeeping.

@@ -336,27 +336,8 @@ async fn text_query(
 
 /// An RFC 3339 UTC date (`2026-12-06T12:00:00Z`) as unix seconds.
 fn parse_utc_date(text: &str) -> Result<i64, Value> {
-    let bad = || method_error("invalidArguments", format!("{text} is not a UTCDate"));
-    let t = text.strip_suffix('Z').ok_or_else(bad)?;
-    let (date, time) = t.split_once('T').ok_or_else(bad)?;
-    let d: Vec<i64> = date
-        .split('-')
-        .map(|p| p.parse().map_err(|_| bad()))
-        .collect::<Result<_, _>>()?;
-    let time = time.split('.').next().unwrap_or(time);
-    let h: Vec<i64> = time
-        .split(':')
-        .map(|p| p.parse().map_err(|_| bad()))
-        .collect::<Result<_, _>>()?;
-    let ([y, m, day], [hh, mm, ss]) = (d.as_slice(), h.as_slice()) else {
-        return Err(bad());
-    };
-    if !(1..=12).contains(m) || !(1..=31).contains(day) || *hh > 23 || *mm > 59 || *ss > 60 {
-        return Err(bad());
-    }
-    let year = i32::try_from(*y).map_err(|_| bad())?;
-    let days = tern_store::message::date::days_from_civil(year, *m as u32, *day as u32);
-    Ok(days * 86_400 + hh * 3600 + mm * 60 + ss)
+    tern_mail::headers::parse_utc_date(text)
+        .ok_or_else(|| method_error("invalidArguments", format!("{text} is not a UTCDate")))
 }
 
 /// For the fuzz target: a client's UTCDate, and back.
@@ -365,17 +346,7 @@ pub fn fuzz_dates(text: &str) -> Option<String> {
     parse_utc_date(text).ok().map(utc_date)
 }
 
-/// Unix seconds as a JMAP UTCDate.
-pub fn utc_date(unix: i64) -> String {
-    let (y, m, d) = tern_core::time::civil_from_days(unix.div_euclid(86_400));
-    let s = unix.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
-}
+pub use tern_mail::headers::utc_date;
 
 fn addresses(list: &[tern_store::message::Mailbox]) -> Value {
     if list.is_empty() {
@@ -701,18 +672,6 @@ pub async fn thread_get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_both_ways() {
-        assert_eq!(parse_utc_date("1970-01-01T00:00:00Z").unwrap(), 0);
-        assert_eq!(
-            parse_utc_date("2026-12-06T12:30:15Z").unwrap(),
-            1_796_560_215
-        );
-        assert_eq!(utc_date(1_796_560_215), "2026-12-06T12:30:15Z");
-        assert!(parse_utc_date("2026-12-06").is_err());
-        assert!(parse_utc_date("2026-13-06T00:00:00Z").is_err());
-    }
 
     #[test]
     fn keywords_both_ways() {

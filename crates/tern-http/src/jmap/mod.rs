@@ -20,6 +20,7 @@ use tern_store::AccountId;
 pub const CORE: &str = "urn:ietf:params:jmap:core";
 pub const MAIL: &str = "urn:ietf:params:jmap:mail";
 pub const SUBMISSION: &str = "urn:ietf:params:jmap:submission";
+pub const VACATION: &str = "urn:ietf:params:jmap:vacationresponse";
 
 /// The limits advertised in the session (RFC 8620 §2).
 pub const MAX_SIZE_REQUEST: usize = 10 * 1024 * 1024;
@@ -92,6 +93,7 @@ pub async fn session(server: &HttpServer, account: AccountId, base: &str) -> Res
             },
             MAIL: {},
             SUBMISSION: {},
+            VACATION: {},
         },
         "accounts": {
             id.clone(): {
@@ -112,10 +114,11 @@ pub async fn session(server: &HttpServer, account: AccountId, base: &str) -> Res
                         "maxDelayedSend": 0,
                         "submissionExtensions": {},
                     },
+                    VACATION: {},
                 },
             },
         },
-        "primaryAccounts": { CORE: id, MAIL: id, SUBMISSION: id },
+        "primaryAccounts": { CORE: id, MAIL: id, SUBMISSION: id, VACATION: id },
         "username": record.address,
         "apiUrl": format!("{base}/jmap/api"),
         "downloadUrl": format!("{base}/jmap/download/{{accountId}}/{{blobId}}/{{name}}?accept={{type}}"),
@@ -191,7 +194,7 @@ pub async fn api(server: &HttpServer, account: AccountId, body: &[u8]) -> Respon
     };
     if let Some(unknown) = using
         .iter()
-        .find(|c| ![CORE, MAIL, SUBMISSION].contains(&c.as_str()))
+        .find(|c| ![CORE, MAIL, SUBMISSION, VACATION].contains(&c.as_str()))
     {
         return request_error(
             StatusCode::BAD_REQUEST,
@@ -328,6 +331,14 @@ async fn dispatch(cx: &Call<'_>, name: &str, args: Map<String, Value>) -> Method
         "EmailSubmission/set" => {
             needs(SUBMISSION)?;
             submission::set(cx, args).await
+        }
+        "VacationResponse/get" => {
+            needs(VACATION)?;
+            submission::vacation_get(cx, args).await
+        }
+        "VacationResponse/set" => {
+            needs(VACATION)?;
+            submission::vacation_set(cx, args).await
         }
         "Email/import" => {
             needs(MAIL)?;

@@ -219,3 +219,48 @@ pub async fn remove_account_removes_mail(store: Arc<dyn Store>) {
     // The address can be used again.
     account(&store, "a@example.test").await;
 }
+
+pub async fn account_settings_and_auto_replies(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    assert_eq!(store.account_setting(a.id, "vacation").await.unwrap(), None);
+    store
+        .set_account_setting(a.id, "vacation", Some("{\"isEnabled\":true}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .account_setting(a.id, "vacation")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("{\"isEnabled\":true}")
+    );
+    store
+        .set_account_setting(a.id, "vacation", None)
+        .await
+        .unwrap();
+    assert_eq!(store.account_setting(a.id, "vacation").await.unwrap(), None);
+    // One automatic reply per correspondent and period.
+    let week = 7 * 86_400;
+    assert!(store
+        .auto_reply_due(a.id, "X@remote.test", 1000, week)
+        .await
+        .unwrap());
+    assert!(!store
+        .auto_reply_due(a.id, "x@remote.test", 2000, week)
+        .await
+        .unwrap());
+    assert!(store
+        .auto_reply_due(a.id, "y@remote.test", 2000, week)
+        .await
+        .unwrap());
+    assert!(store
+        .auto_reply_due(a.id, "x@remote.test", 1000 + week, week)
+        .await
+        .unwrap());
+    // A missing account has no settings to set.
+    assert!(store
+        .set_account_setting(AccountId(9999), "vacation", Some("{}"))
+        .await
+        .is_err());
+}

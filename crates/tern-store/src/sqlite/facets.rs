@@ -89,6 +89,37 @@ impl DirectoryStore for SqliteStore {
         let domain = domain.to_ascii_lowercase();
         self.read(move |c| directory::dkim_keys(c, &domain)).await
     }
+
+    async fn account_setting(&self, account: AccountId, name: &str) -> Result<Option<String>> {
+        let name = name.to_string();
+        self.read(move |c| super::settings::get(c, account, &name))
+            .await
+    }
+
+    async fn set_account_setting(
+        &self,
+        account: AccountId,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<()> {
+        let (name, value) = (name.to_string(), value.map(String::from));
+        self.write(move |ctx| super::settings::set(ctx.conn, account, &name, value.as_deref()))
+            .await
+    }
+
+    async fn auto_reply_due(
+        &self,
+        account: AccountId,
+        correspondent: &str,
+        now: i64,
+        period: i64,
+    ) -> Result<bool> {
+        let correspondent = correspondent.to_string();
+        self.write(move |ctx| {
+            super::settings::auto_reply_due(ctx.conn, account, &correspondent, now, period)
+        })
+        .await
+    }
 }
 
 #[async_trait]

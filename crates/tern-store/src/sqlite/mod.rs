@@ -24,6 +24,7 @@ mod periodic;
 mod queue;
 mod schema;
 mod search;
+mod settings;
 mod spam;
 mod uploads;
 mod watcher;

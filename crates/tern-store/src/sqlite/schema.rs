@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 17;
+pub const SCHEMA_VERSION: i64 = 18;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE meta (
@@ -352,6 +352,23 @@ CREATE TABLE greylist (
 /// (otherwise a scan of the account's listing per thread).
 const SCHEMA_V17: &str = "CREATE INDEX email_by_thread ON email (account_id, thread_id);";
 
+/// Version 18: per-account settings (the vacation response) and the
+/// automatic replies sent, one per correspondent and period.
+const SCHEMA_V18: &str = r#"
+CREATE TABLE account_setting (
+    account_id INTEGER NOT NULL,
+    name       TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    PRIMARY KEY (account_id, name)
+) WITHOUT ROWID;
+CREATE TABLE auto_reply (
+    account_id    INTEGER NOT NULL,
+    correspondent TEXT NOT NULL,
+    sent_at       INTEGER NOT NULL,
+    PRIMARY KEY (account_id, correspondent)
+) WITHOUT ROWID;
+"#;
+
 /// Creates or upgrades the schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     // IMMEDIATE takes the write lock first, so two processes starting on a
@@ -416,6 +433,9 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     }
     if version < 17 {
         tx.execute_batch(SCHEMA_V17)?;
+    }
+    if version < 18 {
+        tx.execute_batch(SCHEMA_V18)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;

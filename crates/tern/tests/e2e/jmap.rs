@@ -714,3 +714,64 @@ print(json.dumps("ok"))
     assert_eq!(responses[1][1]["total"], 2, "{r}");
     assert_eq!(responses[2][1]["ids"], json!([]), "{r}");
 }
+
+#[test]
+fn vacation_response_answers_once_per_sender_and_never_bulk_mail() {
+    let dir = TestDir::new();
+    dir.add_account("joe@example.test");
+    dir.add_account("bob@example.test");
+    let server = dir.start();
+    let using = json!([
+        "urn:ietf:params:jmap:core",
+        "urn:ietf:params:jmap:vacationresponse"
+    ]);
+    let (_, r) = api(
+        &server,
+        &json!({"using": using, "methodCalls": [
+            ["VacationResponse/set", {"accountId": "a1", "update": {"singleton": {
+                "isEnabled": true, "subject": "Away", "textBody": "Back on Monday."}}}, "0"],
+            ["VacationResponse/get", {"accountId": "a1"}, "1"],
+            ["VacationResponse/set", {"accountId": "a1", "create": {"x": {}}}, "2"],
+        ]})
+        .to_string(),
+    );
+    let responses = &r["methodResponses"];
+    assert!(responses[0][1]["updated"].is_object(), "{r}");
+    assert_eq!(responses[1][1]["list"][0]["id"], "singleton");
+    assert_eq!(responses[1][1]["list"][0]["isEnabled"], true);
+    assert_eq!(responses[1][1]["list"][0]["subject"], "Away");
+    assert_eq!(
+        responses[2][1]["notCreated"]["x"]["type"], "singleton",
+        "{r}"
+    );
+
+    // bob writes twice, and a newsletter comes: one reply, to bob.
+    let out = python(
+        r#"
+import imaplib, json, smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+s.sendmail("bob@example.test", ["joe@example.test"], b"From: bob@example.test\r\nSubject: lunch\r\nMessage-ID: <l1@example.test>\r\n\r\nnoon?\r\n")
+s.sendmail("bob@example.test", ["joe@example.test"], b"From: bob@example.test\r\nSubject: lunch again\r\n\r\n1pm?\r\n")
+s.sendmail("news@example.test", ["joe@example.test"], b"From: news@example.test\r\nPrecedence: bulk\r\nSubject: news\r\n\r\nnews\r\n")
+s.quit()
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[2]))
+m.login("bob@example.test", "secret")
+typ, count = m.select("INBOX")
+out = {"count": int(count[0])}
+if out["count"]:
+    typ, data = m.fetch("1", "(BODY.PEEK[])")
+    out["reply"] = data[0][1].decode()
+print(json.dumps(out))
+"#,
+        &[
+            &server.listeners["smtp"].port().to_string(),
+            &server.listeners["imap"].port().to_string(),
+        ],
+    );
+    assert_eq!(out["count"], 1, "one reply for two messages: {out}");
+    let reply = out["reply"].as_str().unwrap();
+    assert!(reply.contains("Subject: Away"), "{reply}");
+    assert!(reply.contains("Auto-Submitted: auto-replied"), "{reply}");
+    assert!(reply.contains("In-Reply-To: <l1@example.test>"), "{reply}");
+    assert!(reply.contains("Back on Monday."), "{reply}");
+}
