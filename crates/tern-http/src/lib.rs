@@ -47,6 +47,8 @@ pub struct HttpServer {
     /// Logins recently checked, so a client sending Basic credentials with
     /// every request does not pay Argon2 every time.
     pub(crate) logins: auth::LoginCache,
+    /// API requests in progress per account (`maxConcurrentRequests`).
+    pub(crate) in_flight: jmap::InFlight,
 }
 
 impl HttpServer {
@@ -58,6 +60,7 @@ impl HttpServer {
             tls: Arc::new(tls),
             limits,
             logins: auth::LoginCache::default(),
+            in_flight: jmap::InFlight::default(),
         }
     }
 

@@ -25,6 +25,7 @@ pub const VACATION: &str = "urn:ietf:params:jmap:vacationresponse";
 /// The limits advertised in the session (RFC 8620 §2).
 pub const MAX_SIZE_REQUEST: usize = 10 * 1024 * 1024;
 pub const MAX_CALLS_IN_REQUEST: usize = 64;
+pub const MAX_CONCURRENT_REQUESTS: usize = 4;
 pub const MAX_OBJECTS_IN_GET: usize = 1000;
 
 /// A JMAP Id for an account (RFC 8620 §1.2: letters, digits, `-`, `_`).
@@ -35,6 +36,45 @@ pub fn account_id(account: AccountId) -> String {
 /// The account a JMAP `accountId` argument names.
 pub fn parse_account_id(id: &str) -> Option<AccountId> {
     id.strip_prefix('a')?.parse().ok().map(AccountId)
+}
+
+/// API requests in progress, per account: a client may run
+/// `maxConcurrentRequests` at once (RFC 8620 §2), so one account cannot
+/// take every worker.
+#[derive(Default)]
+pub struct InFlight(std::sync::Mutex<std::collections::HashMap<AccountId, usize>>);
+
+/// One request's place; freed when dropped.
+pub struct Slot<'a> {
+    in_flight: &'a InFlight,
+    account: AccountId,
+}
+
+impl InFlight {
+    fn enter(&self, account: AccountId) -> Option<Slot<'_>> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(account).or_insert(0);
+        if *n >= MAX_CONCURRENT_REQUESTS {
+            return None;
+        }
+        *n += 1;
+        Some(Slot {
+            in_flight: self,
+            account,
+        })
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut map = self.in_flight.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.account) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.account);
+            }
+        }
+    }
 }
 
 /// A request-level error (RFC 8620 §3.6.1) as a problem document.
@@ -85,7 +125,7 @@ pub async fn session(server: &HttpServer, account: AccountId, base: &str) -> Res
                 "maxSizeUpload": blob::MAX_SIZE_UPLOAD,
                 "maxConcurrentUpload": 4,
                 "maxSizeRequest": MAX_SIZE_REQUEST,
-                "maxConcurrentRequests": 4,
+                "maxConcurrentRequests": MAX_CONCURRENT_REQUESTS,
                 "maxCallsInRequest": MAX_CALLS_IN_REQUEST,
                 "maxObjectsInGet": MAX_OBJECTS_IN_GET,
                 "maxObjectsInSet": 500,
@@ -163,6 +203,14 @@ impl Call<'_> {
 /// `POST /jmap/api` (RFC 8620 §3.3): the request, each method call in
 /// order, the response.
 pub async fn api(server: &HttpServer, account: AccountId, body: &[u8]) -> Response<Body> {
+    let Some(_slot) = server.in_flight.enter(account) else {
+        return request_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "urn:ietf:params:jmap:error:limit",
+            &format!("at most {MAX_CONCURRENT_REQUESTS} requests at once per account"),
+            Some("maxConcurrentRequests"),
+        );
+    };
     let request: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {
@@ -436,6 +484,27 @@ pub fn fuzz_one(data: &[u8]) {
 }
 
 /// Replays the seed corpus of the `jmap_request` fuzz target.
+#[cfg(test)]
+mod in_flight_tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_requests_are_bounded_per_account() {
+        let f = InFlight::default();
+        let a = AccountId(1);
+        let held: Vec<_> = (0..MAX_CONCURRENT_REQUESTS)
+            .map(|_| f.enter(a).unwrap())
+            .collect();
+        assert!(f.enter(a).is_none());
+        assert!(
+            f.enter(AccountId(2)).is_some(),
+            "another account is not held up"
+        );
+        drop(held);
+        assert!(f.enter(a).is_some());
+    }
+}
+
 #[cfg(test)]
 mod fuzz_corpus {
     #[test]
