@@ -35,10 +35,11 @@ export TERN_REQUIRE_POSTFIX=1
 export TERN_REQUIRE_CLAMD=1
 export TERN_REQUIRE_RSPAMD=1
 
-# imapflow, the Node.js IMAP client, pinned in the package.json beside it.
+# imapflow (IMAP) and jmap-jam (JMAP), the Node.js clients, pinned in the
+# package.json beside them.
 node_dir=crates/tern/tests/e2e/node
-want=$(node -p "require('$PWD/$node_dir/package.json').dependencies.imapflow")
-have=$(node -p "require('$PWD/$node_dir/node_modules/imapflow/package.json').version" 2>/dev/null || true)
+want=$(node -p "const d = require('$PWD/$node_dir/package.json').dependencies; d.imapflow + ' ' + d['jmap-jam']")
+have=$(node -p "['imapflow', 'jmap-jam'].map(p => require('$PWD/$node_dir/node_modules/' + p + '/package.json').version).join(' ')" 2>/dev/null || true)
 if [ "$want" != "$have" ]; then
   npm install --prefix "$node_dir" --no-package-lock --no-audit --no-fund --loglevel=error
 fi

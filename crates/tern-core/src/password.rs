@@ -26,6 +26,14 @@ pub enum PasswordError {
     Hash(argon2::password_hash::Error),
 }
 
+/// `n` bytes from the operating system's random source (API tokens).
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    use argon2::password_hash::rand_core::RngCore;
+    let mut out = vec![0u8; n];
+    OsRng.fill_bytes(&mut out);
+    out
+}
+
 /// Hashes `password` with Argon2id and a fresh random salt; returns the PHC string.
 pub fn hash_password(password: &str) -> Result<String, PasswordError> {
     let salt = SaltString::generate(&mut OsRng);

@@ -1,5 +1,6 @@
-//! Who is asking: HTTP Basic credentials (RFC 7617), accepted only over TLS
-//! or from loopback, checked by the mail layer's one login path (the
+//! Who is asking: HTTP Basic credentials (RFC 7617) or an API token as a
+//! Bearer token (RFC 6750; `tern token create`), accepted only over TLS or
+//! from loopback. Basic credentials are checked by the mail layer's one login path (the
 //! failure limiter, Argon2). A client sends them with every request, so
 //! a success is remembered for a few minutes under a salted hash of the
 //! credentials: the next request of the same client costs a hash, not
@@ -99,6 +100,15 @@ pub fn basic_credentials(value: &str) -> Option<(String, String)> {
     Some((user.to_string(), password.to_string()))
 }
 
+/// The token of a Bearer `Authorization` value (RFC 6750 §2.1).
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
 impl crate::HttpServer {
     /// The account the request's credentials name.
     pub async fn authenticate(
@@ -107,9 +117,21 @@ impl crate::HttpServer {
         peer: SocketAddr,
         secure: bool,
     ) -> Result<AccountId, Refused> {
-        let (user, password) = authorization
-            .and_then(basic_credentials)
-            .ok_or(Refused::Missing)?;
+        let authorization = authorization.ok_or(Refused::Missing)?;
+        if let Some(token) = bearer_token(authorization) {
+            if !secure && !peer.ip().is_loopback() {
+                return Err(Refused::Insecure);
+            }
+            return match self.mail.account_for_token(token).await {
+                Ok(Some(account)) => Ok(account.id),
+                Ok(None) => {
+                    tracing::info!(client = %peer.ip(), "http: an unknown or expired API token");
+                    Err(Refused::Wrong)
+                }
+                Err(_) => Err(Refused::Unavailable),
+            };
+        }
+        let (user, password) = basic_credentials(authorization).ok_or(Refused::Missing)?;
         if !secure && !peer.ip().is_loopback() {
             return Err(Refused::Insecure);
         }

@@ -183,7 +183,9 @@ async fn account(
             );
             r.headers_mut().insert(
                 hyper::header::WWW_AUTHENTICATE,
-                hyper::header::HeaderValue::from_static("Basic realm=\"Tern\", charset=\"UTF-8\""),
+                hyper::header::HeaderValue::from_static(
+                    "Basic realm=\"Tern\", charset=\"UTF-8\", Bearer realm=\"Tern\"",
+                ),
             );
             Err(r)
         }

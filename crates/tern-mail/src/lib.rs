@@ -20,6 +20,8 @@
 //!   protocol, as screens;
 //! - [`sender_auth`]: the summary of SPF/DKIM/DMARC/ARC results an inbound
 //!   message carries to the filters;
+//! - [`tokens`]: API tokens, for programs that send a bearer token
+//!   instead of a password;
 //! - [`vacation`]: the automatic reply while a user is away (JMAP
 //!   VacationResponse, RFC 3834);
 //! - [`submission`]: what happens when one of our users sends (the fields a
@@ -41,6 +43,7 @@ pub mod spam;
 pub mod submission;
 #[cfg(test)]
 mod test_support;
+pub mod tokens;
 pub mod vacation;
 pub mod virus;
 

@@ -64,6 +64,9 @@ enum Command {
     /// DKIM signing keys of local domains
     #[command(subcommand)]
     Dkim(DkimCommand),
+    /// API tokens: what programs send as `Authorization: Bearer` instead of a password
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// The spam filter: what each account's classifier has learned
     #[command(subcommand)]
     Spam(SpamCommand),
@@ -75,6 +78,19 @@ enum Command {
         #[arg(long, default_value_t = 7)]
         days: u32,
     },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a token for ACCOUNT and print it (it is not shown again)
+    Create {
+        account: String,
+        /// Days it is valid
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+    },
+    /// Revoke one of ACCOUNT's tokens
+    Revoke { account: String, token: String },
 }
 
 #[derive(Subcommand)]
@@ -312,6 +328,12 @@ async fn run(cli: Cli, out: Output) -> Result<()> {
             admin::dkim_show(&*store, &domain, out).await
         }
         Command::TlsReport { days } => admin::tls_report(&*store, days, out).await,
+        Command::Token(TokenCommand::Create { account, days }) => {
+            admin::token_create(&*store, &account, days, out).await
+        }
+        Command::Token(TokenCommand::Revoke { account, token }) => {
+            admin::token_revoke(&*store, &account, &token, out).await
+        }
         Command::Spam(SpamCommand::Stats { account }) => {
             admin::spam_stats(&*store, &account, out).await
         }

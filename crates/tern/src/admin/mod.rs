@@ -10,6 +10,7 @@ mod dns;
 mod queue;
 pub mod security;
 mod spam;
+mod token;
 
 pub use commands::*;
 pub use dkim::{dkim_generate, dkim_show, tls_report};
@@ -18,6 +19,7 @@ pub use queue::{
     queue_flush, queue_flush_domain, queue_hold, queue_list, queue_remove, queue_show,
 };
 pub use spam::spam_stats;
+pub use token::{token_create, token_revoke};
 
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, IsTerminal};

@@ -775,3 +775,126 @@ print(json.dumps(out))
     assert!(reply.contains("In-Reply-To: <l1@example.test>"), "{reply}");
     assert!(reply.contains("Back on Monday."), "{reply}");
 }
+
+/// jmap-jam, the Node.js JMAP client, as scripts/test.sh installs it.
+fn node_modules() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/node/node_modules")
+}
+
+const JMAP_JAM_SCRIPT: &str = r#"
+const [modules, base, token] = process.argv.slice(2);
+const { default: JamClient } = await import(`file://${modules}/jmap-jam/dist/index.js`);
+const out = {};
+const jam = new JamClient({ sessionUrl: `${base}/.well-known/jmap`, bearerToken: token });
+const accountId = await jam.getPrimaryAccount();
+out.accountId = accountId;
+const [mailboxes] = await jam.api.Mailbox.get({ accountId });
+const inbox = mailboxes.list.find((m) => m.role === "inbox");
+const [results] = await jam.requestMany((t) => {
+  const query = t.Email.query({ accountId, filter: { inMailbox: inbox.id } });
+  const emails = t.Email.get({
+    accountId,
+    ids: query.$ref("/ids"),
+    properties: ["subject", "keywords", "bodyValues", "textBody"],
+    fetchTextBodyValues: true,
+  });
+  return { query, emails };
+});
+const email = results.emails.list[0];
+out.subject = email.subject;
+out.body = email.bodyValues[email.textBody[0].partId].value;
+const [set] = await jam.api.Email.set({ accountId, update: { [email.id]: { "keywords/$seen": true } } });
+out.updated = Object.keys(set.updated ?? {});
+const blob = await jam.uploadBlob(accountId, new Blob(["From: joe@example.test\r\nTo: bob@example.test\r\nSubject: from jam\r\n\r\nhello bob\r\n"]));
+const [imported] = await jam.api.Email.import({
+  accountId,
+  emails: { n: { blobId: blob.blobId, mailboxIds: { [inbox.id]: true }, keywords: {} } },
+});
+out.imported = imported.created.n.id;
+const download = await jam.downloadBlob({ accountId, blobId: blob.blobId, mimeType: "message/rfc822", fileName: "m.eml" });
+out.downloaded = (await download.text()).includes("hello bob");
+const [identities] = await jam.api.Identity.get({ accountId });
+const [sub] = await jam.api.EmailSubmission.set({
+  accountId,
+  create: { s: { identityId: identities.list[0].id, emailId: out.imported } },
+});
+out.submitted = Object.keys(sub.created ?? {});
+console.log(JSON.stringify(out));
+"#;
+
+#[test]
+fn jmap_jam_with_an_api_token_reads_flags_imports_downloads_and_sends() {
+    let modules = node_modules();
+    assert!(
+        modules.join("jmap-jam/package.json").is_file(),
+        "jmap-jam is not installed in {} (see scripts/test.sh)",
+        modules.display()
+    );
+    let dir = TestDir::new();
+    dir.add_account("joe@example.test");
+    dir.add_account("bob@example.test");
+    let server = dir.start();
+    let sent = python(
+        r#"
+import json, smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+s.sendmail("ann@remote.test", ["joe@example.test"], b"Subject: for jam\r\n\r\nhello joe\r\n")
+s.quit()
+print(json.dumps("ok"))
+"#,
+        &[&server.listeners["smtp"].port().to_string()],
+    );
+    assert_eq!(sent, "ok");
+    let token = dir
+        .ok(&["token", "create", "joe@example.test"], "")
+        .trim()
+        .to_string();
+    assert!(token.starts_with("tern_"), "{token}");
+    let base = format!("http://127.0.0.1:{}", server.listeners["http"].port());
+    let script = dir.data_dir().join("../jam.mjs");
+    std::fs::write(&script, JMAP_JAM_SCRIPT).unwrap();
+    let run = |token: &str| {
+        Command::new("node")
+            .arg(&script)
+            .arg(&modules)
+            .arg(&base)
+            .arg(token)
+            .output()
+            .expect("node")
+    };
+    let output = run(&token);
+    assert!(
+        output.status.success(),
+        "jmap-jam: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(out["accountId"], "a1", "{out}");
+    assert_eq!(out["subject"], "for jam");
+    assert!(
+        out["body"].as_str().unwrap().starts_with("hello joe"),
+        "{out}"
+    );
+    assert_eq!(out["updated"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(out["downloaded"], true, "{out}");
+    assert_eq!(out["submitted"], json!(["s"]), "{out}");
+    // Bob got it; a revoked token opens nothing.
+    let (_, r) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        &format!("{base}/jmap/session"),
+    ]);
+    assert!(r.contains("joe@example.test"), "{r}");
+    dir.ok(&["token", "revoke", "joe@example.test", &token], "");
+    let (head, _) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        &format!("{base}/jmap/session"),
+    ]);
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    let mut imap = crate::imap::Imap::connect(server.listeners["imap"]);
+    imap.run("LOGIN bob@example.test secret").ok();
+    let status = imap.run("STATUS INBOX (MESSAGES)");
+    let text: String = status.untagged.iter().map(|r| r.text()).collect();
+    assert!(text.contains("MESSAGES 1"), "{text}");
+}

@@ -1,0 +1,100 @@
+//! API tokens: a secret a program sends as `Authorization: Bearer` (JMAP
+//! clients such as jmap-jam take no password) instead of the account's
+//! password. `tern token create ADDRESS` makes one; the webmail will make
+//! them at login. The token is `tern_<account id>_<secret>`; the Store
+//! keeps only the SHA-256 of the secret, with its expiry, as an account
+//! setting — so a leaked database gives no usable token.
+
+use crate::Mail;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use tern_store::{Account, AccountId, Store, StoreError};
+
+const PREFIX: &str = "api-token:";
+
+fn setting_name(secret: &[u8]) -> String {
+    format!("{PREFIX}{}", hex::encode(Sha256::digest(secret)))
+}
+
+/// The account and secret a token names.
+fn parse(token: &str) -> Option<(AccountId, Vec<u8>)> {
+    let rest = token.strip_prefix("tern_")?;
+    let (id, secret) = rest.split_once('_')?;
+    let id = AccountId(id.parse().ok()?);
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(secret)
+        .ok()?;
+    (secret.len() == 32).then_some((id, secret))
+}
+
+/// A new token for `account`, valid for `days`.
+pub async fn create(store: &dyn Store, account: &Account, days: u32) -> Result<String, StoreError> {
+    let secret = tern_core::password::random_bytes(32);
+    let expires_at = crate::headers::now() + i64::from(days) * 86_400;
+    store
+        .set_account_setting(
+            account.id,
+            &setting_name(&secret),
+            Some(&expires_at.to_string()),
+        )
+        .await?;
+    Ok(format!(
+        "tern_{}_{}",
+        account.id.0,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&secret)
+    ))
+}
+
+/// Revokes `token`; false if it was not one of the account's.
+pub async fn revoke(store: &dyn Store, account: &Account, token: &str) -> Result<bool, StoreError> {
+    let Some((id, secret)) = parse(token).filter(|(id, _)| *id == account.id) else {
+        return Ok(false);
+    };
+    let name = setting_name(&secret);
+    let known = store.account_setting(id, &name).await?.is_some();
+    store.set_account_setting(id, &name, None).await?;
+    Ok(known)
+}
+
+impl Mail {
+    /// The account a bearer token belongs to, if it is valid and unexpired.
+    pub async fn account_for_token(&self, token: &str) -> Result<Option<Account>, StoreError> {
+        let Some((id, secret)) = parse(token) else {
+            return Ok(None);
+        };
+        let Some(expires) = self
+            .store
+            .account_setting(id, &setting_name(&secret))
+            .await?
+        else {
+            return Ok(None);
+        };
+        if expires
+            .parse::<i64>()
+            .map_or(true, |e| e <= crate::headers::now())
+        {
+            return Ok(None);
+        }
+        match self.store.account(id).await {
+            Ok(a) => Ok(Some(a)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn token_syntax() {
+        let secret =
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, [7u8; 32]);
+        assert_eq!(
+            super::parse(&format!("tern_12_{secret}")).map(|(a, _)| a.0),
+            Some(12)
+        );
+        assert!(super::parse("tern_x_abc").is_none());
+        assert!(super::parse("bearer").is_none());
+        assert!(super::parse(&format!("tern_1_{}", &secret[..10])).is_none());
+    }
+}
