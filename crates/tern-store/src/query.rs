@@ -55,6 +55,12 @@ pub struct EmailQuery {
     pub in_mailbox: Option<MailboxId>,
     /// Only emails of this thread (JMAP `Thread/get`).
     pub in_thread: Option<ThreadId>,
+    /// Full-text conditions every email must meet, through the search
+    /// index: `(body only, needle)` (JMAP `body`, `text`). A backend that
+    /// cannot answer them from its index now (none, behind, a needle
+    /// shorter than its trigrams) refuses with `StoreError::Invalid`, and
+    /// the caller searches mailbox by mailbox instead.
+    pub text: Vec<(bool, String)>,
     /// Only emails in none of these (JMAP `inMailboxOtherThan` is "in some
     /// other", which callers express with `in_mailbox` per mailbox; this is
     /// the common "not in Trash or Junk").

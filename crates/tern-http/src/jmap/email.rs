@@ -230,7 +230,35 @@ pub async fn query(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
             .await
             .map_err(store_fail)?
     } else {
-        text_query(cx, account, &q, text).await?
+        // Text and body alone go to the Store's indexed query, which stops
+        // at the page; header conditions (and an index that cannot answer
+        // yet) take the mailbox-by-mailbox search.
+        let indexed: Option<Vec<(bool, String)>> = text
+            .iter()
+            .map(|k| match k {
+                tern_store::SearchKey::Text(t) => Some((false, t.clone())),
+                tern_store::SearchKey::Body(t) => Some((true, t.clone())),
+                _ => None,
+            })
+            .collect();
+        let fast = match indexed {
+            Some(needles) => {
+                let q = EmailQuery {
+                    text: needles,
+                    ..q.clone()
+                };
+                match cx.server.mail.store().query_emails(account, &q).await {
+                    Ok(result) => Some(result),
+                    Err(StoreError::Invalid(_)) => None,
+                    Err(e) => return Err(store_fail(e)),
+                }
+            }
+            None => None,
+        };
+        match fast {
+            Some(result) => result,
+            None => text_query(cx, account, &q, text).await?,
+        }
     };
     let mut out = json!({
         "accountId": super::account_id(account),

@@ -541,6 +541,33 @@ pub async fn threading(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(in_thread.ids, [first.email_id, reply.email_id]);
+    // Text through the index, newest first, stopping at the page; a
+    // needle the index cannot answer is refused, not guessed.
+    let text = |needle: &str, body_only: bool| EmailQuery {
+        text: vec![(body_only, needle.to_string())],
+        limit: 10,
+        ..EmailQuery::default()
+    };
+    let found = store
+        .query_emails(a.id, &text("reply", true))
+        .await
+        .unwrap();
+    assert_eq!(found.ids, [reply.email_id]);
+    let found = store
+        .query_emails(a.id, &text("unrelated", false))
+        .await
+        .unwrap();
+    assert_eq!(found.ids, [other.email_id], "the subject is in the headers");
+    assert!(store
+        .query_emails(a.id, &text("unrelated", true))
+        .await
+        .unwrap()
+        .ids
+        .is_empty());
+    assert!(matches!(
+        store.query_emails(a.id, &text("ab", false)).await,
+        Err(StoreError::Invalid(_))
+    ));
 }
 
 pub async fn accept_queues_remote_recipients_in_the_same_commit(store: Arc<dyn Store>) {

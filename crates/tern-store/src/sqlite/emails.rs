@@ -215,6 +215,44 @@ pub fn destroy(
 
 /// The account-wide query: one SQL statement with the conditions, sorted
 /// and cut to the page in SQLite, so only a page's ids come back.
+/// Full-text conditions as `e.id IN (index hits)`, when the index can
+/// answer them alone: attached, holding every email of the account, and
+/// each needle at least a trigram long.
+fn text_conditions(
+    conn: &Connection,
+    account: AccountId,
+    text: &[(bool, String)],
+    conditions: &mut Vec<String>,
+    args: &mut Vec<Value>,
+) -> Result<()> {
+    let refuse = |why: &str| Err(StoreError::Invalid(why.to_string()));
+    if !super::indexer::is_attached(conn) {
+        return refuse("no full-text index");
+    }
+    let newest: Option<i64> = conn
+        .prepare_cached("SELECT max(id) FROM email WHERE account_id = ?1")
+        .and_then(|mut s| s.query_row([account.0], |r| r.get(0)))
+        .map_err(db("reading the newest email"))?;
+    if newest.is_some_and(|n| n > super::indexer::indexed_upto_attached(conn)) {
+        return refuse("the full-text index is catching up");
+    }
+    for (body_only, needle) in text {
+        // As IMAP SEARCH asks the index (search.rs `full_text`).
+        let needle = needle.replace('\0', "");
+        if needle.chars().count() < 3 {
+            return refuse("a needle shorter than a trigram");
+        }
+        let columns = if *body_only { "body" } else { "headers body" };
+        conditions
+            .push("e.id IN (SELECT rowid FROM idx.email_text WHERE email_text MATCH ?)".into());
+        args.push(Value::Text(format!(
+            "{{{columns}}} : \"{}\"",
+            needle.replace('"', "\"\"")
+        )));
+    }
+    Ok(())
+}
+
 pub fn query(conn: &Connection, account: AccountId, q: &EmailQuery) -> Result<EmailQueryResult> {
     let mut conditions = vec!["e.account_id = ?".to_string()];
     let mut args: Vec<Value> = vec![Value::Integer(account.0)];
@@ -225,6 +263,9 @@ pub fn query(conn: &Connection, account: AccountId, q: &EmailQuery) -> Result<Em
     if let Some(t) = q.in_thread {
         conditions.push("e.thread_id = ?".into());
         args.push(Value::Integer(t.0));
+    }
+    if !q.text.is_empty() {
+        text_conditions(conn, account, &q.text, &mut conditions, &mut args)?;
     }
     for m in &q.not_in_mailboxes {
         conditions.push("NOT EXISTS (SELECT 1 FROM mailbox_email me WHERE me.email_id = e.id AND me.mailbox_id = ?)".into());

@@ -395,6 +395,15 @@ impl EmailStore for SqliteStore {
         query: &EmailQuery,
     ) -> Result<EmailQueryResult> {
         let query = query.clone();
+        if !query.text.is_empty() {
+            // Text is answered from the index: let it take in what was
+            // written before this query, as IMAP SEARCH does.
+            let progress = self.indexer.progress.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                progress.wait_caught_up(super::indexer::SEARCH_WAIT)
+            })
+            .await;
+        }
         self.read(move |c| emails::query(c, account, &query)).await
     }
 }
