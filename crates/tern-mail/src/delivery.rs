@@ -7,7 +7,9 @@
 //! 1. prepends the trace fields: `Return-Path` and `Received` (RFC 5321
 //!    §4.4, "with" types from RFC 3848), and on submission the `Date` and
 //!    `Message-ID` a submission server may add (RFC 6409 §8.1, §8.3);
-//! 2. prepares the message once (hash and parse, on a blocking thread);
+//! 2. runs the whole-message [`crate::screen`]s (virus, milters, spam
+//!    rules: refuse, rewrite, add fields), then prepares the message once
+//!    (hash and parse, on a blocking thread);
 //! 3. runs the [`crate::filter`]s, in order, for each local recipient;
 //! 4. turns the verdicts into one target per recipient (INBOX, or the
 //!    mailbox a filter named, with its keywords), plus the copy in Sent a
@@ -23,7 +25,7 @@
 
 use crate::filter::{FilterInput, MailboxTarget, Verdict};
 use crate::headers::{new_id, now, rfc5322_date};
-use crate::screen::{ScreenInput, SpamScore};
+use crate::screen::SpamScore;
 use crate::Mail;
 use std::net::IpAddr;
 use tern_store::message::PreparedMessage;
@@ -116,16 +118,6 @@ pub enum DeliveryError {
         #[source]
         source: StoreError,
     },
-}
-
-/// What the screens made of a message.
-#[derive(Default)]
-struct Screened {
-    /// The message to store: changed by filters, with their fields.
-    body: Vec<u8>,
-    spam: Option<SpamScore>,
-    discard: bool,
-    quarantine: bool,
 }
 
 /// One local recipient's fate after the filters.
@@ -345,65 +337,6 @@ impl Mail {
             dropped,
             blob_id: accepted.blob_id,
         })
-    }
-
-    /// Runs the screens over the whole message: a refusal ends delivery
-    /// for everyone; a screen may change the message (later screens see
-    /// the change), add fields in front of it, discard it or send it to
-    /// Junk.
-    async fn screen(
-        &self,
-        envelope: &Envelope,
-        trace: Option<&Trace>,
-        mut body: Vec<u8>,
-    ) -> Result<Screened, DeliveryError> {
-        let mut screened = Screened::default();
-        let mut fields = String::new();
-        let mut remove: Vec<&str> = Vec::new();
-        for screen in &self.screens {
-            let input = ScreenInput {
-                raw: &body,
-                envelope,
-                trace,
-            };
-            let found = screen.screen(&input).await;
-            if let Some((code, status, text)) = found.refuse {
-                tracing::info!(
-                    "screen {} refused a message: {code} {status} {text}",
-                    screen.name()
-                );
-                return Err(DeliveryError::Rejected { code, status, text });
-            }
-            if found.discard {
-                screened.discard = true;
-                break;
-            }
-            if let Some(changed) = found.rewrite {
-                body = changed;
-            }
-            screened.quarantine |= found.quarantine;
-            found.fields.iter().for_each(|f| fields.push_str(f));
-            remove.extend(found.remove_fields);
-            screened.spam = found.spam.or(screened.spam);
-        }
-        if !remove.is_empty() {
-            let doomed = |name: &[u8], _: &[u8]| {
-                remove
-                    .iter()
-                    .any(|r| name.eq_ignore_ascii_case(r.as_bytes()))
-            };
-            if let Some(kept) = crate::fields::without_fields(&body, doomed) {
-                body = kept;
-            }
-        }
-        if fields.is_empty() {
-            screened.body = body;
-        } else {
-            screened.body = Vec::with_capacity(fields.len() + body.len());
-            screened.body.extend_from_slice(fields.as_bytes());
-            screened.body.extend_from_slice(&body);
-        }
-        Ok(screened)
     }
 
     /// Runs the filters for one recipient.

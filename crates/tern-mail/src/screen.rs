@@ -4,8 +4,10 @@
 //! per message and may refuse the message outright (for every recipient,
 //! at SMTP time) or add header fields (`X-Spam-Status`), which go in front
 //! of the message before it is prepared, so the stored copy carries them.
+//! `Mail::screen` (below) runs them in order for `Mail::deliver`.
 
-use crate::delivery::{Envelope, Trace};
+use crate::delivery::{DeliveryError, Envelope, Trace};
+use crate::Mail;
 use async_trait::async_trait;
 
 /// What a screen is shown.
@@ -68,4 +70,75 @@ pub trait Screen: Send + Sync {
     /// For logs: which screen decided.
     fn name(&self) -> &str;
     async fn screen(&self, input: &ScreenInput<'_>) -> Screening;
+}
+
+/// What the screens made of a message.
+#[derive(Default)]
+pub(crate) struct Screened {
+    /// The message to store: changed by filters, with their fields.
+    pub body: Vec<u8>,
+    pub spam: Option<SpamScore>,
+    pub discard: bool,
+    pub quarantine: bool,
+}
+
+impl Mail {
+    /// Runs the screens over the whole message: a refusal ends delivery
+    /// for everyone; a screen may change the message (later screens see
+    /// the change), add fields in front of it, discard it or send it to
+    /// Junk.
+    pub(crate) async fn screen(
+        &self,
+        envelope: &Envelope,
+        trace: Option<&Trace>,
+        mut body: Vec<u8>,
+    ) -> Result<Screened, DeliveryError> {
+        let mut screened = Screened::default();
+        let mut fields = String::new();
+        let mut remove: Vec<&str> = Vec::new();
+        for screen in &self.screens {
+            let input = ScreenInput {
+                raw: &body,
+                envelope,
+                trace,
+            };
+            let found = screen.screen(&input).await;
+            if let Some((code, status, text)) = found.refuse {
+                tracing::info!(
+                    "screen {} refused a message: {code} {status} {text}",
+                    screen.name()
+                );
+                return Err(DeliveryError::Rejected { code, status, text });
+            }
+            if found.discard {
+                screened.discard = true;
+                break;
+            }
+            if let Some(changed) = found.rewrite {
+                body = changed;
+            }
+            screened.quarantine |= found.quarantine;
+            found.fields.iter().for_each(|f| fields.push_str(f));
+            remove.extend(found.remove_fields);
+            screened.spam = found.spam.or(screened.spam);
+        }
+        if !remove.is_empty() {
+            let doomed = |name: &[u8], _: &[u8]| {
+                remove
+                    .iter()
+                    .any(|r| name.eq_ignore_ascii_case(r.as_bytes()))
+            };
+            if let Some(kept) = crate::fields::without_fields(&body, doomed) {
+                body = kept;
+            }
+        }
+        if fields.is_empty() {
+            screened.body = body;
+        } else {
+            screened.body = Vec::with_capacity(fields.len() + body.len());
+            screened.body.extend_from_slice(fields.as_bytes());
+            screened.body.extend_from_slice(&body);
+        }
+        Ok(screened)
+    }
 }
