@@ -35,30 +35,9 @@ const PROPERTIES: &[&str] = &[
     "attachments",
     "bodyValues",
 ];
-/// The properties of `Email/get` without `properties` (RFC 8621 §4.2).
-const DEFAULT_PROPERTIES: &[&str] = &[
-    "id",
-    "blobId",
-    "threadId",
-    "mailboxIds",
-    "keywords",
-    "size",
-    "receivedAt",
-    "messageId",
-    "inReplyTo",
-    "references",
-    "from",
-    "to",
-    "cc",
-    "subject",
-    "sentAt",
-    "hasAttachment",
-    "preview",
-    "bodyValues",
-    "textBody",
-    "htmlBody",
-    "attachments",
-];
+/// What `Email/get` without `properties` returns (RFC 8621 §4.2): every
+/// property but `bodyStructure`.
+const NOT_BY_DEFAULT: &[&str] = &["bodyStructure"];
 /// Properties that need the message parsed again.
 const BODY_PROPERTIES: &[&str] = &[
     "bodyStructure",
@@ -414,7 +393,11 @@ pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     let account = cx.account_arg(&args)?;
     let ids = ids_arg(&args)?;
     let wanted = match args.get("properties") {
-        None | Some(Value::Null) => DEFAULT_PROPERTIES.iter().map(|p| p.to_string()).collect(),
+        None | Some(Value::Null) => PROPERTIES
+            .iter()
+            .filter(|p| !NOT_BY_DEFAULT.contains(p))
+            .map(|p| p.to_string())
+            .collect(),
         _ => properties(&args, PROPERTIES)?,
     };
     let flag = |name: &str| args.get(name).and_then(Value::as_bool).unwrap_or(false);
