@@ -92,6 +92,8 @@ pub struct DeliveryReport {
     pub delivered: usize,
     /// Recipients left to the queue: remote ones, and local ones over quota.
     pub queued: usize,
+    /// The queued copy, when there is one.
+    pub queue_id: Option<tern_store::QueueId>,
     /// Local recipients a filter discarded or refused while others took it.
     pub dropped: usize,
     /// The stored bytes (for `Store::enqueue_blob`).
@@ -218,6 +220,7 @@ impl Mail {
                 size,
                 delivered: 0,
                 queued: 0,
+                queue_id: None,
                 dropped,
                 blob_id: message.blob_id().clone(),
             });
@@ -334,6 +337,7 @@ impl Mail {
             size,
             delivered: stored,
             queued: envelope.remote.len() + accepted.deferred.len(),
+            queue_id: accepted.queued,
             dropped,
             blob_id: accepted.blob_id,
         })

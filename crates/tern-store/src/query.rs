@@ -65,6 +65,9 @@ pub struct EmailQuery {
     /// other", which callers express with `in_mailbox` per mailbox; this is
     /// the common "not in Trash or Junk").
     pub not_in_mailboxes: Vec<MailboxId>,
+    /// Only emails in at least one mailbox not listed (JMAP
+    /// `inMailboxOtherThan`, RFC 8621 §4.4.1).
+    pub in_mailbox_other_than: Option<Vec<MailboxId>>,
     /// Keywords every email must have (JMAP `hasKeyword`).
     pub has_keywords: Vec<String>,
     /// Keywords no email may have (JMAP `notKeyword`).

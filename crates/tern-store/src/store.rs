@@ -234,6 +234,25 @@ pub trait EmailStore: Send + Sync {
         account: AccountId,
         query: &EmailQuery,
     ) -> Result<EmailQueryResult>;
+    /// Records a JMAP EmailSubmission (its `id` is ignored); its id.
+    async fn record_submission(
+        &self,
+        account: AccountId,
+        submission: &SubmissionRecord,
+    ) -> Result<SubmissionId>;
+    /// The account's submissions, oldest first: all, or those asked for.
+    async fn submissions(
+        &self,
+        account: AccountId,
+        ids: Option<&[SubmissionId]>,
+    ) -> Result<Vec<SubmissionRecord>>;
+    /// Forgets submissions (the message sent is not affected); the ids
+    /// that were the account's.
+    async fn destroy_submissions(
+        &self,
+        account: AccountId,
+        ids: &[SubmissionId],
+    ) -> Result<Vec<SubmissionId>>;
 }
 
 /// Message bytes, read whole or by range, checked against the account

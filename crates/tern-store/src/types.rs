@@ -572,6 +572,28 @@ pub struct MailboxChanges {
     pub incomplete: bool,
 }
 
+/// A JMAP EmailSubmission's id within its account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SubmissionId(pub i64);
+
+/// A message a user sent through JMAP (RFC 8621 §7): what was sent to
+/// whom and when. Kept after sending, so a client can show what went out
+/// and its delivery status, until the client destroys it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmissionRecord {
+    /// Set by the Store when recorded.
+    pub id: SubmissionId,
+    pub email_id: EmailId,
+    pub thread_id: ThreadId,
+    pub identity_id: String,
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    /// Unix seconds.
+    pub send_at: i64,
+    /// The queued copy for recipients elsewhere, while it is queued.
+    pub queue_id: Option<QueueId>,
+}
+
 /// One row of an account's change journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
@@ -617,6 +639,13 @@ pub enum ChangeKind {
     ThreadChanged {
         thread_id: ThreadId,
     },
+    /// A JMAP EmailSubmission was made (RFC 8621 §7).
+    SubmissionCreated {
+        submission_id: SubmissionId,
+    },
+    SubmissionDestroyed {
+        submission_id: SubmissionId,
+    },
 }
 
 /// The kind of object a journal row is about. Every sync protocol reads
@@ -629,6 +658,8 @@ pub enum ObjectType {
     Thread,
     /// The account itself (its removal).
     Account,
+    /// A JMAP EmailSubmission.
+    Submission,
 }
 
 impl ObjectType {
@@ -638,6 +669,7 @@ impl ObjectType {
             ObjectType::Mailbox => "mailbox",
             ObjectType::Thread => "thread",
             ObjectType::Account => "account",
+            ObjectType::Submission => "submission",
         }
     }
 }
@@ -654,6 +686,9 @@ impl ChangeKind {
             | ChangeKind::KeywordsChanged { .. }
             | ChangeKind::EmailExpunged { .. } => ObjectType::Email,
             ChangeKind::ThreadChanged { .. } => ObjectType::Thread,
+            ChangeKind::SubmissionCreated { .. } | ChangeKind::SubmissionDestroyed { .. } => {
+                ObjectType::Submission
+            }
         }
     }
 

@@ -22,7 +22,7 @@ const UPLOAD_LIFETIME_SECS: i64 = 24 * 3600;
 pub const MAX_SIZE_UPLOAD: usize = 50 * 1024 * 1024;
 
 /// A blob id's stored blob and, for a part, the part's index.
-fn parse_blob_id(id: &str) -> Option<(BlobId, Option<usize>)> {
+pub(super) fn parse_blob_id(id: &str) -> Option<(BlobId, Option<usize>)> {
     let rest = id.strip_prefix('b')?;
     let (hash, part) = match rest.split_once('.') {
         Some((hash, part)) => (hash, Some(part.parse().ok()?)),
@@ -199,9 +199,9 @@ pub async fn import(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
                 })
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| invalid("mailboxIds"))?;
-            let Some(&first) = mailboxes.first() else {
+            if mailboxes.is_empty() {
                 return Err(invalid("mailboxIds"));
-            };
+            }
             let keywords: Vec<String> = match spec.get("keywords") {
                 None | Some(Value::Null) => Vec::new(),
                 Some(Value::Object(k)) => k.keys().map(|k| store_keyword(k)).collect(),
@@ -214,37 +214,7 @@ pub async fn import(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
                 }
                 other => json!({"type": "serverFail", "description": other.to_string()}),
             })?;
-            let size = raw.len();
-            let delivered = cx
-                .server
-                .mail
-                .append(account, first, raw, keywords, received_at)
-                .await
-                .map_err(|e| match e {
-                    StoreError::OverQuota { .. } => json!({"type": "overQuota"}),
-                    StoreError::NotFound { .. } => invalid("mailboxIds"),
-                    other => json!({"type": "serverFail", "description": other.to_string()}),
-                })?;
-            if mailboxes.len() > 1 {
-                let mut all = mailboxes.clone();
-                all.sort();
-                all.dedup();
-                store
-                    .set_email_mailboxes(account, delivered.email_id, &all)
-                    .await
-                    .map_err(|e| json!({"type": "serverFail", "description": e.to_string()}))?;
-            }
-            let record = store
-                .email_records(account, &[delivered.email_id])
-                .await
-                .ok()
-                .and_then(|mut r| r.pop().flatten());
-            Ok(json!({
-                "id": email_id(delivered.email_id),
-                "blobId": format!("b{}", blob.0),
-                "threadId": record.map(|r| format!("t{}", r.thread_id.0)),
-                "size": size,
-            }))
+            file(cx, account, raw, &mailboxes, keywords, received_at).await
         }
         .await;
         match result {
@@ -263,6 +233,54 @@ pub async fn import(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
         "newState": new_state,
         "created": if created.is_empty() { Value::Null } else { Value::Object(created) },
         "notCreated": if not_created.is_empty() { Value::Null } else { Value::Object(not_created) },
+    }))
+}
+
+/// Files a message in the mailboxes with the keywords, as `Email/import`
+/// and `Email/set` create do; the created object's server-set properties.
+pub(super) async fn file(
+    cx: &Call<'_>,
+    account: AccountId,
+    raw: Vec<u8>,
+    mailboxes: &[MailboxId],
+    keywords: Vec<String>,
+    received_at: i64,
+) -> Result<Value, Value> {
+    let invalid = |p: &str| json!({"type": "invalidProperties", "properties": [p]});
+    let store = cx.server.mail.store();
+    let Some(&first) = mailboxes.first() else {
+        return Err(invalid("mailboxIds"));
+    };
+    let size = raw.len();
+    let delivered = cx
+        .server
+        .mail
+        .append(account, first, raw, keywords, received_at)
+        .await
+        .map_err(|e| match e {
+            StoreError::OverQuota { .. } => json!({"type": "overQuota"}),
+            StoreError::NotFound { .. } => invalid("mailboxIds"),
+            other => json!({"type": "serverFail", "description": other.to_string()}),
+        })?;
+    if mailboxes.len() > 1 {
+        let mut all = mailboxes.to_vec();
+        all.sort();
+        all.dedup();
+        store
+            .set_email_mailboxes(account, delivered.email_id, &all)
+            .await
+            .map_err(|e| json!({"type": "serverFail", "description": e.to_string()}))?;
+    }
+    let record = store
+        .email_records(account, &[delivered.email_id])
+        .await
+        .ok()
+        .and_then(|mut r| r.pop().flatten());
+    Ok(json!({
+        "id": email_id(delivered.email_id),
+        "blobId": record.as_ref().map(|r| format!("b{}", r.blob_id.0)),
+        "threadId": record.map(|r| format!("t{}", r.thread_id.0)),
+        "size": size,
     }))
 }
 

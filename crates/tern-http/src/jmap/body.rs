@@ -7,8 +7,45 @@
 //! `blobId` is the message's blob id with `.` and that index, which the
 //! download endpoint decodes ([`part_of`]).
 
+use super::header_forms::{Form, HeaderProperty};
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 use serde_json::{json, Map, Value};
+
+/// An `EmailBodyPart`'s properties (RFC 8621 §4.1.4).
+pub const PART_PROPERTIES: &[&str] = &[
+    "partId",
+    "blobId",
+    "size",
+    "headers",
+    "name",
+    "type",
+    "charset",
+    "disposition",
+    "cid",
+    "language",
+    "location",
+    "subParts",
+];
+
+/// What `bodyProperties` is when not given (RFC 8621 §4.2).
+pub const DEFAULT_PART_PROPERTIES: &[&str] = &[
+    "partId",
+    "blobId",
+    "size",
+    "name",
+    "type",
+    "charset",
+    "disposition",
+    "cid",
+    "language",
+    "location",
+];
+
+/// Whether `p` is a property of the message's header: `headers` or a
+/// `header:` form.
+pub fn is_header_property(p: &str) -> bool {
+    p == "headers" || HeaderProperty::parse(p).is_some()
+}
 
 /// Which body values `Email/get` asked for.
 #[derive(Debug, Clone, Copy, Default)]
@@ -20,26 +57,81 @@ pub struct ValuesWanted {
     pub max_bytes: usize,
 }
 
+/// The raw fields of part `i`'s header, in order: name and value (after
+/// the colon, without the line end).
+fn raw_fields<'a>(message: &'a Message<'a>, i: usize) -> Vec<(&'a str, &'a [u8])> {
+    let raw = message.raw_message();
+    let Some(part) = message.parts.get(i) else {
+        return Vec::new();
+    };
+    part.headers
+        .iter()
+        .filter_map(|h| {
+            let value = raw.get(h.offset_start as usize..h.offset_end as usize)?;
+            let value = value.strip_suffix(b"\n").unwrap_or(value);
+            let value = value.strip_suffix(b"\r").unwrap_or(value);
+            Some((h.name.as_str(), value))
+        })
+        .collect()
+}
+
+/// `headers` and the `header:` properties among `wanted`, of part `i`.
+fn header_properties(message: &Message<'_>, i: usize, wanted: &[String]) -> Map<String, Value> {
+    let mut out = Map::new();
+    if !wanted.iter().any(|p| is_header_property(p)) {
+        return out;
+    }
+    let fields = raw_fields(message, i);
+    for p in wanted {
+        if p == "headers" {
+            out.insert(
+                p.clone(),
+                Value::Array(
+                    fields
+                        .iter()
+                        .map(|(name, value)| {
+                            json!({ "name": name, "value": super::header_forms::parse_form(value, Form::Raw) })
+                        })
+                        .collect(),
+                ),
+            );
+        } else if let Some(h) = HeaderProperty::parse(p) {
+            let values: Vec<&[u8]> = fields
+                .iter()
+                .filter(|(name, _)| name.eq_ignore_ascii_case(&h.name))
+                .map(|(_, v)| *v)
+                .collect();
+            out.insert(p.clone(), h.value(&values));
+        }
+    }
+    out
+}
+
 /// The body properties of the message `raw` (stored as `blob`), those in
 /// `wanted` only.
 pub fn properties(
     raw: &[u8],
     blob: &str,
     wanted: &[String],
+    part_wanted: &[String],
     values: ValuesWanted,
 ) -> Map<String, Value> {
     let mut out = Map::new();
     let Some(message) = MessageParser::default().parse(raw) else {
         return out;
     };
+    out.extend(header_properties(&message, 0, wanted));
     let want = |p: &str| wanted.iter().any(|w| w == p);
     if want("bodyStructure") {
-        out.insert("bodyStructure".into(), structure(&message, 0, blob, 0));
+        out.insert(
+            "bodyStructure".into(),
+            structure(&message, 0, blob, part_wanted, 0),
+        );
     }
     let list = |ids: &[u32]| -> Value {
         Value::Array(
             ids.iter()
-                .map(|&i| part(&message, i as usize, blob))
+                .map(|&i| part(&message, i as usize, blob, part_wanted))
                 .collect(),
         )
     };
@@ -96,8 +188,8 @@ fn truncate(text: &str, max: usize) -> (&str, bool) {
     (&text[..cut], true)
 }
 
-/// One `EmailBodyPart` without sub-parts.
-fn part(message: &Message<'_>, i: usize, blob: &str) -> Value {
+/// One `EmailBodyPart` without sub-parts: the properties in `wanted`.
+fn part(message: &Message<'_>, i: usize, blob: &str, wanted: &[String]) -> Value {
     let Some(p) = message.parts.get(i) else {
         return Value::Null;
     };
@@ -114,7 +206,7 @@ fn part(message: &Message<'_>, i: usize, blob: &str) -> Value {
     };
     let charset = charset.or_else(|| ctype.starts_with("text/").then(|| "us-ascii".to_string()));
     let multipart = matches!(p.body, PartType::Multipart(_));
-    json!({
+    let all = json!({
         "partId": if multipart { Value::Null } else { json!(i.to_string()) },
         "blobId": if multipart { Value::Null } else { json!(format!("{blob}.{i}")) },
         "size": p.len(),
@@ -123,21 +215,37 @@ fn part(message: &Message<'_>, i: usize, blob: &str) -> Value {
         "charset": charset,
         "disposition": p.content_disposition().map(|d| d.ctype().to_ascii_lowercase()),
         "cid": p.content_id(),
-        "language": Value::Null,
+        "language": match p.content_language() {
+            mail_parser::HeaderValue::Text(t) => json!([t]),
+            mail_parser::HeaderValue::TextList(l) => json!(l),
+            _ => Value::Null,
+        },
         "location": p.content_location(),
-    })
+    });
+    let mut out: Map<String, Value> = wanted
+        .iter()
+        .filter_map(|w| all.get(w).map(|v| (w.clone(), v.clone())))
+        .collect();
+    out.extend(header_properties(message, i, wanted));
+    Value::Object(out)
 }
 
 /// `bodyStructure`: the part tree from part `i` (multiparts carry
 /// `subParts`), bounded in depth.
-fn structure(message: &Message<'_>, i: usize, blob: &str, depth: usize) -> Value {
-    let mut node = part(message, i, blob);
+fn structure(
+    message: &Message<'_>,
+    i: usize,
+    blob: &str,
+    wanted: &[String],
+    depth: usize,
+) -> Value {
+    let mut node = part(message, i, blob, wanted);
     if let (Some(p), true) = (message.parts.get(i), depth < 32) {
         if let PartType::Multipart(children) = &p.body {
             node["subParts"] = Value::Array(
                 children
                     .iter()
-                    .map(|&c| structure(message, c as usize, blob, depth + 1))
+                    .map(|&c| structure(message, c as usize, blob, wanted, depth + 1))
                     .collect(),
             );
         }
@@ -176,7 +284,17 @@ Content-Disposition: attachment; filename=a.pdf\r\nContent-Transfer-Encoding: ba
             max_bytes: 4,
             ..ValuesWanted::default()
         };
-        let out = properties(RAW, "babc", &wanted, values);
+        let part_wanted: Vec<String> = PART_PROPERTIES.iter().map(|s| s.to_string()).collect();
+        let mut wanted = wanted;
+        wanted.push("header:Subject:asText".into());
+        wanted.push("headers".into());
+        let out = properties(RAW, "babc", &wanted, &part_wanted, values);
+        assert_eq!(out["header:Subject:asText"], "s");
+        assert_eq!(out["headers"][0], json!({"name": "From", "value": " a@b"}));
+        assert_eq!(
+            out["attachments"][0]["headers"][1],
+            json!({"name": "Content-Disposition", "value": " attachment; filename=a.pdf"})
+        );
         assert_eq!(out["bodyStructure"]["type"], "multipart/mixed");
         assert_eq!(
             out["bodyStructure"]["subParts"].as_array().unwrap().len(),

@@ -23,30 +23,20 @@ struct Seen {
     counts_only: bool,
 }
 
-pub async fn changes(cx: &Call<'_>, name: &str, args: Map<String, Value>) -> MethodResult {
-    let account = cx.account_arg(&args)?;
-    let since = args
-        .get("sinceState")
-        .and_then(Value::as_str)
-        .ok_or_else(|| method_error("invalidArguments", "sinceState is required"))?;
+/// The journal rows after the state `since` (at most `max`, and one
+/// more to tell that there are more), with the current state.
+pub(super) async fn rows_since(
+    cx: &Call<'_>,
+    account: tern_store::AccountId,
+    since: &str,
+    max: usize,
+) -> Result<(Vec<tern_store::Change>, ModSeq), Value> {
     let since: u64 = since.parse().map_err(|_| {
         method_error(
             "cannotCalculateChanges",
             "that state is not one this server gave",
         )
     })?;
-    let max = match args.get("maxChanges") {
-        None | Some(Value::Null) => DEFAULT_MAX_CHANGES,
-        Some(v) => match v.as_u64() {
-            Some(n) if n > 0 => n as usize,
-            _ => {
-                return Err(method_error(
-                    "invalidArguments",
-                    "maxChanges must be positive",
-                ))
-            }
-        },
-    };
     let store = cx.server.mail.store();
     let current = store
         .highest_modseq(account)
@@ -58,16 +48,147 @@ pub async fn changes(cx: &Call<'_>, name: &str, args: Map<String, Value>) -> Met
             "that state is in the future",
         ));
     }
-    let rows = match store.account_changes(account, ModSeq(since), max + 1).await {
-        Ok(rows) => rows,
-        Err(StoreError::ChangesExpired { .. }) => {
-            return Err(method_error(
-                "cannotCalculateChanges",
-                "changes that old are no longer kept; resynchronise",
-            ))
-        }
-        Err(e) => return Err(method_error("serverFail", e.to_string())),
+    match store.account_changes(account, ModSeq(since), max).await {
+        Ok(rows) => Ok((rows, current)),
+        Err(StoreError::ChangesExpired { .. }) => Err(method_error(
+            "cannotCalculateChanges",
+            "changes that old are no longer kept; resynchronise",
+        )),
+        Err(e) => Err(method_error("serverFail", e.to_string())),
+    }
+}
+
+/// Every email created, changed or destroyed after the state `since`
+/// (for `Email/queryChanges`).
+pub async fn emails_changed_since(
+    cx: &Call<'_>,
+    account: tern_store::AccountId,
+    since: &str,
+) -> Result<Vec<EmailId>, Value> {
+    let (rows, _) = rows_since(cx, account, since, usize::MAX).await?;
+    let mut ids: Vec<EmailId> = rows
+        .iter()
+        .filter_map(|row| match &row.kind {
+            ChangeKind::EmailAdded { email_id, .. }
+            | ChangeKind::KeywordsChanged { email_id, .. }
+            | ChangeKind::EmailExpunged { email_id, .. } => Some(*email_id),
+            _ => None,
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// Every mailbox created, changed or destroyed after the state `since`
+/// (for `Mailbox/queryChanges`); counts are not what a query sorts or
+/// filters by, so email rows do not count.
+pub async fn mailboxes_changed_since(
+    cx: &Call<'_>,
+    account: tern_store::AccountId,
+    since: &str,
+) -> Result<Vec<tern_store::MailboxId>, Value> {
+    let (rows, _) = rows_since(cx, account, since, usize::MAX).await?;
+    let mut ids: Vec<tern_store::MailboxId> = rows
+        .iter()
+        .filter_map(|row| match &row.kind {
+            ChangeKind::MailboxCreated { mailbox_id }
+            | ChangeKind::MailboxRenamed { mailbox_id }
+            | ChangeKind::MailboxUpdated { mailbox_id }
+            | ChangeKind::MailboxDeleted { mailbox_id } => Some(*mailbox_id),
+            _ => None,
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// The `maxChanges` argument, or ours.
+fn max_changes(args: &Map<String, Value>) -> Result<usize, Value> {
+    match args.get("maxChanges") {
+        None | Some(Value::Null) => Ok(DEFAULT_MAX_CHANGES),
+        Some(v) => match v.as_u64() {
+            Some(n) if n > 0 => Ok(n as usize),
+            _ => Err(method_error(
+                "invalidArguments",
+                "maxChanges must be positive",
+            )),
+        },
+    }
+}
+
+fn since_arg(args: &Map<String, Value>) -> Result<&str, Value> {
+    args.get("sinceState")
+        .and_then(Value::as_str)
+        .ok_or_else(|| method_error("invalidArguments", "sinceState is required"))
+}
+
+/// `Thread/changes` (RFC 8621 §3.2) from the journal's rows for emails
+/// joining or leaving a thread. A thread is new when its oldest email
+/// arrived in the window, gone when no email is left in it.
+pub async fn thread_changes(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
+    let account = cx.account_arg(&args)?;
+    let since = since_arg(&args)?;
+    let max = max_changes(&args)?;
+    let (rows, current) = rows_since(cx, account, since, max + 1).await?;
+    let has_more = rows.len() > max;
+    let rows = &rows[..rows.len().min(max)];
+    let new_state = if has_more {
+        rows.last().map_or(current, |r| r.modseq)
+    } else {
+        current
     };
+    let mut threads = std::collections::BTreeSet::new();
+    let mut arrived = std::collections::HashSet::new();
+    for row in rows {
+        match &row.kind {
+            ChangeKind::ThreadChanged { thread_id } => {
+                threads.insert(thread_id.0);
+            }
+            ChangeKind::EmailAdded { email_id, .. } => {
+                arrived.insert(*email_id);
+            }
+            _ => {}
+        }
+    }
+    let store = cx.server.mail.store();
+    let (mut created, mut updated, mut destroyed) = (Vec::new(), Vec::new(), Vec::new());
+    for thread in threads {
+        let q = tern_store::EmailQuery {
+            in_thread: Some(tern_store::ThreadId(thread)),
+            limit: usize::MAX,
+            ..Default::default()
+        };
+        let emails = store
+            .query_emails(account, &q)
+            .await
+            .map_err(|e| method_error("serverFail", e.to_string()))?
+            .ids;
+        let id = format!("t{thread}");
+        match emails.iter().min() {
+            None => destroyed.push(id),
+            Some(oldest) if arrived.contains(oldest) => created.push(id),
+            Some(_) => updated.push(id),
+        }
+    }
+    Ok(json!({
+        "accountId": super::account_id(account),
+        "oldState": since,
+        "newState": new_state.0.to_string(),
+        "hasMoreChanges": has_more,
+        "created": created,
+        "updated": updated,
+        "destroyed": destroyed,
+    }))
+}
+
+pub async fn changes(cx: &Call<'_>, name: &str, args: Map<String, Value>) -> MethodResult {
+    let account = cx.account_arg(&args)?;
+    let since = since_arg(&args)?;
+    let max = max_changes(&args)?;
+    let store = cx.server.mail.store();
+    let (rows, current) = rows_since(cx, account, since, max + 1).await?;
     let has_more = rows.len() > max;
     let rows = &rows[..rows.len().min(max)];
     let new_state = if has_more {
@@ -162,7 +283,7 @@ pub async fn changes(cx: &Call<'_>, name: &str, args: Map<String, Value>) -> Met
     }
     let mut out = json!({
         "accountId": super::account_id(account),
-        "oldState": since.to_string(),
+        "oldState": since,
         "newState": new_state.0.to_string(),
         "hasMoreChanges": has_more,
         "created": created,

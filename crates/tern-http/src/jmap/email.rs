@@ -9,7 +9,7 @@
 use super::mailbox::mailbox_id;
 use super::{method_error, properties, Call, MethodResult};
 use serde_json::{json, Map, Value};
-use tern_store::{EmailId, EmailQuery, EmailSort, KeywordOp, MailboxId, StoreError};
+use tern_store::{EmailId, EmailQuery, KeywordOp, MailboxId, StoreError};
 
 const PROPERTIES: &[&str] = &[
     "id",
@@ -46,14 +46,13 @@ const BODY_PROPERTIES: &[&str] = &[
     "attachments",
     "bodyValues",
 ];
-/// Most ids one query page returns.
-const MAX_QUERY_LIMIT: usize = 1000;
+use super::email_query::MAX_QUERY_LIMIT;
 
 pub fn email_id(id: EmailId) -> String {
     format!("e{}", id.0)
 }
 
-fn parse_email_id(id: &str) -> Option<EmailId> {
+pub fn parse_email_id(id: &str) -> Option<EmailId> {
     id.strip_prefix('e')?.parse().ok().map(EmailId)
 }
 
@@ -85,272 +84,6 @@ pub fn store_keyword(k: &str) -> String {
 
 fn store_fail(e: StoreError) -> Value {
     method_error("serverFail", e.to_string())
-}
-
-pub async fn query(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
-    let account = cx.account_arg(&args)?;
-    let mut q = EmailQuery {
-        limit: 50,
-        ..EmailQuery::default()
-    };
-    let unsupported =
-        |what: &str| method_error("unsupportedFilter", format!("{what} is not supported yet"));
-    // Text conditions go through the full-text search (per mailbox, as
-    // IMAP SEARCH); the rest through the account-wide query.
-    let mut text: Vec<tern_store::SearchKey> = Vec::new();
-    match args.get("filter") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(f)) => {
-            for (key, value) in f {
-                match (key.as_str(), value) {
-                    ("inMailbox", Value::String(id)) => {
-                        q.in_mailbox = Some(parse_mailbox_id(id).ok_or_else(|| {
-                            method_error("invalidArguments", format!("no mailbox {id}"))
-                        })?)
-                    }
-                    ("inMailboxOtherThan", Value::Array(ids)) => {
-                        for id in ids {
-                            let id = id.as_str().and_then(parse_mailbox_id).ok_or_else(|| {
-                                method_error(
-                                    "invalidArguments",
-                                    "inMailboxOtherThan takes mailbox ids",
-                                )
-                            })?;
-                            q.not_in_mailboxes.push(id);
-                        }
-                    }
-                    ("hasKeyword", Value::String(k)) => q.has_keywords.push(store_keyword(k)),
-                    ("notKeyword", Value::String(k)) => q.not_keywords.push(store_keyword(k)),
-                    ("minSize", Value::Number(n)) => q.min_size = n.as_u64(),
-                    ("maxSize", Value::Number(n)) => q.max_size = n.as_u64(),
-                    ("after", Value::String(d)) => q.after = Some(parse_utc_date(d)?),
-                    ("before", Value::String(d)) => q.before = Some(parse_utc_date(d)?),
-                    ("text", Value::String(t)) => text.push(tern_store::SearchKey::Text(t.clone())),
-                    ("body", Value::String(t)) => text.push(tern_store::SearchKey::Body(t.clone())),
-                    (field @ ("from" | "to" | "cc" | "bcc" | "subject"), Value::String(t)) => {
-                        let mut name = field.to_string();
-                        name[..1].make_ascii_uppercase();
-                        text.push(tern_store::SearchKey::Header {
-                            name,
-                            value: t.clone(),
-                        });
-                    }
-                    ("header", Value::Array(h)) => match h.as_slice() {
-                        [Value::String(name)] => text.push(tern_store::SearchKey::Header {
-                            name: name.clone(),
-                            value: String::new(),
-                        }),
-                        [Value::String(name), Value::String(value)] => {
-                            text.push(tern_store::SearchKey::Header {
-                                name: name.clone(),
-                                value: value.clone(),
-                            })
-                        }
-                        _ => {
-                            return Err(method_error(
-                                "invalidArguments",
-                                "header is [name] or [name, value]",
-                            ))
-                        }
-                    },
-                    (other, _) if ["operator", "conditions"].contains(&other) => {
-                        return Err(unsupported("a FilterOperator"))
-                    }
-                    (other, _) => return Err(unsupported(&format!("the {other} condition"))),
-                }
-            }
-        }
-        Some(_) => return Err(method_error("invalidArguments", "filter must be an object")),
-    }
-    if let Some(Value::Array(sort)) = args.get("sort") {
-        if let Some(first) = sort.first() {
-            q.sort = match first.get("property").and_then(Value::as_str) {
-                Some("receivedAt") => EmailSort::ReceivedAt,
-                Some("sentAt") => EmailSort::SentAt,
-                Some("size") => EmailSort::Size,
-                other => {
-                    return Err(method_error(
-                        "unsupportedSort",
-                        format!("cannot sort by {}", other.unwrap_or("that")),
-                    ))
-                }
-            };
-            q.ascending = first
-                .get("isAscending")
-                .and_then(Value::as_bool)
-                .unwrap_or(true);
-        }
-    }
-    if let Some(p) = args.get("position") {
-        q.position = p.as_u64().ok_or_else(|| {
-            method_error("invalidArguments", "position must be a non-negative number")
-        })? as usize;
-    }
-    if let Some(l) = args.get("limit") {
-        q.limit = l.as_u64().ok_or_else(|| {
-            method_error("invalidArguments", "limit must be a non-negative number")
-        })? as usize;
-    }
-    let limited = q.limit > MAX_QUERY_LIMIT;
-    q.limit = q.limit.min(MAX_QUERY_LIMIT);
-    q.calculate_total = args
-        .get("calculateTotal")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    if args.get("collapseThreads").and_then(Value::as_bool) == Some(true) {
-        return Err(unsupported("collapseThreads"));
-    }
-    let state = super::state(cx).await?;
-    let result = if text.is_empty() {
-        cx.server
-            .mail
-            .store()
-            .query_emails(account, &q)
-            .await
-            .map_err(store_fail)?
-    } else {
-        // Text and body alone go to the Store's indexed query, which stops
-        // at the page; header conditions (and an index that cannot answer
-        // yet) take the mailbox-by-mailbox search.
-        let indexed: Option<Vec<(bool, String)>> = text
-            .iter()
-            .map(|k| match k {
-                tern_store::SearchKey::Text(t) => Some((false, t.clone())),
-                tern_store::SearchKey::Body(t) => Some((true, t.clone())),
-                _ => None,
-            })
-            .collect();
-        let fast = match indexed {
-            Some(needles) => {
-                let q = EmailQuery {
-                    text: needles,
-                    ..q.clone()
-                };
-                match cx.server.mail.store().query_emails(account, &q).await {
-                    Ok(result) => Some(result),
-                    Err(StoreError::Invalid(_)) => None,
-                    Err(e) => return Err(store_fail(e)),
-                }
-            }
-            None => None,
-        };
-        match fast {
-            Some(result) => result,
-            None => text_query(cx, account, &q, text).await?,
-        }
-    };
-    let mut out = json!({
-        "accountId": super::account_id(account),
-        "queryState": state,
-        "canCalculateChanges": false,
-        "position": q.position,
-        "ids": result.ids.iter().map(|id| email_id(*id)).collect::<Vec<_>>(),
-    });
-    if let Some(total) = result.total {
-        out["total"] = json!(total);
-    }
-    if limited {
-        out["limit"] = json!(MAX_QUERY_LIMIT);
-    }
-    Ok(out)
-}
-
-/// `Email/query` with text conditions: each candidate mailbox searched
-/// through the full-text index (the Store's IMAP SEARCH), the matches
-/// checked against the other conditions, sorted and paged here. Costs in
-/// proportion to the matches, not to the account.
-async fn text_query(
-    cx: &Call<'_>,
-    account: tern_store::AccountId,
-    q: &EmailQuery,
-    text: Vec<tern_store::SearchKey>,
-) -> Result<tern_store::EmailQueryResult, Value> {
-    let store = cx.server.mail.store();
-    let key = tern_store::SearchKey::And(text);
-    let mailboxes: Vec<MailboxId> = match q.in_mailbox {
-        Some(m) => vec![m],
-        None => store
-            .list_mailboxes(account)
-            .await
-            .map_err(store_fail)?
-            .into_iter()
-            .filter(|m| !m.noselect)
-            .map(|m| m.id)
-            .collect(),
-    };
-    let mut found: Vec<tern_store::MessageEntry> = Vec::new();
-    for mailbox in mailboxes {
-        let uids = match store.search(account, mailbox, &key).await {
-            Ok(uids) => uids,
-            Err(StoreError::NotFound { .. }) => continue,
-            Err(e) => return Err(store_fail(e)),
-        };
-        if uids.is_empty() {
-            continue;
-        }
-        found.extend(
-            store
-                .messages(account, mailbox, &uids)
-                .await
-                .map_err(store_fail)?,
-        );
-    }
-    found.sort_by_key(|e| e.email_id);
-    found.dedup_by_key(|e| e.email_id);
-    let ids: Vec<EmailId> = found.iter().map(|e| e.email_id).collect();
-    let records = store
-        .email_records(account, &ids)
-        .await
-        .map_err(store_fail)?;
-    let has = |keywords: &[String], k: &str| keywords.iter().any(|x| x.eq_ignore_ascii_case(k));
-    let mut matched: Vec<tern_store::EmailRecord> = records
-        .into_iter()
-        .flatten()
-        .filter(|r| {
-            q.not_in_mailboxes
-                .iter()
-                .all(|m| !r.mailboxes.iter().any(|(x, _)| x == m))
-                && q.has_keywords.iter().all(|k| has(&r.keywords, k))
-                && q.not_keywords.iter().all(|k| !has(&r.keywords, k))
-                && q.after.is_none_or(|a| r.received_at >= a)
-                && q.before.is_none_or(|b| r.received_at < b)
-                && q.min_size.is_none_or(|s| r.size >= s)
-                && q.max_size.is_none_or(|s| r.size <= s)
-        })
-        .collect();
-    matched.sort_by_key(|r| {
-        let v = match q.sort {
-            EmailSort::ReceivedAt => r.received_at,
-            EmailSort::SentAt => r.sent_at.unwrap_or(r.received_at),
-            EmailSort::Size => r.size as i64,
-        };
-        (v, r.id)
-    });
-    if !q.ascending {
-        matched.reverse();
-    }
-    let total = matched.len() as u64;
-    Ok(tern_store::EmailQueryResult {
-        ids: matched
-            .into_iter()
-            .skip(q.position)
-            .take(q.limit)
-            .map(|r| r.id)
-            .collect(),
-        total: q.calculate_total.then_some(total),
-    })
-}
-
-/// An RFC 3339 UTC date (`2026-12-06T12:00:00Z`) as unix seconds.
-fn parse_utc_date(text: &str) -> Result<i64, Value> {
-    tern_mail::headers::parse_utc_date(text)
-        .ok_or_else(|| method_error("invalidArguments", format!("{text} is not a UTCDate")))
-}
-
-/// For the fuzz target: a client's UTCDate, and back.
-#[doc(hidden)]
-pub fn fuzz_dates(text: &str) -> Option<String> {
-    parse_utc_date(text).ok().map(utc_date)
 }
 
 pub use tern_mail::headers::utc_date;
@@ -398,7 +131,25 @@ pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
             .filter(|p| !NOT_BY_DEFAULT.contains(p))
             .map(|p| p.to_string())
             .collect(),
-        _ => properties(&args, PROPERTIES)?,
+        _ => properties(&args, PROPERTIES, super::body::is_header_property)?,
+    };
+    let part_wanted: Vec<String> = match args.get("bodyProperties") {
+        None | Some(Value::Null) => super::body::DEFAULT_PART_PROPERTIES
+            .iter()
+            .map(|p| p.to_string())
+            .collect(),
+        Some(_) => {
+            let mut part_args = Map::new();
+            part_args.insert("properties".into(), args["bodyProperties"].clone());
+            let mut list = properties(
+                &part_args,
+                super::body::PART_PROPERTIES,
+                super::body::is_header_property,
+            )?;
+            // `properties` adds the id, which a part does not have.
+            list.retain(|p| p != "id");
+            list
+        }
     };
     let flag = |name: &str| args.get(name).and_then(Value::as_bool).unwrap_or(false);
     let values = super::body::ValuesWanted {
@@ -410,7 +161,9 @@ pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
             .and_then(Value::as_u64)
             .unwrap_or(0) as usize,
     };
-    let bodies = wanted.iter().any(|p| BODY_PROPERTIES.contains(&p.as_str()));
+    let bodies = wanted
+        .iter()
+        .any(|p| BODY_PROPERTIES.contains(&p.as_str()) || super::body::is_header_property(p));
     let state = super::state(cx).await?;
     let store = cx.server.mail.store();
     let parsed: Vec<Option<EmailId>> = ids.iter().map(|id| parse_email_id(id)).collect();
@@ -462,7 +215,13 @@ pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
                 .await
                 .map_err(store_fail)?;
             let blob = format!("b{}", record.blob_id.0);
-            object.extend(super::body::properties(&raw, &blob, &wanted, values));
+            object.extend(super::body::properties(
+                &raw,
+                &blob,
+                &wanted,
+                &part_wanted,
+                values,
+            ));
         }
         list.push(Value::Object(object));
     }
@@ -475,8 +234,8 @@ pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
 }
 
 /// `Email/set` (RFC 8621 §4.6): `update` of `keywords` and `mailboxIds`
-/// (whole, or by patch paths `keywords/$seen`, `mailboxIds/m3`), and
-/// `destroy`. `create` is `Email/import`'s and the webmail's, next.
+/// (whole, or by patch paths `keywords/$seen`, `mailboxIds/m3`),
+/// `destroy`, and `create` (drafts, in `compose`).
 pub async fn set(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     let account = cx.account_arg(&args)?;
     let store = cx.server.mail.store();
@@ -491,13 +250,9 @@ pub async fn set(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     let mut destroyed = Vec::new();
     let mut not_destroyed = Map::new();
     let mut not_created = Map::new();
+    let mut created = Map::new();
     if let Some(Value::Object(create)) = args.get("create") {
-        for key in create.keys() {
-            not_created.insert(
-                key.clone(),
-                json!({"type": "forbidden", "description": "creating emails is not supported yet"}),
-            );
-        }
+        (created, not_created) = super::compose::create(cx, account, create).await;
     }
     if let Some(Value::Object(update)) = args.get("update") {
         for (id, patch) in update {
@@ -548,7 +303,7 @@ pub async fn set(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
         "accountId": super::account_id(account),
         "oldState": old_state,
         "newState": new_state,
-        "created": null,
+        "created": none_if_empty(created),
         "updated": none_if_empty(updated),
         "destroyed": if destroyed.is_empty() { Value::Null } else { Value::Array(destroyed) },
         "notCreated": none_if_empty(not_created),

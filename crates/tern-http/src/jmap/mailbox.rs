@@ -40,7 +40,7 @@ fn role_name(role: Role) -> &'static str {
 
 pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     let account = cx.account_arg(&args)?;
-    let wanted = properties(&args, PROPERTIES)?;
+    let wanted = properties(&args, PROPERTIES, |_| false)?;
     let ids: Option<Vec<String>> = match args.get("ids") {
         None | Some(Value::Null) => None,
         Some(Value::Array(list)) => {
@@ -339,6 +339,77 @@ pub async fn set(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
 pub async fn query(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     let account = cx.account_arg(&args)?;
     let state = super::state(cx).await?;
+    let all = matching(cx, account, &args).await?;
+    let total = all.len();
+    let position = match args.get("position").and_then(Value::as_i64).unwrap_or(0) {
+        p if p < 0 => total.saturating_sub(p.unsigned_abs() as usize),
+        p => (p as usize).min(total),
+    };
+    let limit = args
+        .get("limit")
+        .and_then(Value::as_u64)
+        .map_or(usize::MAX, |l| l as usize);
+    let ids: Vec<String> = all
+        .iter()
+        .skip(position)
+        .take(limit)
+        .map(|m| mailbox_id(*m))
+        .collect();
+    Ok(json!({
+        "accountId": super::account_id(account),
+        "queryState": state,
+        "canCalculateChanges": true,
+        "position": position,
+        "ids": ids,
+        "total": total,
+    }))
+}
+
+/// `Mailbox/queryChanges` (RFC 8620 §5.6): every mailbox created, renamed,
+/// changed or destroyed since the old state is given as removed, and
+/// those in the results now as added at their index (a rename may move a
+/// mailbox; nothing else does).
+pub async fn query_changes(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
+    let account = cx.account_arg(&args)?;
+    let since = args
+        .get("sinceQueryState")
+        .and_then(Value::as_str)
+        .ok_or_else(|| method_error("invalidArguments", "sinceQueryState is required"))?;
+    let changed = super::changes::mailboxes_changed_since(cx, account, since).await?;
+    if args
+        .get("maxChanges")
+        .and_then(Value::as_u64)
+        .is_some_and(|m| changed.len() as u64 > m)
+    {
+        return Err(method_error(
+            "tooManyChanges",
+            "more changes than maxChanges; query again",
+        ));
+    }
+    let state = super::state(cx).await?;
+    let all = matching(cx, account, &args).await?;
+    let added: Vec<Value> = all
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| changed.contains(m))
+        .map(|(i, m)| json!({ "id": mailbox_id(*m), "index": i }))
+        .collect();
+    Ok(json!({
+        "accountId": super::account_id(account),
+        "oldQueryState": since,
+        "newQueryState": state,
+        "removed": changed.iter().map(|m| mailbox_id(*m)).collect::<Vec<_>>(),
+        "added": added,
+        "total": all.len(),
+    }))
+}
+
+/// The mailboxes a query's filter matches, in its order.
+async fn matching(
+    cx: &Call<'_>,
+    account: tern_store::AccountId,
+    args: &Map<String, Value>,
+) -> Result<Vec<MailboxId>, Value> {
     let mut mailboxes = cx
         .server
         .mail
@@ -408,14 +479,5 @@ pub async fn query(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
         // Tree order: INBOX first, then by path.
         mailboxes.sort_by_key(|m| (m.role != Some(Role::Inbox), m.name.to_lowercase()));
     }
-    let ids: Vec<String> = mailboxes.iter().map(|m| mailbox_id(m.id)).collect();
-    let total = ids.len();
-    Ok(json!({
-        "accountId": super::account_id(account),
-        "queryState": state,
-        "canCalculateChanges": false,
-        "position": 0,
-        "ids": ids,
-        "total": total,
-    }))
+    Ok(mailboxes.iter().map(|m| m.id).collect())
 }

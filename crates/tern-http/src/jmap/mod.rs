@@ -5,11 +5,17 @@
 pub mod blob;
 pub mod body;
 mod changes;
+mod compose;
 mod email;
+mod email_filter;
+mod email_query;
+pub mod header_forms;
+mod identity;
 mod mailbox;
 pub mod push;
 pub mod references;
 mod submission;
+mod vacation;
 
 use crate::response::{self, Body};
 use crate::HttpServer;
@@ -356,13 +362,21 @@ async fn dispatch(cx: &Call<'_>, name: &str, args: Map<String, Value>) -> Method
             needs(MAIL)?;
             mailbox::query(cx, args).await
         }
+        "Mailbox/queryChanges" => {
+            needs(MAIL)?;
+            mailbox::query_changes(cx, args).await
+        }
         "Thread/get" => {
             needs(MAIL)?;
             email::thread_get(cx, args).await
         }
         "Email/query" => {
             needs(MAIL)?;
-            email::query(cx, args).await
+            email_query::query(cx, args).await
+        }
+        "Email/queryChanges" => {
+            needs(MAIL)?;
+            email_query::query_changes(cx, args).await
         }
         "Email/get" => {
             needs(MAIL)?;
@@ -374,19 +388,39 @@ async fn dispatch(cx: &Call<'_>, name: &str, args: Map<String, Value>) -> Method
         }
         "Identity/get" => {
             needs(SUBMISSION)?;
-            submission::identity_get(cx, args).await
+            identity::identity_get(cx, args).await
         }
         "EmailSubmission/set" => {
             needs(SUBMISSION)?;
             submission::set(cx, args).await
         }
+        "EmailSubmission/get" => {
+            needs(SUBMISSION)?;
+            submission::get(cx, args).await
+        }
+        "EmailSubmission/changes" => {
+            needs(SUBMISSION)?;
+            submission::changes(cx, args).await
+        }
+        "EmailSubmission/query" => {
+            needs(SUBMISSION)?;
+            submission::query(cx, args).await
+        }
+        "EmailSubmission/queryChanges" => {
+            needs(SUBMISSION)?;
+            submission::query_changes(cx, args).await
+        }
+        "Identity/changes" => {
+            needs(SUBMISSION)?;
+            identity::identity_changes(cx, args).await
+        }
         "VacationResponse/get" => {
             needs(VACATION)?;
-            submission::vacation_get(cx, args).await
+            vacation::vacation_get(cx, args).await
         }
         "VacationResponse/set" => {
             needs(VACATION)?;
-            submission::vacation_set(cx, args).await
+            vacation::vacation_set(cx, args).await
         }
         "Email/import" => {
             needs(MAIL)?;
@@ -395,6 +429,10 @@ async fn dispatch(cx: &Call<'_>, name: &str, args: Map<String, Value>) -> Method
         "Mailbox/changes" | "Email/changes" => {
             needs(MAIL)?;
             changes::changes(cx, name, args).await
+        }
+        "Thread/changes" => {
+            needs(MAIL)?;
+            changes::thread_changes(cx, args).await
         }
         _ => Err(method_error(
             "unknownMethod",
@@ -415,15 +453,20 @@ pub async fn state(cx: &Call<'_>) -> Result<String, Value> {
         .map_err(|e| method_error("serverFail", e.to_string()))
 }
 
-/// The `properties` argument: `None` for all.
-pub fn properties(args: &Map<String, Value>, all: &[&str]) -> Result<Vec<String>, Value> {
+/// The `properties` argument: every one of `all` when not given; each
+/// named must be one of `all` or one `also` accepts (the `header:` forms).
+pub fn properties(
+    args: &Map<String, Value>,
+    all: &[&str],
+    also: fn(&str) -> bool,
+) -> Result<Vec<String>, Value> {
     match args.get("properties") {
         None | Some(Value::Null) => Ok(all.iter().map(|p| p.to_string()).collect()),
         Some(Value::Array(list)) => {
             let mut out = Vec::new();
             for p in list {
                 match p.as_str() {
-                    Some(p) if all.contains(&p) => out.push(p.to_string()),
+                    Some(p) if all.contains(&p) || also(p) => out.push(p.to_string()),
                     _ => {
                         return Err(method_error(
                             "invalidArguments",
@@ -455,7 +498,7 @@ pub fn fuzz_one(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let _ = crate::auth::basic_credentials(&text);
     let _ = push::options(Some(&text));
-    let _ = email::fuzz_dates(&text);
+    let _ = email_filter::fuzz_dates(&text);
     let _ = blob::fuzz_blob_id(&text);
     let Ok(request) = serde_json::from_slice::<Value>(data) else {
         return;
@@ -471,6 +514,9 @@ pub fn fuzz_one(data: &[u8]) {
             if let Some([Value::String(name), Value::Object(args), id]) =
                 call.as_array().map(Vec::as_slice)
             {
+                if let Some(filter) = args.get("filter") {
+                    let _ = email_filter::fuzz_filter(filter);
+                }
                 if let Ok(args) = references::resolve(args, &responses) {
                     let args = references::creation_ids(args, &created);
                     responses.push(json!([name, args, id]));

@@ -1,63 +1,31 @@
-//! Sending (RFC 8621 §6–7): `Identity/get` and `EmailSubmission/set`
-//! `create`, which sends a stored email through the mail layer's one
-//! submission path (`Mail::submit`: sender policy, local recipients
-//! delivered at once, remote ones queued for the outbound worker), then
-//! applies `onSuccessUpdateEmail` / `onSuccessDestroyEmail`.
+//! `EmailSubmission` (RFC 8621 §7): `set` sends a stored email through
+//! the mail layer's one submission path (`Mail::submit`: sender policy,
+//! local recipients delivered at once, remote ones queued for the
+//! outbound worker), records the submission, then applies
+//! `onSuccessUpdateEmail` / `onSuccessDestroyEmail`; `get`, `changes`,
+//! `query` and `queryChanges` read the recorded submissions.
+//!
+//! Sending is immediate, so every submission is `final` at once and
+//! cannot be cancelled (`maxDelayedSend` is 0 in the session).
 
 use super::email::email_id;
+use super::identity::identity_id;
 use super::{method_error, Call, MethodResult};
 use mail_parser::{Address, MessageParser};
 use serde_json::{json, Map, Value};
-use tern_store::EmailId;
+use std::collections::BTreeSet;
+use tern_store::{ChangeKind, EmailId, RecipientStatus, SubmissionId, SubmissionRecord};
 
-/// The one identity of an account: its own address.
-fn identity_id(account: tern_store::AccountId) -> String {
-    format!("i{}", account.0)
+pub fn submission_id(id: SubmissionId) -> String {
+    format!("s{}", id.0)
 }
 
-pub async fn identity_get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
-    let account = cx.account_arg(&args)?;
-    let record = cx
-        .server
-        .mail
-        .store()
-        .account(account)
-        .await
-        .map_err(|e| method_error("serverFail", e.to_string()))?;
-    let id = identity_id(account);
-    let wanted: Option<Vec<String>> = args.get("ids").and_then(Value::as_array).map(|ids| {
-        ids.iter()
-            .filter_map(|v| v.as_str().map(String::from))
-            .collect()
-    });
-    let (list, not_found): (Vec<Value>, Vec<Value>) = match wanted {
-        None => (vec![identity(&id, &record.address)], vec![]),
-        Some(ids) => {
-            let mut list = Vec::new();
-            let mut missing = Vec::new();
-            for i in ids {
-                if i == id {
-                    list.push(identity(&id, &record.address));
-                } else {
-                    missing.push(json!(i));
-                }
-            }
-            (list, missing)
-        }
-    };
-    Ok(json!({
-        "accountId": super::account_id(account),
-        "state": "0",
-        "list": list,
-        "notFound": not_found,
-    }))
+fn parse_submission_id(id: &str) -> Option<SubmissionId> {
+    id.strip_prefix('s')?.parse().ok().map(SubmissionId)
 }
 
-fn identity(id: &str, address: &str) -> Value {
-    json!({
-        "id": id, "name": "", "email": address, "replyTo": null, "bcc": null,
-        "textSignature": "", "htmlSignature": "", "mayDelete": false,
-    })
+fn fail(e: impl std::fmt::Display) -> Value {
+    method_error("serverFail", e.to_string())
 }
 
 /// The addresses of a header's address list.
@@ -71,15 +39,28 @@ fn emails_of(address: Option<&Address<'_>>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+fn none_if_empty(m: Map<String, Value>) -> Value {
+    if m.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(m)
+    }
+}
+
 pub async fn set(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     let account = cx.account_arg(&args)?;
     let store = cx.server.mail.store();
-    let record = store
-        .account(account)
-        .await
-        .map_err(|e| method_error("serverFail", e.to_string()))?;
+    let record = store.account(account).await.map_err(fail)?;
+    let old_state = super::state(cx).await?;
+    if let Some(expected) = args.get("ifInState").and_then(Value::as_str) {
+        if expected != old_state {
+            return Err(method_error("stateMismatch", "the state has moved on"));
+        }
+    }
     let mut created = Map::new();
     let mut not_created = Map::new();
+    // Each successful submission's email, by `#creationId` and by id, for
+    // the implicit Email/set.
     let mut sent_emails: Map<String, Value> = Map::new();
     if let Some(Value::Object(create)) = args.get("create") {
         for (creation_id, spec) in create {
@@ -94,23 +75,83 @@ pub async fn set(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
             }
         }
     }
+    let known: Vec<SubmissionRecord> = store.submissions(account, None).await.map_err(fail)?;
+    let mut updated = Map::new();
+    let mut not_updated = Map::new();
+    if let Some(Value::Object(update)) = args.get("update") {
+        for (id, patch) in update {
+            let exists = parse_submission_id(id).is_some_and(|s| known.iter().any(|k| k.id == s));
+            let error = if !exists {
+                json!({"type": "notFound"})
+            } else if patch.get("undoStatus") == Some(&json!("canceled")) {
+                json!({"type": "cannotUnsend", "description": "the message was sent at once"})
+            } else if patch.as_object().is_some_and(Map::is_empty) {
+                updated.insert(id.clone(), Value::Null);
+                continue;
+            } else {
+                json!({"type": "invalidProperties", "description": "only undoStatus may change"})
+            };
+            not_updated.insert(id.clone(), error);
+        }
+    }
+    let mut destroyed = Vec::new();
+    let mut not_destroyed = Map::new();
+    if let Some(Value::Array(destroy)) = args.get("destroy") {
+        let ids: Vec<(String, Option<SubmissionId>)> = destroy
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|s| (s.to_string(), parse_submission_id(s)))
+            .collect();
+        let wanted: Vec<SubmissionId> = ids.iter().filter_map(|(_, id)| *id).collect();
+        let gone = store
+            .destroy_submissions(account, &wanted)
+            .await
+            .map_err(fail)?;
+        for (text, id) in ids {
+            match id {
+                Some(id) if gone.contains(&id) => destroyed.push(json!(text)),
+                _ => {
+                    not_destroyed.insert(text, json!({"type": "notFound"}));
+                }
+            }
+        }
+    }
+    for k in &known {
+        sent_emails.insert(submission_id(k.id), json!(email_id(k.email_id)));
+    }
+    let new_state = super::state(cx).await?;
     let mut out = json!({
         "accountId": super::account_id(account),
-        "oldState": "0",
-        "newState": "0",
-        "created": if created.is_empty() { Value::Null } else { Value::Object(created) },
-        "notCreated": if not_created.is_empty() { Value::Null } else { Value::Object(not_created) },
+        "oldState": old_state,
+        "newState": new_state,
+        "created": none_if_empty(created),
+        "updated": none_if_empty(updated),
+        "destroyed": if destroyed.is_empty() { Value::Null } else { Value::Array(destroyed) },
+        "notCreated": none_if_empty(not_created),
+        "notUpdated": none_if_empty(not_updated),
+        "notDestroyed": none_if_empty(not_destroyed),
     });
     // RFC 8621 §7.5: the email of each successful submission, by the
     // submission's creation id, gets the update (or is destroyed) as an
     // implicit Email/set whose response follows this one.
+    let succeeded = |key: &str| -> Option<Value> {
+        let created_ok = out["created"]
+            .as_object()
+            .is_some_and(|c| c.contains_key(key.trim_start_matches('#')));
+        let updated_ok = out["updated"]
+            .as_object()
+            .is_some_and(|u| u.contains_key(key));
+        (created_ok && key.starts_with('#') || updated_ok)
+            .then(|| sent_emails.get(key).cloned())
+            .flatten()
+    };
     let mut implicit = Map::new();
     implicit.insert("accountId".into(), json!(super::account_id(account)));
     let mut any = false;
     if let Some(Value::Object(updates)) = args.get("onSuccessUpdateEmail") {
         let mut update = Map::new();
         for (key, patch) in updates {
-            if let Some(id) = sent_emails.get(key).and_then(Value::as_str) {
+            if let Some(id) = succeeded(key).as_ref().and_then(Value::as_str) {
                 update.insert(id.to_string(), patch.clone());
             }
         }
@@ -120,13 +161,350 @@ pub async fn set(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     if let Some(Value::Array(destroy)) = args.get("onSuccessDestroyEmail") {
         let ids: Vec<Value> = destroy
             .iter()
-            .filter_map(|k| k.as_str().and_then(|k| sent_emails.get(k)).cloned())
+            .filter_map(|k| k.as_str().and_then(succeeded))
             .collect();
         any |= !ids.is_empty();
         implicit.insert("destroy".into(), Value::Array(ids));
     }
     if any {
         out["_implicitEmailSet"] = super::email::set(cx, implicit).await?;
+    }
+    Ok(out)
+}
+
+/// Each recipient's delivery as far as we know it (RFC 8621 §7): local
+/// ones were delivered at submission; remote ones are `queued` while the
+/// queue holds them, then `yes` or `no` by what the queue recorded.
+async fn delivery_status(
+    cx: &Call<'_>,
+    submissions: &[SubmissionRecord],
+) -> Result<Vec<Value>, Value> {
+    let store = cx.server.mail.store();
+    let queue = if submissions.iter().any(|s| s.queue_id.is_some()) {
+        store.queue_list().await.map_err(fail)?
+    } else {
+        Vec::new()
+    };
+    Ok(submissions
+        .iter()
+        .map(|s| {
+            let queued = s
+                .queue_id
+                .and_then(|q| queue.iter().find(|m| m.id == q));
+            let mut status = Map::new();
+            for rcpt in &s.rcpt_to {
+                let in_queue = queued.and_then(|m| {
+                    m.recipients
+                        .iter()
+                        .find(|r| r.address.eq_ignore_ascii_case(rcpt))
+                });
+                let (delivered, reply) = match in_queue {
+                    Some(r) => match r.status {
+                        RecipientStatus::Delivered => ("yes", "250 2.0.0 delivered".to_string()),
+                        RecipientStatus::Failed => (
+                            "no",
+                            r.last_error.clone().unwrap_or_else(|| "550 5.0.0 failed".into()),
+                        ),
+                        _ => (
+                            "queued",
+                            r.last_error
+                                .clone()
+                                .unwrap_or_else(|| "250 2.0.0 queued".into()),
+                        ),
+                    },
+                    // Not the queue's: delivered locally at submission.
+                    None if queued.is_some() || s.queue_id.is_none() => {
+                        ("yes", "250 2.0.0 delivered".to_string())
+                    }
+                    // The queue is done with the message and forgot how.
+                    None => ("unknown", "250 2.0.0 accepted".to_string()),
+                };
+                status.insert(
+                    rcpt.clone(),
+                    json!({"smtpReply": reply, "delivered": delivered, "displayed": "unknown"}),
+                );
+            }
+            json!({
+                "id": submission_id(s.id),
+                "identityId": s.identity_id,
+                "emailId": email_id(s.email_id),
+                "threadId": format!("t{}", s.thread_id.0),
+                "envelope": {
+                    "mailFrom": {"email": s.mail_from, "parameters": null},
+                    "rcptTo": s.rcpt_to.iter().map(|r| json!({"email": r, "parameters": null})).collect::<Vec<_>>(),
+                },
+                "sendAt": super::email::utc_date(s.send_at),
+                "undoStatus": "final",
+                "deliveryStatus": status,
+                "dsnBlobIds": [],
+                "mdnBlobIds": [],
+            })
+        })
+        .collect())
+}
+
+const PROPERTIES: &[&str] = &[
+    "id",
+    "identityId",
+    "emailId",
+    "threadId",
+    "envelope",
+    "sendAt",
+    "undoStatus",
+    "deliveryStatus",
+    "dsnBlobIds",
+    "mdnBlobIds",
+];
+
+/// `EmailSubmission/get`.
+pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
+    let account = cx.account_arg(&args)?;
+    let wanted = super::properties(&args, PROPERTIES, |_| false)?;
+    let state = super::state(cx).await?;
+    let all = cx
+        .server
+        .mail
+        .store()
+        .submissions(account, None)
+        .await
+        .map_err(fail)?;
+    let (chosen, not_found): (Vec<SubmissionRecord>, Vec<Value>) = match args.get("ids") {
+        None | Some(Value::Null) => (all, Vec::new()),
+        Some(Value::Array(ids)) => {
+            let mut chosen = Vec::new();
+            let mut missing = Vec::new();
+            for id in ids {
+                let found = id
+                    .as_str()
+                    .and_then(parse_submission_id)
+                    .and_then(|s| all.iter().find(|k| k.id == s));
+                match found {
+                    Some(k) => chosen.push(k.clone()),
+                    None => missing.push(id.clone()),
+                }
+            }
+            (chosen, missing)
+        }
+        Some(_) => return Err(method_error("invalidArguments", "ids must be an array")),
+    };
+    let list: Vec<Value> = delivery_status(cx, &chosen)
+        .await?
+        .into_iter()
+        .map(|o| {
+            Value::Object(
+                wanted
+                    .iter()
+                    .filter_map(|p| o.get(p).map(|v| (p.clone(), v.clone())))
+                    .collect(),
+            )
+        })
+        .collect();
+    Ok(json!({
+        "accountId": super::account_id(account),
+        "state": state,
+        "list": list,
+        "notFound": not_found,
+    }))
+}
+
+/// `EmailSubmission/changes`, from the journal's submission rows.
+pub async fn changes(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
+    let account = cx.account_arg(&args)?;
+    let since = args
+        .get("sinceState")
+        .and_then(Value::as_str)
+        .ok_or_else(|| method_error("invalidArguments", "sinceState is required"))?;
+    let (rows, current) = super::changes::rows_since(cx, account, since, usize::MAX).await?;
+    let (mut created, mut destroyed) = (BTreeSet::new(), BTreeSet::new());
+    for row in rows {
+        match row.kind {
+            ChangeKind::SubmissionCreated { submission_id } => {
+                created.insert(submission_id);
+            }
+            // Made and forgotten within the window: nothing to tell.
+            ChangeKind::SubmissionDestroyed { submission_id } if created.remove(&submission_id) => {
+            }
+            ChangeKind::SubmissionDestroyed { submission_id } => {
+                destroyed.insert(submission_id);
+            }
+            _ => {}
+        }
+    }
+    Ok(json!({
+        "accountId": super::account_id(account),
+        "oldState": since,
+        "newState": current.0.to_string(),
+        "hasMoreChanges": false,
+        "created": created.into_iter().map(submission_id).collect::<Vec<_>>(),
+        "updated": [],
+        "destroyed": destroyed.into_iter().map(submission_id).collect::<Vec<_>>(),
+    }))
+}
+
+/// The submissions a query's filter matches, in its order.
+async fn matching(
+    cx: &Call<'_>,
+    args: &Map<String, Value>,
+) -> Result<Vec<SubmissionRecord>, Value> {
+    let account = cx.account_arg(args)?;
+    let mut all = cx
+        .server
+        .mail
+        .store()
+        .submissions(account, None)
+        .await
+        .map_err(fail)?;
+    let ids = |v: &Value| -> Result<Vec<String>, Value> {
+        v.as_array()
+            .map(|l| {
+                l.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
+            .ok_or_else(|| method_error("invalidArguments", "a list of ids"))
+    };
+    if let Some(Value::Object(filter)) = args.get("filter") {
+        for (key, value) in filter {
+            match key.as_str() {
+                "identityIds" => {
+                    let l = ids(value)?;
+                    all.retain(|s| l.contains(&s.identity_id));
+                }
+                "emailIds" => {
+                    let l = ids(value)?;
+                    all.retain(|s| l.contains(&email_id(s.email_id)));
+                }
+                "threadIds" => {
+                    let l = ids(value)?;
+                    all.retain(|s| l.contains(&format!("t{}", s.thread_id.0)));
+                }
+                "undoStatus" => {
+                    let final_ = value.as_str() == Some("final");
+                    all.retain(|_| final_);
+                }
+                "before" | "after" => {
+                    let at = value
+                        .as_str()
+                        .and_then(tern_mail::headers::parse_utc_date)
+                        .ok_or_else(|| method_error("invalidArguments", "a UTCDate"))?;
+                    let before = key == "before";
+                    all.retain(|s| {
+                        if before {
+                            s.send_at < at
+                        } else {
+                            s.send_at >= at
+                        }
+                    });
+                }
+                other => {
+                    return Err(method_error(
+                        "unsupportedFilter",
+                        format!("{other} is not a condition this server knows"),
+                    ))
+                }
+            }
+        }
+    }
+    if let Some(first) = args
+        .get("sort")
+        .and_then(Value::as_array)
+        .and_then(|s| s.first())
+    {
+        match first.get("property").and_then(Value::as_str) {
+            Some("emailId") => all.sort_by_key(|s| (s.email_id, s.id)),
+            Some("threadId") => all.sort_by_key(|s| (s.thread_id, s.id)),
+            Some("sentAt") => all.sort_by_key(|s| (s.send_at, s.id)),
+            other => {
+                return Err(method_error(
+                    "unsupportedSort",
+                    format!("cannot sort by {}", other.unwrap_or("that")),
+                ))
+            }
+        }
+        if first.get("isAscending") == Some(&json!(false)) {
+            all.reverse();
+        }
+    }
+    Ok(all)
+}
+
+/// `EmailSubmission/query`.
+pub async fn query(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
+    let account = cx.account_arg(&args)?;
+    let state = super::state(cx).await?;
+    let all = matching(cx, &args).await?;
+    let total = all.len();
+    let position = match args.get("position").and_then(Value::as_i64).unwrap_or(0) {
+        p if p < 0 => total.saturating_sub(p.unsigned_abs() as usize),
+        p => (p as usize).min(total),
+    };
+    let limit = args
+        .get("limit")
+        .and_then(Value::as_u64)
+        .map_or(usize::MAX, |l| l as usize);
+    let ids: Vec<String> = all
+        .iter()
+        .skip(position)
+        .take(limit)
+        .map(|s| submission_id(s.id))
+        .collect();
+    let mut out = json!({
+        "accountId": super::account_id(account),
+        "queryState": state,
+        "canCalculateChanges": true,
+        "position": position,
+        "ids": ids,
+    });
+    if args.get("calculateTotal") == Some(&json!(true)) {
+        out["total"] = json!(total);
+    }
+    Ok(out)
+}
+
+/// `EmailSubmission/queryChanges`: submissions never change once made, so
+/// those created or destroyed since the old state are the whole story.
+pub async fn query_changes(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
+    let account = cx.account_arg(&args)?;
+    let since = args
+        .get("sinceQueryState")
+        .and_then(Value::as_str)
+        .ok_or_else(|| method_error("invalidArguments", "sinceQueryState is required"))?;
+    let (rows, current) = super::changes::rows_since(cx, account, since, usize::MAX).await?;
+    let changed: BTreeSet<SubmissionId> = rows
+        .iter()
+        .filter_map(|r| match r.kind {
+            ChangeKind::SubmissionCreated { submission_id }
+            | ChangeKind::SubmissionDestroyed { submission_id } => Some(submission_id),
+            _ => None,
+        })
+        .collect();
+    if args
+        .get("maxChanges")
+        .and_then(Value::as_u64)
+        .is_some_and(|m| changed.len() as u64 > m)
+    {
+        return Err(method_error(
+            "tooManyChanges",
+            "more changes than maxChanges",
+        ));
+    }
+    let all = matching(cx, &args).await?;
+    let added: Vec<Value> = all
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| changed.contains(&s.id))
+        .map(|(i, s)| json!({"id": submission_id(s.id), "index": i}))
+        .collect();
+    let mut out = json!({
+        "accountId": super::account_id(account),
+        "oldQueryState": since,
+        "newQueryState": current.0.to_string(),
+        "removed": changed.iter().map(|s| submission_id(*s)).collect::<Vec<_>>(),
+        "added": added,
+    });
+    if args.get("calculateTotal") == Some(&json!(true)) {
+        out["total"] = json!(all.len());
     }
     Ok(out)
 }
@@ -215,14 +593,39 @@ async fn submit_one(
         )
         .await
     {
-        Ok(report) => Ok((
-            json!({
-                "id": format!("s{}", report.id),
-                "undoStatus": "final",
-                "sendAt": super::email::utc_date(tern_core::time::unix_now()),
-            }),
-            email,
-        )),
+        Ok(report) => {
+            let send_at = tern_core::time::unix_now();
+            let submission = SubmissionRecord {
+                id: SubmissionId(0),
+                email_id: email,
+                thread_id: record.thread_id,
+                identity_id: identity_id(account.id),
+                mail_from: mail_from.clone(),
+                rcpt_to: rcpt_to.clone(),
+                send_at,
+                queue_id: report.queue_id,
+            };
+            let id = store
+                .record_submission(account.id, &submission)
+                .await
+                .map_err(|e| json!({"type": "serverFail", "description": e.to_string()}))?;
+            tracing::info!(
+                "jmap submission s{} of {}: message {} to {} recipient(s)",
+                id.0,
+                account.address,
+                report.id,
+                rcpt_to.len()
+            );
+            Ok((
+                json!({
+                    "id": submission_id(id),
+                    "threadId": format!("t{}", record.thread_id.0),
+                    "undoStatus": "final",
+                    "sendAt": super::email::utc_date(send_at),
+                }),
+                email,
+            ))
+        }
         Err(tern_mail::SubmitError::SenderNotAllowed { .. }) => {
             Err(json!({"type": "forbiddenFrom"}))
         }
@@ -236,120 +639,4 @@ async fn submit_one(
         }
         Err(e) => Err(json!({"type": "serverFail", "description": e.to_string()})),
     }
-}
-
-/// `VacationResponse/get` (RFC 8621 §8.2): the account's one response,
-/// id `singleton`.
-pub async fn vacation_get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
-    let account = cx.account_arg(&args)?;
-    let vacation = cx
-        .server
-        .mail
-        .vacation(account)
-        .await
-        .map_err(|e| method_error("serverFail", e.to_string()))?;
-    let asked: Option<Vec<String>> = args.get("ids").and_then(Value::as_array).map(|ids| {
-        ids.iter()
-            .filter_map(|v| v.as_str().map(String::from))
-            .collect()
-    });
-    let mut object = serde_json::to_value(&vacation).unwrap_or_else(|_| json!({}));
-    object["id"] = json!("singleton");
-    let (list, not_found) = match asked {
-        None => (vec![object], vec![]),
-        Some(ids) => {
-            let found = ids.iter().any(|i| i == "singleton");
-            let missing: Vec<Value> = ids
-                .iter()
-                .filter(|i| *i != "singleton")
-                .map(|i| json!(i))
-                .collect();
-            (if found { vec![object] } else { vec![] }, missing)
-        }
-    };
-    Ok(json!({
-        "accountId": super::account_id(account),
-        "state": super::state(cx).await?,
-        "list": list,
-        "notFound": not_found,
-    }))
-}
-
-/// `VacationResponse/set`: only `update` of `singleton` (it cannot be
-/// created or destroyed).
-pub async fn vacation_set(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
-    let account = cx.account_arg(&args)?;
-    let old_state = super::state(cx).await?;
-    let mut updated = Map::new();
-    let mut not_updated = Map::new();
-    let mut not_created = Map::new();
-    if let Some(Value::Object(create)) = args.get("create") {
-        for key in create.keys() {
-            not_created.insert(key.clone(), json!({"type": "singleton"}));
-        }
-    }
-    if let Some(Value::Object(update)) = args.get("update") {
-        for (id, patch) in update {
-            if id != "singleton" {
-                not_updated.insert(id.clone(), json!({"type": "notFound"}));
-                continue;
-            }
-            let mut current = cx
-                .server
-                .mail
-                .vacation(account)
-                .await
-                .map_err(|e| method_error("serverFail", e.to_string()))?;
-            let mut object = serde_json::to_value(&current).unwrap_or_else(|_| json!({}));
-            let Some(patch) = patch.as_object() else {
-                not_updated.insert(id.clone(), json!({"type": "invalidPatch"}));
-                continue;
-            };
-            for (k, v) in patch {
-                object[k.as_str()] = v.clone();
-            }
-            match serde_json::from_value::<tern_mail::vacation::Vacation>(object) {
-                Ok(v) => current = v,
-                Err(e) => {
-                    not_updated.insert(
-                        id.clone(),
-                        json!({"type": "invalidProperties", "description": e.to_string()}),
-                    );
-                    continue;
-                }
-            }
-            let dates_ok = [&current.from_date, &current.to_date].iter().all(|d| {
-                d.as_deref()
-                    .is_none_or(|d| tern_mail::headers::parse_utc_date(d).is_some())
-            });
-            if !dates_ok {
-                not_updated.insert(
-                    id.clone(),
-                    json!({"type": "invalidProperties", "properties": ["fromDate", "toDate"]}),
-                );
-                continue;
-            }
-            cx.server
-                .mail
-                .set_vacation(account, &current)
-                .await
-                .map_err(|e| method_error("serverFail", e.to_string()))?;
-            updated.insert(id.clone(), Value::Null);
-        }
-    }
-    let or_null = |m: Map<String, Value>| {
-        if m.is_empty() {
-            Value::Null
-        } else {
-            Value::Object(m)
-        }
-    };
-    Ok(json!({
-        "accountId": super::account_id(account),
-        "oldState": old_state,
-        "newState": super::state(cx).await?,
-        "updated": or_null(updated),
-        "notUpdated": or_null(not_updated),
-        "notCreated": or_null(not_created),
-    }))
 }

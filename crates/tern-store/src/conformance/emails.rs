@@ -292,6 +292,35 @@ pub async fn account_wide_query_pages(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(not_archived.total, Some(29));
+    // In the archive and another mailbox: "in some mailbox other than the
+    // archive" (JMAP inMailboxOtherThan) still holds; ids[7] alone fails.
+    let inbox = store
+        .email_records(a.id, &[ids[8].1])
+        .await
+        .unwrap()
+        .pop()
+        .flatten()
+        .unwrap()
+        .mailboxes[0]
+        .0;
+    store
+        .set_email_mailboxes(a.id, ids[8].1, &[inbox, archive.id])
+        .await
+        .unwrap();
+    let elsewhere = store
+        .query_emails(
+            a.id,
+            &EmailQuery {
+                in_mailbox_other_than: Some(vec![archive.id]),
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.ids.len(), 29);
+    assert!(!elsewhere.ids.contains(&ids[7].1));
+    assert!(elsewhere.ids.contains(&ids[8].1));
     let window = store
         .query_emails(
             a.id,
@@ -305,4 +334,75 @@ pub async fn account_wide_query_pages(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(window.ids.len(), 2);
+}
+
+pub async fn submissions_are_kept_and_journalled(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let b = account(&store, "b@example.test").await;
+    let d = deliver_at(&store, &a, "sent", "x", 1_000).await;
+    let record = store
+        .email_records(a.id, &[d.email_id])
+        .await
+        .unwrap()
+        .pop()
+        .flatten()
+        .unwrap();
+    let before = store.highest_modseq(a.id).await.unwrap();
+    let s = SubmissionRecord {
+        id: SubmissionId(0),
+        email_id: d.email_id,
+        thread_id: record.thread_id,
+        identity_id: "i1".into(),
+        mail_from: "a@example.test".into(),
+        rcpt_to: vec!["x@remote.test".into(), "b@example.test".into()],
+        send_at: 1_001,
+        queue_id: Some(QueueId(7)),
+    };
+    let first = store.record_submission(a.id, &s).await.unwrap();
+    let second = store.record_submission(a.id, &s).await.unwrap();
+    assert!(second > first);
+    let all = store.submissions(a.id, None).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].id, first);
+    assert_eq!(all[0].rcpt_to, s.rcpt_to);
+    assert_eq!(all[0].queue_id, Some(QueueId(7)));
+    assert!(store.submissions(b.id, None).await.unwrap().is_empty());
+    assert_eq!(
+        store.destroy_submissions(b.id, &[first]).await.unwrap(),
+        [],
+        "not another account's"
+    );
+    assert_eq!(
+        store.destroy_submissions(a.id, &[first]).await.unwrap(),
+        [first]
+    );
+    assert_eq!(
+        store
+            .submissions(a.id, Some(&[first, second]))
+            .await
+            .unwrap()[0]
+            .id,
+        second
+    );
+    let kinds: Vec<ChangeKind> = store
+        .account_changes(a.id, before, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ChangeKind::SubmissionCreated {
+                submission_id: first
+            },
+            ChangeKind::SubmissionCreated {
+                submission_id: second
+            },
+            ChangeKind::SubmissionDestroyed {
+                submission_id: first
+            },
+        ]
+    );
 }

@@ -65,6 +65,7 @@ macro_rules! conformance_tests {
             queue_claims_hand_out_only_due_recipients,
             queue_flush_and_remove, queue_partial_records_and_dead_workers,
             email_keywords_by_id, email_in_several_mailboxes, destroy_emails_by_id, account_wide_query_pages,
+            submissions_are_kept_and_journalled,
             journal_retention_has_a_floor, uploads_hold_blobs_until_they_expire,
             moves_into_and_out_of_junk_ask_for_training, greylisting_defers_then_remembers,
             account_settings_and_auto_replies);

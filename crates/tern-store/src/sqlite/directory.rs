@@ -241,6 +241,7 @@ pub fn remove_account(ctx: &mut WriteCtx<'_>, address: &str) -> Result<()> {
          DELETE FROM bayes_pending WHERE account_id = {id};
          DELETE FROM account_setting WHERE account_id = {id};
          DELETE FROM auto_reply WHERE account_id = {id};
+         DELETE FROM email_submission WHERE account_id = {id};
          DELETE FROM account WHERE id = {id};
          INSERT INTO journal (account_id, modseq, type, object, kind, at)
              VALUES ({id}, {}, 'account', {id}, 'account-removed', {});",

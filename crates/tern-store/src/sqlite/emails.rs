@@ -271,6 +271,13 @@ pub fn query(conn: &Connection, account: AccountId, q: &EmailQuery) -> Result<Em
         conditions.push("NOT EXISTS (SELECT 1 FROM mailbox_email me WHERE me.email_id = e.id AND me.mailbox_id = ?)".into());
         args.push(Value::Integer(m.0));
     }
+    if let Some(others) = &q.in_mailbox_other_than {
+        let marks = vec!["?"; others.len()].join(", ");
+        conditions.push(format!(
+            "EXISTS (SELECT 1 FROM mailbox_email me WHERE me.email_id = e.id AND me.mailbox_id NOT IN ({marks}))"
+        ));
+        args.extend(others.iter().map(|m| Value::Integer(m.0)));
+    }
     // Keywords are stored " a b " with a space at each end; compared
     // case-insensitively, as IMAP flags are.
     for k in &q.has_keywords {

@@ -389,6 +389,36 @@ impl EmailStore for SqliteStore {
             .await
     }
 
+    async fn record_submission(
+        &self,
+        account: AccountId,
+        submission: &SubmissionRecord,
+    ) -> Result<SubmissionId> {
+        let submission = submission.clone();
+        self.write(move |ctx| submissions::record(ctx, account, &submission))
+            .await
+    }
+
+    async fn submissions(
+        &self,
+        account: AccountId,
+        ids: Option<&[SubmissionId]>,
+    ) -> Result<Vec<SubmissionRecord>> {
+        let ids = ids.map(<[SubmissionId]>::to_vec);
+        self.read(move |c| submissions::list(c, account, ids.as_deref()))
+            .await
+    }
+
+    async fn destroy_submissions(
+        &self,
+        account: AccountId,
+        ids: &[SubmissionId],
+    ) -> Result<Vec<SubmissionId>> {
+        let ids = ids.to_vec();
+        self.write(move |ctx| submissions::destroy(ctx, account, &ids))
+            .await
+    }
+
     async fn query_emails(
         &self,
         account: AccountId,

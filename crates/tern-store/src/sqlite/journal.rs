@@ -43,6 +43,12 @@ pub fn record(
             email_id,
         } => ("expunged", Some(mailbox_id.0), email_id.0, Some(uid.0)),
         ChangeKind::ThreadChanged { thread_id } => ("thread-changed", None, thread_id.0, None),
+        ChangeKind::SubmissionCreated { submission_id } => {
+            ("submission-created", None, submission_id.0, None)
+        }
+        ChangeKind::SubmissionDestroyed { submission_id } => {
+            ("submission-destroyed", None, submission_id.0, None)
+        }
     };
     conn.prepare_cached(
         "INSERT INTO journal (account_id, modseq, type, collection, object, kind, uid, at)
@@ -87,6 +93,12 @@ fn decode(
         },
         "thread-changed" => ChangeKind::ThreadChanged {
             thread_id: ThreadId(object?),
+        },
+        "submission-created" => ChangeKind::SubmissionCreated {
+            submission_id: SubmissionId(object?),
+        },
+        "submission-destroyed" => ChangeKind::SubmissionDestroyed {
+            submission_id: SubmissionId(object?),
         },
         "added" => {
             let (mailbox_id, uid, email_id) = message()?;

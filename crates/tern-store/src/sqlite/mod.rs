@@ -26,6 +26,7 @@ mod schema;
 mod search;
 mod settings;
 mod spam;
+mod submissions;
 mod uploads;
 mod watcher;
 mod writer;

@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 18;
+pub const SCHEMA_VERSION: i64 = 19;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE meta (
@@ -369,6 +369,23 @@ CREATE TABLE auto_reply (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 19: JMAP EmailSubmissions, kept after sending until the client
+/// destroys them (RFC 8621 §7).
+const SCHEMA_V19: &str = r#"
+CREATE TABLE email_submission (
+    account_id  INTEGER NOT NULL,
+    id          INTEGER NOT NULL,
+    email_id    INTEGER NOT NULL,
+    thread_id   INTEGER NOT NULL,
+    identity_id TEXT NOT NULL,
+    mail_from   TEXT NOT NULL,
+    rcpt_to     TEXT NOT NULL,
+    send_at     INTEGER NOT NULL,
+    queue_id    INTEGER,
+    PRIMARY KEY (account_id, id)
+) WITHOUT ROWID;
+"#;
+
 /// Creates or upgrades the schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     // IMMEDIATE takes the write lock first, so two processes starting on a
@@ -436,6 +453,9 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     }
     if version < 18 {
         tx.execute_batch(SCHEMA_V18)?;
+    }
+    if version < 19 {
+        tx.execute_batch(SCHEMA_V19)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;

@@ -12,6 +12,7 @@ mod imap;
 mod imap_diff;
 mod imap_scripts;
 mod jmap;
+mod jmap_mail;
 mod milter;
 mod mta_sts;
 mod mx;

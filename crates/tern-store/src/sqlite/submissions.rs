@@ -1,0 +1,117 @@
+//! JMAP EmailSubmissions in SQLite (schema v19, RFC 8621 §7): each one
+//! recorded with the operation's modseq and a journal row, so
+//! `EmailSubmission/changes` reads the same journal as every other type.
+
+use super::db;
+use super::writer::WriteCtx;
+use crate::error::Result;
+use crate::types::*;
+use rusqlite::{params, Connection, Row};
+
+pub fn record(
+    ctx: &mut WriteCtx<'_>,
+    account: AccountId,
+    s: &SubmissionRecord,
+) -> Result<SubmissionId> {
+    super::directory::account(ctx.conn, account)?;
+    let modseq = ctx.modseq(account)?;
+    let id: i64 = ctx
+        .conn
+        .prepare_cached(
+            "SELECT coalesce(max(id), 0) + 1 FROM email_submission WHERE account_id = ?1",
+        )
+        .and_then(|mut st| st.query_row([account.0], |r| r.get(0)))
+        .map_err(db("numbering a submission"))?;
+    let rcpt_to = serde_json::to_string(&s.rcpt_to).unwrap_or_else(|_| "[]".into());
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO email_submission (account_id, id, email_id, thread_id, identity_id,
+                 mail_from, rcpt_to, send_at, queue_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                account.0,
+                id,
+                s.email_id.0,
+                s.thread_id.0,
+                s.identity_id,
+                s.mail_from,
+                rcpt_to,
+                s.send_at,
+                s.queue_id.map(|q| q.0),
+            ])
+        })
+        .map_err(db("recording a submission"))?;
+    let submission_id = SubmissionId(id);
+    super::journal::record(
+        ctx.conn,
+        account,
+        modseq,
+        &ChangeKind::SubmissionCreated { submission_id },
+    )?;
+    Ok(submission_id)
+}
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<SubmissionRecord> {
+    let rcpt_to: String = r.get(5)?;
+    Ok(SubmissionRecord {
+        id: SubmissionId(r.get(0)?),
+        email_id: EmailId(r.get(1)?),
+        thread_id: ThreadId(r.get(2)?),
+        identity_id: r.get(3)?,
+        mail_from: r.get(4)?,
+        rcpt_to: serde_json::from_str(&rcpt_to).unwrap_or_default(),
+        send_at: r.get(6)?,
+        queue_id: r.get::<_, Option<i64>>(7)?.map(QueueId),
+    })
+}
+
+/// The account's submissions, oldest first: all, or those asked for.
+pub fn list(
+    conn: &Connection,
+    account: AccountId,
+    ids: Option<&[SubmissionId]>,
+) -> Result<Vec<SubmissionRecord>> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT id, email_id, thread_id, identity_id, mail_from, rcpt_to, send_at, queue_id
+             FROM email_submission WHERE account_id = ?1 ORDER BY id",
+        )
+        .map_err(db("reading submissions"))?;
+    let all = st
+        .query_map([account.0], from_row)
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(db("reading submissions"))?;
+    Ok(match ids {
+        None => all,
+        Some(ids) => all.into_iter().filter(|s| ids.contains(&s.id)).collect(),
+    })
+}
+
+/// Forgets submissions; those that were the account's.
+pub fn destroy(
+    ctx: &mut WriteCtx<'_>,
+    account: AccountId,
+    ids: &[SubmissionId],
+) -> Result<Vec<SubmissionId>> {
+    let mut gone = Vec::new();
+    for id in ids {
+        let n = ctx
+            .conn
+            .prepare_cached("DELETE FROM email_submission WHERE account_id = ?1 AND id = ?2")
+            .and_then(|mut st| st.execute(params![account.0, id.0]))
+            .map_err(db("destroying a submission"))?;
+        if n > 0 {
+            let modseq = ctx.modseq(account)?;
+            super::journal::record(
+                ctx.conn,
+                account,
+                modseq,
+                &ChangeKind::SubmissionDestroyed { submission_id: *id },
+            )?;
+            gone.push(*id);
+        }
+    }
+    Ok(gone)
+}

@@ -1,0 +1,383 @@
+//! JMAP mail beyond reading (issue 14, second part): drafts written with
+//! `Email/set` create and sent, filters with operators, `queryChanges`,
+//! `Thread/changes` and the `header:` forms — driven with jmapc and with
+//! Python's urllib, the results checked over IMAP where IMAP can see them.
+
+use crate::harness::*;
+use crate::smtp::python;
+use serde_json::{json, Value};
+use std::process::Command;
+
+/// A Python prelude: `call(calls)` posts one request as joe over HTTP on
+/// loopback and returns the method responses; `deliver(raw)` sends a
+/// message to joe over SMTP.
+const PRELUDE: &str = r#"
+import base64, json, smtplib, sys, urllib.request
+base = "http://127.0.0.1:%s" % sys.argv[1]
+auth = {"Authorization": "Basic " + base64.b64encode(b"joe@example.test:secret").decode()}
+using = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail", "urn:ietf:params:jmap:submission"]
+def call(calls):
+    req = urllib.request.Request(base + "/jmap/api", headers=dict(auth, **{"Content-Type": "application/json"}),
+        data=json.dumps({"using": using, "methodCalls": calls}).encode())
+    return json.loads(urllib.request.urlopen(req).read())["methodResponses"]
+def one(name, args):
+    r = call([[name, dict({"accountId": "a1"}, **args), "0"]])[0]
+    return r[1] if r[0] == name else {"error": r[1]}
+def deliver(raw, rcpt="joe@example.test"):
+    s = smtplib.SMTP("127.0.0.1", int(sys.argv[2]))
+    s.sendmail("ann@remote.test", [rcpt], raw)
+    s.quit()
+boxes = {b["role"]: b["id"] for b in one("Mailbox/get", {})["list"] if b["role"]}
+"#;
+
+fn run(server: &Server, script: &str) -> Value {
+    python(
+        &format!("{PRELUDE}{script}"),
+        &[
+            &server.listeners["http"].port().to_string(),
+            &server.listeners["smtp"].port().to_string(),
+            &server.listeners["imap"].port().to_string(),
+        ],
+    )
+}
+
+#[test]
+fn jmapc_writes_a_draft_with_an_attachment_and_sends_it() {
+    let Some(python) = std::env::var("TERN_JMAPC_PYTHON")
+        .ok()
+        .filter(|p| std::path::Path::new(p).exists())
+    else {
+        if std::env::var_os("TERN_REQUIRE_JMAPC").is_some() {
+            panic!("TERN_JMAPC_PYTHON does not name a Python with jmapc (see scripts/test.sh)");
+        }
+        eprintln!("jmapc test skipped: set TERN_JMAPC_PYTHON to a Python with jmapc");
+        return;
+    };
+    let dir = TestDir::new();
+    dir.add_account("joe@example.test");
+    dir.add_account("bob@example.test");
+    let server = dir.start();
+    let attachment = dir.data_dir().join("../report.pdf");
+    std::fs::write(&attachment, b"%PDF-1.4 pretend report\n").unwrap();
+    let script = r##"
+import json, sys, imaplib
+from jmapc import Client, Email, EmailAddress, EmailBodyPart, EmailBodyValue, EmailSubmission
+from jmapc import EmailSubmissionQueryFilterCondition
+from jmapc.methods import (MailboxGet, EmailSet, EmailGet, EmailSubmissionSet, EmailSubmissionGet,
+                           EmailSubmissionQuery)
+client = Client.create_with_password(host=sys.argv[1], user="joe@example.test", password="secret")
+client.requests_session.trust_env = False
+client.requests_session.verify = sys.argv[2]
+boxes = {b.role: b.id for b in client.request(MailboxGet(ids=None)).data if b.role}
+blob = client.upload_blob(sys.argv[4])
+draft = Email(
+    mailbox_ids={boxes["drafts"]: True}, keywords={"$draft": True, "$seen": True},
+    mail_from=[EmailAddress(name="Joe Example", email="joe@example.test")],
+    to=[EmailAddress(name="Bob", email="bob@example.test")],
+    subject="Quarterly report \u2014 draft",
+    body_values={"t": EmailBodyValue(value="Report attached.\nJoe"), "h": EmailBodyValue(value="<p>Report attached.</p>")},
+    text_body=[EmailBodyPart(part_id="t", type="text/plain")],
+    html_body=[EmailBodyPart(part_id="h", type="text/html")],
+    attachments=[EmailBodyPart(blob_id=blob.id, type="application/pdf", name="report.pdf", disposition="attachment")],
+)
+created = client.request(EmailSet(create={"d": draft}))
+out = {"not_created": created.not_created, "created": {k: v.to_dict(encode_json=True) for k, v in (created.created or {}).items()}}
+email_id = created.created["d"].id
+got = client.request(EmailGet(ids=[email_id], properties=["subject", "from", "to", "keywords", "mailboxIds",
+    "attachments", "textBody", "bodyValues", "hasAttachment", "preview"], fetch_text_body_values=True)).data[0]
+out["subject"] = got.subject
+out["keywords"] = sorted(got.keywords)
+out["attachment"] = [got.attachments[0].name, got.attachments[0].type]
+out["text"] = got.body_values[got.text_body[0].part_id].value
+out["has_attachment"] = got.has_attachment
+# Seen over IMAP as a draft in Drafts.
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[3]))
+m.login("joe@example.test", "secret")
+m.select("Drafts")
+typ, data = m.fetch("1", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT TO)])")
+out["imap_draft"] = data[0][0].decode() + data[0][1].decode()
+m.logout()
+results = client.request(EmailSubmissionSet(
+    create={"s": EmailSubmission(identity_id="i1", email_id=email_id)},
+    on_success_update_email={"#s": {"mailboxIds/" + boxes["drafts"]: None, "mailboxIds/" + boxes["sent"]: True,
+                                    "keywords/$draft": None}}))
+sent = results[0]
+out["implicit"] = [type(results[1]).__name__, sorted((results[1].updated or {}).keys())]
+out["submitted"] = sorted((sent.created or {}).keys())
+moved = client.request(EmailGet(ids=[email_id], properties=["mailboxIds", "keywords"])).data[0]
+submission = client.request(EmailSubmissionGet(ids=None)).data
+out["submission"] = [s.to_dict(encode_json=True) for s in submission]
+out["submission_query"] = client.request(EmailSubmissionQuery(filter=EmailSubmissionQueryFilterCondition(email_ids=[email_id]))).ids
+out["in_sent"] = list(moved.mailbox_ids) == [boxes["sent"]]
+out["still_draft"] = "$draft" in (moved.keywords or {})
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[3]))
+m.login("bob@example.test", "secret")
+m.select("INBOX")
+typ, data = m.fetch("1", "(BODY.PEEK[])")
+out["bob"] = data[0][1].decode()
+m.logout()
+print(json.dumps(out))
+"##;
+    let cert = dir.data_dir().join("tls/cert.pem");
+    let output = Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .arg(format!("127.0.0.1:{}", server.listeners["https"].port()))
+        .arg(&cert)
+        .arg(server.listeners["imap"].port().to_string())
+        .arg(&attachment)
+        .output()
+        .expect("python with jmapc");
+    assert!(
+        output.status.success(),
+        "jmapc: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(out["not_created"].is_null(), "{out}");
+    let created = &out["created"]["d"];
+    for p in ["id", "blobId", "threadId", "size"] {
+        assert!(!created[p].is_null(), "{p} of the created email: {out}");
+    }
+    assert_eq!(out["subject"], "Quarterly report \u{2014} draft");
+    assert_eq!(out["keywords"], json!(["$draft", "$seen"]));
+    assert_eq!(out["attachment"], json!(["report.pdf", "application/pdf"]));
+    // Stored with CRLF line ends, as RFC 5322 has them.
+    assert_eq!(out["text"], "Report attached.\r\nJoe");
+    assert_eq!(out["has_attachment"], true);
+    let imap = out["imap_draft"].as_str().unwrap();
+    assert!(
+        imap.contains("\\Draft") && imap.contains("\\Seen"),
+        "{imap}"
+    );
+    assert!(imap.contains("To: \"Bob\" <bob@example.test>"), "{imap}");
+    assert_eq!(out["submitted"], json!(["s"]));
+    assert_eq!(
+        out["implicit"],
+        json!(["EmailSetResponse", [created["id"]]]),
+        "{out}"
+    );
+    let submission = &out["submission"][0];
+    assert_eq!(submission["emailId"], created["id"], "{out}");
+    assert_eq!(submission["threadId"], created["threadId"], "{out}");
+    assert_eq!(submission["undoStatus"], "final", "{out}");
+    assert_eq!(
+        submission["deliveryStatus"]["bob@example.test"]["delivered"], "yes",
+        "{out}"
+    );
+    assert_eq!(out["submission_query"], json!([submission["id"]]), "{out}");
+    assert_eq!(out["in_sent"], true, "{out}");
+    assert_eq!(out["still_draft"], false, "{out}");
+    let bob = out["bob"].as_str().unwrap();
+    let message = mail_parser::MessageParser::default()
+        .parse(bob.as_bytes())
+        .unwrap();
+    assert_eq!(message.subject(), Some("Quarterly report \u{2014} draft"));
+    assert_eq!(
+        message.body_text(0).unwrap().trim(),
+        "Report attached.\r\nJoe"
+    );
+    use mail_parser::MimeHeaders;
+    let pdf = message.attachment(0).expect("the attachment");
+    assert_eq!(pdf.attachment_name(), Some("report.pdf"));
+    assert_eq!(pdf.contents(), b"%PDF-1.4 pretend report\n");
+    assert!(message.message_id().is_some() && message.date().is_some());
+}
+
+#[test]
+fn drafts_refuse_smuggled_fields_and_bad_parts() {
+    let dir = TestDir::new();
+    dir.add_account("joe@example.test");
+    let server = dir.start();
+    let out = run(
+        &server,
+        r#"
+d = boxes["drafts"]
+r = one("Email/set", {"create": {
+    "raw_field": {"mailboxIds": {d: True}, "header:X-Note": " a\r\nBcc: evil@example.net"},
+    "address": {"mailboxIds": {d: True}, "to": [{"email": "bob@x>\r\nBcc: evil@example.net"}]},
+    "both": {"mailboxIds": {d: True}, "subject": "a", "header:Subject:asText": "b"},
+    "content": {"mailboxIds": {d: True}, "header:Content-Type": " text/html"},
+    "server_set": {"mailboxIds": {d: True}, "id": "e1"},
+    "no_mailbox": {"subject": "x"},
+    "no_blob": {"mailboxIds": {d: True}, "attachments": [{"blobId": "b" + "0" * 64}]},
+    "two_texts": {"mailboxIds": {d: True}, "bodyValues": {"1": {"value": "a"}},
+                  "textBody": [{"partId": "1"}, {"partId": "1"}]},
+    "cte": {"mailboxIds": {d: True}, "bodyValues": {"1": {"value": "a"}},
+            "bodyStructure": {"partId": "1", "header:Content-Transfer-Encoding": " base64"}},
+    "good": {"mailboxIds": {d: True}, "subject": "line one\r\nBcc: evil@example.net",
+             "header:List-Id:asText": "Tern <tern.example>",
+             "bodyValues": {"1": {"value": "fine"}}, "textBody": [{"partId": "1"}]},
+}})
+out = {k: v["type"] for k, v in (r["notCreated"] or {}).items()}
+out["created"] = sorted((r["created"] or {}).keys())
+got = one("Email/get", {"ids": [r["created"]["good"]["id"]],
+    "properties": ["subject", "header:Bcc", "header:List-Id:asText", "header:Subject"]})["list"][0]
+out["good"] = got
+print(json.dumps(out))
+"#,
+    );
+    for (key, kind) in [
+        ("raw_field", "invalidProperties"),
+        ("address", "invalidProperties"),
+        ("both", "invalidProperties"),
+        ("content", "invalidProperties"),
+        ("server_set", "invalidProperties"),
+        ("no_mailbox", "invalidProperties"),
+        ("no_blob", "blobNotFound"),
+        ("two_texts", "invalidProperties"),
+        ("cte", "invalidProperties"),
+    ] {
+        assert_eq!(out[key], kind, "{key}: {out}");
+    }
+    assert_eq!(out["created"], json!(["good"]), "{out}");
+    let good = &out["good"];
+    assert_eq!(good["header:Bcc"], Value::Null, "no field smuggled: {out}");
+    assert_eq!(good["subject"], "line one Bcc: evil@example.net");
+    assert_eq!(good["header:List-Id:asText"], "Tern <tern.example>");
+    assert!(good["header:Subject"].as_str().unwrap().starts_with(' '));
+}
+
+#[test]
+fn filters_header_forms_and_query_and_thread_changes() {
+    let dir = TestDir::new();
+    dir.add_account("joe@example.test");
+    let server = dir.start();
+    let out = run(
+        &server,
+        r#"
+def msg(subject, frm, extra=""):
+    return ("From: %s\r\nTo: joe@example.test\r\nSubject: %s\r\nMessage-ID: <%s@remote.test>\r\n%s"
+            "Date: Sun, 6 Dec 2026 12:00:00 +0100\r\n\r\nbody of %s\r\n" % (frm, subject, subject.replace(" ", "."), extra, subject)).encode()
+deliver(msg("alpha", "Ann <ann@remote.test>",
+            "List-Post: <mailto:list@remote.test>\r\nList-Unsubscribe: <https://remote.test/u>, <mailto:u@remote.test>\r\n"))
+deliver(msg("beta", "=?utf-8?q?Zo=C3=AB?= <zoe@else.test>"))
+deliver(msg("gamma", "Ann <ann@remote.test>"))
+q = lambda f, **kw: one("Email/query", dict({"filter": f, "sort": [{"property": "receivedAt", "isAscending": True}]}, **kw))
+ids = q(None)["ids"]
+out = {"ids": ids}
+out["or"] = q({"operator": "OR", "conditions": [{"subject": "beta"}, {"from": "ann@remote.test"}]})["ids"]
+out["not"] = q({"operator": "NOT", "conditions": [{"from": "ann@remote.test"}]})["ids"]
+out["and_not"] = q({"operator": "AND", "conditions": [{"inMailbox": boxes["inbox"]},
+                   {"operator": "NOT", "conditions": [{"subject": "alpha"}]}]})["ids"]
+out["other_than"] = q({"inMailboxOtherThan": [boxes["trash"]]})["ids"]
+out["other_than_inbox"] = q({"inMailboxOtherThan": [boxes["inbox"]]})["ids"]
+out["bad_op"] = one("Email/query", {"filter": {"operator": "XOR", "conditions": []}})
+out["unknown"] = one("Email/query", {"filter": {"colour": "red"}})
+out["anchor"] = q(None, anchor=ids[1], anchorOffset=0, limit=1)
+out["negative"] = q(None, position=-1, calculateTotal=True)
+out["attachment"] = q({"hasAttachment": False}, calculateTotal=True)["total"]
+out["get"] = one("Email/get", {"ids": [ids[0], ids[1]], "properties": [
+    "header:List-Post:asURLs", "header:List-Unsubscribe:asURLs", "header:From:asAddresses",
+    "header:Date:asDate", "header:Message-ID:asMessageIds", "header:Subject:asText:all", "headers"],
+    "bodyProperties": ["partId", "headers"]})
+out["bad_prop"] = one("Email/get", {"ids": [ids[0]], "properties": ["header:From:asDate"]})
+# queryChanges: one message seen over IMAP, one new; the unseen view changes.
+unseen = {"notKeyword": "$seen"}
+before = q(unseen)
+import imaplib
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[3]))
+m.login("joe@example.test", "secret")
+m.select("INBOX")
+m.store("2", "+FLAGS", "(\\Seen)")
+m.create("Projects")
+m.logout()
+deliver(msg("Re: alpha", "Ann <ann@remote.test>", "In-Reply-To: <alpha@remote.test>\r\n"))
+threads_before = one("Thread/get", {"ids": [one("Email/get", {"ids": [ids[0]], "properties": ["threadId"]})["list"][0]["threadId"]]})
+ch = one("Email/queryChanges", {"filter": unseen, "sort": [{"property": "receivedAt", "isAscending": True}],
+                                "sinceQueryState": before["queryState"], "calculateTotal": True})
+out["query_changes"] = ch
+out["after"] = q(unseen)["ids"]
+out["too_many"] = one("Email/queryChanges", {"filter": unseen, "sinceQueryState": before["queryState"], "maxChanges": 1})
+out["bad_state"] = one("Email/queryChanges", {"sinceQueryState": "nonsense"})
+mq = one("Mailbox/query", {})
+out["mailbox_query_changes"] = one("Mailbox/queryChanges", {"sinceQueryState": before["queryState"]})
+out["mailbox_ids"] = mq["ids"]
+out["thread"] = threads_before["list"]
+out["thread_changes"] = one("Thread/changes", {"sinceState": before["queryState"]})
+print(json.dumps(out))
+"#,
+    );
+    let ids = out["ids"].as_array().unwrap().clone();
+    assert_eq!(ids.len(), 3, "{out}");
+    assert_eq!(out["or"], json!(ids), "{out}");
+    assert_eq!(out["not"], json!([ids[1]]), "{out}");
+    assert_eq!(out["and_not"], json!([ids[1], ids[2]]), "{out}");
+    assert_eq!(out["other_than"], json!(ids), "{out}");
+    assert_eq!(out["other_than_inbox"], json!([]), "{out}");
+    assert_eq!(out["bad_op"]["error"]["type"], "invalidArguments", "{out}");
+    assert_eq!(
+        out["unknown"]["error"]["type"], "unsupportedFilter",
+        "{out}"
+    );
+    assert_eq!(out["anchor"]["ids"], json!([ids[1]]), "{out}");
+    assert_eq!(out["anchor"]["position"], 1, "{out}");
+    assert_eq!(out["negative"]["ids"], json!([ids[2]]), "{out}");
+    assert_eq!(out["negative"]["position"], 2, "{out}");
+    assert_eq!(out["attachment"], 3, "{out}");
+
+    let list = out["get"]["list"].as_array().unwrap();
+    assert_eq!(
+        list[0]["header:List-Post:asURLs"],
+        json!(["mailto:list@remote.test"])
+    );
+    assert_eq!(
+        list[0]["header:List-Unsubscribe:asURLs"],
+        json!(["https://remote.test/u", "mailto:u@remote.test"])
+    );
+    assert_eq!(list[1]["header:List-Post:asURLs"], Value::Null);
+    assert_eq!(
+        list[1]["header:From:asAddresses"],
+        json!([{"name": "Zo\u{eb}", "email": "zoe@else.test"}])
+    );
+    assert_eq!(list[0]["header:Date:asDate"], "2026-12-06T12:00:00+01:00");
+    assert_eq!(
+        list[0]["header:Message-ID:asMessageIds"],
+        json!(["alpha@remote.test"])
+    );
+    assert_eq!(list[0]["header:Subject:asText:all"], json!(["alpha"]));
+    let headers = list[0]["headers"].as_array().unwrap();
+    assert!(
+        headers.contains(&json!({"name": "Subject", "value": " alpha"})),
+        "{out}"
+    );
+    assert_eq!(out["bad_prop"]["error"]["type"], "invalidArguments");
+
+    // queryChanges: the seen message left, the new one joined at the end.
+    let ch = &out["query_changes"];
+    let removed = ch["removed"].as_array().unwrap();
+    assert!(removed.contains(&ids[1]), "{out}");
+    let after = out["after"].as_array().unwrap();
+    assert_eq!(after.len(), 3, "{out}");
+    assert_eq!(ch["total"], 3, "{out}");
+    let added = ch["added"].as_array().unwrap();
+    assert!(
+        added.contains(&json!({"id": after[2], "index": 2})),
+        "{out}"
+    );
+    assert!(!added.iter().any(|a| a["id"] == ids[1]), "{out}");
+    assert_eq!(out["too_many"]["error"]["type"], "tooManyChanges", "{out}");
+    assert_eq!(
+        out["bad_state"]["error"]["type"], "cannotCalculateChanges",
+        "{out}"
+    );
+    let mqc = &out["mailbox_query_changes"];
+    assert_eq!(mqc["added"].as_array().unwrap().len(), 1, "{out}");
+    let projects = &mqc["added"][0]["id"];
+    let at = mqc["added"][0]["index"].as_u64().unwrap() as usize;
+    assert_eq!(&out["mailbox_ids"][at], projects, "{out}");
+    // The reply joined alpha's thread: the thread is updated, not new.
+    assert_eq!(
+        out["thread"][0]["emailIds"],
+        json!([ids[0], after[2]]),
+        "{out}"
+    );
+    let tc = &out["thread_changes"];
+    assert!(
+        tc["updated"]
+            .as_array()
+            .unwrap()
+            .contains(&out["thread"][0]["id"]),
+        "{out}"
+    );
+}
