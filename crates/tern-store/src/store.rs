@@ -102,6 +102,9 @@ pub trait MailboxStore: Send + Sync {
     /// false when it already was so.
     async fn set_subscription(&self, account: AccountId, name: &str, on: bool) -> Result<bool>;
     async fn mailbox_counts(&self, account: AccountId, id: MailboxId) -> Result<MailboxCounts>;
+    /// Threads with an email in the mailbox, and those of them with an
+    /// email there without `\Seen` (JMAP `totalThreads`, `unreadThreads`).
+    async fn mailbox_thread_counts(&self, account: AccountId, id: MailboxId) -> Result<(u32, u32)>;
     /// Records that IMAP sessions claimed the mailbox's messages below
     /// `upto` as \Recent (RFC 3501 §2.3.2): `first_recent_uid` rises to
     /// it, never falls.

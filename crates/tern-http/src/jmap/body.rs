@@ -41,10 +41,20 @@ pub const DEFAULT_PART_PROPERTIES: &[&str] = &[
     "location",
 ];
 
-/// Whether `p` is a property of the message's header: `headers` or a
-/// `header:` form.
+/// Convenience properties read from the header when asked for (the
+/// Store's summary does not keep them): each is a field's address form.
+const ADDRESS_PROPERTIES: &[(&str, &str)] = &[
+    ("sender", "Sender"),
+    ("bcc", "Bcc"),
+    ("replyTo", "Reply-To"),
+];
+
+/// Whether `p` is a property of the message's header: `headers`, a
+/// `header:` form, or one of [`ADDRESS_PROPERTIES`].
 pub fn is_header_property(p: &str) -> bool {
-    p == "headers" || HeaderProperty::parse(p).is_some()
+    p == "headers"
+        || HeaderProperty::parse(p).is_some()
+        || ADDRESS_PROPERTIES.iter().any(|(name, _)| *name == p)
 }
 
 /// Which body values `Email/get` asked for.
@@ -95,6 +105,18 @@ fn header_properties(message: &Message<'_>, i: usize, wanted: &[String]) -> Map<
                         .collect(),
                 ),
             );
+        } else if let Some((_, field)) = ADDRESS_PROPERTIES.iter().find(|(name, _)| name == p) {
+            let h = HeaderProperty {
+                name: field.to_string(),
+                form: Form::Addresses,
+                all: false,
+            };
+            let values: Vec<&[u8]> = fields
+                .iter()
+                .filter(|(name, _)| name.eq_ignore_ascii_case(field))
+                .map(|(_, v)| *v)
+                .collect();
+            out.insert(p.clone(), h.value(&values));
         } else if let Some(h) = HeaderProperty::parse(p) {
             let values: Vec<&[u8]> = fields
                 .iter()

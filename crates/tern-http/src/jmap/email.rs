@@ -22,9 +22,12 @@ const PROPERTIES: &[&str] = &[
     "messageId",
     "inReplyTo",
     "references",
+    "sender",
     "from",
     "to",
     "cc",
+    "bcc",
+    "replyTo",
     "subject",
     "sentAt",
     "hasAttachment",
@@ -88,6 +91,26 @@ fn store_fail(e: StoreError) -> Value {
 
 pub use tern_mail::headers::utc_date;
 
+/// The properties the Store's summary of a message answers.
+pub fn summary_properties(s: &tern_store::message::Summary) -> Map<String, Value> {
+    let object = json!({
+        "messageId": s.message_id.as_ref().map(|m| vec![m.clone()]),
+        "inReplyTo": (!s.in_reply_to.is_empty()).then(|| s.in_reply_to.clone()),
+        "references": (!s.references.is_empty()).then(|| s.references.clone()),
+        "from": addresses(&s.from),
+        "to": addresses(&s.to),
+        "cc": addresses(&s.cc),
+        "subject": s.subject,
+        "sentAt": s.sent_at.map(utc_date),
+        "hasAttachment": s.has_attachment,
+        "preview": s.preview,
+    });
+    match object {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
 fn addresses(list: &[tern_store::message::Mailbox]) -> Value {
     if list.is_empty() {
         return Value::Null;
@@ -122,48 +145,80 @@ fn ids_arg(args: &Map<String, Value>) -> Result<Vec<String>, Value> {
     }
 }
 
+/// The arguments `Email/get` and `Email/parse` share (RFC 8621 §4.2).
+pub struct ReadArgs {
+    pub wanted: Vec<String>,
+    pub part_wanted: Vec<String>,
+    pub values: super::body::ValuesWanted,
+    /// Whether the message itself must be read (not only its summary).
+    pub bodies: bool,
+}
+
+impl ReadArgs {
+    /// `properties` (the `all` but `not_by_default` when not given),
+    /// `bodyProperties` and the body value switches.
+    pub fn parse(
+        args: &Map<String, Value>,
+        all: &[&str],
+        not_by_default: &[&str],
+    ) -> Result<ReadArgs, Value> {
+        let wanted = match args.get("properties") {
+            None | Some(Value::Null) => all
+                .iter()
+                .filter(|p| !not_by_default.contains(p))
+                .map(|p| p.to_string())
+                .collect(),
+            _ => properties(args, all, super::body::is_header_property)?,
+        };
+        let part_wanted: Vec<String> = match args.get("bodyProperties") {
+            None | Some(Value::Null) => super::body::DEFAULT_PART_PROPERTIES
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
+            Some(_) => {
+                let mut part_args = Map::new();
+                part_args.insert("properties".into(), args["bodyProperties"].clone());
+                let mut list = properties(
+                    &part_args,
+                    super::body::PART_PROPERTIES,
+                    super::body::is_header_property,
+                )?;
+                // `properties` adds the id, which a part does not have.
+                list.retain(|p| p != "id");
+                list
+            }
+        };
+        let flag = |name: &str| args.get(name).and_then(Value::as_bool).unwrap_or(false);
+        let values = super::body::ValuesWanted {
+            text: flag("fetchTextBodyValues"),
+            html: flag("fetchHTMLBodyValues"),
+            all: flag("fetchAllBodyValues"),
+            max_bytes: args
+                .get("maxBodyValueBytes")
+                .and_then(Value::as_u64)
+                .unwrap_or(0) as usize,
+        };
+        let bodies = wanted
+            .iter()
+            .any(|p| BODY_PROPERTIES.contains(&p.as_str()) || super::body::is_header_property(p));
+        Ok(ReadArgs {
+            wanted,
+            part_wanted,
+            values,
+            bodies,
+        })
+    }
+}
+
 pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     let account = cx.account_arg(&args)?;
     let ids = ids_arg(&args)?;
-    let wanted = match args.get("properties") {
-        None | Some(Value::Null) => PROPERTIES
-            .iter()
-            .filter(|p| !NOT_BY_DEFAULT.contains(p))
-            .map(|p| p.to_string())
-            .collect(),
-        _ => properties(&args, PROPERTIES, super::body::is_header_property)?,
-    };
-    let part_wanted: Vec<String> = match args.get("bodyProperties") {
-        None | Some(Value::Null) => super::body::DEFAULT_PART_PROPERTIES
-            .iter()
-            .map(|p| p.to_string())
-            .collect(),
-        Some(_) => {
-            let mut part_args = Map::new();
-            part_args.insert("properties".into(), args["bodyProperties"].clone());
-            let mut list = properties(
-                &part_args,
-                super::body::PART_PROPERTIES,
-                super::body::is_header_property,
-            )?;
-            // `properties` adds the id, which a part does not have.
-            list.retain(|p| p != "id");
-            list
-        }
-    };
-    let flag = |name: &str| args.get(name).and_then(Value::as_bool).unwrap_or(false);
-    let values = super::body::ValuesWanted {
-        text: flag("fetchTextBodyValues"),
-        html: flag("fetchHTMLBodyValues"),
-        all: flag("fetchAllBodyValues"),
-        max_bytes: args
-            .get("maxBodyValueBytes")
-            .and_then(Value::as_u64)
-            .unwrap_or(0) as usize,
-    };
-    let bodies = wanted
-        .iter()
-        .any(|p| BODY_PROPERTIES.contains(&p.as_str()) || super::body::is_header_property(p));
+    let ReadArgs {
+        wanted,
+        part_wanted,
+        values,
+        bodies,
+    } = ReadArgs::parse(&args, PROPERTIES, NOT_BY_DEFAULT)?;
     let state = super::state(cx).await?;
     let store = cx.server.mail.store();
     let parsed: Vec<Option<EmailId>> = ids.iter().map(|id| parse_email_id(id)).collect();
@@ -185,26 +240,43 @@ pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
             not_found.push(json!(id));
             continue;
         };
-        let s = &email.summary;
-        let all = json!({
-            "id": email_id(record.id),
-            "blobId": format!("b{}", record.blob_id.0),
-            "threadId": format!("t{}", record.thread_id.0),
-            "mailboxIds": record.mailboxes.iter().map(|(m, _)| (mailbox_id(*m), json!(true))).collect::<Map<String, Value>>(),
-            "keywords": record.keywords.iter().map(|k| (jmap_keyword(k), json!(true))).collect::<Map<String, Value>>(),
-            "size": record.size,
-            "receivedAt": utc_date(record.received_at),
-            "messageId": s.message_id.as_ref().map(|m| vec![m.clone()]),
-            "inReplyTo": (!s.in_reply_to.is_empty()).then(|| s.in_reply_to.clone()),
-            "references": (!s.references.is_empty()).then(|| s.references.clone()),
-            "from": addresses(&s.from),
-            "to": addresses(&s.to),
-            "cc": addresses(&s.cc),
-            "subject": s.subject,
-            "sentAt": s.sent_at.map(utc_date),
-            "hasAttachment": s.has_attachment,
-            "preview": s.preview,
-        });
+        let mut all = summary_properties(&email.summary);
+        all.extend([
+            ("id".to_string(), json!(email_id(record.id))),
+            (
+                "blobId".to_string(),
+                json!(format!("b{}", record.blob_id.0)),
+            ),
+            (
+                "threadId".to_string(),
+                json!(format!("t{}", record.thread_id.0)),
+            ),
+            (
+                "mailboxIds".to_string(),
+                Value::Object(
+                    record
+                        .mailboxes
+                        .iter()
+                        .map(|(m, _)| (mailbox_id(*m), json!(true)))
+                        .collect(),
+                ),
+            ),
+            (
+                "keywords".to_string(),
+                Value::Object(
+                    record
+                        .keywords
+                        .iter()
+                        .map(|k| (jmap_keyword(k), json!(true)))
+                        .collect(),
+                ),
+            ),
+            ("size".to_string(), json!(record.size)),
+            (
+                "receivedAt".to_string(),
+                json!(utc_date(record.received_at)),
+            ),
+        ]);
         let mut object: Map<String, Value> = wanted
             .iter()
             .filter_map(|p| all.get(p).map(|v| (p.clone(), v.clone())))

@@ -85,11 +85,23 @@ pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
             chosen
         }
     };
+    let want_threads = wanted
+        .iter()
+        .any(|p| p == "totalThreads" || p == "unreadThreads");
     for m in chosen {
         let counts = store
             .mailbox_counts(account, m.id)
             .await
             .map_err(|e| method_error("serverFail", e.to_string()))?;
+        // A pass over the mailbox's threads: only when asked for.
+        let (threads, unread_threads) = if want_threads {
+            store
+                .mailbox_thread_counts(account, m.id)
+                .await
+                .map_err(|e| method_error("serverFail", e.to_string()))?
+        } else {
+            (0, 0)
+        };
         let (parent, name) = match m.name.rsplit_once('/') {
             Some((parent, name)) => (
                 mailboxes
@@ -109,9 +121,8 @@ pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
             "sortOrder": if m.role == Some(Role::Inbox) { 0 } else { 10 },
             "totalEmails": counts.messages,
             "unreadEmails": counts.unseen,
-            // Threads are counted as emails until the Store counts them.
-            "totalThreads": counts.messages,
-            "unreadThreads": counts.unseen,
+            "totalThreads": threads,
+            "unreadThreads": unread_threads,
             "myRights": {
                 "mayReadItems": true, "mayAddItems": !m.noselect, "mayRemoveItems": true,
                 "maySetSeen": true, "maySetKeywords": true, "mayCreateChild": true,
@@ -183,6 +194,58 @@ fn store_error(e: tern_store::StoreError) -> Value {
     }
 }
 
+/// One `Mailbox/set` create; `Err` only for a server failure, the inner
+/// result is the created object or its SetError. `#id` parents are looked
+/// up among `created`.
+async fn create_one(
+    cx: &Call<'_>,
+    account: tern_store::AccountId,
+    spec: &Value,
+    created: &Map<String, Value>,
+) -> Result<Result<Value, Value>, Value> {
+    let store = cx.server.mail.store();
+    let mailboxes = store
+        .list_mailboxes(account)
+        .await
+        .map_err(|e| method_error("serverFail", e.to_string()))?;
+    Ok(async {
+        let spec = spec
+            .as_object()
+            .ok_or_else(|| json!({"type": "invalidProperties"}))?;
+        let name = spec.get("name").and_then(Value::as_str).unwrap_or("");
+        let parent_value = match spec.get("parentId").and_then(Value::as_str) {
+            Some(p) if p.starts_with('#') => created
+                .get(&p[1..])
+                .and_then(|c| c.get("id"))
+                .cloned()
+                .ok_or_else(|| json!({"type": "invalidProperties", "properties": ["parentId"]}))
+                .map(Some)?,
+            _ => spec.get("parentId").cloned(),
+        };
+        let parent = parent_arg(parent_value.as_ref())?.flatten();
+        if spec.get("role").is_some_and(|r| !r.is_null()) {
+            return Err(json!({"type": "invalidProperties", "properties": ["role"],
+                "description": "roles are given by the server"}));
+        }
+        let full = full_name(&mailboxes, parent, name)?;
+        let m = store
+            .create_mailbox(account, &full, None)
+            .await
+            .map_err(store_error)?;
+        if spec.get("isSubscribed") == Some(&Value::Bool(false)) {
+            store
+                .subscribe_mailbox(account, m.id, false)
+                .await
+                .map_err(store_error)?;
+        }
+        Ok(
+            json!({"id": mailbox_id(m.id), "totalEmails": 0, "unreadEmails": 0,
+                  "totalThreads": 0, "unreadThreads": 0}),
+        )
+    }
+    .await)
+}
+
 /// `Mailbox/set` (RFC 8621 §2.5): create (name, parentId, isSubscribed),
 /// update (rename, move, subscribe) and destroy (empty ones, or with
 /// `onDestroyRemoveEmails`; never INBOX or a mailbox with children).
@@ -200,43 +263,48 @@ pub async fn set(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     let (mut updated, mut not_updated) = (Map::new(), Map::new());
     let (mut destroyed, mut not_destroyed) = (Vec::new(), Map::new());
     if let Some(Value::Object(create)) = args.get("create") {
-        for (creation_id, spec) in create {
-            let mailboxes = store.list_mailboxes(account).await.map_err(fail)?;
-            let result: Result<Value, Value> = async {
-                let spec = spec
-                    .as_object()
-                    .ok_or_else(|| json!({"type": "invalidProperties"}))?;
-                let name = spec.get("name").and_then(Value::as_str).unwrap_or("");
-                let parent = parent_arg(spec.get("parentId"))?.flatten();
-                if spec.get("role").is_some_and(|r| !r.is_null()) {
-                    return Err(json!({"type": "invalidProperties", "properties": ["role"],
-                        "description": "roles are given by the server"}));
-                }
-                let full = full_name(&mailboxes, parent, name)?;
-                let m = store
-                    .create_mailbox(account, &full, None)
-                    .await
-                    .map_err(store_error)?;
-                if spec.get("isSubscribed") == Some(&Value::Bool(false)) {
-                    store
-                        .subscribe_mailbox(account, m.id, false)
-                        .await
-                        .map_err(store_error)?;
-                }
-                Ok(
-                    json!({"id": mailbox_id(m.id), "totalEmails": 0, "unreadEmails": 0,
-                          "totalThreads": 0, "unreadThreads": 0}),
-                )
+        // A parent may be another creation of this call (`#id`, RFC 8620
+        // §5.3), in any order: each pass creates those whose parent
+        // exists, until a pass makes no progress.
+        let mut pending: Vec<(&String, &Value)> = create.iter().collect();
+        loop {
+            let waiting_for = |spec: &Value, created: &Map<String, Value>| {
+                spec.get("parentId")
+                    .and_then(Value::as_str)
+                    .and_then(|p| p.strip_prefix('#'))
+                    .filter(|c| create.contains_key(*c) && !created.contains_key(*c))
+                    .is_some()
+            };
+            let before = pending.len();
+            let (ready, later): (Vec<_>, Vec<_>) = pending
+                .into_iter()
+                .partition(|(_, spec)| !waiting_for(spec, &created));
+            pending = later;
+            if ready.is_empty() {
+                break;
             }
-            .await;
-            match result {
-                Ok(v) => {
-                    created.insert(creation_id.clone(), v);
-                }
-                Err(e) => {
-                    not_created.insert(creation_id.clone(), e);
+            for (creation_id, spec) in ready {
+                let result = create_one(cx, account, spec, &created).await?;
+                match result {
+                    Ok(v) => {
+                        created.insert(creation_id.clone(), v);
+                    }
+                    Err(e) => {
+                        not_created.insert(creation_id.clone(), e);
+                    }
                 }
             }
+            if pending.len() == before {
+                break;
+            }
+        }
+        // Parents that failed, or a cycle.
+        for (creation_id, _) in pending {
+            not_created.insert(
+                creation_id.clone(),
+                json!({"type": "invalidProperties", "properties": ["parentId"],
+                       "description": "the parent was not created"}),
+            );
         }
     }
     if let Some(Value::Object(update)) = args.get("update") {

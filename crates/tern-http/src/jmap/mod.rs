@@ -12,8 +12,11 @@ mod email_query;
 pub mod header_forms;
 mod identity;
 mod mailbox;
+mod parse;
 pub mod push;
+mod quota;
 pub mod references;
+mod snippet;
 mod submission;
 mod vacation;
 
@@ -140,6 +143,7 @@ pub async fn session(server: &HttpServer, account: AccountId, base: &str) -> Res
             MAIL: {},
             SUBMISSION: {},
             VACATION: {},
+            quota::QUOTA: {},
         },
         "accounts": {
             id.clone(): {
@@ -161,10 +165,11 @@ pub async fn session(server: &HttpServer, account: AccountId, base: &str) -> Res
                         "submissionExtensions": {},
                     },
                     VACATION: {},
+                    quota::QUOTA: {},
                 },
             },
         },
-        "primaryAccounts": { CORE: id, MAIL: id, SUBMISSION: id, VACATION: id },
+        "primaryAccounts": { CORE: id, MAIL: id, SUBMISSION: id, VACATION: id, quota::QUOTA: id },
         "username": record.address,
         "apiUrl": format!("{base}/jmap/api"),
         "downloadUrl": format!("{base}/jmap/download/{{accountId}}/{{blobId}}/{{name}}?accept={{type}}"),
@@ -248,7 +253,7 @@ pub async fn api(server: &HttpServer, account: AccountId, body: &[u8]) -> Respon
     };
     if let Some(unknown) = using
         .iter()
-        .find(|c| ![CORE, MAIL, SUBMISSION, VACATION].contains(&c.as_str()))
+        .find(|c| ![CORE, MAIL, SUBMISSION, VACATION, quota::QUOTA].contains(&c.as_str()))
     {
         return request_error(
             StatusCode::BAD_REQUEST,
@@ -421,6 +426,34 @@ async fn dispatch(cx: &Call<'_>, name: &str, args: Map<String, Value>) -> Method
         "VacationResponse/set" => {
             needs(VACATION)?;
             vacation::vacation_set(cx, args).await
+        }
+        "Email/parse" => {
+            needs(MAIL)?;
+            parse::parse(cx, args).await
+        }
+        "Email/copy" => {
+            needs(MAIL)?;
+            parse::copy(cx, args).await
+        }
+        "Blob/copy" => {
+            needs(CORE)?;
+            parse::copy(cx, args).await
+        }
+        "SearchSnippet/get" => {
+            needs(MAIL)?;
+            snippet::get(cx, args).await
+        }
+        "Quota/get" => {
+            needs(quota::QUOTA)?;
+            quota::get(cx, args).await
+        }
+        "Quota/changes" => {
+            needs(quota::QUOTA)?;
+            quota::changes(cx, args).await
+        }
+        "Quota/query" => {
+            needs(quota::QUOTA)?;
+            quota::query(cx, args).await
         }
         "Email/import" => {
             needs(MAIL)?;

@@ -541,6 +541,30 @@ pub async fn threading(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(in_thread.ids, [first.email_id, reply.email_id]);
+    // Three emails, two threads; reading the reply leaves its thread
+    // unread through the first.
+    let inbox = store
+        .mailbox_by_role(a.id, Role::Inbox)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.mailbox_thread_counts(a.id, inbox.id).await.unwrap(),
+        (2, 2)
+    );
+    store
+        .set_email_keywords(
+            a.id,
+            &[reply.email_id, other.email_id],
+            KeywordOp::Add,
+            &["\\Seen".into()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.mailbox_thread_counts(a.id, inbox.id).await.unwrap(),
+        (2, 1)
+    );
     // Text through the index, newest first, stopping at the page; a
     // needle the index cannot answer is refused, not guessed.
     let text = |needle: &str, body_only: bool| EmailQuery {

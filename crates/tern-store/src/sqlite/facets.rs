@@ -190,6 +190,11 @@ impl MailboxStore for SqliteStore {
         self.read(move |c| mailboxes::counts(c, account, id)).await
     }
 
+    async fn mailbox_thread_counts(&self, account: AccountId, id: MailboxId) -> Result<(u32, u32)> {
+        self.read(move |c| mailboxes::thread_counts(c, account, id))
+            .await
+    }
+
     async fn mark_recent_claimed(
         &self,
         account: AccountId,

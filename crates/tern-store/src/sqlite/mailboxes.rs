@@ -472,6 +472,19 @@ pub fn counts(conn: &Connection, account: AccountId, id: MailboxId) -> Result<Ma
     .map_err(db("counting a mailbox"))
 }
 
+/// Distinct threads in the mailbox, and those with an unseen email there.
+pub fn thread_counts(conn: &Connection, account: AccountId, id: MailboxId) -> Result<(u32, u32)> {
+    get(conn, account, id)?;
+    conn.prepare_cached(
+        "SELECT count(DISTINCT e.thread_id),
+                count(DISTINCT CASE WHEN instr(lower(e.keywords), ' \\seen ') = 0 THEN e.thread_id END)
+           FROM mailbox_email m JOIN email e ON e.id = m.email_id
+          WHERE m.mailbox_id = ?1",
+    )
+    .and_then(|mut s| s.query_row([id.0], |r| Ok((r.get(0)?, r.get(1)?))))
+    .map_err(db("counting a mailbox's threads"))
+}
+
 /// `first_recent_uid` rises to `upto` (never falls): IMAP sessions have
 /// claimed the messages below it as \Recent (RFC 3501 §2.3.2). No
 /// journal: \Recent is not a change other sessions are told of.

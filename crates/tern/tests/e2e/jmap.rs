@@ -631,8 +631,10 @@ fn mailboxes_created_renamed_queried_and_destroyed_are_what_imap_lists() {
     assert!(set["created"]["p"]["id"].is_string(), "{r}");
     assert_eq!(set["notCreated"]["bad"]["type"], "invalidProperties", "{r}");
     let projects = set["created"]["p"]["id"].as_str().unwrap().to_string();
-    // `#p` inside a create is not resolved (only ids are): the child
-    // names its parent by id in a second call.
+    // `#p` names the parent created in the same call (RFC 8620 §5.3),
+    // though `c` sorts before `p`.
+    let child = set["created"]["c"]["id"].clone();
+    assert!(child.is_string(), "{r}");
     let (_, r) = api(
         &server,
         &json!({"using": using, "methodCalls": [
@@ -646,8 +648,10 @@ fn mailboxes_created_renamed_queried_and_destroyed_are_what_imap_lists() {
         .to_string(),
     );
     let responses = &r["methodResponses"];
-    let child = responses[0][1]["created"]["c"]["id"].clone();
-    assert!(child.is_string(), "{r}");
+    assert_eq!(
+        responses[0][1]["notCreated"]["c"]["type"], "invalidProperties",
+        "already there: {r}"
+    );
     assert!(responses[1][1]["updated"].is_object(), "{r}");
     assert_eq!(responses[2][1]["ids"], json!([child]), "{r}");
     assert_eq!(

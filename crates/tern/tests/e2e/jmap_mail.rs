@@ -381,3 +381,117 @@ print(json.dumps(out))
         "{out}"
     );
 }
+
+#[test]
+fn parse_snippets_quota_copy_and_a_mailbox_tree_in_one_call() {
+    let dir = TestDir::new();
+    dir.init();
+    let _ = dir.tern(&["domain", "add", "example.test"], "");
+    dir.ok(
+        &[
+            "account",
+            "add",
+            "joe@example.test",
+            "--password-stdin",
+            "--allow-weak",
+            "--quota",
+            "10M",
+        ],
+        "secret\n",
+    );
+    let server = dir.start();
+    let out = run(
+        &server,
+        r##"
+inner = (b"From: Carol <carol@remote.test>\r\nTo: ann@remote.test\r\nSubject: the original plan\r\n"
+         b"Message-ID: <plan@remote.test>\r\n\r\nWe meet for lunch at noon.\r\n")
+outer = (b"From: Ann <ann@remote.test>\r\nTo: joe@example.test\r\nSubject: Fwd: plan\r\n"
+         b"Reply-To: Ann Team <team@remote.test>\r\nMIME-Version: 1.0\r\n"
+         b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
+         b"See the forwarded lunch plan below & reply.\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n" + inner + b"\r\n--b--\r\n")
+deliver(outer)
+deliver(b"From: ann@remote.test\r\nTo: joe@example.test\r\nSubject: Re: Fwd: plan\r\nIn-Reply-To: <plan@remote.test>\r\n\r\nok\r\n")
+ids = one("Email/query", {"sort": [{"property": "receivedAt", "isAscending": True}]})["ids"]
+got = one("Email/get", {"ids": [ids[0]], "properties": ["attachments", "replyTo", "sender", "bcc"]})["list"][0]
+out = {"replyTo": got["replyTo"], "sender": got["sender"], "bcc": got["bcc"]}
+attached = [a for a in got["attachments"] if a["type"] == "message/rfc822"][0]
+parsed = one("Email/parse", {"blobIds": [attached["blobId"], "b" + "f" * 64],
+                              "fetchTextBodyValues": True,
+                              "properties": ["subject", "from", "messageId", "bodyValues", "textBody", "id", "mailboxIds"]})
+out["parsed"] = parsed
+out["snippets"] = one("SearchSnippet/get", {"filter": {"text": "lunch"}, "emailIds": [ids[0], ids[1], "e999999"]})
+out["quota"] = call([["Quota/get", {"accountId": "a1"}, "0"]])
+req = urllib.request.Request(base + "/jmap/api", headers=dict(auth, **{"Content-Type": "application/json"}),
+    data=json.dumps({"using": using + ["urn:ietf:params:jmap:quota"],
+                     "methodCalls": [["Quota/get", {"accountId": "a1"}, "0"]]}).encode())
+out["quota_with"] = json.loads(urllib.request.urlopen(req).read())["methodResponses"][0]
+out["copy_same"] = one("Email/copy", {"fromAccountId": "a1", "create": {}})
+out["copy_other"] = one("Email/copy", {"fromAccountId": "a7", "create": {}})
+made = one("Mailbox/set", {"create": {"a_child": {"name": "Child", "parentId": "#b_parent"},
+                                      "b_parent": {"name": "Parent"},
+                                      "c_orphan": {"name": "Lost", "parentId": "#nobody"}}})
+out["made"] = made
+boxes_now = one("Mailbox/get", {"properties": ["name", "parentId", "totalEmails", "totalThreads", "unreadThreads"]})["list"]
+out["boxes"] = {b["name"]: b for b in boxes_now}
+out["threads"] = len({e["threadId"] for e in one("Email/get", {"ids": ids, "properties": ["threadId"]})["list"]})
+print(json.dumps(out))
+"##,
+    );
+    assert_eq!(
+        out["replyTo"],
+        json!([{"name": "Ann Team", "email": "team@remote.test"}]),
+        "{out}"
+    );
+    assert_eq!(out["sender"], Value::Null);
+    assert_eq!(out["bcc"], Value::Null);
+    let parsed = &out["parsed"];
+    let (blob, email) = parsed["parsed"].as_object().unwrap().iter().next().unwrap();
+    assert!(blob.contains('.'), "a part's blob id: {out}");
+    assert_eq!(email["subject"], "the original plan");
+    assert_eq!(email["messageId"], json!(["plan@remote.test"]));
+    assert_eq!(email["id"], Value::Null);
+    assert_eq!(email["mailboxIds"], Value::Null);
+    let text_part = email["textBody"][0]["partId"].as_str().unwrap();
+    assert!(email["bodyValues"][text_part]["value"]
+        .as_str()
+        .unwrap()
+        .contains("lunch at noon"));
+    assert_eq!(parsed["notFound"].as_array().unwrap().len(), 1, "{out}");
+
+    let snippets = &out["snippets"];
+    let first = &snippets["list"][0];
+    assert!(
+        first["preview"]
+            .as_str()
+            .unwrap()
+            .contains("forwarded <mark>lunch</mark> plan below &amp; reply"),
+        "{out}"
+    );
+    assert_eq!(first["subject"], Value::Null, "no match in the subject");
+    assert_eq!(snippets["list"][1]["preview"], Value::Null, "{out}");
+    assert_eq!(snippets["notFound"], json!(["e999999"]));
+
+    // Quota needs its capability in `using`.
+    assert_eq!(out["quota"][0][0], "error", "{out}");
+    let quota = &out["quota_with"][1]["list"][0];
+    assert_eq!(quota["hardLimit"], 10 * 1024 * 1024, "{out}");
+    assert_eq!(quota["resourceType"], "octets");
+    assert!(quota["used"].as_u64().unwrap() > 100, "{out}");
+
+    assert_eq!(out["copy_same"]["error"]["type"], "invalidArguments");
+    assert_eq!(out["copy_other"]["error"]["type"], "fromAccountNotFound");
+
+    let made = &out["made"];
+    let parent_id = &made["created"]["b_parent"]["id"];
+    assert!(made["created"]["a_child"]["id"].is_string(), "{out}");
+    assert_eq!(
+        made["notCreated"]["c_orphan"]["type"], "invalidProperties",
+        "{out}"
+    );
+    let boxes = &out["boxes"];
+    assert_eq!(&boxes["Child"]["parentId"], parent_id, "{out}");
+    // Thread counts are of threads, as Email/get groups them.
+    assert_eq!(boxes["INBOX"]["totalEmails"], 2, "{out}");
+    assert_eq!(boxes["INBOX"]["totalThreads"], out["threads"], "{out}");
+    assert_eq!(boxes["INBOX"]["unreadThreads"], out["threads"], "{out}");
+}
