@@ -533,6 +533,18 @@ pub fn fuzz_one(data: &[u8]) {
     let _ = push::options(Some(&text));
     let _ = email_filter::fuzz_dates(&text);
     let _ = blob::fuzz_blob_id(&text);
+    let _ = header_forms::HeaderProperty::parse(&text);
+    for form in [
+        header_forms::Form::Raw,
+        header_forms::Form::Text,
+        header_forms::Form::Addresses,
+        header_forms::Form::GroupedAddresses,
+        header_forms::Form::MessageIds,
+        header_forms::Form::Date,
+        header_forms::Form::Urls,
+    ] {
+        let _ = header_forms::parse_form(data, form);
+    }
     let Ok(request) = serde_json::from_slice::<Value>(data) else {
         return;
     };
@@ -549,6 +561,12 @@ pub fn fuzz_one(data: &[u8]) {
             {
                 if let Some(filter) = args.get("filter") {
                     let _ = email_filter::fuzz_filter(filter);
+                }
+                // Email objects a client asks to create, built with no blobs.
+                if let Some(Value::Object(create)) = args.get("create") {
+                    for object in create.values().filter_map(Value::as_object) {
+                        let _ = compose::build(object, &Default::default(), "fuzz.example");
+                    }
                 }
                 if let Ok(args) = references::resolve(args, &responses) {
                     let args = references::creation_ids(args, &created);
