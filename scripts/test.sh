@@ -20,13 +20,13 @@ if ! command -v swaks >/dev/null || ! command -v curl >/dev/null || ! perl -MIO:
    || ! command -v fetchmail >/dev/null || ! command -v getmail >/dev/null \
    || ! command -v mbsync >/dev/null || ! command -v offlineimap >/dev/null \
    || ! command -v dovecot >/dev/null \
-   || ! /usr/bin/python3 -c 'import aiosmtpd, dkim, nacl, spf, cryptography, ensurepip' 2>/dev/null \
+   || ! /usr/bin/python3 -c 'import aiosmtpd, dkim, nacl, spf, cryptography, ensurepip, websockets' 2>/dev/null \
    || ! [ -x /usr/sbin/postfix ] || ! [ -x /usr/sbin/clamd ] || ! [ -x /usr/bin/rspamd ]; then
   export DEBIAN_FRONTEND=noninteractive
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq swaks libio-socket-ssl-perl libnet-ssleay-perl curl fetchmail getmail6 \
-    isync offlineimap3 dovecot-core dovecot-imapd python3-aiosmtpd python3-dkim python3-nacl python3-spf python3-cryptography python3-venv postfix clamav-daemon rspamd >/dev/null
+    isync offlineimap3 dovecot-core dovecot-imapd python3-aiosmtpd python3-dkim python3-nacl python3-spf python3-cryptography python3-venv python3-websockets postfix clamav-daemon rspamd >/dev/null
 fi
 # With Dovecot installed here, the differential tester must not skip.
 export TERN_REQUIRE_DOVECOT=1

@@ -142,7 +142,8 @@ impl HttpServer {
             .timer(hyper_util::rt::TokioTimer::new())
             .max_concurrent_streams(64)
             .keep_alive_interval(Some(idle / 2));
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        // Upgrades: JMAP over WebSocket (RFC 8887).
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         tokio::pin!(connection);
         tokio::select! {
             result = connection.as_mut() => {

@@ -21,12 +21,33 @@ pub struct Context {
 }
 
 pub async fn route(
-    server: &HttpServer,
+    server: &std::sync::Arc<HttpServer>,
     cx: Context,
     request: Request<Incoming>,
 ) -> Response<crate::jmap::push::StreamingBody> {
     let path = request.uri().path().to_string();
     let method = request.method().clone();
+    if method == Method::GET && path == crate::jmap::websocket::PATH {
+        let response = if !crate::jmap::websocket::is_upgrade(&request) {
+            response::problem(
+                StatusCode::UPGRADE_REQUIRED,
+                "about:blank",
+                "this is the JMAP WebSocket endpoint (RFC 8887)",
+            )
+        } else {
+            match account(server, &cx, &request).await {
+                Ok(account) => crate::jmap::websocket::upgrade(
+                    server.clone(),
+                    account,
+                    request,
+                    cx.stopping.clone(),
+                    cx.slot.clone(),
+                ),
+                Err(r) => r,
+            }
+        };
+        return crate::jmap::push::boxed(response::secure(response));
+    }
     if method == Method::GET && path == "/jmap/eventsource" {
         let response = match account(server, &cx, &request).await {
             Ok(account) => {

@@ -19,6 +19,7 @@ pub mod references;
 mod snippet;
 mod submission;
 mod vacation;
+pub mod websocket;
 
 use crate::response::{self, Body};
 use crate::HttpServer;
@@ -30,6 +31,9 @@ pub const CORE: &str = "urn:ietf:params:jmap:core";
 pub const MAIL: &str = "urn:ietf:params:jmap:mail";
 pub const SUBMISSION: &str = "urn:ietf:params:jmap:submission";
 pub const VACATION: &str = "urn:ietf:params:jmap:vacationresponse";
+pub const WEBSOCKET: &str = "urn:ietf:params:jmap:websocket";
+/// What a request may name in `using`.
+const CAPABILITIES: &[&str] = &[CORE, MAIL, SUBMISSION, VACATION, quota::QUOTA, WEBSOCKET];
 
 /// The limits advertised in the session (RFC 8620 §2).
 pub const MAX_SIZE_REQUEST: usize = 10 * 1024 * 1024;
@@ -144,6 +148,10 @@ pub async fn session(server: &HttpServer, account: AccountId, base: &str) -> Res
             SUBMISSION: {},
             VACATION: {},
             quota::QUOTA: {},
+            WEBSOCKET: {
+                "url": format!("{}{}", base.replacen("http", "ws", 1), websocket::PATH),
+                "supportsPush": true,
+            },
         },
         "accounts": {
             id.clone(): {
@@ -211,67 +219,107 @@ impl Call<'_> {
     }
 }
 
+/// A request-level error (RFC 8620 §3.6.1): its status, type, detail and
+/// the limit it names, if any. HTTP answers it as a problem document; the
+/// WebSocket as a `RequestError` (RFC 8887 §4.3.4).
+#[derive(Debug, Clone)]
+pub struct RequestError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub detail: String,
+    pub limit: Option<&'static str>,
+}
+
+impl RequestError {
+    fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> RequestError {
+        RequestError {
+            status,
+            kind,
+            detail: detail.into(),
+            limit: None,
+        }
+    }
+
+    /// The problem document's fields.
+    pub fn to_json(&self) -> Value {
+        let mut body =
+            json!({ "type": self.kind, "status": self.status.as_u16(), "detail": self.detail });
+        if let Some(limit) = self.limit {
+            body["limit"] = json!(limit);
+        }
+        body
+    }
+}
+
 /// `POST /jmap/api` (RFC 8620 §3.3): the request, each method call in
 /// order, the response.
 pub async fn api(server: &HttpServer, account: AccountId, body: &[u8]) -> Response<Body> {
+    match handle(server, account, body).await {
+        Ok(answer) => response::json(StatusCode::OK, &answer),
+        Err(e) => request_error(e.status, e.kind, &e.detail, e.limit),
+    }
+}
+
+/// One JMAP request (the body of `POST /jmap/api`, or a WebSocket
+/// `Request`), answered as the Response object.
+pub async fn handle(
+    server: &HttpServer,
+    account: AccountId,
+    body: &[u8],
+) -> Result<Value, RequestError> {
     let Some(_slot) = server.in_flight.enter(account) else {
-        return request_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "urn:ietf:params:jmap:error:limit",
-            &format!("at most {MAX_CONCURRENT_REQUESTS} requests at once per account"),
-            Some("maxConcurrentRequests"),
-        );
-    };
-    let request: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(e) => {
-            return request_error(
-                StatusCode::BAD_REQUEST,
-                "urn:ietf:params:jmap:error:notJSON",
-                &format!("the request is not JSON: {e}"),
-                None,
+        return Err(RequestError {
+            limit: Some("maxConcurrentRequests"),
+            ..RequestError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "urn:ietf:params:jmap:error:limit",
+                format!("at most {MAX_CONCURRENT_REQUESTS} requests at once per account"),
             )
-        }
+        });
     };
+    let request: Value = serde_json::from_slice(body).map_err(|e| {
+        RequestError::new(
+            StatusCode::BAD_REQUEST,
+            "urn:ietf:params:jmap:error:notJSON",
+            format!("the request is not JSON: {e}"),
+        )
+    })?;
     let not_request = |why: &str| {
-        request_error(
+        RequestError::new(
             StatusCode::BAD_REQUEST,
             "urn:ietf:params:jmap:error:notRequest",
             why,
-            None,
         )
     };
     let Some(object) = request.as_object() else {
-        return not_request("the request is not a JSON object");
+        return Err(not_request("the request is not a JSON object"));
     };
     let using: Vec<String> = match object.get("using").and_then(Value::as_array) {
         Some(list) if list.iter().all(Value::is_string) => list
             .iter()
             .filter_map(|v| v.as_str().map(String::from))
             .collect(),
-        _ => return not_request("`using` must be an array of capability names"),
+        _ => return Err(not_request("`using` must be an array of capability names")),
     };
-    if let Some(unknown) = using
-        .iter()
-        .find(|c| ![CORE, MAIL, SUBMISSION, VACATION, quota::QUOTA].contains(&c.as_str()))
-    {
-        return request_error(
+    if let Some(unknown) = using.iter().find(|c| !CAPABILITIES.contains(&c.as_str())) {
+        return Err(RequestError::new(
             StatusCode::BAD_REQUEST,
             "urn:ietf:params:jmap:error:unknownCapability",
-            &format!("the server does not support {unknown}"),
-            None,
-        );
+            format!("the server does not support {unknown}"),
+        ));
     }
     let Some(calls) = object.get("methodCalls").and_then(Value::as_array) else {
-        return not_request("`methodCalls` must be an array");
+        return Err(not_request("`methodCalls` must be an array"));
     };
     if calls.len() > MAX_CALLS_IN_REQUEST {
-        return request_error(
-            StatusCode::BAD_REQUEST,
-            "urn:ietf:params:jmap:error:limit",
-            &format!("at most {MAX_CALLS_IN_REQUEST} method calls per request"),
-            Some("maxCallsInRequest"),
-        );
+        return Err(RequestError {
+            limit: Some("maxCallsInRequest"),
+            ..RequestError::new(
+                StatusCode::BAD_REQUEST,
+                "urn:ietf:params:jmap:error:limit",
+                format!("at most {MAX_CALLS_IN_REQUEST} method calls per request"),
+            )
+        });
     }
     let mut parsed = Vec::with_capacity(calls.len());
     for call in calls {
@@ -279,7 +327,11 @@ pub async fn api(server: &HttpServer, account: AccountId, body: &[u8]) -> Respon
             Some([Value::String(name), Value::Object(args), Value::String(id)]) => {
                 parsed.push((name.clone(), args.clone(), id.clone()))
             }
-            _ => return not_request("each method call is [name, arguments, call id]"),
+            _ => {
+                return Err(not_request(
+                    "each method call is [name, arguments, call id]",
+                ))
+            }
         }
     }
     // RFC 8620 §3.3: ids the client made up (`#k1`), given back as the
@@ -335,7 +387,7 @@ pub async fn api(server: &HttpServer, account: AccountId, body: &[u8]) -> Respon
     if echo_created_ids {
         body["createdIds"] = Value::Object(created_ids);
     }
-    response::json(StatusCode::OK, &body)
+    Ok(body)
 }
 
 /// One method call, by name.

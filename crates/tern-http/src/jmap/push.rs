@@ -32,7 +32,14 @@ pub struct Options {
 }
 
 /// The types a state event reports (all share the account's state).
-const TYPES: &[&str] = &["Mailbox", "Email", "Thread", "EmailDelivery"];
+const TYPES: &[&str] = &[
+    "Mailbox",
+    "Email",
+    "Thread",
+    "EmailDelivery",
+    "EmailSubmission",
+    "Quota",
+];
 
 pub fn options(query: Option<&str>) -> Options {
     let mut o = Options {
@@ -63,17 +70,22 @@ pub fn options(query: Option<&str>) -> Options {
     o
 }
 
-fn state_event(account: AccountId, modseq: ModSeq, types: &[String]) -> Bytes {
+/// A `StateChange` (RFC 8620 §7.1) for the types asked for (`*`: all).
+pub fn state_change(account: AccountId, modseq: ModSeq, types: &[String]) -> Value {
     let state = modseq.0.to_string();
     let changed: Map<String, Value> = TYPES
         .iter()
         .filter(|t| types.iter().any(|w| w == "*" || w == *t))
         .map(|t| (t.to_string(), json!(state)))
         .collect();
-    let event = json!({
+    json!({
         "@type": "StateChange",
         "changed": { super::account_id(account): changed },
-    });
+    })
+}
+
+fn state_event(account: AccountId, modseq: ModSeq, types: &[String]) -> Bytes {
+    let event = state_change(account, modseq, types);
     Bytes::from(format!("event: state\ndata: {event}\n\n"))
 }
 

@@ -36,7 +36,7 @@ except urllib.error.HTTPError as e:
 }
 
 /// curl's status line and headers, and its body, for `args`.
-fn curl(args: &[&str]) -> (String, String) {
+pub fn curl(args: &[&str]) -> (String, String) {
     let out = Command::new("curl")
         .args(["-s", "-D", "-", "-o", "-", "--max-time", "10"])
         .args(args)

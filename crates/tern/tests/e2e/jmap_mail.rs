@@ -495,3 +495,109 @@ print(json.dumps(out))
     assert_eq!(boxes["INBOX"]["totalThreads"], out["threads"], "{out}");
     assert_eq!(boxes["INBOX"]["unreadThreads"], out["threads"], "{out}");
 }
+
+#[test]
+fn websocket_carries_requests_and_pushes_state_changes() {
+    let dir = TestDir::new();
+    dir.add_account("joe@example.test");
+    let server = dir.start();
+    // Debian's python3-websockets (scripts/test.sh installs it).
+    let script = r##"
+import asyncio, base64, json, smtplib, sys, websockets
+url = "ws://127.0.0.1:%s/jmap/ws" % sys.argv[1]
+auth = {"Authorization": "Basic " + base64.b64encode(b"joe@example.test:secret").decode()}
+using = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"]
+out = {}
+def deliver():
+    s = smtplib.SMTP("127.0.0.1", int(sys.argv[2]))
+    s.sendmail("ann@remote.test", ["joe@example.test"], b"Subject: pushed\r\n\r\nhello\r\n")
+    s.quit()
+async def main():
+    try:
+        async with websockets.connect(url, subprotocols=["jmap"]) as ws:
+            out["anonymous"] = "connected"
+    except websockets.exceptions.InvalidStatusCode as e:
+        out["anonymous"] = e.status_code
+    async with websockets.connect(url, subprotocols=["jmap"], extra_headers=auth) as ws:
+        out["protocol"] = ws.subprotocol
+        await ws.send(json.dumps({"@type": "Request", "id": "r1", "using": using,
+            "methodCalls": [["Mailbox/get", {"accountId": "a1", "properties": ["name"]}, "0"]]}))
+        r = json.loads(await ws.recv())
+        out["response"] = [r["@type"], r["requestId"], r["methodResponses"][0][0], len(r["methodResponses"][0][1]["list"])]
+        await ws.send("{not json")
+        out["not_json"] = json.loads(await ws.recv())
+        await ws.send(json.dumps({"@type": "Request", "id": "r2", "using": ["urn:example:nothing"], "methodCalls": []}))
+        out["unknown_capability"] = json.loads(await ws.recv())
+        await ws.send(json.dumps({"@type": "Hello"}))
+        out["bad_type"] = json.loads(await ws.recv())["type"]
+        await ws.send(json.dumps({"@type": "WebSocketPushEnable", "dataTypes": ["Email", "Mailbox"]}))
+        await asyncio.get_running_loop().run_in_executor(None, deliver)
+        out["change"] = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        await ws.send(json.dumps({"@type": "WebSocketPushDisable"}))
+        await ws.send(json.dumps({"@type": "Request", "id": "r3", "using": using,
+            "methodCalls": [["Email/query", {"accountId": "a1"}, "0"]]}))
+        r = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        out["after_disable"] = [r["@type"], r.get("requestId"), len(r["methodResponses"][0][1]["ids"])]
+asyncio.run(main())
+print(json.dumps(out))
+"##;
+    let output = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(script)
+        .arg(server.listeners["http"].port().to_string())
+        .arg(server.listeners["smtp"].port().to_string())
+        .output()
+        .expect("python3");
+    assert!(
+        output.status.success(),
+        "websockets: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(out["anonymous"], 401, "{out}");
+    assert_eq!(out["protocol"], "jmap", "{out}");
+    assert_eq!(
+        out["response"],
+        json!(["Response", "r1", "Mailbox/get", 6]),
+        "{out}"
+    );
+    assert_eq!(out["not_json"]["@type"], "RequestError", "{out}");
+    assert_eq!(
+        out["not_json"]["type"],
+        "urn:ietf:params:jmap:error:notJSON"
+    );
+    assert_eq!(out["unknown_capability"]["requestId"], "r2", "{out}");
+    assert_eq!(
+        out["unknown_capability"]["type"],
+        "urn:ietf:params:jmap:error:unknownCapability"
+    );
+    assert_eq!(out["bad_type"], "urn:ietf:params:jmap:error:notRequest");
+    let change = &out["change"];
+    assert_eq!(change["@type"], "StateChange", "{out}");
+    let changed = change["changed"]["a1"].as_object().unwrap();
+    assert!(
+        changed.contains_key("Email") && changed.contains_key("Mailbox"),
+        "{out}"
+    );
+    assert!(
+        !changed.contains_key("Thread"),
+        "only the types asked for: {out}"
+    );
+    assert_eq!(change["pushState"], changed["Email"], "{out}");
+    // With push off, the next message is the answer, not a change.
+    assert_eq!(out["after_disable"], json!(["Response", "r3", 1]), "{out}");
+    // The session names the endpoint; a plain GET is told to upgrade.
+    let http = format!("http://127.0.0.1:{}", server.listeners["http"].port());
+    let (_, body) = crate::jmap::curl(&[
+        "-u",
+        "joe@example.test:secret",
+        &format!("{http}/jmap/session"),
+    ]);
+    let session: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        session["capabilities"]["urn:ietf:params:jmap:websocket"]["url"],
+        format!("ws://127.0.0.1:{}/jmap/ws", server.listeners["http"].port())
+    );
+    let (head, _) = crate::jmap::curl(&[&format!("{http}/jmap/ws")]);
+    assert!(head.starts_with("HTTP/1.1 426"), "{head}");
+}
