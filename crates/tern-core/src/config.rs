@@ -15,6 +15,7 @@
 //! working directory of the server process, not to the configuration file.
 
 mod inbound;
+mod jmap;
 mod milter;
 mod outbound;
 mod pop3;
@@ -24,6 +25,7 @@ mod toml_keys;
 mod virus;
 
 pub use inbound::{Check, InboundConfig};
+pub use jmap::JmapConfig;
 pub use milter::{MilterConfig, MilterScope};
 pub use outbound::{DnsConfig, OutboundConfig, RelayTls};
 pub use pop3::{Pop3Config, Pop3Deleted};
@@ -95,6 +97,9 @@ pub struct Config {
     /// Which DNS servers answer MX, TLSA and TXT lookups.
     #[serde(deserialize_with = "table")]
     pub dns: DnsConfig,
+    /// JMAP beyond answering requests: push to URLs users give.
+    #[serde(deserialize_with = "table")]
+    pub jmap: JmapConfig,
 }
 
 /// Listening addresses per protocol. An empty list turns that listener off.
@@ -474,6 +479,7 @@ impl Default for Config {
             milter: MilterConfig::default(),
             outbound: OutboundConfig::default(),
             dns: DnsConfig::default(),
+            jmap: JmapConfig::default(),
         }
     }
 }

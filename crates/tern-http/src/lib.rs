@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod jmap;
+mod push_sender;
 pub mod response;
 mod router;
 
@@ -49,19 +50,36 @@ pub struct HttpServer {
     pub(crate) logins: auth::LoginCache,
     /// API requests in progress per account (`maxConcurrentRequests`).
     pub(crate) in_flight: jmap::InFlight,
+    /// Push to the URLs of push subscriptions.
+    pub(crate) push: Arc<push_sender::PushSender>,
 }
 
 impl HttpServer {
-    pub fn new(mail: Arc<Mail>, tls: Arc<ServerConfig>, limits: Limits) -> HttpServer {
+    pub fn new(
+        mail: Arc<Mail>,
+        tls: Arc<ServerConfig>,
+        limits: Limits,
+        jmap: &tern_core::config::JmapConfig,
+    ) -> HttpServer {
         let mut tls = (*tls).clone();
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         HttpServer {
+            push: Arc::new(push_sender::PushSender::new(
+                mail.clone(),
+                jmap.push_allow_private,
+            )),
             mail,
             tls: Arc::new(tls),
             limits,
             logins: auth::LoginCache::default(),
             in_flight: jmap::InFlight::default(),
         }
+    }
+
+    /// Starts the background work: pushing to verified push subscriptions
+    /// until `stopping` turns true.
+    pub async fn start(&self, stopping: watch::Receiver<bool>) {
+        self.push.start(stopping).await;
     }
 
     pub fn hostname(&self) -> &str {

@@ -193,7 +193,7 @@ fn partial_listen_keeps_other_defaults() {
 fn unknown_top_level_key() {
     let e = err("hostname = \"a.example\"\nhostnam = \"b\"\n");
     assert!(
-        e.starts_with("tern.toml line 2: unknown key `hostnam` at the top level (expected one of `hostname`, `data_dir`, `listen`, `tls`, `store`, `limits`, `smtp`, `pop3`, `trace`, `inbound`, `spam`, `milter`, `virus`, `outbound`, `dns`)"),
+        e.starts_with("tern.toml line 2: unknown key `hostnam` at the top level (expected one of `hostname`, `data_dir`, `listen`, `tls`, `store`, `limits`, `smtp`, `pop3`, `trace`, `inbound`, `spam`, `milter`, `virus`, `outbound`, `dns`, `jmap`)"),
         "{e}"
     );
     let e = err("\n\n[listn]\nsmtp = []");

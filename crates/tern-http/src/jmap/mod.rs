@@ -14,6 +14,7 @@ mod identity;
 mod mailbox;
 mod parse;
 pub mod push;
+pub mod push_subscription;
 mod quota;
 pub mod references;
 mod snippet;
@@ -494,6 +495,14 @@ async fn dispatch(cx: &Call<'_>, name: &str, args: Map<String, Value>) -> Method
         "SearchSnippet/get" => {
             needs(MAIL)?;
             snippet::get(cx, args).await
+        }
+        "PushSubscription/get" => {
+            needs(CORE)?;
+            push_subscription::get(cx, args).await
+        }
+        "PushSubscription/set" => {
+            needs(CORE)?;
+            push_subscription::set(cx, args).await
         }
         "Quota/get" => {
             needs(quota::QUOTA)?;

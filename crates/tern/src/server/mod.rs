@@ -329,6 +329,7 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
         mail.clone(),
         tls.clone(),
         config.limits.clone(),
+        &config.jmap,
     ));
     let smtp = Arc::new(smtp_server.with_tracer(tracer.clone()));
     let pop3 = Arc::new(
@@ -351,6 +352,11 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
         http,
     });
     let recent_recorder = tokio::spawn(record_recent_claims(ctx.clone(), shutdown.clone()));
+    // JMAP push to the URLs of verified push subscriptions.
+    {
+        let (http, stopping) = (ctx.http.clone(), shutdown.receiver());
+        tokio::spawn(async move { http.start(stopping).await });
+    }
     let outbound = {
         let worker = Arc::new(tern_smtp::outbound::Worker::new(
             ctx.smtp.mail.clone(),

@@ -17,7 +17,7 @@ fn server() -> (TestDir, Server) {
 
 /// POSTs `body` to the API as joe over plain HTTP on loopback; the status
 /// and the JSON answer.
-fn api(server: &Server, body: &str) -> (u64, Value) {
+pub fn api(server: &Server, body: &str) -> (u64, Value) {
     let out = python(
         r#"
 import base64, json, sys, urllib.request, urllib.error

@@ -601,3 +601,142 @@ print(json.dumps(out))
     let (head, _) = crate::jmap::curl(&[&format!("{http}/jmap/ws")]);
     assert!(head.starts_with("HTTP/1.1 426"), "{head}");
 }
+
+/// A child process killed when dropped, even by a failing assertion.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A push service stand-in: Python's http.server on loopback, printing
+/// each POST body as a line. Its port, and the lines as they come.
+fn push_receiver() -> (KillOnDrop, u16, std::sync::mpsc::Receiver<Value>) {
+    use std::io::BufRead;
+    let script = r#"
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        print(body.decode() if self.headers.get("TTL") else '"no TTL"', flush=True)
+        self.send_response(201)
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+    let mut child = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(script)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let port: u16 = lines.next().unwrap().unwrap().trim().parse().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if tx
+                .send(serde_json::from_str(&line).unwrap_or(Value::Null))
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    (KillOnDrop(child), port, rx)
+}
+
+#[test]
+fn push_subscriptions_are_verified_then_told_of_changes() {
+    let (_receiver, port, posts) = push_receiver();
+    let dir = TestDir::with_config("[jmap]\npush_allow_private = true\n");
+    dir.add_account("joe@example.test");
+    let server = dir.start();
+    let call = |calls: Value| {
+        let (status, r) = crate::jmap::api(
+            &server,
+            &json!({"using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"],
+                    "methodCalls": calls})
+            .to_string(),
+        );
+        assert_eq!(status, 200, "{r}");
+        r["methodResponses"][0][1].clone()
+    };
+    let url = format!("http://127.0.0.1:{port}/push/joe");
+    let set = call(json!([["PushSubscription/set", {"create": {
+        "phone": {"deviceClientId": "joe-phone", "url": url, "types": ["Email"]},
+        "ftp": {"deviceClientId": "x", "url": "ftp://127.0.0.1/"},
+        "keys": {"deviceClientId": "y", "url": url, "keys": {"p256dh": "AA", "auth": "BB"}},
+    }}, "0"]]));
+    assert_eq!(
+        set["notCreated"]["ftp"]["type"], "invalidProperties",
+        "{set}"
+    );
+    assert_eq!(
+        set["notCreated"]["keys"]["type"], "invalidProperties",
+        "{set}"
+    );
+    let id = set["created"]["phone"]["id"].as_str().unwrap().to_string();
+    let wait = || {
+        posts
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("a POST to the push URL")
+    };
+    let verification = wait();
+    assert_eq!(verification["@type"], "PushVerification", "{verification}");
+    assert_eq!(verification["pushSubscriptionId"], id);
+    let code = verification["verificationCode"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let wrong = call(
+        json!([["PushSubscription/set", {"update": {&id: {"verificationCode": "nope"}}}, "0"]]),
+    );
+    assert_eq!(
+        wrong["notUpdated"][&id]["type"], "invalidProperties",
+        "{wrong}"
+    );
+    let right =
+        call(json!([["PushSubscription/set", {"update": {&id: {"verificationCode": code}}}, "0"]]));
+    assert!(
+        right["updated"][&id].is_null() && right["updated"].is_object(),
+        "{right}"
+    );
+    let got = call(json!([["PushSubscription/get", {"ids": null}, "0"]]));
+    assert_eq!(got["list"][0]["deviceClientId"], "joe-phone", "{got}");
+    assert_eq!(
+        got["list"][0]["url"],
+        Value::Null,
+        "the URL is not given back"
+    );
+    assert_eq!(got["list"][0]["types"], json!(["Email"]));
+
+    // Mail arrives: the subscription hears of it.
+    let sent = python(
+        r#"
+import json, smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+s.sendmail("ann@remote.test", ["joe@example.test"], b"Subject: ping\r\n\r\nhello\r\n")
+s.quit()
+print(json.dumps("ok"))
+"#,
+        &[&server.listeners["smtp"].port().to_string()],
+    );
+    assert_eq!(sent, "ok");
+    let change = wait();
+    assert_eq!(change["@type"], "StateChange", "{change}");
+    let changed = change["changed"]["a1"].as_object().unwrap();
+    assert!(changed.contains_key("Email"), "{change}");
+    assert!(
+        !changed.contains_key("Mailbox"),
+        "only the types asked for: {change}"
+    );
+    let gone = call(json!([["PushSubscription/set", {"destroy": [&id]}, "0"]]));
+    assert_eq!(gone["destroyed"], json!([id]), "{gone}");
+}
