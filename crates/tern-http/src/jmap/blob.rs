@@ -192,11 +192,7 @@ pub async fn import(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
                 .ok_or_else(|| invalid("mailboxIds"))?
                 .iter()
                 .filter(|(_, v)| **v == json!(true))
-                .map(|(id, _)| {
-                    id.strip_prefix('m')
-                        .and_then(|n| n.parse().ok())
-                        .map(MailboxId)
-                })
+                .map(|(id, _)| super::ids::parse_mailbox_id(id))
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| invalid("mailboxIds"))?;
             if mailboxes.is_empty() {
@@ -279,7 +275,7 @@ pub(super) async fn file(
     Ok(json!({
         "id": email_id(delivered.email_id),
         "blobId": record.as_ref().map(|r| format!("b{}", r.blob_id.0)),
-        "threadId": record.map(|r| format!("t{}", r.thread_id.0)),
+        "threadId": record.map(|r| super::ids::thread_id(r.thread_id)),
         "size": size,
     }))
 }

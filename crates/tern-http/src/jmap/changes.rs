@@ -165,7 +165,7 @@ pub async fn thread_changes(cx: &Call<'_>, args: Map<String, Value>) -> MethodRe
             .await
             .map_err(|e| method_error("serverFail", e.to_string()))?
             .ids;
-        let id = format!("t{thread}");
+        let id = super::ids::thread_id(tern_store::ThreadId(thread));
         match emails.iter().min() {
             None => destroyed.push(id),
             Some(oldest) if arrived.contains(oldest) => created.push(id),

@@ -130,7 +130,7 @@ pub async fn compose(
             .iter()
             .map(|(id, v)| {
                 (v == &json!(true))
-                    .then(|| id.strip_prefix('m')?.parse().ok().map(MailboxId))
+                    .then(|| super::ids::parse_mailbox_id(id))
                     .flatten()
             })
             .collect::<Option<Vec<_>>>()

@@ -51,17 +51,9 @@ const BODY_PROPERTIES: &[&str] = &[
 ];
 use super::email_query::MAX_QUERY_LIMIT;
 
-pub fn email_id(id: EmailId) -> String {
-    format!("e{}", id.0)
-}
+pub use super::ids::{email_id, parse_email_id};
 
-pub fn parse_email_id(id: &str) -> Option<EmailId> {
-    id.strip_prefix('e')?.parse().ok().map(EmailId)
-}
-
-fn parse_mailbox_id(id: &str) -> Option<MailboxId> {
-    id.strip_prefix('m')?.parse().ok().map(MailboxId)
-}
+use super::ids::{parse_mailbox_id, thread_id};
 
 /// The JMAP keyword of an IMAP flag or keyword.
 pub fn jmap_keyword(k: &str) -> String {
@@ -247,10 +239,7 @@ pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
                 "blobId".to_string(),
                 json!(format!("b{}", record.blob_id.0)),
             ),
-            (
-                "threadId".to_string(),
-                json!(format!("t{}", record.thread_id.0)),
-            ),
+            ("threadId".to_string(), json!(thread_id(record.thread_id))),
             (
                 "mailboxIds".to_string(),
                 Value::Object(
@@ -475,11 +464,7 @@ pub async fn thread_get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult
     let mut list = Vec::new();
     let mut not_found = Vec::new();
     for id in ids {
-        let Some(thread) = id
-            .strip_prefix('t')
-            .and_then(|n| n.parse().ok())
-            .map(tern_store::ThreadId)
-        else {
+        let Some(thread) = super::ids::parse_thread_id(&id) else {
             not_found.push(json!(id));
             continue;
         };

@@ -6,14 +6,12 @@
 use super::email::store_keyword;
 use super::method_error;
 use serde_json::{Map, Value};
-use tern_store::{EmailQuery, MailboxId, SearchKey};
+use tern_store::{EmailQuery, SearchKey};
 
 /// Deepest nesting of filter operators.
 const MAX_FILTER_DEPTH: usize = 16;
 
-fn parse_mailbox_id(id: &str) -> Option<MailboxId> {
-    id.strip_prefix('m')?.parse().ok().map(MailboxId)
-}
+use super::ids::parse_mailbox_id;
 
 /// A condition the Store does not answer: checked per email.
 #[derive(Debug, Clone, PartialEq)]
@@ -231,18 +229,18 @@ mod tests {
     fn operators_parse_and_fold() {
         let f = parse_filter(
             &json!({"operator": "AND", "conditions": [
-                {"inMailbox": "m3"}, {"hasKeyword": "$seen"}, {"minSize": 10}
+                {"inMailbox": "M3"}, {"hasKeyword": "$seen"}, {"minSize": 10}
             ]}),
             0,
         )
         .unwrap();
         let Filter::And(parts) = &f else { panic!() };
         let c = fold_and(parts).unwrap();
-        assert_eq!(c.query.in_mailbox, Some(MailboxId(3)));
+        assert_eq!(c.query.in_mailbox, Some(tern_store::MailboxId(3)));
         assert_eq!(c.query.has_keywords, vec!["\\Seen".to_string()]);
         assert_eq!(c.query.min_size, Some(10));
         let clash = parse_filter(
-            &json!({"operator": "AND", "conditions": [{"inMailbox": "m3"}, {"inMailbox": "m4"}]}),
+            &json!({"operator": "AND", "conditions": [{"inMailbox": "M3"}, {"inMailbox": "M4"}]}),
             0,
         )
         .unwrap();

@@ -20,9 +20,7 @@ const PROPERTIES: &[&str] = &[
     "isSubscribed",
 ];
 
-pub fn mailbox_id(id: MailboxId) -> String {
-    format!("m{}", id.0)
-}
+pub use super::ids::mailbox_id;
 
 fn role_name(role: Role) -> &'static str {
     match role {
@@ -145,9 +143,7 @@ pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     }))
 }
 
-fn parse_mailbox_id(id: &str) -> Option<MailboxId> {
-    id.strip_prefix('m')?.parse().ok().map(MailboxId)
-}
+use super::ids::parse_mailbox_id;
 
 /// The full `/`-separated Store name of a mailbox called `name` under
 /// `parent` (none: top level).

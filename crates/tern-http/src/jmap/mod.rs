@@ -11,6 +11,7 @@ mod email_filter;
 mod email_query;
 pub mod header_forms;
 mod identity;
+pub mod ids;
 mod mailbox;
 mod parse;
 pub mod push;

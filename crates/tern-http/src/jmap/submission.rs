@@ -228,7 +228,7 @@ async fn delivery_status(
                 "id": submission_id(s.id),
                 "identityId": s.identity_id,
                 "emailId": email_id(s.email_id),
-                "threadId": format!("t{}", s.thread_id.0),
+                "threadId": super::ids::thread_id(s.thread_id),
                 "envelope": {
                     "mailFrom": {"email": s.mail_from, "parameters": null},
                     "rcptTo": s.rcpt_to.iter().map(|r| json!({"email": r, "parameters": null})).collect::<Vec<_>>(),
@@ -377,7 +377,7 @@ async fn matching(
                 }
                 "threadIds" => {
                     let l = ids(value)?;
-                    all.retain(|s| l.contains(&format!("t{}", s.thread_id.0)));
+                    all.retain(|s| l.contains(&super::ids::thread_id(s.thread_id)));
                 }
                 "undoStatus" => {
                     let final_ = value.as_str() == Some("final");
@@ -520,9 +520,7 @@ async fn submit_one(
     let email = spec
         .get("emailId")
         .and_then(Value::as_str)
-        .and_then(|s| s.strip_prefix('e'))
-        .and_then(|n| n.parse().ok())
-        .map(EmailId)
+        .and_then(super::ids::parse_email_id)
         .ok_or_else(|| invalid("emailId"))?;
     if let Some(identity) = spec.get("identityId").and_then(Value::as_str) {
         if identity != identity_id(account.id) {
@@ -619,7 +617,7 @@ async fn submit_one(
             Ok((
                 json!({
                     "id": submission_id(id),
-                    "threadId": format!("t{}", record.thread_id.0),
+                    "threadId": super::ids::thread_id(record.thread_id),
                     "undoStatus": "final",
                     "sendAt": super::email::utc_date(send_at),
                 }),

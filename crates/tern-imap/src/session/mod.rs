@@ -585,6 +585,11 @@ impl Session {
         let mut caps = vec!["IMAP4rev2", "IMAP4rev1"];
         match self.state {
             State::NotAuthenticated => {
+                // Usable only after login, but listed before it as Dovecot
+                // does: clients that read the list once (Python's imaplib
+                // checks it before sending ENABLE) would otherwise never
+                // enable anything.
+                caps.push("ENABLE");
                 if !self.is_tls() {
                     caps.push("STARTTLS");
                 }

@@ -419,7 +419,7 @@ parsed = one("Email/parse", {"blobIds": [attached["blobId"], "b" + "f" * 64],
                               "fetchTextBodyValues": True,
                               "properties": ["subject", "from", "messageId", "bodyValues", "textBody", "id", "mailboxIds"]})
 out["parsed"] = parsed
-out["snippets"] = one("SearchSnippet/get", {"filter": {"text": "lunch"}, "emailIds": [ids[0], ids[1], "e999999"]})
+out["snippets"] = one("SearchSnippet/get", {"filter": {"text": "lunch"}, "emailIds": [ids[0], ids[1], "M999999"]})
 out["quota"] = call([["Quota/get", {"accountId": "a1"}, "0"]])
 req = urllib.request.Request(base + "/jmap/api", headers=dict(auth, **{"Content-Type": "application/json"}),
     data=json.dumps({"using": using + ["urn:ietf:params:jmap:quota"],
@@ -469,7 +469,7 @@ print(json.dumps(out))
     );
     assert_eq!(first["subject"], Value::Null, "no match in the subject");
     assert_eq!(snippets["list"][1]["preview"], Value::Null, "{out}");
-    assert_eq!(snippets["notFound"], json!(["e999999"]));
+    assert_eq!(snippets["notFound"], json!(["M999999"]));
 
     // Quota needs its capability in `using`.
     assert_eq!(out["quota"][0][0], "error", "{out}");
@@ -739,4 +739,162 @@ print(json.dumps("ok"))
     );
     let gone = call(json!([["PushSubscription/set", {"destroy": [&id]}, "0"]]));
     assert_eq!(gone["destroyed"], json!([id]), "{gone}");
+}
+
+#[test]
+fn imap_and_jmap_writers_at_once_leave_one_consistent_account() {
+    let dir = TestDir::new();
+    dir.add_account("joe@example.test");
+    let server = dir.start();
+    let out = run(
+        &server,
+        r##"
+import imaplib, random, threading
+for i in range(30):
+    deliver(b"Subject: m%d\r\nMessage-ID: <m%d@remote.test>\r\n\r\nbody %d\r\n" % (i, i, i))
+start = one("Email/query", {"calculateTotal": True})
+start_state = start["queryState"]
+ids = one("Email/query", {"limit": 100})["ids"]
+errors = []
+def imap_writer():
+    try:
+        m = imaplib.IMAP4("127.0.0.1", int(sys.argv[3]))
+        m.login("joe@example.test", "secret")
+        m.enable("CONDSTORE")
+        for round in range(15):
+            m.select("INBOX")
+            typ, data = m.uid("SEARCH", "ALL")
+            uids = data[0].split()
+            if not uids:
+                break
+            pick = random.sample(uids, min(3, len(uids)))
+            m.uid("STORE", b",".join(pick), "+FLAGS", "(\\Flagged)")
+            m.uid("MOVE", pick[0], "Archive")
+            m.select("Archive")
+            m.uid("STORE", "1:*", "-FLAGS", "(\\Seen)")
+        m.logout()
+    except Exception as e:
+        errors.append("imap: %r" % e)
+def jmap_writer():
+    try:
+        for round in range(15):
+            chosen = random.sample(ids, 4)
+            one("Email/set", {"update": {i: {"keywords/$seen": True} for i in chosen}})
+            one("Email/set", {"update": {chosen[0]: {"mailboxIds": {boxes["inbox"]: True}}}})
+            one("Email/set", {"update": {chosen[1]: {"keywords/$flagged": None}}})
+    except Exception as e:
+        errors.append("jmap: %r" % e)
+threads = [threading.Thread(target=imap_writer), threading.Thread(target=jmap_writer)]
+for t in threads: t.start()
+for t in threads: t.join()
+out = {"errors": errors}
+# JMAP's view, and what /changes since the start says changed.
+emails = one("Email/get", {"ids": ids, "properties": ["keywords", "mailboxIds"]})["list"]
+changes = one("Email/changes", {"sinceState": start_state})
+out["changed_all_seen"] = sorted(set(changes["created"] + changes["updated"]))
+out["state"] = changes["newState"]
+out["start_state"] = start_state
+# IMAP's view of each mailbox: UIDs, flags, modseqs.
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[3]))
+m.login("joe@example.test", "secret")
+imap = {}
+for name, role in [("INBOX", "inbox"), ("Archive", "archive")]:
+    typ, data = m.select(name)
+    typ, hm = m.status(name, "(HIGHESTMODSEQ UIDNEXT)")
+    typ, data = m.fetch("1:*", "(UID FLAGS MODSEQ EMAILID)") if int(data[0]) else ("OK", [])
+    rows = []
+    import re
+    for d in data:
+        d = d.decode() if isinstance(d, bytes) else d[0].decode()
+        uid = int(re.search(r"UID (\d+)", d).group(1))
+        flags = re.search(r"FLAGS \(([^)]*)\)", d).group(1).split()
+        modseq = int(re.search(r"MODSEQ \((\d+)\)", d).group(1))
+        emailid = re.search(r"EMAILID \(([^)]*)\)", d).group(1)
+        rows.append([uid, sorted(flags), modseq, emailid])
+    imap[role] = {"rows": rows, "status": hm[0].decode()}
+m.logout()
+out["imap"] = imap
+out["jmap"] = {e["id"]: [sorted(e["keywords"]), sorted(e["mailboxIds"])] for e in emails}
+out["ids"] = ids
+print(json.dumps(out))
+"##,
+    );
+    assert_eq!(out["errors"], json!([]), "{out}");
+    let state: u64 = out["state"].as_str().unwrap().parse().unwrap();
+    let mut seen_by_imap = std::collections::BTreeMap::new();
+    for role in ["inbox", "archive"] {
+        let rows = out["imap"][role]["rows"].as_array().unwrap();
+        let uids: Vec<u64> = rows.iter().map(|r| r[0].as_u64().unwrap()).collect();
+        let mut sorted = uids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(uids, sorted, "{role}: UIDs ascend, none twice: {out}");
+        let status = out["imap"][role]["status"].as_str().unwrap();
+        let uidnext: u64 = status
+            .split("UIDNEXT ")
+            .nth(1)
+            .and_then(|s| s.trim_end_matches(')').split_whitespace().next())
+            .unwrap()
+            .trim_end_matches(')')
+            .parse()
+            .unwrap();
+        assert!(uids.iter().all(|u| *u < uidnext), "{role}: {status}");
+        let start: u64 = out["start_state"].as_str().unwrap().parse().unwrap();
+        let changed = out["changed_all_seen"].as_array().unwrap();
+        for r in rows {
+            let modseq = r[2].as_u64().unwrap();
+            assert!(
+                modseq <= state,
+                "{role}: a modseq beyond JMAP's state: {out}"
+            );
+            // What changed since the start, IMAP's modseq says, JMAP's
+            // /changes names too.
+            if modseq > start {
+                assert!(changed.contains(&r[3]), "{role} {r}: {out}");
+            }
+            // JMAP's email id of this message, in JMAP's form.
+            let jmap_flags: Vec<String> = r[1]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|f| f.as_str())
+                .filter(|f| *f != "\\Recent")
+                .map(|f| match f {
+                    "\\Seen" => "$seen".to_string(),
+                    "\\Flagged" => "$flagged".to_string(),
+                    other => other.to_ascii_lowercase(),
+                })
+                .collect();
+            seen_by_imap
+                .entry(r[3].as_str().unwrap().to_string())
+                .or_insert_with(Vec::new)
+                .push((role, jmap_flags));
+        }
+    }
+    // Every email is where JMAP says, with the keywords JMAP says.
+    let jmap = out["jmap"].as_object().unwrap();
+    assert_eq!(jmap.len(), 30, "{out}");
+    let mut in_mailboxes = 0;
+    for (id, view) in jmap {
+        let mut keywords: Vec<String> = view[0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap().to_string())
+            .collect();
+        keywords.sort();
+        let imap_rows = seen_by_imap.get(id).cloned().unwrap_or_default();
+        let mailboxes = view[1].as_array().unwrap().len();
+        assert_eq!(
+            imap_rows.len(),
+            mailboxes,
+            "{id}: IMAP {imap_rows:?}, JMAP {view}"
+        );
+        for (_, mut flags) in imap_rows {
+            flags.sort();
+            assert_eq!(flags, keywords, "{id}: {out}");
+        }
+        in_mailboxes += mailboxes;
+    }
+    assert!(in_mailboxes >= 30, "{out}");
 }

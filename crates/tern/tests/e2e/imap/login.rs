@@ -47,6 +47,8 @@ fn capability_login_and_authenticate_plain() {
         "STARTTLS",
         "AUTH=PLAIN",
         "SASL-IR",
+        // Listed before login as Dovecot does (imaplib checks for it).
+        "ENABLE",
     ] {
         assert!(before.iter().any(|c| c == cap), "{cap} before login: {out}");
     }
