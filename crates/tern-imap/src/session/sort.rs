@@ -37,6 +37,9 @@ fn ordered_set(numbers: &[u32]) -> String {
     out.join(",")
 }
 
+/// Summaries read from the Store per request.
+const SUMMARY_BATCH: usize = 500;
+
 /// What sorting and threading need of one message.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Item {
@@ -61,8 +64,16 @@ pub(crate) struct Item {
 }
 
 impl Session {
-    /// Runs the search and loads what sorting and threading need.
-    async fn items(&mut self, tag: &str, uid: bool, search: &[SearchKey]) -> Option<Vec<Item>> {
+    /// Runs the search and loads what sorting and threading need: the
+    /// summaries only when `summaries` (ARRIVAL and SIZE are in the
+    /// listing itself), read in batches.
+    async fn items(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        search: &[SearchKey],
+        summaries: bool,
+    ) -> Option<Vec<Item>> {
         let account = self.account_id();
         let sel = self.selected()?;
         let mailbox = sel.mailbox.id;
@@ -89,18 +100,39 @@ impl Session {
             }
         };
         let mut items = Vec::with_capacity(entries.len());
-        for e in entries {
-            let Some(seq) = self.selected().and_then(|s| s.seq(e.uid)) else {
-                continue;
-            };
-            let email = match store.email(account, e.email_id).await {
-                Ok(email) => email,
-                // Expunged since the search: not in the result.
-                Err(tern_store::StoreError::NotFound { .. }) => continue,
+        if !summaries {
+            for e in entries {
+                let Some(seq) = self.selected().and_then(|s| s.seq(e.uid)) else {
+                    continue;
+                };
+                items.push(Item {
+                    n: if uid { e.uid.0 } else { seq },
+                    arrival: e.received_at,
+                    date: e.received_at,
+                    size: e.size,
+                    ..Item::default()
+                });
+            }
+            return Some(items);
+        }
+        let mut emails = Vec::with_capacity(entries.len());
+        for chunk in entries.chunks(SUMMARY_BATCH) {
+            let ids: Vec<tern_store::EmailId> = chunk.iter().map(|e| e.email_id).collect();
+            match store.emails(account, &ids).await {
+                Ok(found) => emails.extend(found),
                 Err(err) => {
                     self.store_error(tag, err);
                     return None;
                 }
+            }
+        }
+        for (e, email) in entries.into_iter().zip(emails) {
+            let Some(seq) = self.selected().and_then(|s| s.seq(e.uid)) else {
+                continue;
+            };
+            // Expunged since the search: not in the result.
+            let Some(email) = email else {
+                continue;
             };
             let s = &email.summary;
             let env = &email.envelope;
@@ -176,7 +208,10 @@ impl Session {
                 "[BADCHARSET (UTF-8 US-ASCII)] unsupported charset",
             );
         }
-        let Some(mut items) = self.items(tag, uid, search).await else {
+        let summaries = criteria
+            .iter()
+            .any(|k| !matches!(k.field, SortField::Arrival | SortField::Size));
+        let Some(mut items) = self.items(tag, uid, search, summaries).await else {
             return;
         };
         sort_items(&mut items, criteria);
@@ -240,7 +275,7 @@ impl Session {
         }
         let threads = match algorithm {
             "ORDEREDSUBJECT" | "REFERENCES" => {
-                let Some(items) = self.items(tag, uid, search).await else {
+                let Some(items) = self.items(tag, uid, search, true).await else {
                     return;
                 };
                 if algorithm == "REFERENCES" {
