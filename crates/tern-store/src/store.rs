@@ -237,6 +237,9 @@ pub trait EmailStore: Send + Sync {
         account: AccountId,
         query: &EmailQuery,
     ) -> Result<EmailQueryResult>;
+    /// The account's emails whose stored message is `blob` (JMAP
+    /// `Blob/lookup`, RFC 9404).
+    async fn emails_with_blob(&self, account: AccountId, blob: &BlobId) -> Result<Vec<EmailId>>;
     /// Records a JMAP EmailSubmission (its `id` is ignored); its id.
     async fn record_submission(
         &self,

@@ -146,6 +146,12 @@ pub async fn upload(
                 "size": size,
             }),
         ),
+        Err(StoreError::OverQuota { limit, .. }) => super::request_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "urn:ietf:params:jmap:error:overQuota",
+            &format!("the upload does not fit in the account's quota ({limit} bytes)"),
+            None,
+        ),
         Err(e) if e.is_storage_full() => response::problem(
             StatusCode::INSUFFICIENT_STORAGE,
             "about:blank",

@@ -3,6 +3,7 @@
 //! of §3.6. Methods by data type live in their own modules.
 
 pub mod blob;
+mod blob_methods;
 pub mod body;
 mod changes;
 mod compose;
@@ -35,13 +36,22 @@ pub const SUBMISSION: &str = "urn:ietf:params:jmap:submission";
 pub const VACATION: &str = "urn:ietf:params:jmap:vacationresponse";
 pub const WEBSOCKET: &str = "urn:ietf:params:jmap:websocket";
 /// What a request may name in `using`.
-const CAPABILITIES: &[&str] = &[CORE, MAIL, SUBMISSION, VACATION, quota::QUOTA, WEBSOCKET];
+const CAPABILITIES: &[&str] = &[
+    CORE,
+    MAIL,
+    SUBMISSION,
+    VACATION,
+    quota::QUOTA,
+    WEBSOCKET,
+    blob_methods::BLOB,
+];
 
 /// The limits advertised in the session (RFC 8620 §2).
 pub const MAX_SIZE_REQUEST: usize = 10 * 1024 * 1024;
 pub const MAX_CALLS_IN_REQUEST: usize = 64;
 pub const MAX_CONCURRENT_REQUESTS: usize = 4;
 pub const MAX_OBJECTS_IN_GET: usize = 1000;
+pub const MAX_OBJECTS_IN_SET: usize = 500;
 
 /// A JMAP Id for an account (RFC 8620 §1.2: letters, digits, `-`, `_`).
 pub fn account_id(account: AccountId) -> String {
@@ -143,13 +153,14 @@ pub async fn session(server: &HttpServer, account: AccountId, base: &str) -> Res
                 "maxConcurrentRequests": MAX_CONCURRENT_REQUESTS,
                 "maxCallsInRequest": MAX_CALLS_IN_REQUEST,
                 "maxObjectsInGet": MAX_OBJECTS_IN_GET,
-                "maxObjectsInSet": 500,
+                "maxObjectsInSet": MAX_OBJECTS_IN_SET,
                 "collationAlgorithms": ["i;ascii-casemap", "i;octet"],
             },
             MAIL: {},
             SUBMISSION: {},
             VACATION: {},
             quota::QUOTA: {},
+            blob_methods::BLOB: {},
             WEBSOCKET: {
                 "url": format!("{}{}", base.replacen("http", "ws", 1), websocket::PATH),
                 "supportsPush": true,
@@ -176,10 +187,11 @@ pub async fn session(server: &HttpServer, account: AccountId, base: &str) -> Res
                     },
                     VACATION: {},
                     quota::QUOTA: {},
+                    blob_methods::BLOB: blob_methods::capability(),
                 },
             },
         },
-        "primaryAccounts": { CORE: id, MAIL: id, SUBMISSION: id, VACATION: id, quota::QUOTA: id },
+        "primaryAccounts": { CORE: id, MAIL: id, SUBMISSION: id, VACATION: id, quota::QUOTA: id, blob_methods::BLOB: id },
         "username": record.address,
         "apiUrl": format!("{base}/jmap/api"),
         "downloadUrl": format!("{base}/jmap/download/{{accountId}}/{{blobId}}/{{name}}?accept={{type}}"),
@@ -404,6 +416,20 @@ async fn dispatch(cx: &Call<'_>, name: &str, args: Map<String, Value>) -> Method
             ))
         }
     };
+    // RFC 8620 §5.3: at most `maxObjectsInSet` objects per /set call.
+    if name.ends_with("/set") || name == "Blob/upload" {
+        let count = |key: &str| match args.get(key) {
+            Some(Value::Object(m)) => m.len(),
+            Some(Value::Array(a)) => a.len(),
+            _ => 0,
+        };
+        if count("create") + count("update") + count("destroy") > MAX_OBJECTS_IN_SET {
+            return Err(method_error(
+                "requestTooLarge",
+                format!("at most {MAX_OBJECTS_IN_SET} objects per call"),
+            ));
+        }
+    }
     match name {
         "Core/echo" => {
             needs(CORE)?;
@@ -488,6 +514,18 @@ async fn dispatch(cx: &Call<'_>, name: &str, args: Map<String, Value>) -> Method
         "Email/copy" => {
             needs(MAIL)?;
             parse::copy(cx, args).await
+        }
+        "Blob/upload" => {
+            needs(blob_methods::BLOB)?;
+            blob_methods::upload(cx, args).await
+        }
+        "Blob/get" => {
+            needs(blob_methods::BLOB)?;
+            blob_methods::get(cx, args).await
+        }
+        "Blob/lookup" => {
+            needs(blob_methods::BLOB)?;
+            blob_methods::lookup(cx, args).await
         }
         "Blob/copy" => {
             needs(CORE)?;

@@ -822,6 +822,20 @@ pub async fn uploads_hold_blobs_until_they_expire(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(store.email(a.id, d.email_id).await.unwrap().blob_id, kept);
+    assert_eq!(
+        store.emails_with_blob(a.id, &kept).await.unwrap(),
+        [d.email_id]
+    );
+    assert!(store
+        .emails_with_blob(b.id, &kept)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .emails_with_blob(a.id, &lonely)
+        .await
+        .unwrap()
+        .is_empty());
     // Not yet expired at 99; at 100 both uploads go.
     assert_eq!(store.expire_uploads(99).await.unwrap(), 0);
     assert_eq!(store.expire_uploads(100).await.unwrap(), 2);
@@ -839,4 +853,23 @@ pub async fn uploads_hold_blobs_until_they_expire(store: Arc<dyn Store>) {
         .unwrap();
     store.remove_account("c@example.test").await.unwrap();
     assert!(store.upload_blob(c.id, b"x".to_vec(), 1).await.is_err());
+}
+
+pub async fn uploads_count_against_the_quota(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    store.set_quota("a@example.test", Some(1000)).await.unwrap();
+    store.upload_blob(a.id, vec![b'x'; 600], 100).await.unwrap();
+    // 600 waiting; 500 more would pass the 1000.
+    assert!(matches!(
+        store.upload_blob(a.id, vec![b'y'; 500], 100).await,
+        Err(StoreError::OverQuota {
+            used: 600,
+            limit: 1000,
+            needed: 500
+        })
+    ));
+    store.upload_blob(a.id, vec![b'z'; 300], 100).await.unwrap();
+    // Expired uploads free their share.
+    store.expire_uploads(100).await.unwrap();
+    store.upload_blob(a.id, vec![b'y'; 500], 200).await.unwrap();
 }

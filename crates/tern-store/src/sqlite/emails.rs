@@ -343,3 +343,13 @@ pub fn query(conn: &Connection, account: AccountId, q: &EmailQuery) -> Result<Em
         .map_err(db("querying emails"))?;
     Ok(EmailQueryResult { ids, total })
 }
+
+/// The account's emails stored as `blob` (the `email_by_blob` index).
+pub fn with_blob(conn: &Connection, account: AccountId, blob: &BlobId) -> Result<Vec<EmailId>> {
+    conn.prepare_cached("SELECT id FROM email WHERE blob_hash = ?1 AND account_id = ?2 ORDER BY id")
+        .and_then(|mut s| {
+            s.query_map(params![blob.0, account.0], |r| Ok(EmailId(r.get(0)?)))
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        })
+        .map_err(db("finding emails by blob"))
+}

@@ -394,6 +394,12 @@ impl EmailStore for SqliteStore {
             .await
     }
 
+    async fn emails_with_blob(&self, account: AccountId, blob: &BlobId) -> Result<Vec<EmailId>> {
+        let blob = blob.clone();
+        self.read(move |c| emails::with_blob(c, account, &blob))
+            .await
+    }
+
     async fn record_submission(
         &self,
         account: AccountId,

@@ -16,7 +16,27 @@ pub fn upload(
     expires_at: i64,
 ) -> Result<BlobId> {
     // The account must exist; the foreign key would say so less clearly.
-    super::directory::account(conn, account)?;
+    let a = super::directory::account(conn, account)?;
+    // Uploads waiting for an email count against the quota with the mail
+    // (RFC 8620 §6.1), so a client cannot park unlimited bytes here.
+    if let Some(limit) = a.quota_bytes {
+        let waiting: i64 = conn
+            .prepare_cached(
+                "SELECT coalesce(sum(length(b.data)), 0) FROM upload u
+                   JOIN blob b ON b.hash = u.blob_hash WHERE u.account_id = ?1",
+            )
+            .and_then(|mut s| s.query_row([account.0], |r| r.get(0)))
+            .map_err(db("counting uploads"))?;
+        let used = a.used_bytes + waiting.max(0) as u64;
+        let needed = bytes.len() as u64;
+        if used + needed > limit {
+            return Err(crate::error::StoreError::OverQuota {
+                used,
+                limit,
+                needed,
+            });
+        }
+    }
     let hash = BlobId(hex::encode(Sha256::digest(bytes)));
     conn.prepare_cached("INSERT INTO blob (hash, refs, data) VALUES (?1, 1, ?2) ON CONFLICT (hash) DO UPDATE SET refs = refs + 1")
         .and_then(|mut s| s.execute(params![hash, bytes]))

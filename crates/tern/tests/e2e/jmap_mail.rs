@@ -898,3 +898,102 @@ print(json.dumps(out))
     }
     assert!(in_mailboxes >= 30, "{out}");
 }
+
+#[test]
+fn blobs_are_made_read_and_looked_up_within_the_quota() {
+    let dir = TestDir::new();
+    dir.init();
+    let _ = dir.tern(&["domain", "add", "example.test"], "");
+    dir.ok(
+        &[
+            "account",
+            "add",
+            "joe@example.test",
+            "--password-stdin",
+            "--allow-weak",
+            "--quota",
+            "20000",
+        ],
+        "secret\n",
+    );
+    let server = dir.start();
+    let out = run(
+        &server,
+        r##"
+deliver(b"Subject: kept\r\nMessage-ID: <kept@remote.test>\r\n\r\nthe stored message\r\n")
+using.append("urn:ietf:params:jmap:blob")
+email = one("Email/get", {"ids": one("Email/query", {})["ids"], "properties": ["blobId", "threadId", "mailboxIds"]})["list"][0]
+made = one("Blob/upload", {"create": {
+    "joined": {"data": [{"data:asText": "Hello, "}, {"data:asBase64": "d29ybGQ="},
+                        {"blobId": email["blobId"], "offset": 0, "length": 8}], "type": "text/plain"},
+    "bad": {"data": [{"nothing": 1}]},
+    "missing": {"data": [{"blobId": "b" + "0" * 64}]}}})
+out = {"made": made, "email": email}
+joined = made["created"]["joined"]["id"]
+out["get"] = one("Blob/get", {"ids": [joined, "b" + "1" * 64], "properties": ["data:asText", "size", "digest:sha-256"]})
+out["range"] = one("Blob/get", {"ids": [joined], "properties": ["data:asBase64"], "offset": 7, "length": 5})
+import hashlib
+prefix = one("Blob/get", {"ids": [email["blobId"]], "properties": ["data:asText"], "length": 8})["list"][0]["data:asText"]
+out["expected"] = "Hello, world" + prefix
+out["expected_digest"] = base64.b64encode(hashlib.sha256(out["expected"].encode()).digest()).decode()
+out["lookup"] = one("Blob/lookup", {"typeNames": ["Email", "Thread", "Mailbox"], "ids": [email["blobId"], joined]})
+out["lookup_bad"] = one("Blob/lookup", {"typeNames": ["Calendar"], "ids": []})
+out["too_many"] = one("Email/set", {"destroy": ["M%d" % i for i in range(501)]})
+# Uploads count against the 20,000-byte quota: a 30,000-byte upload is refused.
+import urllib.error
+req = urllib.request.Request(base + "/jmap/upload/a1/", data=b"x" * 30000, headers=auth)
+try:
+    urllib.request.urlopen(req)
+    out["over_quota"] = "accepted"
+except urllib.error.HTTPError as e:
+    out["over_quota"] = [e.code, json.loads(e.read())["type"]]
+print(json.dumps(out))
+"##,
+    );
+    let made = &out["made"];
+    assert_eq!(made["created"]["joined"]["size"], 20, "{out}");
+    assert_eq!(
+        made["notCreated"]["bad"]["type"], "invalidProperties",
+        "{out}"
+    );
+    assert_eq!(
+        made["notCreated"]["missing"]["type"], "blobNotFound",
+        "{out}"
+    );
+    let got = &out["get"]["list"][0];
+    assert_eq!(got["data:asText"], out["expected"], "{out}");
+    assert_eq!(got["size"], 20);
+    assert_eq!(got["digest:sha-256"], out["expected_digest"], "{out}");
+    assert_eq!(out["get"]["notFound"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        out["range"]["list"][0]["data:asBase64"], "d29ybGQ=",
+        "{out}"
+    );
+    let lookup = &out["lookup"]["list"];
+    let email = &out["email"];
+    assert_eq!(
+        lookup[0]["matchedIds"]["Email"],
+        json!([email["id"]]),
+        "{out}"
+    );
+    assert_eq!(
+        lookup[0]["matchedIds"]["Thread"],
+        json!([email["threadId"]])
+    );
+    assert_eq!(
+        lookup[0]["matchedIds"]["Mailbox"].as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(
+        lookup[1]["matchedIds"]["Email"],
+        json!([]),
+        "an upload: {out}"
+    );
+    assert_eq!(out["lookup_bad"]["error"]["type"], "unknownDataType");
+    assert_eq!(out["too_many"]["error"]["type"], "requestTooLarge", "{out}");
+    assert_eq!(
+        out["over_quota"],
+        json!([413, "urn:ietf:params:jmap:error:overQuota"]),
+        "{out}"
+    );
+}
