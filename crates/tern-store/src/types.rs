@@ -592,6 +592,18 @@ pub struct SubmissionRecord {
     pub send_at: i64,
     /// The queued copy for recipients elsewhere, while it is queued.
     pub queue_id: Option<QueueId>,
+    /// What became of each recipient, by address (set by the Store: local
+    /// ones delivered at once, queued ones as the queue records them).
+    pub delivery: std::collections::BTreeMap<String, RecipientDelivery>,
+}
+
+/// One recipient of a submission (JMAP `DeliveryStatus`, RFC 8621 §7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientDelivery {
+    /// `queued`, `yes` or `no`.
+    pub delivered: String,
+    /// The last SMTP reply or error, when there is one.
+    pub reply: Option<String>,
 }
 
 /// One row of an account's change journal.

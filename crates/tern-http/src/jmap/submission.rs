@@ -14,7 +14,7 @@ use super::{method_error, Call, MethodResult};
 use mail_parser::{Address, MessageParser};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
-use tern_store::{ChangeKind, EmailId, RecipientStatus, SubmissionId, SubmissionRecord};
+use tern_store::{ChangeKind, EmailId, SubmissionId, SubmissionRecord};
 
 pub fn submission_id(id: SubmissionId) -> String {
     format!("s{}", id.0)
@@ -172,58 +172,33 @@ pub async fn set(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     Ok(out)
 }
 
-/// Each recipient's delivery as far as we know it (RFC 8621 §7): local
-/// ones were delivered at submission; remote ones are `queued` while the
-/// queue holds them, then `yes` or `no` by what the queue recorded.
-async fn delivery_status(
-    cx: &Call<'_>,
-    submissions: &[SubmissionRecord],
-) -> Result<Vec<Value>, Value> {
-    let store = cx.server.mail.store();
-    let queue = if submissions.iter().any(|s| s.queue_id.is_some()) {
-        store.queue_list().await.map_err(fail)?
-    } else {
-        Vec::new()
-    };
-    Ok(submissions
+/// The submissions as JMAP objects; each recipient's delivery is what
+/// the Store recorded: local ones delivered at submission, remote ones as
+/// the queue settled them (RFC 8621 §7 `DeliveryStatus`).
+fn objects(submissions: &[SubmissionRecord]) -> Vec<Value> {
+    submissions
         .iter()
         .map(|s| {
-            let queued = s
-                .queue_id
-                .and_then(|q| queue.iter().find(|m| m.id == q));
-            let mut status = Map::new();
-            for rcpt in &s.rcpt_to {
-                let in_queue = queued.and_then(|m| {
-                    m.recipients
-                        .iter()
-                        .find(|r| r.address.eq_ignore_ascii_case(rcpt))
-                });
-                let (delivered, reply) = match in_queue {
-                    Some(r) => match r.status {
-                        RecipientStatus::Delivered => ("yes", "250 2.0.0 delivered".to_string()),
-                        RecipientStatus::Failed => (
-                            "no",
-                            r.last_error.clone().unwrap_or_else(|| "550 5.0.0 failed".into()),
-                        ),
-                        _ => (
-                            "queued",
-                            r.last_error
-                                .clone()
-                                .unwrap_or_else(|| "250 2.0.0 queued".into()),
-                        ),
-                    },
-                    // Not the queue's: delivered locally at submission.
-                    None if queued.is_some() || s.queue_id.is_none() => {
-                        ("yes", "250 2.0.0 delivered".to_string())
-                    }
-                    // The queue is done with the message and forgot how.
-                    None => ("unknown", "250 2.0.0 accepted".to_string()),
-                };
-                status.insert(
-                    rcpt.clone(),
-                    json!({"smtpReply": reply, "delivered": delivered, "displayed": "unknown"}),
-                );
-            }
+            let status: Map<String, Value> = s
+                .rcpt_to
+                .iter()
+                .map(|rcpt| {
+                    let d = s.delivery.get(rcpt);
+                    let delivered = d.map_or("unknown", |d| d.delivered.as_str());
+                    let reply = d.and_then(|d| d.reply.clone()).unwrap_or_else(|| {
+                        match delivered {
+                            "yes" => "250 2.0.0 delivered",
+                            "no" => "550 5.0.0 not delivered",
+                            _ => "250 2.0.0 queued",
+                        }
+                        .to_string()
+                    });
+                    (
+                        rcpt.clone(),
+                        json!({"smtpReply": reply, "delivered": delivered, "displayed": "unknown"}),
+                    )
+                })
+                .collect();
             json!({
                 "id": submission_id(s.id),
                 "identityId": s.identity_id,
@@ -240,7 +215,7 @@ async fn delivery_status(
                 "mdnBlobIds": [],
             })
         })
-        .collect())
+        .collect()
 }
 
 const PROPERTIES: &[&str] = &[
@@ -287,8 +262,7 @@ pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
         }
         Some(_) => return Err(method_error("invalidArguments", "ids must be an array")),
     };
-    let list: Vec<Value> = delivery_status(cx, &chosen)
-        .await?
+    let list: Vec<Value> = objects(&chosen)
         .into_iter()
         .map(|o| {
             Value::Object(
@@ -602,6 +576,7 @@ async fn submit_one(
                 rcpt_to: rcpt_to.clone(),
                 send_at,
                 queue_id: report.queue_id,
+                delivery: Default::default(),
             };
             let id = store
                 .record_submission(account.id, &submission)

@@ -357,6 +357,7 @@ pub async fn submissions_are_kept_and_journalled(store: Arc<dyn Store>) {
         rcpt_to: vec!["x@remote.test".into(), "b@example.test".into()],
         send_at: 1_001,
         queue_id: Some(QueueId(7)),
+        delivery: Default::default(),
     };
     let first = store.record_submission(a.id, &s).await.unwrap();
     let second = store.record_submission(a.id, &s).await.unwrap();
@@ -366,6 +367,8 @@ pub async fn submissions_are_kept_and_journalled(store: Arc<dyn Store>) {
     assert_eq!(all[0].id, first);
     assert_eq!(all[0].rcpt_to, s.rcpt_to);
     assert_eq!(all[0].queue_id, Some(QueueId(7)));
+    // No queued copy named 7 holds anyone: both count as delivered here.
+    assert_eq!(all[0].delivery["b@example.test"].delivered, "yes");
     assert!(store.submissions(b.id, None).await.unwrap().is_empty());
     assert_eq!(
         store.destroy_submissions(b.id, &[first]).await.unwrap(),

@@ -84,6 +84,32 @@ pub async fn queue_records_attempts_and_frees_the_blob(store: Arc<dyn Store>) {
         &["x@remote.test", "y@remote.test", "z@remote.test"],
     )
     .await;
+    // A JMAP submission that sent it (with a local recipient besides).
+    let a = account(&store, "a@example.test").await;
+    let submission = store
+        .record_submission(
+            a.id,
+            &SubmissionRecord {
+                id: SubmissionId(0),
+                email_id: EmailId(1),
+                thread_id: ThreadId(1),
+                identity_id: "i1".into(),
+                mail_from: "a@example.test".into(),
+                rcpt_to: [
+                    "x@remote.test",
+                    "y@remote.test",
+                    "z@remote.test",
+                    "b@example.test",
+                ]
+                .map(String::from)
+                .to_vec(),
+                send_at: 1,
+                queue_id: Some(id),
+                delivery: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
     let t = now();
     let claim = store.queue_claim(t, 60, 10).await.unwrap().remove(0);
     let state = store
@@ -113,6 +139,17 @@ pub async fn queue_records_attempts_and_frees_the_blob(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(state, QueueState::Pending);
+    // The submission shows each recipient as the queue settled it.
+    let sent = store.submissions(a.id, Some(&[submission])).await.unwrap();
+    let delivered = |r: &str| sent[0].delivery[r].delivered.clone();
+    assert_eq!(delivered("x@remote.test"), "yes");
+    assert_eq!(delivered("y@remote.test"), "queued");
+    assert_eq!(delivered("z@remote.test"), "no");
+    assert_eq!(
+        sent[0].delivery["z@remote.test"].reply.as_deref(),
+        Some("550 no such user")
+    );
+    assert_eq!(delivered("b@example.test"), "yes", "delivered locally");
     let q = store.queue_list().await.unwrap().remove(0);
     let by = |a: &str| {
         q.recipients

@@ -334,6 +334,9 @@ pub fn record(
         update
             .execute(params![status, next, error, id.0, a.address])
             .map_err(db("recording a delivery attempt"))?;
+        if status != "pending" {
+            super::submissions::record_outcome(conn, id, &a.address, status == "delivered", error)?;
+        }
     }
     if !finish {
         return Ok(QueueState::Pending);

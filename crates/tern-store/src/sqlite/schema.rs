@@ -382,8 +382,10 @@ CREATE TABLE email_submission (
     rcpt_to     TEXT NOT NULL,
     send_at     INTEGER NOT NULL,
     queue_id    INTEGER,
+    delivery    TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (account_id, id)
 ) WITHOUT ROWID;
+CREATE INDEX email_submission_by_queue ON email_submission (queue_id) WHERE queue_id IS NOT NULL;
 "#;
 
 /// Creates or upgrades the schema.

@@ -23,11 +23,39 @@ pub fn record(
         .and_then(|mut st| st.query_row([account.0], |r| r.get(0)))
         .map_err(db("numbering a submission"))?;
     let rcpt_to = serde_json::to_string(&s.rcpt_to).unwrap_or_else(|_| "[]".into());
+    // Who the queue took is who is still on the way; the rest were
+    // delivered here at submission.
+    let queued: Vec<String> = match s.queue_id {
+        Some(q) => ctx
+            .conn
+            .prepare_cached("SELECT address FROM queue_recipient WHERE message_id = ?1")
+            .and_then(|mut st| {
+                st.query_map([q.0], |r| r.get(0))
+                    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
+            })
+            .map_err(db("reading a submission's queue"))?,
+        None => Vec::new(),
+    };
+    let delivery: std::collections::BTreeMap<String, RecipientDelivery> = s
+        .rcpt_to
+        .iter()
+        .map(|r| {
+            let on_the_way = queued.iter().any(|q| q.eq_ignore_ascii_case(r));
+            (
+                r.clone(),
+                RecipientDelivery {
+                    delivered: if on_the_way { "queued" } else { "yes" }.into(),
+                    reply: None,
+                },
+            )
+        })
+        .collect();
+    let delivery = serde_json::to_string(&delivery).unwrap_or_else(|_| "{}".into());
     ctx.conn
         .prepare_cached(
             "INSERT INTO email_submission (account_id, id, email_id, thread_id, identity_id,
-                 mail_from, rcpt_to, send_at, queue_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 mail_from, rcpt_to, send_at, queue_id, delivery)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )
         .and_then(|mut st| {
             st.execute(params![
@@ -40,6 +68,7 @@ pub fn record(
                 rcpt_to,
                 s.send_at,
                 s.queue_id.map(|q| q.0),
+                delivery,
             ])
         })
         .map_err(db("recording a submission"))?;
@@ -55,6 +84,7 @@ pub fn record(
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<SubmissionRecord> {
     let rcpt_to: String = r.get(5)?;
+    let delivery: String = r.get(8)?;
     Ok(SubmissionRecord {
         id: SubmissionId(r.get(0)?),
         email_id: EmailId(r.get(1)?),
@@ -64,6 +94,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<SubmissionRecord> {
         rcpt_to: serde_json::from_str(&rcpt_to).unwrap_or_default(),
         send_at: r.get(6)?,
         queue_id: r.get::<_, Option<i64>>(7)?.map(QueueId),
+        delivery: serde_json::from_str(&delivery).unwrap_or_default(),
     })
 }
 
@@ -75,7 +106,8 @@ pub fn list(
 ) -> Result<Vec<SubmissionRecord>> {
     let mut st = conn
         .prepare_cached(
-            "SELECT id, email_id, thread_id, identity_id, mail_from, rcpt_to, send_at, queue_id
+            "SELECT id, email_id, thread_id, identity_id, mail_from, rcpt_to, send_at, queue_id,
+                    delivery
              FROM email_submission WHERE account_id = ?1 ORDER BY id",
         )
         .map_err(db("reading submissions"))?;
@@ -114,4 +146,30 @@ pub fn destroy(
         }
     }
     Ok(gone)
+}
+
+/// The queue's final word on one recipient of message `queue_id`, written
+/// into the submissions that sent it (the same transaction as the queue's
+/// record, so a client never sees the queue and its submission disagree).
+pub fn record_outcome(
+    conn: &Connection,
+    queue_id: QueueId,
+    address: &str,
+    delivered: bool,
+    reply: Option<&str>,
+) -> Result<()> {
+    let outcome = serde_json::to_string(&RecipientDelivery {
+        delivered: if delivered { "yes" } else { "no" }.into(),
+        reply: reply.map(String::from),
+    })
+    .unwrap_or_else(|_| "{}".into());
+    // A JSON path naming the address as one key, whatever it holds.
+    let path = format!("$.\"{}\"", address.replace(['"', '\\'], ""));
+    conn.prepare_cached(
+        "UPDATE email_submission SET delivery = json_set(delivery, ?1, json(?2))
+          WHERE queue_id = ?3",
+    )
+    .and_then(|mut st| st.execute(params![path, outcome, queue_id.0]))
+    .map_err(db("recording a submission's delivery"))?;
+    Ok(())
 }

@@ -997,3 +997,75 @@ print(json.dumps(out))
         "{out}"
     );
 }
+
+#[test]
+fn a_submission_reaches_a_local_and_a_remote_recipient_through_the_outbound_worker() {
+    // B: the other domain's server, which A's outbound worker relays to.
+    let b = TestDir::new();
+    b.add_account("carol@b.test");
+    let relay = b.start();
+    let a = TestDir::with_config(&format!(
+        "[outbound]\nrelay = \"{}\"\nrelay_tls = \"none\"\n",
+        relay.listeners["smtp"]
+    ));
+    a.add_account("joe@example.test");
+    a.add_account("bob@example.test");
+    let server = a.start();
+    let mut carol = crate::outbound::idle(relay.listeners["imap"], "carol@b.test");
+    let mut bob = crate::outbound::idle(server.listeners["imap"], "bob@example.test");
+    let out = run(
+        &server,
+        r##"
+d = boxes["drafts"]
+r = call([
+    ["Email/set", {"accountId": "a1", "create": {"draft": {
+        "mailboxIds": {d: True}, "keywords": {"$draft": True},
+        "from": [{"name": "Joe", "email": "joe@example.test"}],
+        "to": [{"email": "bob@example.test"}, {"name": "Carol", "email": "carol@b.test"}],
+        "subject": "both sides", "bodyValues": {"t": {"value": "one local, one remote"}},
+        "textBody": [{"partId": "t"}]}}}, "0"],
+    ["EmailSubmission/set", {"accountId": "a1", "create": {"s": {"identityId": "i1", "emailId": "#draft"}},
+        "onSuccessUpdateEmail": {"#s": {"mailboxIds/" + d: None, "mailboxIds/" + boxes["sent"]: True,
+                                        "keywords/$draft": None}}}, "1"],
+])
+out = {"names": [x[0] for x in r], "submitted": r[1][1]["created"]}
+print(json.dumps(out))
+"##,
+    );
+    assert_eq!(
+        out["names"],
+        json!(["Email/set", "EmailSubmission/set", "Email/set"]),
+        "{out}"
+    );
+    let id = out["submitted"]["s"]["id"].as_str().unwrap().to_string();
+    let local = crate::outbound::next_message(&mut bob);
+    assert!(local.contains("one local, one remote"), "{local}");
+    let remote = crate::outbound::next_message(&mut carol);
+    assert!(remote.contains("Subject: both sides"), "{remote}");
+    assert!(!remote.contains("Bcc:"), "{remote}");
+    // What the submission says of each recipient: bob's delivered at
+    // once; carol's once the outbound worker records B's 250 (which it
+    // does just after B stored the message carol saw).
+    let status = poll_until(
+        std::time::Duration::from_secs(10),
+        "the submission shows carol's delivery",
+        || {
+            let got = run(
+                &server,
+                &format!(
+                    r##"
+print(json.dumps(one("EmailSubmission/get", {{"ids": ["{id}"]}})["list"][0]))
+"##
+                ),
+            );
+            if got["deliveryStatus"]["carol@b.test"]["delivered"] == "yes" {
+                Ok(got)
+            } else {
+                Err(got.to_string())
+            }
+        },
+    );
+    let delivery = &status["deliveryStatus"];
+    assert_eq!(delivery["bob@example.test"]["delivered"], "yes", "{status}");
+    assert_eq!(status["undoStatus"], "final");
+}
