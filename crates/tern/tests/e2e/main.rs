@@ -13,6 +13,8 @@ mod imap_diff;
 mod imap_scripts;
 mod jmap;
 mod jmap_mail;
+mod jmap_push;
+mod jmap_send;
 mod milter;
 mod mta_sts;
 mod mx;
