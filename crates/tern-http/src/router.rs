@@ -59,6 +59,16 @@ pub async fn route(
         };
         return secure_streaming(response);
     }
+    if method == Method::GET && path.starts_with("/jmap/download/") {
+        let response = match account(server, &cx, &request).await {
+            Ok(account) => {
+                let rest = &path["/jmap/download/".len()..];
+                crate::jmap::blob::download(server, account, rest, request.uri().query()).await
+            }
+            Err(r) => crate::jmap::push::boxed(r),
+        };
+        return secure_streaming(response);
+    }
     let response = match (&method, path.as_str()) {
         // RFC 8620 §2.2: the well-known URL redirects to the session.
         (&Method::GET, "/.well-known/jmap") => {
@@ -80,15 +90,7 @@ pub async fn route(
             }
             Err(r) => r,
         },
-        (&Method::GET, p) if p.starts_with("/jmap/download/") => {
-            match account(server, &cx, &request).await {
-                Ok(account) => {
-                    let rest = &path["/jmap/download/".len()..];
-                    crate::jmap::blob::download(server, account, rest, request.uri().query()).await
-                }
-                Err(r) => r,
-            }
-        }
+
         (&Method::POST, p) if p.starts_with("/jmap/upload/") => {
             match account(server, &cx, &request).await {
                 Ok(account) => {

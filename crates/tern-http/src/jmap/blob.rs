@@ -6,11 +6,13 @@
 //! content address), `b<sha256>.<n>` part `n` of a message, decoded.
 
 use super::email::{email_id, store_keyword};
+use super::push::StreamingBody;
 use super::{method_error, Call, MethodResult};
 use crate::response::{self, Body};
 use crate::HttpServer;
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::header::{HeaderValue, CONTENT_DISPOSITION, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 use serde_json::{json, Map, Value};
@@ -38,14 +40,26 @@ pub fn fuzz_blob_id(text: &str) -> bool {
     parse_blob_id(text).is_some()
 }
 
-/// `GET /jmap/download/{accountId}/{blobId}/{name}?accept={type}`.
+/// Bytes read per step when a whole blob is streamed.
+const DOWNLOAD_CHUNK: usize = 256 * 1024;
+
+/// `GET /jmap/download/{accountId}/{blobId}/{name}?accept={type}`. A
+/// whole stored blob is streamed in chunks read by range, so a large
+/// attachment never sits in memory whole; a part is decoded from the
+/// parsed message.
 pub async fn download(
     server: &HttpServer,
     account: AccountId,
     path: &str,
     query: Option<&str>,
-) -> Response<Body> {
-    let not_found = || response::problem(StatusCode::NOT_FOUND, "about:blank", "no such blob");
+) -> Response<StreamingBody> {
+    let not_found = || {
+        super::push::boxed(response::problem(
+            StatusCode::NOT_FOUND,
+            "about:blank",
+            "no such blob",
+        ))
+    };
     let mut segments = path.splitn(3, '/');
     let (Some(account_arg), Some(blob_arg), name) =
         (segments.next(), segments.next(), segments.next())
@@ -58,24 +72,73 @@ pub async fn download(
     let Some((blob, part)) = parse_blob_id(blob_arg) else {
         return not_found();
     };
-    let raw = match server.mail.store().read_blob(account, &blob).await {
-        Ok(raw) => raw,
-        Err(StoreError::NotFound { .. }) => return not_found(),
-        Err(e) => {
-            tracing::error!("jmap download {blob_arg}: {e}");
-            return response::problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "about:blank",
-                "the blob could not be read; try again later",
-            );
-        }
+    let store = server.mail.store().clone();
+    let unavailable = |e: StoreError| {
+        tracing::error!("jmap download {blob_arg}: {e}");
+        super::push::boxed(response::problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "about:blank",
+            "the blob could not be read; try again later",
+        ))
     };
-    let bytes = match part {
-        None => raw,
-        Some(i) => match super::body::part_of(&raw, i) {
-            Some(b) => b,
-            None => return not_found(),
-        },
+    let body: StreamingBody = match part {
+        None => {
+            // The first chunk says whether the blob exists (and may be all
+            // of it); the rest follow as the client reads.
+            let first = match store
+                .read_blob_range(account, &blob, 0, DOWNLOAD_CHUNK)
+                .await
+            {
+                Ok(b) => b,
+                Err(StoreError::NotFound { .. }) => return not_found(),
+                Err(e) => return unavailable(e),
+            };
+            let done = first.len() < DOWNLOAD_CHUNK;
+            let start = (Some(Bytes::from(first)), DOWNLOAD_CHUNK as u64, done);
+            let chunks = futures_util::stream::unfold(start, move |(pending, offset, done)| {
+                let (store, blob) = (store.clone(), blob.clone());
+                async move {
+                    if let Some(bytes) = pending {
+                        return Some((Ok(Frame::data(bytes)), (None, offset, done)));
+                    }
+                    if done {
+                        return None;
+                    }
+                    match store
+                        .read_blob_range(account, &blob, offset, DOWNLOAD_CHUNK)
+                        .await
+                    {
+                        Ok(b) if b.is_empty() => None,
+                        Ok(b) => {
+                            let last = b.len() < DOWNLOAD_CHUNK;
+                            let next = offset + b.len() as u64;
+                            Some((Ok(Frame::data(Bytes::from(b))), (None, next, last)))
+                        }
+                        // Mid-stream the status is sent: end the body short,
+                        // which the client sees as a broken transfer.
+                        Err(e) => {
+                            tracing::error!("jmap download: reading at {offset}: {e}");
+                            let error: super::push::BodyError = Box::new(DownloadError);
+                            Some((Err(error), (None, offset, true)))
+                        }
+                    }
+                }
+            });
+            StreamBody::new(chunks).boxed_unsync()
+        }
+        Some(i) => {
+            let raw = match store.read_blob(account, &blob).await {
+                Ok(raw) => raw,
+                Err(StoreError::NotFound { .. }) => return not_found(),
+                Err(e) => return unavailable(e),
+            };
+            match super::body::part_of(&raw, i) {
+                Some(b) => Full::new(Bytes::from(b))
+                    .map_err(|never: std::convert::Infallible| match never {})
+                    .boxed_unsync(),
+                None => return not_found(),
+            }
+        }
     };
     // `accept` names the type to serve it as; only a plain type/subtype
     // is taken, anything else is served as bytes.
@@ -91,7 +154,7 @@ pub async fn download(
             })
         })
         .unwrap_or_else(|| "application/octet-stream".into());
-    let mut r = Response::new(Full::new(Bytes::from(bytes)));
+    let mut r = Response::new(body);
     if let Ok(v) = HeaderValue::from_str(&accept) {
         r.headers_mut().insert(CONTENT_TYPE, v);
     }
@@ -117,6 +180,18 @@ pub async fn download(
     );
     r
 }
+
+/// A read that failed after the response began.
+#[derive(Debug)]
+pub struct DownloadError;
+
+impl std::fmt::Display for DownloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the blob could not be read to its end")
+    }
+}
+
+impl std::error::Error for DownloadError {}
 
 /// `POST /jmap/upload/{accountId}/`: the request body becomes a blob.
 pub async fn upload(

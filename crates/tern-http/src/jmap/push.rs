@@ -17,8 +17,11 @@ use std::time::Duration;
 use tern_store::{AccountId, ModSeq};
 use tokio::sync::watch;
 
-/// A response body that is written as it goes.
-pub type StreamingBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+/// A response body that is written as it goes; an error ends it short.
+pub type StreamingBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BodyError>;
+
+/// Why a streamed body ended short.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What the client asked for in the query string.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,7 +134,7 @@ pub fn eventsource(
         }
         if let Some(modseq) = st.first.take() {
             let event = state_event(st.account, modseq, &st.options.types);
-            return Some((Ok::<_, Infallible>(Frame::data(event)), st));
+            return Some((Ok::<_, BodyError>(Frame::data(event)), st));
         }
         let ping = st.options.ping;
         let wake = tokio::select! {
@@ -156,7 +159,7 @@ pub fn eventsource(
         };
         Some((Ok(Frame::data(frame)), st))
     });
-    let mut response = Response::new(StreamBody::new(body).boxed());
+    let mut response = Response::new(StreamBody::new(body).boxed_unsync());
     *response.status_mut() = StatusCode::OK;
     let h = response.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -169,5 +172,5 @@ pub fn eventsource(
 
 /// A finished response as a streaming one.
 pub fn boxed(response: Response<Body>) -> Response<StreamingBody> {
-    response.map(|b| b.boxed())
+    response.map(|b| b.map_err(|never: Infallible| match never {}).boxed_unsync())
 }

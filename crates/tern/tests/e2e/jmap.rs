@@ -428,6 +428,13 @@ out["att_ok"] = r.read() == bytes(range(256))
 out["att_type"] = r.headers["Content-Type"]
 req = urllib.request.Request(base + "/jmap/download/a1/%s/msg.eml" % up["blobId"], headers=auth)
 out["whole_ok"] = urllib.request.urlopen(req).read() == raw
+# A blob larger than one streamed chunk (256 KiB) and not a multiple of it
+# comes back whole.
+big = bytes((i * 7 + i // 251) % 256 for i in range(700001))
+req = urllib.request.Request(base + "/jmap/upload/a1/", data=big, headers=auth)
+big_id = json.loads(urllib.request.urlopen(req).read())["blobId"]
+req = urllib.request.Request(base + "/jmap/download/a1/%s/big.bin" % big_id, headers=auth)
+out["big_ok"] = urllib.request.urlopen(req).read() == big
 try:
     urllib.request.urlopen(urllib.request.Request(base + "/jmap/download/a1/b%s/x" % ("0" * 64), headers=auth))
 except urllib.error.HTTPError as e:
@@ -458,6 +465,7 @@ print(json.dumps(out))
     assert_eq!(out["att_ok"], true, "{out}");
     assert_eq!(out["att_type"], "application/octet-stream");
     assert_eq!(out["whole_ok"], true);
+    assert_eq!(out["big_ok"], true, "a streamed download is the upload");
     assert_eq!(out["missing"], 404);
     assert!(out["imap"].as_str().unwrap().contains("\\Seen"), "{out}");
 }
