@@ -69,6 +69,9 @@ pub struct Envelope {
     /// only; `None` when nothing was checked).
     pub sender_auth: Option<crate::SenderAuth>,
     pub origin: Origin,
+    /// Sent later (FUTURERELEASE): nothing is delivered now; every
+    /// recipient, local ones too, waits in the queue until then.
+    pub release_at: Option<i64>,
 }
 
 /// How the message reached us, for the `Received` field.
@@ -275,6 +278,7 @@ impl Mail {
                 Origin::Submission { account, .. } => Some(account),
                 Origin::Inbound => None,
             },
+            release_at: envelope.release_at,
         };
         // Who will answer it automatically (almost always nobody); the
         // replies go after the commit.
@@ -556,6 +560,7 @@ mod tests {
             require_tls: false,
             sender_auth: None,
             origin,
+            release_at: None,
         }
     }
 

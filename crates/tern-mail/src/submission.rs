@@ -57,6 +57,33 @@ impl Mail {
         save_copy: bool,
         max_recipients: usize,
     ) -> Result<DeliveryReport, SubmitError> {
+        self.submit_at(
+            account,
+            mail_from,
+            rcpt_to,
+            body,
+            save_copy,
+            max_recipients,
+            None,
+        )
+        .await
+    }
+
+    /// [`Mail::submit`], sent at `release_at` when given (FUTURERELEASE,
+    /// RFC 4865; JMAP's delayed send): the same checks now, then every
+    /// recipient — local ones too, delivered by the outbound worker —
+    /// waits in the queue, where it may be cancelled until then.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn submit_at(
+        &self,
+        account: &Account,
+        mail_from: &str,
+        rcpt_to: &[String],
+        body: Vec<u8>,
+        save_copy: bool,
+        max_recipients: usize,
+        release_at: Option<i64>,
+    ) -> Result<DeliveryReport, SubmitError> {
         let temporary = |doing| move |source| SubmitError::Temporary { doing, source };
         if !self
             .may_send_as(account, mail_from)
@@ -112,10 +139,26 @@ impl Mail {
             }
             expansion.remote.into_iter().for_each(push_remote);
         }
+        if release_at.is_some() {
+            // The queue delivers local recipients itself, by address.
+            for l in local.drain(..) {
+                if !remote
+                    .iter()
+                    .any(|r| r.address.eq_ignore_ascii_case(&l.address))
+                {
+                    remote.push(OutboundRecipient {
+                        address: l.address,
+                        notify: DsnNotify::default(),
+                        orcpt: None,
+                    });
+                }
+            }
+        }
         let envelope = Envelope {
             mail_from: mail_from.to_string(),
             local,
             remote,
+            release_at,
             env_id: None,
             ret: None,
             require_tls: false,

@@ -49,5 +49,6 @@ pub fn inbound_envelope() -> crate::Envelope {
         require_tls: false,
         sender_auth: None,
         origin: crate::Origin::Inbound,
+        release_at: None,
     }
 }

@@ -252,6 +252,9 @@ pub trait EmailStore: Send + Sync {
         account: AccountId,
         ids: Option<&[SubmissionId]>,
     ) -> Result<Vec<SubmissionRecord>>;
+    /// Cancels a submission sent later, if the queue has not started on
+    /// it; false when it is too late (or there is nothing to cancel).
+    async fn cancel_submission(&self, account: AccountId, id: SubmissionId) -> Result<bool>;
     /// Forgets submissions (the message sent is not affected); the ids
     /// that were the account's.
     async fn destroy_submissions(

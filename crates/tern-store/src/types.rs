@@ -345,6 +345,10 @@ pub struct Outbound {
     /// REQUIRETLS (RFC 8689): every hop must be verified TLS.
     #[serde(default)]
     pub require_tls: bool,
+    /// Not before this time, unix seconds (FUTURERELEASE, RFC 4865: a
+    /// JMAP submission sent later, which may be cancelled until then).
+    #[serde(default)]
+    pub release_at: Option<i64>,
 }
 
 /// DSN `RET` (RFC 3461 §4.3).
@@ -595,6 +599,8 @@ pub struct SubmissionRecord {
     /// What became of each recipient, by address (set by the Store: local
     /// ones delivered at once, queued ones as the queue records them).
     pub delivery: std::collections::BTreeMap<String, RecipientDelivery>,
+    /// Cancelled before its release (JMAP `undoStatus: canceled`).
+    pub canceled: bool,
 }
 
 /// One recipient of a submission (JMAP `DeliveryStatus`, RFC 8621 §7).
@@ -658,6 +664,10 @@ pub enum ChangeKind {
     SubmissionDestroyed {
         submission_id: SubmissionId,
     },
+    /// Its `undoStatus` changed (cancelled before release).
+    SubmissionUpdated {
+        submission_id: SubmissionId,
+    },
 }
 
 /// The kind of object a journal row is about. Every sync protocol reads
@@ -698,9 +708,9 @@ impl ChangeKind {
             | ChangeKind::KeywordsChanged { .. }
             | ChangeKind::EmailExpunged { .. } => ObjectType::Email,
             ChangeKind::ThreadChanged { .. } => ObjectType::Thread,
-            ChangeKind::SubmissionCreated { .. } | ChangeKind::SubmissionDestroyed { .. } => {
-                ObjectType::Submission
-            }
+            ChangeKind::SubmissionCreated { .. }
+            | ChangeKind::SubmissionDestroyed { .. }
+            | ChangeKind::SubmissionUpdated { .. } => ObjectType::Submission,
         }
     }
 

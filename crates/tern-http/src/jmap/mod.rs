@@ -182,8 +182,14 @@ pub async fn session(server: &HttpServer, account: AccountId, base: &str) -> Res
                         "mayCreateTopLevelMailbox": true,
                     },
                     SUBMISSION: {
-                        "maxDelayedSend": 0,
-                        "submissionExtensions": {},
+                        "maxDelayedSend": submission::MAX_DELAYED_SEND,
+                        // RFC 4865: the longest interval, and the latest time.
+                        "submissionExtensions": {
+                            "FUTURERELEASE": [
+                                submission::MAX_DELAYED_SEND.to_string(),
+                                email::utc_date(tern_core::time::unix_now() + submission::MAX_DELAYED_SEND),
+                            ],
+                        },
                     },
                     VACATION: {},
                     quota::QUOTA: {},

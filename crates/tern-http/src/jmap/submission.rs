@@ -5,8 +5,10 @@
 //! `onSuccessUpdateEmail` / `onSuccessDestroyEmail`; `get`, `changes`,
 //! `query` and `queryChanges` read the recorded submissions.
 //!
-//! Sending is immediate, so every submission is `final` at once and
-//! cannot be cancelled (`maxDelayedSend` is 0 in the session).
+//! A submission is sent at once (`final`), or later when its envelope
+//! asks (FUTURERELEASE's `HOLDFOR`/`HOLDUNTIL`, up to `maxDelayedSend`):
+//! then it waits in the queue, `pending`, and `undoStatus: canceled`
+//! takes it out until the queue starts on it.
 
 use super::email::email_id;
 use super::identity::identity_id;
@@ -84,7 +86,13 @@ pub async fn set(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
             let error = if !exists {
                 json!({"type": "notFound"})
             } else if patch.get("undoStatus") == Some(&json!("canceled")) {
-                json!({"type": "cannotUnsend", "description": "the message was sent at once"})
+                let id_n = parse_submission_id(id).unwrap_or(SubmissionId(0));
+                if store.cancel_submission(account, id_n).await.map_err(fail)? {
+                    updated.insert(id.clone(), Value::Null);
+                    continue;
+                }
+                json!({"type": "cannotUnsend",
+                       "description": "the message has been sent (or its sending has begun)"})
             } else if patch.as_object().is_some_and(Map::is_empty) {
                 updated.insert(id.clone(), Value::Null);
                 continue;
@@ -172,6 +180,60 @@ pub async fn set(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     Ok(out)
 }
 
+/// `pending` while a message sent later waits for its release (it may
+/// still be cancelled), `canceled` once cancelled, `final` otherwise.
+fn undo_status(s: &SubmissionRecord) -> &'static str {
+    if s.canceled {
+        "canceled"
+    } else if s.queue_id.is_some()
+        && s.send_at > tern_core::time::unix_now()
+        && s.delivery.values().all(|d| d.delivered == "queued")
+    {
+        "pending"
+    } else {
+        "final"
+    }
+}
+
+/// FUTURERELEASE (RFC 4865) in a JMAP envelope's `mailFrom.parameters`:
+/// `HOLDFOR` (seconds) or `HOLDUNTIL` (a date-time); when to release,
+/// within [`MAX_DELAYED_SEND`].
+fn release_time(envelope: &Map<String, Value>, now: i64) -> Result<Option<i64>, Value> {
+    let Some(params) = envelope
+        .get("mailFrom")
+        .and_then(|m| m.get("parameters"))
+        .and_then(Value::as_object)
+    else {
+        return Ok(None);
+    };
+    let bad = || {
+        json!({"type": "invalidProperties", "properties": ["envelope"],
+        "description": format!("HOLDFOR/HOLDUNTIL up to {MAX_DELAYED_SEND} seconds ahead")})
+    };
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.as_str())
+    };
+    let at = match (get("HOLDFOR"), get("HOLDUNTIL")) {
+        (Some(secs), None) => now + secs.parse::<i64>().map_err(|_| bad())?,
+        (None, Some(date)) => tern_mail::headers::parse_utc_date(date)
+            .or_else(|| mail_parser::DateTime::parse_rfc3339(date).map(|d| d.to_timestamp()))
+            .ok_or_else(bad)?,
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => return Err(bad()),
+    };
+    if at < now || at > now + MAX_DELAYED_SEND {
+        return Err(bad());
+    }
+    Ok(Some(at))
+}
+
+/// The longest a message may wait to be sent (the session's
+/// `maxDelayedSend`).
+pub const MAX_DELAYED_SEND: i64 = 7 * 24 * 3600;
+
 /// The submissions as JMAP objects; each recipient's delivery is what
 /// the Store recorded: local ones delivered at submission, remote ones as
 /// the queue settled them (RFC 8621 §7 `DeliveryStatus`).
@@ -209,7 +271,7 @@ fn objects(submissions: &[SubmissionRecord]) -> Vec<Value> {
                     "rcptTo": s.rcpt_to.iter().map(|r| json!({"email": r, "parameters": null})).collect::<Vec<_>>(),
                 },
                 "sendAt": super::email::utc_date(s.send_at),
-                "undoStatus": "final",
+                "undoStatus": undo_status(s),
                 "deliveryStatus": status,
                 "dsnBlobIds": [],
                 "mdnBlobIds": [],
@@ -289,16 +351,23 @@ pub async fn changes(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
         .and_then(Value::as_str)
         .ok_or_else(|| method_error("invalidArguments", "sinceState is required"))?;
     let (rows, current) = super::changes::rows_since(cx, account, since, usize::MAX).await?;
-    let (mut created, mut destroyed) = (BTreeSet::new(), BTreeSet::new());
+    let (mut created, mut updated, mut destroyed) =
+        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
     for row in rows {
         match row.kind {
             ChangeKind::SubmissionCreated { submission_id } => {
                 created.insert(submission_id);
             }
+            ChangeKind::SubmissionUpdated { submission_id } => {
+                if !created.contains(&submission_id) {
+                    updated.insert(submission_id);
+                }
+            }
             // Made and forgotten within the window: nothing to tell.
             ChangeKind::SubmissionDestroyed { submission_id } if created.remove(&submission_id) => {
             }
             ChangeKind::SubmissionDestroyed { submission_id } => {
+                updated.remove(&submission_id);
                 destroyed.insert(submission_id);
             }
             _ => {}
@@ -310,7 +379,7 @@ pub async fn changes(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
         "newState": current.0.to_string(),
         "hasMoreChanges": false,
         "created": created.into_iter().map(submission_id).collect::<Vec<_>>(),
-        "updated": [],
+        "updated": updated.into_iter().map(submission_id).collect::<Vec<_>>(),
         "destroyed": destroyed.into_iter().map(submission_id).collect::<Vec<_>>(),
     }))
 }
@@ -354,8 +423,8 @@ async fn matching(
                     all.retain(|s| l.contains(&super::ids::thread_id(s.thread_id)));
                 }
                 "undoStatus" => {
-                    let final_ = value.as_str() == Some("final");
-                    all.retain(|_| final_);
+                    let wanted = value.as_str().unwrap_or("");
+                    all.retain(|s| undo_status(s) == wanted);
                 }
                 "before" | "after" => {
                     let at = value
@@ -449,6 +518,7 @@ pub async fn query_changes(cx: &Call<'_>, args: Map<String, Value>) -> MethodRes
         .iter()
         .filter_map(|r| match r.kind {
             ChangeKind::SubmissionCreated { submission_id }
+            | ChangeKind::SubmissionUpdated { submission_id }
             | ChangeKind::SubmissionDestroyed { submission_id } => Some(submission_id),
             _ => None,
         })
@@ -514,6 +584,11 @@ async fn submit_one(
         .await
         .map_err(|e| json!({"type": "serverFail", "description": e.to_string()}))?;
     // The envelope: as given, or from the message (RFC 8621 §7).
+    let now = tern_core::time::unix_now();
+    let release_at = match spec.get("envelope") {
+        Some(Value::Object(envelope)) => release_time(envelope, now)?,
+        _ => None,
+    };
     let (mail_from, rcpt_to) = match spec.get("envelope") {
         Some(Value::Object(envelope)) => {
             let from = envelope
@@ -555,18 +630,19 @@ async fn submit_one(
     match cx
         .server
         .mail
-        .submit(
+        .submit_at(
             account,
             &mail_from,
             &rcpt_to,
             body,
             false,
             cx.server.limits.max_recipients,
+            release_at,
         )
         .await
     {
         Ok(report) => {
-            let send_at = tern_core::time::unix_now();
+            let send_at = release_at.unwrap_or(now);
             let submission = SubmissionRecord {
                 id: SubmissionId(0),
                 email_id: email,
@@ -577,6 +653,7 @@ async fn submit_one(
                 send_at,
                 queue_id: report.queue_id,
                 delivery: Default::default(),
+                canceled: false,
             };
             let id = store
                 .record_submission(account.id, &submission)
@@ -593,7 +670,7 @@ async fn submit_one(
                 json!({
                     "id": submission_id(id),
                     "threadId": super::ids::thread_id(record.thread_id),
-                    "undoStatus": "final",
+                    "undoStatus": if release_at.is_some() { "pending" } else { "final" },
                     "sendAt": super::email::utc_date(send_at),
                 }),
                 email,

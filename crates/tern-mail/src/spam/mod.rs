@@ -240,6 +240,7 @@ pub fn fuzz_one(data: &[u8]) {
             require_tls: false,
             sender_auth: None,
             origin: Origin::Inbound,
+            release_at: None,
         };
         let _ = rules::content_rules(&message, data, &envelope);
         let _ = bayes::tokens(&message);

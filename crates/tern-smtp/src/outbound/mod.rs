@@ -537,6 +537,7 @@ mod tests {
             ret: Some(tern_store::DsnReturn::Headers),
             account_id: None,
             require_tls: false,
+            release_at: None,
         };
         assert_eq!(dsn_mail_params(&outbound), ["RET=HDRS", "ENVID=id+201"]);
         assert_eq!(

@@ -184,6 +184,7 @@ impl Worker {
                         ret: None,
                         account_id: None,
                         require_tls: false,
+                        release_at: None,
                     }),
                 )
                 .await

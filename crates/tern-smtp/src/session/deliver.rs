@@ -57,6 +57,7 @@ impl Session {
             require_tls: tx.params.require_tls,
             sender_auth,
             origin,
+            release_at: None,
         };
         let trace = Trace {
             helo: self.helo.clone().unwrap_or_else(|| "unknown".into()),

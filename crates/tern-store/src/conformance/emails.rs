@@ -358,6 +358,7 @@ pub async fn submissions_are_kept_and_journalled(store: Arc<dyn Store>) {
         send_at: 1_001,
         queue_id: Some(QueueId(7)),
         delivery: Default::default(),
+        canceled: false,
     };
     let first = store.record_submission(a.id, &s).await.unwrap();
     let second = store.record_submission(a.id, &s).await.unwrap();

@@ -619,6 +619,7 @@ pub async fn accept_queues_remote_recipients_in_the_same_commit(store: Arc<dyn S
         ret: Some(DsnReturn::Headers),
         account_id: Some(a.id),
         require_tls: false,
+        release_at: None,
     };
     let accepted = store
         .accept(
@@ -695,6 +696,7 @@ pub async fn enqueue_blob_queues_stored_bytes(store: Arc<dyn Store>) {
         ret: None,
         account_id: None,
         require_tls: false,
+        release_at: None,
     };
     // Only an account holding the bytes may queue them.
     let b = account(&store, "b@example.test").await;
@@ -730,6 +732,7 @@ pub async fn over_quota_recipients_are_queued_when_others_take_the_message(store
         ret: None,
         account_id: None,
         require_tls: false,
+        release_at: None,
     };
     let delivery = |targets: Vec<DeliveryTarget>| Delivery {
         message: (message("q", "x")).into(),

@@ -68,7 +68,8 @@ macro_rules! conformance_tests {
             submissions_are_kept_and_journalled,
             journal_retention_has_a_floor, uploads_hold_blobs_until_they_expire,
             moves_into_and_out_of_junk_ask_for_training, greylisting_defers_then_remembers,
-            account_settings_and_auto_replies, uploads_count_against_the_quota);
+            account_settings_and_auto_replies, uploads_count_against_the_quota,
+            held_submissions_wait_and_can_be_cancelled);
         $crate::conformance_tests!(@fixture_cases $fixture;
             another_process_wakes_subscribers, queue_claims_never_overlap);
     };

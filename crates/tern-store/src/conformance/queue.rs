@@ -26,6 +26,7 @@ async fn queue_for(store: &Arc<dyn Store>, subject: &str, recipients: &[&str]) -
                 ret: None,
                 account_id: None,
                 require_tls: false,
+                release_at: None,
             }),
         )
         .await
@@ -106,6 +107,7 @@ pub async fn queue_records_attempts_and_frees_the_blob(store: Arc<dyn Store>) {
                 send_at: 1,
                 queue_id: Some(id),
                 delivery: Default::default(),
+                canceled: false,
             },
         )
         .await
@@ -421,4 +423,81 @@ pub async fn queue_partial_records_and_dead_workers(store: Arc<dyn Store>) {
         (z.status, z.attempts, z.next_attempt, z.last_error),
         (RecipientStatus::Pending, 0, t + 15, None)
     );
+}
+
+pub async fn held_submissions_wait_and_can_be_cancelled(store: Arc<dyn Store>) {
+    let a = account(&store, "a@example.test").await;
+    let t = now();
+    let enqueue = |release_at: Option<i64>| {
+        let store = store.clone();
+        async move {
+            store
+                .accept(
+                    Delivery {
+                        message: message("later", "x").into(),
+                        recipients: vec![],
+                        received_at: 1,
+                    },
+                    Some(Outbound {
+                        mail_from: "a@example.test".into(),
+                        recipients: vec![OutboundRecipient {
+                            address: "x@remote.test".into(),
+                            notify: DsnNotify::default(),
+                            orcpt: None,
+                        }],
+                        env_id: None,
+                        ret: None,
+                        account_id: Some(a.id),
+                        require_tls: false,
+                        release_at,
+                    }),
+                )
+                .await
+                .unwrap()
+                .queued
+                .unwrap()
+        }
+    };
+    let submit = |queue_id: QueueId| {
+        let store = store.clone();
+        async move {
+            store
+                .record_submission(
+                    a.id,
+                    &SubmissionRecord {
+                        id: SubmissionId(0),
+                        email_id: EmailId(1),
+                        thread_id: ThreadId(1),
+                        identity_id: "i1".into(),
+                        mail_from: "a@example.test".into(),
+                        rcpt_to: vec!["x@remote.test".into()],
+                        send_at: t + 3600,
+                        queue_id: Some(queue_id),
+                        delivery: Default::default(),
+                        canceled: false,
+                    },
+                )
+                .await
+                .unwrap()
+        }
+    };
+    // Held an hour: nothing to claim now, everything at the release.
+    let later = enqueue(Some(t + 3600)).await;
+    let held = submit(later).await;
+    assert!(store.queue_claim(t, 60, 10).await.unwrap().is_empty());
+    assert!(store.cancel_submission(a.id, held).await.unwrap());
+    assert!(
+        store.queue_list().await.unwrap().is_empty(),
+        "the queued copy went"
+    );
+    let s = store.submissions(a.id, Some(&[held])).await.unwrap();
+    assert!(s[0].canceled && s[0].queue_id.is_none());
+    assert!(!store.cancel_submission(a.id, held).await.unwrap(), "once");
+    // Once the queue has a message in hand, it is too late.
+    let now_ = enqueue(None).await;
+    let sent = submit(now_).await;
+    let claim = store.queue_claim(t, 60, 10).await.unwrap();
+    assert_eq!(claim.len(), 1);
+    assert!(!store.cancel_submission(a.id, sent).await.unwrap());
+    assert_eq!(store.queue_list().await.unwrap().len(), 1);
 }

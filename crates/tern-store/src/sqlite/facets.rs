@@ -420,6 +420,11 @@ impl EmailStore for SqliteStore {
             .await
     }
 
+    async fn cancel_submission(&self, account: AccountId, id: SubmissionId) -> Result<bool> {
+        self.write(move |ctx| submissions::cancel(ctx, account, id))
+            .await
+    }
+
     async fn destroy_submissions(
         &self,
         account: AccountId,

@@ -49,6 +49,9 @@ pub fn record(
         ChangeKind::SubmissionDestroyed { submission_id } => {
             ("submission-destroyed", None, submission_id.0, None)
         }
+        ChangeKind::SubmissionUpdated { submission_id } => {
+            ("submission-updated", None, submission_id.0, None)
+        }
     };
     conn.prepare_cached(
         "INSERT INTO journal (account_id, modseq, type, collection, object, kind, uid, at)
@@ -98,6 +101,9 @@ fn decode(
             submission_id: SubmissionId(object?),
         },
         "submission-destroyed" => ChangeKind::SubmissionDestroyed {
+            submission_id: SubmissionId(object?),
+        },
+        "submission-updated" => ChangeKind::SubmissionUpdated {
             submission_id: SubmissionId(object?),
         },
         "added" => {

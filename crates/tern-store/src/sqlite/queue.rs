@@ -65,6 +65,10 @@ pub fn enqueue(
              VALUES (?1, ?2, ?3, ?4, 'pending', ?5) ON CONFLICT DO NOTHING",
         )
         .map_err(db("queueing a recipient"))?;
+    // A message sent later waits for its release (FUTURERELEASE).
+    let first_attempt = outbound
+        .release_at
+        .map_or(created_at, |r| r.max(created_at));
     for r in &outbound.recipients {
         insert
             .execute(params![
@@ -72,7 +76,7 @@ pub fn enqueue(
                 r.address,
                 notify_bits(r.notify),
                 r.orcpt,
-                created_at
+                first_attempt
             ])
             .map_err(db("queueing a recipient"))?;
     }
@@ -215,6 +219,7 @@ fn load(conn: &Connection, ids: Option<&[i64]>, due_at: Option<i64>) -> Result<V
                 }),
                 account_id: account_id.map(AccountId),
                 require_tls,
+                release_at: None,
             },
             created_at,
             recipients,

@@ -383,6 +383,7 @@ CREATE TABLE email_submission (
     send_at     INTEGER NOT NULL,
     queue_id    INTEGER,
     delivery    TEXT NOT NULL DEFAULT '{}',
+    canceled    INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (account_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX email_submission_by_queue ON email_submission (queue_id) WHERE queue_id IS NOT NULL;

@@ -6,7 +6,7 @@ use super::db;
 use super::writer::WriteCtx;
 use crate::error::Result;
 use crate::types::*;
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 pub fn record(
     ctx: &mut WriteCtx<'_>,
@@ -85,6 +85,7 @@ pub fn record(
 fn from_row(r: &Row<'_>) -> rusqlite::Result<SubmissionRecord> {
     let rcpt_to: String = r.get(5)?;
     let delivery: String = r.get(8)?;
+    let canceled: bool = r.get(9)?;
     Ok(SubmissionRecord {
         id: SubmissionId(r.get(0)?),
         email_id: EmailId(r.get(1)?),
@@ -95,6 +96,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<SubmissionRecord> {
         send_at: r.get(6)?,
         queue_id: r.get::<_, Option<i64>>(7)?.map(QueueId),
         delivery: serde_json::from_str(&delivery).unwrap_or_default(),
+        canceled,
     })
 }
 
@@ -107,7 +109,7 @@ pub fn list(
     let mut st = conn
         .prepare_cached(
             "SELECT id, email_id, thread_id, identity_id, mail_from, rcpt_to, send_at, queue_id,
-                    delivery
+                    delivery, canceled
              FROM email_submission WHERE account_id = ?1 ORDER BY id",
         )
         .map_err(db("reading submissions"))?;
@@ -172,4 +174,50 @@ pub fn record_outcome(
     .and_then(|mut st| st.execute(params![path, outcome, queue_id.0]))
     .map_err(db("recording a submission's delivery"))?;
     Ok(())
+}
+
+/// Cancels a submission sent later (JMAP `undoStatus: canceled`): its
+/// queued message goes, unless the queue has started on it (a lease
+/// taken, an attempt made) — then it is too late and nothing changes.
+pub fn cancel(ctx: &mut WriteCtx<'_>, account: AccountId, id: SubmissionId) -> Result<bool> {
+    let queue_id: Option<Option<i64>> = ctx
+        .conn
+        .prepare_cached(
+            "SELECT queue_id FROM email_submission WHERE account_id = ?1 AND id = ?2 AND canceled = 0",
+        )
+        .and_then(|mut st| st.query_row(params![account.0, id.0], |r| r.get(0)).optional())
+        .map_err(db("reading a submission"))?;
+    let Some(Some(queue_id)) = queue_id else {
+        return Ok(false);
+    };
+    let untouched: Option<i64> = ctx
+        .conn
+        .prepare_cached(
+            "SELECT m.id FROM queue_message m
+              WHERE m.id = ?1 AND m.lease_id IS NULL
+                AND NOT EXISTS (SELECT 1 FROM queue_recipient r
+                                 WHERE r.message_id = m.id
+                                   AND (r.attempts > 0 OR r.status != 'pending'))",
+        )
+        .and_then(|mut st| st.query_row([queue_id], |r| r.get(0)).optional())
+        .map_err(db("checking a queued submission"))?;
+    if untouched.is_none() {
+        return Ok(false);
+    }
+    super::queue::remove_entry(ctx.conn, QueueId(queue_id))?;
+    let modseq = ctx.modseq(account)?;
+    ctx.conn
+        .prepare_cached(
+            "UPDATE email_submission SET canceled = 1, queue_id = NULL
+              WHERE account_id = ?1 AND id = ?2",
+        )
+        .and_then(|mut st| st.execute(params![account.0, id.0]))
+        .map_err(db("cancelling a submission"))?;
+    super::journal::record(
+        ctx.conn,
+        account,
+        modseq,
+        &ChangeKind::SubmissionUpdated { submission_id: id },
+    )?;
+    Ok(true)
 }

@@ -221,3 +221,75 @@ print(json.dumps(one("EmailSubmission/get", {{"ids": ["{id}"]}})["list"][0]))
     assert_eq!(delivery["bob@example.test"]["delivered"], "yes", "{status}");
     assert_eq!(status["undoStatus"], "final");
 }
+
+#[test]
+fn a_submission_sent_later_waits_and_can_be_cancelled() {
+    let dir = TestDir::new();
+    dir.add_account("joe@example.test");
+    dir.add_account("bob@example.test");
+    let server = dir.start();
+    let mut bob = crate::outbound::idle(server.listeners["imap"], "bob@example.test");
+    let submit = |hold: &str, subject: &str| {
+        run(
+            &server,
+            &format!(
+                r##"
+d = boxes["drafts"]
+r = call([
+    ["Email/set", {{"accountId": "a1", "create": {{"draft": {{
+        "mailboxIds": {{d: True}}, "from": [{{"email": "joe@example.test"}}],
+        "to": [{{"email": "bob@example.test"}}], "subject": "{subject}",
+        "bodyValues": {{"t": {{"value": "later"}}}}, "textBody": [{{"partId": "t"}}]}}}}}}, "0"],
+    ["EmailSubmission/set", {{"accountId": "a1", "create": {{"s": {{"emailId": "#draft",
+        "envelope": {{"mailFrom": {{"email": "joe@example.test", "parameters": {{"HOLDFOR": "{hold}"}}}},
+                     "rcptTo": [{{"email": "bob@example.test"}}]}}}}}}}}, "1"],
+])
+print(json.dumps(r[1][1]))
+"##
+            ),
+        )
+    };
+    let too_far = submit("99999999", "too far");
+    assert_eq!(
+        too_far["notCreated"]["s"]["type"], "invalidProperties",
+        "{too_far}"
+    );
+    let held = submit("3600", "in an hour");
+    assert_eq!(held["created"]["s"]["undoStatus"], "pending", "{held}");
+    let id = held["created"]["s"]["id"].as_str().unwrap().to_string();
+    let cancel = run(
+        &server,
+        &format!(
+            r##"
+before = one("EmailSubmission/get", {{"ids": ["{id}"]}})["list"][0]["undoStatus"]
+r = one("EmailSubmission/set", {{"update": {{"{id}": {{"undoStatus": "canceled"}}}}}})
+after = one("EmailSubmission/get", {{"ids": ["{id}"]}})["list"][0]["undoStatus"]
+again = one("EmailSubmission/set", {{"update": {{"{id}": {{"undoStatus": "canceled"}}}}}})
+session = json.loads(urllib.request.urlopen(urllib.request.Request(base + "/jmap/session", headers=auth)).read())
+print(json.dumps({{"before": before, "set": r, "after": after, "again": again,
+                  "max": session["accounts"]["a1"]["accountCapabilities"]["urn:ietf:params:jmap:submission"]["maxDelayedSend"]}}))
+"##
+        ),
+    );
+    assert_eq!(cancel["before"], "pending", "{cancel}");
+    assert!(
+        cancel["set"]["updated"]
+            .as_object()
+            .unwrap()
+            .contains_key(&id),
+        "{cancel}"
+    );
+    assert_eq!(cancel["after"], "canceled", "{cancel}");
+    assert_eq!(
+        cancel["again"]["notUpdated"][&id]["type"], "cannotUnsend",
+        "{cancel}"
+    );
+    assert_eq!(cancel["max"], 604800);
+    // One second ahead: the outbound worker delivers it to bob then (the
+    // cancelled one never comes, so this is the first bob sees).
+    let soon = submit("1", "in a second");
+    assert_eq!(soon["created"]["s"]["undoStatus"], "pending", "{soon}");
+    let got = crate::outbound::next_message(&mut bob);
+    assert!(got.contains("Subject: in a second"), "{got}");
+    assert!(!got.contains("in an hour"), "{got}");
+}
