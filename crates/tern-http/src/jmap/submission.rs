@@ -358,10 +358,11 @@ pub async fn changes(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
             ChangeKind::SubmissionCreated { submission_id } => {
                 created.insert(submission_id);
             }
+            // Made in the window: `created` says it all.
+            ChangeKind::SubmissionUpdated { submission_id } if created.contains(&submission_id) => {
+            }
             ChangeKind::SubmissionUpdated { submission_id } => {
-                if !created.contains(&submission_id) {
-                    updated.insert(submission_id);
-                }
+                updated.insert(submission_id);
             }
             // Made and forgotten within the window: nothing to tell.
             ChangeKind::SubmissionDestroyed { submission_id } if created.remove(&submission_id) => {
