@@ -50,6 +50,8 @@ pub struct HttpServer {
     pub(crate) logins: auth::LoginCache,
     /// API requests in progress per account (`maxConcurrentRequests`).
     pub(crate) in_flight: jmap::InFlight,
+    /// Uploads in progress per account (`maxConcurrentUpload`).
+    pub(crate) uploads: jmap::InFlight,
     /// Push to the URLs of push subscriptions.
     pub(crate) push: Arc<push_sender::PushSender>,
 }
@@ -73,6 +75,7 @@ impl HttpServer {
             limits,
             logins: auth::LoginCache::default(),
             in_flight: jmap::InFlight::default(),
+            uploads: jmap::InFlight::new(jmap::blob::MAX_CONCURRENT_UPLOAD),
         }
     }
 

@@ -101,8 +101,20 @@ pub async fn route(
                         .unwrap_or("")
                         .to_string();
                     let rest = path["/jmap/upload/".len()..].to_string();
-                    match body(request, crate::jmap::blob::MAX_SIZE_UPLOAD, "maxSizeUpload").await {
-                        Ok(bytes) => {
+                    let Some(_upload) = server.uploads.enter(account) else {
+                        return crate::jmap::push::boxed(response::secure(
+                            crate::jmap::request_error(
+                                StatusCode::TOO_MANY_REQUESTS,
+                                "urn:ietf:params:jmap:error:limit",
+                                "at most maxConcurrentUpload uploads at once per account",
+                                Some("maxConcurrentUpload"),
+                            ),
+                        ));
+                    };
+                    match spooled_body(server, request, crate::jmap::blob::MAX_SIZE_UPLOAD).await {
+                        // The slot bounds how many large uploads are in
+                        // memory at once; held until the upload is stored.
+                        Ok((bytes, _slot)) => {
                             crate::jmap::blob::upload(server, account, &rest, &content_type, bytes)
                                 .await
                         }
@@ -213,6 +225,62 @@ async fn account(
             Err(r)
         }
     }
+}
+
+/// An upload's body, received into a spool (a temporary file past 1 MiB,
+/// as SMTP and IMAP bodies are), then read back under the mail layer's
+/// bound on large bodies in memory: many clients uploading at once cost
+/// disk while they send, not memory. At most `limit` bytes.
+async fn spooled_body(
+    server: &HttpServer,
+    request: Request<Incoming>,
+    limit: usize,
+) -> Result<(Vec<u8>, Option<tokio::sync::OwnedSemaphorePermit>), Response<Body>> {
+    let too_large = || {
+        crate::jmap::request_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "urn:ietf:params:jmap:error:limit",
+            &format!("the upload is larger than maxSizeUpload ({limit} bytes)"),
+            Some("maxSizeUpload"),
+        )
+    };
+    let unreadable = || {
+        response::problem(
+            StatusCode::BAD_REQUEST,
+            "about:blank",
+            "the request body could not be read",
+        )
+    };
+    let declared = request
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut spool = server.mail.new_body();
+    let mut incoming = request.into_body();
+    while let Some(frame) = incoming.frame().await {
+        let frame = frame.map_err(|_| unreadable())?;
+        if let Some(data) = frame.data_ref() {
+            if spool.len() as usize + data.len() > limit {
+                return Err(too_large());
+            }
+            spool.push(data).await.map_err(|e| {
+                tracing::error!("http upload: spooling: {e}");
+                response::problem(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "about:blank",
+                    "no room to receive the upload",
+                )
+            })?;
+        }
+    }
+    server.mail.read_body(spool).await.map_err(|e| {
+        tracing::error!("http upload: reading the spool: {e}");
+        unreadable()
+    })
 }
 
 /// The request body, at most `limit` bytes (RFC 8620 §3.6.1 `limit`

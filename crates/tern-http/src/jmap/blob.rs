@@ -20,6 +20,8 @@ use tern_store::{AccountId, BlobId, MailboxId, StoreError};
 
 /// How long an upload waits for an email to use it.
 const UPLOAD_LIFETIME_SECS: i64 = 24 * 3600;
+/// Uploads one account may send at once (`maxConcurrentUpload`).
+pub const MAX_CONCURRENT_UPLOAD: usize = 4;
 /// The largest upload (the session's `maxSizeUpload`).
 pub const MAX_SIZE_UPLOAD: usize = 50 * 1024 * 1024;
 
@@ -199,7 +201,7 @@ pub async fn upload(
     account: AccountId,
     path: &str,
     content_type: &str,
-    bytes: Bytes,
+    bytes: Vec<u8>,
 ) -> Response<Body> {
     if super::parse_account_id(path.trim_end_matches('/')) != Some(account) {
         return response::problem(StatusCode::NOT_FOUND, "about:blank", "no such account");
@@ -209,7 +211,7 @@ pub async fn upload(
     match server
         .mail
         .store()
-        .upload_blob(account, bytes.to_vec(), expires)
+        .upload_blob(account, bytes, expires)
         .await
     {
         Ok(blob) => response::json(

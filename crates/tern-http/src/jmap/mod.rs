@@ -63,11 +63,19 @@ pub fn parse_account_id(id: &str) -> Option<AccountId> {
     id.strip_prefix('a')?.parse().ok().map(AccountId)
 }
 
-/// API requests in progress, per account: a client may run
-/// `maxConcurrentRequests` at once (RFC 8620 §2), so one account cannot
-/// take every worker.
-#[derive(Default)]
-pub struct InFlight(std::sync::Mutex<std::collections::HashMap<AccountId, usize>>);
+/// API requests (or uploads) in progress, per account: a client may run
+/// `maxConcurrentRequests` (`maxConcurrentUpload`) at once (RFC 8620 §2),
+/// so one account cannot take every worker.
+pub struct InFlight {
+    counts: std::sync::Mutex<std::collections::HashMap<AccountId, usize>>,
+    max: usize,
+}
+
+impl Default for InFlight {
+    fn default() -> InFlight {
+        InFlight::new(MAX_CONCURRENT_REQUESTS)
+    }
+}
 
 /// One request's place; freed when dropped.
 pub struct Slot<'a> {
@@ -76,10 +84,17 @@ pub struct Slot<'a> {
 }
 
 impl InFlight {
-    fn enter(&self, account: AccountId) -> Option<Slot<'_>> {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+    pub fn new(max: usize) -> InFlight {
+        InFlight {
+            counts: Default::default(),
+            max,
+        }
+    }
+
+    pub fn enter(&self, account: AccountId) -> Option<Slot<'_>> {
+        let mut map = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let n = map.entry(account).or_insert(0);
-        if *n >= MAX_CONCURRENT_REQUESTS {
+        if *n >= self.max {
             return None;
         }
         *n += 1;
@@ -92,7 +107,11 @@ impl InFlight {
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        let mut map = self.in_flight.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self
+            .in_flight
+            .counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(n) = map.get_mut(&self.account) {
             *n -= 1;
             if *n == 0 {
@@ -148,7 +167,7 @@ pub async fn session(server: &HttpServer, account: AccountId, base: &str) -> Res
         "capabilities": {
             CORE: {
                 "maxSizeUpload": blob::MAX_SIZE_UPLOAD,
-                "maxConcurrentUpload": 4,
+                "maxConcurrentUpload": blob::MAX_CONCURRENT_UPLOAD,
                 "maxSizeRequest": MAX_SIZE_REQUEST,
                 "maxConcurrentRequests": MAX_CONCURRENT_REQUESTS,
                 "maxCallsInRequest": MAX_CALLS_IN_REQUEST,
@@ -705,6 +724,10 @@ mod in_flight_tests {
         );
         drop(held);
         assert!(f.enter(a).is_some());
+        // Uploads have their own, smaller bound.
+        let uploads = InFlight::new(1);
+        let one = uploads.enter(a);
+        assert!(one.is_some() && uploads.enter(a).is_none());
     }
 }
 

@@ -428,9 +428,10 @@ out["att_ok"] = r.read() == bytes(range(256))
 out["att_type"] = r.headers["Content-Type"]
 req = urllib.request.Request(base + "/jmap/download/a1/%s/msg.eml" % up["blobId"], headers=auth)
 out["whole_ok"] = urllib.request.urlopen(req).read() == raw
-# A blob larger than one streamed chunk (256 KiB) and not a multiple of it
-# comes back whole.
-big = bytes((i * 7 + i // 251) % 256 for i in range(700001))
+# A blob larger than the spool threshold (1 MiB: the upload goes through a
+# temporary file) and than one streamed chunk (256 KiB), not a multiple
+# of it, comes back whole.
+big = bytes((i * 7 + i // 251) % 256 for i in range(1500001))
 req = urllib.request.Request(base + "/jmap/upload/a1/", data=big, headers=auth)
 big_id = json.loads(urllib.request.urlopen(req).read())["blobId"]
 req = urllib.request.Request(base + "/jmap/download/a1/%s/big.bin" % big_id, headers=auth)
