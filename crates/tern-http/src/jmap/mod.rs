@@ -580,6 +580,14 @@ async fn dispatch(cx: &Call<'_>, name: &str, args: Map<String, Value>) -> Method
             needs(quota::QUOTA)?;
             quota::query(cx, args).await
         }
+        // Quota/query says canCalculateChanges: false (RFC 8620 §5.6).
+        "Quota/queryChanges" => {
+            needs(quota::QUOTA)?;
+            Err(method_error(
+                "cannotCalculateChanges",
+                "query the quotas again (there is at most one)",
+            ))
+        }
         "Email/import" => {
             needs(MAIL)?;
             blob::import(cx, args).await

@@ -19,7 +19,16 @@ fn jmapc_writes_a_draft_with_an_attachment_and_sends_it() {
         eprintln!("jmapc test skipped: set TERN_JMAPC_PYTHON to a Python with jmapc");
         return;
     };
-    let dir = TestDir::new();
+    // Carol is at another domain, whose server (B) the outbound worker
+    // relays to.
+    let b = TestDir::new();
+    b.add_account("carol@b.test");
+    let relay = b.start();
+    let mut carol = crate::outbound::idle(relay.listeners["imap"], "carol@b.test");
+    let dir = TestDir::with_config(&format!(
+        "[outbound]\nrelay = \"{}\"\nrelay_tls = \"none\"\n",
+        relay.listeners["smtp"]
+    ));
     dir.add_account("joe@example.test");
     dir.add_account("bob@example.test");
     let server = dir.start();
@@ -40,6 +49,7 @@ draft = Email(
     mailbox_ids={boxes["drafts"]: True}, keywords={"$draft": True, "$seen": True},
     mail_from=[EmailAddress(name="Joe Example", email="joe@example.test")],
     to=[EmailAddress(name="Bob", email="bob@example.test")],
+    cc=[EmailAddress(name="Carol", email="carol@b.test")],
     subject="Quarterly report \u2014 draft",
     body_values={"t": EmailBodyValue(value="Report attached.\nJoe"), "h": EmailBodyValue(value="<p>Report attached.</p>")},
     text_body=[EmailBodyPart(part_id="t", type="text/plain")],
@@ -148,6 +158,10 @@ print(json.dumps(out))
     assert_eq!(pdf.attachment_name(), Some("report.pdf"));
     assert_eq!(pdf.contents(), b"%PDF-1.4 pretend report\n");
     assert!(message.message_id().is_some() && message.date().is_some());
+    // Carol's copy went out through the queue and B.
+    let remote = crate::outbound::next_message(&mut carol);
+    assert!(remote.contains("Report attached."), "{remote}");
+    assert!(remote.contains("report.pdf"), "{remote}");
 }
 
 #[test]
