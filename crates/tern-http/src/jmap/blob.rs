@@ -25,15 +25,47 @@ pub const MAX_CONCURRENT_UPLOAD: usize = 4;
 /// The largest upload (the session's `maxSizeUpload`).
 pub const MAX_SIZE_UPLOAD: usize = 50 * 1024 * 1024;
 
-/// A blob id's stored blob and, for a part, the part's index.
+/// A blob id's stored blob and, for a part, the part's index. Only the
+/// form the server gives (lower-case hex, a part number without sign or
+/// leading zero) is accepted, so one blob has one id.
 pub(super) fn parse_blob_id(id: &str) -> Option<(BlobId, Option<usize>)> {
     let rest = id.strip_prefix('b')?;
     let (hash, part) = match rest.split_once('.') {
-        Some((hash, part)) => (hash, Some(part.parse().ok()?)),
+        Some((hash, part)) => {
+            let canonical = !part.is_empty()
+                && part.bytes().all(|b| b.is_ascii_digit())
+                && (part == "0" || !part.starts_with('0'));
+            (hash, Some(part.parse().ok().filter(|_| canonical)?))
+        }
         None => (rest, None),
     };
-    (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| (BlobId(hash.to_ascii_lowercase()), part))
+    (hash.len() == 64
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    .then(|| (BlobId(hash.to_string()), part))
+}
+
+/// A URL path segment or query value with its `%XX` escapes decoded;
+/// `None` if an escape is broken or the result is not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// For the fuzz target: a client's blob id.
@@ -146,7 +178,7 @@ pub async fn download(
     // is taken, anything else is served as bytes.
     let accept = query
         .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("accept=")))
-        .map(|t| t.replace("%2F", "/").replace("%2f", "/"))
+        .and_then(percent_decode)
         .filter(|t| {
             t.split_once('/').is_some_and(|(a, b)| {
                 !a.is_empty()
@@ -160,19 +192,35 @@ pub async fn download(
     if let Ok(v) = HeaderValue::from_str(&accept) {
         r.headers_mut().insert(CONTENT_TYPE, v);
     }
-    // The name as a safe ASCII filename; the client chose it anyway.
-    let name: String = name
-        .unwrap_or("blob")
+    // RFC 8620 §6.2: the name the client put in the URL is the file's
+    // name: as an ASCII fallback and, whole, as RFC 6266's `filename*`.
+    let name = name
+        .and_then(percent_decode)
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "blob".into());
+    let ascii: String = name
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+            if c.is_ascii_alphanumeric() || ".-_ ".contains(c) {
                 c
             } else {
                 '_'
             }
         })
         .collect();
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b".-_".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"
+    )) {
         r.headers_mut().insert(CONTENT_DISPOSITION, v);
     }
     // Content-addressed: the same id is always the same bytes.
@@ -254,6 +302,11 @@ pub async fn import(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
         .and_then(Value::as_object)
         .ok_or_else(|| method_error("invalidArguments", "emails is required"))?;
     let old_state = super::state(cx).await?;
+    if let Some(expected) = args.get("ifInState").and_then(Value::as_str) {
+        if expected != old_state {
+            return Err(method_error("stateMismatch", "the state has moved on"));
+        }
+    }
     let store = cx.server.mail.store();
     let mut created = Map::new();
     let mut not_created = Map::new();
@@ -283,10 +336,25 @@ pub async fn import(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
             }
             let keywords: Vec<String> = match spec.get("keywords") {
                 None | Some(Value::Null) => Vec::new(),
-                Some(Value::Object(k)) => k.keys().map(|k| store_keyword(k)).collect(),
+                Some(Value::Object(k)) if k.values().all(|v| v == &json!(true)) => {
+                    k.keys().map(|k| store_keyword(k)).collect()
+                }
                 Some(_) => return Err(invalid("keywords")),
             };
-            let received_at = tern_core::time::unix_now();
+            if keywords
+                .iter()
+                .any(|k| tern_store::validate_keyword(k).is_err())
+            {
+                return Err(invalid("keywords"));
+            }
+            // The time it arrived where it comes from (a migration keeps it).
+            let received_at = match spec.get("receivedAt") {
+                None | Some(Value::Null) => tern_core::time::unix_now(),
+                Some(Value::String(d)) => {
+                    tern_mail::headers::parse_utc_date(d).ok_or_else(|| invalid("receivedAt"))?
+                }
+                Some(_) => return Err(invalid("receivedAt")),
+            };
             let raw = store.read_blob(account, &blob).await.map_err(|e| match e {
                 StoreError::NotFound { .. } => {
                     json!({"type": "blobNotFound", "notFound": [spec["blobId"]]})
@@ -381,5 +449,18 @@ mod tests {
         assert_eq!(parse_blob_id(&format!("b{hash}.x")), None);
         assert_eq!(parse_blob_id("b1234"), None);
         assert_eq!(parse_blob_id(&format!("x{hash}")), None);
+        // One blob, one id: no other spellings.
+        assert_eq!(parse_blob_id(&format!("b{}", "A".repeat(64))), None);
+        assert_eq!(parse_blob_id(&format!("b{hash}.03")), None);
+        assert_eq!(parse_blob_id(&format!("b{hash}.+3")), None);
+        assert_eq!(
+            percent_decode("my%20file%C3%A9.pdf").as_deref(),
+            Some("my fileé.pdf")
+        );
+        assert_eq!(
+            percent_decode("image%2Fsvg%2Bxml").as_deref(),
+            Some("image/svg+xml")
+        );
+        assert_eq!(percent_decode("bad%2"), None);
     }
 }

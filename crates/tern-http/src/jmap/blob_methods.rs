@@ -165,11 +165,13 @@ pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
         .and_then(Value::as_u64)
         .map(|l| l as usize);
     let (mut list, mut not_found) = (Vec::new(), Vec::new());
+    let mut budget = super::ReadBudget::default();
     for id in ids {
         let Some(data) = read(cx, &id).await? else {
             not_found.push(json!(id));
             continue;
         };
+        budget.spend(data.len())?;
         let mut object = Map::new();
         object.insert("id".into(), json!(id));
         let end = length.map_or(data.len(), |l| offset.saturating_add(l).min(data.len()));

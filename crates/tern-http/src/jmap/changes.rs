@@ -105,7 +105,7 @@ pub async fn mailboxes_changed_since(
 }
 
 /// The `maxChanges` argument, or ours.
-fn max_changes(args: &Map<String, Value>) -> Result<usize, Value> {
+pub(super) fn max_changes(args: &Map<String, Value>) -> Result<usize, Value> {
     match args.get("maxChanges") {
         None | Some(Value::Null) => Ok(DEFAULT_MAX_CHANGES),
         Some(v) => match v.as_u64() {

@@ -63,6 +63,11 @@ const PART_SETTABLE: &[&str] = &[
 
 /// Deepest `bodyStructure` accepted.
 const MAX_DEPTH: usize = 16;
+/// Most body parts in one Email object.
+const MAX_PARTS: usize = 1000;
+
+/// Blobs the parts name, by stored blob and part index.
+pub type Blobs = HashMap<(tern_store::BlobId, Option<usize>), Vec<u8>>;
 
 /// A message made from an Email object, ready to file.
 pub struct Composed {
@@ -71,6 +76,18 @@ pub struct Composed {
     /// In Store (IMAP) form.
     pub keywords: Vec<String>,
     pub received_at: i64,
+}
+
+/// The usual spelling of the fields mail-builder recognises by name
+/// (it adds its own `Date`, `Message-ID` and `MIME-Version` unless those
+/// exact names are there), so a client's `header:date` is not doubled.
+fn canonical_name(name: &str) -> String {
+    match name.to_ascii_lowercase().as_str() {
+        "date" => "Date".into(),
+        "message-id" => "Message-ID".into(),
+        "mime-version" => "MIME-Version".into(),
+        _ => name.to_string(),
+    }
 }
 
 /// A SetError naming the properties at fault.
@@ -118,7 +135,7 @@ pub async fn compose(
         {
             return Err(invalid(&[key], "Content-* fields belong to body parts"));
         }
-        if let Some(field) = field_of(key) {
+        if let Some(field) = field_of(key).filter(|_| !object[key].is_null()) {
             if fields_seen.contains(&field) {
                 return Err(invalid(&[key], format!("the {field} field is given twice")));
             }
@@ -144,13 +161,48 @@ pub async fn compose(
         }
         Some(_) => return Err(invalid(&["keywords"], "keywords map to true")),
     };
+    if let Some(bad) = keywords
+        .iter()
+        .find(|k| tern_store::validate_keyword(k).is_err())
+    {
+        return Err(invalid(&["keywords"], format!("{bad:?} is not a keyword")));
+    }
     let received_at = match object.get("receivedAt") {
         None | Some(Value::Null) => tern_core::time::unix_now(),
         Some(Value::String(d)) => tern_mail::headers::parse_utc_date(d)
             .ok_or_else(|| invalid(&["receivedAt"], "not a UTCDate"))?,
         Some(_) => return Err(invalid(&["receivedAt"], "not a UTCDate")),
     };
-    let blobs = fetch_blobs(cx, account, object).await?;
+    let limit = cx.server.limits.max_message_size;
+    let parts = all_parts(object);
+    if parts.len() > MAX_PARTS {
+        return Err(invalid(
+            &["attachments"],
+            format!("at most {MAX_PARTS} body parts"),
+        ));
+    }
+    let blobs = fetch_blobs(cx, account, &parts).await?;
+    // What the parts will copy into the message, repeats counted, before
+    // anything is built: a part may name a blob any number of times.
+    let text: usize = object
+        .get("bodyValues")
+        .and_then(Value::as_object)
+        .map_or(0, |v| {
+            v.values()
+                .filter_map(|b| b.get("value")?.as_str())
+                .map(str::len)
+                .sum()
+        });
+    let copied: u64 = parts
+        .iter()
+        .filter_map(|p| p.get("blobId")?.as_str())
+        .filter_map(|id| blobs.get(&super::blob::parse_blob_id(id)?))
+        .map(|b| b.len() as u64)
+        .sum::<u64>()
+        + text as u64;
+    if copied > limit {
+        return Err(json!({"type": "tooLarge", "maxSize": limit}));
+    }
     let raw = build(object, &blobs, cx.server.hostname())?;
     if raw.len() as u64 > cx.server.limits.max_message_size {
         return Err(json!({"type": "tooLarge", "maxSize": cx.server.limits.max_message_size}));
@@ -189,26 +241,27 @@ fn all_parts(object: &Map<String, Value>) -> Vec<&Value> {
     out
 }
 
-/// The contents of every blob the parts name, by blob id.
+/// The contents of every blob the parts name, by (blob, part), each
+/// read once however often it is named.
 async fn fetch_blobs(
     cx: &Call<'_>,
     account: tern_store::AccountId,
-    object: &Map<String, Value>,
-) -> Result<HashMap<String, Vec<u8>>, Value> {
+    parts: &[&Value],
+) -> Result<Blobs, Value> {
     let store = cx.server.mail.store();
     let mut blobs = HashMap::new();
     let mut missing = Vec::new();
-    for part in all_parts(object) {
+    for part in parts {
         let Some(id) = part.get("blobId").and_then(Value::as_str) else {
             continue;
         };
-        if blobs.contains_key(id) {
-            continue;
-        }
         let Some((blob, index)) = super::blob::parse_blob_id(id) else {
             missing.push(id.to_string());
             continue;
         };
+        if blobs.contains_key(&(blob.clone(), index)) {
+            continue;
+        }
         match store.read_blob(account, &blob).await {
             Ok(raw) => {
                 let bytes = match index {
@@ -217,7 +270,7 @@ async fn fetch_blobs(
                 };
                 match bytes {
                     Some(b) => {
-                        blobs.insert(id.to_string(), b);
+                        blobs.insert((blob, index), b);
                     }
                     None => missing.push(id.to_string()),
                 }
@@ -234,11 +287,7 @@ async fn fetch_blobs(
 }
 
 /// The message, built from the object and the blobs it names.
-pub fn build(
-    object: &Map<String, Value>,
-    blobs: &HashMap<String, Vec<u8>>,
-    hostname: &str,
-) -> Result<Vec<u8>, Value> {
+pub fn build(object: &Map<String, Value>, blobs: &Blobs, hostname: &str) -> Result<Vec<u8>, Value> {
     let mut message = MessageBuilder::new();
     for (property, field) in [
         ("from", "From"),
@@ -300,10 +349,15 @@ pub fn build(
         let values =
             header_forms::build(&h, value).ok_or_else(|| invalid(&[key], "not of that form"))?;
         for v in values {
-            message = message.header(h.name.clone(), v);
+            message = message.header(canonical_name(&h.name), v);
         }
     }
-    let fields: Vec<String> = object.keys().filter_map(|k| field_of(k)).collect();
+    // A field given as null is not given: ours is added.
+    let fields: Vec<String> = object
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .filter_map(|(k, _)| field_of(k))
+        .collect();
     if !fields.iter().any(|f| f == "message-id") {
         let random: String = tern_core::password::random_bytes(12)
             .iter()
@@ -357,7 +411,7 @@ pub fn build(
 
 struct Parts<'a> {
     values: &'a Map<String, Value>,
-    blobs: &'a HashMap<String, Vec<u8>>,
+    blobs: &'a Blobs,
 }
 
 impl Parts<'_> {
@@ -438,14 +492,34 @@ impl Parts<'_> {
             .as_object()
             .ok_or_else(|| invalid(&[path], "a body part is an object"))?;
         let bad = |p: &str, why: &str| invalid(&[&format!("{path}/{p}")], why);
+        // Each field once (RFC 8621 §4.6): Content-Type is always
+        // written (from `type`), the others when their property is given.
+        let mut fields: Vec<&str> = vec!["content-type"];
+        for (property, field) in [
+            ("disposition", "content-disposition"),
+            ("name", "content-disposition"),
+            ("cid", "content-id"),
+            ("language", "content-language"),
+            ("location", "content-location"),
+        ] {
+            if spec.get(property).is_some_and(|v| !v.is_null()) {
+                fields.push(field);
+            }
+        }
+        let mut headers_given: Vec<String> = Vec::new();
         for key in spec.keys() {
             if !PART_SETTABLE.contains(&key.as_str()) && HeaderProperty::parse(key).is_none() {
                 return Err(bad(key, "cannot be set on a body part"));
             }
-            if HeaderProperty::parse(key)
-                .is_some_and(|h| h.name.eq_ignore_ascii_case("content-transfer-encoding"))
-            {
-                return Err(bad(key, "the server chooses the transfer encoding"));
+            if let Some(h) = HeaderProperty::parse(key) {
+                let name = h.name.to_ascii_lowercase();
+                if name == "content-transfer-encoding" {
+                    return Err(bad(key, "the server chooses the transfer encoding"));
+                }
+                if fields.contains(&name.as_str()) || headers_given.contains(&name) {
+                    return Err(bad(key, "that field is given twice (or by a property)"));
+                }
+                headers_given.push(name);
             }
         }
         let string = |p: &str| -> Result<Option<String>, Value> {
@@ -520,9 +594,8 @@ impl Parts<'_> {
                     MimePart::new(ct, BodyPart::Text(text.to_string().into()))
                 }
                 (None, Some(id)) => {
-                    let bytes = self
-                        .blobs
-                        .get(&id)
+                    let bytes = super::blob::parse_blob_id(&id)
+                        .and_then(|key| self.blobs.get(&key))
                         .ok_or_else(|| bad("blobId", "no such blob"))?;
                     let ctype = ctype.unwrap_or_else(|| "application/octet-stream".into());
                     let mut ct = ContentType::new(ctype.clone());
@@ -623,10 +696,16 @@ pub async fn create(
 mod tests {
     use super::*;
 
+    /// The test blob's id.
+    const PDF: &str = "baaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
     fn built(object: Value) -> String {
         let object = object.as_object().unwrap().clone();
-        let mut blobs = HashMap::new();
-        blobs.insert("bpdf".to_string(), b"%PDF-1.4".to_vec());
+        let mut blobs = Blobs::new();
+        blobs.insert(
+            (tern_store::BlobId("a".repeat(64)), None),
+            b"%PDF-1.4".to_vec(),
+        );
         String::from_utf8(build(&object, &blobs, "mail.example").unwrap()).unwrap()
     }
 
@@ -642,8 +721,8 @@ mod tests {
             "textBody": [{"partId": "t"}],
             "htmlBody": [{"partId": "h", "type": "text/html"}],
             "attachments": [
-                {"blobId": "bpdf", "type": "application/pdf", "name": "a.pdf"},
-                {"blobId": "bpdf", "type": "image/png", "cid": "logo", "disposition": "inline"},
+                {"blobId": PDF, "type": "application/pdf", "name": "a.pdf"},
+                {"blobId": PDF, "type": "image/png", "cid": "logo", "disposition": "inline"},
             ],
         }));
         let message = mail_parser::MessageParser::default()
@@ -664,8 +743,26 @@ mod tests {
     }
 
     #[test]
+    fn one_date_and_one_message_id_however_spelled() {
+        let raw = built(json!({
+            "header:date:asDate": "2026-12-06T12:00:00Z",
+            "header:message-id:asMessageIds": ["a@b"],
+            "messageId": null,
+            "bodyValues": {"1": {"value": "x"}},
+            "textBody": [{"partId": "1"}],
+        }));
+        assert_eq!(raw.matches("Date:").count(), 1, "{raw}");
+        assert_eq!(
+            raw.to_ascii_lowercase().matches("message-id:").count(),
+            1,
+            "{raw}"
+        );
+        assert!(raw.contains("<a@b>"), "{raw}");
+    }
+
+    #[test]
     fn bad_objects_are_refused() {
-        let blobs = HashMap::new();
+        let blobs = Blobs::new();
         for bad in [
             json!({"bodyStructure": {"partId": "1"}, "textBody": [{"partId": "1"}], "bodyValues": {"1": {"value": "x"}}}),
             json!({"textBody": [{"partId": "missing"}]}),
@@ -676,6 +773,9 @@ mod tests {
             json!({"bodyStructure": {"partId": "1", "header:Content-Transfer-Encoding": "base64"}, "bodyValues": {"1": {"value": "x"}}}),
             json!({"attachments": [{"blobId": "bnothere"}]}),
             json!({"bodyStructure": {"type": "text/plain", "subParts": []}}),
+            json!({"bodyStructure": {"partId": "1", "header:Content-Type": " text/html"}, "bodyValues": {"1": {"value": "x"}}}),
+            json!({"bodyStructure": {"partId": "1", "disposition": "inline", "header:content-disposition": " x"}, "bodyValues": {"1": {"value": "x"}}}),
+            json!({"bodyStructure": {"partId": "1", "header:X-A": " a", "header:x-a:asText": "b"}, "bodyValues": {"1": {"value": "x"}}}),
         ] {
             let object = bad.as_object().unwrap().clone();
             assert!(build(&object, &blobs, "h").is_err(), "{bad}");

@@ -223,6 +223,7 @@ pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     let mut by_id = known.iter().zip(records.into_iter().zip(emails));
     let mut list = Vec::new();
     let mut not_found = Vec::new();
+    let mut budget = super::ReadBudget::default();
     for (id, parsed) in ids.iter().zip(parsed) {
         let Some(_) = parsed else {
             not_found.push(json!(id));
@@ -275,6 +276,7 @@ pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
                 .read_blob(account, &record.blob_id)
                 .await
                 .map_err(store_fail)?;
+            budget.spend(raw.len())?;
             let blob = format!("b{}", record.blob_id.0);
             object.extend(super::body::properties(
                 &raw,

@@ -180,6 +180,21 @@ fn parse_condition(f: &Map<String, Value>) -> Result<Condition, Value> {
     Ok(c)
 }
 
+impl Filter {
+    /// Whether any condition looks at other emails of the thread.
+    pub(super) fn looks_at_threads(&self) -> bool {
+        match self {
+            Filter::Condition(c) => c
+                .residual
+                .iter()
+                .any(|r| matches!(r, Residual::InThread(..))),
+            Filter::And(parts) | Filter::Or(parts) | Filter::Not(parts) => {
+                parts.iter().any(Filter::looks_at_threads)
+            }
+        }
+    }
+}
+
 /// An `AND` of conditions as one condition, where they fold.
 pub(super) fn fold_and(parts: &[Filter]) -> Option<Condition> {
     let mut out = Condition::default();

@@ -176,7 +176,7 @@ async fn run(
             .iter()
             .position(|id| *id == anchor)
             .ok_or_else(|| method_error("anchorNotFound", "the anchor is not in the results"))?;
-        position = (at as i64 + offset).max(0) as usize;
+        position = (at as i64).saturating_add(offset).max(0) as usize;
     }
     let ids = all.into_iter().skip(position).take(page.limit).collect();
     Ok((ids, page.calculate_total.then_some(total as u64), position))
@@ -558,6 +558,15 @@ pub async fn query_changes(cx: &Call<'_>, args: Map<String, Value>) -> MethodRes
         Some(f) => parse_filter(f, 0)?,
     };
     let mut page = parse_page(&args)?;
+    // Which email stands for a thread, and what its thread holds, change
+    // with emails the journal does not name for this email: RFC 8620 §5.6
+    // lets the server say it cannot tell.
+    if page.collapse_threads || filter.looks_at_threads() {
+        return Err(method_error(
+            "cannotCalculateChanges",
+            "a query over threads is run again, not updated",
+        ));
+    }
     let max_changes = args.get("maxChanges").and_then(Value::as_u64);
     let changed: BTreeSet<EmailId> = super::changes::emails_changed_since(cx, account, since)
         .await?

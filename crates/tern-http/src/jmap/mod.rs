@@ -52,6 +52,29 @@ pub const MAX_CALLS_IN_REQUEST: usize = 64;
 pub const MAX_CONCURRENT_REQUESTS: usize = 4;
 pub const MAX_OBJECTS_IN_GET: usize = 1000;
 pub const MAX_OBJECTS_IN_SET: usize = 500;
+/// Most message or blob bytes one method call reads to answer (Email/get
+/// with bodies, Email/parse, Blob/get): a thousand ids of large messages
+/// would otherwise make one answer gigabytes.
+pub const MAX_BYTES_READ_PER_CALL: u64 = 64 * 1024 * 1024;
+
+/// Counts the bytes a call has read; past the bound, `requestTooLarge`.
+#[derive(Default)]
+pub struct ReadBudget(u64);
+
+impl ReadBudget {
+    pub fn spend(&mut self, bytes: usize) -> Result<(), Value> {
+        self.0 += bytes as u64;
+        if self.0 > MAX_BYTES_READ_PER_CALL {
+            return Err(method_error(
+                "requestTooLarge",
+                format!(
+                    "the answer would read more than {MAX_BYTES_READ_PER_CALL} bytes; ask for fewer ids"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// A JMAP Id for an account (RFC 8620 §1.2: letters, digits, `-`, `_`).
 pub fn account_id(account: AccountId) -> String {
@@ -410,9 +433,15 @@ pub async fn handle(
                 let implicit = out
                     .as_object_mut()
                     .and_then(|o| o.remove("_implicitEmailSet"));
+                let implicit_error = out
+                    .as_object_mut()
+                    .and_then(|o| o.remove("_implicitEmailSetError"));
                 responses.push(json!([name, out, call_id]));
                 if let Some(implicit) = implicit {
                     responses.push(json!(["Email/set", implicit, call_id]));
+                }
+                if let Some(error) = implicit_error {
+                    responses.push(json!(["error", error, call_id]));
                 }
             }
             Err(error) => responses.push(json!(["error", error, call_id])),
@@ -698,7 +727,7 @@ pub fn fuzz_one(data: &[u8]) {
                 // Email objects a client asks to create, built with no blobs.
                 if let Some(Value::Object(create)) = args.get("create") {
                     for object in create.values().filter_map(Value::as_object) {
-                        let _ = compose::build(object, &Default::default(), "fuzz.example");
+                        let _ = compose::build(object, &compose::Blobs::new(), "fuzz.example");
                     }
                 }
                 if let Ok(args) = references::resolve(args, &responses) {

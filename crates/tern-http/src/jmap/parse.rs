@@ -53,6 +53,7 @@ pub async fn parse(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     let read = ReadArgs::parse(&args, &all, &["bodyStructure"])?;
     let store = cx.server.mail.store();
     let (mut parsed, mut not_parsable, mut not_found) = (Map::new(), Vec::new(), Vec::new());
+    let mut budget = super::ReadBudget::default();
     for id in blob_ids {
         let Some((blob, part)) = super::blob::parse_blob_id(&id) else {
             not_found.push(json!(id));
@@ -66,6 +67,7 @@ pub async fn parse(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
             }
             Err(e) => return Err(method_error("serverFail", e.to_string())),
         };
+        budget.spend(raw.len())?;
         let raw = match part {
             None => raw,
             Some(i) => match super::body::part_of(&raw, i) {

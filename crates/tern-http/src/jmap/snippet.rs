@@ -50,9 +50,13 @@ fn escape(text: &str) -> String {
     out
 }
 
-/// `text` escaped with every occurrence of a term marked; `None` if no
-/// term occurs. Matching is case-insensitive, by characters.
-fn mark(text: &str, terms: &[String]) -> Option<String> {
+/// Most octets of a preview, markup included (RFC 8621 §5).
+const PREVIEW_OCTETS: usize = 255;
+
+/// `text` escaped with every occurrence of a term marked, at most `max`
+/// octets of it (markup included) when given; `None` if no term occurs.
+/// Matching is case-insensitive, by characters.
+fn mark(text: &str, terms: &[String], max: Option<usize>) -> Option<String> {
     let chars: Vec<char> = text.chars().collect();
     let lower: Vec<char> = chars
         .iter()
@@ -78,14 +82,23 @@ fn mark(text: &str, terms: &[String]) -> Option<String> {
     let mut out = String::new();
     let mut open = false;
     for (c, m) in chars.iter().zip(&marked) {
+        let mut piece = String::new();
+        let mut opens = open;
         if *m && !open {
-            out.push_str("<mark>");
-            open = true;
+            piece.push_str("<mark>");
+            opens = true;
         } else if !*m && open {
-            out.push_str("</mark>");
-            open = false;
+            piece.push_str("</mark>");
+            opens = false;
         }
-        out.push_str(&escape(&c.to_string()));
+        piece.push_str(&escape(&c.to_string()));
+        // Room for this piece and the closing tag it may need.
+        let closing = if opens { "</mark>".len() } else { 0 };
+        if max.is_some_and(|max| out.len() + piece.len() + closing > max) {
+            break;
+        }
+        out.push_str(&piece);
+        open = opens;
     }
     if open {
         out.push_str("</mark>");
@@ -103,7 +116,7 @@ fn preview(body: &str, terms: &[String]) -> Option<String> {
     let at = lower[..first].chars().count();
     let start = at.saturating_sub(LEAD_CHARS);
     let window: String = flat.chars().skip(start).take(PREVIEW_CHARS).collect();
-    mark(&window, terms)
+    mark(&window, terms, Some(PREVIEW_OCTETS))
 }
 
 pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
@@ -128,6 +141,7 @@ pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     }
     let store = cx.server.mail.store();
     let (mut list, mut not_found) = (Vec::new(), Vec::new());
+    let mut budget = super::ReadBudget::default();
     for id in ids {
         let Some(email) = super::email::parse_email_id(&id) else {
             not_found.push(json!(id));
@@ -147,10 +161,11 @@ pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
             .read_blob(account, &record.blob_id)
             .await
             .map_err(|e| method_error("serverFail", e.to_string()))?;
+        budget.spend(raw.len())?;
         let parsed = tern_store::message::parse_message(&raw);
         list.push(json!({
             "emailId": id,
-            "subject": mark(&parsed.summary.subject, &words),
+            "subject": mark(&parsed.summary.subject, &words, None),
             "preview": preview(&parsed.body_text, &words),
         }));
     }
@@ -169,10 +184,15 @@ mod tests {
     fn marks_terms_and_escapes() {
         let words = vec!["café".to_string(), "lunch".to_string()];
         assert_eq!(
-            mark("Lunch at <Café>", &words).unwrap(),
+            mark("Lunch at <Café>", &words, None).unwrap(),
             "<mark>Lunch</mark> at &lt;<mark>Café</mark>&gt;"
         );
-        assert_eq!(mark("nothing here", &words), None);
+        assert_eq!(mark("nothing here", &words, None), None);
+        // CJK and escapes cost octets: the preview stays within 255.
+        let wide = format!("{} lunch {}", "漢&".repeat(40), "字<".repeat(200));
+        let p = preview(&wide, &words).unwrap();
+        assert!(p.len() <= PREVIEW_OCTETS, "{} octets", p.len());
+        assert!(p.contains("<mark>lunch</mark>"), "{p}");
         let body = format!("{} the lunch menu {}", "x ".repeat(100), "y ".repeat(200));
         let p = preview(&body, &words).unwrap();
         assert!(p.contains("<mark>lunch</mark>"), "{p}");

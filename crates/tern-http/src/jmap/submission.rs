@@ -175,7 +175,12 @@ pub async fn set(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
         implicit.insert("destroy".into(), Value::Array(ids));
     }
     if any {
-        out["_implicitEmailSet"] = super::email::set(cx, implicit).await?;
+        // The mail has gone: a failure here is the implicit call's own
+        // error, never the submission's (a client would send it again).
+        match super::email::set(cx, implicit).await {
+            Ok(set) => out["_implicitEmailSet"] = set,
+            Err(e) => out["_implicitEmailSetError"] = e,
+        }
     }
     Ok(out)
 }
@@ -217,7 +222,11 @@ fn release_time(envelope: &Map<String, Value>, now: i64) -> Result<Option<i64>, 
             .and_then(|(_, v)| v.as_str())
     };
     let at = match (get("HOLDFOR"), get("HOLDUNTIL")) {
-        (Some(secs), None) => now + secs.parse::<i64>().map_err(|_| bad())?,
+        (Some(secs), None) => secs
+            .parse::<u32>()
+            .ok()
+            .and_then(|s| now.checked_add(i64::from(s)))
+            .ok_or_else(bad)?,
         (None, Some(date)) => tern_mail::headers::parse_utc_date(date)
             .or_else(|| mail_parser::DateTime::parse_rfc3339(date).map(|d| d.to_timestamp()))
             .ok_or_else(bad)?,
@@ -350,10 +359,28 @@ pub async fn changes(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
         .get("sinceState")
         .and_then(Value::as_str)
         .ok_or_else(|| method_error("invalidArguments", "sinceState is required"))?;
+    let max = super::changes::max_changes(&args)?;
     let (rows, current) = super::changes::rows_since(cx, account, since, usize::MAX).await?;
     let (mut created, mut updated, mut destroyed) =
         (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    let (mut new_state, mut has_more) = (current, false);
+    let mut last = None;
     for row in rows {
+        // At most maxChanges ids, and never half an operation's rows.
+        let told = created.len() + updated.len() + destroyed.len();
+        if told >= max && last.is_some_and(|m| m != row.modseq) {
+            new_state = last.unwrap_or(current);
+            has_more = true;
+            break;
+        }
+        if matches!(
+            row.kind,
+            ChangeKind::SubmissionCreated { .. }
+                | ChangeKind::SubmissionUpdated { .. }
+                | ChangeKind::SubmissionDestroyed { .. }
+        ) {
+            last = Some(row.modseq);
+        }
         match row.kind {
             ChangeKind::SubmissionCreated { submission_id } => {
                 created.insert(submission_id);
@@ -377,8 +404,8 @@ pub async fn changes(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     Ok(json!({
         "accountId": super::account_id(account),
         "oldState": since,
-        "newState": current.0.to_string(),
-        "hasMoreChanges": false,
+        "newState": new_state.0.to_string(),
+        "hasMoreChanges": has_more,
         "created": created.into_iter().map(submission_id).collect::<Vec<_>>(),
         "updated": updated.into_iter().map(submission_id).collect::<Vec<_>>(),
         "destroyed": destroyed.into_iter().map(submission_id).collect::<Vec<_>>(),
@@ -603,8 +630,9 @@ async fn submit_one(
                 .and_then(Value::as_array)
                 .ok_or_else(|| invalid("envelope"))?
                 .iter()
-                .filter_map(|r| r.get("email").and_then(Value::as_str).map(String::from))
-                .collect();
+                .map(|r| r.get("email").and_then(Value::as_str).map(String::from))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| invalid("envelope"))?;
             (from, to)
         }
         _ => {

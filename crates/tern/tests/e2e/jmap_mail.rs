@@ -62,6 +62,9 @@ r = one("Email/set", {"create": {
                   "textBody": [{"partId": "1"}, {"partId": "1"}]},
     "cte": {"mailboxIds": {d: True}, "bodyValues": {"1": {"value": "a"}},
             "bodyStructure": {"partId": "1", "header:Content-Transfer-Encoding": " base64"}},
+    "bad_keyword": {"mailboxIds": {d: True}, "keywords": {"two words": True}},
+    "part_type_twice": {"mailboxIds": {d: True}, "bodyValues": {"1": {"value": "a"}},
+            "bodyStructure": {"partId": "1", "header:Content-Type": " text/html"}},
     "good": {"mailboxIds": {d: True}, "subject": "line one\r\nBcc: evil@example.net",
              "header:List-Id:asText": "Tern <tern.example>",
              "bodyValues": {"1": {"value": "fine"}}, "textBody": [{"partId": "1"}]},
@@ -84,6 +87,8 @@ print(json.dumps(out))
         ("no_blob", "blobNotFound"),
         ("two_texts", "invalidProperties"),
         ("cte", "invalidProperties"),
+        ("bad_keyword", "invalidProperties"),
+        ("part_type_twice", "invalidProperties"),
     ] {
         assert_eq!(out[key], kind, "{key}: {out}");
     }
