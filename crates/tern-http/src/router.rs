@@ -227,6 +227,25 @@ async fn account(
     }
 }
 
+/// The body's declared length (Content-Length), if any.
+fn declared_length(request: &Request<Incoming>) -> Option<usize> {
+    request
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// RFC 8620 §3.6.1's `limit` error for a body past `limit` bytes.
+fn over_limit(limit: usize, limit_name: &'static str) -> Response<Body> {
+    crate::jmap::request_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "urn:ietf:params:jmap:error:limit",
+        &format!("the body is larger than {limit_name} ({limit} bytes)"),
+        Some(limit_name),
+    )
+}
+
 /// An upload's body, received into a spool (a temporary file past 1 MiB,
 /// as SMTP and IMAP bodies are), then read back under the mail layer's
 /// bound on large bodies in memory: many clients uploading at once cost
@@ -236,14 +255,7 @@ async fn spooled_body(
     request: Request<Incoming>,
     limit: usize,
 ) -> Result<(Vec<u8>, Option<tokio::sync::OwnedSemaphorePermit>), Response<Body>> {
-    let too_large = || {
-        crate::jmap::request_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "urn:ietf:params:jmap:error:limit",
-            &format!("the upload is larger than maxSizeUpload ({limit} bytes)"),
-            Some("maxSizeUpload"),
-        )
-    };
+    let too_large = || over_limit(limit, "maxSizeUpload");
     let unreadable = || {
         response::problem(
             StatusCode::BAD_REQUEST,
@@ -251,12 +263,7 @@ async fn spooled_body(
             "the request body could not be read",
         )
     };
-    let declared = request
-        .headers()
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    if declared_length(&request).is_some_and(|n| n > limit) {
         return Err(too_large());
     }
     let mut spool = server.mail.new_body();
@@ -288,22 +295,10 @@ async fn spooled_body(
 async fn body(
     request: Request<Incoming>,
     limit: usize,
-    limit_name: &str,
+    limit_name: &'static str,
 ) -> Result<bytes::Bytes, Response<Body>> {
-    let too_large = || {
-        crate::jmap::request_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "urn:ietf:params:jmap:error:limit",
-            &format!("the request is larger than {limit_name} ({limit} bytes)"),
-            Some(limit_name),
-        )
-    };
-    let declared = request
-        .headers()
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    let too_large = || over_limit(limit, limit_name);
+    if declared_length(&request).is_some_and(|n| n > limit) {
         return Err(too_large());
     }
     let limited = http_body_util::Limited::new(request.into_body(), limit);

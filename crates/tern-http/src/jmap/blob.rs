@@ -378,8 +378,8 @@ pub async fn import(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
         "accountId": super::account_id(account),
         "oldState": old_state,
         "newState": new_state,
-        "created": if created.is_empty() { Value::Null } else { Value::Object(created) },
-        "notCreated": if not_created.is_empty() { Value::Null } else { Value::Object(not_created) },
+        "created": super::map_or_null(created),
+        "notCreated": super::map_or_null(not_created),
     }))
 }
 

@@ -115,8 +115,8 @@ pub async fn upload(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     }
     Ok(json!({
         "accountId": super::account_id(account),
-        "created": if created.is_empty() { Value::Null } else { Value::Object(created) },
-        "notCreated": if not_created.is_empty() { Value::Null } else { Value::Object(not_created) },
+        "created": super::map_or_null(created),
+        "notCreated": super::map_or_null(not_created),
     }))
 }
 

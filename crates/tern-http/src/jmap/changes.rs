@@ -119,9 +119,7 @@ pub(super) fn max_changes(args: &Map<String, Value>) -> Result<usize, Value> {
 }
 
 fn since_arg(args: &Map<String, Value>) -> Result<&str, Value> {
-    args.get("sinceState")
-        .and_then(Value::as_str)
-        .ok_or_else(|| method_error("invalidArguments", "sinceState is required"))
+    super::required_str(args, "sinceState")
 }
 
 /// `Thread/changes` (RFC 8621 §3.2) from the journal's rows for emails

@@ -11,7 +11,7 @@ use super::{method_error, properties, Call, MethodResult};
 use serde_json::{json, Map, Value};
 use tern_store::{EmailId, EmailQuery, KeywordOp, MailboxId, StoreError};
 
-const PROPERTIES: &[&str] = &[
+pub(super) const PROPERTIES: &[&str] = &[
     "id",
     "blobId",
     "threadId",
@@ -355,23 +355,16 @@ pub async fn set(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
         }
     }
     let new_state = super::state(cx).await?;
-    let none_if_empty = |m: Map<String, Value>| {
-        if m.is_empty() {
-            Value::Null
-        } else {
-            Value::Object(m)
-        }
-    };
     Ok(json!({
         "accountId": super::account_id(account),
         "oldState": old_state,
         "newState": new_state,
-        "created": none_if_empty(created),
-        "updated": none_if_empty(updated),
+        "created": super::map_or_null(created),
+        "updated": super::map_or_null(updated),
         "destroyed": if destroyed.is_empty() { Value::Null } else { Value::Array(destroyed) },
-        "notCreated": none_if_empty(not_created),
-        "notUpdated": none_if_empty(not_updated),
-        "notDestroyed": none_if_empty(not_destroyed),
+        "notCreated": super::map_or_null(not_created),
+        "notUpdated": super::map_or_null(not_updated),
+        "notDestroyed": super::map_or_null(not_destroyed),
     }))
 }
 

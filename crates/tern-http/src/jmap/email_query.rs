@@ -549,10 +549,7 @@ async fn text_query(
 /// allows a server that does not keep old results.
 pub async fn query_changes(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     let account = cx.account_arg(&args)?;
-    let since = args
-        .get("sinceQueryState")
-        .and_then(Value::as_str)
-        .ok_or_else(|| method_error("invalidArguments", "sinceQueryState is required"))?;
+    let since = super::required_str(&args, "sinceQueryState")?;
     let filter = match args.get("filter") {
         None | Some(Value::Null) => Filter::Condition(Box::default()),
         Some(f) => parse_filter(f, 0)?,
@@ -567,17 +564,11 @@ pub async fn query_changes(cx: &Call<'_>, args: Map<String, Value>) -> MethodRes
             "a query over threads is run again, not updated",
         ));
     }
-    let max_changes = args.get("maxChanges").and_then(Value::as_u64);
     let changed: BTreeSet<EmailId> = super::changes::emails_changed_since(cx, account, since)
         .await?
         .into_iter()
         .collect();
-    if max_changes.is_some_and(|m| changed.len() as u64 > m) {
-        return Err(method_error(
-            "tooManyChanges",
-            "more changes than maxChanges; query again",
-        ));
-    }
+    super::within_max_changes(&args, changed.len())?;
     let new_state = super::state(cx).await?;
     page.position = 0;
     page.anchor = None;

@@ -377,23 +377,16 @@ pub async fn set(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
         }
     }
     let new_state = super::state(cx).await?;
-    let or_null = |m: Map<String, Value>| {
-        if m.is_empty() {
-            Value::Null
-        } else {
-            Value::Object(m)
-        }
-    };
     Ok(json!({
         "accountId": super::account_id(account),
         "oldState": old_state,
         "newState": new_state,
-        "created": or_null(created),
-        "updated": or_null(updated),
+        "created": super::map_or_null(created),
+        "updated": super::map_or_null(updated),
         "destroyed": if destroyed.is_empty() { Value::Null } else { Value::Array(destroyed) },
-        "notCreated": or_null(not_created),
-        "notUpdated": or_null(not_updated),
-        "notDestroyed": or_null(not_destroyed),
+        "notCreated": super::map_or_null(not_created),
+        "notUpdated": super::map_or_null(not_updated),
+        "notDestroyed": super::map_or_null(not_destroyed),
     }))
 }
 
@@ -435,21 +428,9 @@ pub async fn query(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
 /// mailbox; nothing else does).
 pub async fn query_changes(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     let account = cx.account_arg(&args)?;
-    let since = args
-        .get("sinceQueryState")
-        .and_then(Value::as_str)
-        .ok_or_else(|| method_error("invalidArguments", "sinceQueryState is required"))?;
+    let since = super::required_str(&args, "sinceQueryState")?;
     let changed = super::changes::mailboxes_changed_since(cx, account, since).await?;
-    if args
-        .get("maxChanges")
-        .and_then(Value::as_u64)
-        .is_some_and(|m| changed.len() as u64 > m)
-    {
-        return Err(method_error(
-            "tooManyChanges",
-            "more changes than maxChanges; query again",
-        ));
-    }
+    super::within_max_changes(&args, changed.len())?;
     let state = super::state(cx).await?;
     let all = matching(cx, account, &args).await?;
     let added: Vec<Value> = all

@@ -648,6 +648,65 @@ pub async fn state(cx: &Call<'_>) -> Result<String, Value> {
         .map_err(|e| method_error("serverFail", e.to_string()))
 }
 
+/// A string argument a method requires (`sinceState`, `sinceQueryState`).
+pub fn required_str<'a>(args: &'a Map<String, Value>, name: &str) -> Result<&'a str, Value> {
+    args.get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| method_error("invalidArguments", format!("{name} is required")))
+}
+
+/// `tooManyChanges` (RFC 8620 §5.6) when more ids changed than the
+/// client's `maxChanges` allows.
+pub fn within_max_changes(args: &Map<String, Value>, changed: usize) -> Result<(), Value> {
+    if args
+        .get("maxChanges")
+        .and_then(Value::as_u64)
+        .is_some_and(|m| changed as u64 > m)
+    {
+        return Err(method_error(
+            "tooManyChanges",
+            "more changes than maxChanges; query again",
+        ));
+    }
+    Ok(())
+}
+
+/// The objects a /get asks for (RFC 8620 §5.1): all of `all` when `ids`
+/// is null or absent, else those named, in order, and the ids not found.
+pub fn pick<T: Clone>(
+    args: &Map<String, Value>,
+    all: Vec<T>,
+    id_of: impl Fn(&T) -> String,
+) -> Result<(Vec<T>, Vec<Value>), Value> {
+    match args.get("ids") {
+        None | Some(Value::Null) => Ok((all, Vec::new())),
+        Some(Value::Array(ids)) => {
+            let (mut found, mut missing) = (Vec::new(), Vec::new());
+            for id in ids {
+                match all.iter().find(|o| id.as_str() == Some(id_of(o).as_str())) {
+                    Some(o) => found.push(o.clone()),
+                    None => missing.push(id.clone()),
+                }
+            }
+            Ok((found, missing))
+        }
+        Some(_) => Err(method_error(
+            "invalidArguments",
+            "ids must be an array or null",
+        )),
+    }
+}
+
+/// A map of a /set response (`created`, `notUpdated`, ...): null when
+/// empty, as clients expect.
+pub fn map_or_null(m: Map<String, Value>) -> Value {
+    if m.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(m)
+    }
+}
+
 /// The `properties` argument: every one of `all` when not given; each
 /// named must be one of `all` or one `also` accepts (the `header:` forms).
 pub fn properties(

@@ -6,29 +6,6 @@ use super::email::{summary_properties, ReadArgs};
 use super::{method_error, Call, MethodResult};
 use serde_json::{json, Map, Value};
 
-/// What `Email/parse` can tell (no id, mailboxes, keywords or arrival).
-const PROPERTIES: &[&str] = &[
-    "blobId",
-    "size",
-    "messageId",
-    "inReplyTo",
-    "references",
-    "sender",
-    "from",
-    "to",
-    "cc",
-    "bcc",
-    "replyTo",
-    "subject",
-    "sentAt",
-    "hasAttachment",
-    "preview",
-    "bodyStructure",
-    "textBody",
-    "htmlBody",
-    "attachments",
-    "bodyValues",
-];
 /// Always null for a parsed blob (RFC 8621 §4.9).
 const NULL_PROPERTIES: &[&str] = &["id", "mailboxIds", "keywords", "receivedAt", "threadId"];
 
@@ -48,9 +25,9 @@ pub async fn parse(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
         }
         _ => return Err(method_error("invalidArguments", "blobIds is required")),
     };
-    let mut all: Vec<&str> = PROPERTIES.to_vec();
-    all.extend(NULL_PROPERTIES);
-    let read = ReadArgs::parse(&args, &all, &["bodyStructure"])?;
+    // Every Email property may be asked for; those a blob cannot have
+    // (RFC 8621 §4.9) come back null.
+    let read = ReadArgs::parse(&args, super::email::PROPERTIES, &["bodyStructure"])?;
     let store = cx.server.mail.store();
     let (mut parsed, mut not_parsable, mut not_found) = (Map::new(), Vec::new(), Vec::new());
     let mut budget = super::ReadBudget::default();

@@ -142,21 +142,8 @@ pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
                 .collect(),
         )
     };
-    let (list, not_found) = match args.get("ids") {
-        None | Some(Value::Null) => (subs.iter().map(pick).collect::<Vec<_>>(), Vec::new()),
-        Some(Value::Array(ids)) => {
-            let mut list = Vec::new();
-            let mut missing = Vec::new();
-            for id in ids {
-                match subs.iter().find(|s| Some(s.id.as_str()) == id.as_str()) {
-                    Some(s) => list.push(pick(s)),
-                    None => missing.push(id.clone()),
-                }
-            }
-            (list, missing)
-        }
-        Some(_) => return Err(method_error("invalidArguments", "ids must be an array")),
-    };
+    let (chosen, not_found) = super::pick(&args, subs, |s| s.id.clone())?;
+    let list: Vec<Value> = chosen.iter().map(pick).collect();
     Ok(json!({ "list": list, "notFound": not_found }))
 }
 
@@ -306,19 +293,12 @@ pub async fn set(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
             }
         });
     }
-    let none_if_empty = |m: Map<String, Value>| {
-        if m.is_empty() {
-            Value::Null
-        } else {
-            Value::Object(m)
-        }
-    };
     Ok(json!({
-        "created": none_if_empty(created),
-        "updated": none_if_empty(updated),
+        "created": super::map_or_null(created),
+        "updated": super::map_or_null(updated),
         "destroyed": if destroyed.is_empty() { Value::Null } else { Value::Array(destroyed) },
-        "notCreated": none_if_empty(not_created),
-        "notUpdated": none_if_empty(not_updated),
-        "notDestroyed": none_if_empty(not_destroyed),
+        "notCreated": super::map_or_null(not_created),
+        "notUpdated": super::map_or_null(not_updated),
+        "notDestroyed": super::map_or_null(not_destroyed),
     }))
 }

@@ -44,21 +44,8 @@ pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     let account = cx.account_arg(&args)?;
     let state = super::state(cx).await?;
     let all = quotas(cx).await?;
-    let (list, not_found): (Vec<Value>, Vec<Value>) = match args.get("ids") {
-        None | Some(Value::Null) => (all, Vec::new()),
-        Some(Value::Array(ids)) => {
-            let mut list = Vec::new();
-            let mut missing = Vec::new();
-            for id in ids {
-                match all.iter().find(|q| q["id"] == *id) {
-                    Some(q) => list.push(q.clone()),
-                    None => missing.push(id.clone()),
-                }
-            }
-            (list, missing)
-        }
-        Some(_) => return Err(method_error("invalidArguments", "ids must be an array")),
-    };
+    let (list, not_found) =
+        super::pick(&args, all, |q| q["id"].as_str().unwrap_or("").to_string())?;
     Ok(json!({
         "accountId": super::account_id(account),
         "state": state,
@@ -71,10 +58,7 @@ pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
 /// quota is updated whenever the state moved.
 pub async fn changes(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     let account = cx.account_arg(&args)?;
-    let since = args
-        .get("sinceState")
-        .and_then(Value::as_str)
-        .ok_or_else(|| method_error("invalidArguments", "sinceState is required"))?;
+    let since = super::required_str(&args, "sinceState")?;
     let (_, current) = super::changes::rows_since(cx, account, since, 1).await?;
     let moved = since != current.0.to_string();
     let updated: Vec<Value> = if moved {

@@ -41,14 +41,6 @@ fn emails_of(address: Option<&Address<'_>>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn none_if_empty(m: Map<String, Value>) -> Value {
-    if m.is_empty() {
-        Value::Null
-    } else {
-        Value::Object(m)
-    }
-}
-
 pub async fn set(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     let account = cx.account_arg(&args)?;
     let store = cx.server.mail.store();
@@ -132,12 +124,12 @@ pub async fn set(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
         "accountId": super::account_id(account),
         "oldState": old_state,
         "newState": new_state,
-        "created": none_if_empty(created),
-        "updated": none_if_empty(updated),
+        "created": super::map_or_null(created),
+        "updated": super::map_or_null(updated),
         "destroyed": if destroyed.is_empty() { Value::Null } else { Value::Array(destroyed) },
-        "notCreated": none_if_empty(not_created),
-        "notUpdated": none_if_empty(not_updated),
-        "notDestroyed": none_if_empty(not_destroyed),
+        "notCreated": super::map_or_null(not_created),
+        "notUpdated": super::map_or_null(not_updated),
+        "notDestroyed": super::map_or_null(not_destroyed),
     });
     // RFC 8621 §7.5: the email of each successful submission, by the
     // submission's creation id, gets the update (or is destroyed) as an
@@ -314,25 +306,7 @@ pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
         .submissions(account, None)
         .await
         .map_err(fail)?;
-    let (chosen, not_found): (Vec<SubmissionRecord>, Vec<Value>) = match args.get("ids") {
-        None | Some(Value::Null) => (all, Vec::new()),
-        Some(Value::Array(ids)) => {
-            let mut chosen = Vec::new();
-            let mut missing = Vec::new();
-            for id in ids {
-                let found = id
-                    .as_str()
-                    .and_then(parse_submission_id)
-                    .and_then(|s| all.iter().find(|k| k.id == s));
-                match found {
-                    Some(k) => chosen.push(k.clone()),
-                    None => missing.push(id.clone()),
-                }
-            }
-            (chosen, missing)
-        }
-        Some(_) => return Err(method_error("invalidArguments", "ids must be an array")),
-    };
+    let (chosen, not_found) = super::pick(&args, all, |s| submission_id(s.id))?;
     let list: Vec<Value> = objects(&chosen)
         .into_iter()
         .map(|o| {
@@ -355,10 +329,7 @@ pub async fn get(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
 /// `EmailSubmission/changes`, from the journal's submission rows.
 pub async fn changes(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     let account = cx.account_arg(&args)?;
-    let since = args
-        .get("sinceState")
-        .and_then(Value::as_str)
-        .ok_or_else(|| method_error("invalidArguments", "sinceState is required"))?;
+    let since = super::required_str(&args, "sinceState")?;
     let max = super::changes::max_changes(&args)?;
     let (rows, current) = super::changes::rows_since(cx, account, since, usize::MAX).await?;
     let (mut created, mut updated, mut destroyed) =
@@ -537,10 +508,7 @@ pub async fn query(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
 /// those created or destroyed since the old state are the whole story.
 pub async fn query_changes(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     let account = cx.account_arg(&args)?;
-    let since = args
-        .get("sinceQueryState")
-        .and_then(Value::as_str)
-        .ok_or_else(|| method_error("invalidArguments", "sinceQueryState is required"))?;
+    let since = super::required_str(&args, "sinceQueryState")?;
     let (rows, current) = super::changes::rows_since(cx, account, since, usize::MAX).await?;
     let changed: BTreeSet<SubmissionId> = rows
         .iter()
@@ -551,16 +519,7 @@ pub async fn query_changes(cx: &Call<'_>, args: Map<String, Value>) -> MethodRes
             _ => None,
         })
         .collect();
-    if args
-        .get("maxChanges")
-        .and_then(Value::as_u64)
-        .is_some_and(|m| changed.len() as u64 > m)
-    {
-        return Err(method_error(
-            "tooManyChanges",
-            "more changes than maxChanges",
-        ));
-    }
+    super::within_max_changes(&args, changed.len())?;
     let all = matching(cx, &args).await?;
     let added: Vec<Value> = all
         .iter()

@@ -104,19 +104,12 @@ pub async fn vacation_set(cx: &Call<'_>, args: Map<String, Value>) -> MethodResu
             updated.insert(id.clone(), Value::Null);
         }
     }
-    let or_null = |m: Map<String, Value>| {
-        if m.is_empty() {
-            Value::Null
-        } else {
-            Value::Object(m)
-        }
-    };
     Ok(json!({
         "accountId": super::account_id(account),
         "oldState": old_state,
         "newState": super::state(cx).await?,
-        "updated": or_null(updated),
-        "notUpdated": or_null(not_updated),
-        "notCreated": or_null(not_created),
+        "updated": super::map_or_null(updated),
+        "notUpdated": super::map_or_null(not_updated),
+        "notCreated": super::map_or_null(not_created),
     }))
 }
