@@ -65,27 +65,7 @@ USER_ADDR=big@bench.test
 # --- Tern ----------------------------------------------------------------------
 
 mkdir -p "$TERN_DIR"
-cat >"$TERN_DIR/tern.toml" <<CONF
-hostname = "tern.bench.local"
-data_dir = "$TERN_DIR/data"
-[listen]
-smtp = ["127.0.0.1:$SMTP_PORT"]
-submission = []
-submissions = []
-imap = ["127.0.0.1:$TERN_IMAP_PORT"]
-imaps = []
-pop3 = []
-pop3s = []
-http = ["127.0.0.1:$HTTP_PORT"]
-https = []
-[inbound]
-spf = "off"
-dkim = "off"
-dmarc = "off"
-arc = "off"
-[spam]
-enabled = false
-CONF
+write_tern_bench_conf "$TERN_DIR/tern.toml" "$TERN_DIR/data" "$SMTP_PORT" "$HTTP_PORT" "$TERN_IMAP_PORT"
 tern() { "$TERN" --config "$TERN_DIR/tern.toml" "$@"; }
 tern init >/dev/null
 tern domain add bench.test >/dev/null

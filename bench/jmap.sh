@@ -42,27 +42,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
 fi
 HTTP_PORT=8931
 SMTP_PORT=2931
-cat >"$WORK/tern.toml" <<CONF
-hostname = "tern.bench.local"
-data_dir = "$WORK/data"
-[listen]
-smtp = ["127.0.0.1:$SMTP_PORT"]
-submission = []
-submissions = []
-imap = []
-imaps = []
-pop3 = []
-pop3s = []
-http = ["127.0.0.1:$HTTP_PORT"]
-https = []
-[inbound]
-spf = "off"
-dkim = "off"
-dmarc = "off"
-arc = "off"
-[spam]
-enabled = false
-CONF
+write_tern_bench_conf "$WORK/tern.toml" "$WORK/data" "$SMTP_PORT" "$HTTP_PORT"
 tern() { "$TERN" --config "$WORK/tern.toml" "$@"; }
 tern init >/dev/null
 tern domain add bench.test >/dev/null

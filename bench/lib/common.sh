@@ -107,3 +107,34 @@ stop_postfix() {
         PF_STARTED=0
     fi
 }
+
+# Writes a Tern configuration to $1 for a benchmark: data directory $2,
+# SMTP on 127.0.0.1:$3, HTTP on 127.0.0.1:$4 and, when $5 is given, IMAP
+# on 127.0.0.1:$5; no other listener; sender checks and the spam filter
+# off (nothing to ask DNS, no score fields), as in the tests.
+write_tern_bench_conf() {
+    local file=$1 data=$2 smtp=$3 http=$4 imap=${5:-}
+    local imap_list="[]"
+    [ -n "$imap" ] && imap_list="[\"127.0.0.1:$imap\"]"
+    cat >"$file" <<CONF
+hostname = "tern.bench.local"
+data_dir = "$data"
+[listen]
+smtp = ["127.0.0.1:$smtp"]
+submission = []
+submissions = []
+imap = $imap_list
+imaps = []
+pop3 = []
+pop3s = []
+http = ["127.0.0.1:$http"]
+https = []
+[inbound]
+spf = "off"
+dkim = "off"
+dmarc = "off"
+arc = "off"
+[spam]
+enabled = false
+CONF
+}

@@ -398,20 +398,8 @@ pub async fn query(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     let state = super::state(cx).await?;
     let all = matching(cx, account, &args).await?;
     let total = all.len();
-    let position = match args.get("position").and_then(Value::as_i64).unwrap_or(0) {
-        p if p < 0 => total.saturating_sub(p.unsigned_abs() as usize),
-        p => (p as usize).min(total),
-    };
-    let limit = args
-        .get("limit")
-        .and_then(Value::as_u64)
-        .map_or(usize::MAX, |l| l as usize);
-    let ids: Vec<String> = all
-        .iter()
-        .skip(position)
-        .take(limit)
-        .map(|m| mailbox_id(*m))
-        .collect();
+    let (position, page) = super::page_of(&args, &all);
+    let ids: Vec<String> = all[page].iter().map(|m| mailbox_id(*m)).collect();
     Ok(json!({
         "accountId": super::account_id(account),
         "queryState": state,

@@ -697,6 +697,25 @@ pub fn pick<T: Clone>(
     }
 }
 
+/// One page of a query's results already in memory (RFC 8620 §5.5):
+/// `position` (negative counts from the end) and `limit`; the page and
+/// where it starts.
+pub fn page_of<T>(args: &Map<String, Value>, all: &[T]) -> (usize, std::ops::Range<usize>) {
+    let total = all.len();
+    let position = match args.get("position").and_then(Value::as_i64).unwrap_or(0) {
+        p if p < 0 => total.saturating_sub(p.unsigned_abs() as usize),
+        p => (p as usize).min(total),
+    };
+    let limit = args
+        .get("limit")
+        .and_then(Value::as_u64)
+        .map_or(usize::MAX, |l| l as usize);
+    (
+        position,
+        position..position.saturating_add(limit).min(total),
+    )
+}
+
 /// A map of a /set response (`created`, `notUpdated`, ...): null when
 /// empty, as clients expect.
 pub fn map_or_null(m: Map<String, Value>) -> Value {
