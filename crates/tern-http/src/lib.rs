@@ -17,6 +17,7 @@ pub mod jmap;
 mod push_sender;
 pub mod response;
 mod router;
+pub mod webmail;
 
 use hyper::body::Incoming;
 use hyper::Request;

@@ -70,6 +70,35 @@ pub async fn route(
         return secure_streaming(response);
     }
     let response = match (&method, path.as_str()) {
+        (&Method::POST, "/webmail/login") => match body(request, 64 * 1024, "maxSizeRequest").await
+        {
+            Ok(bytes) => crate::webmail::session::login(server, cx.peer, cx.secure, &bytes).await,
+            Err(r) => r,
+        },
+        (&Method::GET, "/webmail/session") => match account(server, &cx, &request).await {
+            Ok(account) => match crate::webmail::session::session_cookie(request.headers()) {
+                Some(token) => crate::webmail::session::current(server, account, &token).await,
+                None => response::problem(
+                    StatusCode::UNAUTHORIZED,
+                    "about:blank",
+                    "no webmail session",
+                ),
+            },
+            Err(r) => r,
+        },
+        (&Method::POST, "/webmail/logout") => match account(server, &cx, &request).await {
+            Ok(account) => match crate::webmail::session::session_cookie(request.headers()) {
+                Some(token) => {
+                    crate::webmail::session::logout(server, account, &token, cx.secure).await
+                }
+                None => response::problem(
+                    StatusCode::UNAUTHORIZED,
+                    "about:blank",
+                    "no webmail session",
+                ),
+            },
+            Err(r) => r,
+        },
         // RFC 8620 §2.2: the well-known URL redirects to the session.
         (&Method::GET, "/.well-known/jmap") => {
             response::redirect(StatusCode::PERMANENT_REDIRECT, "/jmap/session")
@@ -191,11 +220,31 @@ async fn account(
     request: &Request<Incoming>,
 ) -> Result<tern_store::AccountId, Response<Body>> {
     use crate::auth::Refused;
-    let authorization = request
+    let mut authorization = request
         .headers()
         .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    match server.authenticate(authorization, cx.peer, cx.secure).await {
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    // A browser's webmail session: the cookie stands for a bearer token,
+    // and a request that may change something must carry the session's
+    // CSRF token as well.
+    if authorization.is_none() {
+        if let Some(token) = crate::webmail::session::session_cookie(request.headers()) {
+            let safe = matches!(*request.method(), Method::GET | Method::HEAD);
+            if !safe && !crate::webmail::session::csrf_ok(request.headers(), &token) {
+                return Err(response::problem(
+                    StatusCode::FORBIDDEN,
+                    "about:blank",
+                    "the request lacks the session's CSRF token (X-Tern-CSRF)",
+                ));
+            }
+            authorization = Some(format!("Bearer {token}"));
+        }
+    }
+    match server
+        .authenticate(authorization.as_deref(), cx.peer, cx.secure)
+        .await
+    {
         Ok(account) => {
             cx.slot.authenticated();
             Ok(account)

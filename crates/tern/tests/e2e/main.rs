@@ -28,3 +28,4 @@ mod smtp_crash;
 mod spam;
 mod trace;
 mod virus;
+mod webmail;

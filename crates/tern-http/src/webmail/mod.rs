@@ -1,0 +1,12 @@
+//! The webmail's server side (issue 15). This part: browser sessions.
+//!
+//! A browser logs in once (`POST /webmail/login`) and is given an
+//! HttpOnly cookie holding a session token (an API token of
+//! `tern_mail::tokens`, so the Store keeps only its hash and expiry); from
+//! then on the JMAP endpoints accept the cookie instead of an
+//! `Authorization` header. Every request that changes something and
+//! carries only the cookie must also carry the CSRF token the login
+//! answered with (`X-Tern-CSRF`), which a page of another site cannot read
+//! — besides the cookie being `SameSite=Strict`.
+
+pub mod session;
