@@ -59,6 +59,18 @@ pub async fn route(
         };
         return secure_streaming(response);
     }
+    // The reading pane's page sets its own headers (a frame of ours, under
+    // its own sandboxing policy).
+    if method == Method::GET && path.starts_with("/webmail/message/") {
+        let response = match account(server, &cx, &request).await {
+            Ok(account) => {
+                let rest = &path["/webmail/message/".len()..];
+                crate::webmail::reading::page(server, account, rest, request.uri().query()).await
+            }
+            Err(r) => response::secure(r),
+        };
+        return crate::jmap::push::boxed(response);
+    }
     if method == Method::GET && path.starts_with("/jmap/download/") {
         let response = match account(server, &cx, &request).await {
             Ok(account) => {

@@ -9,4 +9,6 @@
 //! answered with (`X-Tern-CSRF`), which a page of another site cannot read
 //! — besides the cookie being `SameSite=Strict`.
 
+pub mod html;
+pub mod reading;
 pub mod session;

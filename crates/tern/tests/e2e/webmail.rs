@@ -117,3 +117,85 @@ print(json.dumps(out))
         "{head}"
     );
 }
+
+#[test]
+fn the_reading_pane_gets_a_mail_made_safe_under_a_sandboxing_policy() {
+    let dir = TestDir::new();
+    dir.add_account("joe@example.test");
+    let server = dir.start();
+    let out = python(
+        r##"
+import base64, json, smtplib, sys, urllib.request
+base = "http://127.0.0.1:%s" % sys.argv[1]
+png = base64.b64encode(b"\x89PNG\r\n\x1a\nfake").decode()
+html = ('<p onclick="alert(1)">Hello <b>Joe</b></p><script>alert(2)</script>'
+        '<img src="cid:logo@remote.test"><img src="https://tracker.example/p.gif">'
+        '<a href="javascript:alert(3)">bad</a><form action="https://evil.example/"><input></form>')
+raw = ("From: Ann <ann@remote.test>\r\nTo: joe@example.test\r\nSubject: html\r\nMIME-Version: 1.0\r\n"
+       "Content-Type: multipart/related; boundary=r\r\n\r\n--r\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+       + html + "\r\n--r\r\nContent-Type: image/png\r\nContent-ID: <logo@remote.test>\r\n"
+       "Content-Transfer-Encoding: base64\r\n\r\n" + png + "\r\n--r--\r\n").encode()
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[2]))
+s.sendmail("ann@remote.test", ["joe@example.test"], raw)
+s.quit()
+req = urllib.request.Request(base + "/webmail/login", headers={"Content-Type": "application/json"},
+    data=json.dumps({"username": "joe@example.test", "password": "secret"}).encode())
+r = urllib.request.urlopen(req)
+cookie = r.headers["Set-Cookie"].split(";")[0]
+out = {}
+for name, query in [("blocked", ""), ("allowed", "?images=1")]:
+    r = urllib.request.urlopen(urllib.request.Request(base + "/webmail/message/M1/html" + query,
+                                                      headers={"Cookie": cookie}))
+    out[name] = {"csp": r.headers["Content-Security-Policy"], "frame": r.headers["X-Frame-Options"],
+                 "blocked": r.headers["X-Tern-Blocked-Images"], "type": r.headers["Content-Type"],
+                 "body": r.read().decode()}
+try:
+    urllib.request.urlopen(base + "/webmail/message/M1/html")
+    out["anonymous"] = 200
+except urllib.error.HTTPError as e:
+    out["anonymous"] = e.code
+print(json.dumps(out))
+"##,
+        &[
+            &server.listeners["http"].port().to_string(),
+            &server.listeners["smtp"].port().to_string(),
+        ],
+    );
+    let blocked = &out["blocked"];
+    let body = blocked["body"].as_str().unwrap().to_ascii_lowercase();
+    for bad in [
+        "<script",
+        "onclick",
+        "javascript:",
+        "<form",
+        "<input",
+        "tracker.example",
+    ] {
+        assert!(!body.contains(bad), "{bad}: {body}");
+    }
+    assert!(body.contains("hello <b>joe</b>"), "{body}");
+    assert!(
+        body.contains("src=\"data:image/png;base64,"),
+        "the cid image inline: {body}"
+    );
+    let csp = blocked["csp"].as_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("sandbox"),
+        "{csp}"
+    );
+    assert!(csp.contains("img-src data:;"), "{csp}");
+    assert!(
+        !csp.contains("script-src"),
+        "no script source at all: {csp}"
+    );
+    assert_eq!(blocked["frame"], "SAMEORIGIN");
+    assert_eq!(blocked["blocked"], "1");
+    assert!(blocked["type"].as_str().unwrap().starts_with("text/html"));
+    let allowed = &out["allowed"];
+    assert_eq!(allowed["blocked"], "0");
+    assert!(allowed["body"]
+        .as_str()
+        .unwrap()
+        .contains("https://tracker.example/p.gif"));
+    assert_eq!(out["anonymous"], 401);
+}
