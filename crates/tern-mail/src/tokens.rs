@@ -29,8 +29,19 @@ fn parse(token: &str) -> Option<(AccountId, Vec<u8>)> {
 
 /// A new token for `account`, valid for `days`.
 pub async fn create(store: &dyn Store, account: &Account, days: u32) -> Result<String, StoreError> {
+    // Every webmail login makes one: the expired ones go first, so they
+    // do not pile up.
+    let now = crate::headers::now();
+    for (name, expires) in store
+        .account_settings_with_prefix(account.id, PREFIX)
+        .await?
+    {
+        if expires.parse::<i64>().map_or(true, |e| e <= now) {
+            store.set_account_setting(account.id, &name, None).await?;
+        }
+    }
     let secret = tern_core::password::random_bytes(32);
-    let expires_at = crate::headers::now() + i64::from(days) * 86_400;
+    let expires_at = now + i64::from(days) * 86_400;
     store
         .set_account_setting(
             account.id,
@@ -96,5 +107,24 @@ mod tests {
         assert!(super::parse("tern_x_abc").is_none());
         assert!(super::parse("bearer").is_none());
         assert!(super::parse(&format!("tern_1_{}", &secret[..10])).is_none());
+    }
+
+    #[tokio::test]
+    async fn expired_tokens_are_cleared_when_the_next_is_made() {
+        let (mail, joe, _dir) = crate::test_support::mail_with_joe("x", 5).await;
+        let store = mail.store().as_ref();
+        // A token of no days is expired at once.
+        let old = super::create(store, &joe, 0).await.unwrap();
+        assert!(mail.account_for_token(&old).await.unwrap().is_none());
+        let kept = super::create(store, &joe, 1).await.unwrap();
+        let left = store
+            .account_settings_with_prefix(joe.id, super::PREFIX)
+            .await
+            .unwrap();
+        assert_eq!(left.len(), 1, "only the new token is kept: {left:?}");
+        assert_eq!(
+            mail.account_for_token(&kept).await.unwrap().map(|a| a.id),
+            Some(joe.id)
+        );
     }
 }

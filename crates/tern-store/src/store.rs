@@ -59,6 +59,12 @@ pub trait DirectoryStore: Send + Sync {
         name: &str,
         value: Option<&str>,
     ) -> Result<()>;
+    /// The account's settings whose names start with `prefix`, by name.
+    async fn account_settings_with_prefix(
+        &self,
+        account: AccountId,
+        prefix: &str,
+    ) -> Result<Vec<(String, String)>>;
     /// Whether an automatic reply from the account to `correspondent` is
     /// due at `now` (none sent in the last `period` seconds); a due one is
     /// recorded as sent in the same write, so two deliveries at once send

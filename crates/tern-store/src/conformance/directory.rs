@@ -235,6 +235,21 @@ pub async fn account_settings_and_auto_replies(store: Arc<dyn Store>) {
             .as_deref(),
         Some("{\"isEnabled\":true}")
     );
+    // Settings by prefix: a range of names, nothing else.
+    for name in ["tok:a", "tok:b", "tol", "to"] {
+        store
+            .set_account_setting(a.id, name, Some("1"))
+            .await
+            .unwrap();
+    }
+    let found: Vec<String> = store
+        .account_settings_with_prefix(a.id, "tok:")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(found, ["tok:a", "tok:b"]);
     store
         .set_account_setting(a.id, "vacation", None)
         .await

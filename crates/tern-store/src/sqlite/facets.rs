@@ -96,6 +96,16 @@ impl DirectoryStore for SqliteStore {
             .await
     }
 
+    async fn account_settings_with_prefix(
+        &self,
+        account: AccountId,
+        prefix: &str,
+    ) -> Result<Vec<(String, String)>> {
+        let prefix = prefix.to_string();
+        self.read(move |c| settings::with_prefix(c, account, &prefix))
+            .await
+    }
+
     async fn set_account_setting(
         &self,
         account: AccountId,

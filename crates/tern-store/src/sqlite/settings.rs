@@ -17,6 +17,34 @@ pub fn get(conn: &Connection, account: AccountId, name: &str) -> Result<Option<S
         .map_err(db("reading a setting"))
 }
 
+/// The account's settings whose names start with `prefix` (a range of
+/// the primary key, not a scan), by name.
+pub fn with_prefix(
+    conn: &Connection,
+    account: AccountId,
+    prefix: &str,
+) -> Result<Vec<(String, String)>> {
+    // Names sort byte-wise: everything from `prefix` up to (not including)
+    // `prefix` with its last byte raised.
+    let mut end = prefix.as_bytes().to_vec();
+    match end.last_mut() {
+        Some(b) if *b < 0x7f => *b += 1,
+        _ => end.push(0x7f),
+    }
+    let end = String::from_utf8(end).unwrap_or_default();
+    conn.prepare_cached(
+        "SELECT name, value FROM account_setting
+          WHERE account_id = ?1 AND name >= ?2 AND name < ?3 ORDER BY name",
+    )
+    .and_then(|mut s| {
+        s.query_map(params![account.0, prefix, end], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+    })
+    .map_err(db("reading settings"))
+}
+
 pub fn set(conn: &Connection, account: AccountId, name: &str, value: Option<&str>) -> Result<()> {
     // The account must exist; the write would otherwise keep an orphan.
     super::directory::account(conn, account)?;
