@@ -85,11 +85,17 @@ impl Session {
             search.iter().map(|k| super::search::translate(k, sel, now)),
         );
         let store = self.srv.store.clone();
-        let found = match store.search(account, mailbox, &key).await {
-            Ok(f) => f,
-            Err(e) => {
-                self.store_error(tag, e);
-                return None;
+        // ALL is the session's own view of the mailbox: no search.
+        let everything = search.iter().all(|k| matches!(k, SearchKey::All));
+        let found = if everything {
+            sel.uids.clone()
+        } else {
+            match store.search(account, mailbox, &key).await {
+                Ok(f) => f,
+                Err(e) => {
+                    self.store_error(tag, e);
+                    return None;
+                }
             }
         };
         let entries = match store.messages(account, mailbox, &found).await {
