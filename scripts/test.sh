@@ -19,14 +19,14 @@ cd "$(dirname "$0")/.."
 if ! command -v swaks >/dev/null || ! command -v curl >/dev/null || ! perl -MIO::Socket::SSL -e1 2>/dev/null \
    || ! command -v fetchmail >/dev/null || ! command -v getmail >/dev/null \
    || ! command -v mbsync >/dev/null || ! command -v offlineimap >/dev/null \
-   || ! command -v dovecot >/dev/null \
+   || ! command -v dovecot >/dev/null || ! command -v chromium >/dev/null \
    || ! /usr/bin/python3 -c 'import aiosmtpd, dkim, nacl, spf, cryptography, ensurepip, websockets' 2>/dev/null \
    || ! [ -x /usr/sbin/postfix ] || ! [ -x /usr/sbin/clamd ] || ! [ -x /usr/bin/rspamd ]; then
   export DEBIAN_FRONTEND=noninteractive
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq swaks libio-socket-ssl-perl libnet-ssleay-perl curl fetchmail getmail6 \
-    isync offlineimap3 dovecot-core dovecot-imapd python3-aiosmtpd python3-dkim python3-nacl python3-spf python3-cryptography python3-venv python3-websockets postfix clamav-daemon rspamd >/dev/null
+    isync offlineimap3 dovecot-core dovecot-imapd python3-aiosmtpd python3-dkim python3-nacl python3-spf python3-cryptography python3-venv python3-websockets postfix clamav-daemon rspamd chromium >/dev/null
 fi
 # With Dovecot installed here, the differential tester must not skip.
 export TERN_REQUIRE_DOVECOT=1
@@ -35,11 +35,11 @@ export TERN_REQUIRE_POSTFIX=1
 export TERN_REQUIRE_CLAMD=1
 export TERN_REQUIRE_RSPAMD=1
 
-# imapflow (IMAP) and jmap-jam (JMAP), the Node.js clients, pinned in the
-# package.json beside them.
+# imapflow (IMAP), jmap-jam (JMAP) and playwright-core (drives Debian's
+# chromium; no browser download), pinned in the package.json beside them.
 node_dir=crates/tern/tests/e2e/node
-want=$(node -p "const d = require('$PWD/$node_dir/package.json').dependencies; d.imapflow + ' ' + d['jmap-jam']")
-have=$(node -p "['imapflow', 'jmap-jam'].map(p => require('$PWD/$node_dir/node_modules/' + p + '/package.json').version).join(' ')" 2>/dev/null || true)
+want=$(node -p "const d = require('$PWD/$node_dir/package.json').dependencies; [d.imapflow, d['jmap-jam'], d['playwright-core']].join(' ')")
+have=$(node -p "['imapflow', 'jmap-jam', 'playwright-core'].map(p => require('$PWD/$node_dir/node_modules/' + p + '/package.json').version).join(' ')" 2>/dev/null || true)
 if [ "$want" != "$have" ]; then
   npm install --prefix "$node_dir" --no-package-lock --no-audit --no-fund --loglevel=error
 fi

