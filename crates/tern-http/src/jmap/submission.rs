@@ -541,11 +541,16 @@ async fn submit_one(
         .and_then(Value::as_str)
         .and_then(super::ids::parse_email_id)
         .ok_or_else(|| invalid("emailId"))?;
-    if let Some(identity) = spec.get("identityId").and_then(Value::as_str) {
-        if identity != identity_id(account.id) {
-            return Err(invalid("identityId"));
+    let identity_id = match spec.get("identityId").and_then(Value::as_str) {
+        None => identity_id(account.id),
+        Some(given) => {
+            let known = super::identity::identities(cx).await?;
+            if !known.iter().any(|(id, _)| id == given) {
+                return Err(invalid("identityId"));
+            }
+            given.to_string()
         }
-    }
+    };
     let store = cx.server.mail.store();
     let record = store
         .email_records(account.id, &[email])
@@ -623,7 +628,7 @@ async fn submit_one(
                 id: SubmissionId(0),
                 email_id: email,
                 thread_id: record.thread_id,
-                identity_id: identity_id(account.id),
+                identity_id,
                 mail_from: mail_from.clone(),
                 rcpt_to: rcpt_to.clone(),
                 send_at,

@@ -307,3 +307,48 @@ print(json.dumps({{"before": before, "set": r, "after": after, "again": again,
     assert!(got.contains("Subject: in a second"), "{got}");
     assert!(!got.contains("in an hour"), "{got}");
 }
+
+#[test]
+fn aliases_a_user_may_send_as_are_identities() {
+    let dir = TestDir::new();
+    dir.add_account("joe@example.test");
+    dir.add_account("bob@example.test");
+    dir.ok(
+        &["alias", "add", "sales@example.test", "joe@example.test"],
+        "",
+    );
+    dir.ok(
+        &["alias", "add", "team@example.test", "bob@example.test"],
+        "",
+    );
+    let server = dir.start();
+    let out = run(
+        &server,
+        r##"
+got = one("Identity/get", {})
+sales = next(i["id"] for i in got["list"] if i["email"] == "sales@example.test")
+changes_now = one("Identity/changes", {"sinceState": got["state"]})
+r = call([
+    ["Email/set", {"accountId": "a1", "create": {"d": {"mailboxIds": {boxes["drafts"]: True},
+        "from": [{"email": "sales@example.test"}], "to": [{"email": "bob@example.test"}],
+        "subject": "from sales", "bodyValues": {"t": {"value": "hi"}}, "textBody": [{"partId": "t"}]}}}, "0"],
+    ["EmailSubmission/set", {"accountId": "a1", "create": {
+        "ok": {"identityId": sales, "emailId": "#d"},
+        "unknown": {"identityId": "i1-000000000000", "emailId": "#d"}}}, "1"],
+])
+print(json.dumps({"emails": sorted(i["email"] for i in got["list"]), "changes_now": changes_now,
+                  "submitted": r[1][1]}))
+"##,
+    );
+    assert_eq!(
+        out["emails"],
+        json!(["joe@example.test", "sales@example.test"]),
+        "bob's alias is not joe's: {out}"
+    );
+    assert_eq!(out["changes_now"]["created"], json!([]), "{out}");
+    assert!(out["submitted"]["created"]["ok"].is_object(), "{out}");
+    assert_eq!(
+        out["submitted"]["notCreated"]["unknown"]["type"], "invalidProperties",
+        "{out}"
+    );
+}
