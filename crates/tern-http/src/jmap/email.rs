@@ -310,8 +310,6 @@ pub async fn set(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
     }
     let mut updated = Map::new();
     let mut not_updated = Map::new();
-    let mut destroyed = Vec::new();
-    let mut not_destroyed = Map::new();
     let mut not_created = Map::new();
     let mut created = Map::new();
     if let Some(Value::Object(create)) = args.get("create") {
@@ -334,26 +332,14 @@ pub async fn set(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
             }
         }
     }
-    if let Some(Value::Array(destroy)) = args.get("destroy") {
-        let ids: Vec<(String, Option<EmailId>)> = destroy
-            .iter()
-            .filter_map(Value::as_str)
-            .map(|s| (s.to_string(), parse_email_id(s)))
-            .collect();
-        let known: Vec<EmailId> = ids.iter().filter_map(|(_, id)| *id).collect();
-        let changed = store
-            .destroy_emails(account, &known)
+    let (destroyed, not_destroyed) = super::destroy_ids(&args, parse_email_id, |ids| async move {
+        store
+            .destroy_emails(account, &ids)
             .await
-            .map_err(store_fail)?;
-        for (text, id) in ids {
-            match id {
-                Some(id) if changed.changed.contains(&id) => destroyed.push(json!(text)),
-                _ => {
-                    not_destroyed.insert(text, json!({"type": "notFound"}));
-                }
-            }
-        }
-    }
+            .map(|c| c.changed)
+            .map_err(store_fail)
+    })
+    .await?;
     let new_state = super::state(cx).await?;
     Ok(json!({
         "accountId": super::account_id(account),

@@ -716,6 +716,39 @@ pub fn page_of<T>(args: &Map<String, Value>, all: &[T]) -> (usize, std::ops::Ran
     )
 }
 
+/// A /set's `destroy` (RFC 8620 §5.3): the ids parsed with `parse`, all
+/// handed to `destroy` at once (which answers those it destroyed), and
+/// split into `destroyed` and `notDestroyed` (`notFound`).
+pub async fn destroy_ids<T, Fut>(
+    args: &Map<String, Value>,
+    parse: impl Fn(&str) -> Option<T>,
+    destroy: impl FnOnce(Vec<T>) -> Fut,
+) -> Result<(Vec<Value>, Map<String, Value>), Value>
+where
+    T: Copy + PartialEq,
+    Fut: std::future::Future<Output = Result<Vec<T>, Value>>,
+{
+    let (mut destroyed, mut not_destroyed) = (Vec::new(), Map::new());
+    let Some(Value::Array(list)) = args.get("destroy") else {
+        return Ok((destroyed, not_destroyed));
+    };
+    let ids: Vec<(String, Option<T>)> = list
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|s| (s.to_string(), parse(s)))
+        .collect();
+    let gone = destroy(ids.iter().filter_map(|(_, id)| *id).collect()).await?;
+    for (text, id) in ids {
+        match id {
+            Some(id) if gone.contains(&id) => destroyed.push(json!(text)),
+            _ => {
+                not_destroyed.insert(text, json!({"type": "notFound"}));
+            }
+        }
+    }
+    Ok((destroyed, not_destroyed))
+}
+
 /// A map of a /set response (`created`, `notUpdated`, ...): null when
 /// empty, as clients expect.
 pub fn map_or_null(m: Map<String, Value>) -> Value {

@@ -94,28 +94,11 @@ pub async fn set(cx: &Call<'_>, args: Map<String, Value>) -> MethodResult {
             not_updated.insert(id.clone(), error);
         }
     }
-    let mut destroyed = Vec::new();
-    let mut not_destroyed = Map::new();
-    if let Some(Value::Array(destroy)) = args.get("destroy") {
-        let ids: Vec<(String, Option<SubmissionId>)> = destroy
-            .iter()
-            .filter_map(Value::as_str)
-            .map(|s| (s.to_string(), parse_submission_id(s)))
-            .collect();
-        let wanted: Vec<SubmissionId> = ids.iter().filter_map(|(_, id)| *id).collect();
-        let gone = store
-            .destroy_submissions(account, &wanted)
-            .await
-            .map_err(fail)?;
-        for (text, id) in ids {
-            match id {
-                Some(id) if gone.contains(&id) => destroyed.push(json!(text)),
-                _ => {
-                    not_destroyed.insert(text, json!({"type": "notFound"}));
-                }
-            }
-        }
-    }
+    let (destroyed, not_destroyed) =
+        super::destroy_ids(&args, parse_submission_id, |ids| async move {
+            store.destroy_submissions(account, &ids).await.map_err(fail)
+        })
+        .await?;
     for k in &known {
         sent_emails.insert(submission_id(k.id), json!(email_id(k.email_id)));
     }

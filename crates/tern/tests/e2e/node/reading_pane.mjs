@@ -34,8 +34,8 @@ try {
     });
     const response = await page.goto(base + path, { waitUntil: "load" });
     seen.status = response.status();
-    // Give timers and animations a moment to fire what they would.
-    await page.waitForTimeout(300);
+    // Until nothing is being fetched: a late image or style would show.
+    await page.waitForLoadState("networkidle");
     seen.scripts = await page.evaluate(() => document.scripts.length);
     seen.text = await page.evaluate(() => document.body ? document.body.innerText : "");
     results.push(seen);
