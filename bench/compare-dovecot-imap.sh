@@ -217,25 +217,8 @@ for user in "${USER_LIST[@]}"; do
 done
 chown root:dovecot "$DV/passwd"
 chmod 640 "$DV/passwd"
-cat >"$DV_CONF" <<EOF
-# Private benchmark instance: nothing here is read from /etc/dovecot.
-base_dir = $DV/run
-state_dir = $DV/state
-log_path = $DV/dovecot.log
-listen = 127.0.0.1
-protocols = imap
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-passdb {
-  driver = passwd-file
-  args = $DV/passwd
-}
-userdb {
-  driver = passwd-file
-  args = $DV/passwd
-}
-mail_location = maildir:~/Maildir
+write_dovecot_conf_base imap "plain login"
+cat >>"$DV_CONF" <<EOF
 mail_fsync = optimized
 namespace inbox {
   inbox = yes

@@ -201,25 +201,8 @@ done
 # Read by the auth process, which runs as the dovecot user.
 chown root:dovecot "$DV/passwd"
 chmod 640 "$DV/passwd"
-cat >"$DV_CONF" <<EOF
-# Private benchmark instance: nothing here is read from /etc/dovecot.
-base_dir = $DV/run
-state_dir = $DV/state
-log_path = $DV/dovecot.log
-listen = 127.0.0.1
-protocols = pop3
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-passdb {
-  driver = passwd-file
-  args = $DV/passwd
-}
-userdb {
-  driver = passwd-file
-  args = $DV/passwd
-}
-mail_location = maildir:~/Maildir
+write_dovecot_conf_base pop3 "plain"
+cat >>"$DV_CONF" <<EOF
 # Dovecot's fast settings.
 mail_fsync = optimized
 pop3_no_flag_updates = yes

@@ -84,24 +84,8 @@ mkdir -p "$DV/run" "$DV/state" "$DV/home/big"
 echo "big:{PLAIN}$PASSWORD:$VMAIL_ID:$VMAIL_ID::$DV/home/big::" >"$DV/passwd"
 chown root:dovecot "$DV/passwd"
 chmod 640 "$DV/passwd"
-cat >"$DV_CONF" <<CONF
-base_dir = $DV/run
-state_dir = $DV/state
-log_path = $DV/dovecot.log
-listen = 127.0.0.1
-protocols = imap
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-passdb {
-  driver = passwd-file
-  args = $DV/passwd
-}
-userdb {
-  driver = passwd-file
-  args = $DV/passwd
-}
-mail_location = maildir:~/Maildir
+write_dovecot_conf_base imap "plain login"
+cat >>"$DV_CONF" <<CONF
 namespace inbox {
   inbox = yes
   separator = /

@@ -115,6 +115,35 @@ install_dovecot() {
     [ -n "$DV_VERSION" ] || die "dovecot does not run"
 }
 
+# --- configuration ----------------------------------------------------------------
+
+# Writes the start of a private instance's configuration to $DV_CONF:
+# directories under $DV, loopback, protocols $1, no SSL, plaintext logins
+# with the mechanisms $2, users from $DV/passwd, Maildirs. The caller
+# appends its own settings and listeners.
+write_dovecot_conf_base() {
+    cat >"$DV_CONF" <<CONF
+# Private benchmark instance: nothing here is read from /etc/dovecot.
+base_dir = $DV/run
+state_dir = $DV/state
+log_path = $DV/dovecot.log
+listen = 127.0.0.1
+protocols = $1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = $2
+passdb {
+  driver = passwd-file
+  args = $DV/passwd
+}
+userdb {
+  driver = passwd-file
+  args = $DV/passwd
+}
+mail_location = maildir:~/Maildir
+CONF
+}
+
 # --- messages -------------------------------------------------------------------
 
 # Writes $3 distinct messages of about $2 bytes (counted with CRLF line ends,
