@@ -61,6 +61,12 @@ impl LoginCache {
             .map(|(id, _)| *id)
     }
 
+    /// Forgets the account's remembered logins (its password changed).
+    pub fn forget(&self, account: AccountId) {
+        let mut map = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, (id, _)| *id != account);
+    }
+
     fn put(&self, key: [u8; 32], account: AccountId) {
         let mut map = self.checked.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= MAX_REMEMBERED {

@@ -81,7 +81,35 @@ pub async fn route(
         };
         return secure_streaming(response);
     }
+    if (method == Method::GET || method == Method::HEAD)
+        && crate::webmail::assets::is_asset(&path)
+    {
+        return crate::jmap::push::boxed(crate::webmail::assets::serve(&path, request.headers()));
+    }
     let response = match (&method, path.as_str()) {
+        (&Method::GET, "/webmail" | "/webmail/") => response::redirect(StatusCode::FOUND, "/"),
+        (&Method::GET, "/webmail/prefs") => match account(server, &cx, &request).await {
+            Ok(account) => crate::webmail::prefs::get(server, account).await,
+            Err(r) => r,
+        },
+        (&Method::PUT, "/webmail/prefs") => match account(server, &cx, &request).await {
+            Ok(account) => {
+                match body(request, crate::webmail::prefs::MAX_PREFS, "maxSizeRequest").await {
+                    Ok(bytes) => crate::webmail::prefs::put(server, account, &bytes).await,
+                    Err(r) => r,
+                }
+            }
+            Err(r) => r,
+        },
+        (&Method::POST, "/webmail/password") => match account(server, &cx, &request).await {
+            Ok(account) => match body(request, 64 * 1024, "maxSizeRequest").await {
+                Ok(bytes) => {
+                    crate::webmail::prefs::change_password(server, account, cx.peer, &bytes).await
+                }
+                Err(r) => r,
+            },
+            Err(r) => r,
+        },
         (&Method::POST, "/webmail/login") => match body(request, 64 * 1024, "maxSizeRequest").await
         {
             Ok(bytes) => crate::webmail::session::login(server, cx.peer, cx.secure, &bytes).await,
@@ -277,6 +305,14 @@ async fn account(
                 "about:blank",
                 "authentication required",
             );
+            // The webmail logs in with its own page: a challenge would make
+            // the browser put up its password prompt over it.
+            let from_webmail = request.uri().path().starts_with("/webmail/")
+                || request.headers().contains_key(crate::webmail::session::CSRF_HEADER)
+                || crate::webmail::session::session_cookie(request.headers()).is_some();
+            if from_webmail {
+                return Err(r);
+            }
             r.headers_mut().insert(
                 hyper::header::WWW_AUTHENTICATE,
                 hyper::header::HeaderValue::from_static(

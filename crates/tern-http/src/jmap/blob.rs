@@ -218,8 +218,17 @@ pub async fn download(
             }
         })
         .collect();
+    // The webmail's previews (`inline=1`) open in the browser; only
+    // types that cannot run script in our origin may, everything else
+    // (HTML, SVG, ...) stays a download.
+    let inline = query.is_some_and(|q| q.split('&').any(|kv| kv == "inline=1"))
+        && matches!(
+            accept.as_str(),
+            "application/pdf" | "text/plain" | "image/png" | "image/jpeg" | "image/gif" | "image/webp"
+        );
+    let disposition = if inline { "inline" } else { "attachment" };
     if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"
+        "{disposition}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"
     )) {
         r.headers_mut().insert(CONTENT_DISPOSITION, v);
     }

@@ -553,6 +553,10 @@ async fn dispatch(cx: &Call<'_>, name: &str, args: Map<String, Value>) -> Method
             needs(SUBMISSION)?;
             identity::identity_changes(cx, args).await
         }
+        "Identity/set" => {
+            needs(SUBMISSION)?;
+            identity::identity_set(cx, args).await
+        }
         "VacationResponse/get" => {
             needs(VACATION)?;
             vacation::vacation_get(cx, args).await

@@ -1,4 +1,6 @@
-//! The webmail's server side (issue 15). This part: browser sessions.
+//! The webmail's server side (issue 15): its files (`assets.rs`), browser
+//! sessions (below), the reading pane (`reading.rs`, `html.rs`) and the
+//! user's preferences (`prefs.rs`).
 //!
 //! A browser logs in once (`POST /webmail/login`) and is given an
 //! HttpOnly cookie holding a session token (an API token of
@@ -9,6 +11,8 @@
 //! answered with (`X-Tern-CSRF`), which a page of another site cannot read
 //! — besides the cookie being `SameSite=Strict`.
 
+pub mod assets;
 pub mod html;
+pub mod prefs;
 pub mod reading;
 pub mod session;

@@ -1,0 +1,112 @@
+// Talking JMAP (RFC 8620, 8621) to our own server with the session's
+// cookie: the API, uploads with progress, downloads and the push stream.
+// Every request that changes something carries the CSRF token the login
+// answered with.
+import { state, emit } from "./state.js";
+
+const USING = [
+  "urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail",
+  "urn:ietf:params:jmap:submission", "urn:ietf:params:jmap:vacationresponse",
+];
+
+export class JmapError extends Error {
+  constructor(type, description) {
+    super(description || type);
+    this.type = type;
+  }
+}
+
+function headers(extra) {
+  return { "X-Tern-CSRF": state.session ? state.session.csrf : "", ...extra };
+}
+
+async function checked(response) {
+  if (response.status === 401) {
+    emit("signedOut");
+    throw new JmapError("unauthorized", "your session ended; log in again");
+  }
+  if (!response.ok) {
+    const problem = await response.json().catch(() => ({}));
+    throw new JmapError(problem.type || "http", problem.detail || response.statusText);
+  }
+  return response.json();
+}
+
+// Plain JSON to one of the webmail's own endpoints.
+export async function post(path, body, method = "POST") {
+  const r = await fetch(path, {
+    method, credentials: "same-origin",
+    headers: headers({ "Content-Type": "application/json" }),
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return checked(r);
+}
+
+export async function getJson(path) {
+  return checked(await fetch(path, { credentials: "same-origin", headers: headers() }));
+}
+
+// Several method calls in one request: [[name, args, callId]]; the
+// account is filled in. Answers { callId: arguments }, throwing on the
+// first method error.
+export async function batch(calls) {
+  const methodCalls = calls.map(([name, args, id]) => [name, { accountId: state.session.accountId, ...args }, id]);
+  const body = await post("/jmap/api", { using: USING, methodCalls });
+  const out = {};
+  for (const [name, args, id] of body.methodResponses) {
+    if (name === "error") throw new JmapError(args.type, args.description);
+    out[id] = args;
+  }
+  return out;
+}
+
+export async function call(name, args) {
+  return (await batch([[name, args, "0"]]))["0"];
+}
+
+// A /set that must succeed whole: throws with the first failure.
+export function setOk(result) {
+  for (const key of ["notCreated", "notUpdated", "notDestroyed"]) {
+    const failed = result[key] && Object.values(result[key])[0];
+    if (failed) throw new JmapError(failed.type, failed.description || failed.type);
+  }
+  return result;
+}
+
+// Uploads a file (RFC 8620 §6.1); progress(fraction) while it goes.
+export function upload(file, progress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/jmap/upload/${state.session.accountId}/`);
+    xhr.setRequestHeader("X-Tern-CSRF", state.session.csrf);
+    xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable && progress) progress(e.loaded / e.total); };
+    xhr.onload = () => {
+      let body = {};
+      try { body = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
+      if (xhr.status >= 200 && xhr.status < 300) resolve(body);
+      else reject(new JmapError(body.type || "upload", body.detail || body.description || xhr.statusText));
+    };
+    xhr.onerror = () => reject(new JmapError("network", "the upload failed"));
+    xhr.send(file);
+  });
+}
+
+export function downloadUrl(blobId, name, type) {
+  const n = encodeURIComponent(name || "attachment");
+  return `/jmap/download/${state.session.accountId}/${blobId}/${n}?accept=${encodeURIComponent(type || "application/octet-stream")}`;
+}
+
+// Push (RFC 8620 §7.3): changed(typeStates) for each StateChange of our
+// account; the browser reconnects by itself after a drop.
+export function listen(changed) {
+  const source = new EventSource("/jmap/eventsource?types=*&closeafter=no&ping=60");
+  source.addEventListener("state", (e) => {
+    try {
+      const change = JSON.parse(e.data);
+      const mine = change.changed && change.changed[state.session.accountId];
+      if (mine) changed(mine);
+    } catch { /* a ping or a malformed event: nothing to do */ }
+  });
+  return () => source.close();
+}

@@ -1,0 +1,183 @@
+// The reading pane: a message (or, in the conversation view, its whole
+// conversation) with its headers, its body in a sandboxed frame served
+// sanitised by the server (/webmail/message/{id}/html), remote images
+// held back until the user allows them (for this message or for every
+// message from this sender), and its attachments to preview or download.
+import { h, dialog, longDate, person, people, size, toast, icon } from "./dom.js";
+import { t } from "./i18n.js";
+import { state, on, emit, role, threadsOn } from "./state.js";
+import { batch, call, downloadUrl } from "./jmap.js";
+import { setKeyword, remove, junk } from "./actions.js";
+import { compose } from "./compose.js";
+
+const PROPS = ["id", "blobId", "threadId", "mailboxIds", "keywords", "from", "to", "cc", "bcc", "replyTo", "subject",
+  "sentAt", "receivedAt", "messageId", "inReplyTo", "references", "attachments", "size"];
+const PART_PROPS = ["partId", "blobId", "size", "name", "type", "disposition", "cid"];
+let pane;
+let shown = 0; // which show() is current
+export let current = []; // the Emails shown, oldest first
+
+export function renderReader(section) {
+  pane = section;
+  nothing();
+}
+
+function nothing() {
+  current = [];
+  pane.replaceChildren(h("div", { class: "nothing" }, t("Select a message to read it")));
+}
+
+on("open", (id) => show(id).catch((e) => emit("error", e)));
+on("closeReader", () => { state.openId = null; nothing(); emit("pane", "list"); });
+
+async function show(id) {
+  const mine = ++shown;
+  const calls = [["Email/get", { ids: [id], properties: PROPS, bodyProperties: PART_PROPS }, "e"]];
+  if (threadsOn() && !state.search) {
+    calls.push(["Thread/get", { "#ids": { resultOf: "e", name: "Email/get", path: "/list/*/threadId" } }, "t"]);
+    calls.push(["Email/get", { "#ids": { resultOf: "t", name: "Thread/get", path: "/list/*/emailIds" }, properties: PROPS, bodyProperties: PART_PROPS }, "all"]);
+  }
+  const r = await batch(calls);
+  if (mine !== shown) return;
+  const list = r.all ? r.all.list : r.e.list;
+  if (!list.length) return nothing();
+  // Trash and Junk of a conversation stay out of it unless opened there.
+  const hidden = [role("trash"), role("junk")].filter(Boolean).map((m) => m.id).filter((m) => m !== state.mailboxId);
+  current = list.filter((e) => e.id === id || !hidden.some((m) => e.mailboxIds[m]));
+  draw(id);
+  const unread = current.filter((e) => !e.keywords.$seen).map((e) => e.id);
+  if (unread.length && state.prefs.markRead !== false) {
+    await setKeyword(unread, "$seen", true);
+    for (const e of current) e.keywords.$seen = true;
+  }
+}
+
+function draw(openId) {
+  const last = current[current.length - 1];
+  pane.replaceChildren(
+    h("div", { class: "toolbar phone-only" }, h("button", { onclick: () => emit("closeReader") }, icon("back"), ` ${t("Back")}`)),
+    ...current.map((e) => card(e, e.id === openId || e === last || !e.keywords.$seen, e === current[0])));
+}
+
+// Pushed changes: the keywords and folders of what is shown.
+export async function refreshReader() {
+  if (!current.length) return;
+  const r = await call("Email/get", { ids: current.map((e) => e.id), properties: ["keywords", "mailboxIds"] });
+  if (!r.list.length) return emit("closeReader");
+  for (const fresh of r.list) {
+    const e = current.find((x) => x.id === fresh.id);
+    if (e) Object.assign(e, fresh);
+  }
+  const flags = pane.querySelectorAll("[data-flag-for]");
+  for (const b of flags) {
+    const e = current.find((x) => x.id === b.dataset.flagFor);
+    if (e) b.replaceChildren(...flagLabel(e));
+  }
+}
+
+function card(e, expanded, first) {
+  const el = h("article", { class: `message${expanded ? "" : " collapsed"}`, "data-id": e.id });
+  const sender = e.from && e.from[0];
+  const header = h("header", { onclick: () => { if (el.classList.contains("collapsed")) { el.classList.remove("collapsed"); loadBody(el, e); } } },
+    first ? h("h2", {}, e.subject || t("(no subject)")) : null,
+    h("div", { class: "from" }, h("strong", {}, person(sender) || t("(nobody)")), h("span", { class: "muted" }, longDate(e.sentAt || e.receivedAt))),
+    h("div", { class: "addresses" },
+      e.to && e.to.length ? h("div", {}, `${t("To")}: ${people(e.to)}`) : null,
+      e.cc && e.cc.length ? h("div", {}, `${t("Cc")}: ${people(e.cc)}`) : null,
+      e.bcc && e.bcc.length ? h("div", {}, `${t("Bcc")}: ${people(e.bcc)}`) : null),
+    actions(e));
+  el.append(header, h("div", { class: "banner hidden" }), h("div", { class: "body" }), attachments(e));
+  if (expanded) loadBody(el, e);
+  return el;
+}
+
+const flagLabel = (e) => [h("span", { class: `i i-star${e.keywords.$flagged ? " filled" : ""}`, "aria-hidden": "true" }), " ", e.keywords.$flagged ? t("Flagged") : t("Flag")];
+
+function actions(e) {
+  const inJunk = role("junk") && e.mailboxIds[role("junk").id];
+  const b = (label, action, cls, name) => h("button", { class: cls || "", onclick: (ev) => { ev.stopPropagation(); Promise.resolve(action()).catch((x) => emit("error", x)); } }, name ? icon(name) : null, name ? " " : null, label);
+  return h("div", { class: "toolbar", style: "border:none;padding-left:0" },
+    b(t("Reply"), () => compose({ reply: e }), "", "reply"),
+    b(t("Reply all"), () => compose({ reply: e, all: true }), "", "replyall"),
+    b(t("Forward"), () => compose({ forward: e }), "", "forward"),
+    b(t("Forward as attachment"), () => compose({ forward: e, asAttachment: true })),
+    h("span", { class: "spacer" }),
+    h("button", { "data-flag-for": e.id, onclick: async (ev) => { ev.stopPropagation(); await setKeyword([e.id], "$flagged", !e.keywords.$flagged); await refreshReader(); } },
+      ...flagLabel(e)),
+    b(t("Mark as unread"), async () => { await setKeyword([e.id], "$seen", false); e.keywords.$seen = false; }),
+    inJunk ? b(t("Not junk"), () => junk([e.id], false)) : b(t("Junk"), () => junk([e.id], true)),
+    b(t("Delete"), () => remove([e.id]), "danger", "trash"),
+    b(t("View source"), () => viewSource(e)));
+}
+
+// The body's frame; the server says how many remote images it held back.
+async function loadBody(el, e) {
+  const body = el.querySelector(".body");
+  if (body.firstChild) return;
+  const sender = e.from && e.from[0] && e.from[0].email.toLowerCase();
+  const allowed = sender && (state.prefs.imageSenders || []).includes(sender);
+  const src = (images) => `/webmail/message/${encodeURIComponent(e.id)}/html${images ? "?images=1" : ""}`;
+  const frame = h("iframe", { sandbox: "allow-popups allow-popups-to-escape-sandbox", src: src(allowed), title: t("Message body"), referrerpolicy: "no-referrer" });
+  body.append(frame);
+  if (allowed) return;
+  const r = await fetch(src(false), { credentials: "same-origin" });
+  const blocked = Number(r.headers.get("x-tern-blocked-images") || 0);
+  if (!blocked) return;
+  const banner = el.querySelector(".banner");
+  banner.classList.remove("hidden");
+  banner.replaceChildren(
+    h("span", {}, t("{n} remote images are hidden to protect your privacy.", { n: blocked })),
+    h("button", { id: "show-images", onclick: () => { frame.src = src(true); banner.classList.add("hidden"); } }, t("Show images")),
+    sender ? h("button", {
+      onclick: () => {
+        state.prefs.imageSenders = [...new Set([...(state.prefs.imageSenders || []), sender])];
+        emit("prefs");
+        frame.src = src(true);
+        banner.classList.add("hidden");
+        toast(t("Images from {sender} will always be shown.", { sender }));
+      },
+    }, t("Always show from {sender}", { sender })) : null);
+}
+
+function attachments(e) {
+  const list = e.attachments || [];
+  if (!list.length) return h("div", { class: "attachments hidden" });
+  return h("div", { class: "attachments", "aria-label": t("Attachments") }, list.map((a) => {
+    const name = a.name || t("attachment");
+    const url = downloadUrl(a.blobId, name, a.type);
+    const previewable = /^image\/(png|jpeg|gif|webp|bmp)$/i.test(a.type) || /^text\//i.test(a.type) || /^application\/pdf$/i.test(a.type);
+    return h("div", { class: "attachment" },
+      icon(/^image\//.test(a.type) ? "image" : "clip"),
+      h("span", { class: "name", title: name }, name),
+      h("span", { class: "muted" }, size(a.size || 0)),
+      previewable ? h("button", { class: "icon", title: t("Preview"), "aria-label": `${t("Preview")} ${name}`, onclick: () => preview(a, name, url) }, icon("eye")) : null,
+      h("a", { href: url, download: name, title: t("Download"), "aria-label": `${t("Download")} ${name}` }, icon("download")));
+  }));
+}
+
+async function preview(a, name, url) {
+  if (/^application\/pdf$/i.test(a.type)) {
+    window.open(`${url}&inline=1`, "_blank", "noopener");
+    return;
+  }
+  let content;
+  if (/^image\//i.test(a.type)) {
+    content = h("img", { class: "preview-image", src: url, alt: name });
+  } else {
+    const r = await fetch(url, { credentials: "same-origin" });
+    const text = await r.text();
+    content = h("pre", { class: "source" }, text.length > 500000 ? `${text.slice(0, 500000)}\n…` : text);
+  }
+  await dialog(name, (done) => h("div", {}, content, h("div", { class: "buttons" },
+    h("a", { href: url, download: name }, t("Download")), h("button", { class: "primary", onclick: () => done() }, t("Close")))), { wide: true });
+}
+
+async function viewSource(e) {
+  const name = `${(e.subject || "message").replace(/[\\/:*?"<>|]+/g, "_").slice(0, 80)}.eml`;
+  const url = downloadUrl(e.blobId, name, "message/rfc822");
+  const r = await fetch(url, { credentials: "same-origin" });
+  const text = await r.text();
+  await dialog(t("Message source"), (done) => h("div", {},
+    h("pre", { class: "source", id: "source" }, text),
+    h("div", { class: "buttons" }, h("a", { href: url, download: name }, t("Download .eml")), h("button", { class: "primary", onclick: () => done() }, t("Close")))), { wide: true });
+}
