@@ -48,7 +48,7 @@ const mine = (a) => a.email.toLowerCase() === state.session.username.toLowerCase
 async function originalText(e) {
   const r = await call("Email/get", { ids: [e.id], properties: ["textBody", "bodyValues", "attachments"], fetchTextBodyValues: true, maxBodyValueBytes: 200000 });
   const full = r.list[0] || {};
-  const text = (full.textBody || []).map((p) => (full.bodyValues[p.partId] || {}).value || "").join("\n");
+  const text = (full.textBody || []).map((p) => (full.bodyValues[p.partId] || {}).value || "").join("\n").replace(/\s+$/, "");
   return { text, attachments: full.attachments || [] };
 }
 

@@ -55,7 +55,9 @@ export async function batch(calls) {
   const out = {};
   for (const [name, args, id] of body.methodResponses) {
     if (name === "error") throw new JmapError(args.type, args.description);
-    out[id] = args;
+    // An implicit call (EmailSubmission's onSuccessUpdateEmail) answers
+    // under the same id after the call itself: the call's answer is kept.
+    if (!(id in out)) out[id] = args;
   }
   return out;
 }

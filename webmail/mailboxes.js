@@ -44,7 +44,8 @@ function draw() {
   nav.replaceChildren(
     h("button", { class: "primary compose-button phone-only", onclick: () => emit("compose") }, t("Compose")),
     tree(null),
-    h("button", { class: "new", id: "new-folder", onclick: () => createFolder(null) }, icon("plus"), ` ${t("New folder")}`));
+    h("button", { class: "new", id: "new-folder", onclick: () => createFolder(null) }, icon("plus"), ` ${t("New folder")}`),
+    h("button", { class: "new phone-only", onclick: () => emit("logout") }, t("Log out")));
 }
 
 function folder(m) {

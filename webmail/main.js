@@ -129,6 +129,7 @@ async function logout() {
   showLogin(t("You are logged out."));
 }
 
+on("logout", logout);
 on("signedOut", () => { if (state.session) showLogin(t("Your session ended; log in again.")); });
 on("error", (e) => toast(`${t("Something went wrong")}: ${e && e.message ? e.message : e}`));
 window.addEventListener("unhandledrejection", (e) => { emit("error", e.reason); });

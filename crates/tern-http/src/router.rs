@@ -81,8 +81,7 @@ pub async fn route(
         };
         return secure_streaming(response);
     }
-    if (method == Method::GET || method == Method::HEAD)
-        && crate::webmail::assets::is_asset(&path)
+    if (method == Method::GET || method == Method::HEAD) && crate::webmail::assets::is_asset(&path)
     {
         return crate::jmap::push::boxed(crate::webmail::assets::serve(&path, request.headers()));
     }
@@ -308,7 +307,9 @@ async fn account(
             // The webmail logs in with its own page: a challenge would make
             // the browser put up its password prompt over it.
             let from_webmail = request.uri().path().starts_with("/webmail/")
-                || request.headers().contains_key(crate::webmail::session::CSRF_HEADER)
+                || request
+                    .headers()
+                    .contains_key(crate::webmail::session::CSRF_HEADER)
                 || crate::webmail::session::session_cookie(request.headers()).is_some();
             if from_webmail {
                 return Err(r);

@@ -224,7 +224,12 @@ pub async fn download(
     let inline = query.is_some_and(|q| q.split('&').any(|kv| kv == "inline=1"))
         && matches!(
             accept.as_str(),
-            "application/pdf" | "text/plain" | "image/png" | "image/jpeg" | "image/gif" | "image/webp"
+            "application/pdf"
+                | "text/plain"
+                | "image/png"
+                | "image/jpeg"
+                | "image/gif"
+                | "image/webp"
         );
     let disposition = if inline { "inline" } else { "attachment" };
     if let Ok(v) = HeaderValue::from_str(&format!(

@@ -136,9 +136,8 @@ fn valid(key: &str, value: &Value) -> bool {
                             e.len() <= 254 && e.contains('@') && !e.contains(char::is_whitespace)
                         }) && name.is_none_or(|n| {
                             n.is_null()
-                                || n.as_str().is_some_and(|n| {
-                                    n.len() <= 256 && !n.contains(['\r', '\n'])
-                                })
+                                || n.as_str()
+                                    .is_some_and(|n| n.len() <= 256 && !n.contains(['\r', '\n']))
                         })
                     })
             }
@@ -167,8 +166,11 @@ pub async fn identity_set(cx: &Call<'_>, args: Map<String, Value>) -> MethodResu
     let mut not_destroyed = Map::new();
     if let Some(Value::Array(list)) = args.get("destroy") {
         for id in list.iter().filter_map(Value::as_str) {
-            not_destroyed.insert(id.to_string(), json!({"type": "forbidden",
-                "description": "this identity is the administrator's to remove"}));
+            not_destroyed.insert(
+                id.to_string(),
+                json!({"type": "forbidden",
+                "description": "this identity is the administrator's to remove"}),
+            );
         }
     }
     let (mut updated, mut not_updated) = (Map::new(), Map::new());

@@ -42,7 +42,11 @@ macro_rules! asset {
         Source {
             path: $path,
             content_type: $type,
-            bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../webmail/", $file)),
+            bytes: include_bytes!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../webmail/",
+                $file
+            )),
         }
     };
 }

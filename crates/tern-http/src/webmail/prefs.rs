@@ -138,12 +138,11 @@ pub async fn change_password(
         }
     }
     let new = new.to_string();
-    let hash = match tokio::task::spawn_blocking(move || tern_core::password::hash_password(&new))
-        .await
-    {
-        Ok(Ok(hash)) => hash,
-        _ => return unavailable("the password could not be hashed"),
-    };
+    let hash =
+        match tokio::task::spawn_blocking(move || tern_core::password::hash_password(&new)).await {
+            Ok(Ok(hash)) => hash,
+            _ => return unavailable("the password could not be hashed"),
+        };
     match store.set_password(&address, &hash).await {
         Ok(()) => {
             // Logins checked with the old password must not stay good.

@@ -311,3 +311,144 @@ print(json.dumps(urllib.request.urlopen(req).headers["Set-Cookie"].split(";")[0]
         "with images allowed the pixel is asked for (and the route sees it): {allowed}"
     );
 }
+
+/// Where a browser test leaves its screenshots (kept after the run: on a
+/// failure they show what the browser showed).
+fn artifacts(test: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("webmail")
+        .join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Whether the browser tests can run here; they must under `.ci/run`.
+fn browser_available() -> bool {
+    let ok = crate::jmap::node_modules()
+        .join("playwright-core/package.json")
+        .is_file()
+        && std::path::Path::new("/usr/bin/chromium").exists();
+    if !ok {
+        assert!(
+            std::env::var_os("TERN_REQUIRE_JMAPC").is_none(),
+            "playwright-core or chromium missing (see scripts/test.sh)"
+        );
+        eprintln!("browser test skipped: no playwright-core or chromium");
+    }
+    ok
+}
+
+/// Runs one of the node scripts beside the tests against `base`, with
+/// `extra` arguments after the artefacts directory; its JSON report.
+fn run_browser_script(
+    script: &str,
+    base: &str,
+    artifacts: &std::path::Path,
+    extra: &[&str],
+) -> Value {
+    let modules = crate::jmap::node_modules();
+    let output = std::process::Command::new("node")
+        .arg(modules.join("..").join(script))
+        .arg(&modules)
+        .arg(base)
+        .arg(artifacts)
+        .args(extra)
+        .output()
+        .expect("node");
+    assert!(
+        output.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{script} printed no report ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+/// Every step passed, and no page threw, logged an error, opened a
+/// dialog or asked anything of another server.
+fn assert_journey(report: &Value, artifacts: &std::path::Path) {
+    let failed: Vec<&Value> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["ok"] != true)
+        .collect();
+    assert!(
+        failed.is_empty() && report["failed"].is_null(),
+        "failed: {failed:?} ({}); screenshots in {}",
+        report["failed"],
+        artifacts.display()
+    );
+    assert_eq!(report["errors"], serde_json::json!([]), "{report}");
+    assert_eq!(report["requests"], serde_json::json!([]), "{report}");
+}
+
+#[test]
+fn two_people_read_reply_search_file_delete_junk_and_log_out_in_chromium() {
+    if !browser_available() {
+        return;
+    }
+    // The spam filter learns, but decides nothing on arrival here.
+    let dir = TestDir::with_config("[spam]\ntag_score = 100.0\njunk_score = 100.0\n");
+    dir.add_account("alice@example.test");
+    dir.add_account("bob@example.test");
+    let server = dir.start();
+    // Bob writes to Alice over submission; a stranger sends her an offer.
+    python(
+        r##"
+import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+s.login("bob@example.test", "secret")
+s.sendmail("bob@example.test", ["alice@example.test"],
+    b"From: Bob <bob@example.test>\r\nTo: alice@example.test\r\nSubject: Quarterly figures\r\n"
+    b"Message-ID: <q3@example.test>\r\n\r\nHere are the numbers for the third quarter.\r\n")
+s.quit()
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[2]))
+s.sendmail("offers@remote.test", ["alice@example.test"],
+    b"From: offers@remote.test\r\nTo: alice@example.test\r\nSubject: Cheap watches\r\n\r\nReplica watches, casino bonus.\r\n")
+s.quit()
+print("null")
+"##,
+        &[
+            &server.listeners["submission"].port().to_string(),
+            &server.listeners["smtp"].port().to_string(),
+        ],
+    );
+    let base = format!("http://127.0.0.1:{}", server.listeners["http"].port());
+    let artifacts = artifacts("journey");
+    let report = run_browser_script("webmail_journey.mjs", &base, &artifacts, &[]);
+    assert_journey(&report, &artifacts);
+    // What the browser did is what the server keeps.
+    let (_, body) = crate::jmap::curl(&[
+        "-u",
+        "alice@example.test:secret",
+        "-H",
+        "Content-Type: application/json",
+        "--data",
+        r#"{"using":["urn:ietf:params:jmap:core","urn:ietf:params:jmap:vacationresponse"],"methodCalls":[["VacationResponse/get",{"accountId":"a1"},"0"]]}"#,
+        &format!("{base}/jmap/api"),
+    ]);
+    let vacation: Value = serde_json::from_str(&body).unwrap();
+    let vacation = &vacation["methodResponses"][0][1]["list"][0];
+    assert_eq!(vacation["isEnabled"], true, "{vacation}");
+    assert_eq!(vacation["subject"], "Away until Monday", "{vacation}");
+    // Moving to Junk taught her filter (the trainer works in the background).
+    poll_until(
+        std::time::Duration::from_secs(30),
+        "alice's classifier trained on one spam",
+        || {
+            let stats: Value = serde_json::from_str(
+                &dir.ok(&["--json", "spam", "stats", "alice@example.test"], ""),
+            )
+            .unwrap();
+            (stats["spam_messages"] == 1)
+                .then_some(())
+                .ok_or(stats.to_string())
+        },
+    );
+}
