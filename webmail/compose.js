@@ -86,7 +86,8 @@ async function initial({ reply, all, forward, asAttachment, draftId, to }) {
   } else if (draftId) {
     const r = await call("Email/get", { ids: [draftId], properties: ["from", "to", "cc", "bcc", "subject", "textBody", "bodyValues", "attachments", "inReplyTo", "references"], fetchTextBodyValues: true });
     const d = r.list[0];
-    if (d) {
+    if (!d) throw new Error(t("This draft is no longer there."));
+    {
       Object.assign(start, { to: d.to || [], cc: d.cc || [], bcc: d.bcc || [], subject: d.subject || "", inReplyTo: d.inReplyTo, references: d.references, draftId });
       start.text = (d.textBody || []).map((p) => (d.bodyValues[p.partId] || {}).value || "").join("\n");
       start.files = (d.attachments || []).map((a) => ({ blobId: a.blobId, type: a.type, name: a.name || "attachment", size: a.size }));
@@ -104,7 +105,7 @@ export async function compose(options) {
 }
 
 on("compose", () => compose({}));
-on("editDraft", (id) => compose({ draftId: id }));
+on("editDraft", (id) => compose({ draftId: id }).catch((e) => { toast(e.message); emit("listStale"); }));
 
 class Composer {
   constructor(start) {
@@ -177,7 +178,8 @@ class Composer {
   // switching keeps the words.
   makeEditor(text, quote, fresh) {
     const identity = this.identity();
-    const signature = fresh && identity && identity.textSignature ? `\n\n-- \n${identity.textSignature}` : "";
+    // A draft already carries its signature.
+    const signature = fresh && !this.start.draftId && identity && identity.textSignature ? `\n\n-- \n${identity.textSignature}` : "";
     const body = fresh ? `${text}${signature}${quote ? `\n\n${quote}` : ""}` : text;
     if (this.rich) {
       this.editor = h("div", { class: "editor", contenteditable: "true", role: "textbox", "aria-multiline": "true", "aria-label": t("Message"), id: "compose-body", oninput: () => this.changed() });
@@ -412,7 +414,7 @@ class Composer {
 
   async discard() {
     if (this.draftId) {
-      try { await call("Email/set", { destroy: [this.draftId] }); } catch (e) { emit("error", e); }
+      try { setOk(await call("Email/set", { destroy: [this.draftId] })); } catch (e) { emit("error", e); return; }
     }
     this.dismiss();
     toast(t("Draft discarded"));

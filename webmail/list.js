@@ -240,3 +240,4 @@ export function selectAll(on) {
 
 on("openMailbox", (id) => openMailbox(id).then(() => emit("mailboxes")));
 on("mailboxes", () => draw());
+on("listStale", () => refreshList());

@@ -380,9 +380,10 @@ fn assert_journey(report: &Value, artifacts: &std::path::Path) {
         .collect();
     assert!(
         failed.is_empty() && report["failed"].is_null(),
-        "failed: {failed:?} ({}); screenshots in {}",
+        "failed: {failed:?} ({}); screenshots in {}; debug: {}",
         report["failed"],
-        artifacts.display()
+        artifacts.display(),
+        report["debug"]
     );
     assert_eq!(report["errors"], serde_json::json!([]), "{report}");
     assert_eq!(report["requests"], serde_json::json!([]), "{report}");
@@ -451,4 +452,107 @@ print("null")
                 .ok_or(stats.to_string())
         },
     );
+}
+
+#[test]
+fn imap_and_the_webmail_see_each_others_changes_live() {
+    if !browser_available() {
+        return;
+    }
+    let dir = TestDir::new();
+    dir.add_account("alice@example.test");
+    let server = dir.start();
+    python(
+        r##"
+import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+s.sendmail("carol@remote.test", ["alice@example.test"],
+    b"From: carol@remote.test\r\nTo: alice@example.test\r\nSubject: First note\r\n\r\nhello\r\n")
+s.quit()
+print("null")
+"##,
+        &[&server.listeners["smtp"].port().to_string()],
+    );
+    let base = format!("http://127.0.0.1:{}", server.listeners["http"].port());
+    let artifacts = artifacts("live");
+    let report = run_browser_script(
+        "webmail_live.mjs",
+        &base,
+        &artifacts,
+        &[&server.listeners["imap"].port().to_string()],
+    );
+    assert_journey(&report, &artifacts);
+}
+
+#[test]
+fn images_attachments_signatures_drafts_forwarding_themes_and_password_in_chromium() {
+    if !browser_available() {
+        return;
+    }
+    let dir = TestDir::new();
+    dir.add_account("alice@example.test");
+    dir.add_account("bob@example.test");
+    let server = dir.start();
+    python(
+        r##"
+import smtplib, sys
+from email.message import EmailMessage
+import base64
+m = EmailMessage()
+m["From"] = "Bob <bob@example.test>"
+m["To"] = "alice@example.test"
+m["Subject"] = "Photo attached"
+m.set_content("The picture and the readings.")
+png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+m.add_attachment(png, maintype="image", subtype="png", filename="dot.png")
+m.add_attachment("temperature,21\n", filename="data.txt")
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+s.login("bob@example.test", "secret")
+s.send_message(m)
+s.quit()
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[2]))
+s.sendmail("news@remote.test", ["alice@example.test"],
+    b"From: news@remote.test\r\nTo: alice@example.test\r\nSubject: Newsletter\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: text/html; charset=utf-8\r\n\r\n<p>This week</p><img src=\"http://images.remote.test/pixel.png\">\r\n")
+s.quit()
+print("null")
+"##,
+        &[
+            &server.listeners["submission"].port().to_string(),
+            &server.listeners["smtp"].port().to_string(),
+        ],
+    );
+    let base = format!("http://127.0.0.1:{}", server.listeners["http"].port());
+    let artifacts = artifacts("more");
+    let report = run_browser_script("webmail_more.mjs", &base, &artifacts, &[]);
+    assert_journey(&report, &artifacts);
+    // Bob has the forward, the original inside it as message/rfc822; and
+    // Alice's new password is the one IMAP takes.
+    let out = python(
+        r##"
+import imaplib, json, sys
+port = int(sys.argv[1])
+m = imaplib.IMAP4("127.0.0.1", port)
+m.login("bob@example.test", "secret")
+m.select("INBOX")
+typ, data = m.search(None, "SUBJECT", "\"Fwd: Photo attached\"")
+raw = m.fetch(data[0].split()[-1], "(BODY.PEEK[])")[1][0][1].decode() if data[0] else ""
+def login(password):
+    try:
+        imaplib.IMAP4("127.0.0.1", port).login("alice@example.test", password)
+        return True
+    except imaplib.IMAP4.error:
+        return False
+print(json.dumps({"forward": raw, "new": login("Tern-New-Password-7"), "old": login("secret")}))
+"##,
+        &[&server.listeners["imap"].port().to_string()],
+    );
+    let forward = out["forward"].as_str().unwrap();
+    assert!(
+        forward.contains("Content-Type: message/rfc822")
+            && forward.contains("Subject: Photo attached"),
+        "{forward}"
+    );
+    assert_eq!(out["new"], true, "{out}");
+    assert_eq!(out["old"], false, "{out}");
 }

@@ -1,0 +1,221 @@
+// The rest of what a webmail user does, in headless Chromium: the page in
+// Vietnamese for a Vietnamese browser; remote images held back until
+// allowed for a sender (and then fetched, and remembered); attachments
+// previewed and the source viewed; a signature set in Settings and used;
+// a draft saved by itself, reopened, scheduled, the schedule undone and
+// the draft discarded; a forward as an attachment; the shortcut list; the
+// dark theme; emptying Trash undone; compose fields that try to add a
+// header line; a password change. Screens saved in ARTIFACTS on failure.
+// Usage: node webmail_more.mjs MODULES BASE ARTIFACTS
+const [modules, base, artifacts] = process.argv.slice(2);
+const { chromium } = await import(`${modules}/playwright-core/index.mjs`);
+const browser = await chromium.launch({ executablePath: process.env.TERN_CHROMIUM || "/usr/bin/chromium", args: ["--no-sandbox"] });
+const out = { steps: [], errors: [], requests: [] };
+let page;
+let allowedImages = false;
+
+async function step(name, run) {
+  try {
+    out.steps.push({ name, ok: true, value: await run() });
+  } catch (e) {
+    out.steps.push({ name, ok: false, error: String(e).slice(0, 2000) });
+    throw e;
+  }
+}
+
+async function open(locale) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale });
+  const p = await context.newPage();
+  p.setDefaultTimeout(15000);
+  p.on("pageerror", (e) => out.errors.push(String(e)));
+  p.on("dialog", async (d) => { out.errors.push(`dialog ${d.message()}`); await d.dismiss(); });
+  // Expected in the console: the login page's 401 (no session yet), the
+  // 403 of the wrong current password, and the refused remote image.
+  p.on("console", (m) => { if (m.type() === "error" && !/status of 40[13]|net::ERR_FAILED/.test(m.text())) out.errors.push(m.text()); });
+  // Other servers are never reached: a request is recorded and refused.
+  await context.route((url) => !url.href.startsWith(base), async (route) => { out.requests.push(route.request().url()); await route.abort(); });
+  return p;
+}
+
+async function login(p, password = "secret") {
+  await p.goto(base + "/");
+  await p.fill("#username", "alice@example.test");
+  await p.fill("#password", password);
+  await p.click("form.login button[type=submit]");
+  await p.waitForSelector(".folder.current[data-role=inbox]", { state: "attached" });
+}
+
+const row = (subject) => page.locator(".row:not(.placeholder)", { hasText: subject }).first();
+const folder = (name) => page.locator(".folder", { hasText: name }).first();
+const toast = (text) => page.locator(".toast", { hasText: text }).first().waitFor();
+
+try {
+  await step("a Vietnamese browser gets the page in Vietnamese", async () => {
+    const vi = await open("vi-VN");
+    await vi.goto(base + "/");
+    const button = await vi.locator("form.login button[type=submit]").textContent();
+    await vi.fill("#username", "alice@example.test");
+    await vi.fill("#password", "secret");
+    await vi.click("form.login button[type=submit]");
+    await vi.locator(".folder[data-role=inbox]", { hasText: "Hộp thư đến" }).waitFor();
+    await vi.context().close();
+    if (button !== "Đăng nhập") throw new Error(button);
+    return button;
+  });
+  page = await open("en-GB");
+  await step("log in", () => login(page));
+  await step("remote images wait until allowed for the sender, then load and stay allowed", async () => {
+    await row("Newsletter").click();
+    await page.locator(".banner", { hasText: "remote images are hidden" }).waitFor();
+    await page.frameLocator(".message iframe").first().locator("body", { hasText: "This week" }).waitFor();
+    const before = out.requests.length;
+    await page.locator(".banner button", { hasText: "Always show from news@remote.test" }).click();
+    await toast("will always be shown");
+    // The browser now asks for the image (refused here, and recorded).
+    const deadline = Date.now() + 10000;
+    while (!out.requests.slice(before).some((u) => u.includes("images.remote.test")) && Date.now() < deadline) await page.waitForTimeout(50);
+    const fetched = out.requests.splice(before).filter((u) => u.includes("images.remote.test"));
+    if (!fetched.length) throw new Error("the allowed image was not fetched");
+    await row("Photo attached").click();
+    await row("Newsletter").click();
+    await page.locator(".message iframe").first().waitFor();
+    if (await page.locator(".banner:not(.hidden)").count()) throw new Error("asked again");
+    allowedImages = true;
+    const prefs = await page.evaluate(async () => (await fetch("/webmail/prefs")).json());
+    return prefs.imageSenders;
+  });
+  await step("attachments preview (text, image) and the source shows", async () => {
+    await row("Photo attached").click();
+    await page.locator(".attachment", { hasText: "data.txt" }).locator("button").click();
+    await page.locator(".dialog pre", { hasText: "temperature,21" }).waitFor();
+    await page.keyboard.press("Escape");
+    await page.locator(".attachment", { hasText: "dot.png" }).locator("button").click();
+    const width = await page.locator(".dialog img").evaluate((img) => new Promise((r) => (img.complete ? r(img.naturalWidth) : (img.onload = () => r(img.naturalWidth)))));
+    await page.keyboard.press("Escape");
+    await page.locator(".message button", { hasText: "View source" }).click();
+    await page.locator("#source", { hasText: "Subject: Photo attached" }).waitFor();
+    await page.keyboard.press("Escape");
+    if (width !== 1) throw new Error(`image width ${width}`);
+    return width;
+  });
+  await step("a signature set in Settings starts a new message", async () => {
+    await page.click("#settings");
+    await page.click("#tab-identities");
+    const name = page.locator("input[id^=id-name-]").first();
+    await name.fill("Alice Liddell");
+    await page.locator("textarea[id^=id-sig-]").first().fill("Alice, in haste");
+    await page.locator("#settings-body button[type=submit]").first().click();
+    await page.locator("#settings-body [role=status]", { hasText: "Saved" }).first().waitFor();
+    await page.keyboard.press("Escape");
+    await page.locator("section.list .viewport").focus();
+    await page.keyboard.press("c");
+    await page.waitForSelector("#compose-window");
+    const body = await page.locator("#compose-body").innerText();
+    const from = await page.locator("#compose-from option").first().textContent();
+    if (!body.includes("Alice, in haste") || !from.includes("Alice Liddell")) throw new Error(JSON.stringify({ body, from }));
+    return from;
+  });
+  await step("the draft saves itself, reopens from Drafts, is scheduled, unscheduled and discarded", async () => {
+    await page.fill("#compose-to", "bob@example.test");
+    await page.fill("#compose-subject", "Plans for Friday");
+    await page.locator("#compose-body").press("Control+Home");
+    await page.locator("#compose-body").pressSequentially("Shall we walk?");
+    await page.locator("#compose-window .status", { hasText: "Saved" }).waitFor();
+    await page.click("#compose-window .title button");
+    await page.waitForSelector("#compose-window", { state: "detached" });
+    await folder("Drafts").click();
+    await row("Plans for Friday").click();
+    await page.waitForSelector("#compose-window");
+    const subject = await page.inputValue("#compose-subject");
+    await page.click("#compose-later");
+    await page.click(".dialog button.primary");
+    await page.locator(".toast", { hasText: "Scheduled for" }).locator("button", { hasText: "Undo" }).click();
+    await toast("back in Drafts");
+    // The list as it is now (the scheduled copy is a new message).
+    await page.click("#act-refresh");
+    await row("Plans for Friday").waitFor();
+    await row("Plans for Friday").click();
+    await page.waitForSelector("#compose-window");
+    await page.click("#compose-discard");
+    await toast("Draft discarded");
+    await row("Plans for Friday").waitFor({ state: "detached" });
+    return subject;
+  });
+  await step("a message forwarded as an attachment", async () => {
+    await folder("Inbox").click();
+    await row("Photo attached").click();
+    await page.locator(".message button", { hasText: "Forward as attachment" }).click();
+    await page.locator("#compose-window .file", { hasText: "Photo attached.eml" }).waitFor();
+    await page.fill("#compose-to", "bob@example.test");
+    await page.click("#compose-send");
+    await toast("Message sent");
+  });
+  await step("compose fields cannot add header lines", async () => {
+    return page.evaluate(async () => {
+      const { call } = await import("/app/jmap.js");
+      const r = await call("Email/set", { create: { x: {
+        mailboxIds: {}, subject: "Hi\r\nBcc: evil@remote.test", from: [{ name: "A\r\nX-Evil: 1", email: "alice@example.test" }],
+        to: [{ name: "B", email: "bob@example.test\r\nBcc: evil@remote.test" }], bodyValues: { t: { value: "x" } }, textBody: [{ partId: "t", type: "text/plain" }],
+      } } }).catch((e) => ({ error: String(e) }));
+      return r;
+    }).then((r) => {
+      if (r.created && r.created.x) throw new Error(`created: ${JSON.stringify(r)}`);
+      return r.notCreated || r;
+    });
+  });
+  await step("the shortcut list opens with ?", async () => {
+    await page.locator("section.list .viewport").focus();
+    await page.keyboard.press("?");
+    await page.locator(".dialog", { hasText: "Keyboard shortcuts" }).waitFor();
+    await page.keyboard.press("Escape");
+  });
+  await step("the dark theme", async () => {
+    await page.click("#settings");
+    await page.selectOption("#pref-theme", "dark");
+    await page.keyboard.press("Escape");
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    await page.screenshot({ path: `${artifacts}/dark.png` });
+    if (bg !== "rgb(22, 25, 29)") throw new Error(bg);
+    return bg;
+  });
+  await step("emptying Trash can be undone", async () => {
+    await row("Newsletter").click();
+    await page.click("#act-delete");
+    await folder("Trash").click();
+    await row("Newsletter").waitFor();
+    await folder("Trash").hover();
+    await folder("Trash").locator(".more").click();
+    await page.locator(".dialog button", { hasText: "Empty" }).click();
+    await page.locator(".dialog button.primary", { hasText: "Empty" }).click();
+    await page.locator(".toast", { hasText: "Emptying" }).locator("button").click();
+    await toast("Undone");
+    await page.click("#act-refresh");
+    await row("Newsletter").waitFor();
+  });
+  await step("the password changes (the old one is refused first)", async () => {
+    await page.click("#settings");
+    await page.click("#tab-password");
+    await page.fill("#pw-current", "wrong");
+    await page.fill("#pw-new", "Tern-New-Password-7");
+    await page.fill("#pw-again", "Tern-New-Password-7");
+    await page.click("#pw-save");
+    await page.locator("#pw-status", { hasText: "not right" }).waitFor();
+    await page.fill("#pw-current", "secret");
+    await page.click("#pw-save");
+    await page.locator("#pw-status", { hasText: "Your password is changed." }).waitFor();
+  });
+} catch (e) {
+  if (page) await page.screenshot({ path: `${artifacts}/failure-more.png` }).catch(() => {});
+  if (page) out.debug = await page.evaluate(async () => {
+    const { call } = await import("/app/jmap.js");
+    const q = await call("Email/query", { filter: {} });
+    const g = await call("Email/get", { ids: q.ids, properties: ["subject", "mailboxIds", "keywords"] });
+    return g.list;
+  }).catch((e) => String(e));
+  out.failed = String(e).slice(0, 2000);
+} finally {
+  await browser.close();
+}
+// Once the sender was allowed, its image is asked for whenever shown.
+if (allowedImages) out.requests = out.requests.filter((u) => !u.includes("images.remote.test"));
+console.log(JSON.stringify(out));
