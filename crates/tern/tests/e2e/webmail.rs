@@ -556,3 +556,88 @@ print(json.dumps({"forward": raw, "new": login("Tern-New-Password-7"), "old": lo
     assert_eq!(out["new"], true, "{out}");
     assert_eq!(out["old"], false, "{out}");
 }
+
+#[test]
+fn identities_preferences_and_password_changes_refuse_what_they_must() {
+    let dir = TestDir::new();
+    dir.add_account("joe@example.test");
+    let server = dir.start();
+    let out = python(
+        r##"
+import json, sys, urllib.request, urllib.error
+base = "http://127.0.0.1:%s" % sys.argv[1]
+def call(path, body, headers={}, method="POST", raw=None):
+    data = raw if raw is not None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method=method,
+                                 headers=dict({"Content-Type": "application/json"}, **headers))
+    try:
+        r = urllib.request.urlopen(req)
+        return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+req = urllib.request.Request(base + "/webmail/login", headers={"Content-Type": "application/json"},
+    data=json.dumps({"username": "joe@example.test", "password": "secret"}).encode())
+r = urllib.request.urlopen(req)
+cookie = r.headers["Set-Cookie"].split(";")[0]
+csrf = json.loads(r.read())["csrf"]
+h = {"Cookie": cookie, "X-Tern-CSRF": csrf}
+def jmap(calls):
+    using = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail", "urn:ietf:params:jmap:submission"]
+    return call("/jmap/api", {"using": using, "methodCalls": calls}, h)[1]["methodResponses"]
+out = {}
+r = jmap([["Identity/set", {"accountId": "a1",
+    "create": {"n": {"email": "other@example.test"}},
+    "update": {"i1": {"name": "Joe Bloggs", "textSignature": "Joe"}, "i99": {"name": "x"}},
+    "destroy": ["i1"]}, "0"],
+    ["Identity/set", {"accountId": "a1", "update": {"i1": {"name": "Joe\r\nBcc: x@y", "email": "x@y"}}}, "1"],
+    ["Identity/get", {"accountId": "a1"}, "2"]])
+out["set"] = r[0][1]
+out["bad"] = r[1][1]
+out["get"] = r[2][1]["list"][0]
+out["prefs_empty"] = call("/webmail/prefs", None, h, "GET", raw=b"")
+out["prefs_put"] = call("/webmail/prefs", {"theme": "dark"}, h, "PUT")
+out["prefs_not_object"] = call("/webmail/prefs", [1, 2], h, "PUT")[0]
+out["prefs_too_big"] = call("/webmail/prefs", {"x": "a" * 70000}, h, "PUT")[0]
+out["prefs_no_csrf"] = call("/webmail/prefs", {"theme": "light"}, {"Cookie": cookie}, "PUT")[0]
+out["prefs_after"] = call("/webmail/prefs", None, h, "GET", raw=b"")
+out["pw_weak"] = call("/webmail/password", {"current": "secret", "new": "password1"}, h)
+out["pw_wrong"] = call("/webmail/password", {"current": "nope", "new": "Tern-Another-Long-1"}, h)[0]
+out["session_challenge"] = None
+try:
+    urllib.request.urlopen(base + "/webmail/session")
+except urllib.error.HTTPError as e:
+    out["session_challenge"] = [e.code, e.headers.get("WWW-Authenticate")]
+print(json.dumps(out))
+"##,
+        &[&server.listeners["http"].port().to_string()],
+    );
+    let set = &out["set"];
+    assert_eq!(set["notCreated"]["n"]["type"], "forbidden", "{set}");
+    assert_eq!(set["notDestroyed"]["i1"]["type"], "forbidden", "{set}");
+    assert_eq!(set["updated"], serde_json::json!({"i1": null}), "{set}");
+    assert_eq!(set["notUpdated"]["i99"]["type"], "notFound", "{set}");
+    assert_ne!(set["oldState"], set["newState"], "{set}");
+    let bad = &out["bad"]["notUpdated"]["i1"];
+    assert_eq!(bad["type"], "invalidProperties", "{out}");
+    assert_eq!(bad["properties"], serde_json::json!(["email", "name"]), "{out}");
+    assert_eq!(out["get"]["name"], "Joe Bloggs", "{out}");
+    assert_eq!(out["get"]["textSignature"], "Joe", "{out}");
+    assert_eq!(out["prefs_empty"], serde_json::json!([200, {}]), "{out}");
+    assert_eq!(out["prefs_put"][0], 200, "{out}");
+    assert_eq!(out["prefs_not_object"], 400, "{out}");
+    assert_eq!(out["prefs_too_big"], 413, "{out}");
+    assert_eq!(out["prefs_no_csrf"], 403, "{out}");
+    assert_eq!(out["prefs_after"], serde_json::json!([200, {"theme": "dark"}]), "{out}");
+    assert_eq!(out["pw_weak"][0], 422, "{out}");
+    assert!(
+        out["pw_weak"][1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("too easy to guess"),
+        "{out}"
+    );
+    assert_eq!(out["pw_wrong"], 403, "{out}");
+    // The webmail's own requests get no Basic challenge (a browser would
+    // put up its password prompt over the login page).
+    assert_eq!(out["session_challenge"], serde_json::json!([401, null]), "{out}");
+}
