@@ -32,14 +32,23 @@ async function checked(response) {
   return response.json();
 }
 
-// Plain JSON to one of the webmail's own endpoints.
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Plain JSON to one of the webmail's own endpoints. Past the server's
+// maxConcurrentRequests (429) the request is tried again a little later.
 export async function post(path, body, method = "POST") {
-  const r = await fetch(path, {
-    method, credentials: "same-origin",
-    headers: headers({ "Content-Type": "application/json" }),
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return checked(r);
+  for (let attempt = 0; ; attempt++) {
+    const r = await fetch(path, {
+      method, credentials: "same-origin",
+      headers: headers({ "Content-Type": "application/json" }),
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (r.status === 429 && attempt < 5) {
+      await pause(150 * (attempt + 1));
+      continue;
+    }
+    return checked(r);
+  }
 }
 
 export async function getJson(path) {

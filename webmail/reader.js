@@ -9,6 +9,7 @@ import { state, on, emit, role, threadsOn } from "./state.js";
 import { batch, call, downloadUrl } from "./jmap.js";
 import { setKeyword, remove, junk } from "./actions.js";
 import { compose } from "./compose.js";
+import { emails } from "./list.js";
 
 const PROPS = ["id", "blobId", "threadId", "mailboxIds", "keywords", "from", "to", "cc", "bcc", "replyTo", "subject",
   "sentAt", "receivedAt", "messageId", "inReplyTo", "references", "attachments", "size"];
@@ -32,8 +33,27 @@ on("closeReader", () => { state.openId = null; nothing(); emit("pane", "list"); 
 
 async function show(id) {
   const mine = ++shown;
+  const conversation = threadsOn() && !state.search;
+  // What the list knows shows at once, and the body starts loading while
+  // the rest of the message (addresses, attachments) is asked for.
+  const summary = emails.get(id);
+  if (summary && !conversation) {
+    current = [summary];
+    const cards = pane.querySelectorAll("article.message");
+    if (cards.length === 1) {
+      // The card shown becomes this message's: navigating its frame costs
+      // less than making a new one.
+      cards[0].dataset.id = id;
+      cards[0].className = "message";
+      cards[0].querySelector(".banner").classList.add("hidden");
+      fill(cards[0], summary, true);
+      loadBody(cards[0], summary, true);
+    } else {
+      draw(id);
+    }
+  }
   const calls = [["Email/get", { ids: [id], properties: PROPS, bodyProperties: PART_PROPS }, "e"]];
-  if (threadsOn() && !state.search) {
+  if (conversation) {
     calls.push(["Thread/get", { "#ids": { resultOf: "e", name: "Email/get", path: "/list/*/threadId" } }, "t"]);
     calls.push(["Email/get", { "#ids": { resultOf: "t", name: "Thread/get", path: "/list/*/emailIds" }, properties: PROPS, bodyProperties: PART_PROPS }, "all"]);
   }
@@ -54,6 +74,13 @@ async function show(id) {
 
 function draw(openId) {
   const last = current[current.length - 1];
+  // The provisional card of the same message: completed where it stands,
+  // so its frame is not loaded twice.
+  const cards = pane.querySelectorAll("article.message");
+  if (current.length === 1 && cards.length === 1 && cards[0].dataset.id === openId) {
+    fill(cards[0], current[0], true);
+    return;
+  }
   pane.replaceChildren(
     h("div", { class: "toolbar phone-only" }, h("button", { onclick: () => emit("closeReader") }, icon("back"), ` ${t("Back")}`)),
     ...current.map((e) => card(e, e.id === openId || e === last || !e.keywords.$seen, e === current[0])));
@@ -76,7 +103,15 @@ export async function refreshReader() {
 }
 
 function card(e, expanded, first) {
-  const el = h("article", { class: `message${expanded ? "" : " collapsed"}`, "data-id": e.id });
+  const el = h("article", { class: `message${expanded ? "" : " collapsed"}`, "data-id": e.id },
+    h("header"), h("div", { class: "banner hidden" }), h("div", { class: "body" }), h("div", { class: "attachments hidden" }));
+  fill(el, e, first);
+  if (expanded) loadBody(el, e);
+  return el;
+}
+
+// The card's header and attachments, from what is known of the message.
+function fill(el, e, first) {
   const sender = e.from && e.from[0];
   const header = h("header", { onclick: () => { if (el.classList.contains("collapsed")) { el.classList.remove("collapsed"); loadBody(el, e); } } },
     first ? h("h2", {}, e.subject || t("(no subject)")) : null,
@@ -86,9 +121,8 @@ function card(e, expanded, first) {
       e.cc && e.cc.length ? h("div", {}, `${t("Cc")}: ${people(e.cc)}`) : null,
       e.bcc && e.bcc.length ? h("div", {}, `${t("Bcc")}: ${people(e.bcc)}`) : null),
     actions(e));
-  el.append(header, h("div", { class: "banner hidden" }), h("div", { class: "body" }), attachments(e));
-  if (expanded) loadBody(el, e);
-  return el;
+  el.querySelector("header").replaceWith(header);
+  el.querySelector(".attachments").replaceWith(attachments(e));
 }
 
 const flagLabel = (e) => [h("span", { class: `i i-star${e.keywords.$flagged ? " filled" : ""}`, "aria-hidden": "true" }), " ", e.keywords.$flagged ? t("Flagged") : t("Flag")];
@@ -111,17 +145,33 @@ function actions(e) {
 }
 
 // The body's frame; the server says how many remote images it held back.
-async function loadBody(el, e) {
+async function loadBody(el, e, again = false) {
   const body = el.querySelector(".body");
-  if (body.firstChild) return;
+  if (body.firstChild && !again) return;
   const sender = e.from && e.from[0] && e.from[0].email.toLowerCase();
   const allowed = sender && (state.prefs.imageSenders || []).includes(sender);
   const src = (images) => `/webmail/message/${encodeURIComponent(e.id)}/html${images ? "?images=1" : ""}`;
-  const frame = h("iframe", { sandbox: "allow-popups allow-popups-to-escape-sandbox", src: src(allowed), title: t("Message body"), referrerpolicy: "no-referrer" });
-  body.append(frame);
-  if (allowed) return;
+  let frame = body.querySelector("iframe");
+  if (frame) {
+    frame.dataset.loaded = "";
+  } else {
+    frame = h("iframe", { sandbox: "allow-popups allow-popups-to-escape-sandbox", title: t("Message body"), referrerpolicy: "no-referrer" });
+    // For tests and benchmarks: when the body has been shown.
+    frame.addEventListener("load", () => { if (frame.src) { frame.dataset.loaded = "1"; frame.dataset.loadedAt = String(performance.now()); } });
+    body.append(frame);
+  }
+  if (allowed) {
+    frame.src = src(true);
+    return;
+  }
+  // The page says how many remote images it held back; the frame then
+  // shows the same page from the browser's cache.
   const r = await fetch(src(false), { credentials: "same-origin" });
   const blocked = Number(r.headers.get("x-tern-blocked-images") || 0);
+  await r.arrayBuffer();
+  // Another message may have taken the card meanwhile.
+  if (el.dataset.id !== e.id) return;
+  frame.src = src(false);
   if (!blocked) return;
   const banner = el.querySelector(".banner");
   banner.classList.remove("hidden");

@@ -50,6 +50,8 @@ cleanup() {
     fi
     restore_policy
     stop_tern
+    # What a script runs beside the two (e.g. Roundcube's PHP server).
+    if declare -F stop_extra >/dev/null; then stop_extra; fi
     stop_dovecot
     if [ "$rc" != 0 ]; then
         echo "$SCRIPT_NAME: stopped (exit $rc); servers stopped" >&2

@@ -2,9 +2,10 @@
 //! security headers every response carries.
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
+use std::io::Write;
 
 pub type Body = Full<Bytes>;
 
@@ -64,4 +65,102 @@ pub fn redirect(status: StatusCode, location: &str) -> Response<Body> {
             .insert(hyper::header::LOCATION, value);
     }
     response
+}
+
+/// Whether the client takes gzip (`Accept-Encoding`, not refused by `q=0`).
+pub fn accepts_gzip(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get_all(hyper::header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| p.trim().replace(' ', "") == "q=0");
+            name.eq_ignore_ascii_case("gzip") && !refused
+        })
+}
+
+/// Below this a JSON answer goes as it is: compressing would save little.
+const GZIP_FROM: usize = 1024;
+
+/// A JSON answer compressed with gzip (fast level: JMAP answers are large
+/// and repetitive, and a browser's first screen is mostly them).
+pub async fn gzip_json(response: Response<Body>) -> Response<Body> {
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            t.starts_with("application/json") || t.starts_with("application/problem+json")
+        });
+    if !is_json
+        || response
+            .headers()
+            .contains_key(hyper::header::CONTENT_ENCODING)
+    {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(never) => match never {},
+    };
+    if bytes.len() < GZIP_FROM {
+        return Response::from_parts(parts, Full::new(bytes));
+    }
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let compressed = encoder.write_all(&bytes).and_then(|()| encoder.finish());
+    match compressed {
+        Ok(gz) => {
+            parts.headers.insert(
+                hyper::header::CONTENT_ENCODING,
+                HeaderValue::from_static("gzip"),
+            );
+            parts.headers.insert(
+                hyper::header::VARY,
+                HeaderValue::from_static("Accept-Encoding"),
+            );
+            parts.headers.remove(hyper::header::CONTENT_LENGTH);
+            Response::from_parts(parts, Full::new(Bytes::from(gz)))
+        }
+        Err(_) => Response::from_parts(parts, Full::new(bytes)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn large_json_is_compressed_small_and_other_bodies_are_not() {
+        let big = serde_json::json!({"list": vec!["the same words again"; 200]});
+        let r = gzip_json(json(StatusCode::OK, &big)).await;
+        assert_eq!(r.headers()[hyper::header::CONTENT_ENCODING], "gzip");
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        let mut plain = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain)
+            .unwrap();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&plain).unwrap(),
+            big
+        );
+        let small = gzip_json(json(StatusCode::OK, &serde_json::json!({"a": 1}))).await;
+        assert!(small
+            .headers()
+            .get(hyper::header::CONTENT_ENCODING)
+            .is_none());
+        let mut h = hyper::HeaderMap::new();
+        h.insert(
+            hyper::header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip;q=0, br"),
+        );
+        assert!(!accepts_gzip(&h));
+        h.insert(
+            hyper::header::ACCEPT_ENCODING,
+            HeaderValue::from_static("deflate, GZIP"),
+        );
+        assert!(accepts_gzip(&h));
+    }
 }

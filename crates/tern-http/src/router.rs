@@ -27,6 +27,7 @@ pub async fn route(
 ) -> Response<crate::jmap::push::StreamingBody> {
     let path = request.uri().path().to_string();
     let method = request.method().clone();
+    let gzip_ok = response::accepts_gzip(request.headers());
     if method == Method::GET && path == crate::jmap::websocket::PATH {
         let response = if !crate::jmap::websocket::is_upgrade(&request) {
             response::problem(
@@ -206,6 +207,11 @@ pub async fn route(
             r
         }
         _ => response::problem(StatusCode::NOT_FOUND, "about:blank", "no such resource"),
+    };
+    let response = if gzip_ok {
+        response::gzip_json(response).await
+    } else {
+        response
     };
     crate::jmap::push::boxed(response::secure(response))
 }

@@ -14,8 +14,8 @@ use crate::response::Body;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{
-    HeaderMap, HeaderValue, ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG,
-    IF_NONE_MATCH, VARY,
+    HeaderMap, HeaderValue, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
+    VARY,
 };
 use hyper::{Response, StatusCode};
 use sha2::{Digest, Sha256};
@@ -127,18 +127,7 @@ pub fn serve(path: &str, headers: &HeaderMap) -> Response<Body> {
         .get(IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == asset.etag));
-    let gzip_ok = !asset.gzip.is_empty()
-        && headers
-            .get_all(ACCEPT_ENCODING)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|coding| {
-                let mut parts = coding.split(';');
-                let name = parts.next().unwrap_or("").trim();
-                let refused = parts.any(|p| p.trim().replace(' ', "") == "q=0");
-                name.eq_ignore_ascii_case("gzip") && !refused
-            });
+    let gzip_ok = !asset.gzip.is_empty() && crate::response::accepts_gzip(headers);
     let mut r = if revalidated {
         let mut r = Response::new(Full::new(Bytes::new()));
         *r.status_mut() = StatusCode::NOT_MODIFIED;
@@ -171,6 +160,7 @@ pub fn serve(path: &str, headers: &HeaderMap) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::header::ACCEPT_ENCODING;
 
     #[test]
     fn files_are_served_compressed_and_revalidated() {

@@ -93,7 +93,13 @@ pub async fn page(
     );
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     h.insert("x-frame-options", HeaderValue::from_static("SAMEORIGIN"));
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    // A message never changes under its id: the reader asks once for the
+    // count of held-back images and then shows the same page in its frame,
+    // which the browser's private cache answers.
+    h.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=300"),
+    );
     h.insert(
         "x-tern-blocked-images",
         HeaderValue::from(safe.blocked_images),

@@ -619,7 +619,11 @@ print(json.dumps(out))
     assert_ne!(set["oldState"], set["newState"], "{set}");
     let bad = &out["bad"]["notUpdated"]["i1"];
     assert_eq!(bad["type"], "invalidProperties", "{out}");
-    assert_eq!(bad["properties"], serde_json::json!(["email", "name"]), "{out}");
+    assert_eq!(
+        bad["properties"],
+        serde_json::json!(["email", "name"]),
+        "{out}"
+    );
     assert_eq!(out["get"]["name"], "Joe Bloggs", "{out}");
     assert_eq!(out["get"]["textSignature"], "Joe", "{out}");
     assert_eq!(out["prefs_empty"], serde_json::json!([200, {}]), "{out}");
@@ -627,7 +631,11 @@ print(json.dumps(out))
     assert_eq!(out["prefs_not_object"], 400, "{out}");
     assert_eq!(out["prefs_too_big"], 413, "{out}");
     assert_eq!(out["prefs_no_csrf"], 403, "{out}");
-    assert_eq!(out["prefs_after"], serde_json::json!([200, {"theme": "dark"}]), "{out}");
+    assert_eq!(
+        out["prefs_after"],
+        serde_json::json!([200, {"theme": "dark"}]),
+        "{out}"
+    );
     assert_eq!(out["pw_weak"][0], 422, "{out}");
     assert!(
         out["pw_weak"][1]["detail"]
@@ -639,5 +647,9 @@ print(json.dumps(out))
     assert_eq!(out["pw_wrong"], 403, "{out}");
     // The webmail's own requests get no Basic challenge (a browser would
     // put up its password prompt over the login page).
-    assert_eq!(out["session_challenge"], serde_json::json!([401, null]), "{out}");
+    assert_eq!(
+        out["session_challenge"],
+        serde_json::json!([401, null]),
+        "{out}"
+    );
 }

@@ -1,0 +1,124 @@
+// Measures a webmail in headless Chromium (Debian's, driven by
+// playwright-core): the first load of the logged-in inbox (bytes
+// transferred, compressed, as Chromium's network layer counts them, and
+// the time until the first message row shows), opening messages one after
+// another (click to body shown, p50/p95), and, for Tern, scrolling to the
+// middle of the mailbox (time until the rows there show, and how many
+// message summaries were fetched in all).
+// opening is timed in the page, from the click event to the body's frame
+// having loaded (the browser's own clock), so the driver's overhead does
+// not count.
+// Usage: node measure.mjs MODULES tern|roundcube BASE COOKIE OPENS
+//   COOKIE: "name=value; name2=value2" of a logged-in session.
+const [modules, kind, base, cookieHeader, opens = "50"] = process.argv.slice(2);
+const { chromium } = await import(`${modules}/playwright-core/index.mjs`);
+const browser = await chromium.launch({ executablePath: process.env.TERN_CHROMIUM || "/usr/bin/chromium", args: ["--no-sandbox"] });
+const url = new URL(base);
+const cookies = cookieHeader.split(";").map((c) => c.trim()).filter(Boolean).map((c) => {
+  const [name, ...rest] = c.split("=");
+  return { name, value: rest.join("="), domain: url.hostname, path: "/" };
+});
+const SITES = {
+  tern: {
+    inbox: "/",
+    firstRow: ".row:not(.placeholder)",
+    rows: ".row:not(.placeholder)",
+    // Click the row at index i; resolves with when its body had loaded.
+    async open(page, i) {
+      const row = page.locator(`.row[data-index="${i}"]`);
+      const id = await row.getAttribute("data-id");
+      await row.click();
+      const handle = await page.waitForFunction((id) => {
+        const f = document.querySelector(`article.message[data-id="${id}"] iframe`);
+        return f && f.dataset.loaded === "1" && Number(f.dataset.loadedAt);
+      }, id, { polling: "raf" });
+      return handle.jsonValue();
+    },
+  },
+  roundcube: {
+    inbox: "/?_task=mail&_mbox=INBOX",
+    firstRow: "#messagelist tbody tr",
+    rows: "#messagelist tbody tr",
+    async open(page, i) {
+      const row = page.locator("#messagelist tbody tr").nth(i);
+      const uid = (await row.getAttribute("id")).replace(/^rcmrow/, "");
+      await row.click();
+      const handle = await page.waitForFunction((uid) => {
+        const f = document.getElementById("messagecontframe");
+        const ready = f && f.contentWindow && f.contentWindow.location.href.includes(`_uid=${uid}`) && f.contentDocument.readyState === "complete";
+        // The frame's own clock started with the parent's (same origin).
+        return ready && performance.now();
+      }, uid, { polling: "raf" });
+      return handle.jsonValue();
+    },
+  },
+};
+const site = SITES[kind];
+const out = { kind };
+
+const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+await context.addCookies(cookies);
+const page = await context.newPage();
+page.setDefaultTimeout(60000);
+const cdp = await context.newCDPSession(page);
+await cdp.send("Network.enable");
+await cdp.send("Network.setCacheDisabled", { cacheDisabled: true });
+let bytes = 0, requests = 0;
+cdp.on("Network.loadingFinished", (e) => { bytes += e.encodedDataLength; requests++; });
+// Until nothing more has finished loading for half a second (the push
+// stream stays open, so "network idle" never comes).
+async function quiet() {
+  let last = -1;
+  while (requests !== last) {
+    last = requests;
+    await page.waitForTimeout(500);
+  }
+}
+const started = Date.now();
+await page.goto(base + site.inbox);
+await page.locator(site.firstRow).first().waitFor();
+out.interactive_ms = Date.now() - started;
+await quiet();
+out.first_load_bytes = bytes;
+out.first_load_requests = requests;
+out.rows_shown = await page.locator(site.rows).count();
+await cdp.send("Network.setCacheDisabled", { cacheDisabled: false });
+
+const times = [];
+const n = Math.min(Number(opens), out.rows_shown);
+await page.evaluate(() => document.addEventListener("click", () => { window.clickedAt = performance.now(); }, true));
+for (let i = 0; i < n; i++) {
+  // Each open from a page at rest, as a reader clicks: what the previous
+  // one set off (marking it read, the push that follows) has settled.
+  await quiet();
+  const shownAt = await site.open(page, i);
+  const clickedAt = await page.evaluate(() => window.clickedAt);
+  times.push(Math.round(shownAt - clickedAt));
+}
+times.sort((a, b) => a - b);
+const pct = (p) => times[Math.min(times.length - 1, Math.floor((p / 100) * times.length))];
+out.open_count = times.length;
+out.open_p50_ms = pct(50);
+out.open_p95_ms = pct(95);
+
+if (kind === "tern") {
+  // The middle of the mailbox: the rows there arrive by themselves.
+  let summaries = 0;
+  page.on("response", async (r) => {
+    if (!r.url().endsWith("/jmap/api")) return;
+    try {
+      for (const [name, args] of (await r.json()).methodResponses) if (name === "Email/get") summaries += args.list.length;
+    } catch { /* not JSON */ }
+  });
+  const total = await page.evaluate(() => Math.round(document.querySelector(".viewport .spacer").offsetHeight / 56));
+  const middle = Math.floor(total / 2);
+  const t0 = Date.now();
+  await page.evaluate((m) => { document.querySelector(".viewport").scrollTop = m * 56; }, middle);
+  await page.locator(`.row:not(.placeholder)[data-index="${Math.min(middle + 2, total - 1)}"]`).waitFor();
+  out.scroll_to_middle_ms = Date.now() - t0;
+  await quiet();
+  out.mailbox_total = total;
+  out.summaries_fetched_for_scroll = summaries;
+}
+await browser.close();
+console.log(JSON.stringify(out));
