@@ -119,6 +119,7 @@ CONF
     start_roundcube "$WORK/roundcube" "$ROUNDCUBE_PORT" "$DOVECOT_PORT"
     wait_port "$ROUNDCUBE_PORT" || die "roundcube did not start"
     RC_COOKIE=$(roundcube_login_cookie "http://127.0.0.1:$ROUNDCUBE_PORT" big "$PASSWORD")
+    RC_VERSION=$(dpkg-query -W -f='${Version}' roundcube-core 2>/dev/null || echo "?")
 fi
 
 # --- measuring -------------------------------------------------------------------
