@@ -164,14 +164,16 @@ async function loadBody(el, e, again = false) {
     frame.src = src(true);
     return;
   }
-  // The page says how many remote images it held back; the frame then
-  // shows the same page from the browser's cache.
+  // The frame loads while the page is asked for once more on the side,
+  // for how many remote images it held back (a frame's headers are not
+  // the parent's to read); rendering it twice costs the server about a
+  // millisecond, waiting for one before the other would cost the reader.
+  frame.src = src(false);
   const r = await fetch(src(false), { credentials: "same-origin" });
   const blocked = Number(r.headers.get("x-tern-blocked-images") || 0);
   await r.arrayBuffer();
   // Another message may have taken the card meanwhile.
   if (el.dataset.id !== e.id) return;
-  frame.src = src(false);
   if (!blocked) return;
   const banner = el.querySelector(".banner");
   banner.classList.remove("hidden");

@@ -10,6 +10,8 @@
 // not count.
 // Usage: node measure.mjs MODULES tern|roundcube BASE COOKIE OPENS
 //   COOKIE: "name=value; name2=value2" of a logged-in session.
+import zlib from "node:zlib";
+
 const [modules, kind, base, cookieHeader, opens = "50"] = process.argv.slice(2);
 const { chromium } = await import(`${modules}/playwright-core/index.mjs`);
 const browser = await chromium.launch({ executablePath: process.env.TERN_CHROMIUM || "/usr/bin/chromium", args: ["--no-sandbox"] });
@@ -25,7 +27,13 @@ const SITES = {
     rows: ".row:not(.placeholder)",
     // Click the row at index i; resolves with when its body had loaded.
     async open(page, i) {
-      const row = page.locator(`.row[data-index="${i}"]`);
+      // Rows exist only in view: bring row i there first (untimed).
+      await page.evaluate((i) => {
+        const v = document.querySelector(".viewport");
+        if (i * 56 < v.scrollTop || (i + 1) * 56 > v.scrollTop + v.clientHeight) v.scrollTop = Math.max(0, i * 56 - 112);
+      }, i);
+      const row = page.locator(`.row:not(.placeholder)[data-index="${i}"]`);
+      await row.waitFor();
       const id = await row.getAttribute("data-id");
       await row.click();
       const handle = await page.waitForFunction((id) => {
@@ -39,16 +47,22 @@ const SITES = {
     inbox: "/?_task=mail&_mbox=INBOX",
     firstRow: "#messagelist tbody tr",
     rows: "#messagelist tbody tr",
+    // The preview frame (same origin) has navigated to another message
+    // and shows its body.
     async open(page, i) {
       const row = page.locator("#messagelist tbody tr").nth(i);
-      const uid = (await row.getAttribute("id")).replace(/^rcmrow/, "");
-      await row.click();
-      const handle = await page.waitForFunction((uid) => {
+      const before = await page.evaluate(() => {
         const f = document.getElementById("messagecontframe");
-        const ready = f && f.contentWindow && f.contentWindow.location.href.includes(`_uid=${uid}`) && f.contentDocument.readyState === "complete";
-        // The frame's own clock started with the parent's (same origin).
+        return f && f.contentWindow ? f.contentWindow.location.href : "";
+      });
+      await row.click();
+      const handle = await page.waitForFunction((before) => {
+        const f = document.getElementById("messagecontframe");
+        const w = f && f.contentWindow;
+        const ready = w && w.location.href !== before && w.location.href.includes("_uid=")
+          && f.contentDocument.readyState === "complete" && f.contentDocument.querySelector("#messagebody");
         return ready && performance.now();
-      }, uid, { polling: "raf" });
+      }, before, { polling: "raf" });
       return handle.jsonValue();
     },
   },
@@ -63,8 +77,18 @@ page.setDefaultTimeout(60000);
 const cdp = await context.newCDPSession(page);
 await cdp.send("Network.enable");
 await cdp.send("Network.setCacheDisabled", { cacheDisabled: true });
-let bytes = 0, requests = 0;
-cdp.on("Network.loadingFinished", (e) => { bytes += e.encodedDataLength; requests++; });
+let bytes = 0, requests = 0, gzipBodies = 0;
+// What a server compressing every text answer would have sent (bodies
+// only): `php -S` compresses nothing, a production Apache or nginx would.
+cdp.on("Network.loadingFinished", async (e) => {
+  bytes += e.encodedDataLength;
+  requests++;
+  try {
+    const r = await cdp.send("Network.getResponseBody", { requestId: e.requestId });
+    const body = Buffer.from(r.body, r.base64Encoded ? "base64" : "utf8");
+    gzipBodies += zlib.gzipSync(body, { level: 6 }).length;
+  } catch { /* a body the browser did not keep (an event stream) */ }
+});
 // Until nothing more has finished loading for half a second (the push
 // stream stays open, so "network idle" never comes).
 async function quiet() {
@@ -76,16 +100,22 @@ async function quiet() {
 }
 const started = Date.now();
 await page.goto(base + site.inbox);
-await page.locator(site.firstRow).first().waitFor();
+try {
+  await page.locator(site.firstRow).first().waitFor({ timeout: 180000 });
+} catch (e) {
+  await page.screenshot({ path: `/tmp/webmail-bench-${kind}.png` });
+  throw e;
+}
 out.interactive_ms = Date.now() - started;
 await quiet();
 out.first_load_bytes = bytes;
+out.first_load_bodies_gzipped = gzipBodies;
 out.first_load_requests = requests;
 out.rows_shown = await page.locator(site.rows).count();
 await cdp.send("Network.setCacheDisabled", { cacheDisabled: false });
 
 const times = [];
-const n = Math.min(Number(opens), out.rows_shown);
+const n = kind === "tern" ? Number(opens) : Math.min(Number(opens), out.rows_shown);
 await page.evaluate(() => document.addEventListener("click", () => { window.clickedAt = performance.now(); }, true));
 for (let i = 0; i < n; i++) {
   // Each open from a page at rest, as a reader clicks: what the previous

@@ -93,9 +93,8 @@ pub async fn page(
     );
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     h.insert("x-frame-options", HeaderValue::from_static("SAMEORIGIN"));
-    // A message never changes under its id: the reader asks once for the
-    // count of held-back images and then shows the same page in its frame,
-    // which the browser's private cache answers.
+    // A message never changes under its id: opened again within a few
+    // minutes, it comes from the browser's private cache.
     h.insert(
         CACHE_CONTROL,
         HeaderValue::from_static("private, max-age=300"),

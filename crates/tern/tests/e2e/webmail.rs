@@ -602,6 +602,14 @@ out["prefs_no_csrf"] = call("/webmail/prefs", {"theme": "light"}, {"Cookie": coo
 out["prefs_after"] = call("/webmail/prefs", None, h, "GET", raw=b"")
 out["pw_weak"] = call("/webmail/password", {"current": "secret", "new": "password1"}, h)
 out["pw_wrong"] = call("/webmail/password", {"current": "nope", "new": "Tern-Another-Long-1"}, h)[0]
+# A preview opens in the browser only for types that cannot run script.
+req = urllib.request.Request(base + "/jmap/upload/a1/", data=b"%PDF-1.4 not really", method="POST",
+    headers=dict({"Content-Type": "application/pdf"}, **h))
+blob = json.loads(urllib.request.urlopen(req).read())["blobId"]
+def disposition(accept):
+    req = urllib.request.Request(base + "/jmap/download/a1/%s/x?accept=%s&inline=1" % (blob, accept), headers={"Cookie": cookie})
+    return urllib.request.urlopen(req).headers["Content-Disposition"].split(";")[0]
+out["inline"] = [disposition("application/pdf"), disposition("text/html"), disposition("image/svg%2Bxml")]
 out["session_challenge"] = None
 try:
     urllib.request.urlopen(base + "/webmail/session")
@@ -645,6 +653,11 @@ print(json.dumps(out))
         "{out}"
     );
     assert_eq!(out["pw_wrong"], 403, "{out}");
+    assert_eq!(
+        out["inline"],
+        serde_json::json!(["inline", "attachment", "attachment"]),
+        "{out}"
+    );
     // The webmail's own requests get no Basic challenge (a browser would
     // put up its password prompt over the login page).
     assert_eq!(
