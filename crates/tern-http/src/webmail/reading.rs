@@ -15,6 +15,13 @@ use mail_parser::{MessageParser, MimeHeaders, PartType};
 use std::collections::HashMap;
 use tern_store::AccountId;
 
+/// The page's own defaults, before the message's: a readable font and
+/// margins, long words and wide tables kept inside the frame.
+const BASE_STYLE: &str = "body{margin:12px 16px;font:14px/1.5 system-ui,-apple-system,\
+    'Segoe UI',Roboto,sans-serif;color:#1c2127;background:#fff;overflow-wrap:anywhere}\
+    img{max-width:100%;height:auto}pre{white-space:pre-wrap}blockquote{margin:0 0 0 8px;\
+    padding-left:10px;border-left:3px solid #d8dde3;color:#5b6570}";
+
 /// Serves the page; `rest` is what follows `/webmail/message/`.
 pub async fn page(
     server: &HttpServer,
@@ -75,7 +82,7 @@ pub async fn page(
         .unwrap_or_default();
     let safe = html::sanitize(&body, remote_images, &cid);
     let page = format!(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head><body>{}</body></html>",
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><style>{BASE_STYLE}</style></head><body>{}</body></html>",
         safe.html
     );
     let mut r = Response::new(Full::new(Bytes::from(page)));

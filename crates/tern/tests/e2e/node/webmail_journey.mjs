@@ -95,6 +95,17 @@ try {
     await folder(alice, "Inbox").click();
     await row(alice, "Quarterly figures").waitFor();
   });
+  await step("as conversations, the original and the reply are one row and one reading", async () => {
+    await alice.check("#threads");
+    await row(alice, "Quarterly figures").locator(".badge", { hasText: "2" }).waitFor();
+    await row(alice, "Quarterly figures").click();
+    await alice.locator("article.message").nth(1).waitFor();
+    const cards = await alice.locator("article.message").count();
+    await alice.uncheck("#threads");
+    await row(alice, "Quarterly figures").locator(".badge").waitFor({ state: "detached" });
+    if (cards !== 2) throw new Error(`${cards} messages in the conversation`);
+    return cards;
+  });
   await step("alice searches by sender and words", async () => {
     await alice.fill("#search", "from:bob figures");
     await alice.press("#search", "Enter");
