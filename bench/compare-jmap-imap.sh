@@ -79,32 +79,7 @@ say "Tern: indexer idle after $(settle "$TERN_PID") s"
 
 # --- Dovecot ---------------------------------------------------------------------
 
-say "Dovecot $DV_VERSION: private instance in $DV, the same $MESSAGES messages"
-mkdir -p "$DV/run" "$DV/state" "$DV/home/big"
-echo "big:{PLAIN}$PASSWORD:$VMAIL_ID:$VMAIL_ID::$DV/home/big::" >"$DV/passwd"
-chown root:dovecot "$DV/passwd"
-chmod 640 "$DV/passwd"
-write_dovecot_conf_base imap "plain login"
-cat >>"$DV_CONF" <<CONF
-namespace inbox {
-  inbox = yes
-  separator = /
-}
-service imap-login {
-  inet_listener imap {
-    address = 127.0.0.1
-    port = $DOVECOT_PORT
-  }
-  inet_listener imaps {
-    port = 0
-  }
-}
-CONF
-"$BENCH" maildir --dir "$DV/home/big/Maildir" --messages "$MESSAGES"
-chown -R "$VMAIL_ID:$VMAIL_ID" "$DV/home"
-DV_STARTED=1
-dovecot -c "$DV_CONF" 2>"$DV/start.err" || { cat "$DV/start.err" >&2; die "dovecot did not start"; }
-wait_port "$DOVECOT_PORT" || die "dovecot is not listening on $DOVECOT_PORT"
+start_dovecot_maildir "$DOVECOT_PORT"
 
 # --- measuring -------------------------------------------------------------------
 

@@ -90,32 +90,7 @@ TERN_COOKIE=$(curl -s -D - -o /dev/null -H 'Content-Type: application/json' \
 if [ "$ROUNDCUBE" = 1 ]; then
     install_dovecot imap
     install_roundcube
-    say "Dovecot $DV_VERSION: private instance in $DV, the same $MESSAGES messages"
-    mkdir -p "$DV/run" "$DV/state" "$DV/home/big"
-    echo "big:{PLAIN}$PASSWORD:$VMAIL_ID:$VMAIL_ID::$DV/home/big::" >"$DV/passwd"
-    chown root:dovecot "$DV/passwd"
-    chmod 640 "$DV/passwd"
-    write_dovecot_conf_base imap "plain login"
-    cat >>"$DV_CONF" <<CONF
-namespace inbox {
-  inbox = yes
-  separator = /
-}
-service imap-login {
-  inet_listener imap {
-    address = 127.0.0.1
-    port = $DOVECOT_PORT
-  }
-  inet_listener imaps {
-    port = 0
-  }
-}
-CONF
-    "$BENCH" maildir --dir "$DV/home/big/Maildir" --messages "$MESSAGES"
-    chown -R "$VMAIL_ID:$VMAIL_ID" "$DV/home"
-    DV_STARTED=1
-    dovecot -c "$DV_CONF" 2>"$DV/start.err" || { cat "$DV/start.err" >&2; die "dovecot did not start"; }
-    wait_port "$DOVECOT_PORT" || die "dovecot is not listening on $DOVECOT_PORT"
+    start_dovecot_maildir "$DOVECOT_PORT"
     # Dovecot builds its index of a new Maildir on the first SELECT; done
     # here, so Roundcube is measured on a mailbox Dovecot knows (as Tern's
     # is: its store is its index).

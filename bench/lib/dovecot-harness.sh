@@ -195,3 +195,36 @@ make_maildir() {
         }
     }'
 }
+
+# A private Dovecot serving IMAP on 127.0.0.1:$1 for one user, "big" with
+# PASSWORD, whose INBOX is a Maildir of MESSAGES messages written by
+# `$BENCH maildir` (the messages `jmap-bench fill` gives Tern).
+start_dovecot_maildir() {
+    local port=$1
+    say "Dovecot $DV_VERSION: private instance in $DV, the same $MESSAGES messages"
+    mkdir -p "$DV/run" "$DV/state" "$DV/home/big"
+    echo "big:{PLAIN}$PASSWORD:$VMAIL_ID:$VMAIL_ID::$DV/home/big::" >"$DV/passwd"
+    chown root:dovecot "$DV/passwd"
+    chmod 640 "$DV/passwd"
+    write_dovecot_conf_base imap "plain login"
+    cat >>"$DV_CONF" <<CONF
+namespace inbox {
+  inbox = yes
+  separator = /
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $port
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+CONF
+    "$BENCH" maildir --dir "$DV/home/big/Maildir" --messages "$MESSAGES"
+    chown -R "$VMAIL_ID:$VMAIL_ID" "$DV/home"
+    DV_STARTED=1
+    dovecot -c "$DV_CONF" 2>"$DV/start.err" || { cat "$DV/start.err" >&2; die "dovecot did not start"; }
+    wait_port "$port" || die "dovecot is not listening on $port"
+}

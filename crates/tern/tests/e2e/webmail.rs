@@ -339,20 +339,19 @@ fn browser_available() -> bool {
     ok
 }
 
-/// Runs one of the node scripts beside the tests against `base`, with
-/// `extra` arguments after the artefacts directory; its JSON report.
-fn run_browser_script(
-    script: &str,
-    base: &str,
-    artifacts: &std::path::Path,
-    extra: &[&str],
-) -> Value {
+/// Runs one of the node scripts beside the tests against the server's
+/// webmail, with `extra` arguments after the artefacts directory, and
+/// checks its report (every step passed, nothing went wrong in the
+/// pages); the webmail's base URL.
+fn browser_journey(server: &Server, script: &str, name: &str, extra: &[&str]) -> String {
+    let base = format!("http://127.0.0.1:{}", server.listeners["http"].port());
+    let artifacts = artifacts(name);
     let modules = crate::jmap::node_modules();
     let output = std::process::Command::new("node")
         .arg(modules.join("..").join(script))
         .arg(&modules)
-        .arg(base)
-        .arg(artifacts)
+        .arg(&base)
+        .arg(&artifacts)
         .args(extra)
         .output()
         .expect("node");
@@ -361,13 +360,48 @@ fn run_browser_script(
         "{script}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!(
             "{script} printed no report ({e}): {}",
             String::from_utf8_lossy(&output.stdout)
         )
-    })
+    });
+    assert_journey(&report, &artifacts);
+    base
 }
+
+/// Sends `raw` from `from` to `to`: a local user (`@example.test`,
+/// password `secret`) over submission, anyone else over port 25.
+fn send(server: &Server, from: &str, to: &str, raw: &str) {
+    let local = from.ends_with("@example.test");
+    let port = server.listeners[if local { "submission" } else { "smtp" }]
+        .port()
+        .to_string();
+    python(
+        r##"
+import smtplib, sys
+port, local, sender, rcpt, raw = sys.argv[1:6]
+s = smtplib.SMTP("127.0.0.1", int(port))
+if local == "1":
+    s.login(sender, "secret")
+s.sendmail(sender, [rcpt], raw.encode())
+s.quit()
+print("null")
+"##,
+        &[&port, if local { "1" } else { "0" }, from, to, raw],
+    );
+}
+
+/// Bob's message with a picture (a 1×1 PNG) and a text file.
+const PHOTO_ATTACHED: &str = "From: Bob <bob@example.test>\r\nTo: alice@example.test\r\n\
+Subject: Photo attached\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe picture and the readings.\r\n\
+--b1\r\nContent-Type: image/png\r\nContent-Disposition: attachment; filename=\"dot.png\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\n\
+iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==\r\n\
+--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Disposition: attachment; filename=\"data.txt\"\r\n\r\n\
+temperature,21\r\n--b1--\r\n";
 
 /// Every step passed, and no page threw, logged an error, opened a
 /// dialog or asked anything of another server.
@@ -400,30 +434,21 @@ fn two_people_read_reply_search_file_delete_junk_and_log_out_in_chromium() {
     dir.add_account("bob@example.test");
     let server = dir.start();
     // Bob writes to Alice over submission; a stranger sends her an offer.
-    python(
-        r##"
-import smtplib, sys
-s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
-s.login("bob@example.test", "secret")
-s.sendmail("bob@example.test", ["alice@example.test"],
-    b"From: Bob <bob@example.test>\r\nTo: alice@example.test\r\nSubject: Quarterly figures\r\n"
-    b"Message-ID: <q3@example.test>\r\n\r\nHere are the numbers for the third quarter.\r\n")
-s.quit()
-s = smtplib.SMTP("127.0.0.1", int(sys.argv[2]))
-s.sendmail("offers@remote.test", ["alice@example.test"],
-    b"From: offers@remote.test\r\nTo: alice@example.test\r\nSubject: Cheap watches\r\n\r\nReplica watches, casino bonus.\r\n")
-s.quit()
-print("null")
-"##,
-        &[
-            &server.listeners["submission"].port().to_string(),
-            &server.listeners["smtp"].port().to_string(),
-        ],
+    send(
+        &server,
+        "bob@example.test",
+        "alice@example.test",
+        "From: Bob <bob@example.test>\r\nTo: alice@example.test\r\nSubject: Quarterly figures\r\n\
+         Message-ID: <q3@example.test>\r\n\r\nHere are the numbers for the third quarter.\r\n",
     );
-    let base = format!("http://127.0.0.1:{}", server.listeners["http"].port());
-    let artifacts = artifacts("journey");
-    let report = run_browser_script("webmail_journey.mjs", &base, &artifacts, &[]);
-    assert_journey(&report, &artifacts);
+    send(
+        &server,
+        "offers@remote.test",
+        "alice@example.test",
+        "From: offers@remote.test\r\nTo: alice@example.test\r\nSubject: Cheap watches\r\n\r\n\
+         Replica watches, casino bonus.\r\n",
+    );
+    let base = browser_journey(&server, "webmail_journey.mjs", "journey", &[]);
     // What the browser did is what the server keeps.
     let (_, body) = crate::jmap::curl(&[
         "-u",
@@ -462,26 +487,14 @@ fn imap_and_the_webmail_see_each_others_changes_live() {
     let dir = TestDir::new();
     dir.add_account("alice@example.test");
     let server = dir.start();
-    python(
-        r##"
-import smtplib, sys
-s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
-s.sendmail("carol@remote.test", ["alice@example.test"],
-    b"From: carol@remote.test\r\nTo: alice@example.test\r\nSubject: First note\r\n\r\nhello\r\n")
-s.quit()
-print("null")
-"##,
-        &[&server.listeners["smtp"].port().to_string()],
+    send(
+        &server,
+        "carol@remote.test",
+        "alice@example.test",
+        "From: carol@remote.test\r\nTo: alice@example.test\r\nSubject: First note\r\n\r\nhello\r\n",
     );
-    let base = format!("http://127.0.0.1:{}", server.listeners["http"].port());
-    let artifacts = artifacts("live");
-    let report = run_browser_script(
-        "webmail_live.mjs",
-        &base,
-        &artifacts,
-        &[&server.listeners["imap"].port().to_string()],
-    );
-    assert_journey(&report, &artifacts);
+    let imap = server.listeners["imap"].port().to_string();
+    browser_journey(&server, "webmail_live.mjs", "live", &[&imap]);
 }
 
 #[test]
@@ -493,39 +506,21 @@ fn images_attachments_signatures_drafts_forwarding_themes_and_password_in_chromi
     dir.add_account("alice@example.test");
     dir.add_account("bob@example.test");
     let server = dir.start();
-    python(
-        r##"
-import smtplib, sys
-from email.message import EmailMessage
-import base64
-m = EmailMessage()
-m["From"] = "Bob <bob@example.test>"
-m["To"] = "alice@example.test"
-m["Subject"] = "Photo attached"
-m.set_content("The picture and the readings.")
-png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
-m.add_attachment(png, maintype="image", subtype="png", filename="dot.png")
-m.add_attachment("temperature,21\n", filename="data.txt")
-s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
-s.login("bob@example.test", "secret")
-s.send_message(m)
-s.quit()
-s = smtplib.SMTP("127.0.0.1", int(sys.argv[2]))
-s.sendmail("news@remote.test", ["alice@example.test"],
-    b"From: news@remote.test\r\nTo: alice@example.test\r\nSubject: Newsletter\r\nMIME-Version: 1.0\r\n"
-    b"Content-Type: text/html; charset=utf-8\r\n\r\n<p>This week</p><img src=\"http://images.remote.test/pixel.png\">\r\n")
-s.quit()
-print("null")
-"##,
-        &[
-            &server.listeners["submission"].port().to_string(),
-            &server.listeners["smtp"].port().to_string(),
-        ],
+    send(
+        &server,
+        "bob@example.test",
+        "alice@example.test",
+        PHOTO_ATTACHED,
     );
-    let base = format!("http://127.0.0.1:{}", server.listeners["http"].port());
-    let artifacts = artifacts("more");
-    let report = run_browser_script("webmail_more.mjs", &base, &artifacts, &[]);
-    assert_journey(&report, &artifacts);
+    send(
+        &server,
+        "news@remote.test",
+        "alice@example.test",
+        "From: news@remote.test\r\nTo: alice@example.test\r\nSubject: Newsletter\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/html; charset=utf-8\r\n\r\n\
+         <p>This week</p><img src=\"http://images.remote.test/pixel.png\">\r\n",
+    );
+    browser_journey(&server, "webmail_more.mjs", "more", &[]);
     // Bob has the forward, the original inside it as message/rfc822; and
     // Alice's new password is the one IMAP takes.
     let out = python(

@@ -7,47 +7,20 @@
 // screens are saved in ARTIFACTS and the script exits non-zero.
 // Usage: node webmail_journey.mjs MODULES BASE ARTIFACTS
 import { mkdirSync } from "node:fs";
+import { launch, report, step as record, newPage as openPage, login as logIn } from "./browser.mjs";
 
 const [modules, base, artifacts] = process.argv.slice(2);
-const { chromium } = await import(`${modules}/playwright-core/index.mjs`);
-const browser = await chromium.launch({ executablePath: process.env.TERN_CHROMIUM || "/usr/bin/chromium", args: ["--no-sandbox"] });
-const out = { steps: [], errors: [], requests: [] };
+const browser = await launch(modules);
+const out = report();
 const pages = {};
-const TIMEOUT = 15000;
 
-async function newPage(name, viewport = { width: 1280, height: 800 }) {
-  const context = await browser.newContext({ viewport });
-  const page = await context.newPage();
-  page.setDefaultTimeout(TIMEOUT);
-  page.on("pageerror", (e) => out.errors.push(`${name}: ${e}`));
-  page.on("dialog", async (d) => { out.errors.push(`${name}: dialog ${d.message()}`); await d.dismiss(); });
-  page.on("console", (m) => {
-    // The login page asks whether a session exists: a 401 is the answer.
-    if (m.type() === "error" && !/status of 401/.test(m.text())) out.errors.push(`${name}: console ${m.text()}`);
-  });
-  // Nothing leaves for anywhere but the server.
-  page.on("request", (r) => { if (!r.url().startsWith(base) && !r.url().startsWith("data:")) out.requests.push(r.url()); });
+async function newPage(name, viewport) {
+  const page = await openPage(browser, out, base, { name, viewport });
   pages[name] = page;
   return page;
 }
-
-async function step(name, run) {
-  try {
-    const value = await run();
-    out.steps.push({ name, ok: true, value });
-  } catch (e) {
-    out.steps.push({ name, ok: false, error: String(e).slice(0, 2000) });
-    throw e;
-  }
-}
-
-async function login(page, user) {
-  await page.goto(base + "/");
-  await page.fill("#username", user);
-  await page.fill("#password", "secret");
-  await page.click("form.login button[type=submit]");
-  await page.waitForSelector(".folder.current[data-role=inbox]", { state: "attached" });
-}
+const step = (name, run) => record(out, name, run);
+const login = (page, user) => logIn(page, base, user);
 
 const row = (page, subject) => page.locator(".row:not(.placeholder)", { hasText: subject }).first();
 const folder = (page, name) => page.locator(".folder", { hasText: name }).first();

@@ -5,11 +5,11 @@
 // for IMAP). On a failure the screen is saved in ARTIFACTS.
 // Usage: node webmail_live.mjs MODULES BASE ARTIFACTS IMAP_PORT
 import { execFileSync, spawn } from "node:child_process";
+import { launch, report, step as record, newPage, login } from "./browser.mjs";
 
 const [modules, base, artifacts, imapPort] = process.argv.slice(2);
-const { chromium } = await import(`${modules}/playwright-core/index.mjs`);
-const browser = await chromium.launch({ executablePath: process.env.TERN_CHROMIUM || "/usr/bin/chromium", args: ["--no-sandbox"] });
-const out = { steps: [], errors: [], requests: [] };
+const browser = await launch(modules);
+const out = report();
 
 const IMAP = `
 import imaplib, sys
@@ -43,26 +43,12 @@ while True:
   return { ready, done };
 }
 
-async function step(name, run) {
-  try {
-    out.steps.push({ name, ok: true, value: await run() });
-  } catch (e) {
-    out.steps.push({ name, ok: false, error: String(e).slice(0, 2000) });
-    throw e;
-  }
-}
-
-const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
-page.setDefaultTimeout(15000);
-page.on("pageerror", (e) => out.errors.push(String(e)));
-page.on("console", (m) => { if (m.type() === "error" && !/status of 401/.test(m.text())) out.errors.push(m.text()); });
+const step = (name, run) => record(out, name, run);
+const page = await newPage(browser, out, base);
 const row = (subject) => page.locator(".row:not(.placeholder)", { hasText: subject }).first();
 try {
   await step("alice logs in", async () => {
-    await page.goto(base + "/");
-    await page.fill("#username", "alice@example.test");
-    await page.fill("#password", "secret");
-    await page.click("form.login button[type=submit]");
+    await login(page, base, "alice@example.test");
     await row("First note").waitFor();
   });
   await step("a flag set over IMAP shows in the open list", async () => {

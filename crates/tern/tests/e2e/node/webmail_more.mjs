@@ -7,43 +7,18 @@
 // dark theme; emptying Trash undone; compose fields that try to add a
 // header line; a password change. Screens saved in ARTIFACTS on failure.
 // Usage: node webmail_more.mjs MODULES BASE ARTIFACTS
+import { launch, report, step as record, newPage, login as logIn } from "./browser.mjs";
+
 const [modules, base, artifacts] = process.argv.slice(2);
-const { chromium } = await import(`${modules}/playwright-core/index.mjs`);
-const browser = await chromium.launch({ executablePath: process.env.TERN_CHROMIUM || "/usr/bin/chromium", args: ["--no-sandbox"] });
-const out = { steps: [], errors: [], requests: [] };
+const browser = await launch(modules);
+const out = report();
 let page;
 let allowedImages = false;
-
-async function step(name, run) {
-  try {
-    out.steps.push({ name, ok: true, value: await run() });
-  } catch (e) {
-    out.steps.push({ name, ok: false, error: String(e).slice(0, 2000) });
-    throw e;
-  }
-}
-
-async function open(locale) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale });
-  const p = await context.newPage();
-  p.setDefaultTimeout(15000);
-  p.on("pageerror", (e) => out.errors.push(String(e)));
-  p.on("dialog", async (d) => { out.errors.push(`dialog ${d.message()}`); await d.dismiss(); });
-  // Expected in the console: the login page's 401 (no session yet), the
-  // 403 of the wrong current password, and the refused remote image.
-  p.on("console", (m) => { if (m.type() === "error" && !/status of 40[13]|net::ERR_FAILED/.test(m.text())) out.errors.push(m.text()); });
-  // Other servers are never reached: a request is recorded and refused.
-  await context.route((url) => !url.href.startsWith(base), async (route) => { out.requests.push(route.request().url()); await route.abort(); });
-  return p;
-}
-
-async function login(p, password = "secret") {
-  await p.goto(base + "/");
-  await p.fill("#username", "alice@example.test");
-  await p.fill("#password", password);
-  await p.click("form.login button[type=submit]");
-  await p.waitForSelector(".folder.current[data-role=inbox]", { state: "attached" });
-}
+const step = (name, run) => record(out, name, run);
+// Expected in the console besides the login page's 401: the 403 of the
+// wrong current password, and the refused remote image.
+const open = (locale) => newPage(browser, out, base, { locale, expected: /status of 40[13]|net::ERR_FAILED/ });
+const login = (p, password) => logIn(p, base, "alice@example.test", password);
 
 const row = (subject) => page.locator(".row:not(.placeholder)", { hasText: subject }).first();
 const folder = (name) => page.locator(".folder", { hasText: name }).first();
