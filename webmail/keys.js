@@ -3,14 +3,14 @@ import { h, dialog } from "./dom.js";
 import { t } from "./i18n.js";
 import { state, emit, role } from "./state.js";
 import { moveCursor, open, toggle, emails } from "./list.js";
-import { targets, setKeyword, remove, junk, runUndo } from "./actions.js";
+import { targets, setKeyword, remove, junk, runUndo, moveTo } from "./actions.js";
 import { current } from "./reader.js";
 import { compose } from "./compose.js";
 
 const KEYS = [
   ["c", "Compose"], ["j / k", "Next / previous message"], ["o, Enter", "Open"], ["u", "Back to the list"],
   ["r", "Reply"], ["a", "Reply all"], ["f", "Forward"], ["x", "Select"], ["s", "Flag"],
-  ["#", "Delete"], ["!", "Report as junk"], ["Shift+I", "Mark as read"], ["Shift+U", "Mark as unread"],
+  ["e", "Archive"], ["#", "Delete"], ["!", "Report as junk"], ["Shift+I", "Mark as read"], ["Shift+U", "Mark as unread"],
   ["z", "Undo"], ["/", "Search"], ["g then i / s / d / t", "Go to Inbox / Sent / Drafts / Trash"], ["?", "These shortcuts"],
 ];
 
@@ -47,6 +47,7 @@ export function bindKeys() {
       f: () => shown() && compose({ forward: shown() }),
       x: () => state.cursor && toggle(state.cursor),
       s: () => { const ids = targets(); const first = emails.get(ids[0]); return setKeyword(ids, "$flagged", !(first && first.keywords.$flagged)); },
+      e: () => role("archive") && moveTo(targets(), role("archive").id),
       "#": () => remove(targets()),
       "!": () => junk(targets(), true),
       I: () => setKeyword(targets(), "$seen", true),

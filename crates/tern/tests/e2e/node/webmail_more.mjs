@@ -73,6 +73,15 @@ try {
     if (width !== 1) throw new Error(`image width ${width}`);
     return width;
   });
+  await step("a message forwarded as an attachment", async () => {
+    await folder("Inbox").click();
+    await row("Photo attached").click();
+    await page.locator(".message button", { hasText: "Forward as attachment" }).click();
+    await page.locator("#compose-window .file", { hasText: "Photo attached.eml" }).waitFor();
+    await page.fill("#compose-to", "bob@example.test");
+    await page.click("#compose-send");
+    await toast("Message sent");
+  });
   await step("a signature set in Settings starts a new message", async () => {
     await page.click("#settings");
     await page.click("#tab-identities");
@@ -91,10 +100,20 @@ try {
     return from;
   });
   await step("the draft saves itself, reopens from Drafts, is scheduled, unscheduled and discarded", async () => {
-    await page.fill("#compose-to", "bob@example.test");
+    // Bob was written to before (the forward): "bo" completes to him.
+    await page.locator("#compose-to").pressSequentially("bo");
+    await page.locator(".suggest li", { hasText: "bob@example.test" }).waitFor();
+    await page.press("#compose-to", "Enter");
+    const to = await page.inputValue("#compose-to");
+    if (!to.includes("bob@example.test")) throw new Error(`completed to ${to}`);
     await page.fill("#compose-subject", "Plans for Friday");
     await page.locator("#compose-body").press("Control+Home");
     await page.locator("#compose-body").pressSequentially("Shall we walk?");
+    // Plain text and back keep the words.
+    await page.click("#compose-plain");
+    const plain = await page.inputValue("textarea#compose-body");
+    await page.click("#compose-rich");
+    if (!plain.includes("Shall we walk?")) throw new Error(plain);
     await page.locator("#compose-window .status", { hasText: "Saved" }).waitFor();
     await page.click("#compose-window .title button");
     await page.waitForSelector("#compose-window", { state: "detached" });
@@ -116,15 +135,6 @@ try {
     await row("Plans for Friday").waitFor({ state: "detached" });
     return subject;
   });
-  await step("a message forwarded as an attachment", async () => {
-    await folder("Inbox").click();
-    await row("Photo attached").click();
-    await page.locator(".message button", { hasText: "Forward as attachment" }).click();
-    await page.locator("#compose-window .file", { hasText: "Photo attached.eml" }).waitFor();
-    await page.fill("#compose-to", "bob@example.test");
-    await page.click("#compose-send");
-    await toast("Message sent");
-  });
   await step("compose fields cannot add header lines", async () => {
     return page.evaluate(async () => {
       const { call } = await import("/app/jmap.js");
@@ -138,11 +148,18 @@ try {
       return r.notCreated || r;
     });
   });
-  await step("the shortcut list opens with ?", async () => {
+  await step("the shortcut list opens with ?, and e archives", async () => {
     await page.locator("section.list .viewport").focus();
     await page.keyboard.press("?");
     await page.locator(".dialog", { hasText: "Keyboard shortcuts" }).waitFor();
     await page.keyboard.press("Escape");
+    await folder("Inbox").click();
+    await row("Photo attached").click();
+    await page.keyboard.press("e");
+    await row("Photo attached").waitFor({ state: "detached" });
+    await folder("Archive").click();
+    await row("Photo attached").waitFor();
+    await folder("Inbox").click();
   });
   await step("the dark theme", async () => {
     await page.click("#settings");
@@ -154,6 +171,7 @@ try {
     return bg;
   });
   await step("emptying Trash can be undone", async () => {
+    await folder("Inbox").click();
     await row("Newsletter").click();
     await page.click("#act-delete");
     await folder("Trash").click();
