@@ -100,12 +100,9 @@ pub async fn page(
     );
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     h.insert("x-frame-options", HeaderValue::from_static("SAMEORIGIN"));
-    // A message never changes under its id: opened again within a few
-    // minutes, it comes from the browser's private cache.
-    h.insert(
-        CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=300"),
-    );
+    // Not kept by the browser: a shared computer keeps no message after
+    // logout (rendering it again costs the server about a millisecond).
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     h.insert(
         "x-tern-blocked-images",
         HeaderValue::from(safe.blocked_images),
