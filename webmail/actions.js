@@ -30,20 +30,27 @@ async function expand(ids, inFolderOnly) {
   return r.all.list.filter((e) => !inFolderOnly || !state.mailboxId || e.mailboxIds[state.mailboxId]).map((e) => e.id);
 }
 
-function offerUndo(text, undo) {
-  lastUndo = undo;
-  toast(text, undo ? { label: t("Undo"), run: runUndo } : null);
+// A notice whose Undo undoes this action (and z the latest one).
+function offerUndo(text, undo, ms) {
+  let done = false;
+  const once = async () => {
+    if (done) return;
+    done = true;
+    if (lastUndo === once) lastUndo = null;
+    try { await undo(); toast(t("Undone")); } catch (e) { emit("error", e); }
+  };
+  lastUndo = once;
+  toast(text, { label: t("Undo"), run: once }, ms);
 }
 
 export async function runUndo() {
-  const undo = lastUndo;
-  lastUndo = null;
-  if (!undo) return;
-  try { await undo(); toast(t("Undone")); } catch (e) { emit("error", e); }
+  if (lastUndo) await lastUndo();
 }
 
-export async function setKeyword(ids, keyword, value) {
-  ids = await expand(ids, false);
+// `exact`: these messages only, not their conversations (a card of the
+// reading pane stands for one message).
+export async function setKeyword(ids, keyword, value, exact = false) {
+  if (!exact) ids = await expand(ids, false);
   if (!ids.length) return;
   const update = Object.fromEntries(ids.map((id) => [id, { [`keywords/${keyword}`]: value ? true : null }]));
   setOk(await call("Email/set", { update }));
@@ -56,8 +63,8 @@ export async function setKeyword(ids, keyword, value) {
 
 // Moves to `to`; `keywords` changes ride along (junk marks). Undo puts
 // every message back where it was.
-export async function moveTo(ids, to, keywords = {}, label) {
-  ids = await expand(ids, true);
+export async function moveTo(ids, to, keywords = {}, label, exact = false) {
+  if (!exact) ids = await expand(ids, true);
   if (!ids.length) return;
   const before = (await call("Email/get", { ids, properties: ["mailboxIds", "keywords"] })).list;
   const update = {};
@@ -81,11 +88,11 @@ export async function moveTo(ids, to, keywords = {}, label) {
   });
 }
 
-export async function remove(ids) {
+export async function remove(ids, exact = false) {
   const trash = role("trash");
   if (!ids.length) return;
   if (!trash || state.mailboxId === trash.id) {
-    ids = await expand(ids, true);
+    if (!exact) ids = await expand(ids, true);
     const ok = await confirmDialog(t("Delete for ever"), t("Delete {n} messages for ever? This cannot be undone.", { n: ids.length }), t("Delete"));
     if (!ok) return;
     setOk(await call("Email/set", { destroy: ids }));
@@ -93,14 +100,14 @@ export async function remove(ids) {
     emit("closeReader");
     return;
   }
-  await moveTo(ids, trash.id, {}, t("Moved {n} to Trash", { n: ids.length }));
+  await moveTo(ids, trash.id, {}, t("Moved {n} to Trash", { n: ids.length }), exact);
 }
 
-export async function junk(ids, isJunk) {
+export async function junk(ids, isJunk, exact = false) {
   const to = isJunk ? role("junk") : role("inbox");
   if (!to || !ids.length) return;
   await moveTo(ids, to.id, { $junk: isJunk, $notjunk: !isJunk },
-    isJunk ? t("Marked {n} as junk", { n: ids.length }) : t("Marked {n} as not junk", { n: ids.length }));
+    isJunk ? t("Marked {n} as junk", { n: ids.length }) : t("Marked {n} as not junk", { n: ids.length }), exact);
 }
 
 // Empties Trash or Junk: after a few seconds in which Undo still stops it.
@@ -109,11 +116,9 @@ export async function emptyFolder(m) {
     t("Delete the {n} messages in {folder} for ever?", { n: m.totalEmails, folder: mailboxName(m) }), t("Empty"));
   if (!ok) return;
   let cancelled = false;
-  lastUndo = async () => { cancelled = true; };
-  toast(t("Emptying {folder}…", { folder: mailboxName(m) }), { label: t("Undo"), run: runUndo }, 5000);
+  offerUndo(t("Emptying {folder}…", { folder: mailboxName(m) }), async () => { cancelled = true; }, 5000);
   setTimeout(async () => {
     if (cancelled) return;
-    lastUndo = null;
     try {
       for (;;) {
         const q = await call("Email/query", { filter: { inMailbox: m.id }, limit: 500 });
@@ -158,9 +163,10 @@ export function toolbar() {
 
 // How the list is shown: by conversation or not, and its order.
 export function listControls() {
+  const threads = h("input", { type: "checkbox", id: "threads", checked: threadsOn(), onchange: (e) => { state.prefs.threads = e.target.checked; emit("prefs"); reset(); } });
+  on("listChanged", () => { threads.checked = threadsOn(); });
   return h("span", { class: "controls" },
-    h("label", { class: "muted", title: t("Group messages by conversation") },
-      h("input", { type: "checkbox", id: "threads", checked: threadsOn(), onchange: (e) => { state.prefs.threads = e.target.checked; emit("prefs"); reset(); } }), " ", t("Conversations")),
+    h("label", { class: "muted", title: t("Group messages by conversation") }, threads, " ", t("Conversations")),
     h("select", { "aria-label": t("Sort by"), id: "sort", onchange: (e) => { state.prefs.sort = e.target.value; emit("prefs"); reset(); } },
       [["receivedAt", t("Newest first")], ["from", t("Sender")], ["subject", t("Subject")], ["size", t("Largest first")]]
         .map(([v, label]) => h("option", { value: v, selected: (state.prefs.sort || "receivedAt") === v }, label))));

@@ -11,7 +11,7 @@ import { batch, call, setOk, upload } from "./jmap.js";
 import { emails } from "./list.js";
 
 const AUTOSAVE_MS = 5000;
-let open = null; // the compose window shown, if any
+let open = null; // the compose window shown (or being opened), if any
 
 // Header values never carry line breaks (the server refuses them too).
 const oneLine = (s) => (s || "").replace(/[\r\n\t]+/g, " ").trim();
@@ -48,8 +48,18 @@ const mine = (a) => a.email.toLowerCase() === state.session.username.toLowerCase
 async function originalText(e) {
   const r = await call("Email/get", { ids: [e.id], properties: ["textBody", "bodyValues", "attachments"], fetchTextBodyValues: true, maxBodyValueBytes: 200000 });
   const full = r.list[0] || {};
-  const text = (full.textBody || []).map((p) => (full.bodyValues[p.partId] || {}).value || "").join("\n").replace(/\s+$/, "");
+  const text = (full.textBody || []).map((p) => asText(p, full.bodyValues[p.partId])).join("\n").replace(/\s+$/, "");
   return { text, attachments: full.attachments || [] };
+}
+
+// A body part's text; an HTML-only message's (RFC 8621 textBody falls
+// back to HTML) as the words it shows, read in an inert document of its
+// own (no script runs, nothing loads, nothing reaches ours).
+function asText(part, value) {
+  const v = (value && value.value) || "";
+  if (!/^text\/html/i.test(part.type || "")) return v;
+  const doc = new DOMParser().parseFromString(v, "text/html");
+  return (doc.body && doc.body.innerText) || (doc.body && doc.body.textContent) || "";
 }
 
 const prefixed = (prefix, subject) => (new RegExp(`^${prefix}:`, "i").test(subject || "") ? subject : `${prefix}: ${subject || ""}`);
@@ -89,7 +99,7 @@ async function initial({ reply, all, forward, asAttachment, draftId, to }) {
     if (!d) throw new Error(t("This draft is no longer there."));
     {
       Object.assign(start, { to: d.to || [], cc: d.cc || [], bcc: d.bcc || [], subject: d.subject || "", inReplyTo: d.inReplyTo, references: d.references, draftId });
-      start.text = (d.textBody || []).map((p) => (d.bodyValues[p.partId] || {}).value || "").join("\n");
+      start.text = (d.textBody || []).map((p) => asText(p, d.bodyValues[p.partId])).join("\n");
       start.files = (d.attachments || []).map((a) => ({ blobId: a.blobId, type: a.type, name: a.name || "attachment", size: a.size }));
       start.fromEmail = d.from && d.from[0] && d.from[0].email;
     }
@@ -98,10 +108,17 @@ async function initial({ reply, all, forward, asAttachment, draftId, to }) {
 }
 
 export async function compose(options) {
-  if (open) { open.focus(); return; }
-  if (!state.identities.length) state.identities = (await call("Identity/get", {})).list;
-  const start = await initial(options || {});
-  open = new Composer(start);
+  if (open) { if (open.focus) open.focus(); return; }
+  // Taken before waiting, so a second press opens no second window.
+  open = { pending: true };
+  try {
+    if (!state.identities.length) state.identities = (await call("Identity/get", {})).list;
+    const start = await initial(options || {});
+    open = new Composer(start);
+  } catch (e) {
+    open = null;
+    throw e;
+  }
 }
 
 on("compose", () => compose({}));
@@ -117,7 +134,7 @@ class Composer {
     this.rich = state.prefs.plainText !== true;
     this.build();
     for (const f of start.files) this.addUploaded(f);
-    this.timer = setInterval(() => { if (this.dirty && !this.busy) this.save().catch(() => {}); }, AUTOSAVE_MS);
+    this.timer = setInterval(() => { if (this.dirty && !this.busy && !this.sending) this.save().catch(() => {}); }, AUTOSAVE_MS);
   }
 
   build() {
@@ -314,9 +331,12 @@ class Composer {
     if (!role("drafts")) return;
     this.busy = true;
     try {
-      const r = await call("Email/set", { create: { draft: this.email() }, destroy: this.draftId ? [this.draftId] : [] });
-      if (r.notCreated) setOk(r);
+      // The new copy first; the old one goes only once it exists (in one
+      // /set a failed create would not stop the destroy).
+      const r = setOk(await call("Email/set", { create: { draft: this.email() } }));
+      const old = this.draftId;
       this.draftId = r.created.draft.id;
+      if (old) await call("Email/set", { destroy: [old] }).catch(() => {});
       this.dirty = false;
       this.status.textContent = t("Saved {time}", { time: new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) });
     } finally {
@@ -336,11 +356,14 @@ class Composer {
   }
 
   async send(at) {
-    if (this.busy) return;
+    if (this.sending) return;
+    this.sending = true;
     try {
       this.check();
       this.status.textContent = t("Waiting for attachments…");
       await Promise.all(this.files.map((f) => f.done));
+      // A save under way finishes first (it sets the draft to replace).
+      while (this.busy) await new Promise((r) => setTimeout(r, 50));
       this.busy = true;
       this.status.textContent = t("Sending…");
       const identity = this.identity();
@@ -356,14 +379,19 @@ class Composer {
       if (drafts) afterwards[`mailboxIds/${drafts.id}`] = null;
       if (sent) afterwards[`mailboxIds/${sent.id}`] = true;
       const calls = [
-        ["Email/set", { create: { draft: this.email() }, destroy: this.draftId ? [this.draftId] : [] }, "e"],
+        ["Email/set", { create: { draft: this.email() } }, "e"],
         ["EmailSubmission/set", { create: { send: submission }, onSuccessUpdateEmail: { "#send": afterwards } }, "s"],
       ];
       if (this.start.origin) calls.push(["Email/set", { update: { [this.start.origin.id]: { [`keywords/${this.start.origin.keyword}`]: true } } }, "k"]);
-      const r = await batch(calls);
+      // Marking the original answered may fail without the mail being
+      // unsent: judged by the submission alone.
+      const r = await batch(calls, ["k"]);
       setOk(r.e);
+      const old = this.draftId;
+      this.draftId = r.e.created.draft.id;
       setOk(r.s);
       this.draftId = null;
+      if (old) await call("Email/set", { destroy: [old] }).catch(() => {});
       this.collect();
       this.dismiss();
       const submissionId = r.s.created.send.id;
@@ -373,8 +401,10 @@ class Composer {
         toast(t("Message sent"));
       }
     } catch (e) {
-      this.busy = false;
       this.fail(e);
+    } finally {
+      this.busy = false;
+      this.sending = false;
     }
   }
 
@@ -386,7 +416,7 @@ class Composer {
       const input = h("input", { type: "datetime-local", id: "send-at", value: local(soon), min: local(new Date()), max: local(latest) });
       return h("form", { onsubmit: (e) => { e.preventDefault(); done(new Date(input.value)); } },
         h("div", { class: "form" }, h("label", { for: "send-at" }, t("Send at")), input),
-        h("p", { class: "muted" }, t("Up to a week ahead. Until then you can cancel it from the notice or from Drafts.")),
+        h("p", { class: "muted" }, t("Up to a week ahead. Until it leaves, Undo on the notice brings it back to Drafts.")),
         h("div", { class: "buttons" }, h("button", { type: "button", onclick: () => done() }, t("Cancel")), h("button", { class: "primary", type: "submit" }, t("Schedule"))));
     });
     if (when && !Number.isNaN(when.getTime())) await this.send(when);
@@ -423,7 +453,7 @@ class Composer {
   dismiss() {
     clearInterval(this.timer);
     this.el.remove();
-    open = null;
+    if (open === this) open = null;
   }
 }
 
@@ -433,11 +463,9 @@ async function cancelScheduled(submissionId, emailId) {
   const back = { "keywords/$draft": true };
   if (drafts) back[`mailboxIds/${drafts.id}`] = true;
   if (sent) back[`mailboxIds/${sent.id}`] = null;
-  const r = await batch([
-    ["EmailSubmission/set", { update: { [submissionId]: { undoStatus: "canceled" } } }, "s"],
-    ["Email/set", { update: { [emailId]: back } }, "e"],
-  ]);
-  setOk(r.s);
+  // Back in Drafts only once the cancel took (it may have left already).
+  setOk(await call("EmailSubmission/set", { update: { [submissionId]: { undoStatus: "canceled" } } }));
+  setOk(await call("Email/set", { update: { [emailId]: back } }));
   toast(t("Sending cancelled; the message is back in Drafts."));
 }
 

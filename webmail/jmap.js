@@ -57,16 +57,24 @@ export async function getJson(path) {
 
 // Several method calls in one request: [[name, args, callId]]; the
 // account is filled in. Answers { callId: arguments }, throwing on the
-// first method error.
-export async function batch(calls) {
+// first method error of a call not named in `optional` (whose error is
+// its answer instead: { error }).
+export async function batch(calls, optional = []) {
   const methodCalls = calls.map(([name, args, id]) => [name, { accountId: state.session.accountId, ...args }, id]);
   const body = await post("/jmap/api", { using: USING, methodCalls });
   const out = {};
   for (const [name, args, id] of body.methodResponses) {
-    if (name === "error") throw new JmapError(args.type, args.description);
     // An implicit call (EmailSubmission's onSuccessUpdateEmail) answers
-    // under the same id after the call itself: the call's answer is kept.
-    if (!(id in out)) out[id] = args;
+    // under the same id after the call itself: the call's answer is kept,
+    // and the follow-up's failure does not undo what the call did.
+    if (id in out) continue;
+    if (name === "error") {
+      const error = new JmapError(args.type, args.description);
+      if (!optional.includes(id)) throw error;
+      out[id] = { error };
+      continue;
+    }
+    out[id] = args;
   }
   return out;
 }
@@ -112,6 +120,22 @@ export function downloadUrl(blobId, name, type) {
 // account; the browser reconnects by itself after a drop.
 export function listen(changed) {
   const source = new EventSource("/jmap/eventsource?types=*&closeafter=no&ping=60");
+  // After a drop the browser reconnects; what changed meanwhile is
+  // fetched again. A session that ended signs the page out.
+  let opened = false;
+  source.addEventListener("open", () => {
+    if (opened) changed({ Mailbox: "", Email: "" });
+    opened = true;
+  });
+  source.addEventListener("error", async () => {
+    try {
+      const r = await fetch("/webmail/session", { credentials: "same-origin", headers: headers() });
+      if (r.status === 401) {
+        source.close();
+        emit("signedOut");
+      }
+    } catch { /* the server is away: the browser keeps trying */ }
+  });
   source.addEventListener("state", (e) => {
     try {
       const change = JSON.parse(e.data);

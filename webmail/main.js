@@ -69,7 +69,8 @@ async function enter() {
     state.prefs = await getJson("/webmail/prefs");
   } catch { state.prefs = {}; }
   applyTheme();
-  if (state.prefs.lang && state.prefs.lang !== localStorage.getItem("tern.lang")) {
+  if (!state.prefs || typeof state.prefs !== "object" || Array.isArray(state.prefs)) state.prefs = {};
+  if (typeof state.prefs.lang === "string" && state.prefs.lang !== localStorage.getItem("tern.lang")) {
     localStorage.setItem("tern.lang", state.prefs.lang);
     await useLanguage(state.prefs.lang);
   }
@@ -124,9 +125,16 @@ export function showPane(which) {
 }
 on("pane", showPane);
 
+// The page starts over after logging out: nothing of this user's (an open
+// draft, addresses, identities) stays in the tab for the next one.
 async function logout() {
-  try { await post("/webmail/logout", {}); } catch { /* the cookie goes anyway */ }
-  showLogin(t("You are logged out."));
+  try {
+    await post("/webmail/logout", {});
+  } catch (e) {
+    toast(`${t("Could not log out")}: ${e.message}`);
+    return;
+  }
+  location.replace("/");
 }
 
 on("logout", logout);

@@ -67,7 +67,7 @@ async function show(id) {
   draw(id);
   const unread = current.filter((e) => !e.keywords.$seen).map((e) => e.id);
   if (unread.length && state.prefs.markRead !== false) {
-    await setKeyword(unread, "$seen", true);
+    await setKeyword(unread, "$seen", true, true);
     for (const e of current) e.keywords.$seen = true;
   }
 }
@@ -129,18 +129,20 @@ const flagLabel = (e) => [h("span", { class: `i i-star${e.keywords.$flagged ? " 
 
 function actions(e) {
   const inJunk = role("junk") && e.mailboxIds[role("junk").id];
-  const b = (label, action, cls, name) => h("button", { class: cls || "", onclick: (ev) => { ev.stopPropagation(); Promise.resolve(action()).catch((x) => emit("error", x)); } }, name ? icon(name) : null, name ? " " : null, label);
+  // Until the whole message is loaded (the card may show the list's
+  // summary first) its buttons wait: a reply needs its Message-ID.
+  const b = (label, action, cls, name) => h("button", { class: cls || "", disabled: !e.blobId, onclick: (ev) => { ev.stopPropagation(); Promise.resolve(action()).catch((x) => emit("error", x)); } }, name ? icon(name) : null, name ? " " : null, label);
   return h("div", { class: "toolbar", style: "border:none;padding-left:0" },
     b(t("Reply"), () => compose({ reply: e }), "", "reply"),
     b(t("Reply all"), () => compose({ reply: e, all: true }), "", "replyall"),
     b(t("Forward"), () => compose({ forward: e }), "", "forward"),
     b(t("Forward as attachment"), () => compose({ forward: e, asAttachment: true })),
     h("span", { class: "spacer" }),
-    h("button", { "data-flag-for": e.id, onclick: async (ev) => { ev.stopPropagation(); await setKeyword([e.id], "$flagged", !e.keywords.$flagged); await refreshReader(); } },
+    h("button", { "data-flag-for": e.id, onclick: async (ev) => { ev.stopPropagation(); await setKeyword([e.id], "$flagged", !e.keywords.$flagged, true); await refreshReader(); } },
       ...flagLabel(e)),
-    b(t("Mark as unread"), async () => { await setKeyword([e.id], "$seen", false); e.keywords.$seen = false; }),
-    inJunk ? b(t("Not junk"), () => junk([e.id], false)) : b(t("Junk"), () => junk([e.id], true)),
-    b(t("Delete"), () => remove([e.id]), "danger", "trash"),
+    b(t("Mark as unread"), async () => { await setKeyword([e.id], "$seen", false, true); e.keywords.$seen = false; }),
+    inJunk ? b(t("Not junk"), () => junk([e.id], false, true)) : b(t("Junk"), () => junk([e.id], true, true)),
+    b(t("Delete"), () => remove([e.id], true), "danger", "trash"),
     b(t("View source"), () => viewSource(e)));
 }
 

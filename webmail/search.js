@@ -18,7 +18,8 @@ export function tokens(text) {
   return out;
 }
 
-const day = (s) => { const d = new Date(s); return Number.isNaN(d.getTime()) ? null : d; };
+// A day as the user means it: from local midnight.
+const day = (s) => { const d = new Date(/^\d{4}-\d{2}-\d{2}$/.test(s) ? `${s}T00:00:00` : s); return Number.isNaN(d.getTime()) ? null : d; };
 
 export function toFilter(text) {
   const f = {};
@@ -34,7 +35,7 @@ export function toFilter(text) {
         else if (value === "flagged" || value === "starred") f.hasKeyword = "$flagged";
         break;
       case "before": { const d = day(value); if (d) f.before = d.toISOString().replace(/\.\d{3}Z$/, "Z"); break; }
-      case "after": { const d = day(value); if (d) { d.setDate(d.getDate() + 1); f.after = d.toISOString().replace(/\.\d{3}Z$/, "Z"); } break; }
+      case "after": { const d = day(value); if (d) f.after = d.toISOString().replace(/\.\d{3}Z$/, "Z"); break; }
       case "in": {
         const v = value.toLowerCase();
         const m = state.mailboxes.find((x) => x.role === v || x.name.toLowerCase() === v || mailboxName(x).toLowerCase() === v);

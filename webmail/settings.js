@@ -7,6 +7,7 @@ import { h, dialog, toast, icon } from "./dom.js";
 import { t, useLanguage, LANGUAGES } from "./i18n.js";
 import { state, on, emit } from "./state.js";
 import { call, post, setOk } from "./jmap.js";
+import { reset } from "./list.js";
 
 let saveTimer = null;
 on("prefs", () => {
@@ -40,6 +41,7 @@ export function openSettings(tab = "general") {
 }
 
 const row = (label, control) => [h("label", { for: control.id }, label), control];
+const utc = (d) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
 
 const PANES = {
   async general(body) {
@@ -50,7 +52,7 @@ const PANES = {
         (v) => { state.prefs.theme = v; emit("prefs"); })),
       ...row(t("Language"), select("pref-lang", state.prefs.lang || "auto", [["auto", t("Like the browser")], ...Object.entries(LANGUAGES)],
         async (v) => { state.prefs.lang = v; localStorage.setItem("tern.lang", v); emit("prefs"); await useLanguage(v); toast(t("The new language shows after a reload.")); })),
-      ...row(t("Group by conversation"), h("input", { type: "checkbox", id: "pref-threads", checked: state.prefs.threads === true, onchange: (e) => { state.prefs.threads = e.target.checked; emit("prefs"); } })),
+      ...row(t("Group by conversation"), h("input", { type: "checkbox", id: "pref-threads", checked: state.prefs.threads === true, onchange: (e) => { state.prefs.threads = e.target.checked; emit("prefs"); emit("listChanged"); reset(); } })),
       ...row(t("Mark as read when opened"), h("input", { type: "checkbox", id: "pref-read", checked: state.prefs.markRead !== false, onchange: (e) => { state.prefs.markRead = e.target.checked; emit("prefs"); } })),
       ...row(t("Write in plain text"), h("input", { type: "checkbox", id: "pref-plain", checked: state.prefs.plainText === true, onchange: (e) => { state.prefs.plainText = e.target.checked; emit("prefs"); } }))));
   },
@@ -97,7 +99,9 @@ const PANES = {
         try {
           const patch = {
             isEnabled: enabled.checked, subject: subject.value.replace(/[\r\n]/g, " ") || null, textBody: text.value || null,
-            fromDate: from.value ? `${from.value}T00:00:00Z` : null, toDate: to.value ? `${to.value}T23:59:59Z` : null,
+            // The days as the user means them: local midnight to midnight.
+            fromDate: from.value ? utc(new Date(`${from.value}T00:00:00`)) : null,
+            toDate: to.value ? utc(new Date(`${to.value}T23:59:59`)) : null,
           };
           setOk(await call("VacationResponse/set", { update: { singleton: patch } }));
           status.textContent = t("Saved");

@@ -73,10 +73,21 @@ pub async fn route(
         return crate::jmap::push::boxed(response);
     }
     if method == Method::GET && path.starts_with("/jmap/download/") {
+        let by_cookie = by_cookie(&request);
         let response = match account(server, &cx, &request).await {
             Ok(account) => {
                 let rest = &path["/jmap/download/".len()..];
-                crate::jmap::blob::download(server, account, rest, request.uri().query()).await
+                let mut r =
+                    crate::jmap::blob::download(server, account, rest, request.uri().query()).await;
+                // A browser session's downloads stay out of the disk cache
+                // of what may be a shared computer.
+                if by_cookie {
+                    r.headers_mut().insert(
+                        hyper::header::CACHE_CONTROL,
+                        hyper::header::HeaderValue::from_static("private, no-store"),
+                    );
+                }
+                r
             }
             Err(r) => crate::jmap::push::boxed(r),
         };
@@ -102,19 +113,47 @@ pub async fn route(
             Err(r) => r,
         },
         (&Method::POST, "/webmail/password") => match account(server, &cx, &request).await {
-            Ok(account) => match body(request, 64 * 1024, "maxSizeRequest").await {
-                Ok(bytes) => {
-                    crate::webmail::prefs::change_password(server, account, cx.peer, &bytes).await
+            Ok(account) => {
+                let session = crate::webmail::session::session_cookie(request.headers());
+                match body(request, 64 * 1024, "maxSizeRequest").await {
+                    Ok(bytes) => {
+                        crate::webmail::prefs::change_password(
+                            server,
+                            account,
+                            cx.peer,
+                            session.as_deref(),
+                            &bytes,
+                        )
+                        .await
+                    }
+                    Err(r) => r,
                 }
-                Err(r) => r,
-            },
+            }
             Err(r) => r,
         },
-        (&Method::POST, "/webmail/login") => match body(request, 64 * 1024, "maxSizeRequest").await
-        {
-            Ok(bytes) => crate::webmail::session::login(server, cx.peer, cx.secure, &bytes).await,
-            Err(r) => r,
-        },
+        (&Method::POST, "/webmail/login") => {
+            // Only our own page logs in: JSON (which a form of another
+            // site cannot send) from our origin — no login CSRF.
+            let json = request
+                .headers()
+                .get(hyper::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| t.trim().starts_with("application/json"));
+            if !json || !same_origin(server, &cx, &request, false) {
+                response::problem(
+                    StatusCode::FORBIDDEN,
+                    "about:blank",
+                    "log in from the webmail's own page (JSON from this origin)",
+                )
+            } else {
+                match body(request, 64 * 1024, "maxSizeRequest").await {
+                    Ok(bytes) => {
+                        crate::webmail::session::login(server, cx.peer, cx.secure, &bytes).await
+                    }
+                    Err(r) => r,
+                }
+            }
+        }
         (&Method::GET, "/webmail/session") => match account(server, &cx, &request).await {
             Ok(account) => match crate::webmail::session::session_cookie(request.headers()) {
                 Some(token) => crate::webmail::session::current(server, account, &token).await,
@@ -258,6 +297,33 @@ fn base_url(server: &HttpServer, cx: &Context, request: &Request<Incoming>) -> S
     format!("{scheme}://{host}")
 }
 
+/// Whether the request carries the webmail's session cookie and no
+/// `Authorization` (the cookie stands for the credentials).
+fn by_cookie(request: &Request<Incoming>) -> bool {
+    !request.headers().contains_key(hyper::header::AUTHORIZATION)
+        && crate::webmail::session::session_cookie(request.headers()).is_some()
+}
+
+/// Whether the request's `Origin` is this server as the client reached it
+/// (the scheme of the connection and the Host it named); a request
+/// without one passes unless `required` (browsers send it on every
+/// WebSocket and on every request that changes something).
+fn same_origin(
+    server: &HttpServer,
+    cx: &Context,
+    request: &Request<Incoming>,
+    required: bool,
+) -> bool {
+    match request
+        .headers()
+        .get(hyper::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
+        None => !required,
+        Some(origin) => origin.eq_ignore_ascii_case(&base_url(server, cx, request)),
+    }
+}
+
 /// The authenticated account, or the response that says why not.
 async fn account(
     server: &HttpServer,
@@ -275,6 +341,17 @@ async fn account(
     // CSRF token as well.
     if authorization.is_none() {
         if let Some(token) = crate::webmail::session::session_cookie(request.headers()) {
+            // A page of another site (a sibling subdomain is "same site"
+            // to SameSite) gets nothing with the cookie; a WebSocket,
+            // which has no CSRF header, must name our origin.
+            let upgrade = request.uri().path() == crate::jmap::websocket::PATH;
+            if !same_origin(server, cx, request, upgrade) {
+                return Err(response::problem(
+                    StatusCode::FORBIDDEN,
+                    "about:blank",
+                    "the request comes from another site",
+                ));
+            }
             let safe = matches!(*request.method(), Method::GET | Method::HEAD);
             if !safe && !crate::webmail::session::csrf_ok(request.headers(), &token) {
                 return Err(response::problem(

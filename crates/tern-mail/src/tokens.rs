@@ -67,6 +67,30 @@ pub async fn revoke(store: &dyn Store, account: &Account, token: &str) -> Result
     Ok(known)
 }
 
+/// Revokes every token of `account` but `keep` (the session that asks):
+/// after a password change no other session or program stays logged in.
+pub async fn revoke_all_but(
+    store: &dyn Store,
+    account: &Account,
+    keep: Option<&str>,
+) -> Result<usize, StoreError> {
+    let kept = keep
+        .and_then(parse)
+        .filter(|(id, _)| *id == account.id)
+        .map(|(_, secret)| setting_name(&secret));
+    let mut revoked = 0;
+    for (name, _) in store
+        .account_settings_with_prefix(account.id, PREFIX)
+        .await?
+    {
+        if Some(&name) != kept.as_ref() {
+            store.set_account_setting(account.id, &name, None).await?;
+            revoked += 1;
+        }
+    }
+    Ok(revoked)
+}
+
 impl Mail {
     /// The account a bearer token belongs to, if it is valid and unexpired.
     pub async fn account_for_token(&self, token: &str) -> Result<Option<Account>, StoreError> {

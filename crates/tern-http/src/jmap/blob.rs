@@ -188,7 +188,24 @@ pub async fn download(
             })
         })
         .unwrap_or_else(|| "application/octet-stream".into());
+    // Never as something a page of ours could run or style with: a
+    // mailed script is bytes (with nosniff, a <script src> refuses it).
+    let lower = accept.to_ascii_lowercase();
+    let accept = if ["javascript", "ecmascript", "jscript"]
+        .iter()
+        .any(|t| lower.contains(t))
+        || lower == "text/css"
+    {
+        "application/octet-stream".to_string()
+    } else {
+        accept
+    };
     let mut r = Response::new(body);
+    // Only our own pages may embed what a mailbox holds.
+    r.headers_mut().insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("same-origin"),
+    );
     if let Ok(v) = HeaderValue::from_str(&accept) {
         r.headers_mut().insert(CONTENT_TYPE, v);
     }

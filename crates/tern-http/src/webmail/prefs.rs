@@ -79,6 +79,7 @@ pub async fn change_password(
     server: &HttpServer,
     account: AccountId,
     peer: SocketAddr,
+    session: Option<&str>,
     body: &[u8],
 ) -> Response<Body> {
     let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
@@ -93,13 +94,14 @@ pub async fn change_password(
         );
     };
     let store = server.mail.store();
-    let address = match store.account(account).await {
-        Ok(a) => a.address,
+    let record = match store.account(account).await {
+        Ok(a) => a,
         Err(e) => {
             tracing::error!("webmail password: {e}");
             return unavailable("the account could not be read");
         }
     };
+    let address = record.address.clone();
     // The rule `tern account add` applies, so the web is no way around it.
     let weakness = if new.chars().count() < MIN_PASSWORD || new.len() > 1024 {
         Some(format!("it needs {MIN_PASSWORD} to 1024 characters"))
@@ -145,9 +147,19 @@ pub async fn change_password(
         };
     match store.set_password(&address, &hash).await {
         Ok(()) => {
-            // Logins checked with the old password must not stay good.
+            // Logins checked with the old password must not stay good, nor
+            // any other session or token (one may be a thief's).
             server.logins.forget(account);
-            response::json(StatusCode::OK, &json!({"changed": true}))
+            let revoked = tern_mail::tokens::revoke_all_but(store.as_ref(), &record, session)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!("webmail password: revoking sessions: {e}");
+                    0
+                });
+            response::json(
+                StatusCode::OK,
+                &json!({"changed": true, "sessionsEnded": revoked}),
+            )
         }
         Err(e) => {
             tracing::error!("webmail password: {e}");

@@ -99,6 +99,10 @@ pub async fn page(
         HeaderValue::from_static("nosniff"),
     );
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("same-origin"),
+    );
     h.insert("x-frame-options", HeaderValue::from_static("SAMEORIGIN"));
     // Not kept by the browser: a shared computer keeps no message after
     // logout (rendering it again costs the server about a millisecond).

@@ -190,6 +190,10 @@ pub async fn logout(
     let mut r = response::json(StatusCode::OK, &json!({"loggedOut": true}));
     r.headers_mut()
         .insert(SET_COOKIE, cookie("", Some(0), secure));
+    // What the browser kept of this origin (attachments it downloaded)
+    // goes with the session.
+    r.headers_mut()
+        .insert("clear-site-data", HeaderValue::from_static("\"cache\""));
     r
 }
 

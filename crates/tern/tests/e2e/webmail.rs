@@ -605,6 +605,36 @@ def disposition(accept):
     req = urllib.request.Request(base + "/jmap/download/a1/%s/x?accept=%s&inline=1" % (blob, accept), headers={"Cookie": cookie})
     return urllib.request.urlopen(req).headers["Content-Disposition"].split(";")[0]
 out["inline"] = [disposition("application/pdf"), disposition("text/html"), disposition("image/svg%2Bxml")]
+def download(accept, headers):
+    req = urllib.request.Request(base + "/jmap/download/a1/%s/x?accept=%s" % (blob, accept), headers=headers)
+    r = urllib.request.urlopen(req)
+    return [r.headers["Content-Type"], r.headers["Cache-Control"]]
+out["script_as_bytes"] = download("text/javascript", {"Cookie": cookie})
+out["basic_download"] = download("application/pdf", {"Authorization": "Basic am9lQGV4YW1wbGUudGVzdDpzZWNyZXQ="})
+# Another site cannot use the cookie, log in, or open the WebSocket.
+out["foreign_origin"] = call("/jmap/api", {"using": [], "methodCalls": []}, dict(h, Origin="https://evil.example"))[0]
+out["own_origin"] = call("/jmap/api", {"using": ["urn:ietf:params:jmap:core"], "methodCalls": []}, dict(h, Origin=base))[0]
+out["login_form"] = call("/webmail/login", None, {"Content-Type": "text/plain"},
+    raw=json.dumps({"username": "joe@example.test", "password": "secret"}).encode())[0]
+out["login_foreign"] = call("/webmail/login", {"username": "joe@example.test", "password": "secret"}, {"Origin": "https://evil.example"})[0]
+import socket
+def upgrade(origin):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    s.sendall(("GET /jmap/ws HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nCookie: %s\r\nConnection: Upgrade\r\n"
+        "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Protocol: jmap\r\n%s\r\n" % (sys.argv[1], cookie, origin)).encode())
+    status = int(s.recv(200).split(b" ")[1])
+    s.close()
+    return status
+out["ws_without_origin"] = upgrade("")
+out["ws_own_origin"] = upgrade("Origin: %s\r\n" % base)
+# A password change ends every other session.
+other = urllib.request.urlopen(urllib.request.Request(base + "/webmail/login", headers={"Content-Type": "application/json"},
+    data=json.dumps({"username": "joe@example.test", "password": "secret"}).encode()))
+other_cookie = other.headers["Set-Cookie"].split(";")[0]
+out["pw_change"] = call("/webmail/password", {"current": "secret", "new": "Tern-Another-Long-1"}, h)
+out["other_after"] = call("/webmail/prefs", None, {"Cookie": other_cookie}, "GET", raw=b"")[0]
+out["mine_after"] = call("/webmail/prefs", None, h, "GET", raw=b"")[0]
 out["session_challenge"] = None
 try:
     urllib.request.urlopen(base + "/webmail/session")
@@ -648,6 +678,25 @@ print(json.dumps(out))
         "{out}"
     );
     assert_eq!(out["pw_wrong"], 403, "{out}");
+    assert_eq!(
+        out["script_as_bytes"],
+        serde_json::json!(["application/octet-stream", "private, no-store"]),
+        "{out}"
+    );
+    assert_eq!(
+        out["basic_download"][1], "private, immutable, max-age=31536000",
+        "{out}"
+    );
+    assert_eq!(out["foreign_origin"], 403, "{out}");
+    assert_eq!(out["own_origin"], 200, "{out}");
+    assert_eq!(out["login_form"], 403, "{out}");
+    assert_eq!(out["login_foreign"], 403, "{out}");
+    assert_eq!(out["ws_without_origin"], 403, "{out}");
+    assert_eq!(out["ws_own_origin"], 101, "{out}");
+    assert_eq!(out["pw_change"][0], 200, "{out}");
+    assert_eq!(out["pw_change"][1]["sessionsEnded"], 1, "{out}");
+    assert_eq!(out["other_after"], 401, "{out}");
+    assert_eq!(out["mine_after"], 200, "{out}");
     assert_eq!(
         out["inline"],
         serde_json::json!(["inline", "attachment", "attachment"]),

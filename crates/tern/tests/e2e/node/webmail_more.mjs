@@ -135,18 +135,35 @@ try {
     await row("Plans for Friday").waitFor({ state: "detached" });
     return subject;
   });
-  await step("compose fields cannot add header lines", async () => {
-    return page.evaluate(async () => {
+  await step("compose fields cannot add header lines (subject, name, address)", async () => {
+    const r = await page.evaluate(async () => {
       const { call } = await import("/app/jmap.js");
-      const r = await call("Email/set", { create: { x: {
-        mailboxIds: {}, subject: "Hi\r\nBcc: evil@remote.test", from: [{ name: "A\r\nX-Evil: 1", email: "alice@example.test" }],
-        to: [{ name: "B", email: "bob@example.test\r\nBcc: evil@remote.test" }], bodyValues: { t: { value: "x" } }, textBody: [{ partId: "t", type: "text/plain" }],
-      } } }).catch((e) => ({ error: String(e) }));
-      return r;
-    }).then((r) => {
-      if (r.created && r.created.x) throw new Error(`created: ${JSON.stringify(r)}`);
-      return r.notCreated || r;
+      const drafts = (await call("Mailbox/get", {})).list.find((m) => m.role === "drafts").id;
+      const base = { mailboxIds: { [drafts]: true }, from: [{ name: "A", email: "alice@example.test" }], to: [{ name: "B", email: "bob@example.test" }],
+        subject: "Hi", bodyValues: { t: { value: "x" } }, textBody: [{ partId: "t", type: "text/plain" }] };
+      return call("Email/set", { create: {
+        ok: base,
+        subject: { ...base, subject: "Hi\r\nBcc: evil@remote.test" },
+        name: { ...base, from: [{ name: "A\r\nX-Evil: 1", email: "alice@example.test" }] },
+        address: { ...base, to: [{ name: "B", email: "bob@example.test\r\nBcc: evil@remote.test" }] },
+      } });
     });
+    // Each is refused, or made with the line break gone: no message
+    // carries a header line of the attacker's.
+    const raws = await page.evaluate(async (created) => {
+      const out = {};
+      for (const [key, e] of Object.entries(created)) {
+        out[key] = await (await fetch(`/jmap/download/a1/${e.blobId}/x.eml?accept=text/plain`)).text();
+      }
+      const { call } = await import("/app/jmap.js");
+      await call("Email/set", { destroy: Object.values(created).map((e) => e.id) });
+      return out;
+    }, r.created || {});
+    const injected = Object.entries(raws).filter(([, raw]) => /^(Bcc|X-Evil):/mi.test(raw.split("\r\n\r\n")[0]));
+    if (!raws.ok || injected.length || Object.keys(raws).length + Object.keys(r.notCreated || {}).length !== 4) {
+      throw new Error(JSON.stringify({ r, injected }));
+    }
+    return { refused: Object.keys(r.notCreated || {}), made: Object.keys(raws) };
   });
   await step("the shortcut list opens with ?, and e archives", async () => {
     await page.locator("section.list .viewport").focus();
