@@ -426,7 +426,8 @@ class Composer {
   collect() {
     const seen = new Map((state.prefs.collected || []).map((a) => [a.email.toLowerCase(), a]));
     for (const a of this.recipients()) seen.delete(a.email.toLowerCase());
-    state.prefs.collected = [...this.recipients(), ...seen.values()].slice(0, 500);
+    // Bounded, so the preferences stay within the server's 64 KiB.
+    state.prefs.collected = [...this.recipients(), ...seen.values()].slice(0, 300);
     emit("prefs");
   }
 

@@ -184,7 +184,8 @@ async function loadBody(el, e, again = false) {
     h("button", { id: "show-images", onclick: () => { frame.src = src(true); banner.classList.add("hidden"); } }, t("Show images")),
     sender ? h("button", {
       onclick: () => {
-        state.prefs.imageSenders = [...new Set([...(state.prefs.imageSenders || []), sender])];
+        // The newest 500 senders (the preferences stay within 64 KiB).
+        state.prefs.imageSenders = [...new Set([sender, ...(state.prefs.imageSenders || [])])].slice(0, 500);
         emit("prefs");
         frame.src = src(true);
         banner.classList.add("hidden");
