@@ -53,13 +53,25 @@ function folder(m) {
   const el = h("div", {
     class: `folder${m.id === state.mailboxId && !state.search ? " current" : ""}`,
     "data-id": m.id, "data-role": m.role || "", tabindex: 0, title: m.name,
+    // The user's folders move under another by dragging.
+    draggable: m.role ? null : "true",
+    ondragstart: (e) => { if (!m.role) { e.dataTransfer.setData("application/x-tern-mailbox", m.id); e.dataTransfer.effectAllowed = "move"; } },
     onclick: () => { emit("openMailbox", m.id); emit("pane", "list"); },
     onkeydown: (e) => { if (e.key === "Enter") emit("openMailbox", m.id); },
-    ondragover: (e) => { if (e.dataTransfer.types.includes("application/x-tern-emails")) { e.preventDefault(); el.classList.add("drop"); } },
+    ondragover: (e) => {
+      const types = e.dataTransfer.types;
+      if (types.includes("application/x-tern-emails") || types.includes("application/x-tern-mailbox")) { e.preventDefault(); el.classList.add("drop"); }
+    },
     ondragleave: () => el.classList.remove("drop"),
     ondrop: (e) => {
       e.preventDefault();
       el.classList.remove("drop");
+      const child = e.dataTransfer.getData("application/x-tern-mailbox");
+      if (child && child !== m.id) {
+        call("Mailbox/set", { update: { [child]: { parentId: m.id } } }).then(setOk).then(loadMailboxes)
+          .catch((x) => toast(`${t("Could not change the folder")}: ${x.message}`));
+        return;
+      }
       const ids = JSON.parse(e.dataTransfer.getData("application/x-tern-emails") || "[]");
       if (ids.length) moveTo(ids, m.id);
     },

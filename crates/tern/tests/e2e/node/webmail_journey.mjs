@@ -100,6 +100,12 @@ try {
     await row(alice, "Quarterly figures").waitFor({ state: "detached" });
     await folder(alice, "Projects").click();
     await row(alice, "Quarterly figures").waitFor();
+    // A folder dragged onto another goes under it.
+    await alice.click("#new-folder");
+    await alice.fill(".dialog input", "Archive 2026");
+    await alice.click(".dialog button.primary");
+    await folder(alice, "Archive 2026").dragTo(folder(alice, "Projects"));
+    await alice.locator("li:has(> .folder[title=Projects]) ul .folder[title='Archive 2026']").waitFor();
   });
   await step("alice deletes it, undoes, and deletes it again", async () => {
     await row(alice, "Quarterly figures").click();
