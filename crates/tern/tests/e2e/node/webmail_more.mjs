@@ -43,14 +43,12 @@ try {
     await row("Newsletter").click();
     await page.locator(".banner", { hasText: "remote images are hidden" }).waitFor();
     await page.frameLocator(".message iframe").first().locator("body", { hasText: "This week" }).waitFor();
-    const before = out.requests.length;
+    if (out.requests.some((u) => u.includes("images.remote.test"))) throw new Error("fetched before it was allowed");
+    // Once allowed, the browser asks for the image (refused here, and recorded).
+    const asked = page.context().waitForEvent("request", { predicate: (r) => r.url().includes("images.remote.test"), timeout: 10000 });
     await page.locator(".banner button", { hasText: "Always show from news@remote.test" }).click();
     await toast("will always be shown");
-    // The browser now asks for the image (refused here, and recorded).
-    const deadline = Date.now() + 10000;
-    while (!out.requests.slice(before).some((u) => u.includes("images.remote.test")) && Date.now() < deadline) await page.waitForTimeout(50);
-    const fetched = out.requests.splice(before).filter((u) => u.includes("images.remote.test"));
-    if (!fetched.length) throw new Error("the allowed image was not fetched");
+    await asked;
     await row("Photo attached").click();
     await row("Newsletter").click();
     await page.locator(".message iframe").first().waitFor();
