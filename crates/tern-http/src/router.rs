@@ -132,18 +132,14 @@ pub async fn route(
             Err(r) => r,
         },
         (&Method::POST, "/webmail/login") => {
-            // Only our own page logs in: JSON (which a form of another
-            // site cannot send) from our origin — no login CSRF.
-            let json = request
-                .headers()
-                .get(hyper::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|t| t.trim().starts_with("application/json"));
-            if !json || !same_origin(server, &cx, &request, false) {
+            // No login CSRF: a browser names the page's origin on every
+            // POST (a form of another site included); scripts and tools
+            // that send none may log in.
+            if !same_origin(server, &cx, &request, false) {
                 response::problem(
                     StatusCode::FORBIDDEN,
                     "about:blank",
-                    "log in from the webmail's own page (JSON from this origin)",
+                    "log in from the webmail's own page (this origin)",
                 )
             } else {
                 match body(request, 64 * 1024, "maxSizeRequest").await {

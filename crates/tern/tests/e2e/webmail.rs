@@ -617,7 +617,9 @@ out["basic_download"] = download("application/pdf", {"Authorization": "Basic am9
 # Another site cannot use the cookie, log in, or open the WebSocket.
 out["foreign_origin"] = call("/jmap/api", {"using": [], "methodCalls": []}, dict(h, Origin="https://evil.example"))[0]
 out["own_origin"] = call("/jmap/api", {"using": ["urn:ietf:params:jmap:core"], "methodCalls": []}, dict(h, Origin=base))[0]
-out["login_form"] = call("/webmail/login", None, {"Content-Type": "text/plain"},
+out["login_form"] = call("/webmail/login", None, {"Content-Type": "text/plain", "Origin": "https://evil.example"},
+    raw=json.dumps({"username": "joe@example.test", "password": "secret"}).encode())[0]
+out["login_curl_form"] = call("/webmail/login", None, {"Content-Type": "application/x-www-form-urlencoded"},
     raw=json.dumps({"username": "joe@example.test", "password": "secret"}).encode())[0]
 out["login_foreign"] = call("/webmail/login", {"username": "joe@example.test", "password": "secret"}, {"Origin": "https://evil.example"})[0]
 import socket
@@ -693,11 +695,16 @@ print(json.dumps(out))
     assert_eq!(out["foreign_origin"], 403, "{out}");
     assert_eq!(out["own_origin"], 200, "{out}");
     assert_eq!(out["login_form"], 403, "{out}");
+    assert_eq!(
+        out["login_curl_form"], 200,
+        "a tool sending no Origin: {out}"
+    );
     assert_eq!(out["login_foreign"], 403, "{out}");
     assert_eq!(out["ws_without_origin"], 403, "{out}");
     assert_eq!(out["ws_own_origin"], 101, "{out}");
     assert_eq!(out["pw_change"][0], 200, "{out}");
-    assert_eq!(out["pw_change"][1]["sessionsEnded"], 1, "{out}");
+    // The other browser's session and the tool's.
+    assert_eq!(out["pw_change"][1]["sessionsEnded"], 2, "{out}");
     assert_eq!(out["other_after"], 401, "{out}");
     assert_eq!(out["mine_after"], 200, "{out}");
     assert_eq!(
