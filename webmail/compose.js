@@ -459,7 +459,7 @@ class Composer {
 }
 
 // Cancels a scheduled message while it waits, and puts it back in Drafts.
-async function cancelScheduled(submissionId, emailId) {
+export async function cancelScheduled(submissionId, emailId) {
   const drafts = role("drafts"), sent = role("sent");
   const back = { "keywords/$draft": true };
   if (drafts) back[`mailboxIds/${drafts.id}`] = true;

@@ -8,7 +8,7 @@ import { t } from "./i18n.js";
 import { state, on, emit, role, threadsOn } from "./state.js";
 import { batch, call, downloadUrl } from "./jmap.js";
 import { setKeyword, remove, junk } from "./actions.js";
-import { compose } from "./compose.js";
+import { compose, cancelScheduled } from "./compose.js";
 import { emails } from "./list.js";
 
 const PROPS = ["id", "blobId", "threadId", "mailboxIds", "keywords", "from", "to", "cc", "bcc", "replyTo", "subject",
@@ -65,6 +65,7 @@ async function show(id) {
   const hidden = [role("trash"), role("junk")].filter(Boolean).map((m) => m.id).filter((m) => m !== state.mailboxId);
   current = list.filter((e) => e.id === id || !hidden.some((m) => e.mailboxIds[m]));
   draw(id);
+  scheduled(list.filter((e) => role("sent") && e.mailboxIds[role("sent").id])).catch(() => {});
   const unread = current.filter((e) => !e.keywords.$seen).map((e) => e.id);
   if (unread.length && state.prefs.markRead !== false) {
     await setKeyword(unread, "$seen", true, true);
@@ -84,6 +85,27 @@ function draw(openId) {
   pane.replaceChildren(
     h("div", { class: "toolbar phone-only" }, h("button", { onclick: () => emit("closeReader") }, icon("back"), ` ${t("Back")}`)),
     ...current.map((e) => card(e, e.id === openId || e === last || !e.keywords.$seen, e === current[0])));
+}
+
+// A message in Sent that still waits to leave (sent later) says when,
+// and can be called back to Drafts until then.
+async function scheduled(sentEmails) {
+  if (!sentEmails.length) return;
+  const r = await batch([
+    ["EmailSubmission/query", { filter: { emailIds: sentEmails.map((e) => e.id), undoStatus: "pending" } }, "q"],
+    ["EmailSubmission/get", { "#ids": { resultOf: "q", name: "EmailSubmission/query", path: "/ids" }, properties: ["id", "emailId", "sendAt"] }, "g"],
+  ]);
+  for (const s of r.g.list) {
+    const el = pane.querySelector(`article.message[data-id="${s.emailId}"] .banner`);
+    if (!el) continue;
+    el.classList.remove("hidden");
+    el.replaceChildren(
+      h("span", { class: "scheduled" }, t("Scheduled to leave at {time}.", { time: new Date(s.sendAt).toLocaleString() })),
+      h("button", {
+        id: "cancel-scheduled",
+        onclick: () => cancelScheduled(s.id, s.emailId).then(() => emit("closeReader")).catch((x) => emit("error", x)),
+      }, t("Cancel sending")));
+  }
 }
 
 // Pushed changes: the keywords and folders of what is shown.

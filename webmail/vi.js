@@ -45,7 +45,7 @@ export default {
   "The new passwords differ.": "Hai mật khẩu mới không khớp.", "Theme": "Giao diện", "These shortcuts": "Các phím tắt này", "To": "Tới",
   "Trash": "Thùng rác", "Underline": "Gạch chân", "Undo": "Hoàn tác", "Undone": "Đã hoàn tác", "Unflag": "Bỏ cờ", "Until (optional)": "Đến ngày (tùy chọn)",
   "Up to a week ahead. Until it leaves, Undo on the notice brings it back to Drafts.": "Tối đa một tuần. Trước khi thư đi, nút Hoàn tác trên thông báo sẽ đưa thư về Thư nháp.",
-  "Could not log out": "Không đăng xuất được", "This draft is no longer there.": "Thư nháp này không còn nữa.",
+  "Could not log out": "Không đăng xuất được", "Scheduled to leave at {time}.": "Đã hẹn gửi lúc {time}.", "Cancel sending": "Hủy gửi", "This draft is no longer there.": "Thư nháp này không còn nữa.",
   "Vacation reply": "Trả lời khi đi vắng", "View source": "Xem mã nguồn", "Waiting for attachments…": "Đang chờ tệp đính kèm…",
   "Write in plain text": "Soạn bằng văn bản thuần", "You are logged out.": "Bạn đã đăng xuất.", "Your name": "Tên của bạn",
   "Your password is changed.": "Mật khẩu của bạn đã được đổi.", "Your session ended; log in again.": "Phiên đã hết; hãy đăng nhập lại.",

@@ -121,8 +121,14 @@ try {
     const subject = await page.inputValue("#compose-subject");
     await page.click("#compose-later");
     await page.click(".dialog button.primary");
-    await page.locator(".toast", { hasText: "Scheduled for" }).locator("button", { hasText: "Undo" }).click();
+    await page.locator(".toast", { hasText: "Scheduled for" }).waitFor();
+    // In Sent it says when it leaves, and can be called back from there.
+    await folder("Sent").click();
+    await row("Plans for Friday").click();
+    await page.locator(".banner", { hasText: "Scheduled to leave at" }).waitFor();
+    await page.click("#cancel-scheduled");
     await toast("back in Drafts");
+    await folder("Drafts").click();
     // The list as it is now (the scheduled copy is a new message).
     await page.click("#act-refresh");
     await row("Plans for Friday").waitFor();
