@@ -37,7 +37,8 @@ function offerUndo(text, undo, ms) {
     if (done) return;
     done = true;
     if (lastUndo === once) lastUndo = null;
-    try { await undo(); toast(t("Undone")); } catch (e) { emit("error", e); }
+    // The list shows it at once, not only when the push arrives.
+    try { await undo(); emit("listStale"); toast(t("Undone")); } catch (e) { emit("error", e); }
   };
   lastUndo = once;
   toast(text, { label: t("Undo"), run: once }, ms);
@@ -75,6 +76,7 @@ export async function moveTo(ids, to, keywords = {}, label, exact = false) {
   }
   setOk(await call("Email/set", { update }));
   state.selected.clear();
+  emit("listStale");
   if (ids.includes(state.openId)) emit("closeReader");
   const target = mailbox(to);
   offerUndo(label || t("Moved {n} to {folder}", { n: before.length, folder: target ? mailboxName(target) : "" }), async () => {

@@ -20,4 +20,3 @@ export function t(text, vars) {
   return vars ? s.replace(/\{(\w+)\}/g, (_, k) => (k in vars ? vars[k] : "")) : s;
 }
 
-export const currentLanguage = () => language;

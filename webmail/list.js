@@ -19,6 +19,10 @@ let pages = new Map(); // page number → ids
 let loading = new Map(); // page number → generation being loaded
 let total = 0;
 let generation = 0;
+// The latest request for each page: an older answer arriving after a
+// newer one (two changes pushed in quick succession) is dropped.
+const latest = new Map();
+let requests = 0;
 let viewport, spacer, heading, headingText, totalText, empty;
 
 export function renderList(section) {
@@ -36,7 +40,7 @@ export function renderList(section) {
   new ResizeObserver(() => draw()).observe(viewport);
 }
 
-export function currentFilter() {
+function currentFilter() {
   if (state.search) return state.search.filter;
   return { inMailbox: state.mailboxId };
 }
@@ -61,7 +65,11 @@ export async function reset() {
   state.cursor = null;
   if (viewport) viewport.scrollTop = 0;
   emit("listChanged");
-  await ensure(0, true);
+  const first = ensure(0, true);
+  // The previous folder's rows go at once: none of them may be clicked
+  // while the new one loads.
+  draw();
+  await first;
 }
 
 // The same query again (push said something changed): the pages in view
@@ -89,6 +97,8 @@ async function ensure(index, force) {
 
 async function load(p, gen) {
   loading.set(p, gen);
+  const mine = ++requests;
+  latest.set(p, mine);
   const threads = threadsOn() && !state.search;
   const calls = [
     ["Email/query", { filter: currentFilter(), sort: sort(), collapseThreads: threads, position: p * PAGE, limit: PAGE, calculateTotal: true }, "q"],
@@ -104,7 +114,7 @@ async function load(p, gen) {
   } finally {
     if (loading.get(p) === gen) loading.delete(p);
   }
-  if (gen !== generation) return;
+  if (gen !== generation || latest.get(p) !== mine) return;
   for (const e of r.g.list) emails.set(e.id, e);
   if (r.t) for (const th of r.t.list) threadSize.set(th.id, th.emailIds.length);
   pages.set(p, r.q.ids);
@@ -112,7 +122,7 @@ async function load(p, gen) {
   draw();
 }
 
-export function idAt(i) {
+function idAt(i) {
   const page = pages.get(Math.floor(i / PAGE));
   return page ? page[i % PAGE] : undefined;
 }
@@ -125,7 +135,7 @@ export function indexOf(id) {
   return -1;
 }
 
-export const loadedIds = () => [...pages.values()].flat();
+const loadedIds = () => [...pages.values()].flat();
 
 function title() {
   if (state.search) return t("Search: {q}", { q: state.search.text });

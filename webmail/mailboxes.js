@@ -13,8 +13,11 @@ let nav = null;
 
 export const mailboxName = (m) => (m.role && NAMES[m.role] && !m.parentId ? t(NAMES[m.role]) : m.name);
 
+let asked = 0; // the latest Mailbox/get: an older answer arriving later is dropped
 export async function loadMailboxes() {
+  const mine = ++asked;
   const r = await call("Mailbox/get", { ids: null });
+  if (mine !== asked) return;
   state.mailboxes = r.list;
   draw();
   emit("mailboxes");
@@ -102,7 +105,7 @@ async function folderMenu(m) {
   await loadMailboxes();
 }
 
-export async function createFolder(parentId) {
+async function createFolder(parentId) {
   const name = await promptDialog(t("New folder"), t("Name"));
   if (!name) return;
   try {

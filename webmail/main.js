@@ -117,7 +117,7 @@ function shell() {
 }
 
 // On a phone one pane shows at a time.
-export function showPane(which) {
+function showPane(which) {
   const root = document.getElementById("shell");
   if (!root) return;
   root.classList.toggle("show-folders", which === "folders");

@@ -5,7 +5,7 @@
 // writes the same operators for those who prefer fields.
 import { h, icon } from "./dom.js";
 import { t } from "./i18n.js";
-import { state, mailbox } from "./state.js";
+import { state } from "./state.js";
 import { mailboxName } from "./mailboxes.js";
 import { reset, openMailbox } from "./list.js";
 
@@ -87,5 +87,3 @@ export function searchForm() {
     advanced);
   return form;
 }
-
-export const searchLabel = () => (state.search ? state.search.text : mailbox(state.mailboxId) ? mailboxName(mailbox(state.mailboxId)) : "");

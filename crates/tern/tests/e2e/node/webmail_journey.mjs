@@ -110,7 +110,8 @@ try {
   await step("alice deletes it, undoes, and deletes it again", async () => {
     await row(alice, "Quarterly figures").click();
     await alice.click("#act-delete");
-    await alice.locator(".toast button", { hasText: "Undo" }).first().click();
+    // The Undo of this notice (an earlier one may still show, with its own).
+    await alice.locator(".toast", { hasText: "Moved 1 to Trash" }).locator("button", { hasText: "Undo" }).click();
     await alice.locator(".toast", { hasText: "Undone" }).waitFor();
     await row(alice, "Quarterly figures").waitFor();
     await row(alice, "Quarterly figures").click();
