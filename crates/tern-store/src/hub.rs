@@ -54,6 +54,12 @@ impl NotificationHub {
         }
     }
 
+    /// The accounts someone is subscribed to: what a backend that may have
+    /// missed notifications (a lost connection) must look at again.
+    pub fn subscribed_accounts(&self) -> Vec<AccountId> {
+        self.lock().keys().copied().collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AccountId, watch::Sender<ModSeq>>> {
         // A panic while holding this lock cannot leave the map inconsistent
         // (each operation is one insert or remove), so poisoning is ignored.

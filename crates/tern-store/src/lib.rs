@@ -9,6 +9,7 @@
 pub mod error;
 pub mod hub;
 pub mod message;
+pub mod postgres;
 pub mod query;
 pub mod search;
 pub mod sqlite;

@@ -126,7 +126,7 @@ async fn kill_9_during_concurrent_deliveries_loses_nothing_acknowledged() {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "crash_child",
+            "sqlite::crash_child",
             "--nocapture",
             "--test-threads",
             "1",

@@ -1,0 +1,117 @@
+//! PostgreSQL MessageStore (being written).
+#![allow(unused_variables)]
+
+use super::*;
+use crate::message::PreparedMessage;
+use crate::query::*;
+use crate::search::SearchKey;
+use crate::store::*;
+use crate::types::*;
+use tokio::sync::watch;
+
+#[async_trait]
+impl MessageStore for PgStore {
+    async fn accept(&self, delivery: Delivery, outbound: Option<Outbound>) -> Result<Accepted> {
+        Err(StoreError::Invalid("accept: not yet on PostgreSQL".into()))
+    }
+
+    async fn append(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        message: PreparedMessage,
+        keywords: Vec<String>,
+        received_at: i64,
+    ) -> Result<Delivered> {
+        Err(StoreError::Invalid("append: not yet on PostgreSQL".into()))
+    }
+
+    async fn list_messages(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+    ) -> Result<Vec<MessageEntry>> {
+        Err(StoreError::Invalid(
+            "list_messages: not yet on PostgreSQL".into(),
+        ))
+    }
+
+    async fn messages(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        uids: &[Uid],
+    ) -> Result<Vec<MessageEntry>> {
+        Err(StoreError::Invalid(
+            "messages: not yet on PostgreSQL".into(),
+        ))
+    }
+
+    async fn email(&self, account: AccountId, id: EmailId) -> Result<Email> {
+        Err(StoreError::Invalid("email: not yet on PostgreSQL".into()))
+    }
+
+    async fn emails(&self, account: AccountId, ids: &[EmailId]) -> Result<Vec<Option<Email>>> {
+        Err(StoreError::Invalid("emails: not yet on PostgreSQL".into()))
+    }
+
+    async fn set_keywords(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        op: KeywordOp,
+        keywords: &[String],
+        unchanged_since: Option<ModSeq>,
+    ) -> Result<KeywordsResult> {
+        Err(StoreError::Invalid(
+            "set_keywords: not yet on PostgreSQL".into(),
+        ))
+    }
+
+    async fn copy_messages(
+        &self,
+        account: AccountId,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+    ) -> Result<CopyResult> {
+        Err(StoreError::Invalid(
+            "copy_messages: not yet on PostgreSQL".into(),
+        ))
+    }
+
+    async fn move_messages(
+        &self,
+        account: AccountId,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+    ) -> Result<CopyResult> {
+        Err(StoreError::Invalid(
+            "move_messages: not yet on PostgreSQL".into(),
+        ))
+    }
+
+    async fn expunge(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        filter: ExpungeFilter,
+    ) -> Result<Vec<Uid>> {
+        Err(StoreError::Invalid("expunge: not yet on PostgreSQL".into()))
+    }
+
+    async fn quota(&self, account: AccountId) -> Result<Quota> {
+        Err(StoreError::Invalid("quota: not yet on PostgreSQL".into()))
+    }
+
+    async fn search(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        key: &SearchKey,
+    ) -> Result<Vec<Uid>> {
+        Err(StoreError::Invalid("search: not yet on PostgreSQL".into()))
+    }
+}

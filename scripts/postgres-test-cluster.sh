@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# A private PostgreSQL cluster for the tests, in a directory of its own:
+#   scripts/postgres-test-cluster.sh start DIR   prints the URL to give in
+#                                                 TERN_TEST_POSTGRES
+#   scripts/postgres-test-cluster.sh stop DIR    stops it (DIR is removed)
+# Uses Debian's PostgreSQL (package postgresql); as root, the server runs
+# as the package's `postgres` user, since PostgreSQL refuses to run as root.
+# Trust authentication on 127.0.0.1 only, and fsync off: the tests check
+# Tern, not the disk under PostgreSQL (the benchmark keeps fsync on).
+set -euo pipefail
+action=${1:?start or stop}
+dir=${2:?directory}
+bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+[ -x "$bin/initdb" ] || { echo "PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 1; }
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+case "$action" in
+start)
+  mkdir -p "$dir"
+  [ "$(id -u)" = 0 ] && chown postgres: "$dir"
+  as_pg "$bin/initdb" -D "$dir/data" -A trust -U postgres --no-sync -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+    || { cat "$dir/initdb.log" >&2; exit 1; }
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c full_page_writes=off -c shared_buffers=128MB" \
+    start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+  echo "postgres://postgres@127.0.0.1:$port/postgres"
+  ;;
+stop)
+  if [ -d "$dir/data" ]; then
+    as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$dir"
+  ;;
+*) echo "usage: $0 start|stop DIR" >&2; exit 2 ;;
+esac
