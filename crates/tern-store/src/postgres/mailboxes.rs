@@ -102,3 +102,10 @@ impl MailboxStore for PgStore {
         ))
     }
 }
+
+/// The mailbox, if it is the account's (interface used by journal.rs).
+pub async fn get(tx: &Tx<'_>, account: AccountId, id: MailboxId) -> Result<Mailbox> {
+    Err(StoreError::Invalid(
+        "mailboxes::get: not yet on PostgreSQL".into(),
+    ))
+}

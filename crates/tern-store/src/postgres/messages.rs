@@ -115,3 +115,16 @@ impl MessageStore for PgStore {
         Err(StoreError::Invalid("search: not yet on PostgreSQL".into()))
     }
 }
+
+/// Current entries of the mailbox with a modseq above `since`, in UID
+/// order (interface used by journal.rs).
+pub async fn list_changed(
+    tx: &Tx<'_>,
+    account: AccountId,
+    mailbox: MailboxId,
+    since: ModSeq,
+) -> Result<Vec<MessageEntry>> {
+    Err(StoreError::Invalid(
+        "messages::list_changed: not yet on PostgreSQL".into(),
+    ))
+}

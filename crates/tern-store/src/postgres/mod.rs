@@ -25,6 +25,7 @@ mod queue;
 mod schema;
 mod search;
 mod spam;
+mod submissions;
 
 use crate::error::{Result, StoreError};
 use crate::hub::NotificationHub;

@@ -127,3 +127,25 @@ impl QueueStore for PgStore {
         ))
     }
 }
+
+/// Queues `outbound` for the blob `hash`, already stored by the caller
+/// (this adds the queue entry's hold on it). Interface used by messages.rs
+/// (`accept`).
+pub async fn enqueue(
+    tx: &mut Tx<'_>,
+    hash: &BlobId,
+    size: u64,
+    outbound: &Outbound,
+) -> Result<QueueId> {
+    Err(StoreError::Invalid(
+        "queue::enqueue: not yet on PostgreSQL".into(),
+    ))
+}
+
+/// Removes a queue entry and its hold on the blob (interface used by
+/// submissions: cancelling a message sent later).
+pub async fn remove_entry(tx: &mut Tx<'_>, id: QueueId) -> Result<()> {
+    Err(StoreError::Invalid(
+        "queue::remove_entry: not yet on PostgreSQL".into(),
+    ))
+}

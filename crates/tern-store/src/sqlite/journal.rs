@@ -15,14 +15,11 @@ use crate::error::{Result, StoreError};
 use crate::types::*;
 use rusqlite::{params, Connection, OptionalExtension};
 
-/// Writes one journal row.
-pub fn record(
-    conn: &Connection,
-    account: AccountId,
-    modseq: ModSeq,
-    kind: &ChangeKind,
-) -> Result<()> {
-    let (name, collection, object, uid) = match *kind {
+/// A change as a journal row stores it: its kind's name, the collection
+/// (the mailbox of a message change), the object and the UID. Shared with
+/// the PostgreSQL backend, whose rows are the same.
+pub(crate) fn encode(kind: &ChangeKind) -> (&'static str, Option<i64>, i64, Option<u32>) {
+    match *kind {
         ChangeKind::MailboxCreated { mailbox_id } => ("mailbox-created", None, mailbox_id.0, None),
         ChangeKind::MailboxRenamed { mailbox_id } => ("mailbox-renamed", None, mailbox_id.0, None),
         ChangeKind::MailboxDeleted { mailbox_id } => ("mailbox-deleted", None, mailbox_id.0, None),
@@ -52,7 +49,17 @@ pub fn record(
         ChangeKind::SubmissionUpdated { submission_id } => {
             ("submission-updated", None, submission_id.0, None)
         }
-    };
+    }
+}
+
+/// Writes one journal row.
+pub fn record(
+    conn: &Connection,
+    account: AccountId,
+    modseq: ModSeq,
+    kind: &ChangeKind,
+) -> Result<()> {
+    let (name, collection, object, uid) = encode(kind);
     conn.prepare_cached(
         "INSERT INTO journal (account_id, modseq, type, collection, object, kind, uid, at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -73,7 +80,9 @@ pub fn record(
     Ok(())
 }
 
-fn decode(
+/// The change a journal row describes; `None` for a kind this build does
+/// not know.
+pub(crate) fn decode(
     kind: &str,
     collection: Option<i64>,
     object: Option<i64>,

@@ -19,8 +19,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 /// Keywords clients set for "this is spam" (RFC 5788's `$Junk`, and
 /// Thunderbird's `Junk`) and "this is not".
-const SPAM_KEYWORDS: &[&str] = &["$junk", "junk"];
-const HAM_KEYWORDS: &[&str] = &["$notjunk", "nonjunk"];
+pub(crate) const SPAM_KEYWORDS: &[&str] = &["$junk", "junk"];
+pub(crate) const HAM_KEYWORDS: &[&str] = &["$notjunk", "nonjunk"];
 
 /// Asks for `email` to be trained as spam or not.
 pub(super) fn request_training(
@@ -61,7 +61,7 @@ pub(super) fn keywords_changed(
 
 /// A move or copy between mailboxes: into Junk is spam, out of Junk (but
 /// not into Trash: deleting spam says nothing new) is not.
-pub(super) fn verdict_of_move(from: Option<Role>, to: Option<Role>) -> Option<bool> {
+pub(crate) fn verdict_of_move(from: Option<Role>, to: Option<Role>) -> Option<bool> {
     match (from, to) {
         (Some(Role::Junk), Some(Role::Junk)) => None,
         (_, Some(Role::Junk)) => Some(true),
