@@ -128,3 +128,40 @@ pub async fn list_changed(
         "messages::list_changed: not yet on PostgreSQL".into(),
     ))
 }
+
+/// Removes messages from a mailbox inside the caller's transaction (the
+/// write side of `MessageStore::expunge`; interface used by mailboxes.rs
+/// to delete a mailbox). The expunged UIDs, ascending.
+pub async fn expunge_in(
+    tx: &mut Tx<'_>,
+    account: AccountId,
+    mailbox: MailboxId,
+    filter: ExpungeFilter,
+) -> Result<Vec<Uid>> {
+    Err(StoreError::Invalid(
+        "messages::expunge_in: not yet on PostgreSQL".into(),
+    ))
+}
+
+/// Copies (`is_move` false) or moves messages to another mailbox inside the
+/// caller's transaction (the write side of COPY/MOVE; interface used by
+/// mailboxes.rs to rename INBOX).
+pub async fn copy_in(
+    tx: &mut Tx<'_>,
+    account: AccountId,
+    from: MailboxId,
+    uids: &[Uid],
+    to: MailboxId,
+    is_move: bool,
+) -> Result<CopyResult> {
+    Err(StoreError::Invalid(
+        "messages::copy_in: not yet on PostgreSQL".into(),
+    ))
+}
+
+/// Every UID of the mailbox, ascending (interface used by mailboxes.rs).
+pub async fn all_uids(tx: &Tx<'_>, account: AccountId, mailbox: MailboxId) -> Result<Vec<Uid>> {
+    Err(StoreError::Invalid(
+        "messages::all_uids: not yet on PostgreSQL".into(),
+    ))
+}
