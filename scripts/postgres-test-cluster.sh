@@ -2,6 +2,8 @@
 # A private PostgreSQL cluster for the tests, in a directory of its own:
 #   scripts/postgres-test-cluster.sh start DIR   prints the URL to give in
 #                                                 TERN_TEST_POSTGRES
+#   scripts/postgres-test-cluster.sh restart DIR restarts it (fast shutdown:
+#                                                 sessions are cut, as in a failover)
 #   scripts/postgres-test-cluster.sh stop DIR    stops it (DIR is removed)
 # Uses Debian's PostgreSQL (package postgresql); as root, the server runs
 # as the package's `postgres` user, since PostgreSQL refuses to run as root.
@@ -27,11 +29,15 @@ start)
     start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
   echo "postgres://postgres@127.0.0.1:$port/postgres"
   ;;
+restart)
+  as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m fast -w -t 60 restart >/dev/null \
+    || { cat "$dir/server.log" >&2; exit 1; }
+  ;;
 stop)
   if [ -d "$dir/data" ]; then
     as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
   fi
   rm -rf "$dir"
   ;;
-*) echo "usage: $0 start|stop DIR" >&2; exit 2 ;;
+*) echo "usage: $0 start|restart|stop DIR" >&2; exit 2 ;;
 esac

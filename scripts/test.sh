@@ -15,18 +15,21 @@ cd "$(dirname "$0")/.."
 # Postfix, a receiving server for outbound delivery (installed without a
 # configuration: no system instance starts; the test runs its own), and
 # ClamAV's clamd, which the virus test starts with its own signature file,
-# and rspamd, which the milter test starts as a milter.
+# and rspamd, which the milter test starts as a milter;
+# PostgreSQL, on which the second Store backend and the multi-node tests
+# run (a private cluster started below; no system instance is used).
 if ! command -v swaks >/dev/null || ! command -v curl >/dev/null || ! perl -MIO::Socket::SSL -e1 2>/dev/null \
    || ! command -v fetchmail >/dev/null || ! command -v getmail >/dev/null \
    || ! command -v mbsync >/dev/null || ! command -v offlineimap >/dev/null \
    || ! command -v dovecot >/dev/null || ! command -v chromium >/dev/null \
    || ! /usr/bin/python3 -c 'import aiosmtpd, dkim, nacl, spf, cryptography, ensurepip, websockets' 2>/dev/null \
-   || ! [ -x /usr/sbin/postfix ] || ! [ -x /usr/sbin/clamd ] || ! [ -x /usr/bin/rspamd ]; then
+   || ! [ -x /usr/sbin/postfix ] || ! [ -x /usr/sbin/clamd ] || ! [ -x /usr/bin/rspamd ] \
+   || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v psql >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq swaks libio-socket-ssl-perl libnet-ssleay-perl curl fetchmail getmail6 \
-    isync offlineimap3 dovecot-core dovecot-imapd python3-aiosmtpd python3-dkim python3-nacl python3-spf python3-cryptography python3-venv python3-websockets postfix clamav-daemon rspamd chromium >/dev/null
+    isync offlineimap3 dovecot-core dovecot-imapd python3-aiosmtpd python3-dkim python3-nacl python3-spf python3-cryptography python3-venv python3-websockets postfix clamav-daemon rspamd chromium postgresql >/dev/null
 fi
 # With Dovecot installed here, the differential tester must not skip.
 export TERN_REQUIRE_DOVECOT=1
@@ -56,8 +59,17 @@ fi
 export TERN_JMAPC_PYTHON=$venv/bin/python
 export TERN_REQUIRE_JMAPC=1
 
+# A private PostgreSQL cluster for the PostgreSQL Store tests and the
+# multi-node tests (each test makes a database of its own in it), stopped
+# and removed when the run ends.
+pg_dir=$(mktemp -d)
+chmod 755 "$pg_dir"  # the server runs as postgres when we are root
+TERN_TEST_POSTGRES=$(bash scripts/postgres-test-cluster.sh start "$pg_dir/cluster")
+export TERN_TEST_POSTGRES
+export TERN_REQUIRE_POSTGRES=1
+
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log"; bash scripts/postgres-test-cluster.sh stop "$pg_dir/cluster"; rm -rf "$pg_dir"' EXIT
 status=0
 cargo test --workspace 2>&1 | tee "$log" || status=$?
 

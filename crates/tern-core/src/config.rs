@@ -30,7 +30,7 @@ pub use milter::{MilterConfig, MilterScope};
 pub use outbound::{DnsConfig, OutboundConfig, RelayTls};
 pub use pop3::{Pop3Config, Pop3Deleted};
 pub use spam::{Points, SpamConfig};
-pub use store::{Durability, StoreConfig};
+pub use store::{Backend as StoreBackend, Durability, StoreConfig};
 pub use virus::{OnFailure, VirusConfig};
 
 use std::collections::HashMap;
@@ -655,6 +655,30 @@ impl Config {
                     "`tls.{set}` is set but `tls.{unset}` is not; set both, or neither to use a generated self-signed certificate"
                 ),
             });
+        }
+
+        match self.store.backend {
+            store::Backend::Postgres if self.store.postgres_url().is_none() => {
+                return Err(bad(
+                    &["store", "backend"],
+                    "\"postgres\" needs `store.url` (or TERN_STORE_URL) naming the database"
+                        .to_owned(),
+                ));
+            }
+            store::Backend::Sqlite if self.store.url.is_some() => {
+                return Err(bad(
+                    &["store", "url"],
+                    "is for backend = \"postgres\"; the SQLite store is the file in data_dir"
+                        .to_owned(),
+                ));
+            }
+            _ => {}
+        }
+        if self.store.pool_size < 2 {
+            return Err(bad(
+                &["store", "pool_size"],
+                "must be at least 2".to_owned(),
+            ));
         }
 
         let limits = &self.limits;

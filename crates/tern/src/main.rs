@@ -284,7 +284,7 @@ async fn run(cli: Cli, out: Output) -> Result<()> {
         }
         _ => {}
     }
-    let store = admin::open_existing_store(&config, &source)?;
+    let store = admin::open_existing_store(&config, &source).await?;
     let result = match cli.command {
         Command::Serve { .. } | Command::Init | Command::Security(_) => {
             unreachable!("handled above")

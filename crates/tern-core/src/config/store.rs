@@ -1,14 +1,31 @@
-//! `[store]`: when a commit counts as done, and how long the change journal
-//! keeps changes.
+//! `[store]`: where the mail is kept (the embedded SQLite file, or a
+//! PostgreSQL database several nodes share), when a commit counts as done,
+//! and how long the change journal keeps changes.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::path::PathBuf;
 
 /// `[store]`: how commits reach the disk, and how long changes are kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// When a commit counts as done.
+    /// Which database keeps the mail. Default `sqlite`: a file in the data
+    /// directory, nothing to install. `postgres`: a PostgreSQL database
+    /// named by `url`, which several Tern nodes may share.
+    pub backend: Backend,
+    /// The PostgreSQL database (`backend = "postgres"`), as
+    /// `postgres://user:password@host:port/database` or `host=… user=…`.
+    /// Overridden by the environment variable `TERN_STORE_URL`, which keeps
+    /// a password out of the file.
+    pub url: Option<String>,
+    /// Connections each node keeps to PostgreSQL at most. Default 16.
+    pub pool_size: u32,
+    /// With PostgreSQL: keep message bytes as files under this directory
+    /// (a filesystem every node mounts) instead of in the database.
+    pub blob_dir: Option<PathBuf>,
+    /// When a commit counts as done (SQLite; PostgreSQL commits are
+    /// durable by its own `synchronous_commit`).
     pub durability: Durability,
     /// An artificial delay in milliseconds before each fsync, to emulate a
     /// slower disk (a network volume, a cheap SSD) when benchmarking group
@@ -26,11 +43,47 @@ impl StoreConfig {
     /// 90 days: a phone or laptop left in a drawer for a season still
     /// syncs by changes; the journal stays a small fraction of the mail.
     pub const DEFAULT_JOURNAL_RETENTION_DAYS: u32 = 90;
+
+    /// Enough for a node's concurrent sessions to rarely wait: a
+    /// connection is held only for one operation's transaction.
+    pub const DEFAULT_POOL_SIZE: u32 = 16;
+
+    /// The PostgreSQL URL: `TERN_STORE_URL` if set, else `url`.
+    pub fn postgres_url(&self) -> Option<String> {
+        std::env::var("TERN_STORE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .or_else(|| self.url.clone())
+    }
+}
+
+/// The database behind the Store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
+    /// The embedded file `tern.db` in the data directory.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database, shared by every node pointed at it.
+    Postgres,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        })
+    }
 }
 
 impl Default for StoreConfig {
     fn default() -> StoreConfig {
         StoreConfig {
+            backend: Backend::default(),
+            url: None,
+            pool_size: StoreConfig::DEFAULT_POOL_SIZE,
+            blob_dir: None,
             durability: Durability::default(),
             fsync_delay_ms: 0,
             journal_retention_days: StoreConfig::DEFAULT_JOURNAL_RETENTION_DAYS,

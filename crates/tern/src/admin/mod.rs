@@ -26,6 +26,7 @@ use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tern_core::Config;
+use tern_store::postgres::{PgOptions, PgStore};
 use tern_store::sqlite::{Durability, SqliteOptions, SqliteStore};
 use tern_store::Store;
 
@@ -158,9 +159,16 @@ fn current_uid() -> String {
 }
 
 /// Opens the store of an existing data directory; never creates one.
-pub fn open_existing_store(config: &Config, source: &DataDirSource) -> Result<Arc<dyn Store>> {
+pub async fn open_existing_store(
+    config: &Config,
+    source: &DataDirSource,
+) -> Result<Arc<dyn Store>> {
     let shown = absolute(&config.data_dir);
-    if !config.data_dir.join(STORE_FILE).exists() {
+    // A PostgreSQL store is the database the configuration names: there is
+    // no file to look for, and the server creates the schema.
+    if config.store.backend == tern_core::StoreBackend::Sqlite
+        && !config.data_dir.join(STORE_FILE).exists()
+    {
         check_data_dir(&config.data_dir)?;
         bail!(
             "no Tern data directory at {} ({}); run this where the server's tern.toml is, or point it there with --config FILE (or TERN_CONFIG=FILE), or give --data-dir DIR; `tern init` or `tern serve` creates a new one",
@@ -168,20 +176,21 @@ pub fn open_existing_store(config: &Config, source: &DataDirSource) -> Result<Ar
             source.described
         );
     }
-    open_store(config)
+    open_store(config).await
 }
 
 /// `tern init`: creates the data directory and its store.
 pub async fn init(config: &Config, out: Output) -> Result<()> {
     check_data_dir(&config.data_dir)?;
-    let existed = config.data_dir.join(STORE_FILE).exists();
+    let existed = config.data_dir.join(STORE_FILE).exists()
+        && config.store.backend == tern_core::StoreBackend::Sqlite;
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
             "creating the data directory {}",
             absolute(&config.data_dir).display()
         )
     })?;
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     store.close().await?;
     let shown = absolute(&config.data_dir);
     match out {
@@ -198,8 +207,22 @@ pub async fn init(config: &Config, out: Output) -> Result<()> {
     Ok(())
 }
 
-/// Opens the store the configuration points at, with its durability.
-pub fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
+/// Opens the store the configuration points at: the SQLite file with its
+/// durability, or the PostgreSQL database (migrating its schema).
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
+    if config.store.backend == tern_core::StoreBackend::Postgres {
+        let url = config
+            .store
+            .postgres_url()
+            .context("backend = \"postgres\" needs store.url or TERN_STORE_URL")?;
+        let mut options = PgOptions::new(url);
+        options.pool_size = config.store.pool_size as usize;
+        options.blob_dir = config.store.blob_dir.clone();
+        let store = PgStore::open(options)
+            .await
+            .context("opening the PostgreSQL store")?;
+        return Ok(Arc::new(store));
+    }
     check_data_dir(&config.data_dir)?;
     let path = config.data_dir.join(STORE_FILE);
     let options = SqliteOptions {

@@ -238,7 +238,7 @@ pub async fn serve(config: Config, log_format: LogFormat) -> Result<()> {
 async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
     // Held until the process ends: one server per data directory.
     let _data_dir_lock = lock::lock_data_dir(&config.data_dir)?;
-    let store = crate::admin::open_store(&config)?;
+    let store = crate::admin::open_store(&config).await?;
     let tls = tern_core::tls::server_config(
         &config.tls,
         &config.hostname,
