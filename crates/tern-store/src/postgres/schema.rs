@@ -209,6 +209,11 @@ CREATE TABLE queue_recipient (
 );
 CREATE INDEX queue_recipient_due ON queue_recipient (status, next_attempt);
 
+-- Lease numbers for queue claims: a sequence, so claimers on every node
+-- take one without queueing on a counter row (`meta.lease_seq` is kept
+-- only as SQLite has it).
+CREATE SEQUENCE queue_lease_seq;
+
 CREATE TABLE dkim_key (
     domain      TEXT NOT NULL,
     selector    TEXT NOT NULL,

@@ -11,11 +11,12 @@ use crate::error::{Result, StoreError};
 use crate::types::*;
 use rusqlite::{params, Connection, OptionalExtension};
 
-fn notify_bits(n: DsnNotify) -> i64 {
+/// DSN NOTIFY as stored: one bit each for success, failure and delay.
+pub(crate) fn notify_bits(n: DsnNotify) -> i64 {
     (n.success as i64) | (n.failure as i64) << 1 | (n.delay as i64) << 2
 }
 
-fn notify_from_bits(bits: i64) -> DsnNotify {
+pub(crate) fn notify_from_bits(bits: i64) -> DsnNotify {
     DsnNotify {
         success: bits & 1 != 0,
         failure: bits & 2 != 0,
@@ -23,10 +24,31 @@ fn notify_from_bits(bits: i64) -> DsnNotify {
     }
 }
 
-fn ret_name(r: DsnReturn) -> &'static str {
+/// DSN RET as stored (RFC 3461 §4.3 spells it `FULL` / `HDRS`).
+pub(crate) fn ret_name(r: DsnReturn) -> &'static str {
     match r {
         DsnReturn::Full => "full",
         DsnReturn::Headers => "hdrs",
+    }
+}
+
+pub(crate) fn ret_from_name(name: &str) -> DsnReturn {
+    if name == "hdrs" {
+        DsnReturn::Headers
+    } else {
+        DsnReturn::Full
+    }
+}
+
+/// A recipient's stored status; an unknown one is refused, not guessed.
+pub(crate) fn status_from_name(queue_id: i64, name: &str) -> Result<RecipientStatus> {
+    match name {
+        "pending" => Ok(RecipientStatus::Pending),
+        "delivered" => Ok(RecipientStatus::Delivered),
+        "failed" => Ok(RecipientStatus::Failed),
+        other => Err(StoreError::Invalid(format!(
+            "queue entry {queue_id} has an unknown recipient status {other:?}"
+        ))),
     }
 }
 
@@ -179,16 +201,7 @@ fn load(conn: &Connection, ids: Option<&[i64]>, due_at: Option<i64>) -> Result<V
         let mut outbound_recipients = Vec::with_capacity(rows.len());
         let mut recipients = Vec::with_capacity(rows.len());
         for (address, notify, orcpt, status, attempts, next_attempt, last_error) in rows {
-            let status = match status.as_str() {
-                "pending" => RecipientStatus::Pending,
-                "delivered" => RecipientStatus::Delivered,
-                "failed" => RecipientStatus::Failed,
-                other => {
-                    return Err(StoreError::Invalid(format!(
-                        "queue entry {id} has an unknown recipient status {other:?}"
-                    )))
-                }
-            };
+            let status = status_from_name(id, &status)?;
             outbound_recipients.push(OutboundRecipient {
                 address: address.clone(),
                 notify: notify_from_bits(notify),
@@ -210,13 +223,7 @@ fn load(conn: &Connection, ids: Option<&[i64]>, due_at: Option<i64>) -> Result<V
                 mail_from,
                 recipients: outbound_recipients,
                 env_id,
-                ret: ret.as_deref().map(|r| {
-                    if r == "hdrs" {
-                        DsnReturn::Headers
-                    } else {
-                        DsnReturn::Full
-                    }
-                }),
+                ret: ret.as_deref().map(ret_from_name),
                 account_id: account_id.map(AccountId),
                 require_tls,
                 release_at: None,
