@@ -15,9 +15,11 @@
 //!   only after the commit, to every node (see [`notify`]).
 
 mod blobs;
+mod delivery;
 mod directory;
 mod emails;
 mod journal;
+mod listing;
 mod mailboxes;
 mod messages;
 mod notify;

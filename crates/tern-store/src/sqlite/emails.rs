@@ -22,7 +22,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 /// the work one operation does on the writer.
 pub const MAX_IDS: usize = 5_000;
 
-fn check_batch(ids: &[EmailId]) -> Result<()> {
+pub(crate) fn check_batch(ids: &[EmailId]) -> Result<()> {
     if ids.len() > MAX_IDS {
         return Err(StoreError::Invalid(format!(
             "at most {MAX_IDS} emails per call, not {}",
@@ -166,12 +166,7 @@ pub fn set_mailboxes(
     };
     let was = role_of(&mut current.iter().map(|(m, _)| *m))?;
     let will = role_of(&mut wanted.iter().copied())?;
-    let junk = |roles: &[Option<Role>]| roles.contains(&Some(Role::Junk));
-    let verdict = match (junk(&was), junk(&will)) {
-        (false, true) => Some(true),
-        (true, false) if !will.contains(&Some(Role::Trash)) => Some(false),
-        _ => None,
-    };
+    let verdict = super::spam::verdict_of_reassignment(&was, &will);
     let modseq = ctx.modseq(account)?;
     for (mailbox, uid) in to_remove {
         remove_membership(ctx.conn, account, mailbox, uid, id, modseq)?;

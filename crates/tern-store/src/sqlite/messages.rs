@@ -18,26 +18,27 @@ pub use super::listing::{email, list, list_changed};
 /// hashed and parsed by whoever prepared it (the delivery pipeline); what
 /// is left here is encoding the parse into columns, before the writer.
 pub struct Prepared {
-    raw: Vec<u8>,
-    hash: BlobId,
+    pub(crate) raw: Vec<u8>,
+    pub(crate) hash: BlobId,
     /// The size with every line ending in CRLF and a final line end.
-    crlf_size: u64,
-    recipients: Vec<DeliveryTarget>,
-    received_at: i64,
-    columns: EmailColumns,
-    references: Vec<String>,
+    pub(crate) crlf_size: u64,
+    pub(crate) recipients: Vec<DeliveryTarget>,
+    pub(crate) received_at: i64,
+    pub(crate) columns: EmailColumns,
+    pub(crate) references: Vec<String>,
 }
 
-/// The parsed columns of an email row.
-struct EmailColumns {
-    sent_at: Option<i64>,
-    message_id: Option<String>,
-    header_raw: String,
-    envelope: String,
-    structure: String,
-    summary: String,
-    fts_headers: String,
-    fts_body: String,
+/// The parsed columns of an email row (the PostgreSQL backend stores the
+/// same ones).
+pub(crate) struct EmailColumns {
+    pub(crate) sent_at: Option<i64>,
+    pub(crate) message_id: Option<String>,
+    pub(crate) header_raw: String,
+    pub(crate) envelope: String,
+    pub(crate) structure: String,
+    pub(crate) summary: String,
+    pub(crate) fts_headers: String,
+    pub(crate) fts_body: String,
 }
 
 pub fn prepare(delivery: Delivery) -> Result<Prepared> {
@@ -245,7 +246,7 @@ fn deliver_one(ctx: &mut WriteCtx<'_>, p: &Prepared, target: &DeliveryTarget) ->
 }
 
 /// A `\Noselect` name holds no messages.
-pub(super) fn no_messages_in(mailbox: &Mailbox) -> Result<()> {
+pub(crate) fn no_messages_in(mailbox: &Mailbox) -> Result<()> {
     if mailbox.noselect {
         return Err(StoreError::Invalid(format!(
             "{} holds no messages (it only holds other mailboxes)",
@@ -366,7 +367,7 @@ pub(super) fn add_membership(
     Ok(uid)
 }
 
-pub(super) fn encode_keywords(keywords: &[String]) -> String {
+pub(crate) fn encode_keywords(keywords: &[String]) -> String {
     let mut s = String::from(" ");
     for k in keywords {
         s.push_str(k);
@@ -375,11 +376,11 @@ pub(super) fn encode_keywords(keywords: &[String]) -> String {
     s
 }
 
-pub(super) fn decode_keywords(s: &str) -> Vec<String> {
+pub(crate) fn decode_keywords(s: &str) -> Vec<String> {
     s.split_whitespace().map(str::to_string).collect()
 }
 
-pub(super) fn apply_keywords(
+pub(crate) fn apply_keywords(
     current: &[String],
     op: KeywordOp,
     keywords: &[String],

@@ -13,7 +13,7 @@
 mod blobs;
 mod checkpoint;
 mod directory;
-mod emails;
+pub(crate) mod emails;
 mod facets;
 pub(crate) mod indexer;
 pub(crate) mod journal;

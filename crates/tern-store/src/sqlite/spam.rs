@@ -71,6 +71,18 @@ pub(crate) fn verdict_of_move(from: Option<Role>, to: Option<Role>) -> Option<bo
     }
 }
 
+/// An email put in another set of mailboxes (JMAP `mailboxIds`), given
+/// the roles it was in and will be in: into Junk is spam, out of Junk (but
+/// not into Trash) is not.
+pub(crate) fn verdict_of_reassignment(was: &[Option<Role>], will: &[Option<Role>]) -> Option<bool> {
+    let junk = |roles: &[Option<Role>]| roles.contains(&Some(Role::Junk));
+    match (junk(was), junk(will)) {
+        (false, true) => Some(true),
+        (true, false) if !will.contains(&Some(Role::Trash)) => Some(false),
+        _ => None,
+    }
+}
+
 fn trained_counts(conn: &Connection, account: AccountId) -> Result<(u64, u64)> {
     let mut counts = (0, 0);
     let mut stmt = conn
