@@ -7,7 +7,9 @@
 //!
 //! 1. the failure limiter admits the attempt or refuses it for a while
 //!    (failures and attempts in flight per address, IPv6 per /64; see
-//!    `tern_core::auth_limit`), before any work is spent on it;
+//!    `tern_core::auth_limit`), before any work is spent on it; with a store
+//!    several nodes share, the failures every node recorded count too
+//!    (`ClusterStore`), so N nodes do not give a guesser N times the tries;
 //! 2. the account is looked up by its address;
 //! 3. the password is checked with Argon2id, at the same cost whether or
 //!    not the account exists, so timing does not reveal accounts;
@@ -21,7 +23,7 @@ use crate::Mail;
 use std::net::SocketAddr;
 use tern_core::auth_limit::RetryAfter;
 use tern_core::password::verify_login_async;
-use tern_store::{Account, StoreError};
+use tern_store::{Account, ClusterStore, StoreError};
 
 /// Why a login did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,14 @@ impl Mail {
         user: &str,
         secret: &str,
     ) -> Result<Account, AuthError> {
+        let shared = SharedFailures::new(self, peer);
+        if let Some(retry) = shared.refused().await {
+            tracing::info!(
+                client = %peer.ip(),
+                "{protocol} login refused for {user:?}: address blocked after failed logins on the cluster ({retry})"
+            );
+            return Err(AuthError::RateLimited(retry));
+        }
         let attempt = self.limiter.begin(peer.ip()).await.map_err(|retry| {
             tracing::info!(
                 client = %peer.ip(),
@@ -56,10 +66,14 @@ impl Mail {
         })?;
         // Dropping `attempt` without `succeeded` counts a failure, so every
         // early return below (a store fault too) costs the guesser.
-        let account = self.store.account_by_address(user).await.map_err(|e| {
-            tracing::error!("{protocol} {peer}: looking up {user:?}: {e}");
-            AuthError::Unavailable(e)
-        })?;
+        let account = match self.store.account_by_address(user).await {
+            Ok(account) => account,
+            Err(e) => {
+                tracing::error!("{protocol} {peer}: looking up {user:?}: {e}");
+                shared.record().await;
+                return Err(AuthError::Unavailable(e));
+            }
+        };
         let hash = account.as_ref().map(|a| a.password_hash.clone());
         let ok = verify_login_async(secret.to_string(), hash).await;
         match account.filter(|_| ok) {
@@ -70,8 +84,68 @@ impl Mail {
             }
             None => {
                 tracing::info!(client = %peer.ip(), "{protocol} login failed for {user:?}");
+                shared.record().await;
                 Err(AuthError::InvalidCredentials)
             }
+        }
+    }
+}
+
+/// A client's failures as the store counts them for every node (nothing,
+/// for a store one server uses alone: see `ClusterStore`).
+struct SharedFailures<'a> {
+    mail: &'a Mail,
+    /// The client's key, or `None` for an exempt network.
+    client: Option<String>,
+}
+
+impl<'a> SharedFailures<'a> {
+    fn new(mail: &'a Mail, peer: SocketAddr) -> SharedFailures<'a> {
+        let client = (!mail.limiter.is_exempt(peer.ip()))
+            .then(|| tern_core::auth_limit::client_key(peer.ip()).to_string());
+        SharedFailures { mail, client }
+    }
+
+    /// The start of the window, in unix seconds.
+    fn since(&self) -> (i64, i64) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let window = self.mail.limiter.window().as_secs() as i64;
+        (now, now - window)
+    }
+
+    /// Refused when the client has used up its failures on all nodes. A
+    /// store that cannot say does not lock everyone out: the local limiter
+    /// still counts.
+    async fn refused(&self) -> Option<RetryAfter> {
+        let client = self.client.as_deref()?;
+        let (_, since) = self.since();
+        match self.mail.store.login_failures(client, since).await {
+            Ok(n) if n >= self.mail.limiter.max_failures() => {
+                Some(RetryAfter(self.mail.limiter.window()))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!("reading the cluster's failed logins: {e}");
+                None
+            }
+        }
+    }
+
+    async fn record(&self) {
+        let Some(client) = self.client.as_deref() else {
+            return;
+        };
+        let (now, since) = self.since();
+        if let Err(e) = self
+            .mail
+            .store
+            .record_login_failure(client, now, since)
+            .await
+        {
+            tracing::warn!("recording a failed login for the cluster: {e}");
         }
     }
 }

@@ -90,14 +90,81 @@ impl Pop3Server {
         session::run(self, stream, peer, mode, admission, stopping).await
     }
 
-    /// Takes the maildrop lock of `account`, if no other session holds it.
-    fn lock_maildrop(self: &Arc<Self>, account: AccountId) -> Option<MaildropLock> {
-        let mut in_use = self.in_use.lock().unwrap_or_else(|e| e.into_inner());
-        in_use.insert(account).then(|| MaildropLock {
+    /// Takes the maildrop lock of `account`, if no other session holds it:
+    /// first among this server's sessions, then in the store, where the
+    /// other nodes sharing it look (RFC 1939 §8: one session at a time).
+    async fn lock_maildrop(
+        self: &Arc<Self>,
+        account: AccountId,
+    ) -> Result<Option<MaildropLock>, tern_store::StoreError> {
+        let taken = self
+            .in_use
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(account);
+        if !taken {
+            return Ok(None);
+        }
+        let mut lock = MaildropLock {
             server: self.clone(),
             account,
-        })
+            holder: None,
+            renewal: None,
+        };
+        let holder = lock_holder();
+        let now = unix_now();
+        if !self
+            .store
+            .maildrop_lock(account, &holder, now, now + MAILDROP_LEASE_SECS)
+            .await?
+        {
+            return Ok(None);
+        }
+        // Renewed while held, so that only a node that died leaves it to
+        // expire.
+        let (store, renewing) = (self.store.clone(), holder.clone());
+        lock.renewal = Some(tokio::spawn(async move {
+            let every = std::time::Duration::from_secs(MAILDROP_LEASE_SECS as u64 / 3);
+            loop {
+                tokio::time::sleep(every).await;
+                let now = unix_now();
+                if let Err(e) = store
+                    .maildrop_lock(account, &renewing, now, now + MAILDROP_LEASE_SECS)
+                    .await
+                {
+                    tracing::warn!("pop3: renewing a maildrop lock: {e}");
+                }
+            }
+        }));
+        lock.holder = Some(holder);
+        Ok(Some(lock))
     }
+}
+
+/// How long a maildrop lock in the store outlives a node that died
+/// holding it; renewed every third of it while the session lasts.
+const MAILDROP_LEASE_SECS: i64 = 120;
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A name for one session's hold on a maildrop, unique across nodes
+/// (identical nodes may share a hostname and, in containers, a PID).
+fn lock_holder() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}-{nanos:x}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
 }
 
 /// Held while a session has the maildrop; released on drop, whatever ends
@@ -105,10 +172,27 @@ impl Pop3Server {
 pub(crate) struct MaildropLock {
     server: Arc<Pop3Server>,
     account: AccountId,
+    /// This session's name in the store's lock, once it has it.
+    holder: Option<String>,
+    renewal: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for MaildropLock {
     fn drop(&mut self) {
+        if let Some(renewal) = self.renewal.take() {
+            renewal.abort();
+        }
+        if let Some(holder) = self.holder.take() {
+            let (store, account) = (self.server.store.clone(), self.account);
+            // Dropped at the end of a session, inside the runtime.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    if let Err(e) = store.maildrop_unlock(account, &holder).await {
+                        tracing::warn!("pop3: releasing a maildrop lock: {e}");
+                    }
+                });
+            }
+        }
         self.server
             .in_use
             .lock()

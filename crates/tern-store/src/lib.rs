@@ -23,15 +23,15 @@ pub use error::{Result, StoreError};
 pub use query::*;
 pub use search::SearchKey;
 pub use store::{
-    BlobStore, ChangeStore, DirectoryStore, EmailStore, MailboxStore, MessageStore, QueueStore,
-    SpamStore, Store,
+    BlobStore, ChangeStore, ClusterStore, DirectoryStore, EmailStore, MailboxStore, MessageStore,
+    QueueStore, SpamStore, Store,
 };
 pub use types::*;
 
 /// The Store's facets, to call their methods on an `Arc<dyn Store>`.
 pub mod prelude {
     pub use crate::store::{
-        BlobStore, ChangeStore, DirectoryStore, EmailStore, MailboxStore, MessageStore, QueueStore,
-        SpamStore, Store,
+        BlobStore, ChangeStore, ClusterStore, DirectoryStore, EmailStore, MailboxStore,
+        MessageStore, QueueStore, SpamStore, Store,
     };
 }

@@ -459,6 +459,57 @@ pub trait ChangeStore: Send + Sync {
     fn subscribe(&self, account: AccountId) -> watch::Receiver<ModSeq>;
 }
 
+/// What the nodes sharing one store must agree on besides the mail: who
+/// holds a POP3 maildrop, and how many logins a client address failed
+/// lately (so N nodes do not give a guesser N times the tries).
+///
+/// The defaults are for a store one server uses alone (SQLite, one server
+/// per data directory): that server's own in-memory lock and limiter see
+/// everything, so there is nothing to share and nothing to cost.
+#[async_trait]
+pub trait ClusterStore: Send + Sync {
+    /// Takes (or, for the same `holder`, renews) the POP3 maildrop lock of
+    /// the account until `expires_at` (unix seconds); false while another
+    /// holder's lock is unexpired at `now`. A node that dies holding one
+    /// leaves it to expire.
+    async fn maildrop_lock(
+        &self,
+        _account: AccountId,
+        _holder: &str,
+        _now: i64,
+        _expires_at: i64,
+    ) -> Result<bool> {
+        Ok(true)
+    }
+    /// Releases the lock if `holder` has it.
+    async fn maildrop_unlock(&self, _account: AccountId, _holder: &str) -> Result<()> {
+        Ok(())
+    }
+    /// Failed logins from `client` (an address key: an IPv4 address, an
+    /// IPv6 /64) recorded by any node at or after `since`.
+    async fn login_failures(&self, _client: &str, _since: i64) -> Result<u32> {
+        Ok(0)
+    }
+    /// Records a failed login from `client` at `now`, forgetting its
+    /// failures before `since`.
+    async fn record_login_failure(&self, _client: &str, _now: i64, _since: i64) -> Result<()> {
+        Ok(())
+    }
+    /// Forgets every failure of `client` (`tern security unblock`).
+    async fn clear_login_failures(&self, _client: &str) -> Result<()> {
+        Ok(())
+    }
+    /// Clients with at least `min` failures at or after `since`, with their
+    /// count and their latest failure (`tern security blocked`).
+    async fn clients_with_login_failures(
+        &self,
+        _since: i64,
+        _min: u32,
+    ) -> Result<Vec<(String, u32, i64)>> {
+        Ok(Vec::new())
+    }
+}
+
 /// Storage for every protocol: every facet, and the end of its life.
 /// Object-safe: the binary picks one backend and hands out `Arc<dyn Store>`.
 #[async_trait]
@@ -471,6 +522,7 @@ pub trait Store:
     + QueueStore
     + ChangeStore
     + SpamStore
+    + ClusterStore
     + 'static
 {
     /// Finishes pending writes and closes the store cleanly; later calls fail

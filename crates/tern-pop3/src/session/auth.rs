@@ -124,9 +124,17 @@ impl Session {
                 }
             }
         }
-        let Some(lock) = srv.lock_maildrop(account.id) else {
-            self.temp_err("[IN-USE] the maildrop is in use by another POP3 session");
-            return;
+        let lock = match srv.lock_maildrop(account.id).await {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                self.temp_err("[IN-USE] the maildrop is in use by another POP3 session");
+                return;
+            }
+            Err(e) => {
+                tracing::error!("pop3 {}: locking the maildrop: {e}", self.peer);
+                self.temp_err("[SYS/TEMP] the maildrop cannot be locked now; try again later");
+                return;
+            }
         };
         match Maildrop::open(srv.store.as_ref(), account.id).await {
             Ok(maildrop) => {

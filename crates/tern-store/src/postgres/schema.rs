@@ -295,6 +295,20 @@ CREATE TABLE email_submission (
     PRIMARY KEY (account_id, id)
 );
 CREATE INDEX email_submission_by_queue ON email_submission (queue_id) WHERE queue_id IS NOT NULL;
+
+-- What the nodes agree on besides the mail (cluster.rs): POP3 maildrop
+-- locks as leases, and failed logins per client address.
+CREATE TABLE maildrop_lock (
+    account_id BIGINT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE TABLE login_failure (
+    client TEXT NOT NULL,
+    at     BIGINT NOT NULL
+);
+CREATE INDEX login_failure_by_client ON login_failure (client, at);
+CREATE INDEX login_failure_by_age ON login_failure (at);
 "#;
 
 /// Brings the database's schema up to the version this build knows,

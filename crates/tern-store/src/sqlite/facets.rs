@@ -664,6 +664,10 @@ impl ChangeStore for SqliteStore {
     }
 }
 
+/// One server per data directory: its in-memory maildrop lock and login
+/// limiter see everything (the trait's defaults).
+impl ClusterStore for SqliteStore {}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn close(&self) -> Result<()> {
