@@ -15,6 +15,7 @@
 //!   only after the commit, to every node (see [`notify`]).
 
 mod blobs;
+mod cluster;
 mod delivery;
 mod directory;
 mod emails;
