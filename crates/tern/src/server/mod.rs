@@ -252,7 +252,12 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
     .context("setting up TLS")?;
     let shutdown = Shutdown::new();
     let limiter = Arc::new(AuthLimiter::from_limits(&config.limits));
-    control::start(&config.data_dir, limiter.clone(), shutdown.clone());
+    control::start(
+        &config.data_dir,
+        limiter.clone(),
+        store.clone(),
+        shutdown.clone(),
+    );
     let spool = tern_core::spool::SpoolConfig::in_data_dir(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.join("spool").display()))?;
     let mut mail = Mail::new(
