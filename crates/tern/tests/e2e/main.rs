@@ -4,6 +4,7 @@
 
 mod admin;
 mod admission;
+mod cluster;
 mod config;
 mod disk_full;
 mod dns_server;
