@@ -77,7 +77,7 @@ pub fn remove_domain(conn: &Connection, name: &str) -> Result<()> {
 }
 
 /// The domain part of an address or of a catch-all `@domain`.
-fn domain_of(address: &str) -> Result<&str> {
+pub(crate) fn domain_of(address: &str) -> Result<&str> {
     match address.rsplit_once('@') {
         Some((_, domain)) if !domain.is_empty() => Ok(domain),
         _ => Err(StoreError::Invalid(format!(
@@ -87,7 +87,7 @@ fn domain_of(address: &str) -> Result<&str> {
 }
 
 /// SQLite integers are signed: a quota above i64::MAX would wrap negative.
-fn check_quota(quota: Option<u64>) -> Result<()> {
+pub(crate) fn check_quota(quota: Option<u64>) -> Result<()> {
     match quota {
         Some(q) if q > i64::MAX as u64 => {
             Err(StoreError::Invalid(format!("quota {q} is too large")))

@@ -12,7 +12,7 @@
 
 mod blobs;
 mod checkpoint;
-mod directory;
+pub(crate) mod directory;
 pub(crate) mod emails;
 mod facets;
 pub(crate) mod indexer;
