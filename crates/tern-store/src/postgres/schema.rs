@@ -241,12 +241,15 @@ CREATE TABLE bayes_token (
     PRIMARY KEY (account_id, token)
 );
 
+-- `seq`: the bayes_pending request applied last, so that of two verdicts
+-- on one email trained by two nodes, the older never overrides the newer.
 CREATE TABLE bayes_trained (
     account_id BIGINT NOT NULL,
     email_id   BIGINT NOT NULL,
     spam       BOOLEAN NOT NULL,
     agreed     BOOLEAN NOT NULL,
     trained_at BIGINT NOT NULL,
+    seq        BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (account_id, email_id)
 );
 
@@ -265,6 +268,8 @@ CREATE TABLE greylist (
     passed_at  BIGINT,
     PRIMARY KEY (network, sender, recipient)
 );
+-- The forgotten triplets a passing check sweeps, found without a scan.
+CREATE INDEX greylist_by_age ON greylist ((coalesce(passed_at, first_seen)));
 
 CREATE TABLE account_setting (
     account_id BIGINT NOT NULL,
