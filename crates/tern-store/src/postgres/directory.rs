@@ -218,6 +218,7 @@ const ACCOUNT_ROWS: &[&str] = &[
     "DELETE FROM account_setting WHERE account_id = $1",
     "DELETE FROM auto_reply WHERE account_id = $1",
     "DELETE FROM email_submission WHERE account_id = $1",
+    "DELETE FROM maildrop_lock WHERE account_id = $1",
 ];
 
 /// Removes an account with every mailbox, email, journal row and the blobs
