@@ -178,7 +178,7 @@ pub async fn record_outcome(
     .map_err(|e| StoreError::backend("encoding a submission's delivery", e))?;
     tx.execute(
         "UPDATE email_submission
-            SET delivery = (delivery::jsonb || jsonb_build_object($1::text, $2::jsonb))::text
+            SET delivery = (delivery::jsonb || jsonb_build_object($1::text, $2::text::jsonb))::text
           WHERE queue_id = $3",
         &[&json_key(address), &outcome, &queue_id.0],
     )
