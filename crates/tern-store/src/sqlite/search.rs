@@ -16,10 +16,10 @@ use std::collections::{HashMap, HashSet};
 /// Per-email data a search may need beyond the entry, loaded only when a
 /// key asks for it.
 #[derive(Default)]
-struct Extra {
-    header_raw: HashMap<EmailId, String>,
+pub(crate) struct Extra {
+    pub(crate) header_raw: HashMap<EmailId, String>,
     /// The Date's day as written, as a UTC midnight.
-    sent_day: HashMap<EmailId, Option<i64>>,
+    pub(crate) sent_day: HashMap<EmailId, Option<i64>>,
 }
 
 pub fn search(
@@ -99,20 +99,7 @@ pub fn search(
         if extra.header_raw.is_empty() {
             extra.header_raw = load_headers(conn, account, mailbox)?;
         }
-        // SENT* compare the day as written, time and zone disregarded
-        // (RFC 9051 §6.4.4): that day's midnight as if it were UTC.
-        extra.sent_day = extra
-            .header_raw
-            .iter()
-            .map(|(id, h)| {
-                let day = fields_named(h, "date").next().and_then(|v| {
-                    crate::message::date::parse_date(&v).map(|d| {
-                        crate::message::date::days_from_civil(d.year, d.month, d.day) * 86_400
-                    })
-                });
-                (*id, day)
-            })
-            .collect();
+        extra.sent_day = sent_days(&extra.header_raw);
     }
     Ok(candidates
         .into_iter()
@@ -130,23 +117,39 @@ pub fn search(
         .collect())
 }
 
+/// The day each email's Date header names: SENT* compare the day as
+/// written, time and zone disregarded (RFC 9051 §6.4.4), as that day's
+/// midnight as if it were UTC.
+pub(crate) fn sent_days(header_raw: &HashMap<EmailId, String>) -> HashMap<EmailId, Option<i64>> {
+    header_raw
+        .iter()
+        .map(|(id, h)| {
+            let day = fields_named(h, "date").next().and_then(|v| {
+                crate::message::date::parse_date(&v)
+                    .map(|d| crate::message::date::days_from_civil(d.year, d.month, d.day) * 86_400)
+            });
+            (*id, day)
+        })
+        .collect()
+}
+
 /// One message as a search sees it: its membership of the mailbox, and
 /// the email's facts when the key needs them ([`needs_facts`]).
-struct Message<'a> {
-    uid: Uid,
-    email_id: EmailId,
-    modseq: ModSeq,
-    saved_at: Option<i64>,
-    facts: Option<&'a Facts>,
+pub(crate) struct Message<'a> {
+    pub(crate) uid: Uid,
+    pub(crate) email_id: EmailId,
+    pub(crate) modseq: ModSeq,
+    pub(crate) saved_at: Option<i64>,
+    pub(crate) facts: Option<&'a Facts>,
 }
 
 /// What some keys look at of an email, as stored: keywords stay in their
 /// encoded form (" $Junk \Seen "), tested without decoding.
-struct Facts {
-    thread_id: ThreadId,
-    keywords: String,
-    size: u64,
-    received_at: i64,
+pub(crate) struct Facts {
+    pub(crate) thread_id: ThreadId,
+    pub(crate) keywords: String,
+    pub(crate) size: u64,
+    pub(crate) received_at: i64,
 }
 
 impl Facts {
@@ -160,7 +163,7 @@ impl Facts {
 
 /// True when the key looks at an email's [`Facts`]: flags, size, arrival,
 /// thread. Spelt out per key, so a new key has to choose.
-fn needs_facts(key: &SearchKey) -> bool {
+pub(crate) fn needs_facts(key: &SearchKey) -> bool {
     match key {
         SearchKey::And(keys) => keys.iter().any(needs_facts),
         SearchKey::Or(a, b) => needs_facts(a) || needs_facts(b),
@@ -238,7 +241,7 @@ fn load_facts(
 
 /// A full-text key that every match must satisfy: the key itself, or one
 /// of the keys of a top-level AND.
-fn required_text_key(key: &SearchKey) -> Option<(bool, String)> {
+pub(crate) fn required_text_key(key: &SearchKey) -> Option<(bool, String)> {
     match key {
         SearchKey::Text(s) => Some((false, s.clone())),
         SearchKey::Body(s) => Some((true, s.clone())),
@@ -247,7 +250,7 @@ fn required_text_key(key: &SearchKey) -> Option<(bool, String)> {
     }
 }
 
-fn needs(key: &SearchKey, pred: &dyn Fn(&SearchKey) -> bool) -> bool {
+pub(crate) fn needs(key: &SearchKey, pred: &dyn Fn(&SearchKey) -> bool) -> bool {
     pred(key)
         || match key {
             SearchKey::And(keys) => keys.iter().any(|k| needs(k, pred)),
@@ -370,7 +373,7 @@ fn in_range(t: i64, since: Option<i64>, before: Option<i64>) -> bool {
     since.is_none_or(|s| t >= s) && before.is_none_or(|b| t < b)
 }
 
-fn matches(
+pub(crate) fn matches(
     e: &Message<'_>,
     key: &SearchKey,
     text: &HashMap<(bool, String), HashSet<EmailId>>,
