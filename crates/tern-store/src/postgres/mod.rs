@@ -77,6 +77,8 @@ pub struct PgStore {
     listener: notify::Listener,
     closed: AtomicBool,
     blob_dir: Option<PathBuf>,
+    /// This store's name in the notifications it sends (see [`notify`]).
+    node: Arc<str>,
 }
 
 impl PgStore {
@@ -111,7 +113,8 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError::backend("creating the connection pool", e))?;
         let hub = Arc::new(NotificationHub::new());
-        let listener = notify::Listener::start(config, pool.clone(), hub.clone());
+        let node = notify::node_id();
+        let listener = notify::Listener::start(config, pool.clone(), hub.clone(), node.clone());
         if let Some(dir) = &options.blob_dir {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::backend(format!("creating {}", dir.display()), e))?;
@@ -122,6 +125,7 @@ impl PgStore {
             listener,
             closed: AtomicBool::new(false),
             blob_dir: options.blob_dir,
+            node,
         })
     }
 
@@ -206,6 +210,7 @@ impl PgStore {
             client: Some(client),
             op_modseq: BTreeMap::new(),
             blob_dir: self.blob_dir.clone(),
+            node: self.node.clone(),
             unlink: Vec::new(),
             _env: std::marker::PhantomData,
         };
@@ -253,6 +258,7 @@ pub(crate) struct Tx<'env> {
     client: Option<deadpool_postgres::Object>,
     op_modseq: BTreeMap<AccountId, ModSeq>,
     blob_dir: Option<PathBuf>,
+    node: Arc<str>,
     unlink: Vec<PathBuf>,
     _env: std::marker::PhantomData<&'env ()>,
 }
@@ -329,9 +335,9 @@ impl<'env> Tx<'env> {
         let accounts: Vec<i64> = self.op_modseq.keys().map(|a| a.0).collect();
         let modseqs: Vec<i64> = self.op_modseq.values().map(|m| m.0 as i64).collect();
         self.execute(
-            "SELECT pg_notify($3, a::text || ':' || m::text)
+            "SELECT pg_notify($3, $4 || ':' || a::text || ':' || m::text)
              FROM unnest($1::bigint[], $2::bigint[]) AS t(a, m)",
-            &[&accounts, &modseqs, &notify::CHANNEL],
+            &[&accounts, &modseqs, &notify::CHANNEL, &&*self.node],
         )
         .await?;
         Ok(())
@@ -436,8 +442,17 @@ pub(crate) fn is_retryable(e: &StoreError) -> bool {
                     || code.starts_with("08")
                     || matches!(code, "57P01" | "57P02" | "57P03");
             }
-            // No SQLSTATE: the socket failed (I/O, connection reset).
-            return pg.as_db_error().is_none();
+            // No SQLSTATE: retryable only when the socket failed (an I/O
+            // error underneath); a statement this build got wrong (a
+            // parameter of the wrong type) fails at once instead.
+            let mut inner = std::error::Error::source(pg);
+            while let Some(e) = inner {
+                if e.downcast_ref::<std::io::Error>().is_some() {
+                    return true;
+                }
+                inner = e.source();
+            }
+            return false;
         }
         if let Some(pool) = e.downcast_ref::<deadpool_postgres::PoolError>() {
             return !matches!(pool, deadpool_postgres::PoolError::Closed);

@@ -1,11 +1,14 @@
 //! Change notifications between nodes with LISTEN/NOTIFY.
 //!
 //! Every write transaction ends with `pg_notify('tern_change',
-//! 'account:modseq')` for each account it changed ([`super::Tx`]);
+//! 'node:account:modseq')` for each account it changed ([`super::Tx`]);
 //! PostgreSQL delivers a notification only after its transaction commits,
 //! to every listening connection, in commit order. Each node keeps one
 //! connection listening and passes what arrives to its hub, so an IDLE on
-//! node A wakes for a delivery that node C committed.
+//! node A wakes for a delivery that node C committed. A node skips its
+//! own notifications: it told its hub at the commit already, and its own
+//! arriving late could wake a subscriber that came in between for a commit
+//! older than its subscription.
 //!
 //! A lost listening connection (a database restart) loses the
 //! notifications sent meanwhile: once listening again, the node reads the
@@ -23,6 +26,18 @@ use tokio_postgres::AsyncMessage;
 /// The channel every node listens on.
 pub const CHANNEL: &str = "tern_change";
 
+/// A name for this store in the notifications it sends, unique among the
+/// nodes (identical nodes may share a hostname and, in containers, a PID).
+pub fn node_id() -> Arc<str> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{:x}.{nanos:x}.{n}", std::process::id()).into()
+}
+
 /// The task that listens; stopped when the store closes.
 pub struct Listener {
     task: tokio::task::JoinHandle<()>,
@@ -33,12 +48,13 @@ impl Listener {
         config: tokio_postgres::Config,
         pool: Pool,
         hub: Arc<NotificationHub>,
+        node: Arc<str>,
     ) -> Listener {
         let task = tokio::spawn(async move {
             let mut backoff = Duration::from_millis(50);
             let mut first = true;
             loop {
-                match listen(&config, &pool, &hub, !first).await {
+                match listen(&config, &pool, &hub, &node, !first).await {
                     Ok(()) => backoff = Duration::from_millis(50),
                     Err(e) => {
                         tracing::warn!("listening for changes from other nodes: {e}");
@@ -69,6 +85,7 @@ async fn listen(
     config: &tokio_postgres::Config,
     pool: &Pool,
     hub: &NotificationHub,
+    node: &str,
     catch_up: bool,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
@@ -95,18 +112,22 @@ async fn listen(
         wake_subscribed(pool, hub).await;
     }
     while let Some(payload) = rx.recv().await {
-        if let Some((account, modseq)) = parse(&payload) {
-            hub.notify(account, modseq);
+        match parse(&payload) {
+            Some((from, _, _)) if from == node => {}
+            Some((_, account, modseq)) => hub.notify(account, modseq),
+            None => tracing::debug!("ignoring change notification {payload:?}"),
         }
     }
     driver.abort();
     Ok(())
 }
 
-/// `account:modseq` as [`super::Tx`] writes it.
-fn parse(payload: &str) -> Option<(AccountId, ModSeq)> {
-    let (account, modseq) = payload.split_once(':')?;
+/// `node:account:modseq` as [`super::Tx`] writes it.
+fn parse(payload: &str) -> Option<(&str, AccountId, ModSeq)> {
+    let (node, rest) = payload.split_once(':')?;
+    let (account, modseq) = rest.split_once(':')?;
     Some((
+        node,
         AccountId(account.parse().ok()?),
         ModSeq(modseq.parse().ok()?),
     ))
@@ -147,8 +168,8 @@ mod tests {
 
     #[test]
     fn payloads_are_account_and_modseq() {
-        assert_eq!(parse("7:42"), Some((AccountId(7), ModSeq(42))));
-        assert_eq!(parse("7"), None);
-        assert_eq!(parse("x:1"), None);
+        assert_eq!(parse("n1:7:42"), Some(("n1", AccountId(7), ModSeq(42))));
+        assert_eq!(parse("n1:7"), None);
+        assert_eq!(parse("n1:x:1"), None);
     }
 }
