@@ -281,10 +281,6 @@ fn the_queue_is_worked_by_every_node_and_nothing_is_sent_twice() {
     let nodes: Vec<TestDir> = (0..3).map(|_| node(&db.url, &relay)).collect();
     add_account(&nodes[0], "ann@a.test");
     let servers: Vec<Server> = nodes.iter().map(|n| n.start()).collect();
-    let mut watcher = Imap::connect(sink.listeners["imap"]);
-    watcher.run("LOGIN bob@b.test secret").ok();
-    watcher.run("SELECT INBOX").ok();
-
     const EACH: usize = 15;
     for (i, s) in servers.iter().enumerate() {
         let sent = python(
@@ -313,7 +309,10 @@ print(json.dumps(out))
         "the shared queue empties",
         || queue_is_empty(&nodes[1]),
     );
-    let fetch = watcher.run("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
+    let mut sink_imap = Imap::connect(sink.listeners["imap"]);
+    sink_imap.run("LOGIN bob@b.test secret").ok();
+    sink_imap.run("SELECT INBOX").ok();
+    let fetch = sink_imap.run("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
     fetch.ok();
     let mut subjects: HashMap<String, usize> = HashMap::new();
     for r in &fetch.untagged {
@@ -463,7 +462,8 @@ impl OwnCluster {
         );
         let admin = String::from_utf8_lossy(&out.stdout).trim().to_string();
         psql(&admin, "CREATE DATABASE tern");
-        let url = admin.replace("/postgres", "/tern");
+        let (base, _) = admin.rsplit_once('/').expect("a URL with a database");
+        let url = format!("{base}/tern");
         OwnCluster { dir, url }
     }
 
