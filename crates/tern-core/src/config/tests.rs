@@ -604,3 +604,29 @@ fn pop3_settings() {
     let e = err("[pop3]\nmax_errors = 0");
     assert!(e.contains("pop3.max_errors"), "{e}");
 }
+
+#[test]
+fn store_backend_settings() {
+    let c = Config::from_toml_str(
+        "[store]\nbackend = \"postgres\"\nurl = \"postgres://tern@db/tern\"\npool_size = 4\nblob_dir = \"/mnt/blobs\"",
+        "t",
+    )
+    .unwrap();
+    assert_eq!(c.store.backend, crate::StoreBackend::Postgres);
+    assert_eq!(c.store.url.as_deref(), Some("postgres://tern@db/tern"));
+    assert_eq!(c.store.pool_size, 4);
+    assert_eq!(
+        c.store.blob_dir.as_deref(),
+        Some(std::path::Path::new("/mnt/blobs"))
+    );
+    // PostgreSQL without a database named is refused at load, not at the
+    // first delivery (unless the environment names one).
+    if std::env::var_os("TERN_STORE_URL").is_none() {
+        let e = Config::from_toml_str("[store]\nbackend = \"postgres\"", "t").unwrap_err();
+        assert!(e.to_string().contains("store.backend"), "{e}");
+    }
+    let e = Config::from_toml_str("[store]\nurl = \"postgres://x/y\"", "t").unwrap_err();
+    assert!(e.to_string().contains("store.url"), "{e}");
+    let e = Config::from_toml_str("[store]\npool_size = 1", "t").unwrap_err();
+    assert!(e.to_string().contains("store.pool_size"), "{e}");
+}

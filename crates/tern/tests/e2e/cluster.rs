@@ -223,8 +223,7 @@ print(json.dumps(results))
                     "{}",
                     String::from_utf8_lossy(&out.stderr)
                 );
-                serde_json::from_slice::<HashMap<String, Vec<[u64; 2]>>>(&out.stdout)
-                    .expect("JSON")
+                serde_json::from_slice::<HashMap<String, Vec<[u64; 2]>>>(&out.stdout).expect("JSON")
             })
         })
         .collect();
@@ -322,7 +321,11 @@ print(json.dumps(out))
             *subjects.entry(subject).or_default() += 1;
         }
     }
-    assert_eq!(subjects.len(), 3 * EACH, "every message arrived: {subjects:?}");
+    assert_eq!(
+        subjects.len(),
+        3 * EACH,
+        "every message arrived: {subjects:?}"
+    );
     assert!(
         subjects.values().all(|&n| n == 1),
         "none arrived twice: {subjects:?}"
@@ -531,7 +534,11 @@ fn a_database_restart_under_load_costs_temporary_errors_at_most() {
     for r in &refused {
         assert!(!r.contains(" 5") || r.contains("(4"), "{r}");
     }
-    assert!(acked.len() >= 250, "most got through: {} of 300", acked.len());
+    assert!(
+        acked.len() >= 250,
+        "most got through: {} of 300",
+        acked.len()
+    );
     let subjects = inbox_subjects(&server);
     for s in &acked {
         assert_eq!(subjects.get(s).copied().unwrap_or(0), 1, "{s} stored once");
@@ -599,7 +606,8 @@ fn failed_logins_on_one_node_count_on_the_others() {
     let (node_a, node_b) = (a.start(), b.start());
     let login = |server: &Server, password: &str| {
         let mut imap = Imap::connect(server.listeners["imap"]);
-        imap.run(&format!("LOGIN bob@example.test {password}")).tagged
+        imap.run(&format!("LOGIN bob@example.test {password}"))
+            .tagged
     };
     for _ in 0..3 {
         let answer = login(&node_a, "wrong");
