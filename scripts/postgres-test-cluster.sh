@@ -8,7 +8,8 @@
 # Uses Debian's PostgreSQL (package postgresql); as root, the server runs
 # as the package's `postgres` user, since PostgreSQL refuses to run as root.
 # Trust authentication on 127.0.0.1 only, and fsync off: the tests check
-# Tern, not the disk under PostgreSQL (the benchmark keeps fsync on).
+# Tern, not the disk under PostgreSQL. TERN_PG_FSYNC=on keeps PostgreSQL's
+# durable defaults (the benchmark sets it).
 set -euo pipefail
 action=${1:?start or stop}
 dir=${2:?directory}
@@ -17,6 +18,8 @@ bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 as_pg() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
+durability="-c fsync=off -c full_page_writes=off"
+[ "${TERN_PG_FSYNC:-off}" = on ] && durability="-c fsync=on"
 case "$action" in
 start)
   mkdir -p "$dir"
@@ -25,7 +28,7 @@ start)
     || { cat "$dir/initdb.log" >&2; exit 1; }
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c full_page_writes=off -c shared_buffers=128MB" \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400 $durability -c shared_buffers=128MB" \
     start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
   echo "postgres://postgres@127.0.0.1:$port/postgres"
   ;;
