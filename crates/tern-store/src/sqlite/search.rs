@@ -369,6 +369,89 @@ fn full_text(
     Ok(hits)
 }
 
+/// Needles this long or longer go through the trigram index; shorter ones
+/// are matched by scanning ([`contains_ignore_case`]).
+pub(crate) const TRIGRAM: usize = 3;
+
+/// What the FTS5 trigram index (`case_sensitive 0`, the default) answers
+/// for a needle of [`TRIGRAM`] characters or more: `needle` is a substring
+/// of `haystack` once both are folded character by character as FTS5
+/// folds them ([`fts5_fold`]). Another backend answers as this one does
+/// by matching with this.
+pub(crate) fn index_contains(haystack: &str, needle: &str) -> bool {
+    if haystack.is_ascii() && needle.is_ascii() {
+        return contains_ignore_case(haystack, needle);
+    }
+    let folded: String = haystack.chars().map(fts5_fold).collect();
+    let needle: String = needle.chars().map(fts5_fold).collect();
+    folded.contains(&needle)
+}
+
+/// Code points whose case mapping Unicode added after 6.1, the version of
+/// FTS5's folding table (`sqlite3Fts5UnicodeFold`): FTS5 leaves them as
+/// they are.
+const FOLDED_SINCE_UNICODE_6_1: &[(u32, u32)] = &[
+    (0x037F, 0x037F),
+    (0x0528, 0x052F),
+    (0x13A0, 0x13FD),
+    (0x1C80, 0x1CBF),
+    (0x2C2F, 0x2C2F),
+    (0x2C5F, 0x2C5F),
+    (0xA698, 0xA69B),
+    (0xA794, 0xA79F),
+    (0xA7AB, 0xA7FF),
+    (0xAB53, 0xAB53),
+    (0xAB70, 0xABBF),
+];
+
+/// One character as FTS5's trigram tokenizer folds it: Unicode 6.1 simple
+/// case folding (so `ς`, `ϐ`, `µ` and `ſ` meet `σ`, `β`, `μ` and `s`, and
+/// `İ` stays itself), in the Basic Multilingual Plane and Deseret only.
+pub(crate) fn fts5_fold(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_lowercase();
+    }
+    let n = c as u32;
+    if n >= 0x1_0000 {
+        // Deseret is the one plane-1 script FTS5 folds.
+        return match n {
+            0x1_0400..=0x1_0427 => char::from_u32(n + 40).unwrap_or(c),
+            _ => c,
+        };
+    }
+    if FOLDED_SINCE_UNICODE_6_1
+        .iter()
+        .any(|(lo, hi)| (*lo..=*hi).contains(&n))
+    {
+        return c;
+    }
+    match c {
+        // Lowercase letters whose folding is another letter.
+        'ς' => 'σ',
+        'ϐ' => 'β',
+        'ϑ' => 'θ',
+        'ϕ' => 'φ',
+        'ϖ' => 'π',
+        'ϰ' => 'κ',
+        'ϱ' => 'ρ',
+        'ϵ' => 'ε',
+        'ſ' => 's',
+        'µ' => 'μ',
+        '\u{345}' | '\u{1FBE}' => 'ι',
+        'ẛ' => 'ṡ',
+        // Noncharacters: SQLite reads them as the replacement character.
+        '\u{FFFE}' | '\u{FFFF}' => '\u{FFFD}',
+        _ => {
+            // A lowercase of several characters (`İ`) is no simple folding.
+            let mut lower = c.to_lowercase();
+            match (lower.next(), lower.next()) {
+                (Some(l), None) => l,
+                _ => c,
+            }
+        }
+    }
+}
+
 fn in_range(t: i64, since: Option<i64>, before: Option<i64>) -> bool {
     since.is_none_or(|s| t >= s) && before.is_none_or(|b| t < b)
 }
@@ -657,6 +740,48 @@ mod tests {
         ]);
         assert_eq!(store.search(a.id, mb.id, &rare).await.unwrap(), [uids[7]]);
         store.close().await.unwrap();
+    }
+
+    /// [`fts5_fold`] folds every character as the FTS5 trigram tokenizer
+    /// of the bundled SQLite does (read back through `fts5vocab`).
+    #[test]
+    fn fts5_fold_is_the_trigram_tokenizers() {
+        let db = rusqlite::Connection::open_in_memory().unwrap();
+        db.execute_batch(
+            "CREATE VIRTUAL TABLE t USING fts5 (x, tokenize = 'trigram');
+             CREATE VIRTUAL TABLE v USING fts5vocab (t, 'instance');
+             BEGIN;",
+        )
+        .unwrap();
+        {
+            let mut insert = db
+                .prepare("INSERT INTO t (rowid, x) VALUES (?1, ?2)")
+                .unwrap();
+            for n in (0x80..0x1_0000).chain(0x1_0400..0x1_0450) {
+                if let Some(c) = char::from_u32(n) {
+                    insert.execute(params![n, format!("a{c}a")]).unwrap();
+                }
+            }
+        }
+        db.execute_batch("COMMIT").unwrap();
+        let mut stmt = db.prepare("SELECT doc, term FROM v").unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?)))
+            .unwrap();
+        let mut checked = 0;
+        for row in rows {
+            let (n, term) = row.unwrap();
+            let c = char::from_u32(n).unwrap();
+            let folded = term.chars().nth(1).unwrap();
+            assert_eq!(fts5_fold(c), folded, "U+{n:04X} {c}");
+            checked += 1;
+        }
+        assert!(checked > 60_000, "{checked}");
+        assert!(index_contains("ΟΔΟΣ ΚΑΙ", "οδοσ"));
+        assert!(index_contains("5 µm", "μm"));
+        assert!(!index_contains("İstanbul", "istanbul"));
+        assert!(!index_contains("Ünïcödé", "unicode"));
+        assert!(index_contains("Ünïcödé", "üNÏcödé"));
     }
 
     #[test]
