@@ -30,10 +30,11 @@ use crate::types::*;
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
-/// True in a database whose case mapping is Unicode's and not Turkish:
-/// there `tern_fold` folds as FTS5 does. PostgreSQL folds this constant
-/// when it plans a statement.
-const FOLDS: &str = "tern_fold('ÜIẞΣς') = 'üißσσ'";
+/// True in a database whose case mapping is Unicode's simple one and not
+/// Turkish (not a `C` locale, which maps ASCII only, nor ICU's, which
+/// uppercases `ß` to `SS`): there `tern_fold` folds as FTS5 does.
+/// PostgreSQL folds this constant when it plans a statement.
+const FOLDS: &str = "tern_fold('ÜIẞΣςß') = 'üißσσß'";
 
 /// One membership of the mailbox: what a search starts from.
 struct Member {
@@ -283,7 +284,8 @@ fn folds_unlike_fts5(c: char) -> bool {
                 one(upper, &mut upper.to_lowercase())
             };
             let mut classes: HashMap<char, Vec<char>> = HashMap::new();
-            for c in ('\u{80}'..='\u{1F_FFF}').chain('\u{E_0000}'..='\u{E_007F}') {
+            // Every cased script is in the first two planes.
+            for c in '\u{80}'..='\u{1_FFFF}' {
                 classes.entry(database_fold(c)).or_default().push(c);
             }
             let mut apart: HashSet<char> = HashSet::from([
@@ -463,16 +465,120 @@ mod tests {
         ));
     }
 
+    /// Messages whose texts differ where Rust's lowercase, FTS5's folding
+    /// and PostgreSQL's case mapping differ.
+    const TEXTS: [(&str, &str); 8] = [
+        ("Unicode", "über Ünïcödé text"),
+        ("Greek", "ΟΔΟΣ ΚΑΙ οδός"),
+        ("Turkish", "İstanbul İzmir kapı"),
+        ("German", "STRASSE und Straße"),
+        ("Kelvin", "273 \u{212A} cold"),
+        ("Plain", "quarterly Revenue"),
+        ("Symbols", "5 µm thick, ϐeta ϑeta Maſse"),
+        ("Newer", "Ꭰꭰ Ꭱ ᲀ Ɜ"),
+    ];
+
+    const NEEDLES: [&str; 42] = [
+        "üNÏcödé",
+        "ÜNÏCÖDÉ",
+        "Ünïcödé",
+        "ÏCÖ",
+        "unicode",
+        "οδος",
+        "οδοσ",
+        "ΟΔΟΣ",
+        "ΟΔΌΣ",
+        "ς κ",
+        "istanbul",
+        "İstanbul",
+        "i\u{307}stanbul",
+        "İZMİR",
+        "kapi",
+        "KAPI",
+        "straße",
+        "STRASSE",
+        "STRAẞE",
+        "273 k",
+        "\u{212A} cold",
+        "revenue",
+        "QUARTERLY",
+        "μm t",
+        "µm t",
+        "βeta",
+        "θeta",
+        "masse",
+        "ꭰꭰ ",
+        "ᎠᎠ ",
+        "ꭱ",
+        "в",
+        "ᲀ",
+        "ɜ",
+        "é",
+        "ö",
+        "ß",
+        "Ü",
+        "ı",
+        "i",
+        "ς",
+        "",
+    ];
+
+    /// What `store` finds for every needle of [`NEEDLES`] in [`TEXTS`]:
+    /// by IMAP BODY and TEXT, and by JMAP when `jmap` (where one SQL
+    /// condition can be exact, see `text_condition`).
+    async fn answers(store: &std::sync::Arc<dyn crate::Store>, jmap: bool) -> Vec<String> {
+        use crate::conformance::{account, deliver_to, inbox, message};
+        use crate::query::EmailQuery;
+        let a = account(store, "a@example.test").await;
+        let mb = inbox(store, &a).await;
+        let mut by_uid = HashMap::new();
+        let mut by_id = HashMap::new();
+        for (subject, body) in TEXTS {
+            let d = deliver_to(store, &a, message(subject, body)).await;
+            by_uid.insert(d.uid, subject);
+            by_id.insert(d.email_id, subject);
+        }
+        let mut found = Vec::new();
+        for needle in NEEDLES {
+            for key in [
+                SearchKey::Body(needle.into()),
+                SearchKey::Text(needle.into()),
+            ] {
+                let hits = store.search(a.id, mb.id, &key).await.unwrap();
+                let hits: Vec<&str> = hits.iter().map(|u| by_uid[u]).collect();
+                found.push(format!("IMAP {key:?}: {hits:?}"));
+            }
+            if !jmap || (!Needle::new(needle).exact && needle.chars().count() >= TRIGRAM) {
+                continue;
+            }
+            // After the IMAP searches, which wait for SQLite's index.
+            let query = EmailQuery {
+                text: vec![(true, needle.to_string())],
+                limit: 100,
+                ..Default::default()
+            };
+            let jmap = match store.query_emails(a.id, &query).await {
+                Ok(r) => {
+                    let mut hits: Vec<&str> = r.ids.iter().map(|id| by_id[id]).collect();
+                    hits.sort_unstable();
+                    format!("{hits:?}")
+                }
+                Err(StoreError::Invalid(why)) => format!("refused ({why})"),
+                Err(e) => panic!("{e}"),
+            };
+            found.push(format!("JMAP body {needle:?}: {jmap}"));
+        }
+        found
+    }
+
     /// IMAP SEARCH and JMAP text conditions answer as the SQLite backend
-    /// does on letters beyond ASCII, in any case, where Rust's lowercase,
-    /// FTS5's folding and PostgreSQL's case mapping differ. Runs on a
-    /// scratch database of the server named by `TERN_TEST_POSTGRES`
-    /// (skipped without one).
+    /// does on letters beyond ASCII, in any case, in a UTF-8 database and
+    /// (IMAP, through Rust's checks) in a `C` or an ICU one. Runs on scratch
+    /// databases of the server named by `TERN_TEST_POSTGRES` (skipped
+    /// without one).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn case_folding_beyond_ascii_agrees_with_sqlite() {
-        use crate::conformance::{account, deliver_to, inbox, message};
         use crate::postgres::{PgOptions, PgStore};
-        use crate::query::EmailQuery;
         use crate::sqlite::{SqliteOptions, SqliteStore};
         use crate::Store;
         use std::sync::Arc;
@@ -483,138 +589,64 @@ mod tests {
             eprintln!("skipped: set TERN_TEST_POSTGRES=postgres://… to run");
             return;
         };
-        let name = format!("tern_search_fold_{}", std::process::id());
-        let (admin_client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            admin_client.batch_execute(&sql).await.unwrap();
-        }
-        let base = admin.split('?').next().unwrap().rsplit_once('/').unwrap().0;
-        let pg: Arc<dyn Store> = Arc::new(
-            PgStore::open(PgOptions::new(format!("{base}/{name}")))
-                .await
-                .unwrap(),
-        );
         let dir = tempfile::tempdir().unwrap();
         let lite: Arc<dyn Store> = Arc::new(
             SqliteStore::open(&dir.path().join("tern.db"), SqliteOptions::default()).unwrap(),
         );
-        let texts = [
-            ("Unicode", "über Ünïcödé text"),
-            ("Greek", "ΟΔΟΣ ΚΑΙ οδός"),
-            ("Turkish", "İstanbul İzmir kapı"),
-            ("German", "STRASSE und Straße"),
-            ("Kelvin", "273 \u{212A} cold"),
-            ("Plain", "quarterly Revenue"),
-            ("Symbols", "5 µm thick, ϐeta ϑeta Maſse"),
-            ("Newer", "Ꭰꭰ Ꭱ ᲀ Ɜ"),
-        ];
-        let needles = [
-            "üNÏcödé",
-            "ÜNÏCÖDÉ",
-            "Ünïcödé",
-            "ÏCÖ",
-            "unicode",
-            "οδος",
-            "οδοσ",
-            "ΟΔΟΣ",
-            "ΟΔΌΣ",
-            "ς κ",
-            "istanbul",
-            "İstanbul",
-            "i\u{307}stanbul",
-            "İZMİR",
-            "kapi",
-            "KAPI",
-            "straße",
-            "STRASSE",
-            "STRAẞE",
-            "273 k",
-            "\u{212A} cold",
-            "revenue",
-            "QUARTERLY",
-            "μm t",
-            "µm t",
-            "βeta",
-            "θeta",
-            "masse",
-            "ꭰꭰ ",
-            "ᎠᎠ ",
-            "ꭱ",
-            "в",
-            "ᲀ",
-            "ɜ",
-            "é",
-            "ö",
-            "ß",
-            "Ü",
-            "ı",
-            "i",
-            "ς",
-            "",
-        ];
-        let mut answers: Vec<Vec<String>> = Vec::new();
-        for store in [&lite, &pg] {
-            let a = account(store, "a@example.test").await;
-            let mb = inbox(store, &a).await;
-            let mut by_uid = HashMap::new();
-            let mut by_id = HashMap::new();
-            for (subject, body) in texts {
-                let d = deliver_to(store, &a, message(subject, body)).await;
-                by_uid.insert(d.uid, subject);
-                by_id.insert(d.email_id, subject);
-            }
-            let mut found = Vec::new();
-            for needle in needles {
-                for key in [
-                    SearchKey::Body(needle.into()),
-                    SearchKey::Text(needle.into()),
-                ] {
-                    let hits = store.search(a.id, mb.id, &key).await.unwrap();
-                    let hits: Vec<&str> = hits.iter().map(|u| by_uid[u]).collect();
-                    found.push(format!("IMAP {key:?}: {hits:?}"));
-                }
-                // After the IMAP searches, which wait for SQLite's index.
-                let query = EmailQuery {
-                    text: vec![(true, needle.to_string())],
-                    limit: 100,
-                    ..Default::default()
-                };
-                // One SQL condition cannot set apart the case pairs newer
-                // than FTS5's table (see `text_condition`).
-                if !Needle::new(needle).exact && needle.chars().count() >= TRIGRAM {
-                    continue;
-                }
-                let jmap = match store.query_emails(a.id, &query).await {
-                    Ok(r) => {
-                        let mut hits: Vec<&str> = r.ids.iter().map(|id| by_id[id]).collect();
-                        hits.sort_unstable();
-                        format!("{hits:?}")
-                    }
-                    Err(StoreError::Invalid(why)) => format!("refused ({why})"),
-                    Err(e) => panic!("{e}"),
-                };
-                found.push(format!("JMAP body {needle:?}: {jmap}"));
-            }
-            store.close().await.unwrap();
-            answers.push(found);
-        }
-        drop(pg);
-        let _ = admin_client
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .await;
-        let differ: Vec<String> = answers[0]
+        let with_jmap = answers(&lite, true).await;
+        let without_jmap: Vec<String> = with_jmap
             .iter()
-            .zip(&answers[1])
-            .filter(|(l, p)| l != p)
-            .map(|(l, p)| format!("SQLite {l}\n    PostgreSQL {p}"))
+            .filter(|a| a.starts_with("IMAP"))
+            .cloned()
             .collect();
-        assert!(differ.is_empty(), "{}", differ.join("\n"));
-        assert!(answers[0].iter().any(|a| a.contains("Greek")));
+        lite.close().await.unwrap();
+        assert!(with_jmap
+            .iter()
+            .any(|a| a.contains("JMAP") && a.contains("Greek")));
+
+        let (admin_client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let base = admin.split('?').next().unwrap().rsplit_once('/').unwrap().0;
+        for (locale, expected) in [
+            ("", &with_jmap),
+            (" TEMPLATE template0 LOCALE 'C'", &without_jmap),
+            (
+                " TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'und' LOCALE 'C.UTF-8'",
+                &without_jmap,
+            ),
+        ] {
+            let name = format!("tern_search_fold_{}", std::process::id());
+            admin_client
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await
+                .unwrap();
+            let create = format!("CREATE DATABASE {name}{locale}");
+            if let Err(e) = admin_client.batch_execute(&create).await {
+                // ICU needs PostgreSQL 15 built with it.
+                eprintln!("skipped `{create}`: {e}");
+                continue;
+            }
+            let pg: Arc<dyn Store> = Arc::new(
+                PgStore::open(PgOptions::new(format!("{base}/{name}")))
+                    .await
+                    .unwrap(),
+            );
+            let found = answers(&pg, locale.is_empty()).await;
+            pg.close().await.unwrap();
+            drop(pg);
+            let _ = admin_client
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
+            let differ: Vec<String> = expected
+                .iter()
+                .zip(&found)
+                .filter(|(l, p)| l != p)
+                .map(|(l, p)| format!("SQLite {l}\n    PostgreSQL{locale} {p}"))
+                .collect();
+            assert!(differ.is_empty(), "{}", differ.join("\n"));
+            assert_eq!(expected.len(), found.len());
+        }
     }
 }
