@@ -496,7 +496,9 @@ pub async fn held_submissions_wait_and_can_be_cancelled(store: Arc<dyn Store>) {
     // Once the queue has a message in hand, it is too late.
     let now_ = enqueue(None).await;
     let sent = submit(now_).await;
-    let claim = store.queue_claim(t, 60, 10).await.unwrap();
+    // Claimed at the clock's now: enqueued after `t`, it may be due only
+    // a second later.
+    let claim = store.queue_claim(now(), 60, 10).await.unwrap();
     assert_eq!(claim.len(), 1);
     assert!(!store.cancel_submission(a.id, sent).await.unwrap());
     assert_eq!(store.queue_list().await.unwrap().len(), 1);

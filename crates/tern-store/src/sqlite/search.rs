@@ -327,9 +327,14 @@ fn scan_unindexed(
                 continue;
             }
             let needle = needle.replace('\0', "");
-            if contains_ignore_case(&body, &needle)
-                || (!body_only && contains_ignore_case(&headers, &needle))
-            {
+            // Scanned mail answers as the index would have: a needle long
+            // enough for the index folds as FTS5 does.
+            let contains = if needle.chars().count() >= TRIGRAM {
+                index_contains
+            } else {
+                contains_ignore_case
+            };
+            if contains(&body, &needle) || (!body_only && contains(&headers, &needle)) {
                 hits.insert(id);
             }
         }
