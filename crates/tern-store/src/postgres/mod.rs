@@ -23,6 +23,7 @@ mod journal;
 mod listing;
 mod mailboxes;
 mod messages;
+pub mod migrate;
 mod notify;
 mod queue;
 mod schema;

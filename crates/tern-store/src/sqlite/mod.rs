@@ -22,7 +22,7 @@ pub(crate) mod mailboxes;
 pub(crate) mod messages;
 mod periodic;
 pub(crate) mod queue;
-mod schema;
+pub(crate) mod schema;
 pub(crate) mod search;
 mod settings;
 pub(crate) mod spam;
