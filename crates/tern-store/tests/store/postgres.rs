@@ -273,3 +273,5 @@ async fn kill_9_during_concurrent_deliveries_loses_nothing_acknowledged() {
     );
     store.close().await.unwrap();
 }
+
+mod migrate;
