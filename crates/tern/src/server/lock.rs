@@ -24,6 +24,23 @@ pub struct DataDirLock {
 
 /// Takes the data directory for this server, or explains who holds it.
 pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock> {
+    match try_lock_data_dir(data_dir, "tern serve")? {
+        Ok(lock) => Ok(lock),
+        Err(who) => bail!(
+            "{who} is already using the data directory {}; stop it first, or give this server another data_dir",
+            data_dir.display()
+        ),
+    }
+}
+
+/// Takes the data directory for `holder` (a command, named to whoever
+/// finds it held), or names who holds it ("another tern serve (PID 12)"):
+/// `tern store migrate` holds it too, so no server changes the store
+/// while it is copied.
+pub fn try_lock_data_dir(
+    data_dir: &Path,
+    holder: &str,
+) -> Result<std::result::Result<DataDirLock, String>> {
     let path = data_dir.join(LOCK_FILE);
     let mut file = OpenOptions::new()
         .read(true)
@@ -35,16 +52,17 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock> {
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
-            let mut pid = String::new();
-            let _ = file.read_to_string(&mut pid);
-            let who = match pid.trim() {
-                "" => "another tern serve".to_string(),
-                pid => format!("another tern serve (PID {pid})"),
-            };
-            bail!(
-                "{who} is already using the data directory {}; stop it first, or give this server another data_dir",
-                data_dir.display()
-            );
+            let mut content = String::new();
+            let _ = file.read_to_string(&mut content);
+            // "PID" (a server) or "PID command".
+            let (pid, who) = content
+                .trim()
+                .split_once(' ')
+                .unwrap_or((content.trim(), "tern serve"));
+            return Ok(Err(match pid {
+                "" => format!("another {who}"),
+                pid => format!("another {who} (PID {pid})"),
+            }));
         }
         Err(TryLockError::Error(e)) => {
             return Err(e).with_context(|| format!("locking {}", path.display()));
@@ -52,9 +70,12 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock> {
     }
     file.set_len(0)
         .and_then(|()| file.rewind())
-        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .and_then(|()| match holder {
+            "tern serve" => writeln!(file, "{}", std::process::id()),
+            other => writeln!(file, "{} {other}", std::process::id()),
+        })
         .with_context(|| format!("writing {}", path.display()))?;
-    Ok(DataDirLock { _file: file })
+    Ok(Ok(DataDirLock { _file: file }))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 
 pub mod control;
 mod listener;
-mod lock;
+pub(crate) mod lock;
 mod shutdown;
 
 pub use listener::{
