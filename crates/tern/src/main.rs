@@ -70,6 +70,9 @@ enum Command {
     /// The spam filter: what each account's classifier has learned
     #[command(subcommand)]
     Spam(SpamCommand),
+    /// Move the mail store to another backend
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// The DNS records DOMAIN should publish: MX, SPF, DKIM, DMARC and client SRV records
     Dns { domain: String },
     /// Outbound TLS sessions by destination, policy and result (RFC 8460 data)
@@ -77,6 +80,38 @@ enum Command {
         /// How many days back, today included
         #[arg(long, default_value_t = 7)]
         days: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy a whole SQLite deployment into an empty PostgreSQL database
+    ///
+    /// Everything is copied: domains, accounts, aliases, mailboxes and
+    /// subscriptions, messages with their flags, the change journal, the
+    /// outbound queue, submissions, uploads, DKIM keys, settings and the
+    /// spam filter's memory. Ids, UIDs, UIDVALIDITY and modseqs are kept, so
+    /// IMAP and JMAP clients carry on without downloading anything again.
+    ///
+    /// Stop `tern serve` first (the copy refuses to start while a server
+    /// holds the data directory, and holds it until done). The copy goes in
+    /// batches, each committed with its progress: after Ctrl-C, a kill or a
+    /// lost connection, run the same command again to continue where it
+    /// stopped. At the end the row counts of every table are compared.
+    /// Then set `[store] backend = "postgres"` and `url` in tern.toml and
+    /// start the server (or several nodes) on the database.
+    Migrate {
+        /// The SQLite store: sqlite:DIR for a data directory, or sqlite:FILE for its tern.db
+        #[arg(long, value_name = "sqlite:DIR")]
+        from: String,
+        /// The PostgreSQL database, postgres://user:password@host:port/database; it must hold no deployment yet
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "TERN_STORE_URL",
+            hide_env_values = true
+        )]
+        to: String,
     },
 }
 
@@ -273,6 +308,10 @@ async fn run(cli: Cli, out: Output) -> Result<()> {
     match cli.command {
         Command::Serve { log_format } => return tern::server::serve(config, log_format).await,
         Command::Init => return admin::init(&config, out).await,
+        // Not the configured store: the two named on the command line.
+        Command::Store(StoreCommand::Migrate { from, to }) => {
+            return admin::store_migrate(&from, &to, out).await
+        }
         Command::Security(command) => {
             admin::check_data_dir(&config.data_dir)?;
             return match command {
@@ -286,7 +325,7 @@ async fn run(cli: Cli, out: Output) -> Result<()> {
     }
     let store = admin::open_existing_store(&config, &source).await?;
     let result = match cli.command {
-        Command::Serve { .. } | Command::Init | Command::Security(_) => {
+        Command::Serve { .. } | Command::Init | Command::Security(_) | Command::Store(_) => {
             unreachable!("handled above")
         }
         Command::Domain(DomainCommand::Add { domain }) => {

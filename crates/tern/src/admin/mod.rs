@@ -10,6 +10,7 @@ mod dns;
 mod queue;
 pub mod security;
 mod spam;
+mod store;
 mod token;
 
 pub use commands::*;
@@ -19,6 +20,7 @@ pub use queue::{
     queue_flush, queue_flush_domain, queue_hold, queue_list, queue_remove, queue_show,
 };
 pub use spam::spam_stats;
+pub use store::store_migrate;
 pub use token::{token_create, token_revoke};
 
 use anyhow::{bail, Context, Result};
