@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The test server's URL, or `None` (with a note) when none is configured.
-fn server_url() -> Option<String> {
+pub(crate) fn server_url() -> Option<String> {
     match std::env::var("TERN_TEST_POSTGRES") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
@@ -34,7 +34,7 @@ fn server_url() -> Option<String> {
     }
 }
 
-fn psql(url: &str, sql: &str) -> String {
+pub(crate) fn psql(url: &str, sql: &str) -> String {
     let out = Command::new("psql")
         .args([url, "-v", "ON_ERROR_STOP=1", "-Atc", sql])
         .output()
@@ -48,14 +48,14 @@ fn psql(url: &str, sql: &str) -> String {
 }
 
 /// A database of its own on the test server, dropped afterwards.
-struct ScratchDb {
+pub(crate) struct ScratchDb {
     admin: String,
     name: String,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl ScratchDb {
-    fn create(admin: &str) -> ScratchDb {
+    pub(crate) fn create(admin: &str) -> ScratchDb {
         let name = format!(
             "tern_cluster_{}_{}",
             std::process::id(),

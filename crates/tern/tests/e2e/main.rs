@@ -27,6 +27,7 @@ mod serve;
 mod smtp;
 mod smtp_crash;
 mod spam;
+mod store_migrate;
 mod trace;
 mod virus;
 mod webmail;
