@@ -32,7 +32,7 @@ pub mod trace;
 pub use address::{parse_domain, Address, AddressError};
 pub use auth_limit::{AuthLimiter, RetryAfter};
 pub use config::{
-    StoreBackend,
     BareLf, Config, ConfigError, Durability, Pop3Config, Pop3Deleted, Protocol, SmtpConfig,
+    StoreBackend,
 };
 pub use net::{IpNetwork, IpNetworkError};

@@ -23,7 +23,7 @@ use crate::Mail;
 use std::net::SocketAddr;
 use tern_core::auth_limit::RetryAfter;
 use tern_core::password::verify_login_async;
-use tern_store::{Account, ClusterStore, StoreError};
+use tern_store::{Account, StoreError};
 
 /// Why a login did not succeed.
 #[derive(Debug, thiserror::Error)]

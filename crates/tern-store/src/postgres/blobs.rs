@@ -142,8 +142,7 @@ pub async fn read_range(tx: &Tx<'_>, hash: &BlobId, offset: u64, len: usize) -> 
         )
         .await?;
     let mut out = Vec::with_capacity((end - offset) as usize);
-    let mut expected = first;
-    for row in rows {
+    for (expected, row) in (first..).zip(rows) {
         let seq: i32 = row.get(0);
         let data: &[u8] = row.get(1);
         if seq != expected {
@@ -157,7 +156,6 @@ pub async fn read_range(tx: &Tx<'_>, hash: &BlobId, offset: u64, len: usize) -> 
         if from < to {
             out.extend_from_slice(&data[from..to]);
         }
-        expected += 1;
     }
     if out.len() as u64 != end - offset {
         return Err(StoreError::Invalid(format!(

@@ -287,8 +287,8 @@ impl<'env> Tx<'env> {
     /// takes the account's next value (and with it the account's row
     /// lock, held to the commit), later calls return the same one, so one
     /// operation is one journal step. An operation that writes to several
-    /// accounts takes them in ascending id order ([`Tx::lock_accounts`])
-    /// so two such never deadlock.
+    /// accounts first locks their rows in ascending id order
+    /// (`messages::hold_accounts`), so two such never deadlock.
     pub async fn modseq(&mut self, account: AccountId) -> Result<ModSeq> {
         if let Some(m) = self.op_modseq.get(&account) {
             return Ok(*m);
@@ -304,22 +304,6 @@ impl<'env> Tx<'env> {
         let modseq = ModSeq(row.get::<_, i64>(0) as u64);
         self.op_modseq.insert(account, modseq);
         Ok(modseq)
-    }
-
-    /// Takes the modseq (and lock) of several accounts in ascending order.
-    pub async fn lock_accounts(&mut self, accounts: &[AccountId]) -> Result<()> {
-        let mut sorted = accounts.to_vec();
-        sorted.sort();
-        sorted.dedup();
-        for account in sorted {
-            self.modseq(account).await?;
-        }
-        Ok(())
-    }
-
-    /// The modseq the operation holds for `account`, if it took one yet.
-    pub fn held_modseq(&self, account: AccountId) -> Option<ModSeq> {
-        self.op_modseq.get(&account).copied()
     }
 
     /// Where blob bytes live as files, when configured.
