@@ -398,8 +398,6 @@ impl AuthLimiter {
     }
 }
 
-/// The address a failure is counted against: an IPv4 address itself (also
-/// when IPv4-mapped), an IPv6 address's /64.
 /// The client an address stands for: an IPv4 address (an IPv4-mapped IPv6
 /// address is that IPv4 address), or an IPv6 /64. What failures are
 /// counted against, here and in a store shared by several nodes.
@@ -407,6 +405,8 @@ pub fn client_key(ip: IpAddr) -> IpAddr {
     key(ip)
 }
 
+/// The address a failure is counted against: an IPv4 address itself (also
+/// when IPv4-mapped), an IPv6 address's /64.
 fn key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,

@@ -50,13 +50,18 @@ impl Mail {
         secret: &str,
     ) -> Result<Account, AuthError> {
         let shared = SharedFailures::new(self, peer);
-        if let Some(retry) = shared.refused().await {
-            tracing::info!(
-                client = %peer.ip(),
-                "{protocol} login refused for {user:?}: address blocked after failed logins on the cluster ({retry})"
-            );
-            return Err(AuthError::RateLimited(retry));
-        }
+        // Counted as a failure for every node until it succeeds, so that
+        // guesses made in parallel on several nodes all count at once.
+        let pending = match shared.admit().await {
+            Ok(pending) => pending,
+            Err(retry) => {
+                tracing::info!(
+                    client = %peer.ip(),
+                    "{protocol} login refused for {user:?}: address blocked after failed logins on the cluster ({retry})"
+                );
+                return Err(AuthError::RateLimited(retry));
+            }
+        };
         let attempt = self.limiter.begin(peer.ip()).await.map_err(|retry| {
             tracing::info!(
                 client = %peer.ip(),
@@ -70,7 +75,6 @@ impl Mail {
             Ok(account) => account,
             Err(e) => {
                 tracing::error!("{protocol} {peer}: looking up {user:?}: {e}");
-                shared.record().await;
                 return Err(AuthError::Unavailable(e));
             }
         };
@@ -79,17 +83,22 @@ impl Mail {
         match account.filter(|_| ok) {
             Some(account) => {
                 attempt.succeeded();
+                shared.forget(pending).await;
                 tracing::info!("{protocol} {peer}: {} logged in", account.address);
                 Ok(account)
             }
             None => {
                 tracing::info!(client = %peer.ip(), "{protocol} login failed for {user:?}");
-                shared.record().await;
                 Err(AuthError::InvalidCredentials)
             }
         }
     }
 }
+
+/// How long an attempt waits for the client's attempts in flight on other
+/// nodes to end before it is refused, and how often it looks.
+const ADMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const ADMIT_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A client's failures as the store counts them for every node (nothing,
 /// for a store one server uses alone: see `ClusterStore`).
@@ -106,46 +115,64 @@ impl<'a> SharedFailures<'a> {
         SharedFailures { mail, client }
     }
 
-    /// The start of the window, in unix seconds.
+    /// Now and the start of the window, in unix seconds.
     fn since(&self) -> (i64, i64) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now = tern_core::time::unix_now();
         let window = self.mail.limiter.window().as_secs() as i64;
         (now, now - window)
     }
 
-    /// Refused when the client has used up its failures on all nodes. A
-    /// store that cannot say does not lock everyone out: the local limiter
-    /// still counts.
-    async fn refused(&self) -> Option<RetryAfter> {
-        let client = self.client.as_deref()?;
-        let (_, since) = self.since();
-        match self.mail.store.login_failures(client, since).await {
-            Ok(n) if n >= self.mail.limiter.max_failures() => {
-                Some(RetryAfter(self.mail.limiter.window()))
+    /// Admits an attempt as the local limiter does, over every node: the
+    /// attempt is recorded as a failure first, then admitted if the
+    /// client's failures (attempts in flight included) are within the
+    /// limit; otherwise its record is taken back and it waits for attempts
+    /// in flight to end, as many right passwords at once (a client opening
+    /// several connections, an office behind one address) do. Refused when
+    /// the failures stay (they are real ones). `Ok(Some(at))` is the
+    /// record to take back on success; a store that cannot say does not
+    /// lock everyone out: the local limiter still counts.
+    async fn admit(&self) -> Result<Option<i64>, RetryAfter> {
+        let Some(client) = self.client.as_deref() else {
+            return Ok(None);
+        };
+        let store = &self.mail.store;
+        let max = self.mail.limiter.max_failures();
+        let started = std::time::Instant::now();
+        loop {
+            let (now, since) = self.since();
+            let record = match store.record_login_failure(client, now, since).await {
+                Ok(record) => record,
+                Err(e) => {
+                    tracing::warn!("recording a login attempt for the cluster: {e}");
+                    return Ok(None);
+                }
+            };
+            // Only the records before this one count: of attempts made at
+            // once, the first ones go ahead while the later wait, rather
+            // than all stepping back together.
+            match store.login_failures(client, since, Some(record)).await {
+                Ok(n) if n <= max => return Ok(Some(record)),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!("reading the cluster's failed logins: {e}");
+                    return Ok(Some(record));
+                }
             }
-            Ok(_) => None,
-            Err(e) => {
-                tracing::warn!("reading the cluster's failed logins: {e}");
-                None
+            self.forget(Some(record)).await;
+            if started.elapsed() >= ADMIT_WAIT {
+                return Err(RetryAfter(self.mail.limiter.window()));
             }
+            tokio::time::sleep(ADMIT_POLL).await;
         }
     }
 
-    async fn record(&self) {
-        let Some(client) = self.client.as_deref() else {
+    /// Takes back the failure [`SharedFailures::admit`] counted.
+    async fn forget(&self, record: Option<i64>) {
+        let (Some(client), Some(record)) = (self.client.as_deref(), record) else {
             return;
         };
-        let (now, since) = self.since();
-        if let Err(e) = self
-            .mail
-            .store
-            .record_login_failure(client, now, since)
-            .await
-        {
-            tracing::warn!("recording a failed login for the cluster: {e}");
+        if let Err(e) = self.mail.store.forget_login_failure(client, record).await {
+            tracing::warn!("forgetting a successful login's count for the cluster: {e}");
         }
     }
 }

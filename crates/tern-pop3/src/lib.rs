@@ -112,7 +112,10 @@ impl Pop3Server {
             renewal: None,
         };
         let holder = lock_holder();
-        let now = unix_now();
+        // Named before asking, so that an answer lost after the store took
+        // the lock (or this session cancelled meanwhile) still releases it.
+        lock.holder = Some(holder.clone());
+        let now = tern_core::time::unix_now();
         if !self
             .store
             .maildrop_lock(account, &holder, now, now + MAILDROP_LEASE_SECS)
@@ -127,7 +130,7 @@ impl Pop3Server {
             let every = std::time::Duration::from_secs(MAILDROP_LEASE_SECS as u64 / 3);
             loop {
                 tokio::time::sleep(every).await;
-                let now = unix_now();
+                let now = tern_core::time::unix_now();
                 if let Err(e) = store
                     .maildrop_lock(account, &renewing, now, now + MAILDROP_LEASE_SECS)
                     .await
@@ -136,7 +139,6 @@ impl Pop3Server {
                 }
             }
         }));
-        lock.holder = Some(holder);
         Ok(Some(lock))
     }
 }
@@ -144,13 +146,6 @@ impl Pop3Server {
 /// How long a maildrop lock in the store outlives a node that died
 /// holding it; renewed every third of it while the session lasts.
 const MAILDROP_LEASE_SECS: i64 = 120;
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 /// A name for one session's hold on a maildrop, unique across nodes
 /// (identical nodes may share a hostname and, in containers, a PID).

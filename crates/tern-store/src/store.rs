@@ -468,6 +468,12 @@ pub trait ChangeStore: Send + Sync {
 /// everything, so there is nothing to share and nothing to cost.
 #[async_trait]
 pub trait ClusterStore: Send + Sync {
+    /// Whether other servers (nodes) may be using this store at the same
+    /// time: then what one finds held (a queue lease) may be another's
+    /// live work, never a dead predecessor's to take back at start.
+    fn shared_by_nodes(&self) -> bool {
+        false
+    }
     /// Takes (or, for the same `holder`, renews) the POP3 maildrop lock of
     /// the account until `expires_at` (unix seconds); false while another
     /// holder's lock is unexpired at `now`. A node that dies holding one
@@ -486,13 +492,22 @@ pub trait ClusterStore: Send + Sync {
         Ok(())
     }
     /// Failed logins from `client` (an address key: an IPv4 address, an
-    /// IPv6 /64) recorded by any node at or after `since`.
-    async fn login_failures(&self, _client: &str, _since: i64) -> Result<u32> {
+    /// IPv6 /64) recorded by any node at or after `since`; with `upto`,
+    /// only those recorded no later than that record (see
+    /// [`ClusterStore::record_login_failure`]).
+    async fn login_failures(&self, _client: &str, _since: i64, _upto: Option<i64>) -> Result<u32> {
         Ok(0)
     }
-    /// Records a failed login from `client` at `now`, forgetting its
-    /// failures before `since`.
-    async fn record_login_failure(&self, _client: &str, _now: i64, _since: i64) -> Result<()> {
+    /// Records a failed login (or one in flight) from `client` at `now`,
+    /// forgetting its failures before `since`; the record's number, which
+    /// orders it among every node's.
+    async fn record_login_failure(&self, _client: &str, _now: i64, _since: i64) -> Result<i64> {
+        Ok(0)
+    }
+    /// Forgets the record numbered `record` (a login counted as failed
+    /// while in flight, so that parallel guesses on several nodes count at
+    /// once, which then succeeded).
+    async fn forget_login_failure(&self, _client: &str, _record: i64) -> Result<()> {
         Ok(())
     }
     /// Forgets every failure of `client` (`tern security unblock`).

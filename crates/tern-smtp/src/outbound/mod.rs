@@ -143,13 +143,19 @@ impl Worker {
     pub async fn run_until(self: Arc<Self>, mut stopping: watch::Receiver<bool>) {
         // A previous process that died mid-delivery left its leases; the
         // data directory is ours alone, so its work is ours to resume now
-        // rather than after the leases run out.
-        match self.mail.store().queue_release_leases().await {
-            Ok(0) => {}
-            Ok(n) => {
-                tracing::info!("outbound: resuming {n} deliveries a previous run left unfinished")
+        // rather than after the leases run out. Not on a store other nodes
+        // share: a lease there may be another node's delivery under way,
+        // and a dead node's expires on its own.
+        if self.mail.store().shared_by_nodes() {
+            tracing::debug!("outbound: shared store; leases are left to expire");
+        } else {
+            match self.mail.store().queue_release_leases().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    "outbound: resuming {n} deliveries a previous run left unfinished"
+                ),
+                Err(e) => tracing::warn!("outbound: releasing stale leases: {e}"),
             }
-            Err(e) => tracing::warn!("outbound: releasing stale leases: {e}"),
         }
         let slots = Arc::new(Semaphore::new(IN_FLIGHT));
         let mut tasks = tokio::task::JoinSet::new();

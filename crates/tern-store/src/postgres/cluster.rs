@@ -11,6 +11,10 @@ use async_trait::async_trait;
 
 #[async_trait]
 impl ClusterStore for PgStore {
+    fn shared_by_nodes(&self) -> bool {
+        true
+    }
+
     async fn maildrop_lock(
         &self,
         account: AccountId,
@@ -22,17 +26,21 @@ impl ClusterStore for PgStore {
             Box::pin(async move {
                 // Inserted, or taken over from an expired (or our own)
                 // holder; a live lock of someone else's stays, and then
-                // RETURNING gives nothing.
+                // RETURNING gives nothing. Times are the database's clock,
+                // one clock for every node, whatever theirs say.
+                let lease = (expires_at - now).max(1);
                 let row = tx
                     .query_opt(
-                        "INSERT INTO maildrop_lock (account_id, holder, expires_at)
-                         VALUES ($1, $2, $3)
+                        "WITH clock AS (SELECT extract(epoch FROM clock_timestamp())::bigint AS now)
+                         INSERT INTO maildrop_lock (account_id, holder, expires_at)
+                         SELECT $1, $2, clock.now + $3 FROM clock
                          ON CONFLICT (account_id) DO UPDATE
                             SET holder = excluded.holder, expires_at = excluded.expires_at
                           WHERE maildrop_lock.holder = excluded.holder
-                             OR maildrop_lock.expires_at <= $4
+                             OR maildrop_lock.expires_at
+                                <= extract(epoch FROM clock_timestamp())::bigint
                          RETURNING holder",
-                        &[&account.0, &holder, &expires_at, &now],
+                        &[&account.0, &holder, &lease],
                     )
                     .await?;
                 Ok(row.is_some())
@@ -55,13 +63,14 @@ impl ClusterStore for PgStore {
         .await
     }
 
-    async fn login_failures(&self, client: &str, since: i64) -> Result<u32> {
+    async fn login_failures(&self, client: &str, since: i64, upto: Option<i64>) -> Result<u32> {
         self.read(move |tx| {
             Box::pin(async move {
                 let n: i64 = tx
                     .query_one(
-                        "SELECT count(*) FROM login_failure WHERE client = $1 AND at >= $2",
-                        &[&client, &since],
+                        "SELECT count(*) FROM login_failure
+                          WHERE client = $1 AND at >= $2 AND ($3::bigint IS NULL OR id <= $3)",
+                        &[&client, &since, &upto],
                     )
                     .await?
                     .get(0);
@@ -71,7 +80,7 @@ impl ClusterStore for PgStore {
         .await
     }
 
-    async fn record_login_failure(&self, client: &str, now: i64, since: i64) -> Result<()> {
+    async fn record_login_failure(&self, client: &str, now: i64, since: i64) -> Result<i64> {
         self.write(move |tx| {
             Box::pin(async move {
                 tx.execute(
@@ -79,9 +88,24 @@ impl ClusterStore for PgStore {
                     &[&client, &since],
                 )
                 .await?;
+                let row = tx
+                    .query_one(
+                        "INSERT INTO login_failure (client, at) VALUES ($1, $2) RETURNING id",
+                        &[&client, &now],
+                    )
+                    .await?;
+                Ok(row.get(0))
+            })
+        })
+        .await
+    }
+
+    async fn forget_login_failure(&self, client: &str, record: i64) -> Result<()> {
+        self.write(move |tx| {
+            Box::pin(async move {
                 tx.execute(
-                    "INSERT INTO login_failure (client, at) VALUES ($1, $2)",
-                    &[&client, &now],
+                    "DELETE FROM login_failure WHERE client = $1 AND id = $2",
+                    &[&client, &record],
                 )
                 .await?;
                 Ok(())

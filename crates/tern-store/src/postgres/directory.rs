@@ -155,6 +155,11 @@ async fn list_accounts(tx: &mut Tx<'_>) -> Result<Vec<Account>> {
 }
 
 async fn account_by_address(tx: &Tx<'_>, address: &str) -> Result<Option<Account>> {
+    // No stored address holds a NUL (PostgreSQL text cannot), and a peer's
+    // (a login name) must get "no such account", not a database error.
+    if address.contains('\0') {
+        return Ok(None);
+    }
     let row = tx
         .query_opt(
             &format!("SELECT {ACCOUNT_COLUMNS} WHERE address = $1"),
@@ -313,6 +318,9 @@ async fn list_aliases(tx: &mut Tx<'_>) -> Result<Vec<Alias>> {
 }
 
 async fn alias(tx: &Tx<'_>, address: &str) -> Result<Option<Alias>> {
+    if address.contains('\0') {
+        return Ok(None);
+    }
     tx.query_opt(
         "SELECT address, targets FROM alias WHERE address = $1",
         &[&address],

@@ -311,13 +311,13 @@ async fn query(tx: &Tx<'_>, account: AccountId, q: &EmailQuery) -> Result<EmailQ
     let dir = if q.ascending { "ASC" } else { "DESC" };
     let filter = f.conditions.join(" AND ");
     let total = if q.calculate_total {
-        let n: i64 = tx
-            .query_one(
+        let rows = tx
+            .query_dynamic(
                 &format!("SELECT count(*) FROM email e WHERE {filter}"),
                 &f.params(),
             )
-            .await?
-            .get(0);
+            .await?;
+        let n: i64 = rows.first().map(|r| r.get(0)).unwrap_or(0);
         Some(n.max(0) as u64)
     } else {
         None
@@ -329,7 +329,7 @@ async fn query(tx: &Tx<'_>, account: AccountId, q: &EmailQuery) -> Result<EmailQ
           ORDER BY {column} {dir}, e.id {dir} LIMIT ${limit} OFFSET ${offset}"
     );
     let ids = tx
-        .query(&sql, &f.params())
+        .query_dynamic(&sql, &f.params())
         .await?
         .iter()
         .map(|r| EmailId(r.get(0)))

@@ -72,16 +72,21 @@ async fn prune_step(tx: &Tx<'_>, before: i64) -> Result<u64> {
         .await?
         .get(0);
     let Some(cut) = cut else { return Ok(0) };
-    tx.execute(
-        "UPDATE account a SET journal_floor = greatest(a.journal_floor, j.top)
-           FROM (SELECT account_id, max(modseq) AS top FROM journal WHERE seq <= $1
-                  GROUP BY account_id) j
-          WHERE a.id = j.account_id",
-        &[&cut],
-    )
-    .await?;
-    tx.execute("DELETE FROM journal WHERE seq <= $1", &[&cut])
-        .await
+    // One statement: the floors rise by exactly the rows deleted, even one
+    // another node commits in between.
+    let n: i64 = tx
+        .query_one(
+            "WITH d AS (DELETE FROM journal WHERE seq <= $1 RETURNING account_id, modseq),
+                  f AS (UPDATE account a SET journal_floor = greatest(a.journal_floor, j.top)
+                          FROM (SELECT account_id, max(modseq) AS top FROM d
+                                 GROUP BY account_id) j
+                         WHERE a.id = j.account_id)
+             SELECT count(*) FROM d",
+            &[&cut],
+        )
+        .await?
+        .get(0);
+    Ok(n.max(0) as u64)
 }
 
 async fn mailbox_changes(

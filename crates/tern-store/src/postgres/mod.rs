@@ -87,10 +87,24 @@ impl PgStore {
     /// nodes starting together migrate once) and starts listening for the
     /// commits of every node.
     pub async fn open(options: PgOptions) -> Result<PgStore> {
-        let config: tokio_postgres::Config = options
+        let mut config: tokio_postgres::Config = options
             .url
             .parse()
             .map_err(|e| StoreError::backend("reading the PostgreSQL URL", e))?;
+        // A database that vanished without closing the socket (a failover,
+        // a cut network) is noticed in about a minute rather than the
+        // system's two hours, by the listener above all.
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .keepalives_interval(Duration::from_secs(10))
+            .keepalives_retries(3);
+        // A transaction left open by a node that hangs must not hold an
+        // account's row lock (every node's writes to it) for ever.
+        let options_given = config.get_options().unwrap_or("").to_string();
+        config.options(format!(
+            "{options_given} -c idle_in_transaction_session_timeout=60000"
+        ));
         let (mut client, connection) = config
             .connect(tokio_postgres::NoTls)
             .await
@@ -115,7 +129,16 @@ impl PgStore {
             .map_err(|e| StoreError::backend("creating the connection pool", e))?;
         let hub = Arc::new(NotificationHub::new());
         let node = notify::node_id();
-        let listener = notify::Listener::start(config, pool.clone(), hub.clone(), node.clone());
+        let (listener, mut listening) =
+            notify::Listener::start(config, pool.clone(), hub.clone(), node.clone());
+        // Sessions subscribe as soon as the store is open: the first LISTEN
+        // must be in effect by then, or their first news could be missed.
+        if tokio::time::timeout(RETRY_FOR, listening.wait_for(|l| *l))
+            .await
+            .is_err()
+        {
+            tracing::warn!("not yet listening for other nodes' changes; retrying meanwhile");
+        }
         if let Some(dir) = &options.blob_dir {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::backend(format!("creating {}", dir.display()), e))?;
@@ -198,17 +221,29 @@ impl PgStore {
             .get()
             .await
             .map_err(|e| StoreError::backend("connecting to PostgreSQL", e))?;
-        let begin = if read_only {
-            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+        // A write learns its transaction id in the same round trip as its
+        // BEGIN, to ask after a COMMIT whose answer was lost.
+        let xid = if read_only {
+            client
+                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .await
+                .map_err(|e| StoreError::backend("starting a transaction", e))?;
+            None
         } else {
-            "BEGIN"
+            let messages = client
+                .simple_query("BEGIN; SELECT txid_current()")
+                .await
+                .map_err(|e| StoreError::backend("starting a transaction", e))?;
+            messages.iter().find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => {
+                    row.get(0).and_then(|x| x.parse::<i64>().ok())
+                }
+                _ => None,
+            })
         };
-        client
-            .batch_execute(begin)
-            .await
-            .map_err(|e| StoreError::backend("starting a transaction", e))?;
         let mut tx = Tx {
             client: Some(client),
+            finished: false,
             op_modseq: BTreeMap::new(),
             blob_dir: self.blob_dir.clone(),
             node: self.node.clone(),
@@ -220,26 +255,85 @@ impl PgStore {
             Err(e) => Err(e),
         };
         match outcome {
-            Ok(value) => match tx.batch("COMMIT").await {
-                Ok(()) => {
-                    for path in &tx.unlink {
-                        if let Err(e) = std::fs::remove_file(path) {
-                            tracing::warn!("removing freed blob file {}: {e}", path.display());
+            Ok(value) => {
+                let committed = match tx.batch("COMMIT").await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tx.discard();
+                        // The connection failed around the COMMIT: it may
+                        // have committed. Running the operation again
+                        // would then store a message twice; ask.
+                        match (xid, is_retryable(&e)) {
+                            (Some(xid), true) => self.committed(xid).await?,
+                            _ => false,
                         }
+                        .then_some(())
+                        .ok_or(e)?;
+                        true
                     }
-                    Ok((value, std::mem::take(&mut tx.op_modseq)))
+                };
+                tx.finished = committed;
+                for path in &tx.unlink {
+                    if let Err(e) = std::fs::remove_file(path) {
+                        tracing::warn!("removing freed blob file {}: {e}", path.display());
+                    }
                 }
-                Err(e) => {
-                    tx.discard();
-                    Err(e)
-                }
-            },
+                Ok((value, std::mem::take(&mut tx.op_modseq)))
+            }
             Err(e) => {
-                if tx.batch("ROLLBACK").await.is_err() {
+                if tx.batch("ROLLBACK").await.is_ok() {
+                    tx.finished = true;
+                } else {
                     tx.discard();
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// Whether transaction `xid`, whose COMMIT went unanswered, committed:
+    /// asked on another connection until the database answers (within the
+    /// retry period). `false` (run it again) only when it is known not to
+    /// have; an answer never had fails the operation as unknown rather
+    /// than risk doing it twice.
+    async fn committed(&self, xid: i64) -> Result<bool> {
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let status: Result<Option<String>> = async {
+                let client = self
+                    .pool
+                    .get()
+                    .await
+                    .map_err(|e| StoreError::backend("connecting to PostgreSQL", e))?;
+                let row = client
+                    .query_one("SELECT txid_status($1)", &[&xid])
+                    .await
+                    .map_err(|e| StoreError::backend("asking whether a commit happened", e))?;
+                Ok(row.get(0))
+            }
+            .await;
+            match status {
+                Ok(Some(s)) if s == "committed" => return Ok(true),
+                Ok(Some(s)) if s == "aborted" => return Ok(false),
+                // In progress: its connection is gone, so it is about to be
+                // aborted; asked again.
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return Err(StoreError::Invalid(format!(
+                        "whether transaction {xid} committed can no longer be known"
+                    )))
+                }
+                Err(e) if is_retryable(&e) => {}
+                Err(e) => return Err(e),
+            }
+            if started.elapsed() >= RETRY_FOR {
+                return Err(StoreError::Invalid(format!(
+                    "the database did not say whether transaction {xid} committed"
+                )));
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
         }
     }
 
@@ -257,11 +351,25 @@ impl PgStore {
 /// its arguments instead of cloning them.
 pub(crate) struct Tx<'env> {
     client: Option<deadpool_postgres::Object>,
+    /// Set once COMMIT or ROLLBACK went through; a Tx dropped without it
+    /// (its operation's future cancelled, a panic) takes its connection
+    /// out of the pool instead of handing it back mid-transaction.
+    finished: bool,
     op_modseq: BTreeMap<AccountId, ModSeq>,
     blob_dir: Option<PathBuf>,
     node: Arc<str>,
     unlink: Vec<PathBuf>,
     _env: std::marker::PhantomData<&'env ()>,
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Closing the connection rolls its transaction back and frees
+            // its locks at once.
+            self.discard();
+        }
+    }
 }
 
 impl<'env> Tx<'env> {
@@ -363,6 +471,20 @@ impl<'env> Tx<'env> {
             .map_err(sql_error(sql))
     }
 
+    /// Runs a statement whose text is built from a request (a JMAP filter
+    /// of any shape) without caching it: the cache would grow with every
+    /// shape a client invents, here and in the server.
+    pub async fn query_dynamic(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>> {
+        self.client()?
+            .query(sql, params)
+            .await
+            .map_err(sql_error(sql))
+    }
+
     /// Runs SQL text that is not worth preparing (DDL, a one-off batch).
     pub async fn batch(&self, sql: &str) -> Result<()> {
         self.client()?
@@ -441,9 +563,6 @@ pub(crate) fn is_retryable(e: &StoreError) -> bool {
         }
         if let Some(pool) = e.downcast_ref::<deadpool_postgres::PoolError>() {
             return !matches!(pool, deadpool_postgres::PoolError::Closed);
-        }
-        if e.downcast_ref::<std::io::Error>().is_some() {
-            return true;
         }
         cause = e.source();
     }

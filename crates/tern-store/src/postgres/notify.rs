@@ -49,23 +49,22 @@ impl Listener {
         pool: Pool,
         hub: Arc<NotificationHub>,
         node: Arc<str>,
-    ) -> Listener {
+    ) -> (Listener, tokio::sync::watch::Receiver<bool>) {
+        let (listening, ready) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             let mut backoff = Duration::from_millis(50);
-            let mut first = true;
             loop {
-                match listen(&config, &pool, &hub, &node, !first).await {
+                match listen(&config, &pool, &hub, &node, &listening).await {
                     Ok(()) => backoff = Duration::from_millis(50),
                     Err(e) => {
                         tracing::warn!("listening for changes from other nodes: {e}");
                     }
                 }
-                first = false;
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
         });
-        Listener { task }
+        (Listener { task }, ready)
     }
 
     pub fn stop(&self) {
@@ -79,14 +78,16 @@ impl Drop for Listener {
     }
 }
 
-/// Listens until the connection ends. After a reconnection (`catch_up`),
-/// wakes the subscribers of accounts whose modseq moved while deaf.
+/// Listens until the connection ends; `listening` is told once LISTEN is
+/// in effect. After a reconnection, wakes the subscribers of accounts
+/// whose modseq moved while deaf (the first time, the store is still
+/// opening: nobody can have subscribed).
 async fn listen(
     config: &tokio_postgres::Config,
     pool: &Pool,
     hub: &NotificationHub,
     node: &str,
-    catch_up: bool,
+    listening: &tokio::sync::watch::Sender<bool>,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -108,7 +109,9 @@ async fn listen(
         }
     });
     client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-    if catch_up {
+    if !listening.send_replace(true) {
+        // Not the first connection: what committed while deaf was not
+        // heard.
         wake_subscribed(pool, hub).await;
     }
     while let Some(payload) = rx.recv().await {

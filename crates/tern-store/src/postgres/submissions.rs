@@ -202,20 +202,29 @@ pub async fn cancel(tx: &mut Tx<'_>, account: AccountId, id: SubmissionId) -> Re
     let Some(Some(queue_id)) = queue_id else {
         return Ok(false);
     };
-    // Locked, so no worker on any node claims it while it goes; one that
-    // claimed it first has changed `lease_id`, which the lock re-reads.
-    let untouched = tx
+    // Locked first, so no worker on any node claims it while it goes; one
+    // that claimed it first has changed `lease_id`, which the lock
+    // re-reads. The attempts are read after the lock, in a statement of
+    // their own: in the locking one they would be read as of before the
+    // wait, missing what a worker recorded meanwhile.
+    let unleased = tx
         .query_opt(
-            "SELECT m.id FROM queue_message m
-              WHERE m.id = $1 AND m.lease_id IS NULL
-                AND NOT EXISTS (SELECT 1 FROM queue_recipient r
-                                 WHERE r.message_id = m.id
-                                   AND (r.attempts > 0 OR r.status <> 'pending'))
-              FOR UPDATE OF m",
+            "SELECT id FROM queue_message WHERE id = $1 AND lease_id IS NULL FOR UPDATE",
             &[&queue_id],
         )
         .await?;
-    if untouched.is_none() {
+    if unleased.is_none() {
+        return Ok(false);
+    }
+    let attempted: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM queue_recipient
+                             WHERE message_id = $1 AND (attempts > 0 OR status <> 'pending'))",
+            &[&queue_id],
+        )
+        .await?
+        .get(0);
+    if attempted {
         return Ok(false);
     }
     queue::remove_entry(tx, QueueId(queue_id)).await?;

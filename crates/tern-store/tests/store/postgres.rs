@@ -120,6 +120,83 @@ async fn fixture() -> Option<Fixture> {
 
 tern_store::conformance_tests!(fixture);
 
+/// The same suite with message bytes kept as files under a directory
+/// (`[store] blob_dir`, a filesystem every node mounts) instead of in
+/// the database.
+mod blob_files {
+    use super::*;
+
+    async fn fixture() -> Option<Fixture> {
+        let admin = server_url()?;
+        let db = ScratchDb::create(&admin).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = |url: &str| {
+            let mut options = PgOptions::new(url.to_string());
+            options.blob_dir = Some(dir.path().join("blobs"));
+            options
+        };
+        let store = PgStore::open(options(&db.url))
+            .await
+            .expect("open PostgreSQL store");
+        let peer = options(&db.url);
+        Some(Fixture {
+            store: Arc::new(store),
+            open_peer: Box::new(move || -> Arc<dyn tern_store::Store> {
+                let peer = peer.clone();
+                tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current()
+                        .block_on(async { Arc::new(PgStore::open(peer).await.expect("open peer")) })
+                })
+            }),
+            guard: Box::new((db, dir)),
+        })
+    }
+
+    tern_store::conformance_tests!(fixture);
+
+    /// The bytes are in files, not in the database, and a freed blob's
+    /// file goes with it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bytes_live_in_files_and_go_with_their_last_holder() {
+        use tern_store::*;
+        let Some(fixture) = fixture().await else {
+            return;
+        };
+        let store = fixture.store.clone();
+        let a = conformance::account(&store, "a@example.test").await;
+        let raw = conformance::message("on disk", &"x".repeat(300_000));
+        let d = conformance::deliver_to(&store, &a, raw.clone()).await;
+        let (_, dir) = fixture
+            .guard
+            .downcast_ref::<(ScratchDb, tempfile::TempDir)>()
+            .expect("the guard");
+        let files = || -> Vec<std::path::PathBuf> {
+            let mut out = Vec::new();
+            let root = dir.path().join("blobs");
+            for shard in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+                for f in std::fs::read_dir(shard.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    out.push(f.path());
+                }
+            }
+            out
+        };
+        assert_eq!(files().len(), 1, "one file for the message");
+        assert_eq!(std::fs::read(&files()[0]).unwrap(), raw);
+        let email = store.email(a.id, d.email_id).await.unwrap();
+        let range = store
+            .read_blob_range(a.id, &email.blob_id, 100_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(range, raw[100_000..100_010].to_vec());
+        store.destroy_emails(a.id, &[d.email_id]).await.unwrap();
+        assert!(files().is_empty(), "the file went with the email");
+    }
+}
+
 /// Environment variable that turns this test binary into the crash child;
 /// its value is the database URL.
 const CHILD_ENV: &str = "TERN_STORE_PG_CRASH_CHILD";

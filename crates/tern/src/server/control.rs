@@ -96,7 +96,7 @@ async fn serve_one(
 async fn answer(request: &str, limiter: &AuthLimiter, store: &dyn Store) -> serde_json::Value {
     use serde_json::json;
     let (command, argument) = request.split_once(' ').unwrap_or((request, ""));
-    let now = unix_now();
+    let now = tern_core::time::unix_now();
     let window = limiter.window().as_secs() as i64;
     match command {
         "blocked" => {
@@ -139,7 +139,7 @@ async fn answer(request: &str, limiter: &AuthLimiter, store: &dyn Store) -> serd
             Ok(ip) => {
                 let client = tern_core::auth_limit::client_key(ip).to_string();
                 let shared = store
-                    .login_failures(&client, now - window)
+                    .login_failures(&client, now - window, None)
                     .await
                     .unwrap_or(0)
                     >= limiter.max_failures();
@@ -156,11 +156,4 @@ async fn answer(request: &str, limiter: &AuthLimiter, store: &dyn Store) -> serd
         },
         _ => json!({ "error": format!("unknown request {command:?}") }),
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
