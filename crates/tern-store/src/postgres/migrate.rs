@@ -22,10 +22,15 @@
 //!   past every id SQLite ever handed out: an email id is never reused),
 //!   and the row counts of every table are compared.
 
+mod progress;
 mod tables;
 
 use super::blobs;
 use crate::error::{Result, StoreError};
+pub use progress::unfinished;
+use progress::{
+    check_unchanged, decode_key, encode_key, load_progress, source_fingerprint, PROGRESS_TABLE,
+};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -46,17 +51,6 @@ pub const BATCH_BYTES: usize = 32 * 1024 * 1024;
 /// The advisory lock held by a running migration ("ternmigr" in ASCII), so
 /// two runs into one database never interleave their batches.
 const MIGRATE_LOCK: i64 = 0x7465_726e_6d69_6772;
-
-/// The migration's own bookkeeping, beside the schema it fills (not part
-/// of it: a database that never was migrated into has no such table).
-const PROGRESS_TABLE: &str = "CREATE TABLE IF NOT EXISTS migrate_progress (
-    source     TEXT NOT NULL,
-    table_name TEXT NOT NULL,
-    last_key   TEXT,
-    rows       BIGINT NOT NULL DEFAULT 0,
-    done       BOOLEAN NOT NULL DEFAULT FALSE,
-    PRIMARY KEY (source, table_name)
-)";
 
 /// What the progress callback hears: after each committed batch, and as
 /// each table starts and ends.
@@ -223,16 +217,18 @@ where
         }
     }
 
-    let totals;
-    (conn, totals) = blocking(move || {
+    let (totals, fingerprint);
+    (conn, totals, fingerprint) = blocking(move || {
         let totals = TABLES
             .iter()
             .map(|t| source_count(&conn, t))
             .collect::<Result<Vec<u64>>>();
-        (conn, totals)
+        let fingerprint = source_fingerprint(&conn);
+        (conn, totals, fingerprint)
     })
     .await;
     let totals = totals?;
+    check_unchanged(client, source, &fingerprint?).await?;
 
     for (i, table) in TABLES.iter().enumerate() {
         let state = saved.iter().find(|s| s.table == table.name);
@@ -290,6 +286,13 @@ where
     .await;
     advance_sequences(client, &used?).await?;
     let counts = verify(client, conn, &totals).await?;
+    client
+        .execute(
+            "UPDATE migrate_progress SET done = TRUE WHERE source = $1 AND table_name = '#source'",
+            &[&source],
+        )
+        .await
+        .map_err(pg("recording the end of the copy"))?;
     Ok(Report {
         complete: true,
         resumed,
@@ -319,33 +322,6 @@ fn sqlite(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
 
 fn pg<C: Into<String>>(context: C) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
     move |e| StoreError::backend(context, e)
-}
-
-/// One table's saved progress.
-struct Saved {
-    table: String,
-    last_key: Option<String>,
-    rows: u64,
-    done: bool,
-}
-
-async fn load_progress(client: &Client, source: &str) -> Result<Vec<Saved>> {
-    let rows = client
-        .query(
-            "SELECT table_name, last_key, rows, done FROM migrate_progress WHERE source = $1",
-            &[&source],
-        )
-        .await
-        .map_err(pg("reading migrate_progress"))?;
-    Ok(rows
-        .iter()
-        .map(|r| Saved {
-            table: r.get(0),
-            last_key: r.get(1),
-            rows: r.get::<_, i64>(2) as u64,
-            done: r.get(3),
-        })
-        .collect())
 }
 
 fn source_count(conn: &Connection, table: &Table) -> Result<u64> {
@@ -628,35 +604,6 @@ async fn write_batch(
     .await
     .map_err(pg(fail("recording progress")))?;
     tx.commit().await.map_err(pg(fail("committing")))
-}
-
-/// A key as the progress row keeps it: a JSON array of its values.
-fn encode_key(key: &[Value]) -> Result<String> {
-    let parts = key
-        .iter()
-        .map(|v| match v {
-            Value::Integer(i) => Ok(serde_json::Value::from(*i)),
-            Value::Text(t) => Ok(serde_json::Value::from(t.as_str())),
-            other => Err(StoreError::Invalid(format!(
-                "a key column holds a {:?} value",
-                other.data_type()
-            ))),
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(serde_json::Value::Array(parts).to_string())
-}
-
-fn decode_key(text: &str) -> Result<Vec<Value>> {
-    let bad = || StoreError::Invalid(format!("migrate_progress holds an unreadable key {text:?}"));
-    let parts: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|_| bad())?;
-    parts
-        .into_iter()
-        .map(|p| match p {
-            serde_json::Value::Number(n) => n.as_i64().map(Value::Integer).ok_or_else(bad),
-            serde_json::Value::String(s) => Ok(Value::Text(s)),
-            _ => Err(bad()),
-        })
-        .collect()
 }
 
 /// Moves each identity past the copied ids and past every id SQLite ever

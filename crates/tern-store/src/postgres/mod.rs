@@ -111,6 +111,13 @@ impl PgStore {
             .map_err(|e| StoreError::backend("connecting to PostgreSQL", e))?;
         let driver = tokio::spawn(connection);
         schema::migrate(&mut client).await?;
+        if migrate::unfinished(&client).await? {
+            return Err(StoreError::Invalid(
+                "a `tern store migrate` into this database has not finished; run it again \
+                 until it completes before starting Tern on it"
+                    .into(),
+            ));
+        }
         drop(client);
         let _ = driver.await;
 

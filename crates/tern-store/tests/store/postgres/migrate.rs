@@ -504,6 +504,13 @@ async fn an_interrupted_migration_resumes_where_it_stopped() {
     .await
     .unwrap();
     assert!(!first.complete && !first.resumed);
+    // No node starts on half a copy.
+    let refused = PgStore::open(PgOptions::new(db.url.clone())).await;
+    assert!(
+        matches!(&refused, Err(StoreError::Invalid(m)) if m.contains("has not finished")),
+        "{:?}",
+        refused.as_ref().err()
+    );
     let mut seen = None;
     let second = migrate::from_sqlite(&source, &db.url, |p| {
         if p.table == "tls_report" && p.done > 0 && !p.finished {
@@ -536,4 +543,41 @@ async fn an_interrupted_migration_resumes_where_it_stopped() {
     let pg = open_pg(&db.url).await;
     assert_same(&expected, &answers(&pg).await);
     pg.close().await.unwrap();
+}
+
+/// A copy stopped half-way is not resumed over a source written since:
+/// the tables already copied would be of another state than the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_changed_since_an_interrupted_copy_is_refused() {
+    let Some(admin) = server_url() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = filled_sqlite(dir.path()).await;
+    let source = dir.path().join("tern.db");
+    let db = ScratchDb::create(&admin).await;
+    let mut calls = 0;
+    let first = migrate::from_sqlite(&source, &db.url, |_| {
+        calls += 1;
+        if calls == 3 {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    })
+    .await
+    .unwrap();
+    assert!(!first.complete);
+    let a = sqlite
+        .account_by_address("a@example.test")
+        .await
+        .unwrap()
+        .expect("the filled store's first account");
+    tern_store::conformance::deliver_to(&sqlite, &a, tern_store::conformance::message("late", "x"))
+        .await;
+    sqlite.close().await.unwrap();
+    let refused = migrate::from_sqlite(&source, &db.url, |_| Flow::Continue).await;
+    assert!(
+        matches!(&refused, Err(StoreError::Invalid(m)) if m.contains("changed since")),
+        "{:?}",
+        refused.as_ref().err()
+    );
 }
