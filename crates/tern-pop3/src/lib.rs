@@ -110,6 +110,7 @@ impl Pop3Server {
             account,
             holder: None,
             renewal: None,
+            lost: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         };
         let holder = lock_holder();
         // Named before asking, so that an answer lost after the store took
@@ -124,18 +125,32 @@ impl Pop3Server {
             return Ok(None);
         }
         // Renewed while held, so that only a node that died leaves it to
-        // expire.
-        let (store, renewing) = (self.store.clone(), holder.clone());
+        // expire. A lease that could not be renewed in time (the database
+        // away longer than the lease) may have gone to another session:
+        // the lock is then lost, and QUIT deletes nothing.
+        let (store, renewing, lost) = (self.store.clone(), holder.clone(), lock.lost.clone());
         lock.renewal = Some(tokio::spawn(async move {
             let every = std::time::Duration::from_secs(MAILDROP_LEASE_SECS as u64 / 3);
+            let mut renewed = tern_core::time::unix_now();
             loop {
                 tokio::time::sleep(every).await;
                 let now = tern_core::time::unix_now();
-                if let Err(e) = store
+                match store
                     .maildrop_lock(account, &renewing, now, now + MAILDROP_LEASE_SECS)
                     .await
                 {
-                    tracing::warn!("pop3: renewing a maildrop lock: {e}");
+                    Ok(true) => renewed = now,
+                    Ok(false) => {
+                        lost.store(true, std::sync::atomic::Ordering::Release);
+                        tracing::warn!("pop3: the maildrop lock went to another session");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!("pop3: renewing a maildrop lock: {e}");
+                        if now - renewed >= MAILDROP_LEASE_SECS {
+                            lost.store(true, std::sync::atomic::Ordering::Release);
+                        }
+                    }
                 }
             }
         }));
@@ -170,6 +185,15 @@ pub(crate) struct MaildropLock {
     /// This session's name in the store's lock, once it has it.
     holder: Option<String>,
     renewal: Option<tokio::task::JoinHandle<()>>,
+    /// Set when the store's lease could not be kept.
+    lost: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl MaildropLock {
+    /// Whether another session may have had the maildrop meanwhile.
+    pub(crate) fn is_lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 impl Drop for MaildropLock {

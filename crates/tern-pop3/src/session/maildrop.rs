@@ -272,10 +272,22 @@ impl Session {
     /// QUIT: in TRANSACTION, the UPDATE state removes what DELE marked.
     pub(super) async fn quit(&mut self) {
         let state = std::mem::replace(&mut self.state, State::Authorization { user: None });
-        let State::Transaction { maildrop, _lock } = state else {
+        let State::Transaction {
+            maildrop,
+            _lock: lock,
+        } = state
+        else {
             self.ok(&format!("{} signing off", self.srv.hostname));
             return;
         };
+        if lock.is_lost() {
+            // Another session (on another node) may have read and deleted
+            // meanwhile: this one's view is stale, so it removes nothing.
+            self.err(
+                "[SYS/TEMP] the maildrop lock was lost during the session; nothing was deleted",
+            );
+            return;
+        }
         let doomed: Vec<Uid> = maildrop
             .messages
             .iter()
@@ -320,7 +332,8 @@ impl Session {
                 self.err("[SYS/TEMP] some deleted messages were not removed");
             }
         }
-        // `_lock` drops here, after the update: the next session sees it done.
+        // `lock` drops here, after the update: the next session sees it done.
+        drop(lock);
     }
 }
 
