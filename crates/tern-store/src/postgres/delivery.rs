@@ -22,8 +22,8 @@ use crate::types::*;
 /// PostgreSQL TEXT holds no NUL: peer bytes lose theirs before they reach
 /// a column (they carry nothing a search or a thread could use).
 pub(super) fn without_nul(s: &mut String) {
-    if s.contains('\0') {
-        s.retain(|c| c != '\0');
+    if let std::borrow::Cow::Owned(clean) = super::text(s) {
+        *s = clean;
     }
 }
 

@@ -257,7 +257,7 @@ async fn query(tx: &Tx<'_>, account: AccountId, q: &EmailQuery) -> Result<EmailQ
         f.conditions.push(format!("e.thread_id = ${n}"));
     }
     for (body_only, needle) in &q.text {
-        let needle = needle.replace('\0', "");
+        let needle = super::text(needle);
         if needle.chars().count() < MIN_NEEDLE_CHARS {
             return Err(StoreError::Invalid(
                 "a needle shorter than a trigram".into(),

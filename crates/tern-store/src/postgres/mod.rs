@@ -588,6 +588,17 @@ pub(crate) fn is_unique_violation(e: &StoreError) -> bool {
         .is_some_and(|c| c.code() == "23505")
 }
 
+/// Peer data without NUL bytes, which a PostgreSQL TEXT cannot hold (an
+/// address, a reply from a remote server, a search needle): they carry
+/// nothing a search, a thread or a reply could use.
+pub(crate) fn text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        std::borrow::Cow::Owned(s.replace('\0', ""))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

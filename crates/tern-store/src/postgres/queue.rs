@@ -14,6 +14,7 @@
 //! ran out and a late record are ordered: whichever commits second sees
 //! the other (the claim skips the row, or the record finds the lease gone).
 
+use super::text;
 use super::{blobs, now, submissions, PgStore, Tx};
 use crate::error::{Result, StoreError};
 use crate::sqlite::queue::{
@@ -29,16 +30,6 @@ use std::collections::HashMap;
 /// due index this far and no further, so it costs the same with ten or a
 /// million entries queued (as on SQLite).
 const DUE_ROWS_PER_CLAIM: i64 = 4;
-
-/// Peer data without NUL bytes, which a PostgreSQL TEXT cannot hold
-/// (an address or a reply text from a remote server).
-fn text(s: &str) -> Cow<'_, str> {
-    if s.contains('\0') {
-        Cow::Owned(s.replace('\0', ""))
-    } else {
-        Cow::Borrowed(s)
-    }
-}
 
 fn opt_text(s: &Option<String>) -> Option<Cow<'_, str>> {
     s.as_deref().map(text)

@@ -215,7 +215,7 @@ struct Needle {
 
 impl Needle {
     fn new(needle: &str) -> Needle {
-        let text = needle.replace('\0', "");
+        let text = super::text(needle).into_owned();
         let long = text.chars().count() >= TRIGRAM;
         if long {
             Needle {

@@ -49,7 +49,7 @@ pub async fn record(
         .map(|r| {
             let on_the_way = queued.iter().any(|q| q.eq_ignore_ascii_case(r));
             (
-                r.replace('\0', ""),
+                super::text(r).into_owned(),
                 RecipientDelivery {
                     delivered: if on_the_way { "queued" } else { "yes" }.into(),
                     reply: None,
@@ -67,8 +67,8 @@ pub async fn record(
             &id,
             &s.email_id.0,
             &s.thread_id.0,
-            &s.identity_id.replace('\0', ""),
-            &s.mail_from.replace('\0', ""),
+            &super::text(&s.identity_id),
+            &super::text(&s.mail_from),
             &rcpt_to,
             &s.send_at,
             &s.queue_id.map(|q| q.0),
@@ -173,7 +173,7 @@ pub async fn record_outcome(
 ) -> Result<()> {
     let outcome = serde_json::to_string(&RecipientDelivery {
         delivered: if delivered { "yes" } else { "no" }.into(),
-        reply: reply.map(|r| r.replace('\0', "")),
+        reply: reply.map(|r| super::text(r).into_owned()),
     })
     .map_err(|e| StoreError::backend("encoding a submission's delivery", e))?;
     tx.execute(
