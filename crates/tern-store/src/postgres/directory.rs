@@ -477,7 +477,7 @@ impl DirectoryStore for PgStore {
     }
 
     async fn list_domains(&self) -> Result<Vec<Domain>> {
-        self.read(|tx| Box::pin(list_domains(tx))).await
+        self.read_one(|tx| Box::pin(list_domains(tx))).await
     }
 
     async fn remove_domain(&self, name: &str) -> Result<()> {
@@ -493,17 +493,17 @@ impl DirectoryStore for PgStore {
     }
 
     async fn list_accounts(&self) -> Result<Vec<Account>> {
-        self.read(|tx| Box::pin(list_accounts(tx))).await
+        self.read_one(|tx| Box::pin(list_accounts(tx))).await
     }
 
     async fn account_by_address(&self, address: &str) -> Result<Option<Account>> {
         let address = &address.to_lowercase();
-        self.read(move |tx| Box::pin(account_by_address(tx, address)))
+        self.read_one(move |tx| Box::pin(account_by_address(tx, address)))
             .await
     }
 
     async fn account(&self, id: AccountId) -> Result<Account> {
-        self.read(move |tx| Box::pin(account(tx, id))).await
+        self.read_one(move |tx| Box::pin(account(tx, id))).await
     }
 
     async fn set_password(&self, address: &str, password_hash: &str) -> Result<()> {
@@ -530,12 +530,12 @@ impl DirectoryStore for PgStore {
     }
 
     async fn list_aliases(&self) -> Result<Vec<Alias>> {
-        self.read(|tx| Box::pin(list_aliases(tx))).await
+        self.read_one(|tx| Box::pin(list_aliases(tx))).await
     }
 
     async fn alias(&self, address: &str) -> Result<Option<Alias>> {
         let address = &address.to_lowercase();
-        self.read(move |tx| Box::pin(alias(tx, address))).await
+        self.read_one(move |tx| Box::pin(alias(tx, address))).await
     }
 
     async fn remove_alias(&self, address: &str) -> Result<()> {
@@ -551,11 +551,12 @@ impl DirectoryStore for PgStore {
 
     async fn dkim_keys(&self, domain: &str) -> Result<Vec<DkimKey>> {
         let domain = &domain.to_ascii_lowercase();
-        self.read(move |tx| Box::pin(dkim_keys(tx, domain))).await
+        self.read_one(move |tx| Box::pin(dkim_keys(tx, domain)))
+            .await
     }
 
     async fn account_setting(&self, account: AccountId, name: &str) -> Result<Option<String>> {
-        self.read(move |tx| Box::pin(setting(tx, account, name)))
+        self.read_one(move |tx| Box::pin(setting(tx, account, name)))
             .await
     }
 
@@ -574,7 +575,7 @@ impl DirectoryStore for PgStore {
         account: AccountId,
         prefix: &str,
     ) -> Result<Vec<(String, String)>> {
-        self.read(move |tx| Box::pin(settings_with_prefix(tx, account, prefix)))
+        self.read_one(move |tx| Box::pin(settings_with_prefix(tx, account, prefix)))
             .await
     }
 

@@ -181,7 +181,7 @@ async fn journal_rows(
 #[async_trait]
 impl ChangeStore for PgStore {
     async fn highest_modseq(&self, account: AccountId) -> Result<ModSeq> {
-        self.read(move |tx| Box::pin(highest_modseq(tx, account)))
+        self.read_one(move |tx| Box::pin(highest_modseq(tx, account)))
             .await
     }
 

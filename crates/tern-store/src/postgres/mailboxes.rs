@@ -479,20 +479,21 @@ async fn mark_recent_claimed(
 #[async_trait]
 impl MailboxStore for PgStore {
     async fn list_mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>> {
-        self.read(move |tx| Box::pin(list(tx, account))).await
+        self.read_one(move |tx| Box::pin(list(tx, account))).await
     }
 
     async fn mailbox(&self, account: AccountId, id: MailboxId) -> Result<Mailbox> {
-        self.read(move |tx| Box::pin(get(tx, account, id))).await
+        self.read_one(move |tx| Box::pin(get(tx, account, id)))
+            .await
     }
 
     async fn mailbox_by_name(&self, account: AccountId, name: &str) -> Result<Option<Mailbox>> {
-        self.read(move |tx| Box::pin(by_name(tx, account, name)))
+        self.read_one(move |tx| Box::pin(by_name(tx, account, name)))
             .await
     }
 
     async fn mailbox_by_role(&self, account: AccountId, role: Role) -> Result<Option<Mailbox>> {
-        self.read(move |tx| Box::pin(by_role(tx, account, role)))
+        self.read_one(move |tx| Box::pin(by_role(tx, account, role)))
             .await
     }
 
@@ -543,7 +544,7 @@ impl MailboxStore for PgStore {
     }
 
     async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
-        self.read(move |tx| Box::pin(subscriptions(tx, account)))
+        self.read_one(move |tx| Box::pin(subscriptions(tx, account)))
             .await
     }
 

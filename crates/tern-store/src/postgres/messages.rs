@@ -537,7 +537,7 @@ impl MessageStore for PgStore {
     }
 
     async fn quota(&self, account: AccountId) -> Result<Quota> {
-        self.read(move |tx| Box::pin(quota(tx, account))).await
+        self.read_one(move |tx| Box::pin(quota(tx, account))).await
     }
 
     async fn search(
