@@ -13,6 +13,7 @@
 //! (or `-> Option<Fixture>`, `None` skipping the case: a backend whose
 //! server is not configured here).
 
+pub mod crash;
 mod directory;
 mod emails;
 mod journal;

@@ -43,19 +43,10 @@ pub async fn keywords_changed(
     old: &[String],
     new: &[String],
 ) -> Result<()> {
-    use crate::sqlite::spam::{HAM_KEYWORDS, SPAM_KEYWORDS};
-    let added = |set: &[&str]| {
-        new.iter().any(|k| {
-            set.iter().any(|s| k.eq_ignore_ascii_case(s))
-                && !old.iter().any(|o| o.eq_ignore_ascii_case(k))
-        })
-    };
-    if added(HAM_KEYWORDS) {
-        request_training(tx, account, email, false).await?;
-    } else if added(SPAM_KEYWORDS) {
-        request_training(tx, account, email, true).await?;
+    match crate::sqlite::spam::verdict_of_keywords(old, new) {
+        Some(spam) => request_training(tx, account, email, spam).await,
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Messages trained as spam and as not spam.

@@ -19,8 +19,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 /// Keywords clients set for "this is spam" (RFC 5788's `$Junk`, and
 /// Thunderbird's `Junk`) and "this is not".
-pub(crate) const SPAM_KEYWORDS: &[&str] = &["$junk", "junk"];
-pub(crate) const HAM_KEYWORDS: &[&str] = &["$notjunk", "nonjunk"];
+const SPAM_KEYWORDS: &[&str] = &["$junk", "junk"];
+const HAM_KEYWORDS: &[&str] = &["$notjunk", "nonjunk"];
 
 /// Asks for `email` to be trained as spam or not.
 pub(super) fn request_training(
@@ -45,6 +45,15 @@ pub(super) fn keywords_changed(
     old: &[String],
     new: &[String],
 ) -> Result<()> {
+    match verdict_of_keywords(old, new) {
+        Some(spam) => request_training(conn, account, email, spam),
+        None => Ok(()),
+    }
+}
+
+/// The verdict a keyword change gives (every backend's): not spam when a
+/// not-spam keyword was added, else spam when a spam keyword was.
+pub(crate) fn verdict_of_keywords(old: &[String], new: &[String]) -> Option<bool> {
     let added = |set: &[&str]| {
         new.iter().any(|k| {
             set.iter().any(|s| k.eq_ignore_ascii_case(s))
@@ -52,11 +61,12 @@ pub(super) fn keywords_changed(
         })
     };
     if added(HAM_KEYWORDS) {
-        request_training(conn, account, email, false)?;
+        Some(false)
     } else if added(SPAM_KEYWORDS) {
-        request_training(conn, account, email, true)?;
+        Some(true)
+    } else {
+        None
     }
-    Ok(())
 }
 
 /// A move or copy between mailboxes: into Junk is spam, out of Junk (but

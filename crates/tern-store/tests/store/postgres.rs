@@ -205,7 +205,6 @@ const CHILD_ENV: &str = "TERN_STORE_PG_CRASH_CHILD";
 /// `ok <n>` for each delivery the Store acknowledged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_child() {
-    use std::io::Write;
     use tern_store::*;
     let Ok(url) = std::env::var(CHILD_ENV) else {
         return; // Only does something when started by the crash test.
@@ -218,31 +217,7 @@ async fn crash_child() {
         .unwrap()
         .id;
     println!("ready");
-    let mut tasks = Vec::new();
-    for writer in 0..16u32 {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            for i in 0u32.. {
-                let n = writer * 1_000_000 + i;
-                let raw = conformance::message(&format!("msg-{n}"), &"body ".repeat(200));
-                let d = store
-                    .deliver(Delivery {
-                        message: raw.into(),
-                        recipients: vec![DeliveryTarget::inbox(account)],
-                        received_at: 1,
-                    })
-                    .await;
-                if matches!(d.as_deref(), Ok([Ok(_)])) {
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "ok {n}");
-                    let _ = out.flush();
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
+    conformance::crash::deliver_until_killed(store, account).await;
 }
 
 /// A node killed with SIGKILL in the middle of a burst of concurrent
@@ -250,8 +225,7 @@ async fn crash_child() {
 /// the bookkeeping (UIDNEXT, counts, quota) agrees with the rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_concurrent_deliveries_loses_nothing_acknowledged() {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     use tern_store::*;
     let Some(admin) = server_url() else { return };
     let db = ScratchDb::create(&admin).await;
@@ -268,7 +242,8 @@ async fn kill_9_during_concurrent_deliveries_loses_nothing_acknowledged() {
             .unwrap();
         store.close().await.unwrap();
     }
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    child
         .args([
             "--exact",
             "postgres::crash_child",
@@ -276,78 +251,14 @@ async fn kill_9_during_concurrent_deliveries_loses_nothing_acknowledged() {
             "--test-threads",
             "1",
         ])
-        .env(CHILD_ENV, &db.url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let acknowledged = tokio::task::spawn_blocking(move || {
-        let mut acked = Vec::new();
-        let mut child = child;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Some(n) = line.strip_prefix("ok ") {
-                acked.push(n.trim().to_string());
-                if acked.len() == 300 {
-                    child.kill().unwrap();
-                }
-            }
-        }
-        child.wait().unwrap();
-        acked
-    })
-    .await
-    .unwrap();
-    assert!(acknowledged.len() >= 300, "only {}", acknowledged.len());
-
-    let store = PgStore::open(PgOptions::new(db.url.clone())).await.unwrap();
-    let a = store
-        .account_by_address("a@example.test")
-        .await
-        .unwrap()
-        .unwrap();
-    let inbox = store
-        .mailbox_by_role(a.id, Role::Inbox)
-        .await
-        .unwrap()
-        .unwrap();
-    let entries = store.list_messages(a.id, inbox.id).await.unwrap();
-    let ids: Vec<EmailId> = entries.iter().map(|e| e.email_id).collect();
-    let mut subjects = std::collections::HashMap::new();
-    for email in store
-        .emails(a.id, &ids)
-        .await
-        .unwrap()
-        .into_iter()
-        .flatten()
-    {
-        *subjects.entry(email.summary.subject.clone()).or_insert(0) += 1;
-    }
-    for n in &acknowledged {
-        let count = subjects.get(&format!("msg-{n}")).copied().unwrap_or(0);
-        assert_eq!(count, 1, "acknowledged msg-{n} is stored {count} times");
-    }
-    assert!(
-        subjects.values().all(|&c| c == 1),
-        "a delivery was stored twice"
-    );
-    let last = entries.last().map(|e| e.uid.0).unwrap_or(0);
-    assert!(store.mailbox(a.id, inbox.id).await.unwrap().uid_next.0 > last);
-    let counts = store.mailbox_counts(a.id, inbox.id).await.unwrap();
-    assert_eq!(counts.messages as usize, entries.len());
-    assert_eq!(store.quota(a.id).await.unwrap().used_bytes, counts.size);
-    // Consecutive modseqs: the account's highest is its journal's last.
-    let changes = store
-        .account_changes(a.id, ModSeq(0), usize::MAX)
-        .await
-        .unwrap();
-    assert_eq!(
-        changes.last().map(|c| c.modseq),
-        Some(store.highest_modseq(a.id).await.unwrap())
-    );
+        .env(CHILD_ENV, &db.url);
+    let acknowledged =
+        tokio::task::spawn_blocking(move || conformance::crash::kill_after_300_acknowledged(child))
+            .await
+            .unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(PgStore::open(PgOptions::new(db.url.clone())).await.unwrap());
+    conformance::crash::check_after_crash(&store, "a@example.test", &acknowledged).await;
     store.close().await.unwrap();
 }
 

@@ -2,8 +2,7 @@
 //! a real process can show: a kill -9 during a burst of concurrent
 //! deliveries loses nothing that was acknowledged and duplicates nothing.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use tern_store::conformance::Fixture;
 use tern_store::sqlite::{SqliteOptions, SqliteStore};
@@ -79,31 +78,7 @@ async fn crash_child() {
         .unwrap()
         .id;
     println!("ready");
-    let mut tasks = Vec::new();
-    for writer in 0..16u32 {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            for i in 0u32.. {
-                let n = writer * 1_000_000 + i;
-                let raw = conformance::message(&format!("msg-{n}"), &"body ".repeat(200));
-                let d = store
-                    .deliver(Delivery {
-                        message: raw.into(),
-                        recipients: vec![DeliveryTarget::inbox(account)],
-                        received_at: 1,
-                    })
-                    .await;
-                if matches!(d.as_deref(), Ok([Ok(_)])) {
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "ok {n}");
-                    let _ = out.flush();
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
+    conformance::crash::deliver_until_killed(store, account).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,7 +98,8 @@ async fn kill_9_during_concurrent_deliveries_loses_nothing_acknowledged() {
             .unwrap();
         store.close().await.unwrap();
     }
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    child
         .args([
             "--exact",
             "sqlite::crash_child",
@@ -131,83 +107,16 @@ async fn kill_9_during_concurrent_deliveries_loses_nothing_acknowledged() {
             "--test-threads",
             "1",
         ])
-        .env(CHILD_ENV, &path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let acknowledged = tokio::task::spawn_blocking(move || {
-        let mut acked = Vec::new();
-        let mut lines = BufReader::new(stdout).lines();
-        let mut child = child;
-        while let Some(Ok(line)) = lines.next() {
-            if let Some(n) = line.strip_prefix("ok ") {
-                acked.push(n.trim().to_string());
-                if acked.len() == 300 {
-                    // Mid-burst: SIGKILL, no chance to clean up.
-                    child.kill().unwrap();
-                }
-            }
-        }
-        child.wait().unwrap();
-        acked
-    })
-    .await
-    .unwrap();
-    assert!(
-        acknowledged.len() >= 300,
-        "the child acknowledged only {}",
-        acknowledged.len()
+        .env(CHILD_ENV, &path);
+    let acknowledged =
+        tokio::task::spawn_blocking(move || conformance::crash::kill_after_300_acknowledged(child))
+            .await
+            .unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&path, SqliteOptions::default())
+            .expect("the store opens cleanly after a crash"),
     );
-
-    let store = SqliteStore::open(&path, SqliteOptions::default())
-        .expect("the store opens cleanly after a crash");
-    let a = store
-        .account_by_address("a@example.test")
-        .await
-        .unwrap()
-        .unwrap();
-    let inbox = store
-        .mailbox_by_role(a.id, Role::Inbox)
-        .await
-        .unwrap()
-        .unwrap();
-    let entries = store.list_messages(a.id, inbox.id).await.unwrap();
-    let mut subjects = std::collections::HashMap::new();
-    for e in &entries {
-        let email = store.email(a.id, e.email_id).await.unwrap();
-        *subjects.entry(email.summary.subject.clone()).or_insert(0) += 1;
-    }
-    for n in &acknowledged {
-        let count = subjects.get(&format!("msg-{n}")).copied().unwrap_or(0);
-        assert_eq!(
-            count, 1,
-            "acknowledged delivery msg-{n} is stored {count} times"
-        );
-    }
-    assert!(
-        subjects.values().all(|&c| c == 1),
-        "a delivery was stored twice"
-    );
-    // The bookkeeping agrees with the rows.
-    let last = entries.last().map(|e| e.uid.0).unwrap_or(0);
-    assert!(store.mailbox(a.id, inbox.id).await.unwrap().uid_next.0 > last);
-    let counts = store.mailbox_counts(a.id, inbox.id).await.unwrap();
-    assert_eq!(counts.messages as usize, entries.len());
-    assert_eq!(store.quota(a.id).await.unwrap().used_bytes, counts.size);
-    // And it keeps working.
-    store
-        .deliver(Delivery {
-            message: (conformance::message("after", "x")).into(),
-            recipients: vec![DeliveryTarget::inbox(a.id)],
-            received_at: 1,
-        })
-        .await
-        .unwrap()
-        .pop()
-        .unwrap()
-        .unwrap();
+    conformance::crash::check_after_crash(&store, "a@example.test", &acknowledged).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
