@@ -28,13 +28,15 @@ use async_trait::async_trait;
 /// Locks the accounts' rows until the commit, in ascending id order (so
 /// two operations on the same accounts never deadlock), without taking a
 /// modseq: an operation that turns out to change nothing leaves no trace.
+/// `NO KEY`: the strength the modseq's UPDATE takes anyway, which excludes
+/// every other writer of the account but not a foreign-key check on it.
 /// Accounts that do not exist are skipped (their operation fails later).
 pub(super) async fn hold_accounts(tx: &Tx<'_>, accounts: &[AccountId]) -> Result<()> {
     let mut ids: Vec<i64> = accounts.iter().map(|a| a.0).collect();
     ids.sort_unstable();
     ids.dedup();
     tx.query(
-        "SELECT id FROM account WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        "SELECT id FROM account WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
         &[&ids],
     )
     .await?;
