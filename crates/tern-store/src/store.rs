@@ -136,7 +136,8 @@ pub trait MessageStore: Send + Sync {
     /// recipients) and `outbound` is given, that target's address is queued
     /// in the same commit ([`Accepted::deferred`]), so the queue retries.
     async fn accept(&self, delivery: Delivery, outbound: Option<Outbound>) -> Result<Accepted>;
-    /// IMAP APPEND / JMAP Email/import: one message into one mailbox.
+    /// IMAP APPEND / JMAP Email/import: one message into one mailbox (a
+    /// delivery with one target, in every backend).
     async fn append(
         &self,
         account: AccountId,
@@ -144,7 +145,22 @@ pub trait MessageStore: Send + Sync {
         message: PreparedMessage,
         keywords: Vec<String>,
         received_at: i64,
-    ) -> Result<Delivered>;
+    ) -> Result<Delivered> {
+        let delivery = Delivery {
+            message,
+            recipients: vec![DeliveryTarget {
+                account_id: account,
+                mailbox_id: Some(mailbox),
+                keywords,
+                sender_copy: false,
+            }],
+            received_at,
+        };
+        let mut results = self.deliver(delivery).await?;
+        results
+            .pop()
+            .unwrap_or_else(|| Err(crate::StoreError::Invalid("nothing was appended".into())))
+    }
     /// Every message of the mailbox in UID order (the IMAP SELECT snapshot).
     async fn list_messages(
         &self,

@@ -140,15 +140,7 @@ async fn set_mailboxes(
     id: EmailId,
     wanted: &[MailboxId],
 ) -> Result<ModSeq> {
-    let mut wanted = wanted.to_vec();
-    wanted.sort();
-    wanted.dedup();
-    if wanted.is_empty() {
-        // RFC 8621 §4.1.1: an email is in at least one mailbox.
-        return Err(StoreError::Invalid(
-            "an email must stay in at least one mailbox; destroy it instead".into(),
-        ));
-    }
+    let wanted = crate::sqlite::emails::wanted_mailboxes(wanted)?;
     hold_accounts(tx, &[account]).await?;
     if keywords_of(tx, account, &[id]).await?.is_empty() {
         return Err(StoreError::not_found("email", id));

@@ -162,13 +162,7 @@ pub(super) async fn create(
         }
     }
     // Parents first, so that the hierarchy never has holes.
-    let mut parent = String::new();
-    let segments: Vec<&str> = name.split(HIERARCHY_SEPARATOR).collect();
-    for segment in &segments[..segments.len() - 1] {
-        if !parent.is_empty() {
-            parent.push(HIERARCHY_SEPARATOR);
-        }
-        parent.push_str(segment);
+    for parent in crate::sqlite::mailboxes::ancestors(&name) {
         if by_name(tx, account, &parent).await?.is_none() {
             insert(tx, account, &parent, None).await?;
         }

@@ -18,7 +18,6 @@
 use super::listing;
 use super::{blobs, journal, mailboxes, spam, PgStore, Tx};
 use crate::error::{Result, StoreError};
-use crate::message::PreparedMessage;
 use crate::search::SearchKey;
 use crate::sqlite::messages::{apply_keywords, encode_keywords, no_messages_in};
 use crate::store::*;
@@ -427,30 +426,6 @@ async fn quota(tx: &Tx<'_>, account: AccountId) -> Result<Quota> {
 impl MessageStore for PgStore {
     async fn accept(&self, delivery: Delivery, outbound: Option<Outbound>) -> Result<Accepted> {
         super::delivery::accept(self, delivery, outbound).await
-    }
-
-    async fn append(
-        &self,
-        account: AccountId,
-        mailbox: MailboxId,
-        message: PreparedMessage,
-        keywords: Vec<String>,
-        received_at: i64,
-    ) -> Result<Delivered> {
-        let delivery = Delivery {
-            message,
-            recipients: vec![DeliveryTarget {
-                account_id: account,
-                mailbox_id: Some(mailbox),
-                keywords,
-                sender_copy: false,
-            }],
-            received_at,
-        };
-        let mut results = self.deliver(delivery).await?;
-        results
-            .pop()
-            .unwrap_or_else(|| Err(StoreError::Invalid("nothing was appended".into())))
     }
 
     async fn list_messages(

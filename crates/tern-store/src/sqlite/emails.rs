@@ -124,21 +124,28 @@ pub fn set_keywords(
 /// Puts the email in exactly `wanted` (JMAP `mailboxIds`): new memberships
 /// get the mailbox's next UID, removed ones leave tombstones, kept ones
 /// keep their UID.
+/// The mailboxes an email is to be in, sorted and once each; refused when
+/// none (RFC 8621 §4.1.1: an email is in at least one mailbox). Every
+/// backend's `set_email_mailboxes` starts here.
+pub(crate) fn wanted_mailboxes(wanted: &[MailboxId]) -> Result<Vec<MailboxId>> {
+    let mut wanted = wanted.to_vec();
+    wanted.sort();
+    wanted.dedup();
+    if wanted.is_empty() {
+        return Err(StoreError::Invalid(
+            "an email must stay in at least one mailbox; destroy it instead".into(),
+        ));
+    }
+    Ok(wanted)
+}
+
 pub fn set_mailboxes(
     ctx: &mut WriteCtx<'_>,
     account: AccountId,
     id: EmailId,
     wanted: &[MailboxId],
 ) -> Result<ModSeq> {
-    let mut wanted = wanted.to_vec();
-    wanted.sort();
-    wanted.dedup();
-    if wanted.is_empty() {
-        // RFC 8621 §4.1.1: an email is in at least one mailbox.
-        return Err(StoreError::Invalid(
-            "an email must stay in at least one mailbox; destroy it instead".into(),
-        ));
-    }
+    let wanted = wanted_mailboxes(wanted)?;
     if keywords_of(ctx.conn, account, id)?.is_none() {
         return Err(StoreError::not_found("email", id));
     }

@@ -228,30 +228,6 @@ impl MessageStore for SqliteStore {
             .await
     }
 
-    async fn append(
-        &self,
-        account: AccountId,
-        mailbox: MailboxId,
-        message: PreparedMessage,
-        keywords: Vec<String>,
-        received_at: i64,
-    ) -> Result<Delivered> {
-        let delivery = Delivery {
-            message,
-            recipients: vec![DeliveryTarget {
-                account_id: account,
-                mailbox_id: Some(mailbox),
-                keywords,
-                sender_copy: false,
-            }],
-            received_at,
-        };
-        let mut results = self.deliver(delivery).await?;
-        results
-            .pop()
-            .unwrap_or_else(|| Err(StoreError::Invalid("nothing was appended".into())))
-    }
-
     async fn list_messages(
         &self,
         account: AccountId,

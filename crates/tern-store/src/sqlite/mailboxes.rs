@@ -138,6 +138,21 @@ fn next_uid_validity(conn: &Connection) -> Result<u32> {
     Ok(next as u32)
 }
 
+/// The names of the mailboxes above `name`, outermost first (`a`, `a/b`
+/// for `a/b/c`), which CREATE makes too. Every backend's.
+pub(crate) fn ancestors(name: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let segments: Vec<&str> = name.split(HIERARCHY_SEPARATOR).collect();
+    for segment in &segments[..segments.len().saturating_sub(1)] {
+        let parent = match out.last() {
+            Some(above) => format!("{above}{HIERARCHY_SEPARATOR}{segment}"),
+            None => segment.to_string(),
+        };
+        out.push(parent);
+    }
+    out
+}
+
 /// Creates `name` and any missing parents. Fails if `name` itself exists.
 pub fn create(
     ctx: &mut WriteCtx<'_>,
@@ -178,13 +193,7 @@ pub fn create(
         }
     }
     // Parents first, so that the hierarchy never has holes.
-    let mut parent = String::new();
-    let segments: Vec<&str> = name.split(HIERARCHY_SEPARATOR).collect();
-    for segment in &segments[..segments.len() - 1] {
-        if !parent.is_empty() {
-            parent.push(HIERARCHY_SEPARATOR);
-        }
-        parent.push_str(segment);
+    for parent in ancestors(&name) {
         if by_name(ctx.conn, account, &parent)?.is_none() {
             insert(ctx, account, &parent, None)?;
         }
@@ -517,5 +526,11 @@ mod tests {
             assert!(normalize_name(bad).is_err(), "{bad:?} accepted");
         }
         assert!(normalize_name(&"a".repeat(MAX_NAME_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn ancestors_are_listed_outermost_first() {
+        assert_eq!(ancestors("a/b/c"), ["a", "a/b"]);
+        assert!(ancestors("a").is_empty());
     }
 }

@@ -33,7 +33,6 @@ mod writer;
 
 use crate::error::{Result, StoreError};
 use crate::hub::NotificationHub;
-use crate::message::PreparedMessage;
 use crate::query::*;
 use crate::search::SearchKey;
 use crate::types::*;
