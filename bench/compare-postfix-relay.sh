@@ -31,7 +31,8 @@
 #          [--size BYTES] [--domains D] [--rounds R] [--dead N] [--keep]
 #   defaults: 10000 messages, 20 sessions, 5120 bytes, 4 domains, 3 rounds.
 # Environment: TERN_PORT (2525), POSTFIX_PORT (2526), SINK_PORT (2600),
-#   DNS_PORT (5353), TERN_LOG (info), SKIP_BUILD=1 to use the binaries as built.
+#   DNS_PORT (5353), TERN_LOG (info), SKIP_BUILD=1 to use the binaries as built,
+#   PERF_OUT=FILE to record a `perf record -g` profile of tern during its load.
 
 set -euo pipefail
 
@@ -203,7 +204,13 @@ run_tern() {
     queue_dead "$TERN_PORT"
     local cpu0
     cpu0=$(awk '{print $14 + $15}' "/proc/$TERN_PID/stat")
+    local perf_pid=
+    if [ -n "${PERF_OUT:-}" ]; then
+        perf record -F 499 -g -p "$TERN_PID" -o "$PERF_OUT" >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
     run_child "$WORK/load.out" "$LOAD" --server "127.0.0.1:$TERN_PORT" "${LOAD_ARGS[@]}"
+    if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
     local cpu1
     cpu1=$(awk '{print $14 + $15}' "/proc/$TERN_PID/stat")
     stop_tern

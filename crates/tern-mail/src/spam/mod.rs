@@ -75,7 +75,9 @@ impl SpamRules {
                 }
             }
         }
-        let tokens = if self.config.bayes {
+        // The tokens feed each local recipient's classifier: mail only
+        // relayed elsewhere has none to ask.
+        let tokens = if self.config.bayes && !input.envelope.local.is_empty() {
             bayes::tokens(&message)
         } else {
             Vec::new()
@@ -245,6 +247,39 @@ pub fn fuzz_one(data: &[u8]) {
         let _ = rules::content_rules(&message, data, &envelope);
         let _ = bayes::tokens(&message);
         let _ = lists::link_domains(&rules::body_text(&message), MAX_LINK_DOMAINS);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The classifiers' tokens are taken for mail with a local recipient
+    /// only: relayed mail has no classifier to feed, and tokenising it was
+    /// 2% of the server's CPU relaying (BENCHMARKS.md, issue 12).
+    #[tokio::test]
+    async fn tokens_only_for_local_recipients() {
+        let rules = SpamRules::new(SpamConfig::default(), None);
+        assert!(SpamConfig::default().bayes);
+        let raw = b"From: a@remote.test\r\nSubject: cheap words here\r\n\r\nSome body words to count.\r\n";
+        let mut envelope = crate::test_support::inbound_envelope();
+        envelope.remote = vec![tern_store::OutboundRecipient {
+            address: "c@elsewhere.test".into(),
+            notify: tern_store::DsnNotify::default(),
+            orcpt: None,
+        }];
+        let input = |envelope| ScreenInput {
+            raw,
+            envelope,
+            trace: None,
+        };
+        assert!(rules.score(&input(&envelope)).await.tokens.is_empty());
+        let mut envelope = envelope.clone();
+        envelope.local = vec![crate::delivery::LocalRecipient {
+            account_id: tern_store::AccountId(1),
+            address: "b@example.test".into(),
+        }];
+        assert!(!rules.score(&input(&envelope)).await.tokens.is_empty());
     }
 }
 

@@ -112,6 +112,14 @@ impl SqliteStore {
         };
         conn.pragma_update(None, "synchronous", sync)
             .map_err(|e| StoreError::backend("setting synchronous", e))?;
+        // Each operation of a group commit runs in its own savepoint, whose
+        // statement journal (the pages it changes, as they were) spilled to
+        // a temporary file past 64 KiB — four 16 KiB pages, so nearly every
+        // delivery: a pwrite per page, 4% of the server's CPU relaying mail
+        // (BENCHMARKS.md, issue 12). In memory it is a copy; it never
+        // holds more than the pages one operation changes.
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(|e| StoreError::backend("keeping statement journals in memory", e))?;
         match schema::migrate(&mut conn) {
             Ok(Ok(())) => {}
             Ok(Err(msg)) => return Err(StoreError::Invalid(msg)),
