@@ -135,7 +135,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
 fi
 
 say "PostgreSQL: a private cluster, fsync on, capped at $PG_CPU CPU"
-ADMIN=$(TERN_PG_FSYNC=on bash "$ROOT/scripts/postgres-test-cluster.sh" start "$WORK/pg")
+ADMIN=$(TERN_PG_FSYNC=on TERN_PG_SSL=off bash "$ROOT/scripts/postgres-test-cluster.sh" start "$WORK/pg")
 make_group pg "$PG_CPU"
 POSTMASTER=$(head -1 "$WORK/pg/data/postmaster.pid")
 join_group pg "$POSTMASTER"

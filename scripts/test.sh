@@ -66,6 +66,7 @@ pg_dir=$(mktemp -d)
 chmod 755 "$pg_dir"  # the server runs as postgres when we are root
 TERN_TEST_POSTGRES=$(bash scripts/postgres-test-cluster.sh start "$pg_dir/cluster")
 export TERN_TEST_POSTGRES
+export TERN_TEST_POSTGRES_CA="$pg_dir/cluster/ca.pem"
 export TERN_REQUIRE_POSTGRES=1
 
 log=$(mktemp)

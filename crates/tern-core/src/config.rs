@@ -674,6 +674,14 @@ impl Config {
             }
             _ => {}
         }
+        if let Some(path) = &self.store.tls_ca_file {
+            if let Err(e) = std::fs::File::open(path) {
+                return Err(bad(
+                    &["store", "tls_ca_file"],
+                    format!("cannot read {}: {e}", path.display()),
+                ));
+            }
+        }
         if self.store.pool_size < 2 {
             return Err(bad(
                 &["store", "pool_size"],

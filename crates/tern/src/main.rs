@@ -104,7 +104,7 @@ enum StoreCommand {
         /// The SQLite store: sqlite:DIR for a data directory, or sqlite:FILE for its tern.db
         #[arg(long, value_name = "sqlite:DIR")]
         from: String,
-        /// The PostgreSQL database, postgres://user:password@host:port/database; it must hold no deployment yet
+        /// The PostgreSQL database, postgres://user:password@host:port/database; it must hold no deployment yet (its certificate is checked with the configuration's [store] tls_ca_file)
         #[arg(
             long,
             value_name = "URL",
@@ -310,7 +310,8 @@ async fn run(cli: Cli, out: Output) -> Result<()> {
         Command::Init => return admin::init(&config, out).await,
         // Not the configured store: the two named on the command line.
         Command::Store(StoreCommand::Migrate { from, to }) => {
-            return admin::store_migrate(&from, &to, out).await
+            let tls_ca_file = config.store.tls_ca_file.as_deref();
+            return admin::store_migrate(&from, &to, tls_ca_file, out).await;
         }
         Command::Security(command) => {
             admin::check_data_dir(&config.data_dir)?;

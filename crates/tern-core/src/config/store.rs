@@ -24,6 +24,13 @@ pub struct StoreConfig {
     /// With PostgreSQL: keep message bytes as files under this directory
     /// (a filesystem every node mounts) instead of in the database.
     pub blob_dir: Option<PathBuf>,
+    /// With PostgreSQL: the CA certificates (PEM) the database server's
+    /// certificate must chain to. When set, TLS is required and the
+    /// certificate must also name the URL's host (libpq's `verify-full`).
+    /// Unset, TLS follows the URL's `sslmode` (`prefer` by default) and
+    /// any certificate is accepted, as libpq does without a root
+    /// certificate. `tern store migrate` uses it too.
+    pub tls_ca_file: Option<PathBuf>,
     /// When a commit counts as done (SQLite; PostgreSQL commits are
     /// durable by its own `synchronous_commit`).
     pub durability: Durability,
@@ -84,6 +91,7 @@ impl Default for StoreConfig {
             url: None,
             pool_size: StoreConfig::DEFAULT_POOL_SIZE,
             blob_dir: None,
+            tls_ca_file: None,
             durability: Durability::default(),
             fsync_delay_ms: 0,
             journal_retention_days: StoreConfig::DEFAULT_JOURNAL_RETENTION_DAYS,

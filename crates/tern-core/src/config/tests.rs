@@ -629,4 +629,12 @@ fn store_backend_settings() {
     assert!(e.to_string().contains("store.url"), "{e}");
     let e = Config::from_toml_str("[store]\npool_size = 1", "t").unwrap_err();
     assert!(e.to_string().contains("store.pool_size"), "{e}");
+    // A CA file that cannot be read is named at load.
+    let e = Config::from_toml_str("[store]\ntls_ca_file = \"/nonexistent/ca.pem\"", "t")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("store.tls_ca_file") && e.contains("/nonexistent/ca.pem"),
+        "{e}"
+    );
 }

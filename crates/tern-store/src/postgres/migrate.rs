@@ -26,6 +26,7 @@ mod progress;
 mod tables;
 
 use super::blobs;
+use super::PgOptions;
 use crate::error::{Result, StoreError};
 pub use progress::unfinished;
 use progress::{
@@ -103,18 +104,17 @@ impl Report {
 }
 
 /// Copies the SQLite store in the file `source` (a `tern.db`) into the
-/// PostgreSQL database at `target_url` (creating the schema if needed),
-/// continuing an earlier run of the same source if there was one.
-pub async fn from_sqlite<F>(source: &Path, target_url: &str, mut progress: F) -> Result<Report>
+/// PostgreSQL database `target` names (its URL and TLS; creating the
+/// schema if needed), continuing an earlier run of the same source if
+/// there was one.
+pub async fn from_sqlite<F>(source: &Path, target: &PgOptions, mut progress: F) -> Result<Report>
 where
     F: FnMut(&Progress<'_>) -> Flow + Send,
 {
     let (conn, source_id) = open_source(source).await?;
-    let config: tokio_postgres::Config = target_url
-        .parse()
-        .map_err(|e| StoreError::backend("reading the PostgreSQL URL", e))?;
+    let (config, tls) = super::tls::prepare(&target.url, target.tls_roots.as_ref())?;
     let (mut client, connection) = config
-        .connect(tokio_postgres::NoTls)
+        .connect(tls)
         .await
         .map_err(|e| StoreError::backend("connecting to PostgreSQL", e))?;
     let driver = tokio::spawn(connection);

@@ -30,6 +30,7 @@ mod schema;
 mod search;
 mod spam;
 mod submissions;
+pub mod tls;
 
 use crate::error::{Result, StoreError};
 use crate::hub::NotificationHub;
@@ -59,6 +60,10 @@ pub struct PgOptions {
     /// Keep message bytes as files under this directory (shared by every
     /// node, e.g. NFS) instead of in the database.
     pub blob_dir: Option<PathBuf>,
+    /// Trusted roots for the server's certificate (`[store] tls_ca_file`):
+    /// with them TLS is required and the certificate checked; without,
+    /// TLS is what the URL's `sslmode` asks, unchecked (see [`tls`]).
+    pub tls_roots: Option<tokio_rustls::rustls::RootCertStore>,
 }
 
 impl PgOptions {
@@ -67,6 +72,7 @@ impl PgOptions {
             url: url.into(),
             pool_size: 16,
             blob_dir: None,
+            tls_roots: None,
         }
     }
 }
@@ -87,10 +93,7 @@ impl PgStore {
     /// nodes starting together migrate once) and starts listening for the
     /// commits of every node.
     pub async fn open(options: PgOptions) -> Result<PgStore> {
-        let mut config: tokio_postgres::Config = options
-            .url
-            .parse()
-            .map_err(|e| StoreError::backend("reading the PostgreSQL URL", e))?;
+        let (mut config, tls) = tls::prepare(&options.url, options.tls_roots.as_ref())?;
         // A database that vanished without closing the socket (a failover,
         // a cut network) is noticed in about a minute rather than the
         // system's two hours, by the listener above all.
@@ -106,7 +109,7 @@ impl PgStore {
             "{options_given} -c idle_in_transaction_session_timeout=60000"
         ));
         let (mut client, connection) = config
-            .connect(tokio_postgres::NoTls)
+            .connect(tls.clone())
             .await
             .map_err(|e| StoreError::backend("connecting to PostgreSQL", e))?;
         let driver = tokio::spawn(connection);
@@ -123,7 +126,7 @@ impl PgStore {
 
         let manager = Manager::from_config(
             config.clone(),
-            tokio_postgres::NoTls,
+            tls.clone(),
             ManagerConfig {
                 // A connection the database dropped (a restart) is noticed
                 // when it is handed out and replaced.
@@ -137,7 +140,7 @@ impl PgStore {
         let hub = Arc::new(NotificationHub::new());
         let node = notify::node_id();
         let (listener, mut listening) =
-            notify::Listener::start(config, pool.clone(), hub.clone(), node.clone());
+            notify::Listener::start(config, tls, pool.clone(), hub.clone(), node.clone());
         // Sessions subscribe as soon as the store is open: the first LISTEN
         // must be in effect by then, or their first news could be missed.
         if tokio::time::timeout(RETRY_FOR, listening.wait_for(|l| *l))

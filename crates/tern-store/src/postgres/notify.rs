@@ -46,6 +46,7 @@ pub struct Listener {
 impl Listener {
     pub fn start(
         config: tokio_postgres::Config,
+        tls: super::tls::PgTls,
         pool: Pool,
         hub: Arc<NotificationHub>,
         node: Arc<str>,
@@ -54,7 +55,7 @@ impl Listener {
         let task = tokio::spawn(async move {
             let mut backoff = Duration::from_millis(50);
             loop {
-                match listen(&config, &pool, &hub, &node, &listening).await {
+                match listen(&config, &tls, &pool, &hub, &node, &listening).await {
                     Ok(()) => backoff = Duration::from_millis(50),
                     Err(e) => {
                         tracing::warn!("listening for changes from other nodes: {e}");
@@ -84,12 +85,13 @@ impl Drop for Listener {
 /// opening: nobody can have subscribed).
 async fn listen(
     config: &tokio_postgres::Config,
+    tls: &super::tls::PgTls,
     pool: &Pool,
     hub: &NotificationHub,
     node: &str,
     listening: &tokio::sync::watch::Sender<bool>,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
+    let (client, mut connection) = config.connect(tls.clone()).await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));

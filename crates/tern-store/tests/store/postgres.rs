@@ -263,3 +263,4 @@ async fn kill_9_during_concurrent_deliveries_loses_nothing_acknowledged() {
 }
 
 mod migrate;
+mod tls;

@@ -209,6 +209,26 @@ pub async fn init(config: &Config, out: Output) -> Result<()> {
     Ok(())
 }
 
+/// The PostgreSQL database at `url`, its certificate checked against the
+/// CA certificates in `tls_ca_file` when one is given.
+pub fn pg_options(url: String, tls_ca_file: Option<&Path>) -> Result<PgOptions> {
+    let mut options = PgOptions::new(url);
+    if let Some(path) = tls_ca_file {
+        let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+        let (added, _) = roots.add_parsable_certificates(
+            tern_core::tls::load_certs(path).context("reading store.tls_ca_file")?,
+        );
+        if added == 0 {
+            bail!(
+                "store.tls_ca_file: no CA certificate in {} is usable",
+                path.display()
+            );
+        }
+        options.tls_roots = Some(roots);
+    }
+    Ok(options)
+}
+
 /// Opens the store the configuration points at: the SQLite file with its
 /// durability, or the PostgreSQL database (migrating its schema).
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
@@ -217,7 +237,7 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
             .store
             .postgres_url()
             .context("backend = \"postgres\" needs store.url or TERN_STORE_URL")?;
-        let mut options = PgOptions::new(url);
+        let mut options = pg_options(url, config.store.tls_ca_file.as_deref())?;
         options.pool_size = config.store.pool_size as usize;
         options.blob_dir = config.store.blob_dir.clone();
         let store = PgStore::open(options)

@@ -21,9 +21,15 @@ const BAR_WIDTH: usize = 30;
 const INTERRUPTED: i32 = 130;
 
 /// `tern store migrate`.
-pub async fn store_migrate(from: &str, to: &str, out: Output) -> Result<()> {
+/// `tls_ca_file` checks the database's certificate (`[store] tls_ca_file`).
+pub async fn store_migrate(
+    from: &str,
+    to: &str,
+    tls_ca_file: Option<&Path>,
+    out: Output,
+) -> Result<()> {
     let (data_dir, db) = source(from)?;
-    let target = target(to)?;
+    let target = super::pg_options(target(to)?, tls_ca_file)?;
     if !db.is_file() {
         bail!(
             "no SQLite store at {} (--from names a data directory holding tern.db, or the file)",

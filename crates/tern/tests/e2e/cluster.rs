@@ -117,11 +117,26 @@ fn add_account(t: &TestDir, address: &str) {
     );
 }
 
+/// `[store] tls_ca_file` naming the test cluster's CA
+/// (`TERN_TEST_POSTGRES_CA`, set by scripts/test.sh), when there is one.
+fn checked_tls() -> String {
+    match std::env::var("TERN_TEST_POSTGRES_CA") {
+        Ok(ca) if !ca.is_empty() => format!("tls_ca_file = \"{ca}\"\n"),
+        _ => String::new(),
+    }
+}
+
+/// Node C checks the database's certificate (`tls_ca_file`), A and B take
+/// TLS as the server offers it: one cluster either way.
 #[test]
 fn a_delivery_on_one_node_wakes_idle_and_push_on_the_others() {
     let Some(admin) = server_url() else { return };
     let db = ScratchDb::create(&admin);
-    let (a, b, c) = (node(&db.url, ""), node(&db.url, ""), node(&db.url, ""));
+    let (a, b, c) = (
+        node(&db.url, ""),
+        node(&db.url, ""),
+        node(&db.url, &checked_tls()),
+    );
     add_account(&a, "bob@example.test");
     let (node_a, node_b, node_c) = (a.start(), b.start(), c.start());
 

@@ -429,12 +429,16 @@ async fn a_migrated_store_answers_as_the_sqlite_store_did() {
 
     let db = ScratchDb::create(&admin).await;
     let mut tables = Vec::new();
-    let report = migrate::from_sqlite(&dir.path().join("tern.db"), &db.url, |p| {
-        if p.finished {
-            tables.push(p.table.to_string());
-        }
-        Flow::Continue
-    })
+    let report = migrate::from_sqlite(
+        &dir.path().join("tern.db"),
+        &PgOptions::new(db.url.clone()),
+        |p| {
+            if p.finished {
+                tables.push(p.table.to_string());
+            }
+            Flow::Continue
+        },
+    )
     .await
     .unwrap();
     assert_verified(&report);
@@ -451,9 +455,13 @@ async fn a_migrated_store_answers_as_the_sqlite_store_did() {
     assert_same(&expected, &answers(&pg).await);
 
     // A second run of the same copy changes nothing and verifies again.
-    let again = migrate::from_sqlite(&dir.path().join("tern.db"), &db.url, |_| Flow::Continue)
-        .await
-        .unwrap();
+    let again = migrate::from_sqlite(
+        &dir.path().join("tern.db"),
+        &PgOptions::new(db.url.clone()),
+        |_| Flow::Continue,
+    )
+    .await
+    .unwrap();
     assert_verified(&again);
     assert!(again.resumed);
     assert_same(&expected, &answers(&pg).await);
@@ -472,10 +480,14 @@ async fn a_migrated_store_answers_as_the_sqlite_store_did() {
         SqliteStore::open(&other.path().join("tern.db"), SqliteOptions::default()).unwrap(),
     );
     store.close().await.unwrap();
-    let err = migrate::from_sqlite(&other.path().join("tern.db"), &db.url, |_| Flow::Continue)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = migrate::from_sqlite(
+        &other.path().join("tern.db"),
+        &PgOptions::new(db.url.clone()),
+        |_| Flow::Continue,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("must be empty"), "{err}");
 }
 
@@ -493,7 +505,7 @@ async fn an_interrupted_migration_resumes_where_it_stopped() {
     // Stopped after a few committed batches, then in the middle of the
     // TLS report (after its first batch of 500), then run to the end.
     let mut calls = 0;
-    let first = migrate::from_sqlite(&source, &db.url, |_| {
+    let first = migrate::from_sqlite(&source, &PgOptions::new(db.url.clone()), |_| {
         calls += 1;
         if calls == 6 {
             Flow::Stop
@@ -512,7 +524,7 @@ async fn an_interrupted_migration_resumes_where_it_stopped() {
         refused.as_ref().err()
     );
     let mut seen = None;
-    let second = migrate::from_sqlite(&source, &db.url, |p| {
+    let second = migrate::from_sqlite(&source, &PgOptions::new(db.url.clone()), |p| {
         if p.table == "tls_report" && p.done > 0 && !p.finished {
             seen = Some(p.done);
             return Flow::Stop;
@@ -524,7 +536,7 @@ async fn an_interrupted_migration_resumes_where_it_stopped() {
     assert!(!second.complete && second.resumed);
     assert_eq!(seen, Some(migrate::BATCH_ROWS as u64));
     let mut resumed_at = None;
-    let last = migrate::from_sqlite(&source, &db.url, |p| {
+    let last = migrate::from_sqlite(&source, &PgOptions::new(db.url.clone()), |p| {
         if p.table == "tls_report" && resumed_at.is_none() {
             resumed_at = Some(p.done);
         }
@@ -555,7 +567,7 @@ async fn a_source_changed_since_an_interrupted_copy_is_refused() {
     let source = dir.path().join("tern.db");
     let db = ScratchDb::create(&admin).await;
     let mut calls = 0;
-    let first = migrate::from_sqlite(&source, &db.url, |_| {
+    let first = migrate::from_sqlite(&source, &PgOptions::new(db.url.clone()), |_| {
         calls += 1;
         if calls == 3 {
             Flow::Stop
@@ -574,7 +586,8 @@ async fn a_source_changed_since_an_interrupted_copy_is_refused() {
     tern_store::conformance::deliver_to(&sqlite, &a, tern_store::conformance::message("late", "x"))
         .await;
     sqlite.close().await.unwrap();
-    let refused = migrate::from_sqlite(&source, &db.url, |_| Flow::Continue).await;
+    let refused =
+        migrate::from_sqlite(&source, &PgOptions::new(db.url.clone()), |_| Flow::Continue).await;
     assert!(
         matches!(&refused, Err(StoreError::Invalid(m)) if m.contains("changed since")),
         "{:?}",
