@@ -59,15 +59,13 @@ pub(crate) fn prepare(
         .map_err(|e| StoreError::backend("setting up TLS to PostgreSQL", e))?;
     let client = match roots {
         Some(roots) => {
-            match config.get_ssl_mode() {
-                SslMode::Disable => {
-                    return Err(StoreError::Invalid(
-                        "the PostgreSQL URL says sslmode=disable, but [store] tls_ca_file asks for a checked certificate"
-                            .into(),
-                    ))
-                }
-                _ => config.ssl_mode(SslMode::Require),
-            };
+            if config.get_ssl_mode() == SslMode::Disable {
+                return Err(StoreError::Invalid(
+                    "the PostgreSQL URL says sslmode=disable, but [store] tls_ca_file asks for a checked certificate"
+                        .into(),
+                ));
+            }
+            config.ssl_mode(SslMode::Require);
             builder
                 .with_root_certificates(roots.clone())
                 .with_no_client_auth()
