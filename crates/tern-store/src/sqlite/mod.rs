@@ -188,10 +188,9 @@ impl SqliteStore {
             };
             // One transaction per read: every statement of it sees the same
             // snapshot, so a reader never mixes two states of the store.
-            conn.execute_batch("BEGIN")
-                .map_err(|e| StoreError::backend("starting a read", e))?;
+            run_cached(&conn, "BEGIN").map_err(|e| StoreError::backend("starting a read", e))?;
             let result = op(&conn);
-            let _ = conn.execute_batch("COMMIT");
+            let _ = run_cached(&conn, "COMMIT");
             let mut pool = readers.lock().unwrap_or_else(|e| e.into_inner());
             if pool.len() < READ_POOL_SIZE && !closed.load(std::sync::atomic::Ordering::Acquire) {
                 pool.push(conn);
@@ -201,6 +200,15 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::backend("running a read", e))?
     }
+}
+
+/// Prepared statements kept per connection (see `open_connection`).
+const STATEMENT_CACHE: usize = 256;
+
+/// Runs one statement without results (`BEGIN`, `SAVEPOINT op`, …) from
+/// the connection's statement cache instead of parsing it every time.
+pub(crate) fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 /// The page size of a new database.
@@ -218,6 +226,10 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
         .map_err(|e| StoreError::backend(format!("opening {}", path.display()), e))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| StoreError::backend("setting the busy timeout", e))?;
+    // Every statement the Store runs stays prepared: rusqlite's default of
+    // 16 was fewer than one delivery, queue claim and record use between
+    // them, so the writer parsed its SQL again and again.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     if !read_only {
         // A new database gets 16 KiB pages: with 4 KiB ones, a message a
         // little over 4 KiB took a page and an overflow page, most of both

@@ -179,8 +179,7 @@ fn in_savepoint<T>(
         // outside it (each statement would commit on its own).
         return Err(StoreError::Invalid(format!("not run: {why}")));
     }
-    ctx.conn
-        .execute_batch("SAVEPOINT op")
+    super::run_cached(ctx.conn, "SAVEPOINT op")
         .map_err(|e| StoreError::backend("opening a savepoint", e))?;
     ctx.op_modseq.clear();
     let index_mark = ctx.index_mark();
@@ -193,10 +192,10 @@ fn in_savepoint<T>(
             ))
         });
     let end = match &result {
-        Ok(_) => "RELEASE op",
-        Err(_) => "ROLLBACK TO op; RELEASE op",
+        Ok(_) => super::run_cached(ctx.conn, "RELEASE op"),
+        Err(_) => ctx.conn.execute_batch("ROLLBACK TO op; RELEASE op"),
     };
-    if let Err(e) = ctx.conn.execute_batch(end) {
+    if let Err(e) = end {
         // Whether this operation's writes stay in the transaction is now
         // unknown: the only safe answer is to fail the whole batch.
         ctx.broken = Some(format!("closing a savepoint failed: {e}"));
@@ -242,7 +241,7 @@ fn run(
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = super::run_cached(&conn, "BEGIN IMMEDIATE") {
             // Another process holds the write lock past the busy timeout, or
             // the disk failed: every operation of the batch fails, unrun.
             let msg = format!("starting a write transaction: {e}");
@@ -263,7 +262,7 @@ fn run(
             batch.into_iter().map(|job| job(Some(&mut ctx))).collect();
         let commit = match ctx.broken.take() {
             Some(why) => Err(why),
-            None => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
+            None => super::run_cached(&conn, "COMMIT").map_err(|e| e.to_string()),
         };
         if commit.is_err() {
             if !conn.is_autocommit() {
