@@ -52,8 +52,8 @@ impl Mail {
         let shared = SharedFailures::new(self, peer);
         // Counted as a failure for every node until it succeeds, so that
         // guesses made in parallel on several nodes all count at once.
-        let pending = match shared.admit().await {
-            Ok(pending) => pending,
+        let (pending, cluster_admitted) = match shared.admit().await {
+            Ok(admitted) => admitted,
             Err(retry) => {
                 tracing::info!(
                     client = %peer.ip(),
@@ -62,13 +62,25 @@ impl Mail {
                 return Err(AuthError::RateLimited(retry));
             }
         };
-        let attempt = self.limiter.begin(peer.ip()).await.map_err(|retry| {
+        let refused = |retry| {
             tracing::info!(
                 client = %peer.ip(),
                 "{protocol} login refused for {user:?}: address blocked after failed logins ({retry})"
             );
             AuthError::RateLimited(retry)
-        })?;
+        };
+        let attempt = match self.limiter.begin(peer.ip()).await {
+            Ok(attempt) => attempt,
+            // Every failure this node counted is in the cluster's count
+            // too, which has just admitted the attempt: a block this node
+            // still remembers was lifted on another node (`tern security
+            // unblock`) or has run out by the database's clock.
+            Err(_) if cluster_admitted => {
+                self.limiter.unblock(peer.ip());
+                self.limiter.begin(peer.ip()).await.map_err(refused)?
+            }
+            Err(retry) => return Err(refused(retry)),
+        };
         // Dropping `attempt` without `succeeded` counts a failure, so every
         // early return below (a store fault too) costs the guesser.
         let account = match self.store.account_by_address(user).await {
@@ -128,12 +140,14 @@ impl<'a> SharedFailures<'a> {
     /// limit; otherwise its record is taken back and it waits for attempts
     /// in flight to end, as many right passwords at once (a client opening
     /// several connections, an office behind one address) do. Refused when
-    /// the failures stay (they are real ones). `Ok(Some(at))` is the
-    /// record to take back on success; a store that cannot say does not
-    /// lock everyone out: the local limiter still counts.
-    async fn admit(&self) -> Result<Option<i64>, RetryAfter> {
+    /// the failures stay (they are real ones). `Ok((Some(at), _))` is the
+    /// record to take back on success; the flag says the store shared by
+    /// the nodes counted the client's failures and found them within the
+    /// limit. A store that cannot say does not lock everyone out: the
+    /// local limiter still counts.
+    async fn admit(&self) -> Result<(Option<i64>, bool), RetryAfter> {
         let Some(client) = self.client.as_deref() else {
-            return Ok(None);
+            return Ok((None, false));
         };
         let store = &self.mail.store;
         let max = self.mail.limiter.max_failures();
@@ -144,18 +158,18 @@ impl<'a> SharedFailures<'a> {
                 Ok(record) => record,
                 Err(e) => {
                     tracing::warn!("recording a login attempt for the cluster: {e}");
-                    return Ok(None);
+                    return Ok((None, false));
                 }
             };
             // Only the records before this one count: of attempts made at
             // once, the first ones go ahead while the later wait, rather
             // than all stepping back together.
             match store.login_failures(client, since, Some(record)).await {
-                Ok(n) if n <= max => return Ok(Some(record)),
+                Ok(n) if n <= max => return Ok((Some(record), store.shared_by_nodes())),
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!("reading the cluster's failed logins: {e}");
-                    return Ok(Some(record));
+                    return Ok((Some(record), false));
                 }
             }
             self.forget(Some(record)).await;
