@@ -36,6 +36,11 @@ pub struct OutboundConfig {
     /// Sign outgoing mail from local domains with their DKIM keys
     /// (`tern dkim generate DOMAIN`).
     pub dkim: bool,
+    /// Make DKIM's RSA signatures with the system's OpenSSL 3
+    /// (`libcrypto.so.3`, opened at run time) when it is installed: the
+    /// same signatures, about twice as fast on CPUs with AVX-512 IFMA.
+    /// False, or without that library: ring, built in.
+    pub dkim_system_openssl: bool,
     /// Connections open at once to one destination domain.
     pub max_connections_per_domain: usize,
     /// Messages sent to one destination domain per minute; 0: no limit.
@@ -71,6 +76,7 @@ impl Default for OutboundConfig {
             dane: true,
             mta_sts: true,
             dkim: true,
+            dkim_system_openssl: true,
             max_connections_per_domain: 4,
             max_messages_per_minute_per_domain: 0,
             mx_port: 25,

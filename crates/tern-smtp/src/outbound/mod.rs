@@ -100,9 +100,15 @@ impl Worker {
         let tls = roots
             .as_ref()
             .and_then(|r| tern_core::tls::client_config_with((**r).clone()).ok());
-        let dkim = config
-            .dkim
-            .then(|| Arc::new(dkim::Dkim::new(mail.store().clone())));
+        let dkim = config.dkim.then(|| {
+            let rsa = if config.dkim_system_openssl {
+                dkim::RsaEngine::SystemOpenSsl
+            } else {
+                dkim::RsaEngine::Ring
+            };
+            tracing::info!("outbound: DKIM RSA signatures by {}", rsa.describe());
+            Arc::new(dkim::Dkim::new(mail.store().clone(), rsa))
+        });
         let remote = Resolver::new(dns)
             .map(|resolver| {
                 let sts = config.mta_sts.then(|| {

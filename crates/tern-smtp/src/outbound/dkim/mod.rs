@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tern_store::{DkimKey, Store};
 
+mod system_rsa;
+
 /// Header fields signed, `From` twice (oversigned).
 pub const SIGNED_FIELDS: &[&str] = &[
     "From",
@@ -42,17 +44,47 @@ const KEY_CACHE: Duration = Duration::from_secs(60);
 pub enum Signer {
     Ed25519(DkimSigner<Ed25519Key, Done>),
     Rsa(DkimSigner<RsaKey<Sha256>, Done>),
+    /// RSA through the system's OpenSSL ([`system_rsa`]).
+    SystemRsa(DkimSigner<system_rsa::RsaKey, Done>),
+}
+
+/// Which code makes RSA signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RsaEngine {
+    /// The system's OpenSSL 3 when it is installed, else ring.
+    SystemOpenSsl,
+    /// Always ring.
+    Ring,
+}
+
+impl RsaEngine {
+    /// What `engine` will really use on this machine, for the log.
+    pub fn describe(self) -> &'static str {
+        match self {
+            RsaEngine::SystemOpenSsl if system_rsa::available() => {
+                "the system's OpenSSL (libcrypto.so.3)"
+            }
+            RsaEngine::SystemOpenSsl => "ring (no libcrypto.so.3 found)",
+            RsaEngine::Ring => "ring",
+        }
+    }
 }
 
 impl Signer {
     /// The signer for a stored key.
-    pub fn new(key: &DkimKey) -> Result<Signer, String> {
+    pub fn new(key: &DkimKey, engine: RsaEngine) -> Result<Signer, String> {
         let e = |e: mail_auth::Error| e.to_string();
         match key.algorithm.as_str() {
             "ed25519" => Ok(Signer::Ed25519(template(
                 Ed25519Key::from_pkcs8_der(&key.private_key).map_err(e)?,
                 key,
             ))),
+            "rsa" if engine == RsaEngine::SystemOpenSsl => {
+                match system_rsa::RsaKey::from_pkcs1_der(&key.private_key) {
+                    Some(rsa) => Ok(Signer::SystemRsa(template(rsa?, key))),
+                    None => Signer::new(key, RsaEngine::Ring),
+                }
+            }
             "rsa" => {
                 let der = tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs1(
                     key.private_key.clone().into(),
@@ -71,6 +103,7 @@ impl Signer {
         let signature = match self {
             Signer::Ed25519(s) => s.sign(message),
             Signer::Rsa(s) => s.sign(message),
+            Signer::SystemRsa(s) => s.sign(message),
         };
         signature.map(|s| s.to_header()).map_err(|e| e.to_string())
     }
@@ -96,14 +129,16 @@ type KeysRead = (Instant, Arc<Vec<Loaded>>);
 
 pub struct Dkim {
     store: Arc<dyn Store>,
+    rsa: RsaEngine,
     /// Signers by domain, with when their keys were read.
     keys: Mutex<HashMap<String, KeysRead>>,
 }
 
 impl Dkim {
-    pub fn new(store: Arc<dyn Store>) -> Dkim {
+    pub fn new(store: Arc<dyn Store>, rsa: RsaEngine) -> Dkim {
         Dkim {
             store,
+            rsa,
             keys: Mutex::new(HashMap::new()),
         }
     }
@@ -156,7 +191,7 @@ impl Dkim {
                 k.iter()
                     .map(|key| Loaded {
                         name: format!("{}._domainkey.{}", key.selector, key.domain),
-                        signer: Signer::new(key),
+                        signer: Signer::new(key, self.rsa),
                     })
                     .collect(),
             ),
@@ -192,7 +227,7 @@ fn sign_all(keys: &[Loaded], message: &[u8]) -> Vec<u8> {
 
 /// One `DKIM-Signature:` field (with its CRLF) over `message` with `key`.
 pub fn sign_with(key: &DkimKey, message: &[u8]) -> Result<String, String> {
-    Signer::new(key)?.sign(message)
+    Signer::new(key, RsaEngine::SystemOpenSsl)?.sign(message)
 }
 
 /// The domain of the first `From:` address, lower-case.
@@ -345,6 +380,53 @@ mod tests {
         assert!(zone.starts_with('"') && zone.contains("\" \""), "{zone}");
         let field = sign_with(&key, MESSAGE).unwrap();
         assert!(field.contains("a=rsa-sha256"), "{field}");
+    }
+
+    #[test]
+    fn the_system_openssl_signs_rsa_exactly_as_ring_does() {
+        let (key, _) = generate("example.org", "r", "rsa", 0).unwrap();
+        let Some(system) = system_rsa::RsaKey::from_pkcs1_der(&key.private_key) else {
+            // Only a machine without OpenSSL 3 may skip this.
+            let installed = [
+                "/usr/lib/x86_64-linux-gnu",
+                "/usr/lib/aarch64-linux-gnu",
+                "/usr/lib64",
+                "/usr/lib",
+            ]
+            .iter()
+            .any(|dir| std::path::Path::new(dir).join("libcrypto.so.3").exists());
+            assert!(
+                !installed,
+                "libcrypto.so.3 is installed but could not be used"
+            );
+            return;
+        };
+        let system = system.unwrap();
+        let ring = RsaKey::<Sha256>::from_key_der(
+            tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs1(key.private_key.clone().into()),
+        )
+        .unwrap();
+        for data in [&b""[..], b"from:Alice <alice@example.org>\r\n", MESSAGE] {
+            let by_openssl = SigningKey::sign(&system, data).unwrap();
+            let by_ring = SigningKey::sign(&ring, data).unwrap();
+            assert_eq!(by_openssl.len(), 256);
+            assert_eq!(
+                by_openssl, by_ring,
+                "PKCS#1 v1.5 signatures are deterministic"
+            );
+        }
+        // A key libcrypto cannot read is an error, not a crash.
+        assert!(system_rsa::RsaKey::from_pkcs1_der(b"\x30\x03\x02\x01\x00")
+            .unwrap()
+            .is_err());
+        // And the whole field, through the system's library, names RSA.
+        let signer = Signer::new(&key, RsaEngine::SystemOpenSsl).unwrap();
+        assert!(matches!(signer, Signer::SystemRsa(_)));
+        assert!(signer.sign(MESSAGE).unwrap().contains("a=rsa-sha256"));
+        assert!(matches!(
+            Signer::new(&key, RsaEngine::Ring).unwrap(),
+            Signer::Rsa(_)
+        ));
     }
 
     #[test]
