@@ -44,7 +44,17 @@ struct Layout {
     /// bytes of each message, `t` (detail=none) for all of it; a hit in `h`
     /// is certain, the other candidates of `t` are verified.
     head: usize,
+    /// Blocks: each row of `t` is a `block`-byte stretch of a message
+    /// (rowid = message << 16 | block number), consecutive stretches
+    /// overlapping by `OVERLAP` bytes so a needle that short lies whole in
+    /// one; the trigrams must then meet within one block, which rules out
+    /// most of the false candidates a whole-message `detail=none` gives,
+    /// at the price of a posting per block instead of per message.
+    block: usize,
 }
+
+/// Bytes shared by consecutive blocks: needles up to this long lie in one.
+const OVERLAP: usize = 64;
 
 const LAYOUTS: &[Layout] = &[
     Layout {
@@ -53,6 +63,7 @@ const LAYOUTS: &[Layout] = &[
         query: "SELECT rowid FROM t WHERE t MATCH ?1",
         verify: false,
         head: 0,
+        block: 0,
     },
     Layout {
         name: "trigram, contentless, detail=full",
@@ -60,6 +71,7 @@ const LAYOUTS: &[Layout] = &[
         query: "SELECT rowid FROM t WHERE t MATCH ?1",
         verify: false,
         head: 0,
+        block: 0,
     },
     Layout {
         name: "trigram, contentless, detail=column + verify",
@@ -67,6 +79,7 @@ const LAYOUTS: &[Layout] = &[
         query: "SELECT rowid FROM t WHERE t MATCH ?1",
         verify: true,
         head: 0,
+        block: 0,
     },
     Layout {
         name: "trigram, contentless, detail=none + verify",
@@ -74,6 +87,7 @@ const LAYOUTS: &[Layout] = &[
         query: "SELECT rowid FROM t WHERE t MATCH ?1",
         verify: true,
         head: 0,
+        block: 0,
     },
     Layout {
         name: "hybrid, first 1 KiB detail=full, all detail=none + verify",
@@ -82,6 +96,7 @@ const LAYOUTS: &[Layout] = &[
         query: "SELECT rowid FROM t WHERE t MATCH ?1",
         verify: true,
         head: 1024,
+        block: 0,
     },
     Layout {
         name: "hybrid, first 2 KiB detail=full, all detail=none + verify",
@@ -90,6 +105,31 @@ const LAYOUTS: &[Layout] = &[
         query: "SELECT rowid FROM t WHERE t MATCH ?1",
         verify: true,
         head: 2048,
+        block: 0,
+    },
+    Layout {
+        name: "blocks of 512 B, detail=none + verify",
+        create: "CREATE VIRTUAL TABLE t USING fts5 (text, content = '', contentless_delete = 1, detail = none, tokenize = 'trigram')",
+        query: "SELECT rowid FROM t WHERE t MATCH ?1",
+        verify: true,
+        head: 0,
+        block: 512,
+    },
+    Layout {
+        name: "blocks of 1024 B, detail=none + verify",
+        create: "CREATE VIRTUAL TABLE t USING fts5 (text, content = '', contentless_delete = 1, detail = none, tokenize = 'trigram')",
+        query: "SELECT rowid FROM t WHERE t MATCH ?1",
+        verify: true,
+        head: 0,
+        block: 1024,
+    },
+    Layout {
+        name: "blocks of 2048 B, detail=none + verify",
+        create: "CREATE VIRTUAL TABLE t USING fts5 (text, content = '', contentless_delete = 1, detail = none, tokenize = 'trigram')",
+        query: "SELECT rowid FROM t WHERE t MATCH ?1",
+        verify: true,
+        head: 0,
+        block: 2048,
     },
 ];
 
@@ -100,6 +140,25 @@ fn head_of(s: &str, n: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+/// `s` in stretches of about `size` bytes (cut at character boundaries),
+/// each starting `OVERLAP` bytes before the previous one ended.
+fn blocks_of(s: &str, size: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    loop {
+        let end = head_of(&s[start..], size).len() + start;
+        out.push(&s[start..end]);
+        if end >= s.len() {
+            return out;
+        }
+        let mut next = end.saturating_sub(OVERLAP).max(start + 1);
+        while !s.is_char_boundary(next) {
+            next += 1;
+        }
+        start = next;
+    }
 }
 
 /// Case-insensitive substring test: ASCII folded byte by byte, other
@@ -173,8 +232,15 @@ fn main() -> Result<()> {
             raw.execute_batch("BEGIN")?;
             for (i, m) in chunk.iter().enumerate() {
                 let id = (chunk_index * 500 + i + 1) as i64;
-                conn.prepare_cached("INSERT INTO t (rowid, text) VALUES (?1, ?2)")?
-                    .execute(params![id, m])?;
+                if layout.block > 0 {
+                    for (n, block) in blocks_of(m, layout.block).into_iter().enumerate() {
+                        conn.prepare_cached("INSERT INTO t (rowid, text) VALUES (?1, ?2)")?
+                            .execute(params![id << 16 | n as i64, block])?;
+                    }
+                } else {
+                    conn.prepare_cached("INSERT INTO t (rowid, text) VALUES (?1, ?2)")?
+                        .execute(params![id, m])?;
+                }
                 if layout.head > 0 {
                     conn.prepare_cached("INSERT INTO h (rowid, text) VALUES (?1, ?2)")?
                         .execute(params![id, head_of(m, layout.head)])?;
@@ -216,9 +282,16 @@ fn main() -> Result<()> {
             };
             let begun = Instant::now();
             let mut stmt = conn.prepare_cached(layout.query)?;
-            let candidates: Vec<i64> = stmt
+            let mut candidates: Vec<i64> = stmt
                 .query_map([&phrase], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
+            if layout.block > 0 {
+                // Block rows to messages, once each (rowids come sorted).
+                for c in candidates.iter_mut() {
+                    *c >>= 16;
+                }
+                candidates.dedup();
+            }
             let certain: HashSet<i64> = if layout.head > 0 {
                 let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
                 conn.prepare_cached("SELECT rowid FROM h WHERE h MATCH ?1")?
