@@ -427,6 +427,14 @@ fn text(bytes: &[u8]) -> String {
     s
 }
 
+/// A SQLite blob row's bytes as received (SQLite may store them
+/// compressed; PostgreSQL's chunks hold them as they came).
+fn stored_bytes(data: &[u8], codec: ValueRef<'_>, size: ValueRef<'_>) -> Result<Vec<u8>> {
+    let codec = codec.as_i64().unwrap_or(crate::sqlite::blob_codec::RAW);
+    let size = size.as_i64_or_null().ok().flatten();
+    crate::sqlite::blob_codec::decode(data.to_vec(), codec, size)
+}
+
 /// The columns a table's batch inserts, with their kinds.
 fn target_columns(table: &Table) -> Vec<(&'static str, Kind)> {
     match table.shape {
@@ -517,6 +525,7 @@ fn read_batch(conn: &Connection, table: &Table, after: Option<&[Value]>) -> Resu
                 let data = values[2].as_bytes().map_err(|_| {
                     StoreError::Invalid("a blob row of SQLite holds no bytes".into())
                 })?;
+                let data = &stored_bytes(data, values[3], values[4])?[..];
                 columns[0].push(values[0], "blob", "hash")?;
                 columns[1].push(values[1], "blob", "refs")?;
                 columns[2].push(ValueRef::Integer(data.len() as i64), "blob", "size")?;
@@ -533,7 +542,11 @@ fn read_batch(conn: &Connection, table: &Table, after: Option<&[Value]>) -> Resu
                 columns[1].push(values[1], "email", "account_id")?;
                 // An email whose blob is gone (it should not be) gets
                 // empty text: it is still found by everything else.
-                let raw = values[2].as_bytes().unwrap_or(&[]);
+                let raw = match values[2].as_bytes() {
+                    Ok(data) => stored_bytes(data, values[3], values[4])?,
+                    Err(_) => Vec::new(),
+                };
+                let raw = &raw[..];
                 let parsed = crate::message::parse_message(raw);
                 let (headers, body) = crate::sqlite::indexer::index_text(raw, &parsed);
                 columns[2].push(ValueRef::Text(headers.as_bytes()), "email_text", "headers")?;
@@ -657,10 +670,11 @@ fn ids_used(conn: &Connection) -> Result<Vec<i64>> {
 async fn verify(client: &Client, conn: Connection, totals: &[u64]) -> Result<Vec<Count>> {
     let (conn, extra) = blocking(move || {
         let extra = (|| -> rusqlite::Result<(i64, Vec<String>)> {
-            let bytes =
-                conn.query_row("SELECT coalesce(sum(length(data)), 0) FROM blob", [], |r| {
-                    r.get(0)
-                })?;
+            let bytes = conn.query_row(
+                "SELECT coalesce(sum(coalesce(size, length(data))), 0) FROM blob",
+                [],
+                |r| r.get(0),
+            )?;
             let keys = conn
                 .prepare("SELECT key FROM meta")?
                 .query_map([], |r| r.get(0))?

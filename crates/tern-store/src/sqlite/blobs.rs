@@ -3,7 +3,7 @@
 //! the account that asks (one of its emails or uploads must hold the
 //! blob), so a blob id alone opens nobody's mail.
 
-use super::db;
+use super::{blob_codec, db};
 use crate::error::{Result, StoreError};
 use crate::types::*;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -41,14 +41,33 @@ fn owned_blob(conn: &Connection, account: AccountId, hash: &BlobId) -> Result<i6
     .ok_or_else(|| StoreError::not_found("blob", hash))
 }
 
-/// At most `len` bytes of the blob in row `rowid` from `offset`, read
-/// incrementally (never the whole blob).
+/// At most `len` bytes of the blob in row `rowid` from `offset`: read
+/// incrementally (never the whole blob) when stored raw, inflated whole and
+/// cut when compressed (those are small, see `blob_codec`).
 pub(super) fn read_blob_at(
     conn: &Connection,
     rowid: i64,
     offset: u64,
     len: usize,
 ) -> Result<Vec<u8>> {
+    let (codec, size): (i64, Option<i64>) = conn
+        .prepare_cached("SELECT codec, size FROM blob WHERE rowid = ?1")
+        .and_then(|mut s| s.query_row([rowid], |r| Ok((r.get(0)?, r.get(1)?))))
+        .map_err(db("reading a blob's codec"))?;
+    if codec != blob_codec::RAW {
+        let data: Vec<u8> = conn
+            .prepare_cached("SELECT data FROM blob WHERE rowid = ?1")
+            .and_then(|mut s| s.query_row([rowid], |r| r.get(0)))
+            .map_err(db("reading a blob"))?;
+        let mut whole = blob_codec::decode(data, codec, size)?;
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(whole.len());
+        let end = start.saturating_add(len).min(whole.len());
+        whole.truncate(end);
+        whole.drain(..start);
+        return Ok(whole);
+    }
     let blob = conn
         .blob_open(rusqlite::MAIN_DB, "blob", "data", rowid, true)
         .map_err(db("opening a blob"))?;

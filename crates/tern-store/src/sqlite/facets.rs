@@ -221,9 +221,18 @@ impl MessageStore for SqliteStore {
     async fn accept(&self, delivery: Delivery, outbound: Option<Outbound>) -> Result<Accepted> {
         // Encode the parse outside the writer: the writer's time is the
         // server's scarcest resource.
-        let prepared = tokio::task::spawn_blocking(move || messages::prepare(delivery))
-            .await
-            .map_err(|e| StoreError::backend("parsing a message", e))??;
+        // Compressed only when someone keeps it: a message that is only
+        // relayed leaves within seconds.
+        let compress = !delivery.recipients.is_empty();
+        let prepared = tokio::task::spawn_blocking(move || {
+            let mut prepared = messages::prepare(delivery)?;
+            if compress {
+                prepared.compressed = super::blob_codec::encode(&prepared.raw);
+            }
+            Ok::<_, StoreError>(prepared)
+        })
+        .await
+        .map_err(|e| StoreError::backend("parsing a message", e))??;
         self.write(move |ctx| messages::deliver(ctx, prepared, outbound))
             .await
     }

@@ -245,14 +245,14 @@ fn catch_up(main: &Connection, index: &Connection) -> Result<()> {
         let chunk = (|| {
             let from = indexed_upto(index)?;
             let mut stmt = main.prepare_cached(
-                "SELECT e.id, b.data FROM email e JOIN blob b ON b.hash = e.blob_hash
+                "SELECT e.id, b.data, b.codec, b.size FROM email e JOIN blob b ON b.hash = e.blob_hash
                  WHERE e.id > ?1 ORDER BY e.id LIMIT ?2",
             )?;
             let mut rows = stmt.query(params![from, CATCH_UP_CHUNK])?;
             let mut n = 0u64;
             while let Some(row) = rows.next()? {
                 let id: i64 = row.get(0)?;
-                let raw: Vec<u8> = row.get(1)?;
+                let raw = stored_bytes(id, row.get(1)?, row.get(2)?, row.get(3)?);
                 let parsed = crate::message::parse_message(&raw);
                 let (headers, body) = index_text(&raw, &parsed);
                 apply(
@@ -286,6 +286,16 @@ fn catch_up(main: &Connection, index: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// A blob row's bytes as received; a row that cannot be decoded (it
+/// should not happen) is indexed as empty, with a warning, rather than
+/// stopping the index for every later message.
+fn stored_bytes(email_id: i64, data: Vec<u8>, codec: i64, size: Option<i64>) -> Vec<u8> {
+    super::blob_codec::decode(data, codec, size).unwrap_or_else(|e| {
+        tracing::warn!("search index: the message of email {email_id} cannot be read: {e}");
+        Vec::new()
+    })
+}
+
 /// Applies one job; Add and Copy advance `indexed_upto`. `main` is the
 /// mail database, where a copy's text is read (the index keeps none).
 fn apply(conn: &Connection, main: &Connection, job: &IndexJob) -> rusqlite::Result<()> {
@@ -302,13 +312,15 @@ fn apply(conn: &Connection, main: &Connection, job: &IndexJob) -> rusqlite::Resu
             Some(*email_id)
         }
         IndexJob::Copy { email_id: to } => {
-            let raw: Option<Vec<u8>> = main
+            let row: Option<(Vec<u8>, i64, Option<i64>)> = main
                 .prepare_cached(
-                    "SELECT b.data FROM email e JOIN blob b ON b.hash = e.blob_hash WHERE e.id = ?1",
+                    "SELECT b.data, b.codec, b.size FROM email e JOIN blob b ON b.hash = e.blob_hash
+                      WHERE e.id = ?1",
                 )?
-                .query_row([to], |r| r.get(0))
+                .query_row([to], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
-            if let Some(raw) = raw {
+            if let Some((data, codec, size)) = row {
+                let raw = stored_bytes(*to, data, codec, size);
                 let parsed = crate::message::parse_message(&raw);
                 let (headers, body) = index_text(&raw, &parsed);
                 conn.prepare_cached(

@@ -6,6 +6,7 @@
 //! modseq. Every change stamps the operation's modseq on the rows it touches,
 //! on the mailbox's `highest_modseq`, and in the journal.
 
+use super::blob_codec;
 use super::indexer::IndexJob;
 use super::{db, journal, mailboxes, WriteCtx};
 use crate::error::{Result, StoreError};
@@ -19,6 +20,8 @@ pub use super::listing::{email, list, list_changed};
 /// is left here is encoding the parse into columns, before the writer.
 pub struct Prepared {
     pub(crate) raw: Vec<u8>,
+    /// `raw` compressed, when it is to be stored so (`blob_codec`).
+    pub(crate) compressed: Option<Vec<u8>>,
     pub(crate) hash: BlobId,
     /// The size with every line ending in CRLF and a final line end.
     pub(crate) crlf_size: u64,
@@ -71,6 +74,7 @@ pub fn prepare(delivery: Delivery) -> Result<Prepared> {
     };
     Ok(Prepared {
         crlf_size,
+        compressed: None,
         raw,
         hash,
         recipients: delivery.recipients,
@@ -89,9 +93,13 @@ pub fn deliver(
 ) -> Result<Accepted> {
     ctx.conn
         .prepare_cached(
-            "INSERT INTO blob (hash, refs, data) VALUES (?1, 0, ?2) ON CONFLICT DO NOTHING",
+            "INSERT INTO blob (hash, refs, data, codec, size) VALUES (?1, 0, ?2, ?3, ?4)
+             ON CONFLICT DO NOTHING",
         )
-        .and_then(|mut s| s.execute(params![p.hash, p.raw]))
+        .and_then(|mut s| match &p.compressed {
+            Some(z) => s.execute(params![p.hash, z, blob_codec::DEFLATE, p.raw.len() as i64]),
+            None => s.execute(params![p.hash, p.raw, blob_codec::RAW, None::<i64>]),
+        })
         .map_err(db("storing a message blob"))?;
     let mut results = Vec::with_capacity(p.recipients.len());
     for target in &p.recipients {

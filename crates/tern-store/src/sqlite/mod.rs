@@ -10,6 +10,7 @@
 //!   running server); SQLite's locks and the busy timeout order their writes,
 //!   and [`watcher`] carries their commits to this process's subscribers.
 
+pub(crate) mod blob_codec;
 mod blobs;
 mod checkpoint;
 pub(crate) mod directory;

@@ -115,7 +115,7 @@ pub fn enqueue_existing(
 ) -> Result<QueueId> {
     let size: Option<i64> = conn
         .prepare_cached(
-            "SELECT length(data) FROM blob WHERE hash = ?1
+            "SELECT coalesce(size, length(data)) FROM blob WHERE hash = ?1
                 AND (EXISTS (SELECT 1 FROM email WHERE blob_hash = ?1 AND account_id = ?2)
                      OR EXISTS (SELECT 1 FROM upload WHERE blob_hash = ?1 AND account_id = ?2))",
         )

@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 19;
+pub const SCHEMA_VERSION: i64 = 20;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE meta (
@@ -389,6 +389,14 @@ CREATE TABLE email_submission (
 CREATE INDEX email_submission_by_queue ON email_submission (queue_id) WHERE queue_id IS NOT NULL;
 "#;
 
+/// Version 20: message blobs may be stored compressed (`blob_codec.rs`):
+/// `codec` 0 raw, 1 DEFLATE; `size` the length before compression (NULL
+/// for raw rows, whose `length(data)` is it).
+const SCHEMA_V20: &str = r#"
+ALTER TABLE blob ADD COLUMN codec INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE blob ADD COLUMN size INTEGER;
+"#;
+
 /// Creates or upgrades the schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     // IMMEDIATE takes the write lock first, so two processes starting on a
@@ -459,6 +467,9 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     }
     if version < 19 {
         tx.execute_batch(SCHEMA_V19)?;
+    }
+    if version < 20 {
+        tx.execute_batch(SCHEMA_V20)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;

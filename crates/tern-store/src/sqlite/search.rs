@@ -310,12 +310,13 @@ fn scan_unindexed(
     }
     let mut stmt = conn
         .prepare_cached(
-            "SELECT b.data FROM email e JOIN blob b ON b.hash = e.blob_hash WHERE e.id = ?1",
+            "SELECT b.data, b.codec, b.size FROM email e JOIN blob b ON b.hash = e.blob_hash
+              WHERE e.id = ?1",
         )
         .map_err(db("reading unindexed mail for a search"))?;
     for id in unindexed {
-        let raw: Vec<u8> = match stmt.query_row([id.0], |r| r.get(0)) {
-            Ok(raw) => raw,
+        let raw = match stmt.query_row([id.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))) {
+            Ok((data, codec, size)) => super::blob_codec::decode(data, codec, size)?,
             Err(rusqlite::Error::QueryReturnedNoRows) => continue,
             Err(e) => return Err(db("reading unindexed mail for a search")(e)),
         };

@@ -22,7 +22,7 @@ pub fn upload(
     if let Some(limit) = a.quota_bytes {
         let waiting: i64 = conn
             .prepare_cached(
-                "SELECT coalesce(sum(length(b.data)), 0) FROM upload u
+                "SELECT coalesce(sum(coalesce(b.size, length(b.data))), 0) FROM upload u
                    JOIN blob b ON b.hash = u.blob_hash WHERE u.account_id = ?1",
             )
             .and_then(|mut s| s.query_row([account.0], |r| r.get(0)))

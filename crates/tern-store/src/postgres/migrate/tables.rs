@@ -92,7 +92,10 @@ pub(super) const TABLES: &[Table] = &[
     Table {
         name: "blob",
         from: "blob",
-        columns: &[col("hash", Text), col("refs", Int), col("data", Bytes)],
+        columns: &[
+            col("hash", Text), col("refs", Int), col("data", Bytes), col("codec", Int),
+            col("size", Int),
+        ],
         key: 1,
         shape: Shape::Blob,
         on_conflict: "",
@@ -115,6 +118,8 @@ pub(super) const TABLES: &[Table] = &[
             Col { expr: "e.id", name: "email_id", kind: Int },
             Col { expr: "e.account_id", name: "account_id", kind: Int },
             Col { expr: "b.data", name: "data", kind: Bytes },
+            Col { expr: "b.codec", name: "codec", kind: Int },
+            Col { expr: "b.size", name: "size", kind: Int },
         ],
         key: 1,
         shape: Shape::EmailText,
