@@ -33,6 +33,7 @@
 # Environment: TERN_PORT (2525), POSTFIX_PORT (2526), SINK_PORT (2600),
 #   DNS_PORT (5353), TERN_LOG (info), SKIP_BUILD=1 to use the binaries as built,
 #   PERF_OUT=FILE to record a `perf record -g` profile of tern during its load.
+#   TERN_OUTBOUND_EXTRA='key = value' lines added to Tern's [outbound] (A/B runs).
 
 set -euo pipefail
 
@@ -183,6 +184,7 @@ relay_networks = ["127.0.0.0/8"]
 [outbound]
 mx_port = $SINK_PORT
 dkim = true
+${TERN_OUTBOUND_EXTRA:-}
 
 [dns]
 servers = ["127.0.0.1:$DNS_PORT"]
