@@ -244,13 +244,19 @@ fn text_conditions(
         if needle.chars().count() < 3 {
             return refuse("a needle shorter than a trigram");
         }
-        let columns = if *body_only { "body" } else { "headers body" };
-        conditions
-            .push("e.id IN (SELECT rowid FROM idx.email_text WHERE email_text MATCH ?)".into());
-        args.push(Value::Text(format!(
-            "{{{columns}}} : \"{}\"",
-            needle.replace('"', "\"\"")
-        )));
+        let phrase = super::search::fts5_phrase(&needle);
+        if *body_only {
+            conditions
+                .push("e.id IN (SELECT rowid FROM idx.body_text WHERE body_text MATCH ?)".into());
+        } else {
+            conditions.push(
+                "e.id IN (SELECT rowid FROM idx.body_text WHERE body_text MATCH ?
+                          UNION SELECT rowid FROM idx.header_text WHERE header_text MATCH ?)"
+                    .into(),
+            );
+            args.push(Value::Text(phrase.clone()));
+        }
+        args.push(Value::Text(phrase));
     }
     Ok(())
 }

@@ -52,14 +52,19 @@ const RETRY: Duration = Duration::from_secs(30);
 /// (BENCHMARKS.md, issue 10). Positions are kept (`detail = full`), which
 /// is what answers a substring as a trigram phrase without reading the
 /// messages: without them a search over 100,000 messages took seconds.
+/// Headers and body are two tables of one column each, not one table of
+/// two: in a table of several columns every term's position list in a
+/// later column starts with a column marker, which made the index a fifth
+/// larger (layout 3, BENCHMARKS.md).
 const INDEX_SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE VIRTUAL TABLE IF NOT EXISTS email_text USING fts5 (headers, body, content = '', contentless_delete = 1, tokenize = 'trigram');
+CREATE VIRTUAL TABLE IF NOT EXISTS header_text USING fts5 (headers, content = '', contentless_delete = 1, tokenize = 'trigram');
+CREATE VIRTUAL TABLE IF NOT EXISTS body_text USING fts5 (body, content = '', contentless_delete = 1, tokenize = 'trigram');
 "#;
 
-/// The layout of `email_text`, kept in `meta`; an index of another layout
+/// The layout of the index tables, kept in `meta`; an index of another layout
 /// is dropped and rebuilt by the catch-up (it is derived data).
-const INDEX_LAYOUT: i64 = 2;
+pub(crate) const INDEX_LAYOUT: i64 = 3;
 
 /// One change to the index.
 pub enum IndexJob {
@@ -215,6 +220,8 @@ fn upgrade_layout(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(&format!(
         "BEGIN IMMEDIATE;
          DROP TABLE IF EXISTS email_text;
+         DROP TABLE IF EXISTS header_text;
+         DROP TABLE IF EXISTS body_text;
          DELETE FROM meta;
          INSERT INTO meta (key, value) VALUES ('layout', {INDEX_LAYOUT});
          COMMIT;"
@@ -296,6 +303,15 @@ fn stored_bytes(email_id: i64, data: Vec<u8>, codec: i64, size: Option<i64>) -> 
     })
 }
 
+/// Indexes one email's text: its headers and its body, one table each.
+fn put_text(conn: &Connection, email_id: i64, headers: &str, body: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO header_text (rowid, headers) VALUES (?1, ?2)")?
+        .execute(params![email_id, headers])?;
+    conn.prepare_cached("INSERT OR REPLACE INTO body_text (rowid, body) VALUES (?1, ?2)")?
+        .execute(params![email_id, body])?;
+    Ok(())
+}
+
 /// Applies one job; Add and Copy advance `indexed_upto`. `main` is the
 /// mail database, where a copy's text is read (the index keeps none).
 fn apply(conn: &Connection, main: &Connection, job: &IndexJob) -> rusqlite::Result<()> {
@@ -305,10 +321,7 @@ fn apply(conn: &Connection, main: &Connection, job: &IndexJob) -> rusqlite::Resu
             headers,
             body,
         } => {
-            conn.prepare_cached(
-                "INSERT OR REPLACE INTO email_text (rowid, headers, body) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![email_id, headers, body])?;
+            put_text(conn, *email_id, headers, body)?;
             Some(*email_id)
         }
         IndexJob::Copy { email_id: to } => {
@@ -323,16 +336,17 @@ fn apply(conn: &Connection, main: &Connection, job: &IndexJob) -> rusqlite::Resu
                 let raw = stored_bytes(*to, data, codec, size);
                 let parsed = crate::message::parse_message(&raw);
                 let (headers, body) = index_text(&raw, &parsed);
-                conn.prepare_cached(
-                    "INSERT OR REPLACE INTO email_text (rowid, headers, body) VALUES (?1, ?2, ?3)",
-                )?
-                .execute(params![to, headers, body])?;
+                put_text(conn, *to, &headers, &body)?;
             }
             Some(*to)
         }
         IndexJob::Remove { email_id } => {
-            conn.prepare_cached("DELETE FROM email_text WHERE rowid = ?1")?
-                .execute([email_id])?;
+            for sql in [
+                "DELETE FROM header_text WHERE rowid = ?1",
+                "DELETE FROM body_text WHERE rowid = ?1",
+            ] {
+                conn.prepare_cached(sql)?.execute([email_id])?;
+            }
             None
         }
     };

@@ -354,11 +354,15 @@ fn full_text(
 ) -> Result<HashSet<EmailId>> {
     // FTS5 strings end at NUL; mail text never holds one worth finding.
     let needle = &needle.replace('\0', "");
-    let columns = if body_only { "body" } else { "headers body" };
     // A quoted FTS5 string is a phrase; with trigrams, a substring. Needles
     // shorter than a trigram never get here: they are scanned.
-    let arg = format!("{{{columns}}} : \"{}\"", needle.replace('"', "\"\""));
-    let sql = "SELECT rowid FROM idx.email_text WHERE email_text MATCH ?1";
+    let arg = fts5_phrase(needle);
+    let sql = if body_only {
+        "SELECT rowid FROM idx.body_text WHERE body_text MATCH ?1"
+    } else {
+        "SELECT rowid FROM idx.body_text WHERE body_text MATCH ?1
+         UNION SELECT rowid FROM idx.header_text WHERE header_text MATCH ?1"
+    };
     let mut stmt = conn
         .prepare_cached(sql)
         .map_err(db("searching the full-text index"))?;
@@ -373,6 +377,11 @@ fn full_text(
         }
     }
     Ok(hits)
+}
+
+/// `needle` as an FTS5 phrase: quoted, inner quotes doubled.
+pub(crate) fn fts5_phrase(needle: &str) -> String {
+    format!("\"{}\"", needle.replace('"', "\"\""))
 }
 
 /// Needles this long or longer go through the trigram index; shorter ones
@@ -665,7 +674,7 @@ mod tests {
                 r.get(0)
             })
             .unwrap();
-        assert_eq!(layout, 2);
+        assert_eq!(layout, crate::sqlite::indexer::INDEX_LAYOUT);
     }
 
     /// Flags are read for the text's candidates only when few of the
