@@ -79,20 +79,17 @@ impl Signer {
                 Ed25519Key::from_pkcs8_der(&key.private_key).map_err(e)?,
                 key,
             ))),
-            "rsa" if engine == RsaEngine::SystemOpenSsl => {
-                match system_rsa::RsaKey::from_pkcs1_der(&key.private_key) {
-                    Some(rsa) => Ok(Signer::SystemRsa(template(rsa?, key))),
-                    None => Signer::new(key, RsaEngine::Ring),
-                }
-            }
             "rsa" => {
                 let der = tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs1(
                     key.private_key.clone().into(),
                 );
-                Ok(Signer::Rsa(template(
-                    RsaKey::<Sha256>::from_key_der(der).map_err(e)?,
-                    key,
-                )))
+                let ring = RsaKey::<Sha256>::from_key_der(der).map_err(e)?;
+                if engine == RsaEngine::SystemOpenSsl {
+                    if let Some(system) = system_signer(key, &ring) {
+                        return Ok(Signer::SystemRsa(template(system, key)));
+                    }
+                }
+                Ok(Signer::Rsa(template(ring, key)))
             }
             other => Err(format!("unknown DKIM key algorithm {other:?}")),
         }
@@ -106,6 +103,46 @@ impl Signer {
             Signer::SystemRsa(s) => s.sign(message),
         };
         signature.map(|s| s.to_header()).map_err(|e| e.to_string())
+    }
+}
+
+/// The system's OpenSSL for `key`, if it is there and signs exactly as
+/// ring does: a probe is signed by both when the key is loaded, so a
+/// library that misbehaves (another build, a provider configured to
+/// refuse) leaves the mail signed by ring rather than unsigned or badly
+/// signed.
+fn system_signer(key: &DkimKey, ring: &RsaKey<Sha256>) -> Option<system_rsa::RsaKey> {
+    let name = || format!("{}._domainkey.{}", key.selector, key.domain);
+    let system = match system_rsa::RsaKey::from_pkcs1_der(&key.private_key)? {
+        Ok(system) => system,
+        Err(e) => {
+            tracing::warn!(
+                "DKIM: {}: the system's OpenSSL: {e}; signing with ring",
+                name()
+            );
+            return None;
+        }
+    };
+    const PROBE: &[u8] = b"from:Tern <probe@tern.invalid>\r\ndkim-signature:v=1; b=";
+    match (
+        SigningKey::sign(&system, PROBE),
+        SigningKey::sign(ring, PROBE),
+    ) {
+        (Ok(a), Ok(b)) if a == b => Some(system),
+        (Err(e), _) => {
+            tracing::warn!(
+                "DKIM: {}: the system's OpenSSL cannot sign ({e}); signing with ring",
+                name()
+            );
+            None
+        }
+        _ => {
+            tracing::warn!(
+                "DKIM: {}: the system's OpenSSL signs differently from ring; signing with ring",
+                name()
+            );
+            None
+        }
     }
 }
 

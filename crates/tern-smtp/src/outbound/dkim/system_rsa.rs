@@ -12,7 +12,9 @@
 //! the documented EVP interface.
 //!
 //! PKCS#1 v1.5 signatures are deterministic, so OpenSSL and ring produce
-//! the same bytes for the same key and input (a test checks it).
+//! the same bytes for the same key and input (a test checks it), and each
+//! key is probed when it is loaded (`dkim::system_signer`): a library that
+//! signs differently or not at all leaves the signing to ring.
 
 use mail_auth::common::crypto::{Algorithm, CryptoError, Sha256, SigningKey};
 use mail_auth::common::headers::Writable;
