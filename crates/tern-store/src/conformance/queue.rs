@@ -3,12 +3,19 @@
 
 use super::*;
 
-/// Queues `raw` from nobody local for `recipients`, nothing delivered.
+/// Queues a message with `subject` from nobody local for `recipients`,
+/// nothing delivered.
 async fn queue_for(store: &Arc<dyn Store>, subject: &str, recipients: &[&str]) -> QueueId {
+    queue_raw(store, message(subject, "x"), recipients).await
+}
+
+/// Queues `raw` from nobody local for `recipients`, nothing delivered
+/// (mail that is only relayed).
+pub async fn queue_raw(store: &Arc<dyn Store>, raw: Vec<u8>, recipients: &[&str]) -> QueueId {
     let accepted = store
         .accept(
             Delivery {
-                message: message(subject, "x").into(),
+                message: raw.into(),
                 recipients: vec![],
                 received_at: 1,
             },

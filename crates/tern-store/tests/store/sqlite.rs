@@ -245,30 +245,7 @@ async fn text_mail_is_stored_compressed_and_read_back_exactly() {
     conformance::deliver_to(&store, &a, noise.clone()).await;
     // Only relayed: queued for a remote recipient, kept for nobody here.
     let relayed = conformance::message("relayed", &body);
-    let accepted = store
-        .accept(
-            Delivery {
-                message: relayed.clone().into(),
-                recipients: vec![],
-                received_at: 1,
-            },
-            Some(Outbound {
-                mail_from: "a@example.test".into(),
-                recipients: vec![OutboundRecipient {
-                    address: "b@elsewhere.test".into(),
-                    notify: DsnNotify::default(),
-                    orcpt: None,
-                }],
-                env_id: None,
-                ret: None,
-                account_id: None,
-                require_tls: false,
-                release_at: None,
-            }),
-        )
-        .await
-        .unwrap();
-    let queue_id = accepted.queued.expect("queued");
+    let queue_id = conformance::queue_raw(&store, relayed.clone(), &["b@elsewhere.test"]).await;
 
     let hash_of = |raw: &[u8]| {
         tern_store::message::PreparedMessage::new(raw.to_vec())
