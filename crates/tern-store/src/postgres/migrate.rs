@@ -429,10 +429,20 @@ fn text(bytes: &[u8]) -> String {
 
 /// A SQLite blob row's bytes as received (SQLite may store them
 /// compressed; PostgreSQL's chunks hold them as they came).
-fn stored_bytes(data: &[u8], codec: ValueRef<'_>, size: ValueRef<'_>) -> Result<Vec<u8>> {
-    let codec = codec.as_i64().unwrap_or(crate::sqlite::blob_codec::RAW);
-    let size = size.as_i64_or_null().ok().flatten();
-    crate::sqlite::blob_codec::decode(data.to_vec(), codec, size)
+fn stored_bytes<'a>(
+    data: &'a [u8],
+    codec: ValueRef<'_>,
+    size: ValueRef<'_>,
+) -> Result<std::borrow::Cow<'a, [u8]>> {
+    use crate::sqlite::blob_codec::{decode, RAW};
+    match codec.as_i64().unwrap_or(RAW) {
+        // Most rows: the bytes as they are, not copied.
+        RAW => Ok(std::borrow::Cow::Borrowed(data)),
+        codec => {
+            let size = size.as_i64_or_null().ok().flatten();
+            decode(data.to_vec(), codec, size).map(std::borrow::Cow::Owned)
+        }
+    }
 }
 
 /// The columns a table's batch inserts, with their kinds.
@@ -544,7 +554,7 @@ fn read_batch(conn: &Connection, table: &Table, after: Option<&[Value]>) -> Resu
                 // empty text: it is still found by everything else.
                 let raw = match values[2].as_bytes() {
                     Ok(data) => stored_bytes(data, values[3], values[4])?,
-                    Err(_) => Vec::new(),
+                    Err(_) => std::borrow::Cow::Borrowed(&[][..]),
                 };
                 let raw = &raw[..];
                 let parsed = crate::message::parse_message(raw);

@@ -25,35 +25,52 @@ pub fn read_blob_range(
     read_blob_at(conn, owned_blob(conn, account, hash)?, offset, len)
 }
 
+/// Where a blob's bytes are and how they are stored, as the query that
+/// found the row read it (`rowid, codec, size`), so reading them costs no
+/// second lookup.
+pub(super) struct BlobRow {
+    rowid: i64,
+    codec: i64,
+    size: Option<i64>,
+}
+
+impl BlobRow {
+    /// From a row whose first three columns are `rowid, codec, size`.
+    pub(super) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BlobRow> {
+        Ok(BlobRow {
+            rowid: r.get(0)?,
+            codec: r.get(1)?,
+            size: r.get(2)?,
+        })
+    }
+}
+
 /// The row of a blob the account may read: one of its own emails or
 /// uploads holds it. NotFound otherwise, whether or not the bytes exist.
-fn owned_blob(conn: &Connection, account: AccountId, hash: &BlobId) -> Result<i64> {
+fn owned_blob(conn: &Connection, account: AccountId, hash: &BlobId) -> Result<BlobRow> {
     conn.prepare_cached(
-        "SELECT rowid FROM blob WHERE hash = ?1
+        "SELECT rowid, codec, size FROM blob WHERE hash = ?1
             AND (EXISTS (SELECT 1 FROM email WHERE blob_hash = ?1 AND account_id = ?2)
                  OR EXISTS (SELECT 1 FROM upload WHERE blob_hash = ?1 AND account_id = ?2))",
     )
     .and_then(|mut s| {
-        s.query_row(params![hash, account.0], |r| r.get(0))
+        s.query_row(params![hash, account.0], BlobRow::from_row)
             .optional()
     })
     .map_err(db("finding a blob"))?
     .ok_or_else(|| StoreError::not_found("blob", hash))
 }
 
-/// At most `len` bytes of the blob in row `rowid` from `offset`: read
-/// incrementally (never the whole blob) when stored raw, inflated whole and
-/// cut when compressed (those are small, see `blob_codec`).
+/// At most `len` bytes of the blob `row` from `offset`: read incrementally
+/// (never the whole blob) when stored raw, inflated whole and cut when
+/// compressed (those are small, see `blob_codec`).
 pub(super) fn read_blob_at(
     conn: &Connection,
-    rowid: i64,
+    row: BlobRow,
     offset: u64,
     len: usize,
 ) -> Result<Vec<u8>> {
-    let (codec, size): (i64, Option<i64>) = conn
-        .prepare_cached("SELECT codec, size FROM blob WHERE rowid = ?1")
-        .and_then(|mut s| s.query_row([rowid], |r| Ok((r.get(0)?, r.get(1)?))))
-        .map_err(db("reading a blob's codec"))?;
+    let BlobRow { rowid, codec, size } = row;
     if codec != blob_codec::RAW {
         let data: Vec<u8> = conn
             .prepare_cached("SELECT data FROM blob WHERE rowid = ?1")

@@ -545,12 +545,13 @@ pub fn flush_count(conn: &Connection) -> Result<u64> {
 
 /// A range of a queued message's bytes.
 pub fn read(conn: &Connection, id: QueueId, offset: u64, len: usize) -> Result<Vec<u8>> {
-    let rowid: i64 = conn
+    let row = conn
         .prepare_cached(
-            "SELECT b.rowid FROM queue_message m JOIN blob b ON b.hash = m.blob_hash WHERE m.id = ?1",
+            "SELECT b.rowid, b.codec, b.size FROM queue_message m JOIN blob b ON b.hash = m.blob_hash
+              WHERE m.id = ?1",
         )
-        .and_then(|mut s| s.query_row([id.0], |r| r.get(0)).optional())
+        .and_then(|mut s| s.query_row([id.0], super::blobs::BlobRow::from_row).optional())
         .map_err(db("finding a queued message"))?
         .ok_or_else(|| StoreError::not_found("queued message", id.to_string()))?;
-    super::blobs::read_blob_at(conn, rowid, offset, len)
+    super::blobs::read_blob_at(conn, row, offset, len)
 }
