@@ -33,6 +33,9 @@
 # Environment: TERN_PORT (2525), POSTFIX_PORT (2526), SINK_PORT (2600),
 #   DNS_PORT (5353), TERN_LOG (info), SKIP_BUILD=1 to use the binaries as built,
 #   PERF_OUT=FILE to record a `perf record -g` profile of tern during its load.
+#   PERF_STAT_OUT=FILE to append `perf stat` counts of tern during each load
+#   (commits, WAL page writes, context switches; PERF_STAT_EVENTS overrides).
+#   TERN_BIN=PATH to run another build of tern (A/B of two builds).
 #   TERN_OUTBOUND_EXTRA='key = value' lines added to Tern's [outbound] (A/B runs).
 
 set -euo pipefail
@@ -48,6 +51,7 @@ TERN_PORT=${TERN_PORT:-2525}
 POSTFIX_PORT=${POSTFIX_PORT:-2526}
 SINK_PORT=${SINK_PORT:-2600}
 DNS_PORT=${DNS_PORT:-5353}
+PERF_STAT_EVENTS=${PERF_STAT_EVENTS:-syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync,syscalls:sys_enter_pwrite64,context-switches,task-clock}
 START_TIMEOUT=30
 LOAD_TIMEOUT=900
 DELIVERY_TIMEOUT=900
@@ -69,7 +73,7 @@ done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-TERN=$TARGET/release/tern
+TERN=${TERN_BIN:-$TARGET/release/tern}
 LOAD=$TARGET/release/smtp-load
 MXDNS=$TARGET/release/mx-dns
 
@@ -211,8 +215,14 @@ run_tern() {
         perf record -F 499 -g -p "$TERN_PID" -o "$PERF_OUT" >/dev/null 2>&1 &
         perf_pid=$!
     fi
+    local stat_pid=
+    if [ -n "${PERF_STAT_OUT:-}" ]; then
+        perf stat -e "$PERF_STAT_EVENTS" -p "$TERN_PID" -o "$PERF_STAT_OUT" --append >/dev/null 2>&1 &
+        stat_pid=$!
+    fi
     run_child "$WORK/load.out" "$LOAD" --server "127.0.0.1:$TERN_PORT" "${LOAD_ARGS[@]}"
     if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
+    if [ -n "$stat_pid" ]; then kill -INT "$stat_pid"; wait "$stat_pid" || true; fi
     local cpu1
     cpu1=$(awk '{print $14 + $15}' "/proc/$TERN_PID/stat")
     stop_tern

@@ -9,7 +9,8 @@
 //!    `Message-ID` a submission server may add (RFC 6409 §8.1, §8.3);
 //! 2. runs the whole-message [`crate::screen`]s (virus, milters, spam
 //!    rules: refuse, rewrite, add fields), then prepares the message once
-//!    (hash and parse, on a blocking thread);
+//!    (hash and parse; the parse only when a local copy or the submission
+//!    checks need it);
 //! 3. runs the [`crate::filter`]s, in order, for each local recipient;
 //! 4. turns the verdicts into one target per recipient (INBOX, or the
 //!    mailbox a filter named, with its keywords), plus the copy in Sent a
@@ -204,12 +205,16 @@ impl Mail {
         let spam = screened.spam;
         let raw = self.with_trace_fields(&envelope, trace, &id, received_at, screened.body);
         let size = raw.len();
-        let message = crate::prepare(raw)
-            .await
-            .map_err(|source| DeliveryError::Temporary {
-                doing: "parsing a message",
-                source,
-            })?;
+        // Relayed mail that nobody here keeps is never parsed: no local
+        // copy, no filter and no From check reads it.
+        let parse = !envelope.local.is_empty() || envelope.origin != Origin::Inbound;
+        let message =
+            crate::prepare_for(raw, parse)
+                .await
+                .map_err(|source| DeliveryError::Temporary {
+                    doing: "parsing a message",
+                    source,
+                })?;
 
         if let Origin::Submission { account, .. } = envelope.origin {
             self.check_header_from(account, &message).await?;

@@ -175,11 +175,33 @@ impl Mail {
     }
 }
 
-/// Hashes and parses a message on a blocking thread (it is CPU work over
-/// the whole message): what every path into the Store does first, so the
-/// filters and the backend share one parse.
+/// Messages up to this size are hashed and parsed on the calling task: a
+/// few tens of microseconds, less than the two thread switches a trip to
+/// the blocking pool costs. Larger ones go to the blocking pool.
+const PREPARE_INLINE_MAX: usize = 16 * 1024;
+
+/// Hashes and parses a message (CPU work over the whole message, on a
+/// blocking thread unless it is small): what every path into the Store does
+/// first, so the filters and the backend share one parse.
 pub async fn prepare(raw: Vec<u8>) -> Result<PreparedMessage, tern_store::StoreError> {
-    tokio::task::spawn_blocking(move || PreparedMessage::new(raw))
+    prepare_for(raw, true).await
+}
+
+/// [`prepare`], or with `parse` false only the hash (the parse is then made
+/// if something asks for it).
+pub async fn prepare_for(
+    raw: Vec<u8>,
+    parse: bool,
+) -> Result<PreparedMessage, tern_store::StoreError> {
+    let small = raw.len() <= PREPARE_INLINE_MAX;
+    let work = move || match parse {
+        true => PreparedMessage::new(raw),
+        false => PreparedMessage::unparsed(raw),
+    };
+    if small {
+        return Ok(work());
+    }
+    tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| tern_store::StoreError::backend("parsing a message", e))
 }

@@ -6,12 +6,17 @@
 //! the Store keeps, and no backend parses again: SQLite and PostgreSQL both
 //! receive a [`PreparedMessage`]. Preparing is CPU work (SHA-256 and
 //! mail-parser over the whole message); async callers run it on a blocking
-//! thread.
+//! thread when the message is large.
+//!
+//! A message that only passes through (relayed, nobody here keeps it) needs
+//! no parse at all: [`PreparedMessage::unparsed`] hashes it and parses only
+//! if something asks for the parse after all.
 
 use super::{parse_message, ParsedMessage};
 use crate::types::BlobId;
 use sha2::{Digest, Sha256};
 use std::fmt;
+use std::sync::OnceLock;
 
 /// Raw bytes, their content address and their parse.
 #[derive(Clone)]
@@ -19,20 +24,28 @@ pub struct PreparedMessage {
     raw: Vec<u8>,
     blob_id: BlobId,
     crlf_size: u64,
-    parsed: ParsedMessage,
+    /// Set at once by [`PreparedMessage::new`], on first use otherwise.
+    parsed: OnceLock<ParsedMessage>,
 }
 
 impl PreparedMessage {
     /// Hashes and parses `raw`. Never fails and never panics: bytes that are
     /// not a message still get a parse (see [`parse_message`]).
     pub fn new(raw: Vec<u8>) -> PreparedMessage {
-        let blob_id = BlobId(hex::encode(Sha256::digest(&raw)));
-        let parsed = parse_message(&raw);
+        let message = PreparedMessage::unparsed(raw);
+        message.parsed();
+        message
+    }
+
+    /// Hashes `raw` and leaves the parse for when something asks for it:
+    /// for a message that is only relayed, which nothing reads but the
+    /// outbound queue. Asking later costs the parse then, on that thread.
+    pub fn unparsed(raw: Vec<u8>) -> PreparedMessage {
         PreparedMessage {
+            blob_id: BlobId(hex::encode(Sha256::digest(&raw))),
             crlf_size: crlf_size(&raw),
             raw,
-            blob_id,
-            parsed,
+            parsed: OnceLock::new(),
         }
     }
 
@@ -57,19 +70,19 @@ impl PreparedMessage {
     }
 
     pub fn parsed(&self) -> &ParsedMessage {
-        &self.parsed
+        self.parsed.get_or_init(|| parse_message(&self.raw))
     }
 
     /// The header section, bytes as received (lossy UTF-8).
     pub fn header_raw(&self) -> String {
-        let end = self.parsed.summary.header_size.min(self.raw.len());
+        let end = self.parsed().summary.header_size.min(self.raw.len());
         String::from_utf8_lossy(&self.raw[..end]).into_owned()
     }
 
     /// Message-IDs this message refers to (`References` then `In-Reply-To`),
     /// for threading.
     pub fn referenced_ids(&self) -> Vec<String> {
-        let s = &self.parsed.summary;
+        let s = &self.parsed().summary;
         let mut ids = s.references.clone();
         ids.extend(s.in_reply_to.iter().cloned());
         ids
@@ -77,7 +90,17 @@ impl PreparedMessage {
 
     /// Gives the parts back, for a backend that keeps them.
     pub fn into_parts(self) -> (Vec<u8>, BlobId, u64, ParsedMessage) {
-        (self.raw, self.blob_id, self.crlf_size, self.parsed)
+        let parsed = match self.parsed.into_inner() {
+            Some(parsed) => parsed,
+            None => parse_message(&self.raw),
+        };
+        (self.raw, self.blob_id, self.crlf_size, parsed)
+    }
+
+    /// The bytes, their address and CRLF size, for a backend that keeps no
+    /// parse (a message only queued for relaying): never parses.
+    pub fn into_raw(self) -> (Vec<u8>, BlobId, u64) {
+        (self.raw, self.blob_id, self.crlf_size)
     }
 }
 
@@ -134,5 +157,23 @@ mod tests {
         assert_eq!(m.referenced_ids(), ["a@b"]);
         assert!(m.header_raw().starts_with("Subject: hi"));
         assert_eq!(m.size(), m.crlf_size());
+    }
+
+    #[test]
+    fn an_unparsed_message_parses_only_when_asked() {
+        let raw = b"Subject: later\r\n\r\nbody\r\n".to_vec();
+        let eager = PreparedMessage::new(raw.clone());
+        let lazy = PreparedMessage::unparsed(raw.clone());
+        assert!(lazy.parsed.get().is_none());
+        assert_eq!(lazy.blob_id(), eager.blob_id());
+        assert_eq!(lazy.crlf_size(), eager.crlf_size());
+        let (bytes, id, crlf) = lazy.clone().into_raw();
+        assert_eq!(
+            (bytes, &id, crlf),
+            (raw, eager.blob_id(), eager.crlf_size())
+        );
+        assert_eq!(lazy.into_parts().3.summary.subject, "later");
+        let asked = PreparedMessage::unparsed(b"Subject: now\r\n\r\n".to_vec());
+        assert_eq!(asked.parsed().summary.subject, "now");
     }
 }

@@ -224,6 +224,13 @@ impl MessageStore for SqliteStore {
         // Compressed only when someone keeps it: a message that is only
         // relayed leaves within seconds.
         let compress = !delivery.recipients.is_empty();
+        if !compress {
+            // Nothing to parse, encode or compress: no trip to a thread.
+            let prepared = messages::prepare(delivery)?;
+            return self
+                .write(move |ctx| messages::deliver(ctx, prepared, outbound))
+                .await;
+        }
         let prepared = tokio::task::spawn_blocking(move || {
             let mut prepared = messages::prepare(delivery)?;
             if compress {

@@ -33,6 +33,7 @@ pub struct Prepared {
 
 /// The parsed columns of an email row (the PostgreSQL backend stores the
 /// same ones).
+#[derive(Default)]
 pub(crate) struct EmailColumns {
     pub(crate) sent_at: Option<i64>,
     pub(crate) message_id: Option<String>,
@@ -45,6 +46,9 @@ pub(crate) struct EmailColumns {
 }
 
 pub fn prepare(delivery: Delivery) -> Result<Prepared> {
+    if delivery.recipients.is_empty() {
+        return Ok(prepare_relay_only(delivery));
+    }
     let encode = |what: &'static str, r: serde_json::Result<String>| {
         r.map_err(|e| StoreError::backend(format!("encoding the {what} of a message"), e))
     };
@@ -82,6 +86,23 @@ pub fn prepare(delivery: Delivery) -> Result<Prepared> {
         columns,
         references,
     })
+}
+
+/// A delivery nobody here keeps (it is only queued for relaying): no
+/// email row will hold columns, so the message is neither parsed nor
+/// encoded.
+fn prepare_relay_only(delivery: Delivery) -> Prepared {
+    let (raw, hash, crlf_size) = delivery.message.into_raw();
+    Prepared {
+        crlf_size,
+        compressed: None,
+        raw,
+        hash,
+        recipients: Vec::new(),
+        received_at: delivery.received_at,
+        columns: EmailColumns::default(),
+        references: Vec::new(),
+    }
 }
 
 /// Stores a prepared delivery. Each recipient runs in its own savepoint: one
