@@ -1,4 +1,6 @@
-//! The built-in spam filter (`[spam]`), for mail from other servers:
+//! The built-in spam filter (`[spam]`), for mail from other servers (not
+//! from our users, nor from clients in `smtp.relay_networks`, which are
+//! ours as they are to sender authentication):
 //!
 //! - [`SpamRules`], a [`Screen`]: once per message, the [`rules`] (sender
 //!   authentication results, header and body heuristics, GTUBE) and the
@@ -23,6 +25,7 @@ use lists::DnsLookup;
 use mail_parser::MessageParser;
 use std::sync::Arc;
 use tern_core::config::SpamConfig;
+use tern_core::net::IpNetwork;
 use tern_store::Role;
 
 /// The fields this filter writes; arriving ones are removed.
@@ -34,12 +37,31 @@ const MAX_LINK_DOMAINS: usize = 20;
 pub struct SpamRules {
     config: SpamConfig,
     dns: Option<Arc<dyn DnsLookup>>,
+    /// Clients whose mail is ours, not scored (`smtp.relay_networks`).
+    ours: Vec<IpNetwork>,
 }
 
 impl SpamRules {
     /// `dns` answers the block-list lookups (none: lists are not asked).
     pub fn new(config: SpamConfig, dns: Option<Arc<dyn DnsLookup>>) -> SpamRules {
-        SpamRules { config, dns }
+        SpamRules {
+            config,
+            dns,
+            ours: Vec::new(),
+        }
+    }
+
+    /// Mail from clients in `networks` is passed unscored, with no fields
+    /// added: it is our own mail on its way out, like a user's.
+    pub fn trusting(mut self, networks: Vec<IpNetwork>) -> SpamRules {
+        self.ours = networks;
+        self
+    }
+
+    fn from_ours(&self, input: &ScreenInput<'_>) -> bool {
+        input
+            .trace
+            .is_some_and(|t| self.ours.iter().any(|net| net.contains(t.peer)))
     }
 
     /// The score of `input` and the rules that made it, with the message's
@@ -98,7 +120,8 @@ impl Screen for SpamRules {
     }
 
     async fn screen(&self, input: &ScreenInput<'_>) -> Screening {
-        if !self.config.enabled || input.envelope.origin != Origin::Inbound {
+        if !self.config.enabled || input.envelope.origin != Origin::Inbound || self.from_ours(input)
+        {
             return Screening::pass();
         }
         let spam = self.score(input).await;
@@ -280,6 +303,39 @@ mod tests {
             address: "b@example.test".into(),
         }];
         assert!(!rules.score(&input(&envelope)).await.tokens.is_empty());
+    }
+
+    /// Mail from a relay-network client is ours: passed unscored and
+    /// without fields; the same message from elsewhere is scored.
+    #[tokio::test]
+    async fn relay_network_clients_are_not_scored() {
+        let rules = SpamRules::new(SpamConfig::default(), None)
+            .trusting(vec!["192.0.2.0/24".parse().expect("a network")]);
+        let raw = b"From: a@remote.test\r\nSubject: XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n\r\nXJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n";
+        let envelope = crate::test_support::inbound_envelope();
+        let trace = |peer: &str| crate::delivery::Trace {
+            helo: "client".into(),
+            peer: peer.parse().expect("an address"),
+            with: "ESMTP".into(),
+        };
+        let ours = trace("192.0.2.7");
+        let screened = rules
+            .screen(&ScreenInput {
+                raw,
+                envelope: &envelope,
+                trace: Some(&ours),
+            })
+            .await;
+        assert_eq!(screened, Screening::pass());
+        let theirs = trace("198.51.100.7");
+        let screened = rules
+            .screen(&ScreenInput {
+                raw,
+                envelope: &envelope,
+                trace: Some(&theirs),
+            })
+            .await;
+        assert!(screened.refuse.is_some(), "{screened:?}");
     }
 }
 

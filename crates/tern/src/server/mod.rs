@@ -291,10 +291,10 @@ async fn serve_until_stopped(config: Config, ready: &mut bool) -> Result<()> {
     if config.spam.enabled {
         let lists: Arc<dyn tern_mail::spam::lists::DnsLookup> = resolver.clone();
         mail = mail
-            .with_screen(Arc::new(tern_mail::spam::SpamRules::new(
-                config.spam.clone(),
-                Some(lists),
-            )))
+            .with_screen(Arc::new(
+                tern_mail::spam::SpamRules::new(config.spam.clone(), Some(lists))
+                    .trusting(config.smtp.relay_networks.clone()),
+            ))
             .with_filter(Arc::new(tern_mail::spam::SpamFilter::new(
                 config.spam.clone(),
                 store.clone(),
