@@ -58,7 +58,7 @@ impl SpamRules {
         self
     }
 
-    fn from_ours(&self, input: &ScreenInput<'_>) -> bool {
+    fn is_from_ours(&self, input: &ScreenInput<'_>) -> bool {
         input
             .trace
             .is_some_and(|t| self.ours.iter().any(|net| net.contains(t.peer)))
@@ -120,7 +120,9 @@ impl Screen for SpamRules {
     }
 
     async fn screen(&self, input: &ScreenInput<'_>) -> Screening {
-        if !self.config.enabled || input.envelope.origin != Origin::Inbound || self.from_ours(input)
+        if !self.config.enabled
+            || input.envelope.origin != Origin::Inbound
+            || self.is_from_ours(input)
         {
             return Screening::pass();
         }
