@@ -550,33 +550,29 @@ impl Session {
 /// CRLF), a line starting with `.` doubled, then `.` CRLF.
 pub fn dot_stuffed(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 5);
-    let mut at_line_start = true;
-    let mut i = 0;
-    while i < message.len() {
-        let b = message[i];
-        if at_line_start && b == b'.' {
+    // A line at a time: the copy is one memcpy per line, not a push per
+    // byte (it was a percent of the server's CPU relaying).
+    let mut rest = message;
+    while !rest.is_empty() {
+        let (line, ended) = match rest.iter().position(|&b| b == b'\n') {
+            Some(lf) => (&rest[..lf], Some(lf + 1)),
+            None => (rest, None),
+        };
+        if line.first() == Some(&b'.') {
             out.push(b'.');
         }
-        match b {
-            b'\r' if message.get(i + 1) == Some(&b'\n') => {
-                out.extend_from_slice(b"\r\n");
-                i += 2;
-                at_line_start = true;
-                continue;
-            }
-            b'\n' => {
-                out.extend_from_slice(b"\r\n");
-                at_line_start = true;
-            }
-            _ => {
-                out.push(b);
-                at_line_start = false;
-            }
-        }
-        i += 1;
-    }
-    if !at_line_start {
+        // The line's own CR, if any, goes with its LF: CRLF stays, a bare
+        // LF gains its CR; a CR inside the line is kept as it is.
+        let text = match ended {
+            Some(_) => line.strip_suffix(b"\r").unwrap_or(line),
+            None => line,
+        };
+        out.extend_from_slice(text);
         out.extend_from_slice(b"\r\n");
+        rest = match ended {
+            Some(next) => &rest[next..],
+            None => &[],
+        };
     }
     out.extend_from_slice(b".\r\n");
     out

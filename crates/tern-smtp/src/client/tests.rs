@@ -237,6 +237,9 @@ fn dot_stuffing_and_line_ends() {
     assert_eq!(dot_stuffed(b".\r\n"), b"..\r\n.\r\n");
     assert_eq!(dot_stuffed(b"a\r\n.b\nc"), b"a\r\n..b\r\nc\r\n.\r\n");
     assert_eq!(dot_stuffed(b"a\rb\r\n"), b"a\rb\r\n.\r\n");
+    assert_eq!(dot_stuffed(b"a\r"), b"a\r\r\n.\r\n");
+    assert_eq!(dot_stuffed(b"\r\r\n\n.."), b"\r\r\n\r\n...\r\n.\r\n");
+    assert_eq!(dot_stuffed(b"\n.\n"), b"\r\n..\r\n.\r\n");
 }
 
 #[test]

@@ -468,23 +468,22 @@ fn deferred(attempts: u32, now: i64, error: String) -> AttemptOutcome {
 /// delivery only (RFC 5321 §4.4).
 fn strip_return_path(raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len());
-    let mut in_header = true;
     let mut skipping = false;
+    let mut at = 0;
     for line in raw.split_inclusive(|&b| b == b'\n') {
-        if in_header {
-            if line == b"\r\n" || line == b"\n" {
-                in_header = false;
-            } else if skipping && line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
-                continue;
-            } else {
-                skipping = line.len() >= 12 && line[..12].eq_ignore_ascii_case(b"return-path:");
-                if skipping {
-                    continue;
-                }
-            }
+        if line == b"\r\n" || line == b"\n" {
+            break; // the body, copied whole below
         }
-        out.extend_from_slice(line);
+        at += line.len();
+        if skipping && line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+            continue;
+        }
+        skipping = line.len() >= 12 && line[..12].eq_ignore_ascii_case(b"return-path:");
+        if !skipping {
+            out.extend_from_slice(line);
+        }
     }
+    out.extend_from_slice(&raw[at..]);
     out
 }
 
@@ -520,6 +519,11 @@ mod tests {
             strip_return_path(raw),
             b"Received: x\r\nSubject: s\r\n\r\nReturn-Path: in the body\r\n"
         );
+        assert_eq!(
+            strip_return_path(b"Subject: s\r\nReturn-Path: <a@b>\r\n"),
+            b"Subject: s\r\n"
+        );
+        assert_eq!(strip_return_path(b"Subject: s"), b"Subject: s");
     }
 
     #[test]

@@ -267,9 +267,20 @@ pub fn sign_with(key: &DkimKey, message: &[u8]) -> Result<String, String> {
     Signer::new(key, RsaEngine::SystemOpenSsl)?.sign(message)
 }
 
-/// The domain of the first `From:` address, lower-case.
+/// The domain of the first `From:` address, lower-case. Only the `From:`
+/// field is handed to the parser: parsing the whole header section (every
+/// `Received:` of a relayed message) cost more than the rest of finding
+/// the keys.
 fn author_domain(message: &[u8]) -> Option<String> {
-    let parsed = mail_parser::MessageParser::default().parse_headers(message)?;
+    let (range, _) = tern_mail::fields::header_fields(message)
+        .into_iter()
+        .find(|(_, name)| name.eq_ignore_ascii_case(b"From"))?;
+    let mut field = message[range].to_vec();
+    if !field.ends_with(b"\n") {
+        field.extend_from_slice(b"\r\n");
+    }
+    field.extend_from_slice(b"\r\n");
+    let parsed = mail_parser::MessageParser::default().parse_headers(&field)?;
     let from = parsed.from()?.first()?.address()?;
     from.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase())
 }
@@ -470,5 +481,15 @@ mod tests {
     fn the_author_domain_is_found() {
         assert_eq!(author_domain(MESSAGE).as_deref(), Some("example.org"));
         assert_eq!(author_domain(b"Subject: x\r\n\r\n"), None);
+        let folded = b"Received: from a by b;\r\n\tMon, 7 Dec 2026 01:00:00 +0000\r\nfrom:\r\n \"Ann\" <ann@Mail.Example.NET>\r\nSubject: x\r\n\r\nFrom: body@not.this\r\n";
+        assert_eq!(author_domain(folded).as_deref(), Some("mail.example.net"));
+        assert_eq!(
+            author_domain(b"From: <a@last.example>").as_deref(),
+            Some("last.example")
+        );
+        assert_eq!(
+            author_domain(b"Subject: x\r\n\r\nFrom: a@body.example\r\n"),
+            None
+        );
     }
 }
