@@ -28,6 +28,10 @@ struct Args {
     /// Directory for the scratch data
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Keep the scratch data directory (its path is printed) for a look
+    /// inside, e.g. `sqlite3 tern.index.db` with dbstat
+    #[arg(long)]
+    keep: bool,
 }
 
 fn size(path: &Path) -> u64 {
@@ -241,5 +245,8 @@ async fn main() -> Result<()> {
         "SEARCH ALL (the listing alone), 20 times: p50 {:.1} ms",
         percentile(&all_times, 0.5)
     );
+    if args.keep {
+        println!("kept {}", base.keep().display());
+    }
     Ok(())
 }
