@@ -327,7 +327,7 @@ fn pg<C: Into<String>>(context: C) -> impl FnOnce(tokio_postgres::Error) -> Stor
 fn source_count(conn: &Connection, table: &Table) -> Result<u64> {
     let from = match table.shape {
         Shape::EmailText => "email",
-        Shape::Plain | Shape::Blob => table.from,
+        Shape::Plain | Shape::Blob | Shape::EmailMeta => table.from,
     };
     conn.query_row(&format!("SELECT count(*) FROM {from}"), [], |r| {
         r.get::<_, i64>(0)
@@ -450,6 +450,12 @@ fn target_columns(table: &Table) -> Vec<(&'static str, Kind)> {
     match table.shape {
         Shape::Plain => table.columns.iter().map(|c| (c.name, c.kind)).collect(),
         Shape::Blob => vec![("hash", Text), ("refs", Int), ("size", Int)],
+        Shape::EmailMeta => vec![
+            ("email_id", Int),
+            ("envelope", Text),
+            ("structure", Text),
+            ("summary", Text),
+        ],
         Shape::EmailText => vec![
             ("email_id", Int),
             ("account_id", Int),
@@ -544,6 +550,34 @@ fn read_batch(conn: &Connection, table: &Table, after: Option<&[Value]>) -> Resu
                         chunks.hashes.push(text(hash));
                         chunks.seqs.push(seq as i32);
                         chunks.data.push(chunk.to_vec());
+                    }
+                }
+            }
+            Shape::EmailMeta => {
+                columns[0].push(values[0], "email_meta", "email_id")?;
+                match values[4].as_bytes_or_null().ok().flatten() {
+                    None => {
+                        for (i, name) in [(1, "envelope"), (2, "structure"), (3, "summary")] {
+                            columns[i].push(values[i], "email_meta", name)?;
+                        }
+                    }
+                    Some(packed) => {
+                        let bundle = crate::sqlite::blob_codec::unpack(packed)?;
+                        let bad = |e| StoreError::backend("reading a packed email parse", e);
+                        let parse: [serde_json::Value; 3] =
+                            serde_json::from_slice(&bundle).map_err(bad)?;
+                        for (i, (json, name)) in parse
+                            .iter()
+                            .zip(["envelope", "structure", "summary"])
+                            .enumerate()
+                        {
+                            let text = serde_json::to_string(json).map_err(bad)?;
+                            columns[i + 1].push(
+                                ValueRef::Text(text.as_bytes()),
+                                "email_meta",
+                                name,
+                            )?;
+                        }
                     }
                 }
             }

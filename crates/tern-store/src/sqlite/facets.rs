@@ -236,6 +236,7 @@ impl MessageStore for SqliteStore {
             if compress {
                 prepared.compressed = super::blob_codec::encode(&prepared.raw);
             }
+            prepared.columns.pack();
             Ok::<_, StoreError>(prepared)
         })
         .await

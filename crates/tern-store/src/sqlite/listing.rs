@@ -166,7 +166,7 @@ pub fn email(conn: &Connection, account: AccountId, id: EmailId) -> Result<Email
     let row = conn
         .prepare_cached(
             "SELECT e.thread_id, e.blob_hash, e.size, e.received_at, e.keywords,
-                    p.envelope, p.structure, p.summary
+                    p.envelope, p.structure, p.summary, p.packed
                FROM email e JOIN email_meta p ON p.email_id = e.id
               WHERE e.id = ?1 AND e.account_id = ?2",
         )
@@ -181,14 +181,26 @@ pub fn email(conn: &Connection, account: AccountId, id: EmailId) -> Result<Email
                     r.get::<_, String>(5)?,
                     r.get::<_, String>(6)?,
                     r.get::<_, String>(7)?,
+                    r.get::<_, Option<Vec<u8>>>(8)?,
                 ))
             })
             .optional()
         })
         .map_err(db("reading an email"))?
         .ok_or_else(|| StoreError::not_found("email", id))?;
-    let (thread, blob_id, size, received_at, keywords, envelope, structure, summary) = row;
+    let (thread, blob_id, size, received_at, keywords, envelope, structure, summary, packed) = row;
     let decode_err = |e| StoreError::backend(format!("decoding the stored parse of email {id}"), e);
+    let (envelope, structure, summary) = match packed {
+        Some(packed) => {
+            let bundle = super::blob_codec::unpack(&packed)?;
+            serde_json::from_slice(&bundle).map_err(decode_err)?
+        }
+        None => (
+            serde_json::from_str(&envelope).map_err(decode_err)?,
+            serde_json::from_str(&structure).map_err(decode_err)?,
+            serde_json::from_str(&summary).map_err(decode_err)?,
+        ),
+    };
     Ok(Email {
         id,
         account_id: account,
@@ -197,8 +209,8 @@ pub fn email(conn: &Connection, account: AccountId, id: EmailId) -> Result<Email
         size: size as u64,
         received_at,
         keywords: decode_keywords(&keywords),
-        envelope: serde_json::from_str(&envelope).map_err(decode_err)?,
-        structure: serde_json::from_str(&structure).map_err(decode_err)?,
-        summary: serde_json::from_str(&summary).map_err(decode_err)?,
+        envelope,
+        structure,
+        summary,
     })
 }

@@ -43,6 +43,23 @@ pub(crate) struct EmailColumns {
     pub(crate) summary: String,
     pub(crate) fts_headers: String,
     pub(crate) fts_body: String,
+    /// Envelope, structure and summary packed as one (SQLite only; the
+    /// three texts are then empty): see [`EmailColumns::pack`].
+    pub(crate) packed: Option<Vec<u8>>,
+}
+
+impl EmailColumns {
+    /// Packs the parse into `packed` (`blob_codec::pack` of the JSON array
+    /// `[envelope, structure, summary]`) when that saves space.
+    pub(crate) fn pack(&mut self) {
+        let bundle = format!("[{},{},{}]", self.envelope, self.structure, self.summary);
+        if let Some(packed) = blob_codec::pack(bundle.as_bytes()) {
+            self.packed = Some(packed);
+            self.envelope = String::new();
+            self.structure = String::new();
+            self.summary = String::new();
+        }
+    }
 }
 
 pub fn prepare(delivery: Delivery) -> Result<Prepared> {
@@ -75,6 +92,7 @@ pub fn prepare(delivery: Delivery) -> Result<Prepared> {
         fts_headers,
         fts_body: parsed.body_text,
         header_raw,
+        packed: None,
     };
     Ok(Prepared {
         crlf_size,
@@ -235,10 +253,18 @@ fn deliver_one(ctx: &mut WriteCtx<'_>, p: &Prepared, target: &DeliveryTarget) ->
     let email_id = EmailId(ctx.conn.last_insert_rowid());
     ctx.conn
         .prepare_cached(
-            "INSERT INTO email_meta (email_id, envelope, structure, summary)
-             VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO email_meta (email_id, envelope, structure, summary, packed)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )
-        .and_then(|mut s| s.execute(params![email_id.0, c.envelope, c.structure, c.summary]))
+        .and_then(|mut s| {
+            s.execute(params![
+                email_id.0,
+                c.envelope,
+                c.structure,
+                c.summary,
+                c.packed
+            ])
+        })
         .map_err(db("storing an email's parse"))?;
     ctx.conn
         .prepare_cached(
@@ -592,8 +618,8 @@ fn duplicate_email(
     let modseq = ctx.modseq(account)?;
     thread_changed(conn, account, ThreadId(thread), modseq)?;
     conn.prepare_cached(
-        "INSERT INTO email_meta (email_id, envelope, structure, summary)
-         SELECT ?2, envelope, structure, summary FROM email_meta WHERE email_id = ?1",
+        "INSERT INTO email_meta (email_id, envelope, structure, summary, packed)
+         SELECT ?2, envelope, structure, summary, packed FROM email_meta WHERE email_id = ?1",
     )
     .and_then(|mut s| s.execute([email.0, copy.0]))
     .map_err(db("copying an email's parse"))?;

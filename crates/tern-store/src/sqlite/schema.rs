@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 20;
+pub const SCHEMA_VERSION: i64 = 21;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE meta (
@@ -397,6 +397,12 @@ ALTER TABLE blob ADD COLUMN codec INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE blob ADD COLUMN size INTEGER;
 "#;
 
+/// Version 21: an email's parse (envelope, structure, summary) may be
+/// stored as one DEFLATE-compressed JSON array in `packed`
+/// (`blob_codec::pack`), the three text columns then empty: the JSON was
+/// as large as the compressed messages themselves (issue 10).
+const SCHEMA_V21: &str = "ALTER TABLE email_meta ADD COLUMN packed BLOB;";
+
 /// Creates or upgrades the schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     // IMMEDIATE takes the write lock first, so two processes starting on a
@@ -470,6 +476,9 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     }
     if version < 20 {
         tx.execute_batch(SCHEMA_V20)?;
+    }
+    if version < 21 {
+        tx.execute_batch(SCHEMA_V21)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;

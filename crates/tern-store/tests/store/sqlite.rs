@@ -217,6 +217,74 @@ fn blob_rows(path: &std::path::Path) -> Vec<(String, i64, Option<i64>, i64)> {
     rows
 }
 
+/// Schema v21: an email's parse is stored packed (one compressed JSON
+/// array), copies keep it packed, and both it and a row from before
+/// (three JSON texts) read back as the parse of the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_parse_is_stored_packed_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tern.db");
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+    let a = conformance::account(&store, "a@example.test").await;
+    let raw = conformance::message("packed parse", "Hello,\r\nthe parse is packed.\r\n");
+    let delivered = conformance::deliver_to(&store, &a, raw.clone()).await;
+    let expected = tern_store::message::PreparedMessage::new(raw)
+        .parsed()
+        .clone();
+    let same = |email: &Email| {
+        assert_eq!(email.envelope, expected.envelope);
+        assert_eq!(email.structure, expected.structure);
+        assert_eq!(email.summary, expected.summary);
+    };
+    same(&store.email(a.id, delivered.email_id).await.unwrap());
+    let archive = store
+        .mailbox_by_role(a.id, Role::Archive)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .copy_messages(a.id, delivered.mailbox_id, &[delivered.uid], archive.id)
+        .await
+        .unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let rows: Vec<(i64, String, Option<Vec<u8>>)> = conn
+        .prepare("SELECT email_id, envelope, packed FROM email_meta ORDER BY email_id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    for (_, envelope, packed) in &rows {
+        assert_eq!(envelope, "", "the texts are empty when packed");
+        assert!(packed.is_some());
+    }
+    let copy = EmailId(rows[1].0);
+    same(&store.email(a.id, copy).await.unwrap());
+    // A row written before version 21: the three texts, nothing packed.
+    conn.execute(
+        "UPDATE email_meta SET envelope = ?1, structure = ?2, summary = ?3, packed = NULL
+          WHERE email_id = ?4",
+        rusqlite::params![
+            serde_json::to_string(&expected.envelope).unwrap(),
+            serde_json::to_string(&expected.structure).unwrap(),
+            serde_json::to_string(&expected.summary).unwrap(),
+            copy.0
+        ],
+    )
+    .unwrap();
+    same(&store.email(a.id, copy).await.unwrap());
+    // A damaged packed parse is an error, not a panic or a wrong answer.
+    conn.execute(
+        "UPDATE email_meta SET packed = x'0500000001' WHERE email_id = ?1",
+        [delivered.email_id.0],
+    )
+    .unwrap();
+    assert!(store.email(a.id, delivered.email_id).await.is_err());
+    store.close().await.unwrap();
+}
+
 /// Schema v20: text mail is kept compressed and every read — whole, by
 /// range, from the queue, by the search index rebuilding itself — gives
 /// back exactly the bytes received; what does not shrink, and mail that is

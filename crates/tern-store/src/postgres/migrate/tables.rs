@@ -39,6 +39,9 @@ pub(super) enum Shape {
     /// `blob (hash, refs, data)` → `blob (hash, refs, size)` and its
     /// `blob_chunk` rows.
     Blob,
+    /// `email_meta` with its parse packed (SQLite's `packed`) → the three
+    /// JSON texts PostgreSQL keeps.
+    EmailMeta,
     /// Each `email` with its message → `email_text (email_id, account_id,
     /// headers, body)`, the search text SQLite keeps in another file.
     EmailText,
@@ -105,9 +108,17 @@ pub(super) const TABLES: &[Table] = &[
         col("size", Int), col("crlf_size", Int), col("received_at", Int), col("sent_at", Int),
         col("keywords", Text), col("message_id", Text),
     ]),
-    plain("email_meta", 1, &[
-        col("email_id", Int), col("envelope", Text), col("structure", Text), col("summary", Text),
-    ]),
+    Table {
+        name: "email_meta",
+        from: "email_meta",
+        columns: &[
+            col("email_id", Int), col("envelope", Text), col("structure", Text),
+            col("summary", Text), col("packed", Bytes),
+        ],
+        key: 1,
+        shape: Shape::EmailMeta,
+        on_conflict: "",
+    },
     plain("email_header", 2, &[col("account_id", Int), col("email_id", Int), col("header_raw", Text)]),
     Table {
         name: "email_text",
