@@ -51,6 +51,11 @@ struct Layout {
     /// most of the false candidates a whole-message `detail=none` gives,
     /// at the price of a posting per block instead of per message.
     block: usize,
+    /// Verification reads the message's text lower-cased and
+    /// DEFLATE-compressed from a `folded` table in the index's own file
+    /// (counted in its size), not the raw message: what a store would keep
+    /// beside a positionless index, so verifying is inflate and memmem.
+    folded: bool,
 }
 
 /// Bytes shared by consecutive blocks: needles up to this long lie in one.
@@ -64,6 +69,7 @@ const LAYOUTS: &[Layout] = &[
         verify: false,
         head: 0,
         block: 0,
+        folded: false,
     },
     Layout {
         name: "trigram, contentless, detail=full",
@@ -72,6 +78,7 @@ const LAYOUTS: &[Layout] = &[
         verify: false,
         head: 0,
         block: 0,
+        folded: false,
     },
     Layout {
         name: "trigram, contentless, detail=column + verify",
@@ -80,6 +87,7 @@ const LAYOUTS: &[Layout] = &[
         verify: true,
         head: 0,
         block: 0,
+        folded: false,
     },
     Layout {
         name: "trigram, contentless, detail=none + verify",
@@ -88,6 +96,7 @@ const LAYOUTS: &[Layout] = &[
         verify: true,
         head: 0,
         block: 0,
+        folded: false,
     },
     Layout {
         name: "hybrid, first 1 KiB detail=full, all detail=none + verify",
@@ -97,6 +106,7 @@ const LAYOUTS: &[Layout] = &[
         verify: true,
         head: 1024,
         block: 0,
+        folded: false,
     },
     Layout {
         name: "hybrid, first 2 KiB detail=full, all detail=none + verify",
@@ -106,6 +116,7 @@ const LAYOUTS: &[Layout] = &[
         verify: true,
         head: 2048,
         block: 0,
+        folded: false,
     },
     Layout {
         name: "blocks of 512 B, detail=none + verify",
@@ -114,6 +125,7 @@ const LAYOUTS: &[Layout] = &[
         verify: true,
         head: 0,
         block: 512,
+        folded: false,
     },
     Layout {
         name: "blocks of 1024 B, detail=none + verify",
@@ -122,6 +134,7 @@ const LAYOUTS: &[Layout] = &[
         verify: true,
         head: 0,
         block: 1024,
+        folded: false,
     },
     Layout {
         name: "blocks of 2048 B, detail=none + verify",
@@ -130,6 +143,17 @@ const LAYOUTS: &[Layout] = &[
         verify: true,
         head: 0,
         block: 2048,
+        folded: false,
+    },
+    Layout {
+        name: "trigram, detail=none + verify on folded, deflated text",
+        create: "CREATE VIRTUAL TABLE t USING fts5 (text, content = '', contentless_delete = 1, detail = none, tokenize = 'trigram');
+                 CREATE TABLE folded (id INTEGER PRIMARY KEY, data BLOB NOT NULL)",
+        query: "SELECT rowid FROM t WHERE t MATCH ?1",
+        verify: true,
+        head: 0,
+        block: 0,
+        folded: true,
     },
 ];
 
@@ -181,6 +205,27 @@ fn contains_folded(hay: &[u8], needle: &str, buf: &mut Vec<u8>) -> bool {
         buf[from..].make_ascii_lowercase();
     }
     memchr::memmem::find(buf, needle.as_bytes()).is_some()
+}
+
+/// The text as the truth is computed: `str::to_lowercase`.
+fn lower_of(s: &str) -> String {
+    s.to_lowercase()
+}
+
+fn deflate(bytes: &[u8]) -> Result<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(1));
+    encoder.write_all(bytes)?;
+    Ok(encoder.finish()?)
+}
+
+/// Inflates `data` into `buf` (cleared first); false if it is damaged.
+fn inflate_into(data: &[u8], buf: &mut Vec<u8>) -> bool {
+    use std::io::Read;
+    buf.clear();
+    flate2::read::DeflateDecoder::new(data)
+        .read_to_end(buf)
+        .is_ok()
 }
 
 fn file_size(conn: &Connection) -> Result<u64> {
@@ -245,6 +290,10 @@ fn main() -> Result<()> {
                     conn.prepare_cached("INSERT INTO h (rowid, text) VALUES (?1, ?2)")?
                         .execute(params![id, head_of(m, layout.head)])?;
                 }
+                if layout.folded {
+                    conn.prepare_cached("INSERT INTO folded (id, data) VALUES (?1, ?2)")?
+                        .execute(params![id, deflate(lower_of(m).as_bytes())?])?;
+                }
                 raw.prepare_cached("INSERT INTO raw (id, data) VALUES (?1, ?2)")?
                     .execute(params![id, m.as_bytes()])?;
             }
@@ -303,6 +352,11 @@ fn main() -> Result<()> {
             let found: HashSet<i64> = if layout.verify {
                 let lowered = needle.to_lowercase();
                 let mut get = raw.prepare_cached("SELECT data FROM raw WHERE id = ?1")?;
+                let mut get_folded = match layout.folded {
+                    true => Some(conn.prepare_cached("SELECT data FROM folded WHERE id = ?1")?),
+                    false => None,
+                };
+                let finder = memchr::memmem::Finder::new(lowered.as_bytes());
                 candidates
                     .into_iter()
                     .filter(|id| {
@@ -310,6 +364,14 @@ fn main() -> Result<()> {
                             return true;
                         }
                         verified += 1;
+                        if let Some(get_folded) = get_folded.as_mut() {
+                            return get_folded
+                                .query_row([id], |r| {
+                                    Ok(inflate_into(r.get_ref(0)?.as_bytes()?, &mut buf)
+                                        && finder.find(&buf).is_some())
+                                })
+                                .unwrap_or(false);
+                        }
                         get.query_row([id], |r| {
                             Ok(contains_folded(
                                 r.get_ref(0)?.as_bytes()?,
