@@ -56,6 +56,10 @@ struct Layout {
     /// (counted in its size), not the raw message: what a store would keep
     /// beside a positionless index, so verifying is inflate and memmem.
     folded: bool,
+    /// Size only (no queries): a word index, with a trigram index over its
+    /// vocabulary built after it (`vt`), to see what the word-based way to
+    /// substring search would weigh.
+    size_only: bool,
 }
 
 /// Bytes shared by consecutive blocks: needles up to this long lie in one.
@@ -70,6 +74,7 @@ const LAYOUTS: &[Layout] = &[
         head: 0,
         block: 0,
         folded: false,
+        size_only: false,
     },
     Layout {
         name: "trigram, contentless, detail=full",
@@ -79,6 +84,7 @@ const LAYOUTS: &[Layout] = &[
         head: 0,
         block: 0,
         folded: false,
+        size_only: false,
     },
     Layout {
         name: "trigram, contentless, detail=column + verify",
@@ -88,6 +94,7 @@ const LAYOUTS: &[Layout] = &[
         head: 0,
         block: 0,
         folded: false,
+        size_only: false,
     },
     Layout {
         name: "trigram, contentless, detail=none + verify",
@@ -97,6 +104,7 @@ const LAYOUTS: &[Layout] = &[
         head: 0,
         block: 0,
         folded: false,
+        size_only: false,
     },
     Layout {
         name: "hybrid, first 1 KiB detail=full, all detail=none + verify",
@@ -107,6 +115,7 @@ const LAYOUTS: &[Layout] = &[
         head: 1024,
         block: 0,
         folded: false,
+        size_only: false,
     },
     Layout {
         name: "hybrid, first 2 KiB detail=full, all detail=none + verify",
@@ -117,6 +126,7 @@ const LAYOUTS: &[Layout] = &[
         head: 2048,
         block: 0,
         folded: false,
+        size_only: false,
     },
     Layout {
         name: "blocks of 512 B, detail=none + verify",
@@ -126,6 +136,7 @@ const LAYOUTS: &[Layout] = &[
         head: 0,
         block: 512,
         folded: false,
+        size_only: false,
     },
     Layout {
         name: "blocks of 1024 B, detail=none + verify",
@@ -135,6 +146,7 @@ const LAYOUTS: &[Layout] = &[
         head: 0,
         block: 1024,
         folded: false,
+        size_only: false,
     },
     Layout {
         name: "blocks of 2048 B, detail=none + verify",
@@ -144,6 +156,7 @@ const LAYOUTS: &[Layout] = &[
         head: 0,
         block: 2048,
         folded: false,
+        size_only: false,
     },
     Layout {
         name: "trigram, detail=none + verify on folded, deflated text",
@@ -154,6 +167,19 @@ const LAYOUTS: &[Layout] = &[
         head: 0,
         block: 0,
         folded: true,
+        size_only: false,
+    },
+    Layout {
+        name: "words (unicode61), detail=full, + vocabulary trigrams (size only)",
+        create: "CREATE VIRTUAL TABLE t USING fts5 (text, content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 0');
+                 CREATE VIRTUAL TABLE v USING fts5vocab (t, 'row');
+                 CREATE VIRTUAL TABLE vt USING fts5 (term, tokenize = 'trigram')",
+        query: "",
+        verify: false,
+        head: 0,
+        block: 0,
+        folded: false,
+        size_only: true,
     },
 ];
 
@@ -307,6 +333,22 @@ fn main() -> Result<()> {
             conn.execute_batch(
                 "INSERT INTO h (h) VALUES ('optimize'); PRAGMA wal_checkpoint(TRUNCATE);",
             )?;
+        }
+        if layout.size_only {
+            let words = file_size(&conn)?;
+            conn.execute_batch(
+                "INSERT INTO vt (term) SELECT term FROM v;
+                 INSERT INTO vt (vt) VALUES ('optimize'); PRAGMA wal_checkpoint(TRUNCATE);",
+            )?;
+            let terms: i64 = conn.query_row("SELECT count(*) FROM v", [], |r| r.get(0))?;
+            println!(
+                "{:<48} index/raw {:>5.2} (words alone {:.2})  build {:>6.1}s  vocabulary {terms} words",
+                layout.name,
+                file_size(&conn)? as f64 / raw_bytes as f64,
+                words as f64 / raw_bytes as f64,
+                started.elapsed().as_secs_f64(),
+            );
+            continue;
         }
         let mut verified = 0usize;
         let mut buf = Vec::new();
