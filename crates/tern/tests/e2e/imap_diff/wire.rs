@@ -416,6 +416,63 @@ fn drop_status_text(nodes: &mut Vec<Node>) {
     nodes.truncate(keep);
 }
 
+/// Whether an IMAP date-time (`dd-Mon-yyyy hh:mm:ss +zzzz`, RFC 9051
+/// §9) is within five minutes of the clock.
+fn is_about_now(date: &[u8]) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    std::str::from_utf8(date)
+        .ok()
+        .and_then(date_time_unix)
+        .is_some_and(|t| (t - now).abs() < 300)
+}
+
+/// An IMAP date-time as Unix time.
+fn date_time_unix(s: &str) -> Option<i64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (date, rest) = s.trim_start().split_once(' ')?;
+    let (time, zone) = rest.split_once(' ')?;
+    let mut d = date.split('-');
+    let day: i64 = d.next()?.trim().parse().ok()?;
+    let name = d.next()?;
+    let month = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(name))? as i64 + 1;
+    let year: i64 = d.next()?.parse().ok()?;
+    let mut t = time.split(':').map(|n| n.parse::<i64>().ok());
+    let (h, m, sec) = (t.next()??, t.next()??, t.next()??);
+    let sign = if zone.starts_with('-') { -1 } else { 1 };
+    let zone: i64 = zone.get(1..)?.parse().ok()?;
+    let offset = sign * (zone / 100 * 3600 + zone % 100 * 60);
+    // Days from 1970-01-01 to the date (proleptic Gregorian).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + m * 60 + sec - offset)
+}
+
+#[test]
+fn date_times_are_read_as_unix_time() {
+    assert_eq!(date_time_unix("01-Jan-1970 00:00:00 +0000"), Some(0));
+    assert_eq!(
+        date_time_unix("21-Nov-2026 22:02:00 +0000"),
+        Some(1_795_298_520)
+    );
+    assert_eq!(date_time_unix(" 1-Jan-1970 01:00:00 +0100"), Some(0));
+    assert_eq!(date_time_unix("31-Dec-1969 19:00:00 -0500"), Some(0));
+    assert_eq!(
+        date_time_unix("29-Feb-2024 12:00:00 +0000"),
+        Some(1_709_208_000)
+    );
+    assert_eq!(date_time_unix("not a date"), None);
+    assert!(!is_about_now(b"01-Jan-1970 00:00:00 +0000"));
+}
+
 fn mask(nodes: &mut [Node], rev2: bool) {
     // FETCH's items come in any order (RFC 9051 §7.5.2): sort the pairs.
     let is_fetch = |i: usize, nodes: &[Node]| {
@@ -443,6 +500,15 @@ fn mask(nodes: &mut [Node], rev2: bool) {
                     }
                 }
                 _ => {}
+            }
+        }
+        // A message added during the session without a date gets "now"
+        // from each server's clock, read a moment apart.
+        if prev == "INTERNALDATE" {
+            if let Node::Str(date) = &nodes[i] {
+                if is_about_now(date) {
+                    nodes[i] = Node::Atom("<now>".into());
+                }
             }
         }
         let fetch = is_fetch(i, nodes);
