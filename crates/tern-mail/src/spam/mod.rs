@@ -315,28 +315,25 @@ mod tests {
             .trusting(vec!["192.0.2.0/24".parse().expect("a network")]);
         let raw = b"From: a@remote.test\r\nSubject: XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n\r\nXJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n";
         let envelope = crate::test_support::inbound_envelope();
-        let trace = |peer: &str| crate::delivery::Trace {
-            helo: "client".into(),
-            peer: peer.parse().expect("an address"),
-            with: "ESMTP".into(),
+        let from = |peer: &str| {
+            let trace = crate::delivery::Trace {
+                helo: "client".into(),
+                peer: peer.parse().expect("an address"),
+                with: "ESMTP".into(),
+            };
+            let envelope = &envelope;
+            let rules = &rules;
+            async move {
+                let input = ScreenInput {
+                    raw,
+                    envelope,
+                    trace: Some(&trace),
+                };
+                rules.screen(&input).await
+            }
         };
-        let ours = trace("192.0.2.7");
-        let screened = rules
-            .screen(&ScreenInput {
-                raw,
-                envelope: &envelope,
-                trace: Some(&ours),
-            })
-            .await;
-        assert_eq!(screened, Screening::pass());
-        let theirs = trace("198.51.100.7");
-        let screened = rules
-            .screen(&ScreenInput {
-                raw,
-                envelope: &envelope,
-                trace: Some(&theirs),
-            })
-            .await;
+        assert_eq!(from("192.0.2.7").await, Screening::pass());
+        let screened = from("198.51.100.7").await;
         assert!(screened.refuse.is_some(), "{screened:?}");
     }
 }
