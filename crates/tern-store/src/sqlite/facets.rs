@@ -221,11 +221,9 @@ impl MessageStore for SqliteStore {
     async fn accept(&self, delivery: Delivery, outbound: Option<Outbound>) -> Result<Accepted> {
         // Encode the parse outside the writer: the writer's time is the
         // server's scarcest resource.
-        // Compressed only when someone keeps it: a message that is only
-        // relayed leaves within seconds.
-        let compress = !delivery.recipients.is_empty();
-        if !compress {
-            // Nothing to parse, encode or compress: no trip to a thread.
+        if delivery.recipients.is_empty() {
+            // Only relayed: nothing to parse, encode or compress (it leaves
+            // within seconds), so no trip to a thread either.
             let prepared = messages::prepare(delivery)?;
             return self
                 .write(move |ctx| messages::deliver(ctx, prepared, outbound))
@@ -233,9 +231,7 @@ impl MessageStore for SqliteStore {
         }
         let prepared = tokio::task::spawn_blocking(move || {
             let mut prepared = messages::prepare(delivery)?;
-            if compress {
-                prepared.compressed = super::blob_codec::encode(&prepared.raw);
-            }
+            prepared.compressed = super::blob_codec::encode(&prepared.raw);
             prepared.columns.pack();
             Ok::<_, StoreError>(prepared)
         })
