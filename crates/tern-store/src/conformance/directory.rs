@@ -186,11 +186,7 @@ pub async fn remove_account_removes_mail(store: Arc<dyn Store>) {
     let eb = results[1].as_ref().unwrap().email_id;
     // Mail only `a` has, in two copies, and one with flags in another mailbox.
     let own = deliver_to(&store, &a, message("own", "only a has this")).await;
-    let archive = store
-        .mailbox_by_role(a.id, Role::Archive)
-        .await
-        .unwrap()
-        .unwrap();
+    let archive = mailbox(&store, &a, Role::Archive).await;
     store
         .copy_messages(a.id, own.mailbox_id, &[own.uid], archive.id)
         .await

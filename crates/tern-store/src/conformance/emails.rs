@@ -23,10 +23,6 @@ async fn deliver_at(
         .unwrap()
 }
 
-async fn mailbox(store: &Arc<dyn Store>, a: &Account, role: Role) -> Mailbox {
-    store.mailbox_by_role(a.id, role).await.unwrap().unwrap()
-}
-
 pub async fn email_keywords_by_id(store: Arc<dyn Store>) {
     let a = account(&store, "a@example.test").await;
     let b = account(&store, "b@example.test").await;

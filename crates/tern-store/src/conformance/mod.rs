@@ -131,12 +131,17 @@ pub async fn account(store: &Arc<dyn Store>, address: &str) -> Account {
         .expect("create account")
 }
 
-pub(crate) async fn inbox(store: &Arc<dyn Store>, a: &Account) -> Mailbox {
+/// The account's mailbox with `role`; panics if there is none.
+pub async fn mailbox(store: &Arc<dyn Store>, a: &Account, role: Role) -> Mailbox {
     store
-        .mailbox_by_role(a.id, Role::Inbox)
+        .mailbox_by_role(a.id, role)
         .await
         .unwrap()
-        .expect("INBOX")
+        .unwrap_or_else(|| panic!("no {role:?} mailbox"))
+}
+
+pub(crate) async fn inbox(store: &Arc<dyn Store>, a: &Account) -> Mailbox {
+    mailbox(store, a, Role::Inbox).await
 }
 
 /// Delivers `raw` to the account's INBOX; panics if it is refused.

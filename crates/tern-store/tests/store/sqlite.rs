@@ -168,26 +168,29 @@ fn email_rows(path: &std::path::Path) -> [i64; 4] {
     })
 }
 
+/// A store in a new temporary directory (`tern.db` in it), with account
+/// a@example.test.
+async fn scratch_store() -> (tempfile::TempDir, Arc<dyn Store>, Account) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("tern.db"), SqliteOptions::default()).unwrap());
+    let a = conformance::account(&store, "a@example.test").await;
+    (dir, store, a)
+}
+
 /// An email's rows live in four tables (schema v8); expunging its last
 /// copy and removing its account leave none of them behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_email_rows_outlive_their_email() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, store, a) = scratch_store().await;
     let path = dir.path().join("tern.db");
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
-    let a = conformance::account(&store, "a@example.test").await;
     let mut delivered = Vec::new();
     for i in 0..2 {
         let raw = conformance::message(&format!("m{i}"), "x");
         delivered.push(conformance::deliver_to(&store, &a, raw).await);
     }
     let inbox = delivered[0].mailbox_id;
-    let archive = store
-        .mailbox_by_role(a.id, Role::Archive)
-        .await
-        .unwrap()
-        .unwrap();
+    let archive = conformance::mailbox(&store, &a, Role::Archive).await;
     store
         .copy_messages(a.id, inbox, &[delivered[0].uid], archive.id)
         .await
@@ -222,11 +225,8 @@ fn blob_rows(path: &std::path::Path) -> Vec<(String, i64, Option<i64>, i64)> {
 /// (three JSON texts) read back as the parse of the message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_parse_is_stored_packed_and_read_back() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, store, a) = scratch_store().await;
     let path = dir.path().join("tern.db");
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
-    let a = conformance::account(&store, "a@example.test").await;
     let raw = conformance::message("packed parse", "Hello,\r\nthe parse is packed.\r\n");
     let delivered = conformance::deliver_to(&store, &a, raw.clone()).await;
     let expected = tern_store::message::PreparedMessage::new(raw)
@@ -238,11 +238,7 @@ async fn the_parse_is_stored_packed_and_read_back() {
         assert_eq!(email.summary, expected.summary);
     };
     same(&store.email(a.id, delivered.email_id).await.unwrap());
-    let archive = store
-        .mailbox_by_role(a.id, Role::Archive)
-        .await
-        .unwrap()
-        .unwrap();
+    let archive = conformance::mailbox(&store, &a, Role::Archive).await;
     store
         .copy_messages(a.id, delivered.mailbox_id, &[delivered.uid], archive.id)
         .await
@@ -291,11 +287,8 @@ async fn the_parse_is_stored_packed_and_read_back() {
 /// only relayed, stays as it came.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_mail_is_stored_compressed_and_read_back_exactly() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, store, a) = scratch_store().await;
     let path = dir.path().join("tern.db");
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
-    let a = conformance::account(&store, "a@example.test").await;
     let body: String = (0..300)
         .map(|i| format!("Line {i} of the quarterly report, where the numbers are.\r\n"))
         .collect();
