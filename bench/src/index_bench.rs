@@ -17,9 +17,11 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
+mod word_index;
+
 use tern_bench::{mail_corpus as corpus, percentile, substring_needles as needles};
 
 #[derive(Parser)]
@@ -284,6 +286,14 @@ fn main() -> Result<()> {
         raw_bytes as f64 / (1 << 20) as f64,
         needles.len()
     );
+    const WORDS: &str = "words and separators, forward + reversed, vocabulary trigrams";
+    if args
+        .only
+        .as_ref()
+        .is_none_or(|o| o.split(',').any(|o| WORDS.contains(o.trim())))
+    {
+        word_layout(WORDS, &messages, raw_bytes, &needles)?;
+    }
     for layout in LAYOUTS {
         if let Some(only) = &args.only {
             if !only.split(',').any(|o| layout.name.contains(o.trim())) {
@@ -440,6 +450,187 @@ fn main() -> Result<()> {
             build.as_secs_f64(),
             percentile(&times, 0.5),
             percentile(&times, 0.99),
+        );
+    }
+    Ok(())
+}
+
+/// The word index of `tern_store::sqlite::word_index`: tokens forward and
+/// reversed in an FTS5 `ascii` table, a vocabulary with its own trigram
+/// index for needles inside one token, and messages it cannot write
+/// exactly listed to be scanned. Checked against `word_index::contains`
+/// (the folding the index uses), not `str::to_lowercase`.
+fn word_layout(name: &str, messages: &[String], raw_bytes: u64, needles: &[String]) -> Result<()> {
+    use word_index::Plan;
+    let dir = tempfile::tempdir()?;
+    let conn = Connection::open(dir.path().join("index.db"))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+         CREATE VIRTUAL TABLE t USING fts5 (text, content = '', contentless_delete = 1, tokenize = 'ascii');
+         CREATE TABLE vocab (id INTEGER PRIMARY KEY, term TEXT NOT NULL UNIQUE);
+         CREATE VIRTUAL TABLE vt USING fts5 (term, content = '', tokenize = 'trigram');
+         CREATE TABLE unindexed (id INTEGER PRIMARY KEY);",
+    )?;
+    // The messages, for verification, in a file of their own (not counted).
+    conn.execute_batch(&format!(
+        "ATTACH DATABASE '{}' AS r; CREATE TABLE r.raw (id INTEGER PRIMARY KEY, data TEXT NOT NULL);",
+        dir.path().join("raw.db").display()
+    ))?;
+    let raw = &conn;
+    let started = Instant::now();
+    let mut unindexed = Vec::new();
+    for (chunk_index, chunk) in messages.chunks(500).enumerate() {
+        conn.execute_batch("BEGIN")?;
+        for (i, m) in chunk.iter().enumerate() {
+            let id = (chunk_index * 500 + i + 1) as i64;
+            conn.prepare_cached("INSERT INTO raw (id, data) VALUES (?1, ?2)")?
+                .execute(params![id, m])?;
+            let Some(doc) = word_index::document(m) else {
+                conn.prepare_cached("INSERT INTO unindexed (id) VALUES (?1)")?
+                    .execute([id])?;
+                unindexed.push(id);
+                continue;
+            };
+            conn.prepare_cached("INSERT INTO t (rowid, text) VALUES (?1, ?2)")?
+                .execute(params![id, doc])?;
+            for term in word_index::vocabulary(&doc) {
+                let new: Option<i64> = conn
+                    .prepare_cached(
+                        "INSERT INTO vocab (term) VALUES (?1) ON CONFLICT DO NOTHING RETURNING id",
+                    )?
+                    .query_row([term], |r| r.get(0))
+                    .optional()?;
+                if let Some(vid) = new {
+                    conn.prepare_cached("INSERT INTO vt (rowid, term) VALUES (?1, ?2)")?
+                        .execute(params![vid, term])?;
+                }
+            }
+        }
+        conn.execute_batch("COMMIT")?;
+    }
+    conn.execute_batch(
+        "INSERT INTO t (t) VALUES ('optimize'); INSERT INTO vt (vt) VALUES ('optimize');
+         PRAGMA wal_checkpoint(TRUNCATE);",
+    )?;
+    let build = started.elapsed();
+    let size = file_size(&conn)?;
+    let terms: i64 = conn.query_row("SELECT count(*) FROM vocab", [], |r| r.get(0))?;
+    if let Ok(mut stmt) =
+        conn.prepare("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC LIMIT 8")
+    {
+        let rows: Vec<(String, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (table, bytes) in rows {
+            println!("  {table:<24} {:>6.2}", bytes as f64 / raw_bytes as f64);
+        }
+    }
+    let mut times = Vec::new();
+    let mut wrong = 0;
+    let mut slow = Vec::new();
+    let mut verified = 0usize;
+    const WEAK_EDGE: usize = 3;
+    const VERIFY_AT_MOST: usize = 3000;
+    for needle in needles {
+        let expected: HashSet<i64> = messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| word_index::contains(m, needle))
+            .map(|(i, _)| i as i64 + 1)
+            .collect();
+        let begun = Instant::now();
+        let plan = word_index::plan(needle);
+        let run = |e: &str| -> Result<HashSet<i64>> {
+            Ok(conn
+                .prepare_cached("SELECT rowid FROM t WHERE t MATCH ?1")?
+                .query_map([e], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?)
+        };
+        let mut found: HashSet<i64> = match &plan {
+            Plan::Nowhere => HashSet::new(),
+            Plan::Phrase(full) => {
+                // Short edges expand to many terms: leave them out, and
+                // verify the candidates if they are few.
+                let (first, last, _) = word_index::phrase_without_edges(needle, true, true)
+                    .context("a phrase plan has edges")?;
+                let (with_first, with_last) = (first >= WEAK_EDGE, last >= WEAK_EDGE);
+                let reduced = word_index::phrase_without_edges(needle, with_first, with_last)
+                    .filter(|(_, _, p)| (!with_first || !with_last) && !p.is_empty());
+                let mut answer = None;
+                if let Some((_, _, p)) = reduced {
+                    let candidates = run(&p)?;
+                    if candidates.len() <= VERIFY_AT_MOST {
+                        let mut get = raw.prepare_cached("SELECT data FROM raw WHERE id = ?1")?;
+                        let mut kept = HashSet::new();
+                        for id in candidates {
+                            verified += 1;
+                            let text: String = get.query_row([id], |r| r.get(0))?;
+                            if word_index::contains(&text, needle) {
+                                kept.insert(id);
+                            }
+                        }
+                        answer = Some(kept);
+                    }
+                }
+                match answer {
+                    Some(a) => a,
+                    None => run(full)?,
+                }
+            }
+            Plan::Inside(inside) => {
+                let found: Vec<String> = conn
+                    .prepare_cached(
+                        "SELECT v.term FROM vt JOIN vocab v ON v.id = vt.rowid WHERE vt MATCH ?1",
+                    )?
+                    .query_map([format!("\"{inside}\"")], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                // Each term's shortest prefix that holds the needle: every
+                // term starting with it holds it too.
+                let mut prefixes: Vec<&str> = found
+                    .iter()
+                    .filter_map(|t| t.find(inside.as_str()).map(|at| &t[..at + inside.len()]))
+                    .collect();
+                prefixes.sort_unstable();
+                prefixes.dedup();
+                let mut hits = HashSet::new();
+                for chunk in prefixes.chunks(64) {
+                    let e: Vec<String> = chunk.iter().map(|p| format!("\"{p}\" *")).collect();
+                    hits.extend(run(&e.join(" OR "))?);
+                }
+                hits
+            }
+        };
+        for id in &unindexed {
+            if word_index::contains(&messages[*id as usize - 1], needle) {
+                found.insert(*id);
+            }
+        }
+        let took = begun.elapsed();
+        times.push(took);
+        slow.push((
+            took,
+            needle.clone(),
+            matches!(plan, Plan::Inside(_)),
+            found.len(),
+        ));
+        if found != expected {
+            wrong += 1;
+        }
+    }
+    times.sort();
+    slow.sort_by_key(|s| std::cmp::Reverse(s.0));
+    println!(
+        "{name:<48} index/raw {:>5.2}  build {:>6.1}s  query p50 {:>7.2} ms  p99 {:>8.2} ms  wrong {wrong}  vocabulary {terms}  unindexed {}  verified {verified}",
+        size as f64 / raw_bytes as f64,
+        build.as_secs_f64(),
+        percentile(&times, 0.5),
+        percentile(&times, 0.99),
+        unindexed.len(),
+    );
+    for (took, needle, inside, hits) in slow.iter().take(5) {
+        println!(
+            "  slow: {:>8.2} ms  {needle:?}  inside-one-token {inside}  hits {hits}",
+            took.as_secs_f64() * 1000.0
         );
     }
     Ok(())

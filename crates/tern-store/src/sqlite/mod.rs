@@ -40,6 +40,9 @@ use crate::types::*;
 use async_trait::async_trait;
 use indexer::Indexer;
 use rusqlite::{Connection, OpenFlags};
+/// How the search index folds text (FTS5's case folding), for tools that
+/// must compare as it does (`index-bench`).
+pub use search::fts5_fold;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

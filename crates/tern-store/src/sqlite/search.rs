@@ -422,7 +422,7 @@ const FOLDED_SINCE_UNICODE_6_1: &[(u32, u32)] = &[
 /// One character as FTS5's trigram tokenizer folds it: Unicode 6.1 simple
 /// case folding (so `ς`, `ϐ`, `µ` and `ſ` meet `σ`, `β`, `μ` and `s`, and
 /// `İ` stays itself), in the Basic Multilingual Plane and Deseret only.
-pub(crate) fn fts5_fold(c: char) -> char {
+pub fn fts5_fold(c: char) -> char {
     if c.is_ascii() {
         return c.to_ascii_lowercase();
     }
