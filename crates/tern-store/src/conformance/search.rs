@@ -72,6 +72,25 @@ pub async fn search(store: Arc<dyn Store>) {
     assert_eq!(s(SearchKey::Body("menu".into())).await, [d3.uid.0]);
     assert_eq!(s(SearchKey::Keyword("\\seen".into())).await, [d2.uid.0]);
     assert_eq!(
+        s(SearchKey::Keyword("\\See".into())).await,
+        Vec::<u32>::new(),
+        "a keyword's prefix is another keyword"
+    );
+    assert_eq!(
+        s(SearchKey::Keyword("\\Seen \\Draft".into())).await,
+        Vec::<u32>::new(),
+        "no keyword holds a space"
+    );
+    assert_eq!(
+        s(SearchKey::and([
+            SearchKey::Keyword("\\SEEN".into()),
+            SearchKey::Larger(0)
+        ]))
+        .await,
+        [d2.uid.0],
+        "keywords beside a key that needs the size"
+    );
+    assert_eq!(
         s(SearchKey::Not(Box::new(SearchKey::Keyword(
             "\\Seen".into()
         ))))

@@ -18,6 +18,9 @@ use std::collections::{HashMap, HashSet};
 #[derive(Default)]
 pub(crate) struct Extra {
     pub(crate) header_raw: HashMap<EmailId, String>,
+    /// For each keyword the key tests, the emails that hold it, when the
+    /// facts are not loaded ([`keyword_holders`]).
+    pub(crate) keyword_holders: Vec<(String, HashSet<EmailId>)>,
     /// The Date's day as written, as a UTC midnight.
     pub(crate) sent_day: HashMap<EmailId, Option<i64>>,
 }
@@ -85,13 +88,20 @@ pub fn search(
         }
         None => members.iter().collect(),
     };
-    let facts = if needs_facts(key) {
+    // Keyword tests alone over many candidates ask SQLite for the few
+    // holders instead ([`keyword_holders`]); over a few candidates, their
+    // rows are cheaper to look up.
+    let few = candidates.len() * 8 <= members.len();
+    let facts = if facts_wanted(key, false) || (few && needs_facts(key)) {
         let ids: Vec<EmailId> = candidates.iter().map(|m| m.email_id).collect();
         Some(load_facts(conn, account, &ids, members.len())?)
     } else {
         None
     };
     let mut extra = Extra::default();
+    if facts.is_none() && needs(key, &|k| matches!(k, SearchKey::Keyword(_))) {
+        extra.keyword_holders = keyword_holders(conn, account, key)?;
+    }
     if needs(key, &|k| matches!(k, SearchKey::Header { .. })) {
         extra.header_raw = load_headers(conn, account, mailbox)?;
     }
@@ -162,14 +172,22 @@ impl Facts {
 }
 
 /// True when the key looks at an email's [`Facts`]: flags, size, arrival,
-/// thread. Spelt out per key, so a new key has to choose.
+/// thread.
 pub(crate) fn needs_facts(key: &SearchKey) -> bool {
+    facts_wanted(key, true)
+}
+
+/// True when the key looks at an email's [`Facts`], keyword tests counted
+/// only if `for_keywords` (the SQLite store answers a key that tests
+/// nothing else from [`keyword_holders`]). Spelt out per key, so a new key
+/// has to choose.
+pub(crate) fn facts_wanted(key: &SearchKey, for_keywords: bool) -> bool {
     match key {
-        SearchKey::And(keys) => keys.iter().any(needs_facts),
-        SearchKey::Or(a, b) => needs_facts(a) || needs_facts(b),
-        SearchKey::Not(k) => needs_facts(k),
-        SearchKey::Keyword(_)
-        | SearchKey::Larger(_)
+        SearchKey::And(keys) => keys.iter().any(|k| facts_wanted(k, for_keywords)),
+        SearchKey::Or(a, b) => facts_wanted(a, for_keywords) || facts_wanted(b, for_keywords),
+        SearchKey::Not(k) => facts_wanted(k, for_keywords),
+        SearchKey::Keyword(_) => for_keywords,
+        SearchKey::Larger(_)
         | SearchKey::Smaller(_)
         | SearchKey::Received { .. }
         | SearchKey::ThreadIds(_) => true,
@@ -237,6 +255,58 @@ fn load_facts(
         }
     }
     Ok(out)
+}
+
+/// The emails of the account holding each keyword the key tests. A
+/// search of the undeleted (`NOT KEYWORD \Deleted`, what desktop clients
+/// send with every text search) would otherwise load every candidate's
+/// facts, a row each for most of a large mailbox; here SQLite passes over
+/// the account's stretch of `email_listing` and returns only the few that
+/// hold the keyword. Keywords are stored " a b " and compared as IMAP
+/// flags are, ignoring ASCII case (SQLite's `lower` folds ASCII only, as
+/// [`Facts::has_keyword`] does); a keyword with a space is held by none.
+fn keyword_holders(
+    conn: &Connection,
+    account: AccountId,
+    key: &SearchKey,
+) -> Result<Vec<(String, HashSet<EmailId>)>> {
+    let mut tested = Vec::new();
+    keywords_tested(key, &mut tested);
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id FROM email INDEXED BY email_listing
+              WHERE account_id = ?1 AND instr(lower(keywords), ?2) > 0",
+        )
+        .map_err(db("finding messages by keyword"))?;
+    let mut out: Vec<(String, HashSet<EmailId>)> = Vec::new();
+    for keyword in tested {
+        if out.iter().any(|(k, _)| k.eq_ignore_ascii_case(&keyword)) {
+            continue;
+        }
+        let holders = if keyword.is_empty() || keyword.contains(' ') {
+            HashSet::new()
+        } else {
+            let pattern = format!(" {} ", keyword.to_ascii_lowercase());
+            stmt.query_map(params![account.0, pattern], |r| Ok(EmailId(r.get(0)?)))
+                .and_then(|rows| rows.collect::<rusqlite::Result<_>>())
+                .map_err(db("finding messages by keyword"))?
+        };
+        out.push((keyword, holders));
+    }
+    Ok(out)
+}
+
+fn keywords_tested(key: &SearchKey, out: &mut Vec<String>) {
+    match key {
+        SearchKey::Keyword(k) => out.push(k.clone()),
+        SearchKey::And(keys) => keys.iter().for_each(|k| keywords_tested(k, out)),
+        SearchKey::Or(a, b) => {
+            keywords_tested(a, out);
+            keywords_tested(b, out);
+        }
+        SearchKey::Not(k) => keywords_tested(k, out),
+        _ => {}
+    }
 }
 
 /// A full-text key that every match must satisfy: the key itself, or one
@@ -483,7 +553,12 @@ pub(crate) fn matches(
         SearchKey::Or(a, b) => matches(e, a, text, extra) || matches(e, b, text, extra),
         SearchKey::Not(k) => !matches(e, k, text, extra),
         SearchKey::Uids(ranges) => ranges.iter().any(|(lo, hi)| e.uid >= *lo && e.uid <= *hi),
-        SearchKey::Keyword(k) => e.facts.is_some_and(|f| f.has_keyword(k)),
+        SearchKey::Keyword(k) => match e.facts {
+            Some(f) => f.has_keyword(k),
+            None => extra.keyword_holders.iter().any(|(name, holders)| {
+                name.eq_ignore_ascii_case(k) && holders.contains(&e.email_id)
+            }),
+        },
         SearchKey::Larger(n) => e.facts.is_some_and(|f| f.size > *n),
         SearchKey::Smaller(n) => e.facts.is_some_and(|f| f.size < *n),
         SearchKey::Received { since, before } => e
