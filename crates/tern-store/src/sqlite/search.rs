@@ -427,23 +427,27 @@ fn full_text(
     // A quoted FTS5 string is a phrase; with trigrams, a substring. Needles
     // shorter than a trigram never get here: they are scanned.
     let arg = fts5_phrase(needle);
-    let sql = if body_only {
-        "SELECT rowid FROM idx.body_text WHERE body_text MATCH ?1"
+    // Body and headers are asked one after the other, not as one UNION:
+    // the set below removes duplicates, where a UNION had SQLite build a
+    // temporary index of every hit (most of a mailbox, for common words).
+    let tables: &[&str] = if body_only {
+        &["SELECT rowid FROM idx.body_text WHERE body_text MATCH ?1"]
     } else {
-        "SELECT rowid FROM idx.body_text WHERE body_text MATCH ?1
-         UNION SELECT rowid FROM idx.header_text WHERE header_text MATCH ?1"
+        &[
+            "SELECT rowid FROM idx.body_text WHERE body_text MATCH ?1",
+            "SELECT rowid FROM idx.header_text WHERE header_text MATCH ?1",
+        ]
     };
-    let mut stmt = conn
-        .prepare_cached(sql)
-        .map_err(db("searching the full-text index"))?;
+    let what = "searching the full-text index";
     let mut hits = HashSet::new();
-    let mut rows = stmt
-        .query([arg])
-        .map_err(db("searching the full-text index"))?;
-    while let Some(row) = rows.next().map_err(db("searching the full-text index"))? {
-        let id = EmailId(row.get(0).map_err(db("searching the full-text index"))?);
-        if members.contains(&id) {
-            hits.insert(id);
+    for sql in tables {
+        let mut stmt = conn.prepare_cached(sql).map_err(db(what))?;
+        let mut rows = stmt.query([&arg]).map_err(db(what))?;
+        while let Some(row) = rows.next().map_err(db(what))? {
+            let id = EmailId(row.get(0).map_err(db(what))?);
+            if members.contains(&id) {
+                hits.insert(id);
+            }
         }
     }
     Ok(hits)
