@@ -515,15 +515,8 @@ fn word_layout(name: &str, messages: &[String], raw_bytes: u64, needles: &[Strin
     let build = started.elapsed();
     let size = file_size(&conn)?;
     let terms: i64 = conn.query_row("SELECT count(*) FROM vocab", [], |r| r.get(0))?;
-    if let Ok(mut stmt) =
-        conn.prepare("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC LIMIT 8")
-    {
-        let rows: Vec<(String, i64)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        for (table, bytes) in rows {
-            println!("  {table:<24} {:>6.2}", bytes as f64 / raw_bytes as f64);
-        }
+    for (table, bytes) in tern_bench::largest_tables(&conn, 8)? {
+        println!("  {table:<24} {:>6.2}", bytes as f64 / raw_bytes as f64);
     }
     let mut times = Vec::new();
     let mut wrong = 0;

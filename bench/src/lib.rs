@@ -92,6 +92,21 @@ pub fn substring_needles(messages: &[String], n: usize) -> Vec<String> {
     out
 }
 
+/// The `n` largest tables and indexes of a database by pages, in bytes,
+/// from SQLite's `dbstat` (empty when the library lacks it).
+pub fn largest_tables(
+    conn: &rusqlite::Connection,
+    n: usize,
+) -> rusqlite::Result<Vec<(String, i64)>> {
+    let Ok(mut stmt) =
+        conn.prepare("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC LIMIT ?1")
+    else {
+        return Ok(Vec::new());
+    };
+    let rows = stmt.query_map([n as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
 /// A xorshift64 generator from `seed` (not zero): deterministic corpora and
 /// queries, so runs compare.
 pub fn xorshift(seed: u64) -> impl FnMut() -> u64 {

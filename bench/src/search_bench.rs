@@ -190,18 +190,11 @@ async fn main() -> Result<()> {
         let n: i64 = conn.query_row(sql, [], |r| r.get(0)).unwrap_or(-1);
         println!("  {what:<18} {n}");
     }
-    if let Ok(mut stmt) =
-        conn.prepare("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC LIMIT 8")
-    {
-        let rows: Vec<(String, i64)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        for (name, bytes) in rows {
-            println!(
-                "  table {name:<24} {:.1} MiB",
-                bytes as f64 / (1 << 20) as f64
-            );
-        }
+    for (name, bytes) in tern_bench::largest_tables(&conn, 8)? {
+        println!(
+            "  table {name:<24} {:.1} MiB",
+            bytes as f64 / (1 << 20) as f64
+        );
     }
     drop(conn);
     let files = [
