@@ -294,6 +294,14 @@ fn main() -> Result<()> {
     {
         word_layout(WORDS, &messages, raw_bytes, &needles)?;
     }
+    const FORWARD: &str = "forward index, every message scanned";
+    if args
+        .only
+        .as_ref()
+        .is_some_and(|o| o.split(',').any(|o| FORWARD.contains(o.trim())))
+    {
+        forward_scan(FORWARD, &messages, raw_bytes, &needles)?;
+    }
     for layout in LAYOUTS {
         if let Some(only) = &args.only {
             if !only.split(',').any(|o| layout.name.contains(o.trim())) {
@@ -626,5 +634,128 @@ fn word_layout(name: &str, messages: &[String], raw_bytes: u64, needles: &[Strin
             took.as_secs_f64() * 1000.0
         );
     }
+    Ok(())
+}
+
+/// The worst case of a word index checked at word edges: each message's
+/// token ids in order (a forward index, varint-packed), and a needle with
+/// cuts answered by reading the forward index of every message and
+/// looking for a token ending with its first part, its whole tokens, and
+/// a token starting with its last part. The vocabulary is in memory here;
+/// the time to find the edge sets in it is reported apart.
+fn forward_scan(name: &str, messages: &[String], raw_bytes: u64, needles: &[String]) -> Result<()> {
+    use std::collections::HashMap;
+    let dir = tempfile::tempdir()?;
+    let conn = Connection::open(dir.path().join("forward.db"))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+         CREATE TABLE fwd (id INTEGER PRIMARY KEY, seq BLOB NOT NULL);",
+    )?;
+    let mut ids: HashMap<String, u32> = HashMap::new();
+    let mut terms: Vec<String> = Vec::new();
+    let mut indexed = Vec::new();
+    for (chunk_index, chunk) in messages.chunks(500).enumerate() {
+        conn.execute_batch("BEGIN")?;
+        for (i, m) in chunk.iter().enumerate() {
+            let id = (chunk_index * 500 + i + 1) as i64;
+            let Some(doc) = word_index::document(m) else {
+                continue;
+            };
+            indexed.push(id);
+            let mut seq = Vec::new();
+            for t in word_index::forward_tokens(&doc) {
+                let next = terms.len() as u32;
+                let tid = *ids.entry(t.to_string()).or_insert_with(|| {
+                    terms.push(t.to_string());
+                    next
+                });
+                let mut v = tid;
+                while v >= 0x80 {
+                    seq.push((v as u8) | 0x80);
+                    v >>= 7;
+                }
+                seq.push(v as u8);
+            }
+            conn.prepare_cached("INSERT INTO fwd (id, seq) VALUES (?1, ?2)")?
+                .execute(params![id, seq])?;
+        }
+        conn.execute_batch("COMMIT")?;
+    }
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+    let size = file_size(&conn)?;
+    let indexed: HashSet<i64> = indexed.into_iter().collect();
+    let mut times = Vec::new();
+    let mut set_times = Vec::new();
+    let mut wrong = 0;
+    let mut skipped = 0;
+    for needle in needles {
+        let Some(parts) = word_index::needle_tokens(needle) else {
+            skipped += 1;
+            continue;
+        };
+        if parts.len() < 2 {
+            skipped += 1;
+            continue;
+        }
+        let expected: HashSet<i64> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (i as i64 + 1, m))
+            .filter(|(id, m)| indexed.contains(id) && word_index::contains(m, needle))
+            .map(|(id, _)| id)
+            .collect();
+        let begun = Instant::now();
+        let (first, rest) = parts.split_first().context("two parts")?;
+        let (last, middle) = rest.split_last().context("two parts")?;
+        let starts: Vec<bool> = terms.iter().map(|t| t.ends_with(first.as_str())).collect();
+        let ends: Vec<bool> = terms.iter().map(|t| t.starts_with(last.as_str())).collect();
+        let middle: Option<Vec<u32>> = middle.iter().map(|t| ids.get(t).copied()).collect();
+        set_times.push(begun.elapsed());
+        let mut found = HashSet::new();
+        if let Some(middle) = middle {
+            let span = middle.len() + 2;
+            let mut stmt = conn.prepare_cached("SELECT id, seq FROM fwd")?;
+            let mut rows = stmt.query([])?;
+            let mut seq: Vec<u32> = Vec::new();
+            while let Some(row) = rows.next()? {
+                let bytes = row.get_ref(1)?.as_blob()?;
+                seq.clear();
+                let (mut v, mut shift) = (0u32, 0);
+                for b in bytes {
+                    v |= ((b & 0x7f) as u32) << shift;
+                    if b & 0x80 == 0 {
+                        seq.push(v);
+                        v = 0;
+                        shift = 0;
+                    } else {
+                        shift += 7;
+                    }
+                }
+                let hit = seq.windows(span).any(|w| {
+                    starts[w[0] as usize]
+                        && w[1..span - 1] == middle[..]
+                        && ends[w[span - 1] as usize]
+                });
+                if hit {
+                    found.insert(row.get(0)?);
+                }
+            }
+        }
+        times.push(begun.elapsed());
+        if found != expected {
+            wrong += 1;
+        }
+    }
+    times.sort();
+    set_times.sort();
+    println!(
+        "{name:<48} forward/raw {:>5.2}  vocabulary {}  scan p50 {:>7.2} ms  p99 {:>8.2} ms  (edge sets p50 {:.2} ms, p99 {:.2} ms)  wrong {wrong}  needles without a cut {skipped}",
+        size as f64 / raw_bytes as f64,
+        terms.len(),
+        percentile(&times, 0.5),
+        percentile(&times, 0.99),
+        percentile(&set_times, 0.5),
+        percentile(&set_times, 0.99),
+    );
     Ok(())
 }

@@ -140,6 +140,30 @@ pub fn vocabulary(document: &str) -> std::collections::BTreeSet<&str> {
         .collect()
 }
 
+/// The forward tokens of a document from [`document`], in order.
+pub fn forward_tokens(document: &str) -> impl Iterator<Item = &str> {
+    document
+        .split(' ')
+        .filter(|t| !t.is_empty() && !t.starts_with(REVERSED))
+}
+
+/// A needle's tokens written forward (as [`forward_tokens`] gives the
+/// text's), or None if no indexed text can hold it.
+pub fn needle_tokens(needle: &str) -> Option<Vec<String>> {
+    let folded = fold(needle);
+    if folded.chars().any(|c| RESERVED.contains(&c)) {
+        return None;
+    }
+    let parts: Vec<String> = tokens(&folded)
+        .map(|t| {
+            let mut out = String::new();
+            forward(t, &mut out);
+            out
+        })
+        .collect();
+    (!parts.iter().any(|t| t.chars().count() > MAX_TOKEN_CHARS)).then_some(parts)
+}
+
 /// How the index answers one needle.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Plan {
