@@ -292,7 +292,21 @@ fn main() -> Result<()> {
         .as_ref()
         .is_none_or(|o| o.split(',').any(|o| WORDS.contains(o.trim())))
     {
-        word_layout(WORDS, &messages, raw_bytes, &needles)?;
+        word_layout(WORDS, "", &messages, raw_bytes, &needles)?;
+    }
+    const WORDS_PREFIX: &str = "words, forward + reversed, with FTS5 prefix = '1 2'";
+    if args
+        .only
+        .as_ref()
+        .is_some_and(|o| o.split(',').any(|o| WORDS_PREFIX.contains(o.trim())))
+    {
+        word_layout(
+            WORDS_PREFIX,
+            ", prefix = '1 2'",
+            &messages,
+            raw_bytes,
+            &needles,
+        )?;
     }
     const FORWARD: &str = "forward index, every message scanned";
     if args
@@ -468,17 +482,25 @@ fn main() -> Result<()> {
 /// index for needles inside one token, and messages it cannot write
 /// exactly listed to be scanned. Checked against `word_index::contains`
 /// (the folding the index uses), not `str::to_lowercase`.
-fn word_layout(name: &str, messages: &[String], raw_bytes: u64, needles: &[String]) -> Result<()> {
+/// `options` is added to the word table's FTS5 options (e.g. prefix
+/// indexes).
+fn word_layout(
+    name: &str,
+    options: &str,
+    messages: &[String],
+    raw_bytes: u64,
+    needles: &[String],
+) -> Result<()> {
     use word_index::Plan;
     let dir = tempfile::tempdir()?;
     let conn = Connection::open(dir.path().join("index.db"))?;
-    conn.execute_batch(
+    conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-         CREATE VIRTUAL TABLE t USING fts5 (text, content = '', contentless_delete = 1, tokenize = 'ascii');
+         CREATE VIRTUAL TABLE t USING fts5 (text, content = '', contentless_delete = 1, tokenize = 'ascii'{options});
          CREATE TABLE vocab (id INTEGER PRIMARY KEY, term TEXT NOT NULL UNIQUE);
          CREATE VIRTUAL TABLE vt USING fts5 (term, content = '', tokenize = 'trigram');
-         CREATE TABLE unindexed (id INTEGER PRIMARY KEY);",
-    )?;
+         CREATE TABLE unindexed (id INTEGER PRIMARY KEY);"
+    ))?;
     // The messages, for verification, in a file of their own (not counted).
     conn.execute_batch(&format!(
         "ATTACH DATABASE '{}' AS r; CREATE TABLE r.raw (id INTEGER PRIMARY KEY, data TEXT NOT NULL);",
@@ -530,7 +552,8 @@ fn word_layout(name: &str, messages: &[String], raw_bytes: u64, needles: &[Strin
     let mut wrong = 0;
     let mut slow = Vec::new();
     let mut verified = 0usize;
-    const WEAK_EDGE: usize = 3;
+    // With prefix indexes, short edges are left to them.
+    let weak_edge = if options.is_empty() { 3 } else { 0 };
     const VERIFY_AT_MOST: usize = 3000;
     for needle in needles {
         let expected: HashSet<i64> = messages
@@ -554,7 +577,7 @@ fn word_layout(name: &str, messages: &[String], raw_bytes: u64, needles: &[Strin
                 // verify the candidates if they are few.
                 let (first, last, _) = word_index::phrase_without_edges(needle, true, true)
                     .context("a phrase plan has edges")?;
-                let (with_first, with_last) = (first >= WEAK_EDGE, last >= WEAK_EDGE);
+                let (with_first, with_last) = (first >= weak_edge, last >= weak_edge);
                 let reduced = word_index::phrase_without_edges(needle, with_first, with_last)
                     .filter(|(_, _, p)| (!with_first || !with_last) && !p.is_empty());
                 let mut answer = None;
