@@ -196,27 +196,7 @@ pub fn plan(needle: &str) -> Plan {
             forward(only, &mut inside);
             Plan::Inside(inside)
         }
-        [first, middle @ .., last] => {
-            let mut phrase = String::new();
-            let mut term = String::new();
-            reversed(first, &mut term);
-            quote_into(&term, &mut phrase);
-            phrase.push_str(" *");
-            for t in middle {
-                for encode in [forward, reversed] {
-                    term.clear();
-                    encode(t, &mut term);
-                    phrase.push_str(" + ");
-                    quote_into(&term, &mut phrase);
-                }
-            }
-            term.clear();
-            forward(last, &mut term);
-            phrase.push_str(" + ");
-            quote_into(&term, &mut phrase);
-            phrase.push_str(" *");
-            Plan::Phrase(phrase)
-        }
+        [first, middle @ .., last] => Plan::Phrase(phrase(first, middle, last, true, true)),
     }
 }
 
@@ -233,9 +213,13 @@ pub fn phrase_without_edges(
     let [first, middle @ .., last] = parts.as_slice() else {
         return None;
     };
-    if parts.len() < 2 {
-        return None;
-    }
+    let phrase = phrase(first, middle, last, with_first, with_last);
+    Some((first.chars().count(), last.chars().count(), phrase))
+}
+
+/// The FTS5 phrase `R(first)* F(m) R(m) … F(last)*` of a needle's tokens,
+/// either edge left out when not `with_first` / `with_last`.
+fn phrase(first: &str, middle: &[&str], last: &str, with_first: bool, with_last: bool) -> String {
     let mut terms: Vec<(String, bool)> = Vec::new();
     let mut term = String::new();
     if with_first {
@@ -264,7 +248,7 @@ pub fn phrase_without_edges(
             phrase.push_str(" *");
         }
     }
-    Some((first.chars().count(), last.chars().count(), phrase))
+    phrase
 }
 
 /// An FTS5 string: encoded tokens hold no quote (ASCII punctuation is
