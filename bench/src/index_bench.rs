@@ -20,6 +20,7 @@ use clap::Parser;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
+mod lz4_verify;
 mod word_index;
 
 use tern_bench::{mail_corpus as corpus, percentile, substring_needles as needles};
@@ -315,6 +316,14 @@ fn main() -> Result<()> {
         .is_some_and(|o| o.split(',').any(|o| FORWARD.contains(o.trim())))
     {
         forward_scan(FORWARD, &messages, raw_bytes, &needles)?;
+    }
+    const LZ4: &str = "trigram, detail=none + verify on LZ4 folded text";
+    if args
+        .only
+        .as_ref()
+        .is_some_and(|o| o.split(',').any(|o| LZ4.contains(o.trim())))
+    {
+        lz4_verify::run(LZ4, &messages, raw_bytes, &needles)?;
     }
     for layout in LAYOUTS {
         if let Some(only) = &args.only {

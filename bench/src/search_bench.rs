@@ -123,6 +123,7 @@ async fn main() -> Result<()> {
     }
     let mut times = Vec::new();
     let mut flagged_times = Vec::new();
+    let mut slowest = Vec::new();
     let mut wrong = 0;
     for needle in &needles {
         let lowered = needle.to_lowercase();
@@ -137,6 +138,7 @@ async fn main() -> Result<()> {
             .search(account.id, inbox.id, &SearchKey::Text(needle.clone()))
             .await?;
         times.push(begun.elapsed());
+        slowest.push((begun.elapsed(), found.len(), needle));
         let found: HashSet<u32> = found.into_iter().map(|u| u.0).collect();
         if found != expected {
             wrong += 1;
@@ -228,6 +230,13 @@ async fn main() -> Result<()> {
         percentile(&times, 0.5),
         percentile(&times, 0.99)
     );
+    slowest.sort();
+    for (time, hits, needle) in slowest.iter().rev().take(5) {
+        println!(
+            "    {:>8.1} ms  {hits:>6} hits  {needle:?}",
+            time.as_secs_f64() * 1000.0
+        );
+    }
     println!(
         "SEARCH UNDELETED TEXT, {} queries: p50 {:.1} ms, p99 {:.1} ms",
         needles.len(),
