@@ -17,6 +17,7 @@ use crate::query::*;
 use crate::types::*;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashSet;
 
 /// Most ids one call takes: far above a JMAP client's batch, and a bound on
 /// the work one operation does on the writer.
@@ -238,27 +239,33 @@ fn text_conditions(
     if newest.is_some_and(|n| n > super::indexer::indexed_upto_attached(conn)) {
         return refuse("the full-text index is catching up");
     }
+    let mut account_emails: Option<HashSet<EmailId>> = None;
     for (body_only, needle) in text {
-        // As IMAP SEARCH asks the index (search.rs `full_text`).
-        let needle = needle.replace('\0', "");
-        if needle.chars().count() < 3 {
+        // As IMAP SEARCH asks the index (full_text.rs), within the account.
+        if needle.replace('\0', "").chars().count() < super::full_text::TRIGRAM {
             return refuse("a needle shorter than a trigram");
         }
-        let phrase = super::search::fts5_phrase(&needle);
-        if *body_only {
-            conditions
-                .push("e.id IN (SELECT rowid FROM idx.body_text WHERE body_text MATCH ?)".into());
-        } else {
-            conditions.push(
-                "e.id IN (SELECT rowid FROM idx.body_text WHERE body_text MATCH ?
-                          UNION SELECT rowid FROM idx.header_text WHERE header_text MATCH ?)"
-                    .into(),
-            );
-            args.push(Value::Text(phrase.clone()));
-        }
-        args.push(Value::Text(phrase));
+        let members = match &mut account_emails {
+            Some(ids) => ids,
+            None => account_emails.insert(emails_of(conn, account)?),
+        };
+        let hits = super::full_text::full_text(conn, members, *body_only, needle)?;
+        let ids: Vec<i64> = hits.into_iter().map(|id| id.0).collect();
+        conditions.push("e.id IN (SELECT value FROM json_each(?))".into());
+        args.push(Value::Text(serde_json::to_string(&ids).unwrap_or_default()));
     }
     Ok(())
+}
+
+/// Every email id of `account`.
+fn emails_of(conn: &Connection, account: AccountId) -> Result<HashSet<EmailId>> {
+    let what = "listing an account's emails";
+    conn.prepare_cached("SELECT id FROM email WHERE account_id = ?1")
+        .and_then(|mut s| {
+            s.query_map([account.0], |r| Ok(EmailId(r.get(0)?)))?
+                .collect::<rusqlite::Result<_>>()
+        })
+        .map_err(db(what))
 }
 
 pub fn query(conn: &Connection, account: AccountId, q: &EmailQuery) -> Result<EmailQueryResult> {

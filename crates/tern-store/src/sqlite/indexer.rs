@@ -48,23 +48,26 @@ const CATCH_UP_CHUNK: i64 = 500;
 const RETRY: Duration = Duration::from_secs(30);
 
 /// Contentless (`content = ''`): the text is in the mail's blobs already,
-/// and storing it again made the index 3.3× the mail instead of about 2.3×
-/// (BENCHMARKS.md, issue 10). Positions are kept (`detail = full`), which
-/// is what answers a substring as a trigram phrase without reading the
-/// messages: without them a search over 100,000 messages took seconds.
-/// Headers and body are two tables of one column each, not one table of
-/// two: in a table of several columns every term's position list in a
-/// later column starts with a column marker, which made the index a fifth
-/// larger (layout 3, BENCHMARKS.md).
+/// and storing it again made the index 3.3× the mail (BENCHMARKS.md, issue
+/// 10). Headers keep trigram positions (`detail = full`), so a needle is a
+/// phrase FTS5 answers alone; bodies keep trigrams without positions and
+/// their text folded and LZ4-compressed in `body_folded`, against which
+/// the candidates are verified (`full_text.rs`): positions for the bodies
+/// cost 2× the mail, this costs about 0.8×. Headers and body are two
+/// tables of one column each, not one table of two: in a table of several
+/// columns every term's position list in a later column starts with a
+/// column marker, which made the index a fifth larger (layout 3,
+/// BENCHMARKS.md).
 const INDEX_SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS header_text USING fts5 (headers, content = '', contentless_delete = 1, tokenize = 'trigram');
-CREATE VIRTUAL TABLE IF NOT EXISTS body_text USING fts5 (body, content = '', contentless_delete = 1, tokenize = 'trigram');
+CREATE VIRTUAL TABLE IF NOT EXISTS body_text USING fts5 (body, content = '', contentless_delete = 1, detail = none, tokenize = 'trigram');
+CREATE TABLE IF NOT EXISTS body_folded (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
 "#;
 
 /// The layout of the index tables, kept in `meta`; an index of another layout
 /// is dropped and rebuilt by the catch-up (it is derived data).
-pub(crate) const INDEX_LAYOUT: i64 = 3;
+pub(crate) const INDEX_LAYOUT: i64 = 4;
 
 /// One change to the index.
 pub enum IndexJob {
@@ -222,6 +225,7 @@ fn upgrade_layout(conn: &Connection) -> rusqlite::Result<()> {
          DROP TABLE IF EXISTS email_text;
          DROP TABLE IF EXISTS header_text;
          DROP TABLE IF EXISTS body_text;
+         DROP TABLE IF EXISTS body_folded;
          DELETE FROM meta;
          INSERT INTO meta (key, value) VALUES ('layout', {INDEX_LAYOUT});
          COMMIT;"
@@ -303,12 +307,15 @@ fn stored_bytes(email_id: i64, data: Vec<u8>, codec: i64, size: Option<i64>) -> 
     })
 }
 
-/// Indexes one email's text: its headers and its body, one table each.
+/// Indexes one email's text: its headers, its body's trigrams and its
+/// folded body (see [`INDEX_SCHEMA`]).
 fn put_text(conn: &Connection, email_id: i64, headers: &str, body: &str) -> rusqlite::Result<()> {
     conn.prepare_cached("INSERT OR REPLACE INTO header_text (rowid, headers) VALUES (?1, ?2)")?
         .execute(params![email_id, headers])?;
     conn.prepare_cached("INSERT OR REPLACE INTO body_text (rowid, body) VALUES (?1, ?2)")?
         .execute(params![email_id, body])?;
+    conn.prepare_cached("INSERT OR REPLACE INTO body_folded (id, data) VALUES (?1, ?2)")?
+        .execute(params![email_id, super::full_text::pack_folded(body)])?;
     Ok(())
 }
 
@@ -344,6 +351,7 @@ fn apply(conn: &Connection, main: &Connection, job: &IndexJob) -> rusqlite::Resu
             for sql in [
                 "DELETE FROM header_text WHERE rowid = ?1",
                 "DELETE FROM body_text WHERE rowid = ?1",
+                "DELETE FROM body_folded WHERE id = ?1",
             ] {
                 conn.prepare_cached(sql)?.execute([email_id])?;
             }

@@ -16,6 +16,7 @@ mod checkpoint;
 pub(crate) mod directory;
 pub(crate) mod emails;
 mod facets;
+pub(crate) mod full_text;
 pub(crate) mod indexer;
 pub(crate) mod journal;
 mod listing;
@@ -38,11 +39,11 @@ use crate::query::*;
 use crate::search::SearchKey;
 use crate::types::*;
 use async_trait::async_trait;
-use indexer::Indexer;
-use rusqlite::{Connection, OpenFlags};
 /// How the search index folds text (FTS5's case folding), for tools that
 /// must compare as it does (`index-bench`).
-pub use search::fts5_fold;
+pub use full_text::fts5_fold;
+use indexer::Indexer;
+use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,10 +1,14 @@
-//! Search in SQLite: full-text keys go through the FTS5 trigram index
-//! first, then the whole key tree is evaluated over the mailbox's entries.
+//! Search in SQLite: full-text keys go through the search index first
+//! (`full_text.rs`), then the whole key tree is evaluated over the
+//! mailbox's entries.
 //!
-//! Trigrams need three characters: shorter strings fall back to LIKE over
-//! the indexed text, which is slower but gives the same answers.
+//! Trigrams need three characters: shorter needles, and mail the index
+//! does not hold yet, are matched by reading the messages, which is slower
+//! but gives the same answers.
 
 use super::db;
+use super::full_text::full_text;
+pub(crate) use super::full_text::{fts5_fold, index_contains, TRIGRAM};
 use super::indexer::{Progress, SEARCH_WAIT};
 use super::listing::Member;
 use crate::error::Result;
@@ -413,134 +417,6 @@ fn scan_unindexed(
     Ok(())
 }
 
-/// Emails among `members` whose indexed text contains `needle`. The index
-/// spans every account; the mailbox's own emails are what keeps a search
-/// to its account, without a lookup of each hit's row.
-fn full_text(
-    conn: &Connection,
-    members: &HashSet<EmailId>,
-    body_only: bool,
-    needle: &str,
-) -> Result<HashSet<EmailId>> {
-    // FTS5 strings end at NUL; mail text never holds one worth finding.
-    let needle = &needle.replace('\0', "");
-    // A quoted FTS5 string is a phrase; with trigrams, a substring. Needles
-    // shorter than a trigram never get here: they are scanned.
-    let arg = fts5_phrase(needle);
-    // Body and headers are asked one after the other, not as one UNION:
-    // the set below removes duplicates, where a UNION had SQLite build a
-    // temporary index of every hit (most of a mailbox, for common words).
-    let tables: &[&str] = if body_only {
-        &["SELECT rowid FROM idx.body_text WHERE body_text MATCH ?1"]
-    } else {
-        &[
-            "SELECT rowid FROM idx.body_text WHERE body_text MATCH ?1",
-            "SELECT rowid FROM idx.header_text WHERE header_text MATCH ?1",
-        ]
-    };
-    let what = "searching the full-text index";
-    let mut hits = HashSet::new();
-    for sql in tables {
-        let mut stmt = conn.prepare_cached(sql).map_err(db(what))?;
-        let mut rows = stmt.query([&arg]).map_err(db(what))?;
-        while let Some(row) = rows.next().map_err(db(what))? {
-            let id = EmailId(row.get(0).map_err(db(what))?);
-            if members.contains(&id) {
-                hits.insert(id);
-            }
-        }
-    }
-    Ok(hits)
-}
-
-/// `needle` as an FTS5 phrase: quoted, inner quotes doubled.
-pub(crate) fn fts5_phrase(needle: &str) -> String {
-    format!("\"{}\"", needle.replace('"', "\"\""))
-}
-
-/// Needles this long or longer go through the trigram index; shorter ones
-/// are matched by scanning ([`contains_ignore_case`]).
-pub(crate) const TRIGRAM: usize = 3;
-
-/// What the FTS5 trigram index (`case_sensitive 0`, the default) answers
-/// for a needle of [`TRIGRAM`] characters or more: `needle` is a substring
-/// of `haystack` once both are folded character by character as FTS5
-/// folds them ([`fts5_fold`]). Another backend answers as this one does
-/// by matching with this.
-pub(crate) fn index_contains(haystack: &str, needle: &str) -> bool {
-    if haystack.is_ascii() && needle.is_ascii() {
-        return contains_ignore_case(haystack, needle);
-    }
-    let folded: String = haystack.chars().map(fts5_fold).collect();
-    let needle: String = needle.chars().map(fts5_fold).collect();
-    folded.contains(&needle)
-}
-
-/// Code points whose case mapping Unicode added after 6.1, the version of
-/// FTS5's folding table (`sqlite3Fts5UnicodeFold`): FTS5 leaves them as
-/// they are.
-const FOLDED_SINCE_UNICODE_6_1: &[(u32, u32)] = &[
-    (0x037F, 0x037F),
-    (0x0528, 0x052F),
-    (0x13A0, 0x13FD),
-    (0x1C80, 0x1CBF),
-    (0x2C2F, 0x2C2F),
-    (0x2C5F, 0x2C5F),
-    (0xA698, 0xA69B),
-    (0xA794, 0xA79F),
-    (0xA7AB, 0xA7FF),
-    (0xAB53, 0xAB53),
-    (0xAB70, 0xABBF),
-];
-
-/// One character as FTS5's trigram tokenizer folds it: Unicode 6.1 simple
-/// case folding (so `ς`, `ϐ`, `µ` and `ſ` meet `σ`, `β`, `μ` and `s`, and
-/// `İ` stays itself), in the Basic Multilingual Plane and Deseret only.
-pub fn fts5_fold(c: char) -> char {
-    if c.is_ascii() {
-        return c.to_ascii_lowercase();
-    }
-    let n = c as u32;
-    if n >= 0x1_0000 {
-        // Deseret is the one plane-1 script FTS5 folds.
-        return match n {
-            0x1_0400..=0x1_0427 => char::from_u32(n + 40).unwrap_or(c),
-            _ => c,
-        };
-    }
-    if FOLDED_SINCE_UNICODE_6_1
-        .iter()
-        .any(|(lo, hi)| (*lo..=*hi).contains(&n))
-    {
-        return c;
-    }
-    match c {
-        // Lowercase letters whose folding is another letter.
-        'ς' => 'σ',
-        'ϐ' => 'β',
-        'ϑ' => 'θ',
-        'ϕ' => 'φ',
-        'ϖ' => 'π',
-        'ϰ' => 'κ',
-        'ϱ' => 'ρ',
-        'ϵ' => 'ε',
-        'ſ' => 's',
-        'µ' => 'μ',
-        '\u{345}' | '\u{1FBE}' => 'ι',
-        'ẛ' => 'ṡ',
-        // Noncharacters: SQLite reads them as the replacement character.
-        '\u{FFFE}' | '\u{FFFF}' => '\u{FFFD}',
-        _ => {
-            // A lowercase of several characters (`İ`) is no simple folding.
-            let mut lower = c.to_lowercase();
-            match (lower.next(), lower.next()) {
-                (Some(l), None) => l,
-                _ => c,
-            }
-        }
-    }
-}
-
 fn in_range(t: i64, since: Option<i64>, before: Option<i64>) -> bool {
     since.is_none_or(|s| t >= s) && before.is_none_or(|b| t < b)
 }
@@ -834,48 +710,6 @@ mod tests {
         ]);
         assert_eq!(store.search(a.id, mb.id, &rare).await.unwrap(), [uids[7]]);
         store.close().await.unwrap();
-    }
-
-    /// [`fts5_fold`] folds every character as the FTS5 trigram tokenizer
-    /// of the bundled SQLite does (read back through `fts5vocab`).
-    #[test]
-    fn fts5_fold_is_the_trigram_tokenizers() {
-        let db = rusqlite::Connection::open_in_memory().unwrap();
-        db.execute_batch(
-            "CREATE VIRTUAL TABLE t USING fts5 (x, tokenize = 'trigram');
-             CREATE VIRTUAL TABLE v USING fts5vocab (t, 'instance');
-             BEGIN;",
-        )
-        .unwrap();
-        {
-            let mut insert = db
-                .prepare("INSERT INTO t (rowid, x) VALUES (?1, ?2)")
-                .unwrap();
-            for n in (0x80..0x1_0000).chain(0x1_0400..0x1_0450) {
-                if let Some(c) = char::from_u32(n) {
-                    insert.execute(params![n, format!("a{c}a")]).unwrap();
-                }
-            }
-        }
-        db.execute_batch("COMMIT").unwrap();
-        let mut stmt = db.prepare("SELECT doc, term FROM v").unwrap();
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?)))
-            .unwrap();
-        let mut checked = 0;
-        for row in rows {
-            let (n, term) = row.unwrap();
-            let c = char::from_u32(n).unwrap();
-            let folded = term.chars().nth(1).unwrap();
-            assert_eq!(fts5_fold(c), folded, "U+{n:04X} {c}");
-            checked += 1;
-        }
-        assert!(checked > 60_000, "{checked}");
-        assert!(index_contains("ΟΔΟΣ ΚΑΙ", "οδοσ"));
-        assert!(index_contains("5 µm", "μm"));
-        assert!(!index_contains("İstanbul", "istanbul"));
-        assert!(!index_contains("Ünïcödé", "unicode"));
-        assert!(index_contains("Ünïcödé", "üNÏcödé"));
     }
 
     #[test]
