@@ -192,6 +192,9 @@ fn open(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)
         .map_err(|e| StoreError::backend(format!("opening {}", path.display()), e))?;
     conn.busy_timeout(Duration::from_secs(10))
+        // A new file gets the mail database's 16 KiB pages: a folded body of
+        // a few KiB wasted most of a second 4 KiB page.
+        .and_then(|_| conn.pragma_update(None, "page_size", super::PAGE_SIZE))
         .and_then(|_| conn.pragma_update(None, "journal_mode", "WAL"))
         // Derived data: integrity matters, the last transactions do not (the
         // catch-up redoes them), so no fsync per commit.
@@ -229,7 +232,26 @@ fn upgrade_layout(conn: &Connection) -> rusqlite::Result<()> {
          DELETE FROM meta;
          INSERT INTO meta (key, value) VALUES ('layout', {INDEX_LAYOUT});
          COMMIT;"
-    ))
+    ))?;
+    if let Err(e) = compact(conn) {
+        tracing::warn!("search index: could not give the old layout's space back: {e}");
+    }
+    Ok(())
+}
+
+/// Gives the dropped tables' pages back to the filesystem (an index of an
+/// older layout could be larger than the new one will ever be, and SQLite
+/// only reuses free pages) and takes 16 KiB pages. Changing the page size
+/// needs the file out of WAL mode, which needs no other connection to it:
+/// at start, before any reader attaches it, that holds; otherwise this fails
+/// and the old pages are reused instead.
+fn compact(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "journal_mode", "DELETE")?;
+    let vacuumed = conn
+        .pragma_update(None, "page_size", super::PAGE_SIZE)
+        .and_then(|_| conn.execute_batch("VACUUM"));
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    vacuumed
 }
 
 fn indexed_upto(conn: &Connection) -> rusqlite::Result<i64> {

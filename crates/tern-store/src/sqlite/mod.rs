@@ -217,7 +217,7 @@ pub(crate) fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 /// The page size of a new database.
-const PAGE_SIZE: i64 = 16 * 1024;
+pub(crate) const PAGE_SIZE: i64 = 16 * 1024;
 
 fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
     let flags = if read_only {

@@ -630,6 +630,11 @@ mod tests {
             })
             .unwrap();
         assert_eq!(layout, crate::sqlite::indexer::INDEX_LAYOUT);
+        // The old layout's pages were given back, and new ones are 16 KiB.
+        let page_size: i64 = index
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(page_size, crate::sqlite::PAGE_SIZE);
     }
 
     /// Flags are read for the text's candidates only when few of the
