@@ -2,20 +2,20 @@
 //! §6.4.4, a case-insensitive substring) and JMAP's text filters (RFC 8621
 //! §4.4.1), answered from the search index that `indexer.rs` writes.
 //!
-//! Headers are a trigram index with positions (`header_text`): a needle is
-//! the phrase of its trigrams, and FTS5 alone answers it. Bodies are most
-//! of the text, and trigram positions cost twice the text they index
-//! (BENCHMARKS.md, issue 10), so `body_text` keeps trigrams without
-//! positions (`detail = none`, about a third of the mail's size) and
-//! `body_folded` each body folded as the index folds ([`fts5_fold`]) and
-//! compressed with LZ4 (under half the mail's size). The bodies holding
-//! every trigram of a needle are its candidates; each is decompressed and
-//! searched with `memmem`. LZ4 decompresses at gigabytes a second, so a
-//! candidate costs a microsecond or two, and a needle found in nearly every
-//! one of 100,000 messages is still answered in about a tenth of a second.
+//! Trigram positions would let FTS5 answer a substring alone, as the
+//! phrase of its trigrams, but they cost twice the text they index
+//! (BENCHMARKS.md, issue 10). So `text_trigrams` records only which emails
+//! hold each trigram (`detail = none`, about a third of the mail's size),
+//! and `text_folded` keeps each email's headers and body folded as the
+//! index folds ([`fts5_fold`]) and compressed with LZ4 (under half the
+//! mail's size). The emails holding every trigram of a needle are its
+//! candidates; each is decompressed and searched with `memmem`. LZ4
+//! decompresses at gigabytes a second, so a candidate costs a microsecond
+//! or two, and a needle found in nearly every one of 100,000 messages is
+//! still answered in about a tenth of a second.
 //!
 //! The answers are exactly [`index_contains`] of the message's text, what a
-//! scan of the message finds; a folded body that cannot be read (damaged)
+//! scan of the message finds; a folded text that cannot be read (damaged)
 //! is matched from the message itself.
 
 use super::db;
@@ -25,40 +25,52 @@ use crate::types::EmailId;
 use rusqlite::{Connection, OptionalExtension};
 use std::collections::HashSet;
 
-/// At most this many of a needle's trigrams are asked of `body_text`: every
-/// candidate is verified anyway, and each trigram more is a doclist more to
-/// intersect for a long needle.
+/// At most this many of a needle's trigrams are asked of `text_trigrams`:
+/// every candidate is verified anyway, and each trigram more is a doclist
+/// more to intersect for a long needle.
 const MAX_QUERY_TRIGRAMS: usize = 12;
 
-/// The most bytes a folded body may claim to unpack to: the index keeps at
-/// most [`crate::message::MAX_INDEXED_TEXT`] bytes of body, and folding a
-/// character at most doubles its UTF-8 length. A larger claim is damage.
-const MAX_FOLDED: usize = 2 * crate::message::MAX_INDEXED_TEXT + 4;
+/// The most bytes a folded text may claim to unpack to: the index keeps at
+/// most [`crate::message::MAX_INDEXED_TEXT`] bytes each of headers and
+/// body, and folding a character at most doubles its UTF-8 length. A
+/// larger claim is damage.
+const MAX_FOLDED: usize = 4 * crate::message::MAX_INDEXED_TEXT;
 
 /// Candidates at least this share (1/n) of the id span they cover are
-/// verified in one ordered pass over `body_folded`, not a lookup each.
+/// verified in one ordered pass over `text_folded`, not a lookup each.
 const SCAN_DENSITY: usize = 4;
 
 /// Candidates from this many up are verified on two threads.
 const PARALLEL_FROM: usize = 2048;
 
-/// `body` as `body_folded` keeps it: folded ([`fold`]), LZ4-compressed,
-/// its length first.
-pub(crate) fn pack_folded(body: &str) -> Vec<u8> {
-    lz4_flex::block::compress_prepend_size(fold(body).as_bytes())
+/// An email's text as `text_folded` keeps it: the folded headers' length
+/// in bytes (4, little-endian), then the folded headers and body as one
+/// LZ4 block (its own length first).
+pub(crate) fn pack_folded(headers: &str, body: &str) -> Vec<u8> {
+    let mut text = fold(headers);
+    let header_len = text.len() as u32;
+    text.push_str(&fold(body));
+    let mut out = header_len.to_le_bytes().to_vec();
+    out.extend_from_slice(&lz4_flex::block::compress_prepend_size(text.as_bytes()));
+    out
 }
 
-/// Unpacks a `body_folded` row into `buf`; false if it is damaged.
-fn unpack_folded(data: &[u8], buf: &mut Vec<u8>) -> bool {
-    let Ok((len, rest)) = lz4_flex::block::uncompressed_size(data) else {
-        return false;
-    };
-    if len > MAX_FOLDED {
-        return false;
+/// Unpacks a `text_folded` row into `buf`; the folded headers are
+/// `buf[..n]` and the body the rest, for the `n` returned. None if the row
+/// is damaged.
+fn unpack_folded(data: &[u8], buf: &mut Vec<u8>) -> Option<usize> {
+    let (header_len, block) = data.split_first_chunk::<4>()?;
+    let header_len = u32::from_le_bytes(*header_len) as usize;
+    let (len, rest) = lz4_flex::block::uncompressed_size(block).ok()?;
+    if len > MAX_FOLDED || header_len > len {
+        return None;
     }
     buf.clear();
     buf.resize(len, 0);
-    matches!(lz4_flex::block::decompress_into(rest, buf), Ok(n) if n == len)
+    match lz4_flex::block::decompress_into(rest, buf) {
+        Ok(n) if n == len => Some(header_len),
+        _ => None,
+    }
 }
 
 /// `text` folded character by character as FTS5's trigram tokenizer folds.
@@ -69,8 +81,8 @@ pub(crate) fn fold(text: &str) -> String {
     text.chars().map(fts5_fold).collect()
 }
 
-/// The FTS5 query for `body_text`: the needle's distinct trigrams (at most
-/// [`MAX_QUERY_TRIGRAMS`], spread over it), each quoted, all required.
+/// The FTS5 query for `text_trigrams`: the needle's distinct trigrams (at
+/// most [`MAX_QUERY_TRIGRAMS`], spread over it), each quoted, all required.
 fn trigram_query(needle: &str) -> String {
     let chars: Vec<char> = needle.chars().collect();
     let mut grams: Vec<String> = chars
@@ -90,6 +102,22 @@ fn trigram_query(needle: &str) -> String {
     quoted.join(" AND ")
 }
 
+/// Where a needle is looked for: TEXT is headers or body (never across
+/// the two), BODY the body alone.
+#[derive(Clone, Copy)]
+struct Scope {
+    body_only: bool,
+}
+
+impl Scope {
+    /// Whether the folded text `buf`, its headers `buf[..header_len]`,
+    /// holds the needle.
+    fn holds(self, finder: &memchr::memmem::Finder<'_>, buf: &[u8], header_len: usize) -> bool {
+        let (headers, body) = buf.split_at(header_len);
+        finder.find(body).is_some() || (!self.body_only && finder.find(headers).is_some())
+    }
+}
+
 /// Emails among `members` whose indexed text contains `needle` (at least
 /// [`TRIGRAM`] characters once NULs are dropped). The index spans every
 /// account; `members` is what keeps a search to its mailbox or account,
@@ -103,45 +131,29 @@ pub(crate) fn full_text(
     // FTS5 strings end at NUL; mail text never holds one worth finding.
     let needle = &needle.replace('\0', "");
     let what = "searching the full-text index";
-    let mut hits = HashSet::new();
-    // Body and headers are asked one after the other, not as one UNION:
-    // the set removes duplicates, where a UNION had SQLite build a
-    // temporary index of every hit (most of a mailbox, for common words).
-    if !body_only {
-        let mut stmt = conn
-            .prepare_cached("SELECT rowid FROM idx.header_text WHERE header_text MATCH ?1")
-            .map_err(db(what))?;
-        let mut rows = stmt.query([fts5_phrase(needle)]).map_err(db(what))?;
-        while let Some(row) = rows.next().map_err(db(what))? {
-            let id = EmailId(row.get(0).map_err(db(what))?);
-            if members.contains(&id) {
-                hits.insert(id);
-            }
-        }
-    }
     let mut candidates = Vec::new();
     {
         let mut stmt = conn
-            .prepare_cached("SELECT rowid FROM idx.body_text WHERE body_text MATCH ?1")
+            .prepare_cached("SELECT rowid FROM idx.text_trigrams WHERE text_trigrams MATCH ?1")
             .map_err(db(what))?;
         let mut rows = stmt.query([trigram_query(needle)]).map_err(db(what))?;
         while let Some(row) = rows.next().map_err(db(what))? {
             let id = EmailId(row.get(0).map_err(db(what))?);
-            if members.contains(&id) && !hits.contains(&id) {
+            if members.contains(&id) {
                 candidates.push(id);
             }
         }
     }
-    if needle.chars().count() == TRIGRAM {
-        // One trigram: holding it is holding the needle.
-        hits.extend(candidates);
-        return Ok(hits);
+    if !body_only && needle.chars().count() == TRIGRAM {
+        // One trigram, anywhere in the text: holding it is holding the needle.
+        return Ok(candidates.into_iter().collect());
     }
     candidates.sort_unstable();
-    let unreadable = verify(conn, &candidates, fold(needle).as_bytes(), &mut hits)?;
+    let scope = Scope { body_only };
+    let (mut hits, unreadable) = verify(conn, &candidates, fold(needle).as_bytes(), scope)?;
     for id in unreadable {
-        if let Some(body) = body_from_message(conn, id)? {
-            if index_contains(&body, needle) {
+        if let Some((headers, body)) = text_from_message(conn, id)? {
+            if index_contains(&body, needle) || (!body_only && index_contains(&headers, needle)) {
                 hits.insert(id);
             }
         }
@@ -149,32 +161,31 @@ pub(crate) fn full_text(
     Ok(hits)
 }
 
-/// Adds to `hits` the `candidates` (sorted) whose folded body holds
-/// `needle` (folded); returns those whose folded body is missing or
-/// damaged. Many candidates are split over two threads, the second with
-/// a connection of its own to the index file: decompressing is most of
-/// the work, and a search of a large mailbox should not wait on one core.
+/// The `candidates` (sorted) whose folded text holds `needle` (folded)
+/// within `scope`, and those whose folded text is missing or damaged. Many
+/// candidates are split over two threads, the second with a connection of
+/// its own to the index file: decompressing is most of the work, and a
+/// search of a large mailbox should not wait on one core.
 fn verify(
     conn: &Connection,
     candidates: &[EmailId],
     needle: &[u8],
-    hits: &mut HashSet<EmailId>,
-) -> Result<Vec<EmailId>> {
+    scope: Scope,
+) -> Result<(HashSet<EmailId>, Vec<EmailId>)> {
     let finder = memchr::memmem::Finder::new(needle);
     let second = match candidates.len() >= PARALLEL_FROM {
         true => second_reader(conn),
         false => None,
     };
     let Some(mut second) = second else {
-        let (found, unreadable) = verify_part(conn, "idx", candidates, &finder)?;
-        hits.extend(found);
-        return Ok(unreadable);
+        let (found, unreadable) = verify_part(conn, "idx", candidates, &finder, scope)?;
+        return Ok((found.into_iter().collect(), unreadable));
     };
     let (mine, theirs) = candidates.split_at(candidates.len() / 2);
     let (mine, theirs) = std::thread::scope(|s| {
         let (second, finder) = (&mut second, &finder);
-        let helper = s.spawn(move || verify_part(second, "main", theirs, finder));
-        let mine = verify_part(conn, "idx", mine, finder);
+        let helper = s.spawn(move || verify_part(second, "main", theirs, finder, scope));
+        let mine = verify_part(conn, "idx", mine, finder, scope);
         (mine, helper.join())
     });
     let theirs = theirs.map_err(|_| {
@@ -183,12 +194,10 @@ fn verify(
             std::io::Error::other("a verifier thread panicked"),
         )
     })?;
-    let (mut found, mut unreadable) = mine?;
+    let (found, mut unreadable) = mine?;
     let (more_found, more_unreadable) = theirs?;
-    found.extend(more_found);
     unreadable.extend(more_unreadable);
-    hits.extend(found);
-    Ok(unreadable)
+    Ok((found.into_iter().chain(more_found).collect(), unreadable))
 }
 
 /// A read-only connection of its own to the attached index file, or None
@@ -210,14 +219,15 @@ fn second_reader(conn: &Connection) -> Option<Connection> {
     Some(second)
 }
 
-/// The `candidates` (sorted) whose folded body, in `schema`'s
-/// `body_folded`, holds the needle, and those whose row is missing or
-/// damaged.
+/// The `candidates` (sorted) whose folded text, in `schema`'s
+/// `text_folded`, holds the needle within `scope`, and those whose row is
+/// missing or damaged.
 fn verify_part(
     conn: &Connection,
     schema: &str,
     candidates: &[EmailId],
     finder: &memchr::memmem::Finder<'_>,
+    scope: Scope,
 ) -> Result<(Vec<EmailId>, Vec<EmailId>)> {
     let what = "reading folded text for a search";
     let mut buf = Vec::new();
@@ -225,10 +235,10 @@ fn verify_part(
     let mut unreadable = Vec::new();
     let mut check = |id: EmailId, data: rusqlite::types::ValueRef<'_>| {
         let data = data.as_blob().unwrap_or_default();
-        if !unpack_folded(data, &mut buf) {
-            unreadable.push(id);
-        } else if finder.find(&buf).is_some() {
-            found.push(id);
+        match unpack_folded(data, &mut buf) {
+            None => unreadable.push(id),
+            Some(header_len) if scope.holds(finder, &buf, header_len) => found.push(id),
+            Some(_) => {}
         }
     };
     let (Some(first), Some(last)) = (candidates.first(), candidates.last()) else {
@@ -238,7 +248,7 @@ fn verify_part(
     let mut missing = Vec::new();
     if candidates.len() * SCAN_DENSITY >= span {
         let sql = format!(
-            "SELECT id, data FROM {schema}.body_folded WHERE id BETWEEN ?1 AND ?2 ORDER BY id"
+            "SELECT id, data FROM {schema}.text_folded WHERE id BETWEEN ?1 AND ?2 ORDER BY id"
         );
         let mut stmt = conn.prepare_cached(&sql).map_err(db(what))?;
         let mut rows = stmt.query([first.0, last.0]).map_err(db(what))?;
@@ -255,7 +265,7 @@ fn verify_part(
         }
         missing.extend(wanted);
     } else {
-        let sql = format!("SELECT data FROM {schema}.body_folded WHERE id = ?1");
+        let sql = format!("SELECT data FROM {schema}.text_folded WHERE id = ?1");
         let mut stmt = conn.prepare_cached(&sql).map_err(db(what))?;
         for &id in candidates {
             let mut rows = stmt.query([id.0]).map_err(db(what))?;
@@ -269,9 +279,9 @@ fn verify_part(
     Ok((found, unreadable))
 }
 
-/// The body text of email `id` as the index takes it, read from the
-/// message itself; `None` if the email is gone.
-fn body_from_message(conn: &Connection, id: EmailId) -> Result<Option<String>> {
+/// The text of email `id` as the index takes it (headers, body), read
+/// from the message itself; `None` if the email is gone.
+fn text_from_message(conn: &Connection, id: EmailId) -> Result<Option<(String, String)>> {
     let what = "reading a message to search it";
     let row: Option<(Vec<u8>, i64, Option<i64>)> = conn
         .prepare_cached(
@@ -288,7 +298,7 @@ fn body_from_message(conn: &Connection, id: EmailId) -> Result<Option<String>> {
     };
     let raw = super::blob_codec::decode(data, codec, size)?;
     let parsed = crate::message::parse_message(&raw);
-    Ok(Some(super::indexer::index_text(&raw, &parsed).1))
+    Ok(Some(super::indexer::index_text(&raw, &parsed)))
 }
 
 /// `needle` as an FTS5 phrase: quoted, inner quotes doubled.
@@ -457,14 +467,14 @@ mod tests {
         let index = rusqlite::Connection::open(db.with_extension("index.db")).unwrap();
         let damaged = index
             .execute(
-                "UPDATE body_folded SET data = x'ffffff7f0102' WHERE id IN (SELECT id FROM body_folded ORDER BY id LIMIT 2)",
+                "UPDATE text_folded SET data = x'00000000ffffff7f0102' WHERE id IN (SELECT id FROM text_folded ORDER BY id LIMIT 2)",
                 [],
             )
             .unwrap();
         assert_eq!(damaged, 2);
         index
             .execute(
-                "DELETE FROM body_folded WHERE id = (SELECT max(id) FROM body_folded)",
+                "DELETE FROM text_folded WHERE id = (SELECT max(id) FROM text_folded)",
                 [],
             )
             .unwrap();
@@ -488,18 +498,141 @@ mod tests {
         store.close().await.unwrap();
     }
 
-    #[test]
-    fn folded_bodies_round_trip_and_damage_is_refused() {
-        let mut buf = Vec::new();
-        let packed = pack_folded("Grüße, ΟΔΟΣ and ASCII");
-        assert!(unpack_folded(&packed, &mut buf));
-        assert_eq!(buf, "grüße, οδοσ and ascii".as_bytes());
-        assert!(!unpack_folded(&packed[..packed.len() - 1], &mut buf));
-        assert!(
-            !unpack_folded(&[0xff, 0xff, 0xff, 0x7f, 0], &mut buf),
-            "a huge claim"
+    /// Text mail of a made-up language: words of common syllables, as
+    /// often as Zipf's law has words occur in real prose, in sentences and
+    /// lines; 2–6 KiB of body per message, as in `search-bench`. Made up
+    /// rather than read from files so that the figure cannot drift with
+    /// what a machine or the repository holds.
+    fn text_mail(n: usize) -> Vec<Vec<u8>> {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        const SYLLABLES: &[&str] = &[
+            "ka", "to", "ri", "mel", "son", "dar", "e", "in", "ost", "ul", "ba", "ne", "sh", "que",
+            "lo", "ver", "an", "ti", "gro", "pa", "st", "ion", "al", "mu",
+        ];
+        let words: Vec<String> = (0..4000)
+            .map(|_| {
+                let parts = 1 + (next() % 4) as usize;
+                (0..parts)
+                    .map(|_| SYLLABLES[(next() % SYLLABLES.len() as u64) as usize])
+                    .collect()
+            })
+            .collect();
+        (0..n)
+            .map(|i| {
+                let len = 2048 + (next() % 4096) as usize;
+                let mut body = String::new();
+                let mut line = 0;
+                while body.len() < len {
+                    // Log-uniform ranks: a word's frequency falls as 1/rank.
+                    let u = (next() % 1_000_000) as f64 / 1_000_000.0;
+                    let word = &words[(4000f64.powf(u) as usize - 1).min(3999)];
+                    body.push_str(word);
+                    line += word.len() + 1;
+                    match next() % 12 {
+                        0 => body.push_str(". "),
+                        1 => body.push_str(", "),
+                        _ if line > 66 => {
+                            body.push_str("\r\n");
+                            line = 0;
+                        }
+                        _ => body.push(' '),
+                    }
+                }
+                format!(
+                    "From: Sender {i} <s{i}@example.net>\r\nTo: reader@example.test\r\n\
+                     Subject: {} {}\r\nDate: Mon, 2 Nov 2026 10:00:00 +0000\r\n\
+                     Message-ID: <m{i}@example.net>\r\n\r\n{body}\r\n",
+                    words[i % 4000],
+                    words[(i * 7) % 4000]
+                )
+                .into_bytes()
+            })
+            .collect()
+    }
+
+    /// What text mail costs at rest: mail, metadata and search index
+    /// together, next to the mail itself, and searching it still finds what
+    /// a scan finds. Layout 3 (trigram positions) made this about 3×; this
+    /// layout measures 1.98–2.17× here, the spread being how FTS5's
+    /// segments happen to fall, and 1.7× at 100,000 messages of the
+    /// `search-bench` corpus. Issue 10 asks for 2× at most: the bound here
+    /// guards what is reached, not yet that.
+    #[tokio::test]
+    async fn text_mail_takes_about_twice_its_size_at_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("tern.db");
+        let options = SqliteOptions {
+            durability: crate::sqlite::Durability::Off,
+            ..Default::default()
+        };
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db, options).unwrap());
+        let a = account(&store, "reader@example.test").await;
+        let mb = inbox(&store, &a).await;
+        let mail = text_mail(1500);
+        let raw: u64 = mail.iter().map(|m| m.len() as u64).sum();
+        for chunk in mail.chunks(50) {
+            let deliveries = chunk.iter().map(|m| deliver_to(&store, &a, m.clone()));
+            futures_util::future::join_all(deliveries).await;
+        }
+        let needle = "son mel";
+        let found = store
+            .search(a.id, mb.id, &SearchKey::Body(needle.into()))
+            .await
+            .unwrap();
+        let expected = mail
+            .iter()
+            .filter(|m| {
+                let text = String::from_utf8_lossy(m);
+                let body = &text[text.find("\r\n\r\n").unwrap()..];
+                index_contains(body, needle)
+            })
+            .count();
+        assert!(expected > 10, "a needle found in {expected} messages");
+        assert_eq!(found.len(), expected);
+        store.close().await.unwrap();
+        let size =
+            |suffix: &str| std::fs::metadata(db.with_extension(suffix)).map_or(0, |m| m.len());
+        let all: u64 = ["db", "db-wal", "index.db", "index.db-wal"]
+            .iter()
+            .map(|s| size(s))
+            .sum();
+        let ratio = all as f64 / raw as f64;
+        eprintln!(
+            "mail {raw} bytes; tern.db {}, tern.index.db {}: {ratio:.2}x",
+            size("db"),
+            size("index.db")
         );
-        assert!(!unpack_folded(&[], &mut buf));
+        assert!(ratio <= 2.25, "the data directory is {ratio:.2}x the mail");
+    }
+
+    #[test]
+    fn folded_text_round_trips_and_damage_is_refused() {
+        let mut buf = Vec::new();
+        let packed = pack_folded("Subject: Grüße", "ΟΔΟΣ and ASCII");
+        assert_eq!(
+            unpack_folded(&packed, &mut buf),
+            Some("subject: grüße".len())
+        );
+        assert_eq!(buf, "subject: grüßeοδοσ and ascii".as_bytes());
+        assert_eq!(unpack_folded(&packed[..packed.len() - 1], &mut buf), None);
+        let mut huge = vec![0, 0, 0, 0];
+        huge.extend_from_slice(&[0xff, 0xff, 0xff, 0x7f, 0]);
+        assert_eq!(unpack_folded(&huge, &mut buf), None, "a huge claim");
+        let mut long_headers = packed.clone();
+        long_headers[..4].copy_from_slice(&1000u32.to_le_bytes());
+        assert_eq!(
+            unpack_folded(&long_headers, &mut buf),
+            None,
+            "headers past the end"
+        );
+        assert_eq!(unpack_folded(&[], &mut buf), None);
+        assert_eq!(unpack_folded(&[1, 0], &mut buf), None);
     }
 
     #[test]

@@ -47,27 +47,25 @@ const CATCH_UP_CHUNK: i64 = 500;
 /// How often a failed index (a full disk) is retried.
 const RETRY: Duration = Duration::from_secs(30);
 
-/// Contentless (`content = ''`): the text is in the mail's blobs already,
-/// and storing it again made the index 3.3× the mail (BENCHMARKS.md, issue
-/// 10). Headers keep trigram positions (`detail = full`), so a needle is a
-/// phrase FTS5 answers alone; bodies keep trigrams without positions and
-/// their text folded and LZ4-compressed in `body_folded`, against which
-/// the candidates are verified (`full_text.rs`): positions for the bodies
-/// cost 2× the mail, this costs about 0.8×. Headers and body are two
-/// tables of one column each, not one table of two: in a table of several
-/// columns every term's position list in a later column starts with a
-/// column marker, which made the index a fifth larger (layout 3,
-/// BENCHMARKS.md).
+/// `text_trigrams` holds each email's trigrams, headers and body as two
+/// columns, without positions (`detail = none`) or text (`content = ''`):
+/// which emails hold a trigram, nothing more. `text_folded` holds the text
+/// itself, folded as FTS5 folds and LZ4-compressed, headers and body in one
+/// block, against which `full_text.rs` verifies the candidates. Trigram
+/// positions, which answer a substring without reading the text, cost 2×
+/// the text they index (BENCHMARKS.md, issue 10); this costs about 0.8×.
+/// Without positions a column costs nothing extra (FTS5 records none), so
+/// headers and body share one table and a trigram found in both is listed
+/// once.
 const INDEX_SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE VIRTUAL TABLE IF NOT EXISTS header_text USING fts5 (headers, content = '', contentless_delete = 1, tokenize = 'trigram');
-CREATE VIRTUAL TABLE IF NOT EXISTS body_text USING fts5 (body, content = '', contentless_delete = 1, detail = none, tokenize = 'trigram');
-CREATE TABLE IF NOT EXISTS body_folded (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE VIRTUAL TABLE IF NOT EXISTS text_trigrams USING fts5 (headers, body, content = '', contentless_delete = 1, detail = none, tokenize = 'trigram');
+CREATE TABLE IF NOT EXISTS text_folded (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
 "#;
 
 /// The layout of the index tables, kept in `meta`; an index of another layout
 /// is dropped and rebuilt by the catch-up (it is derived data).
-pub(crate) const INDEX_LAYOUT: i64 = 4;
+pub(crate) const INDEX_LAYOUT: i64 = 5;
 
 /// One change to the index.
 pub enum IndexJob {
@@ -88,7 +86,8 @@ pub enum IndexJob {
 
 /// The text of a message as the index keeps it: the header block plus the
 /// decoded subject and names (so TEXT finds words inside RFC 2047
-/// encoded-words), and the body text.
+/// encoded-words), and the body text; each at most
+/// [`MAX_INDEXED_TEXT`](crate::message::MAX_INDEXED_TEXT) bytes.
 pub fn index_text(raw: &[u8], parsed: &ParsedMessage) -> (String, String) {
     let s = &parsed.summary;
     let header_end = s.header_size.min(raw.len());
@@ -101,6 +100,12 @@ pub fn index_text(raw: &[u8], parsed: &ParsedMessage) -> (String, String) {
             headers.push_str(name);
         }
     }
+    // A header block of megabytes is abuse, not mail anyone searches.
+    let mut end = headers.len().min(crate::message::MAX_INDEXED_TEXT);
+    while !headers.is_char_boundary(end) {
+        end -= 1;
+    }
+    headers.truncate(end);
     (headers, parsed.body_text.clone())
 }
 
@@ -229,6 +234,8 @@ fn upgrade_layout(conn: &Connection) -> rusqlite::Result<()> {
          DROP TABLE IF EXISTS header_text;
          DROP TABLE IF EXISTS body_text;
          DROP TABLE IF EXISTS body_folded;
+         DROP TABLE IF EXISTS text_trigrams;
+         DROP TABLE IF EXISTS text_folded;
          DELETE FROM meta;
          INSERT INTO meta (key, value) VALUES ('layout', {INDEX_LAYOUT});
          COMMIT;"
@@ -329,15 +336,18 @@ fn stored_bytes(email_id: i64, data: Vec<u8>, codec: i64, size: Option<i64>) -> 
     })
 }
 
-/// Indexes one email's text: its headers, its body's trigrams and its
-/// folded body (see [`INDEX_SCHEMA`]).
+/// Indexes one email's text: its trigrams and its folded text (see
+/// [`INDEX_SCHEMA`]).
 fn put_text(conn: &Connection, email_id: i64, headers: &str, body: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached("INSERT OR REPLACE INTO header_text (rowid, headers) VALUES (?1, ?2)")?
-        .execute(params![email_id, headers])?;
-    conn.prepare_cached("INSERT OR REPLACE INTO body_text (rowid, body) VALUES (?1, ?2)")?
-        .execute(params![email_id, body])?;
-    conn.prepare_cached("INSERT OR REPLACE INTO body_folded (id, data) VALUES (?1, ?2)")?
-        .execute(params![email_id, super::full_text::pack_folded(body)])?;
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO text_trigrams (rowid, headers, body) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![email_id, headers, body])?;
+    conn.prepare_cached("INSERT OR REPLACE INTO text_folded (id, data) VALUES (?1, ?2)")?
+        .execute(params![
+            email_id,
+            super::full_text::pack_folded(headers, body)
+        ])?;
     Ok(())
 }
 
@@ -371,9 +381,8 @@ fn apply(conn: &Connection, main: &Connection, job: &IndexJob) -> rusqlite::Resu
         }
         IndexJob::Remove { email_id } => {
             for sql in [
-                "DELETE FROM header_text WHERE rowid = ?1",
-                "DELETE FROM body_text WHERE rowid = ?1",
-                "DELETE FROM body_folded WHERE id = ?1",
+                "DELETE FROM text_trigrams WHERE rowid = ?1",
+                "DELETE FROM text_folded WHERE id = ?1",
             ] {
                 conn.prepare_cached(sql)?.execute([email_id])?;
             }
