@@ -19,6 +19,7 @@
 //! is matched from the message itself.
 
 use super::db;
+use super::folded_text;
 use crate::error::{Result, StoreError};
 use crate::search::contains_ignore_case;
 use crate::types::EmailId;
@@ -30,56 +31,12 @@ use std::collections::HashSet;
 /// more to intersect for a long needle.
 const MAX_QUERY_TRIGRAMS: usize = 12;
 
-/// The most bytes a folded text may claim to unpack to: the index keeps at
-/// most [`crate::message::MAX_INDEXED_TEXT`] bytes each of headers and
-/// body, and folding a character at most doubles its UTF-8 length. A
-/// larger claim is damage.
-const MAX_FOLDED: usize = 4 * crate::message::MAX_INDEXED_TEXT;
-
 /// Candidates at least this share (1/n) of the id span they cover are
 /// verified in one ordered pass over `text_folded`, not a lookup each.
 const SCAN_DENSITY: usize = 4;
 
 /// Candidates from this many up are verified on two threads.
 const PARALLEL_FROM: usize = 2048;
-
-/// An email's text as `text_folded` keeps it: the folded headers' length
-/// in bytes (4, little-endian), then the folded headers and body as one
-/// LZ4 block (its own length first).
-pub(crate) fn pack_folded(headers: &str, body: &str) -> Vec<u8> {
-    let mut text = fold(headers);
-    let header_len = text.len() as u32;
-    text.push_str(&fold(body));
-    let mut out = header_len.to_le_bytes().to_vec();
-    out.extend_from_slice(&lz4_flex::block::compress_prepend_size(text.as_bytes()));
-    out
-}
-
-/// Unpacks a `text_folded` row into `buf`; the folded headers are
-/// `buf[..n]` and the body the rest, for the `n` returned. None if the row
-/// is damaged.
-fn unpack_folded(data: &[u8], buf: &mut Vec<u8>) -> Option<usize> {
-    let (header_len, block) = data.split_first_chunk::<4>()?;
-    let header_len = u32::from_le_bytes(*header_len) as usize;
-    let (len, rest) = lz4_flex::block::uncompressed_size(block).ok()?;
-    if len > MAX_FOLDED || header_len > len {
-        return None;
-    }
-    buf.clear();
-    buf.resize(len, 0);
-    match lz4_flex::block::decompress_into(rest, buf) {
-        Ok(n) if n == len => Some(header_len),
-        _ => None,
-    }
-}
-
-/// `text` folded character by character as FTS5's trigram tokenizer folds.
-pub(crate) fn fold(text: &str) -> String {
-    if text.is_ascii() {
-        return text.to_ascii_lowercase();
-    }
-    text.chars().map(fts5_fold).collect()
-}
 
 /// The FTS5 query for `text_trigrams`: the needle's distinct trigrams (at
 /// most [`MAX_QUERY_TRIGRAMS`], spread over it), each quoted, all required.
@@ -100,22 +57,6 @@ fn trigram_query(needle: &str) -> String {
     grams.dedup();
     let quoted: Vec<String> = grams.iter().map(|g| fts5_phrase(g)).collect();
     quoted.join(" AND ")
-}
-
-/// Where a needle is looked for: TEXT is headers or body (never across
-/// the two), BODY the body alone.
-#[derive(Clone, Copy)]
-struct Scope {
-    body_only: bool,
-}
-
-impl Scope {
-    /// Whether the folded text `buf`, its headers `buf[..header_len]`,
-    /// holds the needle.
-    fn holds(self, finder: &memchr::memmem::Finder<'_>, buf: &[u8], header_len: usize) -> bool {
-        let (headers, body) = buf.split_at(header_len);
-        finder.find(body).is_some() || (!self.body_only && finder.find(headers).is_some())
-    }
 }
 
 /// Emails among `members` whose indexed text contains `needle` (at least
@@ -149,8 +90,8 @@ pub(crate) fn full_text(
         return Ok(candidates.into_iter().collect());
     }
     candidates.sort_unstable();
-    let scope = Scope { body_only };
-    let (mut hits, unreadable) = verify(conn, &candidates, fold(needle).as_bytes(), scope)?;
+    let folded = folded_text::fold(needle);
+    let (mut hits, unreadable) = verify(conn, &candidates, folded.as_bytes(), body_only)?;
     for id in unreadable {
         if let Some((headers, body)) = text_from_message(conn, id)? {
             if index_contains(&body, needle) || (!body_only && index_contains(&headers, needle)) {
@@ -162,7 +103,7 @@ pub(crate) fn full_text(
 }
 
 /// The `candidates` (sorted) whose folded text holds `needle` (folded)
-/// within `scope`, and those whose folded text is missing or damaged. Many
+/// in the body or (unless `body_only`) the headers, and those whose folded text is missing or damaged. Many
 /// candidates are split over two threads, the second with a connection of
 /// its own to the index file: decompressing is most of the work, and a
 /// search of a large mailbox should not wait on one core.
@@ -170,7 +111,7 @@ fn verify(
     conn: &Connection,
     candidates: &[EmailId],
     needle: &[u8],
-    scope: Scope,
+    body_only: bool,
 ) -> Result<(HashSet<EmailId>, Vec<EmailId>)> {
     let finder = memchr::memmem::Finder::new(needle);
     let second = match candidates.len() >= PARALLEL_FROM {
@@ -178,14 +119,14 @@ fn verify(
         false => None,
     };
     let Some(mut second) = second else {
-        let (found, unreadable) = verify_part(conn, "idx", candidates, &finder, scope)?;
+        let (found, unreadable) = verify_part(conn, "idx", candidates, &finder, body_only)?;
         return Ok((found.into_iter().collect(), unreadable));
     };
     let (mine, theirs) = candidates.split_at(candidates.len() / 2);
     let (mine, theirs) = std::thread::scope(|s| {
         let (second, finder) = (&mut second, &finder);
-        let helper = s.spawn(move || verify_part(second, "main", theirs, finder, scope));
-        let mine = verify_part(conn, "idx", mine, finder, scope);
+        let helper = s.spawn(move || verify_part(second, "main", theirs, finder, body_only));
+        let mine = verify_part(conn, "idx", mine, finder, body_only);
         (mine, helper.join())
     });
     let theirs = theirs.map_err(|_| {
@@ -220,14 +161,14 @@ fn second_reader(conn: &Connection) -> Option<Connection> {
 }
 
 /// The `candidates` (sorted) whose folded text, in `schema`'s
-/// `text_folded`, holds the needle within `scope`, and those whose row is
+/// `text_folded`, holds the needle, and those whose row is
 /// missing or damaged.
 fn verify_part(
     conn: &Connection,
     schema: &str,
     candidates: &[EmailId],
     finder: &memchr::memmem::Finder<'_>,
-    scope: Scope,
+    body_only: bool,
 ) -> Result<(Vec<EmailId>, Vec<EmailId>)> {
     let what = "reading folded text for a search";
     let mut buf = Vec::new();
@@ -235,10 +176,10 @@ fn verify_part(
     let mut unreadable = Vec::new();
     let mut check = |id: EmailId, data: rusqlite::types::ValueRef<'_>| {
         let data = data.as_blob().unwrap_or_default();
-        match unpack_folded(data, &mut buf) {
+        match folded_text::search(data, &mut buf, finder, body_only) {
             None => unreadable.push(id),
-            Some(header_len) if scope.holds(finder, &buf, header_len) => found.push(id),
-            Some(_) => {}
+            Some(true) => found.push(id),
+            Some(false) => {}
         }
     };
     let (Some(first), Some(last)) = (candidates.first(), candidates.last()) else {
@@ -609,30 +550,6 @@ mod tests {
             size("index.db")
         );
         assert!(ratio <= 2.25, "the data directory is {ratio:.2}x the mail");
-    }
-
-    #[test]
-    fn folded_text_round_trips_and_damage_is_refused() {
-        let mut buf = Vec::new();
-        let packed = pack_folded("Subject: Grüße", "ΟΔΟΣ and ASCII");
-        assert_eq!(
-            unpack_folded(&packed, &mut buf),
-            Some("subject: grüße".len())
-        );
-        assert_eq!(buf, "subject: grüßeοδοσ and ascii".as_bytes());
-        assert_eq!(unpack_folded(&packed[..packed.len() - 1], &mut buf), None);
-        let mut huge = vec![0, 0, 0, 0];
-        huge.extend_from_slice(&[0xff, 0xff, 0xff, 0x7f, 0]);
-        assert_eq!(unpack_folded(&huge, &mut buf), None, "a huge claim");
-        let mut long_headers = packed.clone();
-        long_headers[..4].copy_from_slice(&1000u32.to_le_bytes());
-        assert_eq!(
-            unpack_folded(&long_headers, &mut buf),
-            None,
-            "headers past the end"
-        );
-        assert_eq!(unpack_folded(&[], &mut buf), None);
-        assert_eq!(unpack_folded(&[1, 0], &mut buf), None);
     }
 
     #[test]

@@ -50,8 +50,8 @@ const RETRY: Duration = Duration::from_secs(30);
 /// `text_trigrams` holds each email's trigrams, headers and body as two
 /// columns, without positions (`detail = none`) or text (`content = ''`):
 /// which emails hold a trigram, nothing more. `text_folded` holds the text
-/// itself, folded as FTS5 folds and LZ4-compressed, headers and body in one
-/// block, against which `full_text.rs` verifies the candidates. Trigram
+/// itself, folded as FTS5 folds and LZ4-compressed (`folded_text.rs`),
+/// against which `full_text.rs` verifies the candidates. Trigram
 /// positions, which answer a substring without reading the text, cost 2×
 /// the text they index (BENCHMARKS.md, issue 10); this costs about 0.8×.
 /// Without positions a column costs nothing extra (FTS5 records none), so
@@ -65,7 +65,7 @@ CREATE TABLE IF NOT EXISTS text_folded (id INTEGER PRIMARY KEY, data BLOB NOT NU
 
 /// The layout of the index tables, kept in `meta`; an index of another layout
 /// is dropped and rebuilt by the catch-up (it is derived data).
-pub(crate) const INDEX_LAYOUT: i64 = 5;
+pub(crate) const INDEX_LAYOUT: i64 = 6;
 
 /// One change to the index.
 pub enum IndexJob {
@@ -344,10 +344,7 @@ fn put_text(conn: &Connection, email_id: i64, headers: &str, body: &str) -> rusq
     )?
     .execute(params![email_id, headers, body])?;
     conn.prepare_cached("INSERT OR REPLACE INTO text_folded (id, data) VALUES (?1, ?2)")?
-        .execute(params![
-            email_id,
-            super::full_text::pack_folded(headers, body)
-        ])?;
+        .execute(params![email_id, super::folded_text::pack(headers, body)])?;
     Ok(())
 }
 

@@ -16,6 +16,7 @@ mod checkpoint;
 pub(crate) mod directory;
 pub(crate) mod emails;
 mod facets;
+mod folded_text;
 pub(crate) mod full_text;
 pub(crate) mod indexer;
 pub(crate) mod journal;
