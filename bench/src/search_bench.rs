@@ -6,7 +6,8 @@
 //! `--queries` substrings are searched with `Store::search` (what IMAP
 //! SEARCH TEXT runs), each checked against a brute-force scan. Reported:
 //! the raw mail size; tern.db, the index and their WAL files at rest; the
-//! ratio of the whole to the mail; search p50, p99 and wrong answers.
+//! ratio of the whole to the mail; search p50, p99 and wrong answers, and
+//! the five slowest needles.
 
 use anyhow::{Context, Result};
 use clap::Parser;
