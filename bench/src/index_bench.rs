@@ -236,6 +236,19 @@ fn contains_folded(hay: &[u8], needle: &str, buf: &mut Vec<u8>) -> bool {
     memchr::memmem::find(buf, needle.as_bytes()).is_some()
 }
 
+/// The FTS5 query a positionless trigram index answers for `needle`:
+/// every trigram of it, quoted, all required.
+fn every_trigram(needle: &str) -> String {
+    let chars: Vec<char> = needle.chars().collect();
+    let mut grams: Vec<String> = chars
+        .windows(3)
+        .map(|w| format!("\"{}\"", w.iter().collect::<String>().replace('"', "\"\"")))
+        .collect();
+    grams.sort();
+    grams.dedup();
+    grams.join(" AND ")
+}
+
 /// The text as the truth is computed: `str::to_lowercase`.
 fn lower_of(s: &str) -> String {
     s.to_lowercase()
@@ -401,14 +414,7 @@ fn main() -> Result<()> {
             // With detail != full FTS5 has no phrases: every trigram of the
             // needle must be in the message, and the verification does the rest.
             let phrase = if layout.verify {
-                let chars: Vec<char> = needle.to_lowercase().chars().collect();
-                let mut grams: Vec<String> = chars
-                    .windows(3)
-                    .map(|w| format!("\"{}\"", w.iter().collect::<String>().replace('"', "\"\"")))
-                    .collect();
-                grams.sort();
-                grams.dedup();
-                grams.join(" AND ")
+                every_trigram(&needle.to_lowercase())
             } else {
                 format!("\"{}\"", needle.replace('"', "\"\""))
             };

@@ -71,16 +71,9 @@ pub fn run(name: &str, messages: &[String], raw_bytes: u64, needles: &[String]) 
             .map(|(i, _)| i as i64 + 1)
             .collect();
         let begun = Instant::now();
-        let chars: Vec<char> = lowered.chars().collect();
-        let mut grams: Vec<String> = chars
-            .windows(3)
-            .map(|w| format!("\"{}\"", w.iter().collect::<String>().replace('"', "\"\"")))
-            .collect();
-        grams.sort();
-        grams.dedup();
         let candidates: Vec<i64> = conn
             .prepare_cached("SELECT rowid FROM t WHERE t MATCH ?1 ORDER BY rowid")?
-            .query_map([grams.join(" AND ")], |r| r.get(0))?
+            .query_map([crate::every_trigram(&lowered)], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         verified += candidates.len();
         let found = verify(

@@ -102,6 +102,18 @@ macro_rules! conformance_tests {
     };
 }
 
+/// A deterministic stream of pseudo-random numbers (xorshift64), for
+/// tests that want varied input the same every run.
+pub fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
 /// A small RFC 5322 message.
 pub fn message(subject: &str, body: &str) -> Vec<u8> {
     format!(

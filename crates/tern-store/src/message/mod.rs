@@ -807,13 +807,7 @@ e\r
             parse(&raw[..end]);
         }
         // Deterministic xorshift: flip bytes all over the message.
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::conformance::xorshift(0x2545_f491_4f6c_dd1d);
         for _ in 0..2_000 {
             let mut mutated = raw.to_vec();
             for _ in 0..(next() % 8 + 1) {

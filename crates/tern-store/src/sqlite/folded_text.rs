@@ -89,13 +89,7 @@ mod tests {
     }
 
     fn texts() -> Vec<(String, String)> {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::conformance::xorshift(0x2545_f491_4f6c_dd1d);
         let words = [
             "Lighthouse",
             "keeper",

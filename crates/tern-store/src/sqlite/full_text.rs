@@ -346,9 +346,7 @@ mod tests {
     #[tokio::test]
     async fn candidates_are_verified_not_trusted() {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&dir.path().join("tern.db"), SqliteOptions::default()).unwrap(),
-        );
+        let store = crate::sqlite::test_store(&dir.path().join("tern.db"));
         let a = account(&store, "a@example.test").await;
         let mb = inbox(&store, &a).await;
         // lig igh ght hth tho hou ous use, all apart.
@@ -390,8 +388,7 @@ mod tests {
     async fn a_damaged_folded_body_is_matched_from_the_message() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("tern.db");
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&db, SqliteOptions::default()).unwrap());
+        let store = crate::sqlite::test_store(&db);
         let a = account(&store, "a@example.test").await;
         let mb = inbox(&store, &a).await;
         let mut uids = Vec::new();
@@ -445,13 +442,7 @@ mod tests {
     /// rather than read from files so that the figure cannot drift with
     /// what a machine or the repository holds.
     fn text_mail(n: usize) -> Vec<Vec<u8>> {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::conformance::xorshift(0x9e37_79b9_7f4a_7c15);
         const SYLLABLES: &[&str] = &[
             "ka", "to", "ri", "mel", "son", "dar", "e", "in", "ost", "ul", "ba", "ne", "sh", "que",
             "lo", "ver", "an", "ti", "gro", "pa", "st", "ion", "al", "mu",

@@ -260,6 +260,14 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
     Ok(conn)
 }
 
+/// A store on `db` with the default options, for tests.
+#[cfg(test)]
+pub(crate) fn test_store(db: &Path) -> std::sync::Arc<dyn crate::Store> {
+    std::sync::Arc::new(
+        SqliteStore::open(db, SqliteOptions::default()).expect("opening a test store"),
+    )
+}
+
 /// Maps a rusqlite error with what was being done.
 pub(crate) fn db(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |e| StoreError::backend(context, e)

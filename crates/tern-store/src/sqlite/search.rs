@@ -537,13 +537,9 @@ mod tests {
     #[tokio::test]
     async fn without_a_writable_index_the_store_opens_and_search_scans() {
         use crate::conformance::{account, deliver_to, inbox, message};
-        use crate::sqlite::{SqliteOptions, SqliteStore};
-        use crate::Store;
-        use std::sync::Arc;
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("tern.db");
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&db, SqliteOptions::default()).unwrap());
+        let store = crate::sqlite::test_store(&db);
         let a = account(&store, "a@example.test").await;
         let d = deliver_to(
             &store,
@@ -557,8 +553,7 @@ mod tests {
         }
         std::fs::create_dir(db.with_extension("index.db")).unwrap();
 
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&db, SqliteOptions::default()).unwrap());
+        let store = crate::sqlite::test_store(&db);
         let mb = inbox(&store, &a).await;
         let found = store
             .search(a.id, mb.id, &SearchKey::Text("NORTH".into()))
@@ -578,13 +573,9 @@ mod tests {
     #[tokio::test]
     async fn copies_are_searchable_and_an_old_index_layout_is_rebuilt() {
         use crate::conformance::{account, deliver_to, inbox, message};
-        use crate::sqlite::{SqliteOptions, SqliteStore};
-        use crate::Store;
-        use std::sync::Arc;
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("tern.db");
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&db, SqliteOptions::default()).unwrap());
+        let store = crate::sqlite::test_store(&db);
         let a = account(&store, "a@example.test").await;
         let mb = inbox(&store, &a).await;
         let d = deliver_to(&store, &a, message("Plans", "Meet at the lighthouse")).await;
@@ -615,8 +606,7 @@ mod tests {
         )
         .unwrap();
         drop(old);
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&db, SqliteOptions::default()).unwrap());
+        let store = crate::sqlite::test_store(&db);
         let hits = store
             .search(a.id, mb.id, &text("LIGHTHOUSE"))
             .await
@@ -644,13 +634,9 @@ mod tests {
     #[tokio::test]
     async fn text_with_flags_reads_few_or_many_candidates_alike() {
         use crate::conformance::{account, deliver_to, inbox, message};
-        use crate::sqlite::{SqliteOptions, SqliteStore};
-        use crate::{KeywordOp, Store};
-        use std::sync::Arc;
+        use crate::KeywordOp;
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&dir.path().join("tern.db"), SqliteOptions::default()).unwrap(),
-        );
+        let store = crate::sqlite::test_store(&dir.path().join("tern.db"));
         let a = account(&store, "a@example.test").await;
         let other = account(&store, "b@example.test").await;
         let mb = inbox(&store, &a).await;
