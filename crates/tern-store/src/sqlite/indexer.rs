@@ -84,14 +84,25 @@ pub enum IndexJob {
     },
 }
 
-/// The text of a message as the index keeps it: the header block plus the
-/// decoded subject and names (so TEXT finds words inside RFC 2047
-/// encoded-words), and the body text; each at most
+/// The text of a message as the index keeps it: its headers
+/// ([`index_headers`]) and its body text, each at most
 /// [`MAX_INDEXED_TEXT`](crate::message::MAX_INDEXED_TEXT) bytes.
 pub fn index_text(raw: &[u8], parsed: &ParsedMessage) -> (String, String) {
-    let s = &parsed.summary;
-    let header_end = s.header_size.min(raw.len());
-    let mut headers = String::from_utf8_lossy(&raw[..header_end]).into_owned();
+    let header_end = parsed.summary.header_size.min(raw.len());
+    let header_raw = String::from_utf8_lossy(&raw[..header_end]).into_owned();
+    (
+        index_headers(header_raw, &parsed.summary),
+        parsed.body_text.clone(),
+    )
+}
+
+/// The headers as the index keeps them: the header block plus the decoded
+/// subject and names (so TEXT finds words inside RFC 2047 encoded-words),
+/// at most [`MAX_INDEXED_TEXT`](crate::message::MAX_INDEXED_TEXT) bytes.
+/// Deliveries and the catch-up both index through this, so that what a
+/// search finds does not depend on which indexed the message.
+pub fn index_headers(header_raw: String, s: &crate::message::Summary) -> String {
+    let mut headers = header_raw;
     headers.push('\n');
     headers.push_str(&s.subject);
     for m in s.from.iter().chain(&s.to).chain(&s.cc) {
@@ -106,7 +117,7 @@ pub fn index_text(raw: &[u8], parsed: &ParsedMessage) -> (String, String) {
         end -= 1;
     }
     headers.truncate(end);
-    (headers, parsed.body_text.clone())
+    headers
 }
 
 /// The index file beside the mail database `tern.db` → `tern.index.db`.
@@ -540,4 +551,26 @@ pub fn indexed_upto_attached(conn: &Connection) -> i64 {
     .ok()
     .flatten()
     .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{Summary, MAX_INDEXED_TEXT};
+
+    /// Headers carry the decoded subject, and stop at the cap on a
+    /// character boundary however long the header block is.
+    #[test]
+    fn indexed_headers_carry_the_subject_and_are_capped() {
+        let summary = Summary {
+            subject: "Grüße".into(),
+            ..Summary::default()
+        };
+        let short = index_headers("Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n".into(), &summary);
+        assert!(short.ends_with("\nGrüße"), "{short:?}");
+        let huge = format!("X-Long: {}\r\n", "é".repeat(MAX_INDEXED_TEXT));
+        let capped = index_headers(huge, &summary);
+        assert!(capped.len() <= MAX_INDEXED_TEXT && capped.len() > MAX_INDEXED_TEXT - 4);
+        assert!(capped.starts_with("X-Long: éé"));
+    }
 }

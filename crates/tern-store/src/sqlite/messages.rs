@@ -73,16 +73,7 @@ pub fn prepare(delivery: Delivery) -> Result<Prepared> {
     let references = delivery.message.referenced_ids();
     let (raw, hash, crlf_size, parsed) = delivery.message.into_parts();
     let s = &parsed.summary;
-    let mut fts_headers = header_raw.clone();
-    // Decoded forms too, so TEXT finds words hidden in RFC 2047 encoded-words.
-    fts_headers.push('\n');
-    fts_headers.push_str(&s.subject);
-    for m in s.from.iter().chain(&s.to).chain(&s.cc) {
-        if let Some(name) = &m.name {
-            fts_headers.push('\n');
-            fts_headers.push_str(name);
-        }
-    }
+    let fts_headers = super::indexer::index_headers(header_raw.clone(), s);
     let columns = EmailColumns {
         sent_at: s.sent_at,
         message_id: s.message_id.clone(),
