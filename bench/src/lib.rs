@@ -92,6 +92,70 @@ pub fn substring_needles(messages: &[String], n: usize) -> Vec<String> {
     out
 }
 
+/// The messages of [`mail_corpus`] dressed as mail arrives from a large
+/// provider: a header block of about 2.5 KiB (two Received lines,
+/// Authentication-Results, a DKIM signature and an ARC set, their hashes
+/// and signatures random base64) and the text as multipart/alternative, a
+/// plain part and an HTML part. For sizes at rest of mail as it is, where
+/// `mail_corpus` is the worst case (text only, small headers).
+pub fn realistic_mail(n: usize) -> anyhow::Result<Vec<String>> {
+    let plain = mail_corpus(n)?;
+    let mut next = xorshift(0x6a09_e667_f3bc_c908);
+    let mut base64 = |len: usize| -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        (0..len)
+            .map(|_| ALPHABET[(next() % 64) as usize] as char)
+            .collect()
+    };
+    let mut out = Vec::with_capacity(n);
+    for (i, m) in plain.iter().enumerate() {
+        let (head, body) = m.split_once("\r\n\r\n").unwrap_or((m, ""));
+        let wrap = |s: String| -> String {
+            s.as_bytes()
+                .chunks(72)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect::<Vec<_>>()
+                .join("\r\n\t ")
+        };
+        let (bh, b, ams, seal) = (
+            base64(44),
+            wrap(base64(344)),
+            wrap(base64(344)),
+            wrap(base64(88)),
+        );
+        let id = base64(16).replace(['+', '/'], "x");
+        let html: String = body
+            .split("\n\n")
+            .map(|p| {
+                format!(
+                    "<p style=\"margin:0 0 12px 0\">{}</p>",
+                    p.replace('&', "&amp;").replace('<', "&lt;")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\r\n");
+        out.push(format!(
+            "Return-Path: <sender{i}@example.net>\r\n\
+             Received: from mx{a}.example.net (mx{a}.example.net [192.0.2.{a}])\r\n\tby mail.example.test (Tern) with ESMTPS id {id}\r\n\tfor <user@example.test>; Mon, 1 Jun 2026 10:{m:02}:{s:02} +0000\r\n\
+             Received: from [10.1.{a}.{s}] (unknown [198.51.100.{s}])\r\n\tby mx{a}.example.net (Postfix) with ESMTPSA id {id}\r\n\tfor <user@example.test>; Mon, 1 Jun 2026 10:{m:02}:{s:02} +0000 (UTC)\r\n\
+             ARC-Seal: i=1; a=rsa-sha256; t=1780000000; cv=none; d=example.net; s=arc1;\r\n\t b={seal}\r\n\
+             ARC-Message-Signature: i=1; a=rsa-sha256; c=relaxed/relaxed; d=example.net; s=arc1;\r\n\th=from:to:subject:date:message-id:mime-version:content-type;\r\n\tbh={bh};\r\n\tb={ams}\r\n\
+             ARC-Authentication-Results: i=1; mx{a}.example.net; dkim=pass header.d=example.net; spf=pass smtp.mailfrom=example.net\r\n\
+             Authentication-Results: mail.example.test; dkim=pass header.d=example.net header.s=s1; spf=pass (mail.example.test: domain of sender{i}@example.net designates 192.0.2.{a} as permitted sender) smtp.mailfrom=sender{i}@example.net; dmarc=pass (p=reject) header.from=example.net\r\n\
+             DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.net; s=s1; t=1780000000;\r\n\th=from:to:subject:date:message-id:mime-version:content-type;\r\n\tbh={bh};\r\n\tb={b}\r\n\
+             {head}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"b{i}\"\r\n\r\n\
+             --b{i}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n\
+             --b{i}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
+             <html><body><div style=\"font-family: Arial, sans-serif; font-size: 14px\">\r\n{html}\r\n</div></body></html>\r\n\
+             --b{i}--\r\n",
+            a = i % 250 + 1,
+            m = i % 60,
+            s = (i / 60) % 60,
+        ));
+    }
+    Ok(out)
+}
+
 /// The `n` largest tables and indexes of a database by pages, in bytes,
 /// from SQLite's `dbstat` (empty when the library lacks it).
 pub fn largest_tables(
