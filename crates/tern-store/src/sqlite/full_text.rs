@@ -102,11 +102,12 @@ pub(crate) fn full_text(
     Ok(hits)
 }
 
-/// The `candidates` (sorted) whose folded text holds `needle` (folded)
-/// in the body or (unless `body_only`) the headers, and those whose folded text is missing or damaged. Many
-/// candidates are split over two threads, the second with a connection of
-/// its own to the index file: decompressing is most of the work, and a
-/// search of a large mailbox should not wait on one core.
+/// The `candidates` (sorted) whose folded text holds `needle` (folded) in
+/// the body or (unless `body_only`) the headers, and those whose folded
+/// text is missing or damaged. Many candidates are split over two threads,
+/// the second with a connection of its own to the index file:
+/// decompressing is most of the work, and a search of a large mailbox
+/// should not wait on one core.
 fn verify(
     conn: &Connection,
     candidates: &[EmailId],
@@ -222,7 +223,10 @@ fn verify_part(
 
 /// The text of email `id` as the index takes it (headers, body), read
 /// from the message itself; `None` if the email is gone.
-fn text_from_message(conn: &Connection, id: EmailId) -> Result<Option<(String, String)>> {
+pub(crate) fn text_from_message(
+    conn: &Connection,
+    id: EmailId,
+) -> Result<Option<(String, String)>> {
     let what = "reading a message to search it";
     let row: Option<(Vec<u8>, i64, Option<i64>)> = conn
         .prepare_cached(

@@ -382,20 +382,10 @@ fn scan_unindexed(
     if unindexed.is_empty() {
         return Ok(());
     }
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT b.data, b.codec, b.size FROM email e JOIN blob b ON b.hash = e.blob_hash
-              WHERE e.id = ?1",
-        )
-        .map_err(db("reading unindexed mail for a search"))?;
     for id in unindexed {
-        let raw = match stmt.query_row([id.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))) {
-            Ok((data, codec, size)) => super::blob_codec::decode(data, codec, size)?,
-            Err(rusqlite::Error::QueryReturnedNoRows) => continue,
-            Err(e) => return Err(db("reading unindexed mail for a search")(e)),
+        let Some((headers, body)) = super::full_text::text_from_message(conn, id)? else {
+            continue;
         };
-        let parsed = crate::message::parse_message(&raw);
-        let (headers, body) = super::indexer::index_text(&raw, &parsed);
         for (key, hits) in text_hits.iter_mut() {
             let (body_only, needle) = key;
             if id.0 <= upto_for(key) {
