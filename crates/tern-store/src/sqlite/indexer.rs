@@ -47,6 +47,10 @@ const CATCH_UP_CHUNK: i64 = 500;
 /// How often a failed index (a full disk) is retried.
 const RETRY: Duration = Duration::from_secs(30);
 
+/// How long the indexer waits without work before it gives free pages
+/// back ([`give_back_free_pages`]).
+const IDLE: Duration = Duration::from_secs(1);
+
 /// `text_trigrams` holds each email's trigrams, headers and body as two
 /// columns, without positions (`detail = none`) or text (`content = ''`):
 /// which emails hold a trigram, nothing more. `text_folded` holds the text
@@ -65,7 +69,7 @@ CREATE TABLE IF NOT EXISTS text_folded (id INTEGER PRIMARY KEY, data BLOB NOT NU
 
 /// The layout of the index tables, kept in `meta`; an index of another layout
 /// is dropped and rebuilt by the catch-up (it is derived data).
-pub(crate) const INDEX_LAYOUT: i64 = 6;
+pub(crate) const INDEX_LAYOUT: i64 = 7;
 
 /// One change to the index.
 pub enum IndexJob {
@@ -211,6 +215,10 @@ fn open(path: &Path) -> Result<Connection> {
         // A new file gets the mail database's 16 KiB pages: a folded body of
         // a few KiB wasted most of a second 4 KiB page.
         .and_then(|_| conn.pragma_update(None, "page_size", super::PAGE_SIZE))
+        // Free pages go back to the filesystem when the indexer is idle
+        // (`give_back_free_pages`); a file can only take this before its
+        // first table, or at a VACUUM (`compact`, on a layout change).
+        .and_then(|_| conn.pragma_update(None, "auto_vacuum", "INCREMENTAL"))
         .and_then(|_| conn.pragma_update(None, "journal_mode", "WAL"))
         // Derived data: integrity matters, the last transactions do not (the
         // catch-up redoes them), so no fsync per commit.
@@ -259,7 +267,8 @@ fn upgrade_layout(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Gives the dropped tables' pages back to the filesystem (an index of an
 /// older layout could be larger than the new one will ever be, and SQLite
-/// only reuses free pages) and takes 16 KiB pages. Changing the page size
+/// only reuses free pages) and takes 16 KiB pages and incremental
+/// auto-vacuum (layout 7). Changing the page size
 /// needs the file out of WAL mode, which needs no other connection to it:
 /// at start, before any reader attaches it, that holds; otherwise this fails
 /// and the old pages are reused instead.
@@ -270,6 +279,25 @@ fn compact(conn: &Connection) -> rusqlite::Result<()> {
         .and_then(|_| conn.execute_batch("VACUUM"));
     conn.pragma_update(None, "journal_mode", "WAL")?;
     vacuumed
+}
+
+/// Gives the index's free pages back to the filesystem, when they are more
+/// than a sixteenth of the file. FTS5 merges its segments as it goes and
+/// frees the old ones; SQLite reuses free pages but never shrinks the file
+/// by itself, so at rest the file held up to a sixth of free pages, 0.15×
+/// the mail at 1,000 messages (BENCHMARKS.md, issue 10). Runs when the
+/// indexer is idle and at shutdown; the checkpoint then cuts the file.
+fn give_back_free_pages(conn: &Connection) -> rusqlite::Result<()> {
+    let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    if free == 0 || free * 16 < pages {
+        return Ok(());
+    }
+    // The pragma frees pages as it is stepped: step it to the end.
+    let mut vacuum = conn.prepare("PRAGMA incremental_vacuum")?;
+    let mut rows = vacuum.query([])?;
+    while rows.next()?.is_some() {}
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
 }
 
 fn indexed_upto(conn: &Connection) -> rusqlite::Result<i64> {
@@ -432,6 +460,8 @@ fn run(db_path: &Path, jobs: mpsc::Receiver<Batch>, progress: &Progress) {
     let mut main: Option<Connection> = None;
     let mut caught_up = false;
     let mut warned = false;
+    // Pages may have been freed since the last `give_back_free_pages`.
+    let mut dirty = true;
     // A failed catch-up is retried at this time, not at every batch: each
     // attempt may parse hundreds of messages before it fails again.
     let mut next_retry = std::time::Instant::now();
@@ -469,9 +499,20 @@ fn run(db_path: &Path, jobs: mpsc::Receiver<Batch>, progress: &Progress) {
             }
         }
         let first = if caught_up {
-            match jobs.recv() {
+            // Idle for a moment after work: time to give pages back.
+            let wait = if dirty { IDLE } else { Duration::MAX };
+            match jobs.recv_timeout(wait) {
                 Ok(first) => first,
-                Err(_) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let (true, Some(conn)) = (dirty, &index) {
+                        if let Err(e) = give_back_free_pages(conn) {
+                            tracing::debug!("search index: giving free pages back: {e}");
+                        }
+                        dirty = false;
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
         } else {
             let wait = next_retry.saturating_duration_since(std::time::Instant::now());
@@ -489,6 +530,7 @@ fn run(db_path: &Path, jobs: mpsc::Receiver<Batch>, progress: &Progress) {
             }
         }
         let last_seq = batch.last().map(|(seq, _)| *seq).unwrap_or(0);
+        dirty = true;
         // Not caught up: the batch is dropped; the catch-up covers it.
         if let (true, Some(conn), Some(main)) = (caught_up, &index, &main) {
             let result = conn.execute_batch("BEGIN IMMEDIATE").and_then(|_| {
@@ -511,6 +553,9 @@ fn run(db_path: &Path, jobs: mpsc::Receiver<Batch>, progress: &Progress) {
         progress.caught_up.notify_all();
     }
     if let Some(conn) = &index {
+        if dirty {
+            let _ = give_back_free_pages(conn);
+        }
         let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
     }
 }
@@ -572,5 +617,55 @@ mod tests {
         let capped = index_headers(huge, &summary);
         assert!(capped.len() <= MAX_INDEXED_TEXT && capped.len() > MAX_INDEXED_TEXT - 4);
         assert!(capped.starts_with("X-Long: éé"));
+    }
+
+    /// Pages freed by removed mail (and by FTS5's merges) go back to the
+    /// filesystem: an index that held 300 messages of distinct words and
+    /// lost all of them is left with few free pages once the store closes.
+    #[tokio::test]
+    async fn free_index_pages_are_given_back() {
+        use crate::conformance::{account, deliver_to, inbox, message, xorshift};
+        use crate::ExpungeFilter;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("tern.db");
+        let store = crate::sqlite::test_store(&db);
+        let a = account(&store, "a@example.test").await;
+        let mb = inbox(&store, &a).await;
+        let mut next = xorshift(7);
+        let mut uids = Vec::new();
+        for i in 0..300 {
+            let words: Vec<String> = (0..400)
+                .map(|_| format!("w{:x}", next() % 1_000_000))
+                .collect();
+            let d = deliver_to(&store, &a, message(&format!("m{i}"), &words.join(" "))).await;
+            uids.push(d.uid);
+        }
+        let file_size = || {
+            std::fs::metadata(db.with_extension("index.db"))
+                .unwrap()
+                .len()
+        };
+        store.close().await.unwrap();
+        let full = file_size();
+        let store = crate::sqlite::test_store(&db);
+        store
+            .expunge(a.id, mb.id, ExpungeFilter::Uids(uids))
+            .await
+            .unwrap();
+        store.close().await.unwrap();
+        let index = rusqlite::Connection::open(db.with_extension("index.db")).unwrap();
+        let pragma = |name: &str| -> i64 {
+            index
+                .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(pragma("auto_vacuum"), 2, "incremental");
+        let (free, pages) = (pragma("freelist_count"), pragma("page_count"));
+        assert!(free * 16 < pages, "{free} of {pages} pages free");
+        assert!(
+            file_size() < full / 2,
+            "{} of {full} bytes left",
+            file_size()
+        );
     }
 }
