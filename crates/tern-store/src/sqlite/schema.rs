@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 21;
+pub const SCHEMA_VERSION: i64 = 22;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE meta (
@@ -402,6 +402,10 @@ ALTER TABLE blob ADD COLUMN size INTEGER;
 /// (`blob_codec::pack`), the three text columns then empty: the JSON was
 /// as large as the compressed messages themselves (issue 10).
 const SCHEMA_V21: &str = "ALTER TABLE email_meta ADD COLUMN packed BLOB;";
+
+// Version 22 changes no table: `email_meta.packed` values may now be
+// compressed after a preset dictionary (`blob_codec::pack`), which a Tern
+// of version 21 could not read, so the version number says so.
 
 /// Creates or upgrades the schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
