@@ -327,7 +327,7 @@ fn pg<C: Into<String>>(context: C) -> impl FnOnce(tokio_postgres::Error) -> Stor
 fn source_count(conn: &Connection, table: &Table) -> Result<u64> {
     let from = match table.shape {
         Shape::EmailText => "email",
-        Shape::Plain | Shape::Blob | Shape::EmailMeta => table.from,
+        Shape::Plain | Shape::Blob | Shape::EmailMeta | Shape::EmailHeader => table.from,
     };
     conn.query_row(&format!("SELECT count(*) FROM {from}"), [], |r| {
         r.get::<_, i64>(0)
@@ -448,7 +448,9 @@ fn stored_bytes<'a>(
 /// The columns a table's batch inserts, with their kinds.
 fn target_columns(table: &Table) -> Vec<(&'static str, Kind)> {
     match table.shape {
-        Shape::Plain => table.columns.iter().map(|c| (c.name, c.kind)).collect(),
+        Shape::Plain | Shape::EmailHeader => {
+            table.columns.iter().map(|c| (c.name, c.kind)).collect()
+        }
         Shape::Blob => vec![("hash", Text), ("refs", Int), ("size", Int)],
         Shape::EmailMeta => vec![
             ("email_id", Int),
@@ -552,6 +554,18 @@ fn read_batch(conn: &Connection, table: &Table, after: Option<&[Value]>) -> Resu
                         chunks.data.push(chunk.to_vec());
                     }
                 }
+            }
+            Shape::EmailHeader => {
+                columns[0].push(values[0], "email_header", "account_id")?;
+                columns[1].push(values[1], "email_header", "email_id")?;
+                let header = crate::sqlite::header_block::unpack(values[2]).map_err(|e| {
+                    StoreError::Invalid(format!("email {:?}: {e}", values[1].as_i64().ok()))
+                })?;
+                columns[2].push(
+                    ValueRef::Text(header.as_bytes()),
+                    "email_header",
+                    "header_raw",
+                )?;
             }
             Shape::EmailMeta => {
                 columns[0].push(values[0], "email_meta", "email_id")?;

@@ -227,6 +227,15 @@ pub(crate) fn text_from_message(
     conn: &Connection,
     id: EmailId,
 ) -> Result<Option<(String, String)>> {
+    let Some(raw) = message_of(conn, id)? else {
+        return Ok(None);
+    };
+    let parsed = crate::message::parse_message(&raw);
+    Ok(Some(super::indexer::index_text(&raw, &parsed)))
+}
+
+/// The bytes of an email's message as received; `None` if it is gone.
+pub(crate) fn message_of(conn: &Connection, id: EmailId) -> Result<Option<Vec<u8>>> {
     let what = "reading a message to search it";
     let row: Option<(Vec<u8>, i64, Option<i64>)> = conn
         .prepare_cached(
@@ -241,9 +250,7 @@ pub(crate) fn text_from_message(
     let Some((data, codec, size)) = row else {
         return Ok(None);
     };
-    let raw = super::blob_codec::decode(data, codec, size)?;
-    let parsed = crate::message::parse_message(&raw);
-    Ok(Some(super::indexer::index_text(&raw, &parsed)))
+    super::blob_codec::decode(data, codec, size).map(Some)
 }
 
 /// `needle` as an FTS5 phrase: quoted, inner quotes doubled.

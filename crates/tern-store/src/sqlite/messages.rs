@@ -46,12 +46,17 @@ pub(crate) struct EmailColumns {
     /// Envelope, structure and summary packed as one (SQLite only; the
     /// three texts are then empty): see [`EmailColumns::pack`].
     pub(crate) packed: Option<Vec<u8>>,
+    /// `header_raw` packed (SQLite only; `header_block::pack`), stored
+    /// instead of it.
+    pub(crate) header_packed: Option<Vec<u8>>,
 }
 
 impl EmailColumns {
     /// Packs the parse into `packed` (`blob_codec::pack` of the JSON array
-    /// `[envelope, structure, summary]`) when that saves space.
+    /// `[envelope, structure, summary]`) and the header block into
+    /// `header_packed`, when that saves space.
     pub(crate) fn pack(&mut self) {
+        self.header_packed = super::header_block::pack(&self.header_raw);
         let bundle = format!("[{},{},{}]", self.envelope, self.structure, self.summary);
         if let Some(packed) = blob_codec::pack(bundle.as_bytes()) {
             self.packed = Some(packed);
@@ -84,6 +89,7 @@ pub fn prepare(delivery: Delivery) -> Result<Prepared> {
         fts_body: parsed.body_text,
         header_raw,
         packed: None,
+        header_packed: None,
     };
     Ok(Prepared {
         crlf_size,
@@ -261,7 +267,10 @@ fn deliver_one(ctx: &mut WriteCtx<'_>, p: &Prepared, target: &DeliveryTarget) ->
         .prepare_cached(
             "INSERT INTO email_header (account_id, email_id, header_raw) VALUES (?1, ?2, ?3)",
         )
-        .and_then(|mut s| s.execute(params![account.0, email_id.0, c.header_raw]))
+        .and_then(|mut s| match &c.header_packed {
+            Some(packed) => s.execute(params![account.0, email_id.0, packed]),
+            None => s.execute(params![account.0, email_id.0, c.header_raw]),
+        })
         .map_err(db("storing an email's header"))?;
     if thread_id.is_none() {
         // A new thread is named after its first email.

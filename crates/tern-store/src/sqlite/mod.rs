@@ -18,6 +18,7 @@ pub(crate) mod emails;
 mod facets;
 mod folded_text;
 pub(crate) mod full_text;
+pub(crate) mod header_block;
 pub(crate) mod indexer;
 pub(crate) mod journal;
 mod listing;

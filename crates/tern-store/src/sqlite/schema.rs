@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 22;
+pub const SCHEMA_VERSION: i64 = 23;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE meta (
@@ -406,6 +406,10 @@ const SCHEMA_V21: &str = "ALTER TABLE email_meta ADD COLUMN packed BLOB;";
 // Version 22 changes no table: `email_meta.packed` values may now be
 // compressed after a preset dictionary (`blob_codec::pack`), which a Tern
 // of version 21 could not read, so the version number says so.
+//
+// Version 23 changes no table either: `email_header.header_raw` may now
+// hold a header block packed as a BLOB (`header_block`), which a Tern of
+// version 22 would read as text.
 
 /// Creates or upgrades the schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {

@@ -335,7 +335,9 @@ pub(crate) fn needs(key: &SearchKey, pred: &dyn Fn(&SearchKey) -> bool) -> bool 
 }
 
 /// The raw headers of the mailbox's emails, from `email_header`, where an
-/// account's headers sit side by side (schema v8).
+/// account's headers sit side by side (schema v8), packed since v23
+/// (`header_block`). A block that does not unpack is read from the
+/// message instead.
 fn load_headers(
     conn: &Connection,
     account: AccountId,
@@ -350,11 +352,38 @@ fn load_headers(
         .map_err(db("loading headers to search"))?;
     let rows = stmt
         .query_map([account.0, mailbox.0], |r| {
-            Ok((EmailId(r.get(0)?), r.get(1)?))
+            Ok((
+                EmailId(r.get(0)?),
+                super::header_block::unpack(r.get_ref(1)?),
+            ))
         })
-        .and_then(|rows| rows.collect::<rusqlite::Result<HashMap<_, _>>>())
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
         .map_err(db("loading headers to search"))?;
-    Ok(rows)
+    let mut headers = HashMap::with_capacity(rows.len());
+    for (id, header) in rows {
+        let header = match header {
+            Ok(header) => header,
+            Err(e) => {
+                tracing::warn!(
+                    "email {}: {e}; searching its message's header instead",
+                    id.0
+                );
+                header_from_message(conn, id)?
+            }
+        };
+        headers.insert(id, header);
+    }
+    Ok(headers)
+}
+
+/// An email's header block read from its message (for a damaged
+/// `email_header` row); empty if the message is gone too.
+fn header_from_message(conn: &Connection, id: EmailId) -> Result<String> {
+    let Some(raw) = super::full_text::message_of(conn, id)? else {
+        return Ok(String::new());
+    };
+    let header_size = crate::message::parse_message(&raw).summary.header_size;
+    Ok(String::from_utf8_lossy(&raw[..header_size.min(raw.len())]).into_owned())
 }
 
 /// Adds to `text_hits` the messages the index does not hold yet (it is

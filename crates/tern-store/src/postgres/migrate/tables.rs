@@ -42,6 +42,9 @@ pub(super) enum Shape {
     /// `email_meta` with its parse packed (SQLite's `packed`) → the three
     /// JSON texts PostgreSQL keeps.
     EmailMeta,
+    /// `email_header` with its header block packed (SQLite's BLOB form of
+    /// `header_raw`) → the text PostgreSQL keeps.
+    EmailHeader,
     /// Each `email` with its message → `email_text (email_id, account_id,
     /// headers, body)`, the search text SQLite keeps in another file.
     EmailText,
@@ -119,7 +122,14 @@ pub(super) const TABLES: &[Table] = &[
         shape: Shape::EmailMeta,
         on_conflict: "",
     },
-    plain("email_header", 2, &[col("account_id", Int), col("email_id", Int), col("header_raw", Text)]),
+    Table {
+        name: "email_header",
+        from: "email_header",
+        columns: &[col("account_id", Int), col("email_id", Int), col("header_raw", Text)],
+        key: 2,
+        shape: Shape::EmailHeader,
+        on_conflict: "",
+    },
     Table {
         name: "email_text",
         // LEFT: an email whose blob is gone (it should not be) still gets
