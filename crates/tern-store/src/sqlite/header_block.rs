@@ -131,6 +131,73 @@ mod tests {
         assert_eq!(sum, 3_799_257_364, "the header dictionary changed");
     }
 
+    /// SUBJECT searches find mail whose header block is packed, stored as
+    /// text (before schema v23) or damaged (read from the message).
+    #[tokio::test]
+    async fn header_searches_read_packed_text_and_damaged_blocks() {
+        use crate::conformance::{account, deliver_to, inbox, message};
+        use crate::SearchKey;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("tern.db");
+        let store = crate::sqlite::test_store(&db);
+        let a = account(&store, "a@example.test").await;
+        let mb = inbox(&store, &a).await;
+        let mut uids = Vec::new();
+        for subject in ["Plans packed", "Plans as text", "Plans damaged", "Other"] {
+            uids.push(deliver_to(&store, &a, message(subject, "body")).await.uid);
+        }
+        store.close().await.unwrap();
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let blobs: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM email_header WHERE typeof(header_raw) = 'blob'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(blobs, 4, "every header block is packed");
+        let (second, third): (i64, i64) = conn
+            .query_row(
+                "SELECT min(email_id) + 1, min(email_id) + 2 FROM email_header",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        let packed: Vec<u8> = conn
+            .query_row(
+                "SELECT header_raw FROM email_header WHERE email_id = ?1",
+                [second],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let text = unpack(ValueRef::Blob(&packed)).unwrap();
+        assert!(text.contains("Subject: Plans as text\r\n"), "{text:?}");
+        conn.execute(
+            "UPDATE email_header SET header_raw = ?1 WHERE email_id = ?2",
+            rusqlite::params![text, second],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE email_header SET header_raw = x'01ffffff7f00' WHERE email_id = ?1",
+            [third],
+        )
+        .unwrap();
+        drop(conn);
+        let store = crate::sqlite::test_store(&db);
+        let subject = |value: &str| SearchKey::Header {
+            name: "subject".into(),
+            value: value.into(),
+        };
+        let found = store.search(a.id, mb.id, &subject("PLANS")).await.unwrap();
+        assert_eq!(found, uids[..3]);
+        let found = store
+            .search(a.id, mb.id, &subject("damaged"))
+            .await
+            .unwrap();
+        assert_eq!(found, [uids[2]]);
+        store.close().await.unwrap();
+    }
+
     #[test]
     fn damaged_blocks_are_errors_not_panics() {
         let packed = pack(HEADER).unwrap();

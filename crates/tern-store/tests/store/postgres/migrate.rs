@@ -339,6 +339,11 @@ async fn answers(store: &Arc<dyn Store>) -> Vec<(String, String)> {
                 SearchKey::Text("northern".into()),
                 SearchKey::Body("quarterly".into()),
                 SearchKey::Keyword("$Label1".into()),
+                // SQLite keeps header blocks packed; PostgreSQL as text.
+                SearchKey::Header {
+                    name: "subject".into(),
+                    value: "1".into(),
+                },
             ] {
                 put(
                     format!("{name} search {key:?}"),
