@@ -91,7 +91,14 @@ pub(crate) fn full_text(
     }
     candidates.sort_unstable();
     let folded = folded_text::fold(needle);
-    let (mut hits, unreadable) = verify(conn, &candidates, folded.as_bytes(), body_only)?;
+    let dictionaries = folded_text::Dictionaries::load(conn, "idx");
+    let (mut hits, unreadable) = verify(
+        conn,
+        &dictionaries,
+        &candidates,
+        folded.as_bytes(),
+        body_only,
+    )?;
     for id in unreadable {
         if let Some((headers, body)) = text_from_message(conn, id)? {
             if index_contains(&body, needle) || (!body_only && index_contains(&headers, needle)) {
@@ -110,6 +117,7 @@ pub(crate) fn full_text(
 /// should not wait on one core.
 fn verify(
     conn: &Connection,
+    dictionaries: &folded_text::Dictionaries,
     candidates: &[EmailId],
     needle: &[u8],
     body_only: bool,
@@ -120,14 +128,16 @@ fn verify(
         false => None,
     };
     let Some(mut second) = second else {
-        let (found, unreadable) = verify_part(conn, "idx", candidates, &finder, body_only)?;
+        let (found, unreadable) =
+            verify_part(conn, "idx", dictionaries, candidates, &finder, body_only)?;
         return Ok((found.into_iter().collect(), unreadable));
     };
     let (mine, theirs) = candidates.split_at(candidates.len() / 2);
     let (mine, theirs) = std::thread::scope(|s| {
         let (second, finder) = (&mut second, &finder);
-        let helper = s.spawn(move || verify_part(second, "main", theirs, finder, body_only));
-        let mine = verify_part(conn, "idx", mine, finder, body_only);
+        let helper =
+            s.spawn(move || verify_part(second, "main", dictionaries, theirs, finder, body_only));
+        let mine = verify_part(conn, "idx", dictionaries, mine, finder, body_only);
         (mine, helper.join())
     });
     let theirs = theirs.map_err(|_| {
@@ -167,6 +177,7 @@ fn second_reader(conn: &Connection) -> Option<Connection> {
 fn verify_part(
     conn: &Connection,
     schema: &str,
+    dictionaries: &folded_text::Dictionaries,
     candidates: &[EmailId],
     finder: &memchr::memmem::Finder<'_>,
     body_only: bool,
@@ -177,7 +188,7 @@ fn verify_part(
     let mut unreadable = Vec::new();
     let mut check = |id: EmailId, data: rusqlite::types::ValueRef<'_>| {
         let data = data.as_blob().unwrap_or_default();
-        match folded_text::search(data, &mut buf, finder, body_only) {
+        match folded_text::search(data, dictionaries, &mut buf, finder, body_only) {
             None => unreadable.push(id),
             Some(true) => found.push(id),
             Some(false) => {}

@@ -26,6 +26,7 @@
 //! before they started (bounded by [`SEARCH_WAIT`]), so a message is
 //! searchable as soon as its delivery has returned.
 
+use super::folded_text;
 use crate::error::{Result, StoreError};
 use crate::message::ParsedMessage;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -65,6 +66,7 @@ const INDEX_SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS text_trigrams USING fts5 (headers, body, content = '', contentless_delete = 1, detail = none, tokenize = 'trigram');
 CREATE TABLE IF NOT EXISTS text_folded (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS text_dictionary (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
 "#;
 
 /// The layout of the index tables, kept in `meta`; an index of another layout
@@ -255,6 +257,7 @@ fn upgrade_layout(conn: &Connection) -> rusqlite::Result<()> {
          DROP TABLE IF EXISTS body_folded;
          DROP TABLE IF EXISTS text_trigrams;
          DROP TABLE IF EXISTS text_folded;
+         DROP TABLE IF EXISTS text_dictionary;
          DELETE FROM meta;
          INSERT INTO meta (key, value) VALUES ('layout', {INDEX_LAYOUT});
          COMMIT;"
@@ -345,6 +348,7 @@ fn catch_up(main: &Connection, index: &Connection) -> Result<()> {
                 )?;
                 n += 1;
             }
+            folded_text::build_dictionary_when_due(index)?;
             Ok(n)
         })();
         let n = match chunk.and_then(|n| index.execute_batch("COMMIT").map(|_| n)) {
@@ -382,8 +386,12 @@ fn put_text(conn: &Connection, email_id: i64, headers: &str, body: &str) -> rusq
         "INSERT OR REPLACE INTO text_trigrams (rowid, headers, body) VALUES (?1, ?2, ?3)",
     )?
     .execute(params![email_id, headers, body])?;
+    let dictionary = folded_text::current_dictionary(conn)?;
     conn.prepare_cached("INSERT OR REPLACE INTO text_folded (id, data) VALUES (?1, ?2)")?
-        .execute(params![email_id, super::folded_text::pack(headers, body)])?;
+        .execute(params![
+            email_id,
+            folded_text::pack(headers, body, dictionary.as_ref())
+        ])?;
     Ok(())
 }
 
@@ -539,6 +547,7 @@ fn run(db_path: &Path, jobs: mpsc::Receiver<Batch>, progress: &Progress) {
                         apply(conn, main, job)?;
                     }
                 }
+                folded_text::build_dictionary_when_due(conn)?;
                 conn.execute_batch("COMMIT")
             });
             if let Err(e) = result {
