@@ -158,7 +158,7 @@ use lz4_sys as _;
 
 /// Decompresses one block into `scratch`, after dictionary `id`; false if
 /// it is damaged.
-fn unpack(block: &[u8], (id, dictionary): (u8, &[u8]), scratch: &mut Scratch) -> bool {
+fn unpack(block: &[u8], (id, dictionary): DictionaryRef<'_>, scratch: &mut Scratch) -> bool {
     let Ok((len, rest)) = lz4_flex::block::uncompressed_size(block) else {
         return false;
     };
@@ -199,12 +199,15 @@ fn unpack(block: &[u8], (id, dictionary): (u8, &[u8]), scratch: &mut Scratch) ->
     usize::try_from(written) == Ok(len)
 }
 
+/// A dictionary's id and bytes (none: 0 and empty).
+type DictionaryRef<'d> = (u8, &'d [u8]);
+
 /// A row's dictionary, headers' block and body's block; None if it is
 /// damaged or names a dictionary that is not there.
 fn split_row<'r>(
     row: &'r [u8],
     dictionaries: &'r Dictionaries,
-) -> Option<((u8, &'r [u8]), &'r [u8], &'r [u8])> {
+) -> Option<(DictionaryRef<'r>, &'r [u8], &'r [u8])> {
     let (&id, rest) = row.split_first()?;
     let dictionary = dictionaries.get(id)?;
     let (headers_len, rest) = rest.split_first_chunk::<4>()?;
