@@ -33,8 +33,13 @@ pub fn json_string(s: &str) -> String {
 /// `n` mail-sized messages (a header block and a 2–6 KiB body) made of the
 /// plain text files under /usr/share/doc: real prose, deterministic.
 pub fn mail_corpus(n: usize) -> anyhow::Result<Vec<String>> {
+    mail_corpus_from(std::path::Path::new("/usr/share/doc"), n)
+}
+
+/// [`mail_corpus`] cut from the text files under `root` instead.
+pub fn mail_corpus_from(root: &std::path::Path, n: usize) -> anyhow::Result<Vec<String>> {
     let mut text = String::new();
-    let mut stack = vec![std::path::PathBuf::from("/usr/share/doc")];
+    let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
@@ -50,7 +55,11 @@ pub fn mail_corpus(n: usize) -> anyhow::Result<Vec<String>> {
             }
         }
     }
-    anyhow::ensure!(text.len() > 1 << 20, "too little text under /usr/share/doc");
+    anyhow::ensure!(
+        text.len() > 1 << 20,
+        "too little text under {}",
+        root.display()
+    );
     let chars: Vec<char> = text.chars().collect();
     let mut next = xorshift(0x2545_f491_4f6c_dd1d);
     let mut out = Vec::with_capacity(n);

@@ -39,6 +39,11 @@ struct Args {
     /// raw message)
     #[arg(long)]
     realistic: bool,
+    /// Cut the text-only messages from the text files under this
+    /// directory instead of /usr/share/doc (e.g. a source tree: text dense
+    /// with distinct trigrams, harder to compress)
+    #[arg(long, conflicts_with = "realistic")]
+    text_from: Option<PathBuf>,
 }
 
 fn size(path: &Path) -> u64 {
@@ -53,9 +58,10 @@ async fn main() -> Result<()> {
         None => tempfile::tempdir()?,
     };
     let db = base.path().join("tern.db");
-    let messages = match args.realistic {
-        true => tern_bench::realistic_mail(args.messages)?,
-        false => mail_corpus(args.messages)?,
+    let messages = match (&args.text_from, args.realistic) {
+        (Some(root), _) => tern_bench::mail_corpus_from(root, args.messages)?,
+        (None, true) => tern_bench::realistic_mail(args.messages)?,
+        (None, false) => mail_corpus(args.messages)?,
     };
     let raw: u64 = messages.iter().map(|m| m.len() as u64).sum();
     let needles = substring_needles(&messages, args.queries);

@@ -6,7 +6,7 @@
 //! byte, 0 for none), the length of the headers' block (4 bytes,
 //! little-endian), the headers' block and the body's block, each an LZ4
 //! block with its uncompressed length first (4 bytes, little-endian), as
-//! `lz4_flex` writes them. Two blocks rather than one: a needle found in
+//! `lz4.rs` writes them. Two blocks rather than one: a needle found in
 //! the headers (an address, in every message of a mailbox) is answered
 //! without decompressing the body, and BODY never decompresses the
 //! headers; the two compress to within a percent or two of one block.
@@ -17,8 +17,8 @@
 //! to, so once the index holds [`DICTIONARY_FROM`] of compressed text, a
 //! dictionary of [`DICTIONARY_SIZE`] is sampled from it (`text_dictionary`,
 //! [`build_dictionary_when_due`]) and every block is compressed after it,
-//! the rows before it again: 0.42 of the text becomes 0.36, decompressing
-//! no slower (BENCHMARKS.md, issue 10). The sample is the data
+//! the rows before it again: with LZ4's high-compression mode, 0.42 of
+//! the text (fast LZ4 alone) becomes 0.29, decompressing no slower (BENCHMARKS.md, issue 10). The sample is the data
 //! directory's own mail, in whatever language it is written.
 
 use super::full_text::fts5_fold;
@@ -98,31 +98,31 @@ pub(crate) fn current_dictionary(conn: &Connection) -> rusqlite::Result<Option<D
         .optional()
 }
 
-/// An email's text as `text_folded` keeps it (see the module docs).
-pub(crate) fn pack(headers: &str, body: &str, dictionary: Option<&Dictionary>) -> Vec<u8> {
+/// An email's text as `text_folded` keeps it (see the module docs); None
+/// if LZ4 could not compress it (it could not allocate: the row is left
+/// out, and a search matches the message instead).
+pub(crate) fn pack(headers: &str, body: &str, dictionary: Option<&Dictionary>) -> Option<Vec<u8>> {
     pack_folded(fold(headers).as_bytes(), fold(body).as_bytes(), dictionary)
 }
 
 /// [`pack`] of text already folded.
-fn pack_folded(headers: &[u8], body: &[u8], dictionary: Option<&Dictionary>) -> Vec<u8> {
-    let compress = |text: &[u8]| match dictionary {
-        Some(d) => lz4_flex::block::compress_prepend_size_with_dict(text, &d.bytes),
-        None => lz4_flex::block::compress_prepend_size(text),
-    };
-    let (headers, body) = (compress(headers), compress(body));
+fn pack_folded(headers: &[u8], body: &[u8], dictionary: Option<&Dictionary>) -> Option<Vec<u8>> {
+    let bytes = dictionary.map_or(&[][..], |d| &d.bytes[..]);
+    let headers = super::lz4::compress(headers, bytes)?;
+    let body = super::lz4::compress(body, bytes)?;
     let mut out = Vec::with_capacity(5 + headers.len() + body.len());
     out.push(dictionary.map_or(0, |d| d.id));
     out.extend_from_slice(&(headers.len() as u32).to_le_bytes());
     out.extend_from_slice(&headers);
     out.extend_from_slice(&body);
-    out
+    Some(out)
 }
 
 /// Where a row's blocks are decompressed: the dictionary they were
 /// compressed after, then the text. LZ4's C decoder runs as fast with a
 /// dictionary as without when the dictionary lies right before the output
-/// (lz4_flex's, given the dictionary apart, 1.7× slower), so the current
-/// dictionary stays in front, copied in only when a row names another.
+/// (`lz4.rs`), so the current dictionary stays in front, copied in only
+/// when a row names another.
 #[derive(Default)]
 pub(crate) struct Scratch {
     buf: Vec<u8>,
@@ -138,28 +138,10 @@ impl Scratch {
     }
 }
 
-unsafe extern "C" {
-    // lz4.h (LZ4 1.10, which lz4-sys builds and links): a "safe" decoder,
-    // which never reads outside `src[..src_size]` and the dictionary nor
-    // writes outside `dst[..dst_capacity]`, whatever `src` holds; returns
-    // the bytes written, or a negative number for a malformed block.
-    fn LZ4_decompress_safe_usingDict(
-        src: *const std::ffi::c_char,
-        dst: *mut std::ffi::c_char,
-        src_size: std::ffi::c_int,
-        dst_capacity: std::ffi::c_int,
-        dict_start: *const std::ffi::c_char,
-        dict_size: std::ffi::c_int,
-    ) -> std::ffi::c_int;
-}
-
-// Links the C library that defines the function above.
-use lz4_sys as _;
-
 /// Decompresses one block into `scratch`, after dictionary `id`; false if
 /// it is damaged.
 fn unpack(block: &[u8], (id, dictionary): DictionaryRef<'_>, scratch: &mut Scratch) -> bool {
-    let Ok((len, rest)) = lz4_flex::block::uncompressed_size(block) else {
+    let Some((len, rest)) = super::lz4::split_size(block) else {
         return false;
     };
     if len > MAX_FOLDED {
@@ -172,31 +154,7 @@ fn unpack(block: &[u8], (id, dictionary): DictionaryRef<'_>, scratch: &mut Scrat
     }
     let prefix = scratch.prefix;
     scratch.buf.resize(prefix + len, 0);
-    let (Ok(src_size), Ok(capacity), Ok(dict_size)) = (
-        i32::try_from(rest.len()),
-        i32::try_from(len),
-        i32::try_from(prefix),
-    ) else {
-        return false;
-    };
-    let base = scratch.buf.as_mut_ptr();
-    // SAFETY: `rest` is live for `src_size` bytes; `scratch.buf` holds
-    // `prefix + len` bytes, the dictionary in the first `prefix`, and the
-    // decoder writes at most `capacity` = `len` of them from `base +
-    // prefix`, reading back no further than `base` (the dictionary lies
-    // directly before the output, as the function's prefix mode wants).
-    // Nothing else touches the buffer meanwhile.
-    let written = unsafe {
-        LZ4_decompress_safe_usingDict(
-            rest.as_ptr().cast(),
-            base.add(prefix).cast(),
-            src_size,
-            capacity,
-            base.cast_const().cast(),
-            dict_size,
-        )
-    };
-    usize::try_from(written) == Ok(len)
+    super::lz4::decompress_after_prefix(rest, &mut scratch.buf, prefix)
 }
 
 /// A dictionary's id and bytes (none: 0 and empty).
@@ -242,9 +200,9 @@ pub(crate) fn search(
 
 /// Samples a dictionary from the index's text once it holds
 /// [`DICTIONARY_FROM`] (and has none), and compresses every row again
-/// after it, a row at a time; in the caller's transaction. Rows that
-/// cannot be read are left as they are (a search matches them from the
-/// message).
+/// after it, a row at a time, into a new table that takes the old one's
+/// place; in the caller's transaction. Rows that cannot be read are kept
+/// as they are (a search matches them from the message).
 pub(crate) fn build_dictionary_when_due(conn: &Connection) -> rusqlite::Result<()> {
     if current_dictionary(conn)?.is_some() {
         return Ok(());
@@ -261,43 +219,57 @@ pub(crate) fn build_dictionary_when_due(conn: &Connection) -> rusqlite::Result<(
         .prepare("SELECT id FROM text_folded ORDER BY id")?
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    let mut select = conn.prepare("SELECT data FROM text_folded WHERE id = ?1")?;
-    let none = Dictionaries::default();
-    let mut scratch = Scratch::default();
-    let mut unpacked = |id: i64, dictionaries: &Dictionaries| -> rusqlite::Result<_> {
-        let data: Vec<u8> = select.query_row([id], |r| r.get(0))?;
-        let Some((dictionary, headers, body)) = split_row(&data, dictionaries) else {
-            return Ok(None);
-        };
-        if !unpack(headers, dictionary, &mut scratch) {
-            return Ok(None);
-        }
-        let headers = scratch.text().to_vec();
-        if !unpack(body, dictionary, &mut scratch) {
-            return Ok(None);
-        }
-        Ok(Some((headers, scratch.text().to_vec())))
-    };
     let every = ids.len().div_ceil(SAMPLES);
-    let mut samples = Vec::new();
-    for &id in ids.iter().step_by(every) {
-        samples.extend(unpacked(id, &none)?);
-    }
-    let dictionary = Dictionary {
-        id: 1,
-        bytes: sample_dictionary(&samples),
+    // Rows are written again into a new table, in id order: rewritten in
+    // place, each a third smaller, they left a third of every page empty.
+    conn.execute_batch(
+        "DROP TABLE IF EXISTS text_folded_repacked;
+         CREATE TABLE text_folded_repacked (id INTEGER PRIMARY KEY, data BLOB NOT NULL);",
+    )?;
+    let dictionary = {
+        let mut select = conn.prepare("SELECT data FROM text_folded WHERE id = ?1")?;
+        let mut scratch = Scratch::default();
+        // A row's stored bytes, and its text if it can be read.
+        let mut read = |id: i64| -> rusqlite::Result<_> {
+            let data: Vec<u8> = select.query_row([id], |r| r.get(0))?;
+            let none = Dictionaries::default();
+            let text = split_row(&data, &none).and_then(|(dictionary, headers, body)| {
+                unpack(headers, dictionary, &mut scratch).then_some(())?;
+                let headers = scratch.text().to_vec();
+                unpack(body, dictionary, &mut scratch).then_some(())?;
+                Some((headers, scratch.text().to_vec()))
+            });
+            Ok((data, text))
+        };
+        let mut samples = Vec::new();
+        for &id in ids.iter().step_by(every) {
+            samples.extend(read(id)?.1);
+        }
+        let dictionary = Dictionary {
+            id: 1,
+            bytes: sample_dictionary(&samples),
+        };
+        drop(samples);
+        let mut insert =
+            conn.prepare("INSERT INTO text_folded_repacked (id, data) VALUES (?1, ?2)")?;
+        for &id in &ids {
+            let (data, text) = read(id)?;
+            // A row that cannot be read is kept as it is.
+            let repacked = text
+                .and_then(|(headers, body)| pack_folded(&headers, &body, Some(&dictionary)))
+                .unwrap_or(data);
+            insert.execute(params![id, repacked])?;
+        }
+        dictionary
     };
-    drop(samples);
+    conn.execute_batch(
+        "DROP TABLE text_folded;
+         ALTER TABLE text_folded_repacked RENAME TO text_folded;",
+    )?;
     conn.execute(
         "INSERT INTO text_dictionary (id, data) VALUES (?1, ?2)",
         params![dictionary.id, dictionary.bytes],
     )?;
-    let mut update = conn.prepare("UPDATE text_folded SET data = ?2 WHERE id = ?1")?;
-    for &id in &ids {
-        if let Some((headers, body)) = unpacked(id, &none)? {
-            update.execute(params![id, pack_folded(&headers, &body, Some(&dictionary))])?;
-        }
-    }
     tracing::info!(
         "search index: compressing text after a {} KiB dictionary sampled from {} messages",
         dictionary.bytes.len() / 1024,
@@ -383,7 +355,7 @@ mod tests {
         let mut buf = Scratch::default();
         let none = Dictionaries::default();
         for (headers, body) in texts() {
-            let row = pack(&headers, &body, None);
+            let row = pack(&headers, &body, None).unwrap();
             for needle in needles {
                 for body_only in [false, true] {
                     let folded = fold(needle);
@@ -417,7 +389,7 @@ mod tests {
         let none = Dictionaries::default();
         let mut buf = Scratch::default();
         for (headers, body) in &texts {
-            let row = pack(headers, body, Some(&with.0[0]));
+            let row = pack(headers, body, Some(&with.0[0])).unwrap();
             assert_eq!(row[0], 1, "the row names its dictionary");
             for needle in ["lighthouse", "grüße", "e k", "absent"] {
                 for body_only in [false, true] {
@@ -437,7 +409,7 @@ mod tests {
 
     #[test]
     fn a_needle_across_headers_and_body_is_not_found() {
-        let row = pack("Subject: light", "house keeper", None);
+        let row = pack("Subject: light", "house keeper", None).unwrap();
         let mut buf = Scratch::default();
         let none = Dictionaries::default();
         let finder = Finder::new(b"lighthouse");
@@ -455,7 +427,7 @@ mod tests {
         let none = Dictionaries::default();
         let finder = Finder::new(b"\0never\0");
         for (headers, body) in texts() {
-            let row = pack(&headers, &body, None);
+            let row = pack(&headers, &body, None).unwrap();
             for cut in 0..row.len() {
                 let answer = search(&row[..cut], &none, &mut buf, &finder, false);
                 assert!(answer.is_none() || answer == Some(false), "cut at {cut}");
@@ -469,7 +441,7 @@ mod tests {
                 }
             }
         }
-        let mut huge = pack("Subject: x", "y", None);
+        let mut huge = pack("Subject: x", "y", None).unwrap();
         huge[5..9].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
         assert_eq!(
             search(&huge, &none, &mut buf, &finder, true),
@@ -481,7 +453,7 @@ mod tests {
             None,
             "a huge claim"
         );
-        let mut past = pack("Subject: x", "y", None);
+        let mut past = pack("Subject: x", "y", None).unwrap();
         past[1..5].copy_from_slice(&1000u32.to_le_bytes());
         assert_eq!(
             search(&past, &none, &mut buf, &finder, false),

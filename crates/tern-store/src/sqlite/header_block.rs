@@ -45,13 +45,13 @@ pub fn pack(header: &str) -> Option<Vec<u8>> {
     if header.len() > MAX_PACKED {
         return None;
     }
-    let compressed = lz4_flex::block::compress_with_dict(header.as_bytes(), header_dictionary());
-    if 5 + compressed.len() > header.len() - header.len() / 8 {
+    // The length first, then the block: `lz4::compress` writes both.
+    let compressed = super::lz4::compress(header.as_bytes(), header_dictionary())?;
+    if 1 + compressed.len() > header.len() - header.len() / 8 {
         return None;
     }
-    let mut packed = Vec::with_capacity(5 + compressed.len());
+    let mut packed = Vec::with_capacity(1 + compressed.len());
     packed.push(LZ4_AFTER_DICTIONARY);
-    packed.extend_from_slice(&(header.len() as u32).to_le_bytes());
     packed.extend_from_slice(&compressed);
     Some(packed)
 }
@@ -70,17 +70,14 @@ pub fn unpack(value: ValueRef<'_>) -> Result<String> {
                     "is packed in way {how}, unknown to this Tern"
                 )));
             }
-            let (size, block) = rest
-                .split_first_chunk::<4>()
+            let (size, block) = super::lz4::split_size(rest)
                 .ok_or_else(|| damaged("is shorter than its length"))?;
-            let size = u32::from_le_bytes(*size) as usize;
             if size > MAX_PACKED {
                 return Err(damaged("claims more bytes than are ever packed"));
             }
-            let bytes = lz4_flex::block::decompress_with_dict(block, size, header_dictionary())
-                .map_err(|e| damaged(&format!("does not decompress: {e}")))?;
-            if bytes.len() != size {
-                return Err(damaged("decompresses to another length"));
+            let mut bytes = vec![0; size];
+            if !super::lz4::decompress_with_dictionary(block, &mut bytes, header_dictionary()) {
+                return Err(damaged("does not decompress"));
             }
             String::from_utf8(bytes).map_err(|_| damaged("is not UTF-8"))
         }

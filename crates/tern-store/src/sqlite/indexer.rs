@@ -387,11 +387,15 @@ fn put_text(conn: &Connection, email_id: i64, headers: &str, body: &str) -> rusq
     )?
     .execute(params![email_id, headers, body])?;
     let dictionary = folded_text::current_dictionary(conn)?;
-    conn.prepare_cached("INSERT OR REPLACE INTO text_folded (id, data) VALUES (?1, ?2)")?
-        .execute(params![
-            email_id,
-            folded_text::pack(headers, body, dictionary.as_ref())
-        ])?;
+    match folded_text::pack(headers, body, dictionary.as_ref()) {
+        Some(folded) => conn
+            .prepare_cached("INSERT OR REPLACE INTO text_folded (id, data) VALUES (?1, ?2)")?
+            .execute(params![email_id, folded])?,
+        // Without a row, a search matches the message itself.
+        None => conn
+            .prepare_cached("DELETE FROM text_folded WHERE id = ?1")?
+            .execute([email_id])?,
+    };
     Ok(())
 }
 

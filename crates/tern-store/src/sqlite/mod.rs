@@ -22,6 +22,7 @@ pub(crate) mod header_block;
 pub(crate) mod indexer;
 pub(crate) mod journal;
 mod listing;
+mod lz4;
 pub(crate) mod mailboxes;
 pub(crate) mod messages;
 mod periodic;
