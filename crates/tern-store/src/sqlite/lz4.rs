@@ -27,6 +27,7 @@ unsafe extern "C" {
     fn LZ4_freeStreamHC(stream: *mut c_void) -> c_int;
     fn LZ4_resetStreamHC_fast(stream: *mut c_void, level: c_int);
     fn LZ4_loadDictHC(stream: *mut c_void, dictionary: *const c_char, size: c_int) -> c_int;
+    fn LZ4_attach_HC_dictionary(working: *mut c_void, dictionary: *const c_void);
     fn LZ4_compress_HC_continue(
         stream: *mut c_void,
         src: *const c_char,
@@ -64,8 +65,60 @@ impl Drop for StreamHc {
     }
 }
 
+impl StreamHc {
+    /// A new state at [`LEVEL`]; None if the library cannot allocate one.
+    fn new() -> Option<StreamHc> {
+        // SAFETY: no arguments; null on failure, checked. A new state is
+        // valid for `LZ4_resetStreamHC_fast`.
+        let state = unsafe { LZ4_createStreamHC() };
+        if state.is_null() {
+            return None;
+        }
+        // SAFETY: `state` is a live HC state.
+        unsafe { LZ4_resetStreamHC_fast(state, LEVEL) };
+        Some(StreamHc(state))
+    }
+}
+
+/// Dictionaries at least this long are loaded into a state of their own
+/// once per thread, which each compression then refers to
+/// (`LZ4_attach_HC_dictionary`): loading 32 KiB into the HC tables for
+/// every block took 7.5% of `store-bench`'s CPU. Shorter ones are loaded
+/// each time.
+const ATTACH_FROM: usize = 8 * 1024;
+
+/// A dictionary loaded into a state of its own; the state refers to
+/// `bytes`, which stay where they are (a `Vec`'s buffer does not move).
+struct Loaded {
+    bytes: Vec<u8>,
+    stream: StreamHc,
+}
+
 thread_local! {
     static STREAM: RefCell<Option<StreamHc>> = const { RefCell::new(None) };
+    static LOADED: RefCell<Option<Loaded>> = const { RefCell::new(None) };
+}
+
+/// The state holding `dictionary` loaded, made on this thread's first use
+/// of it (replacing another); null if the library cannot allocate one.
+/// Valid until the next call on this thread.
+fn loaded(dictionary: &[u8]) -> *mut c_void {
+    LOADED.with(|loaded| {
+        let mut loaded = loaded.borrow_mut();
+        if loaded.as_ref().is_none_or(|l| l.bytes != dictionary) {
+            *loaded = None;
+            let Some(stream) = StreamHc::new() else {
+                return std::ptr::null_mut();
+            };
+            let bytes = dictionary.to_vec();
+            // SAFETY: `stream.0` is a live state at LEVEL; `bytes` is live
+            // for its length and is kept, unmoved and unchanged, beside the
+            // state that refers to it for as long as the state exists.
+            unsafe { LZ4_loadDictHC(stream.0, bytes.as_ptr().cast(), bytes.len() as c_int) };
+            *loaded = Some(Loaded { bytes, stream });
+        }
+        loaded.as_ref().map_or(std::ptr::null_mut(), |l| l.stream.0)
+    })
 }
 
 /// `text` as one LZ4 block compressed after `dictionary` (may be empty),
@@ -81,28 +134,33 @@ pub(crate) fn compress(text: &[u8], dictionary: &[u8]) -> Option<Vec<u8>> {
     let bound = usize::try_from(bound).ok().filter(|b| *b > 0)?;
     let mut out = vec![0u8; 4 + bound];
     out[..4].copy_from_slice(&(text.len() as u32).to_le_bytes());
+    let attached = match dictionary.len() >= ATTACH_FROM {
+        true => Some(Some(loaded(dictionary)).filter(|l| !l.is_null())?),
+        false => None,
+    };
     let written = STREAM.with(|stream| {
         let mut stream = stream.borrow_mut();
         if stream.is_none() {
-            // SAFETY: no arguments; null on failure, checked.
-            let state = unsafe { LZ4_createStreamHC() };
-            if state.is_null() {
-                return 0;
-            }
-            *stream = Some(StreamHc(state));
+            *stream = StreamHc::new();
         }
         let Some(StreamHc(state)) = stream.as_ref() else {
             return 0;
         };
-        // SAFETY: `state` is a live HC state owned by this thread. The
-        // dictionary and the text are borrowed for the whole of these
-        // calls (the state refers to them only until the next reset); the
+        // SAFETY: `state` is a live HC state owned by this thread, and so
+        // is `attached`, which holds the same dictionary loaded and stays
+        // as it is until this thread's next call. The dictionary and the
+        // text are borrowed for the whole of these calls (the state refers
+        // to them, or to `attached`, only until the next reset); the
         // output has `bound` bytes after its length, which is
         // `LZ4_compressBound` of the text, so the compression fits.
         unsafe {
             LZ4_resetStreamHC_fast(*state, LEVEL);
-            if dictionary_size > 0 {
-                LZ4_loadDictHC(*state, dictionary.as_ptr().cast(), dictionary_size);
+            match attached {
+                Some(loaded) => LZ4_attach_HC_dictionary(*state, loaded.cast_const()),
+                None if dictionary_size > 0 => {
+                    LZ4_loadDictHC(*state, dictionary.as_ptr().cast(), dictionary_size);
+                }
+                None => {}
             }
             LZ4_compress_HC_continue(
                 *state,
@@ -206,7 +264,8 @@ mod tests {
         let dictionary = text(1, 2000);
         for (i, words) in [0, 1, 10, 300, 5000].into_iter().enumerate() {
             let original = text(i as u64 + 2, words);
-            for dictionary in [&[][..], &dictionary[..]] {
+            // None, one loaded each time, one loaded once and attached.
+            for dictionary in [&[][..], &dictionary[..1000], &dictionary[..]] {
                 let block = compress(&original, dictionary).unwrap();
                 let (size, rest) = split_size(&block).unwrap();
                 assert_eq!(size, original.len());
@@ -218,6 +277,20 @@ mod tests {
                 assert!(decompress_with_dictionary(rest, &mut out, dictionary));
                 assert_eq!(out, original);
             }
+        }
+        // Another long dictionary on the same thread takes the first's place.
+        let other = text(7, 3000);
+        assert!(other.len() >= ATTACH_FROM && dictionary.len() >= ATTACH_FROM);
+        let original = text(8, 500);
+        for dictionary in [&dictionary, &other, &dictionary] {
+            let block = compress(&original, dictionary).unwrap();
+            let mut out = vec![0; original.len()];
+            assert!(decompress_with_dictionary(
+                &block[4..],
+                &mut out,
+                dictionary
+            ));
+            assert_eq!(out, original);
         }
         // Text like the dictionary's shrinks further after it.
         let original = text(9, 300);
