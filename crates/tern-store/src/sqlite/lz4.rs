@@ -134,10 +134,14 @@ pub(crate) fn compress(text: &[u8], dictionary: &[u8]) -> Option<Vec<u8>> {
     let bound = usize::try_from(bound).ok().filter(|b| *b > 0)?;
     let mut out = vec![0u8; 4 + bound];
     out[..4].copy_from_slice(&(text.len() as u32).to_le_bytes());
-    let attached = match dictionary.len() >= ATTACH_FROM {
-        true => Some(Some(loaded(dictionary)).filter(|l| !l.is_null())?),
-        false => None,
-    };
+    let mut attached = None;
+    if dictionary.len() >= ATTACH_FROM {
+        let loaded = loaded(dictionary);
+        if loaded.is_null() {
+            return None;
+        }
+        attached = Some(loaded);
+    }
     let written = STREAM.with(|stream| {
         let mut stream = stream.borrow_mut();
         if stream.is_none() {
