@@ -374,11 +374,13 @@ pub async fn queue_partial_records_and_dead_workers(store: Arc<dyn Store>) {
     assert!(store.queue_list().await.unwrap().is_empty());
 
     // A claim held by a dead process is freed at once on request.
+    // Claimed at the clock's now: enqueued after `t`, it may be due only
+    // a second later (a loaded machine).
     let id = queue_for(&store, "held", &["z@remote.test"]).await;
-    let first = store.queue_claim(t, 600, 10).await.unwrap().remove(0);
+    let first = store.queue_claim(now(), 600, 10).await.unwrap().remove(0);
     assert_eq!(first.message.id, id);
     assert_eq!(store.queue_release_leases().await.unwrap(), 1);
-    let again = store.queue_claim(t, 600, 10).await.unwrap();
+    let again = store.queue_claim(now(), 600, 10).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_ne!(again[0].lease, first.lease);
 
