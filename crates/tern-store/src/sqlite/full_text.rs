@@ -408,11 +408,7 @@ mod tests {
     /// message itself: the answer does not change.
     #[tokio::test]
     async fn a_damaged_folded_body_is_matched_from_the_message() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("tern.db");
-        let store = crate::sqlite::test_store(&db);
-        let a = account(&store, "a@example.test").await;
-        let mb = inbox(&store, &a).await;
+        let (_dir, db, store, a, mb) = crate::sqlite::test_mailbox().await;
         let mut uids = Vec::new();
         for i in 0..12 {
             let pilot = if i % 11 == 0 { ", said the pilot" } else { "" };

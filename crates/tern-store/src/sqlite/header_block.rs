@@ -132,13 +132,9 @@ mod tests {
     /// text (before schema v23) or damaged (read from the message).
     #[tokio::test]
     async fn header_searches_read_packed_text_and_damaged_blocks() {
-        use crate::conformance::{account, deliver_to, inbox, message};
+        use crate::conformance::{deliver_to, message};
         use crate::SearchKey;
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("tern.db");
-        let store = crate::sqlite::test_store(&db);
-        let a = account(&store, "a@example.test").await;
-        let mb = inbox(&store, &a).await;
+        let (_dir, db, store, a, mb) = crate::sqlite::test_mailbox().await;
         let mut uids = Vec::new();
         for subject in ["Plans packed", "Plans as text", "Plans damaged", "Other"] {
             uids.push(deliver_to(&store, &a, message(subject, "body")).await.uid);

@@ -637,13 +637,9 @@ mod tests {
     /// lost all of them is left with few free pages once the store closes.
     #[tokio::test]
     async fn free_index_pages_are_given_back() {
-        use crate::conformance::{account, deliver_to, inbox, message, xorshift};
+        use crate::conformance::{deliver_to, message, xorshift};
         use crate::ExpungeFilter;
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("tern.db");
-        let store = crate::sqlite::test_store(&db);
-        let a = account(&store, "a@example.test").await;
-        let mb = inbox(&store, &a).await;
+        let (_dir, db, store, a, mb) = crate::sqlite::test_mailbox().await;
         let mut next = xorshift(7);
         let mut uids = Vec::new();
         for i in 0..300 {

@@ -270,6 +270,25 @@ pub(crate) fn test_store(db: &Path) -> std::sync::Arc<dyn crate::Store> {
     )
 }
 
+/// A store in a temporary directory (removed when dropped: keep it while
+/// the store is used), its database's path, the store, the account
+/// `a@example.test` and its INBOX, for tests.
+#[cfg(test)]
+pub(crate) async fn test_mailbox() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::sync::Arc<dyn crate::Store>,
+    crate::types::Account,
+    crate::types::Mailbox,
+) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let db = dir.path().join("tern.db");
+    let store = test_store(&db);
+    let account = crate::conformance::account(&store, "a@example.test").await;
+    let mailbox = crate::conformance::inbox(&store, &account).await;
+    (dir, db, store, account, mailbox)
+}
+
 /// Maps a rusqlite error with what was being done.
 pub(crate) fn db(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |e| StoreError::backend(context, e)

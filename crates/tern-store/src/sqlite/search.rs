@@ -591,12 +591,8 @@ mod tests {
     /// index of the old layout (text stored) is rebuilt, searchable all along.
     #[tokio::test]
     async fn copies_are_searchable_and_an_old_index_layout_is_rebuilt() {
-        use crate::conformance::{account, deliver_to, inbox, message};
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("tern.db");
-        let store = crate::sqlite::test_store(&db);
-        let a = account(&store, "a@example.test").await;
-        let mb = inbox(&store, &a).await;
+        use crate::conformance::{deliver_to, message};
+        let (_dir, db, store, a, mb) = crate::sqlite::test_mailbox().await;
         let d = deliver_to(&store, &a, message("Plans", "Meet at the lighthouse")).await;
         let archive = store.create_mailbox(a.id, "Archive2", None).await.unwrap();
         store
